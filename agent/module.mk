@@ -1,0 +1,1 @@
+# agent: sources added by the module owner.

@@ -1,0 +1,1 @@
+# controller: sources added by the module owner.

@@ -1,0 +1,1 @@
+# deploy/testbed: sources added by the module owner.

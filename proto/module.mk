@@ -1,0 +1,1 @@
+# proto: sources added by the module owner.

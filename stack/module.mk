@@ -1,0 +1,1 @@
+# stack: sources added by the module owner.

@@ -1,0 +1,25 @@
+/*
+ * Shared shape of every CUnit suite. A test file defines one
+ * struct fj_suite named fj_suite_NAME and lists NAME in suites.def.
+ */
+#ifndef FJ_TEST_H
+#define FJ_TEST_H
+
+#include <CUnit/CUnit.h>
+
+struct fj_test {
+	const char *name;
+	void (*fn)(void);
+};
+
+struct fj_suite {
+	const char *name;
+	int (*init)(void);	     /* may be NULL */
+	int (*cleanup)(void);	     /* may be NULL */
+	const struct fj_test *tests; /* ends with { NULL, NULL } */
+};
+
+/* Directory with the shared test data (kernel captures), or NULL. */
+const char *fj_test_shared_dir(void);
+
+#endif
