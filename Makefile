@@ -19,6 +19,8 @@ CPPFLAGS  += $(PKG_CFLAGS)
 LDLIBS    := $(PKG_LIBS) -lpthread -lm
 
 OBJ       := $(BUILD)/obj
+# Link line for programs: every project library in one group (order-free), then the system ones.
+LINK_LIBS = -Wl,--start-group $(LIBS_A) -Wl,--end-group $(LDLIBS)
 # Filled in by the module.mk files.
 BINS      :=
 LIBS_A    :=

@@ -3,7 +3,7 @@
 UNIT_SRCS += tests/unit/runner.c $(wildcard tests/unit/test_*.c) $(wildcard tests/sim/test_*.c)
 
 $(BUILD)/fjord-unit: $(call objs,$(UNIT_SRCS)) $(LIBS_A)
-	$(CC) $(LDFLAGS) -o $@ $(call objs,$(UNIT_SRCS)) $(LIBS_A) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(call objs,$(UNIT_SRCS)) $(LINK_LIBS)
 
 $(OBJ)/tests/unit/runner.o: tests/unit/suites.def
 
