@@ -20,20 +20,20 @@
 #define MPS_MPTCP_VERSION 1
 
 /* MP_CAPABLE: byte 2 = subtype | version, byte 3 = flags, then keys. */
-#define MPS_MPC_LEN_SYN	     4
-#define MPS_MPC_LEN_SYNACK   12
-#define MPS_MPC_LEN_ACK	     20
-#define MPS_MPC_LEN_DATA     22
+#define MPS_MPC_LEN_SYN	      4
+#define MPS_MPC_LEN_SYNACK    12
+#define MPS_MPC_LEN_ACK	      20
+#define MPS_MPC_LEN_DATA      22
 #define MPS_MPC_LEN_DATA_CSUM 24
-#define MPS_MPC_FLAG_A	     0x80 /* checksum required */
-#define MPS_MPC_FLAG_B	     0x40 /* extensibility, must be 0 */
-#define MPS_MPC_FLAG_C	     0x20 /* do not join to my source address and port */
-#define MPS_MPC_FLAGS_DG     0x1e /* unassigned */
-#define MPS_MPC_FLAG_H	     0x01 /* HMAC-SHA256 */
-#define MPS_MPC_OFF_SKEY     4	  /* sender's key */
-#define MPS_MPC_OFF_RKEY     12	  /* receiver's key */
-#define MPS_MPC_OFF_DLEN     20	  /* data-level length */
-#define MPS_MPC_OFF_CSUM     22
+#define MPS_MPC_FLAG_A	      0x80 /* checksum required */
+#define MPS_MPC_FLAG_B	      0x40 /* extensibility, must be 0 */
+#define MPS_MPC_FLAG_C	      0x20 /* do not join to my source address and port */
+#define MPS_MPC_FLAGS_DG      0x1e /* unassigned */
+#define MPS_MPC_FLAG_H	      0x01 /* HMAC-SHA256 */
+#define MPS_MPC_OFF_SKEY      4	   /* sender's key */
+#define MPS_MPC_OFF_RKEY      12   /* receiver's key */
+#define MPS_MPC_OFF_DLEN      20   /* data-level length */
+#define MPS_MPC_OFF_CSUM      22
 
 /* MP_JOIN: B is the low bit of byte 2 in SYN and SYN/ACK. */
 #define MPS_JOIN_LEN_SYN    12
@@ -61,22 +61,22 @@
 /* REMOVE_ADDR: 3 + n address IDs. */
 #define MPS_RM_ADDR_MAX 8 /* what Linux accepts, and what we send at most */
 
-#define MPS_PRIO_LEN	   3
-#define MPS_PRIO_FLAG_B	   0x01
-#define MPS_FAIL_LEN	   12
-#define MPS_FASTCLOSE_LEN  12
-#define MPS_TCPRST_LEN	   4
-#define MPS_TCPRST_FLAGS   0x0f /* U V W T in the low nibble of byte 2 */
-#define MPS_TCPRST_FLAG_T  0x01 /* transient */
+#define MPS_PRIO_LEN	  3
+#define MPS_PRIO_FLAG_B	  0x01
+#define MPS_FAIL_LEN	  12
+#define MPS_FASTCLOSE_LEN 12
+#define MPS_TCPRST_LEN	  4
+#define MPS_TCPRST_FLAGS  0x0f /* U V W T in the low nibble of byte 2 */
+#define MPS_TCPRST_FLAG_T 0x01 /* transient */
 
 /* MP_TCPRST reason codes (RFC 8684 §3.6). */
-#define MPS_TCPRST_UNSPEC     0
-#define MPS_TCPRST_MPTCP_ERR  1
-#define MPS_TCPRST_RESOURCES  2
-#define MPS_TCPRST_ADMIN      3
-#define MPS_TCPRST_TOO_MUCH   4
-#define MPS_TCPRST_PERF	      5
-#define MPS_TCPRST_MIDDLEBOX  6
+#define MPS_TCPRST_UNSPEC    0
+#define MPS_TCPRST_MPTCP_ERR 1
+#define MPS_TCPRST_RESOURCES 2
+#define MPS_TCPRST_ADMIN     3
+#define MPS_TCPRST_TOO_MUCH  4
+#define MPS_TCPRST_PERF	     5
+#define MPS_TCPRST_MIDDLEBOX 6
 
 #define MPS_MPTCP_OPT_MAX 40 /* no option is longer than the TCP option space */
 
