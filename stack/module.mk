@@ -5,3 +5,9 @@ LIBS_A += $(BUILD)/libmps.a
 $(BUILD)/libmps.a: $(call objs,$(MPS_SRCS))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
+
+# Fuzz targets owned by the stack (tests/fuzz/).
+FUZZ_TARGETS += fuzz_mptcp_opt
+FUZZ_SRCS_fuzz_mptcp_opt := stack/mps_opt.c
+# The generic fuzz rule only knows the target's own .c; rebuild when the code under test changes.
+$(BUILD)/fuzz/fuzz_mptcp_opt: $(FUZZ_SRCS_fuzz_mptcp_opt) stack/mps_opt.h stack/prot/mptcp.h stack/prot/tcp.h

@@ -159,6 +159,8 @@ static int parse_dss(const uint8_t *p, size_t len, struct mps_opt_dss *d, enum m
 	size_t base, off = MPS_DSS_LEN_BASE;
 	int rc;
 
+	if (len < MPS_DSS_LEN_BASE)
+		return reject(err, MPS_OPT_E_DSS_LEN);
 	/* Reserved bits are ignored on receipt (RFC 8684 §3.3). */
 	d->flags = p[3] & MPS_DSS_FLAGS_ALL;
 	rc = dss_flags_check(d->flags, err);

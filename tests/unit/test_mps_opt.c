@@ -239,6 +239,8 @@ static void test_dss_lengths(void)
 		b[1] = legal[i].len + 1;
 		CU_ASSERT_EQUAL(parse_err(b, legal[i].len + 1u, ACK), MPS_OPT_E_DSS_LEN);
 	}
+	b[1] = 3; /* no room for the flags byte (found by fuzz_mptcp_opt) */
+	CU_ASSERT_EQUAL(parse_err(b, 3, ACK), MPS_OPT_E_DSS_LEN);
 	b[3] = 0x01;
 	b[1] = 10; /* a 2-byte checksum with no mapping */
 	CU_ASSERT_EQUAL(parse_err(b, 10, ACK), MPS_OPT_E_DSS_LEN);
