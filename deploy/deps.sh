@@ -7,7 +7,8 @@ PKGS="make gcc pkg-config clang clang-format libclang-rt-14-dev
 libcurl4-openssl-dev libmicrohttpd-dev libconfig-dev
 libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3 python3-protobuf
 libcunit1-dev libsqlite3-dev sqlite3 libjansson-dev libssl-dev libpcap-dev
-iproute2 iptables iperf3 tshark ethtool curl procps psmisc"
+iproute2 iptables iperf3 tshark ethtool curl procps psmisc
+iputils-ping"
 
 missing=""
 for p in $PKGS; do
