@@ -1,0 +1,793 @@
+/*
+ * fjord experiments: create (from flags or a JSON file), list, show, cancel.
+ *
+ * Flags are turned into the JSON form of an ExperimentSpec with jansson and
+ * then decoded by proto/pbjson, so that the CLI sends exactly what a --file
+ * user would and every spec is checked by the same mapping before it leaves.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "fjord.pb-c.h"
+#include "pbjson.h"
+
+#define CLI_DEFAULT_MESSAGE_BYTES 100
+#define CLI_DEFAULT_MESSAGES	  10
+#define CLI_MAX_PAIRS		  256
+
+static const char exp_help[] =
+	"Usage: fjord experiments create ...   (see 'fjord experiments create --help')\n"
+	"       fjord experiments list\n"
+	"       fjord experiments show ID\n"
+	"       fjord experiments cancel ID\n"
+	"\n"
+	"Cancelling an experiment cancels its runs that have not finished.\n"
+	"\n" CLI_GLOBAL_HELP;
+
+static const char create_help[] =
+	"Usage: fjord experiments create --type echo (--pairs A:B[,C:D] | --all-site-pairs\n"
+	"           [--sites s1,s2]) [options]\n"
+	"       fjord experiments create --file spec.json [--dry-run]\n"
+	"\n"
+	"Targets:\n"
+	"  --pairs A:B[,C:D]    client:server pairs; each side is an agent ID, SITE/NODE,\n"
+	"                       or a site with exactly one agent\n"
+	"  --all-site-pairs     every ordered pair of sites (one agent per site)\n"
+	"  --sites s1,s2        limit --all-site-pairs to these sites\n"
+	"  --per-path           one run per local ISP x remote ISP x family (default:\n"
+	"                       one multipath run over every selected path)\n"
+	"  --isps I1,I2         use only these ISPs on both ends\n"
+	"  --local-isps, --remote-isps I1,I2   the same for one end\n"
+	"  --family ipv4,ipv6   address families (default ipv4)\n"
+	"Stack:\n"
+	"  --stack kernel,tcp,bundled   one run per stack (default kernel)\n"
+	"  --scheduler S --congestion-control C --path-manager P --checksums\n"
+	"Schedule (default: one run now):\n"
+	"  --count N --interval S   N runs, one every S (30, 30s, 5m, 2h)\n"
+	"  --until TIME             periodic: no run starts after TIME (instead of --count)\n"
+	"  --at TIME                first (or only) run at TIME: RFC 3339 UTC, epoch ms,\n"
+	"                           now, or +DURATION\n"
+	"  --jitter S               random start jitter in [0, S]\n"
+	"  --deadline S             a run must finish S after it is due\n"
+	"  --pickup S               a due run must be picked up within S\n"
+	"  --share-links            runs may share links with other runs\n"
+	"Type echo:\n"
+	"  --message-bytes N        size of each message (default 100)\n"
+	"  --messages N             messages per run (default 10)\n"
+	"Other:\n"
+	"  --name N                 a name for the experiment\n"
+	"  --file FILE              the whole ExperimentSpec as JSON (canonical proto3\n"
+	"                           mapping); excludes the flags above\n"
+	"  --dry-run                print the spec that would be sent and stop (agent\n"
+	"                           names in --pairs are not resolved)\n"
+	"\n" CLI_GLOBAL_HELP;
+
+enum {
+	OPT_TYPE = CLI_OPT_FIRST_LOCAL,
+	OPT_PAIRS,
+	OPT_ALL_SITE_PAIRS,
+	OPT_SITES,
+	OPT_PER_PATH,
+	OPT_ISPS,
+	OPT_LOCAL_ISPS,
+	OPT_REMOTE_ISPS,
+	OPT_FAMILY,
+	OPT_STACK,
+	OPT_SCHEDULER,
+	OPT_CC,
+	OPT_PM,
+	OPT_CHECKSUMS,
+	OPT_COUNT,
+	OPT_INTERVAL,
+	OPT_UNTIL,
+	OPT_AT,
+	OPT_JITTER,
+	OPT_DEADLINE,
+	OPT_PICKUP,
+	OPT_SHARE_LINKS,
+	OPT_MESSAGE_BYTES,
+	OPT_MESSAGES,
+	OPT_NAME,
+	OPT_FILE,
+	OPT_DRY_RUN,
+};
+
+static const struct option create_opts[] = {
+	CLI_GLOBAL_OPTIONS,
+	{ "type", required_argument, NULL, OPT_TYPE },
+	{ "pairs", required_argument, NULL, OPT_PAIRS },
+	{ "all-site-pairs", no_argument, NULL, OPT_ALL_SITE_PAIRS },
+	{ "sites", required_argument, NULL, OPT_SITES },
+	{ "per-path", no_argument, NULL, OPT_PER_PATH },
+	{ "isps", required_argument, NULL, OPT_ISPS },
+	{ "local-isps", required_argument, NULL, OPT_LOCAL_ISPS },
+	{ "remote-isps", required_argument, NULL, OPT_REMOTE_ISPS },
+	{ "family", required_argument, NULL, OPT_FAMILY },
+	{ "stack", required_argument, NULL, OPT_STACK },
+	{ "scheduler", required_argument, NULL, OPT_SCHEDULER },
+	{ "congestion-control", required_argument, NULL, OPT_CC },
+	{ "path-manager", required_argument, NULL, OPT_PM },
+	{ "checksums", no_argument, NULL, OPT_CHECKSUMS },
+	{ "count", required_argument, NULL, OPT_COUNT },
+	{ "interval", required_argument, NULL, OPT_INTERVAL },
+	{ "until", required_argument, NULL, OPT_UNTIL },
+	{ "at", required_argument, NULL, OPT_AT },
+	{ "jitter", required_argument, NULL, OPT_JITTER },
+	{ "deadline", required_argument, NULL, OPT_DEADLINE },
+	{ "pickup", required_argument, NULL, OPT_PICKUP },
+	{ "share-links", no_argument, NULL, OPT_SHARE_LINKS },
+	{ "message-bytes", required_argument, NULL, OPT_MESSAGE_BYTES },
+	{ "messages", required_argument, NULL, OPT_MESSAGES },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "file", required_argument, NULL, OPT_FILE },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* What the flags said; -1 / NULL = not given. */
+struct create_opts {
+	const char *type, *pairs, *sites, *isps, *local_isps, *remote_isps;
+	const char *families, *stacks, *scheduler, *cc, *pm, *name, *file;
+	int all_site_pairs, per_path, checksums, share_links, dry_run;
+	long long count, interval, jitter, deadline, pickup, msg_bytes, messages;
+	long long at_ms, until_ms;
+	int n_flags; /* spec flags given (for --file exclusivity) */
+};
+
+static int create_opt(struct cli *c, int opt, const char *arg, void *ctx)
+{
+	struct create_opts *o = ctx;
+	long long *num = NULL;
+	unsigned int v;
+	const char *name = NULL;
+
+	if (opt != OPT_FILE && opt != OPT_DRY_RUN)
+		o->n_flags++;
+	switch (opt) {
+	case OPT_TYPE:
+		o->type = arg;
+		return CLI_OK;
+	case OPT_PAIRS:
+		o->pairs = arg;
+		return CLI_OK;
+	case OPT_ALL_SITE_PAIRS:
+		o->all_site_pairs = 1;
+		return CLI_OK;
+	case OPT_SITES:
+		o->sites = arg;
+		return CLI_OK;
+	case OPT_PER_PATH:
+		o->per_path = 1;
+		return CLI_OK;
+	case OPT_ISPS:
+		o->isps = arg;
+		return CLI_OK;
+	case OPT_LOCAL_ISPS:
+		o->local_isps = arg;
+		return CLI_OK;
+	case OPT_REMOTE_ISPS:
+		o->remote_isps = arg;
+		return CLI_OK;
+	case OPT_FAMILY:
+		o->families = arg;
+		return CLI_OK;
+	case OPT_STACK:
+		o->stacks = arg;
+		return CLI_OK;
+	case OPT_SCHEDULER:
+		o->scheduler = arg;
+		return CLI_OK;
+	case OPT_CC:
+		o->cc = arg;
+		return CLI_OK;
+	case OPT_PM:
+		o->pm = arg;
+		return CLI_OK;
+	case OPT_CHECKSUMS:
+		o->checksums = 1;
+		return CLI_OK;
+	case OPT_SHARE_LINKS:
+		o->share_links = 1;
+		return CLI_OK;
+	case OPT_NAME:
+		o->name = arg;
+		return CLI_OK;
+	case OPT_FILE:
+		o->file = arg;
+		return CLI_OK;
+	case OPT_DRY_RUN:
+		o->dry_run = 1;
+		return CLI_OK;
+	case OPT_AT:
+		return cli_parse_time(c, "--at", arg, &o->at_ms);
+	case OPT_UNTIL:
+		return cli_parse_time(c, "--until", arg, &o->until_ms);
+	case OPT_COUNT:
+		num = &o->count;
+		name = "--count";
+		break;
+	case OPT_MESSAGE_BYTES:
+		num = &o->msg_bytes;
+		name = "--message-bytes";
+		break;
+	case OPT_MESSAGES:
+		num = &o->messages;
+		name = "--messages";
+		break;
+	case OPT_INTERVAL:
+	case OPT_JITTER:
+	case OPT_DEADLINE:
+	case OPT_PICKUP:
+		name = opt == OPT_INTERVAL   ? "--interval"
+		       : opt == OPT_JITTER   ? "--jitter"
+		       : opt == OPT_DEADLINE ? "--deadline"
+					     : "--pickup";
+		if (cli_parse_duration(c, name, arg, &v))
+			return CLI_USAGE;
+		*(opt == OPT_INTERVAL	? &o->interval
+		  : opt == OPT_JITTER	? &o->jitter
+		  : opt == OPT_DEADLINE ? &o->deadline
+					: &o->pickup) = v;
+		return CLI_OK;
+	default:
+		return -1;
+	}
+	if (cli_parse_u32(c, name, arg, &v))
+		return CLI_USAGE;
+	*num = v;
+	return CLI_OK;
+}
+
+/* ---- building the spec --------------------------------------------------- */
+
+/* Splits a comma list into a JSON array of strings; empty items are refused. */
+static int str_list(struct cli *c, const char *opt, const char *list, json_t **out)
+{
+	json_t *a = json_array();
+	const char *p = list;
+
+	if (!a)
+		return cli_fail(CLI_USAGE, "out of memory");
+	for (;;) {
+		size_t n = strcspn(p, ",");
+
+		if (n == 0) {
+			json_decref(a);
+			return cli_usage(c, "%s: empty item in '%s'", opt, list);
+		}
+		if (json_array_append_new(a, json_stringn(p, n)) != 0) {
+			json_decref(a);
+			return cli_fail(CLI_USAGE, "out of memory");
+		}
+		if (!p[n])
+			break;
+		p += n + 1;
+	}
+	*out = a;
+	return CLI_OK;
+}
+
+/* The same for enum values: each item is parsed and sent by its full name. */
+static int enum_list(struct cli *c, const char *opt, const ProtobufCEnumDescriptor *d,
+		     const char *list, json_t **out)
+{
+	json_t *names;
+	size_t i;
+	json_t *v;
+	int r;
+
+	r = str_list(c, opt, list, &names);
+	if (r != CLI_OK)
+		return r;
+	json_array_foreach(names, i, v)
+	{
+		const ProtobufCEnumValue *ev;
+		int num;
+
+		if (fj_pbjson_enum_parse(d, json_string_value(v), &num) != 0 || num == 0 ||
+		    !(ev = protobuf_c_enum_descriptor_get_value(d, num))) {
+			r = cli_usage(c, "%s: unknown value '%s'", opt, json_string_value(v));
+			json_decref(names);
+			return r;
+		}
+		json_array_set_new(names, i, json_string(ev->name));
+	}
+	*out = names;
+	return CLI_OK;
+}
+
+static int set_list(struct cli *c, json_t *obj, const char *key, const char *opt, const char *list,
+		    const ProtobufCEnumDescriptor *d)
+{
+	json_t *a;
+	int r;
+
+	if (!list)
+		return CLI_OK;
+	r = d ? enum_list(c, opt, d, list, &a) : str_list(c, opt, list, &a);
+	if (r == CLI_OK)
+		json_object_set_new(obj, key, a);
+	return r;
+}
+
+/* json_integer for a 64-bit field: the canonical mapping sends it as a string. */
+static json_t *json_int64(long long v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%lld", v);
+	return json_string(buf);
+}
+
+static int build_targets(struct cli *c, const struct create_opts *o, json_t *spec)
+{
+	json_t *t = json_object();
+	int r = CLI_OK;
+
+	json_object_set_new(spec, "targets", t);
+	if (o->pairs && o->all_site_pairs)
+		return cli_usage(c, "--pairs and --all-site-pairs exclude each other");
+	if (!o->pairs && !o->all_site_pairs)
+		return cli_usage(c, "give the targets: --pairs A:B or --all-site-pairs");
+	if (o->sites && !o->all_site_pairs)
+		return cli_usage(c, "--sites only limits --all-site-pairs");
+	if (o->isps && (o->local_isps || o->remote_isps))
+		return cli_usage(c, "--isps excludes --local-isps and --remote-isps");
+	if (o->all_site_pairs)
+		json_object_set_new(t, "allSitePairs", json_true());
+	if (o->per_path)
+		json_object_set_new(t, "perPath", json_true());
+	r = set_list(c, t, "sites", "--sites", o->sites, NULL);
+	if (r == CLI_OK)
+		r = set_list(c, t, "localIsps", o->isps ? "--isps" : "--local-isps",
+			     o->isps ? o->isps : o->local_isps, NULL);
+	if (r == CLI_OK)
+		r = set_list(c, t, "remoteIsps", o->isps ? "--isps" : "--remote-isps",
+			     o->isps ? o->isps : o->remote_isps, NULL);
+	if (r == CLI_OK)
+		r = set_list(c, t, "families", "--family", o->families,
+			     &fjord__v1__address_family__descriptor);
+	if (r != CLI_OK || !o->pairs)
+		return r;
+
+	json_t *pairs, *p;
+	size_t i;
+
+	r = str_list(c, "--pairs", o->pairs, &pairs);
+	if (r != CLI_OK)
+		return r;
+	if (json_array_size(pairs) > CLI_MAX_PAIRS) {
+		json_decref(pairs);
+		return cli_usage(c, "--pairs: more than %d pairs", CLI_MAX_PAIRS);
+	}
+	json_array_foreach(pairs, i, p)
+	{
+		const char *s = json_string_value(p), *colon = strchr(s, ':');
+		json_t *ap;
+
+		if (!colon || colon == s || !colon[1] || strchr(colon + 1, ':')) {
+			r = cli_usage(c, "--pairs: '%s' is not CLIENT:SERVER", s);
+			json_decref(pairs);
+			return r;
+		}
+		ap = json_pack("{s:s%,s:s}", "clientAgentId", s, (size_t)(colon - s),
+			       "serverAgentId", colon + 1);
+		json_array_set_new(pairs, i, ap);
+	}
+	json_object_set_new(t, "pairs", pairs);
+	return CLI_OK;
+}
+
+static int build_schedule(struct cli *c, const struct create_opts *o, json_t *spec)
+{
+	json_t *s = json_object();
+
+	json_object_set_new(spec, "schedule", s);
+	if (o->count == 0)
+		return cli_usage(c, "--count: must be at least 1");
+	if (o->count > 1 && o->interval < 0)
+		return cli_usage(c, "--count %lld needs --interval", o->count);
+	if (o->interval == 0)
+		return cli_usage(c, "--interval: must be at least 1 second");
+	if (o->interval > 0 && o->count < 0 && o->until_ms < 0)
+		return cli_usage(c, "a periodic experiment needs --count or --until");
+	if (o->until_ms >= 0 && o->interval < 0)
+		return cli_usage(c, "--until needs --interval");
+	if (o->until_ms >= 0 && o->at_ms >= 0 && o->until_ms <= o->at_ms)
+		return cli_usage(c, "--until is not after --at");
+	if (o->at_ms >= 0)
+		json_object_set_new(s, "startMs", json_int64(o->at_ms));
+	if (o->interval > 0)
+		json_object_set_new(s, "intervalS", json_integer(o->interval));
+	if (o->count > 0 && o->interval > 0)
+		json_object_set_new(s, "count", json_integer(o->count));
+	if (o->until_ms >= 0)
+		json_object_set_new(s, "endMs", json_int64(o->until_ms));
+	if (o->jitter >= 0)
+		json_object_set_new(s, "jitterS", json_integer(o->jitter));
+	return CLI_OK;
+}
+
+static int build_stack(struct cli *c, const struct create_opts *o, json_t *spec)
+{
+	json_t *st = json_object();
+
+	json_object_set_new(spec, "stack", st);
+	if (o->scheduler)
+		json_object_set_new(st, "scheduler", json_string(o->scheduler));
+	if (o->cc)
+		json_object_set_new(st, "congestionControl", json_string(o->cc));
+	if (o->pm)
+		json_object_set_new(st, "pathManager", json_string(o->pm));
+	if (o->checksums)
+		json_object_set_new(st, "checksums", json_true());
+	return set_list(c, st, "stacks", "--stack", o->stacks, &fjord__v1__stack__descriptor);
+}
+
+static int build_spec(struct cli *c, const struct create_opts *o, json_t **out)
+{
+	const ProtobufCEnumValue *ev;
+	json_t *spec;
+	int type, r;
+
+	if (!o->type)
+		return cli_usage(c, "--type is required (or --file)");
+	if (fj_pbjson_enum_parse(&fjord__v1__experiment_type__descriptor, o->type, &type) != 0 ||
+	    type == 0)
+		return cli_usage(c, "--type: unknown experiment type '%s'", o->type);
+	if (type != FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_ECHO)
+		return cli_usage(c,
+				 "--type %s: its parameters have no flags yet; "
+				 "give the whole spec with --file",
+				 o->type);
+	if ((o->msg_bytes >= 0 || o->messages >= 0) && (o->msg_bytes == 0 || o->messages == 0))
+		return cli_usage(c, "--message-bytes and --messages must be at least 1");
+	ev = protobuf_c_enum_descriptor_get_value(&fjord__v1__experiment_type__descriptor, type);
+	spec = json_object();
+	if (!spec)
+		return cli_fail(CLI_USAGE, "out of memory");
+	if (o->name)
+		json_object_set_new(spec, "name", json_string(o->name));
+	json_object_set_new(spec, "type", json_string(ev->name));
+	json_object_set_new(
+		spec, "echo",
+		json_pack("{s:I,s:I}", "messageBytes",
+			  (json_int_t)(o->msg_bytes >= 0 ? o->msg_bytes
+							 : CLI_DEFAULT_MESSAGE_BYTES),
+			  "count",
+			  (json_int_t)(o->messages >= 0 ? o->messages : CLI_DEFAULT_MESSAGES)));
+	if (o->share_links)
+		json_object_set_new(spec, "shareLinks", json_true());
+	if (o->deadline >= 0)
+		json_object_set_new(spec, "deadlineS", json_integer(o->deadline));
+	if (o->pickup >= 0)
+		json_object_set_new(spec, "pickupS", json_integer(o->pickup));
+	r = build_stack(c, o, spec);
+	if (r == CLI_OK)
+		r = build_targets(c, o, spec);
+	if (r == CLI_OK)
+		r = build_schedule(c, o, spec);
+	/* An empty message means the defaults; leave it out like the mapping would. */
+	if (json_object_size(json_object_get(spec, "stack")) == 0)
+		json_object_del(spec, "stack");
+	if (json_object_size(json_object_get(spec, "schedule")) == 0)
+		json_object_del(spec, "schedule");
+	if (r != CLI_OK) {
+		json_decref(spec);
+		return r;
+	}
+	*out = spec;
+	return CLI_OK;
+}
+
+static int read_spec_file(struct cli *c, const char *file, ProtobufCMessage **spec)
+{
+	char *text, err[256];
+	size_t len;
+	FILE *f;
+	int r;
+
+	f = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
+	if (!f)
+		return cli_usage(c, "--file: cannot open %s: %s", file, strerror(errno));
+	text = malloc(CLI_MAX_SPEC_FILE + 1);
+	if (!text) {
+		if (f != stdin)
+			fclose(f);
+		return cli_fail(CLI_USAGE, "out of memory");
+	}
+	len = fread(text, 1, CLI_MAX_SPEC_FILE + 1, f);
+	r = ferror(f);
+	if (f != stdin)
+		fclose(f);
+	if (r) {
+		free(text);
+		return cli_usage(c, "--file: cannot read %s", file);
+	}
+	if (len > CLI_MAX_SPEC_FILE) {
+		free(text);
+		return cli_usage(c, "--file: %s is larger than %u bytes", file, CLI_MAX_SPEC_FILE);
+	}
+	r = fj_pbjson_decode(&fjord__v1__experiment_spec__descriptor, text, len, CLI_MAX_SPEC_FILE,
+			     spec, err, sizeof(err));
+	free(text);
+	if (r != 0)
+		return cli_usage(c, "--file: %s is not a valid ExperimentSpec: %s", file, err);
+	return CLI_OK;
+}
+
+/* ---- agent names in --pairs ---------------------------------------------- */
+
+/*
+ * Finds the agent meant by ref: an agent ID, "SITE/NODE", or a site that has
+ * exactly one agent. Returns its ID (owned by al) or NULL after a message.
+ */
+static const char *resolve_agent(struct cli *c, const Fjord__V1__AgentList *al, const char *ref)
+{
+	const char *slash = strchr(ref, '/'), *found = NULL;
+	size_t n_site = 0;
+
+	for (size_t i = 0; i < al->n_agents; i++) {
+		if (strcmp(al->agents[i]->id, ref) == 0)
+			return al->agents[i]->id;
+	}
+	for (size_t i = 0; i < al->n_agents; i++) {
+		const Fjord__V1__Agent *a = al->agents[i];
+
+		if (slash && strlen(a->site) == (size_t)(slash - ref) &&
+		    strncmp(a->site, ref, (size_t)(slash - ref)) == 0 &&
+		    strcmp(a->node, slash + 1) == 0)
+			return a->id;
+		if (!slash && strcmp(a->site, ref) == 0) {
+			found = a->id;
+			n_site++;
+		}
+	}
+	if (n_site == 1)
+		return found;
+	if (n_site > 1)
+		cli_usage(c, "--pairs: site '%s' has %zu agents; name one as SITE/NODE or by ID",
+			  ref, n_site);
+	else
+		cli_usage(c, "--pairs: no agent '%s' (an agent ID, SITE/NODE, or a site)", ref);
+	return NULL;
+}
+
+static int resolve_pairs(struct cli *c, Fjord__V1__ExperimentSpec *spec)
+{
+	Fjord__V1__AgentList *al;
+	int r;
+
+	if (!spec->targets || spec->targets->n_pairs == 0)
+		return CLI_OK;
+	r = cli_get_msg(c, "/api/v1/agents", &fjord__v1__agent_list__descriptor,
+			(ProtobufCMessage **)&al);
+	if (r != CLI_OK)
+		return r;
+	for (size_t i = 0; r == CLI_OK && i < spec->targets->n_pairs; i++) {
+		Fjord__V1__AgentPair *p = spec->targets->pairs[i];
+		char **ends[2] = { &p->client_agent_id, &p->server_agent_id };
+
+		for (int k = 0; r == CLI_OK && k < 2; k++) {
+			const char *id = resolve_agent(c, al, *ends[k]);
+			char *copy = id ? strdup(id) : NULL;
+
+			if (!copy) {
+				r = id ? cli_fail(CLI_USAGE, "out of memory") : CLI_USAGE;
+				break;
+			}
+			/* The spec came from the unpacker, whose strings are
+			 * malloc'd one by one, so one can be swapped. */
+			free(*ends[k]);
+			*ends[k] = copy;
+		}
+	}
+	protobuf_c_message_free_unpacked(&al->base, NULL);
+	return r;
+}
+
+/* ---- create -------------------------------------------------------------- */
+
+static void print_created(struct cli *c, const Fjord__V1__Experiment *e);
+
+static int experiments_create(struct cli *c, int argc, char **argv)
+{
+	struct create_opts o = { .count = -1,
+				 .interval = -1,
+				 .jitter = -1,
+				 .deadline = -1,
+				 .pickup = -1,
+				 .msg_bytes = -1,
+				 .messages = -1,
+				 .at_ms = -1,
+				 .until_ms = -1 };
+	ProtobufCMessage *spec = NULL, *created = NULL;
+	char *body = NULL, err[256];
+	json_t *js = NULL;
+	int first, r;
+
+	r = cli_getopt(c, argc, argv, create_opts, create_help, create_opt, &o, &first);
+	if (r < 0)
+		return CLI_OK;
+	if (r != CLI_OK)
+		return r;
+	if (first < argc)
+		return cli_usage(c, "unexpected argument '%s'", argv[first]);
+	if (o.file && o.n_flags)
+		return cli_usage(c, "--file holds the whole spec; give no other spec flags");
+	if (o.file) {
+		r = read_spec_file(c, o.file, &spec);
+	} else {
+		r = build_spec(c, &o, &js);
+		if (r == CLI_OK && fj_pbjson_from_json(&fjord__v1__experiment_spec__descriptor, js,
+						       &spec, err, sizeof(err)) != 0)
+			r = cli_usage(c, "the flags make no valid spec: %s", err);
+		json_decref(js);
+	}
+	if (r == CLI_OK && o.dry_run) {
+		r = cli_print_json(spec);
+		protobuf_c_message_free_unpacked(spec, NULL);
+		return r;
+	}
+	if (r == CLI_OK)
+		r = resolve_pairs(c, (Fjord__V1__ExperimentSpec *)spec);
+	if (r == CLI_OK && fj_pbjson_encode(spec, 0, &body) != 0)
+		r = cli_fail(CLI_USAGE, "out of memory");
+	if (r == CLI_OK)
+		r = cli_call_msg(c, "POST", "/api/v1/experiments", body,
+				 &fjord__v1__experiment__descriptor, &created);
+	if (r == CLI_OK) {
+		if (c->fmt == CLI_FMT_JSON)
+			r = cli_print_json(created);
+		else
+			print_created(c, (Fjord__V1__Experiment *)created);
+	}
+	free(body);
+	if (spec)
+		protobuf_c_message_free_unpacked(spec, NULL);
+	if (created)
+		protobuf_c_message_free_unpacked(created, NULL);
+	return r;
+}
+
+/* ---- list, show, cancel -------------------------------------------------- */
+
+static const char *const exp_hdr[] = { "ID",	    "NAME",	  "TYPE",  "STATE",
+				       "RUNS_DONE", "RUNS_TOTAL", "OWNER", "CREATED" };
+#define EXP_COLS 8
+
+static int exp_row(struct cli_table *t, const Fjord__V1__Experiment *e)
+{
+	char eb1[16], eb2[16], done[16], total[16], created[32];
+	const char *row[EXP_COLS];
+
+	snprintf(done, sizeof(done), "%u", e->runs_done);
+	snprintf(total, sizeof(total), "%u", e->runs_total);
+	row[0] = e->id;
+	row[1] = e->spec && *e->spec->name ? e->spec->name : NULL;
+	row[2] = cli_enum(&fjord__v1__experiment_type__descriptor, e->spec ? e->spec->type : 0, eb1,
+			  sizeof(eb1));
+	row[3] = cli_enum(&fjord__v1__experiment_state__descriptor, e->state, eb2, sizeof(eb2));
+	row[4] = done;
+	row[5] = total;
+	row[6] = *e->owner ? e->owner : NULL;
+	row[7] = cli_time(e->created_ms, created, sizeof(created));
+	return cli_table_add(t, row);
+}
+
+static int print_experiments(struct cli *c, Fjord__V1__Experiment *const *e, size_t n)
+{
+	struct cli_table *t = cli_table_new(EXP_COLS, exp_hdr);
+
+	for (size_t i = 0; t && i < n; i++) {
+		if (exp_row(t, e[i]) != 0) {
+			cli_table_free(t);
+			t = NULL;
+		}
+	}
+	if (!t)
+		return cli_fail(CLI_SERVER, "out of memory");
+	cli_table_print(t, c->fmt, stdout);
+	cli_table_free(t);
+	return CLI_OK;
+}
+
+static void print_created(struct cli *c, const Fjord__V1__Experiment *e)
+{
+	if (c->fmt == CLI_FMT_CSV) {
+		print_experiments(c, (Fjord__V1__Experiment *const *)&e, 1);
+		return;
+	}
+	printf("created experiment %s with %u runs\n", e->id, e->runs_total);
+	printf("  its runs:     fjord runs --experiment %s\n", e->id);
+	printf("  its results:  fjord results --experiment %s\n", e->id);
+	printf("  cancel it:    fjord experiments cancel %s\n", e->id);
+}
+
+static int experiments_list(struct cli *c)
+{
+	Fjord__V1__ExperimentList *el;
+	int r;
+
+	r = cli_get_msg(c, "/api/v1/experiments", &fjord__v1__experiment_list__descriptor,
+			(ProtobufCMessage **)&el);
+	if (r != CLI_OK)
+		return r;
+	if (c->fmt == CLI_FMT_JSON)
+		r = cli_print_json(&el->base);
+	else
+		r = print_experiments(c, el->experiments, el->n_experiments);
+	protobuf_c_message_free_unpacked(&el->base, NULL);
+	return r;
+}
+
+/* show and cancel: one experiment by ID. */
+static int experiments_one(struct cli *c, const char *id, int cancel)
+{
+	ProtobufCMessage *msg;
+	char path[512], *esc;
+	int r;
+
+	esc = cli_escape(id);
+	if (!esc)
+		return cli_fail(CLI_USAGE, "out of memory");
+	snprintf(path, sizeof(path), "/api/v1/experiments/%s%s", esc, cancel ? "/cancel" : "");
+	free(esc);
+	r = cli_call_msg(c, cancel ? "POST" : "GET", path, NULL, &fjord__v1__experiment__descriptor,
+			 &msg);
+	if (r != CLI_OK)
+		return r;
+	if (c->fmt == CLI_FMT_JSON) {
+		r = cli_print_json(msg);
+	} else {
+		Fjord__V1__Experiment *e = (Fjord__V1__Experiment *)msg;
+
+		r = print_experiments(c, &e, 1);
+		if (r == CLI_OK && c->fmt == CLI_FMT_TABLE && !cancel && e->spec) {
+			/* The spec in full: it is what the runs were made from. */
+			printf("\nspec:\n");
+			r = cli_print_json(&e->spec->base);
+		}
+	}
+	protobuf_c_message_free_unpacked(msg, NULL);
+	return r;
+}
+
+static const struct option plain_opts[] = { CLI_GLOBAL_OPTIONS, { NULL, 0, NULL, 0 } };
+
+int cli_cmd_experiments(struct cli *c, int argc, char **argv)
+{
+	const char *sub;
+	int first, r;
+
+	/* "create" has its own options; look for it before parsing. */
+	if (argc >= 2 && strcmp(argv[1], "create") == 0) {
+		c->cmd = "experiments create";
+		return experiments_create(c, argc - 1, argv + 1);
+	}
+	r = cli_getopt(c, argc, argv, plain_opts, exp_help, NULL, NULL, &first);
+	if (r < 0)
+		return CLI_OK;
+	if (r != CLI_OK)
+		return r;
+	if (first >= argc)
+		return cli_usage(c, "which subcommand: create, list, show or cancel?");
+	sub = argv[first];
+	if (strcmp(sub, "list") == 0) {
+		c->cmd = "experiments list";
+		if (argc - first != 1)
+			return cli_usage(c, "'experiments list' takes no argument");
+		return experiments_list(c);
+	}
+	if (strcmp(sub, "show") == 0 || strcmp(sub, "cancel") == 0) {
+		c->cmd = strcmp(sub, "show") == 0 ? "experiments show" : "experiments cancel";
+		if (argc - first != 2)
+			return cli_usage(c, "'%s' needs exactly one experiment ID", c->cmd);
+		return experiments_one(c, argv[first + 1], strcmp(sub, "cancel") == 0);
+	}
+	if (strcmp(sub, "create") == 0)
+		return cli_usage(c, "put the global options after 'create'");
+	return cli_usage(c, "unknown subcommand '%s' (create, list, show or cancel)", sub);
+}

@@ -1,0 +1,177 @@
+# Shared helpers for the CLI and end-to-end scripts: a temporary directory,
+# a controller and agents on 127.0.0.1, user tokens. Sourced, not run. Every
+# process started here is killed and the directory removed on exit.
+
+FJ_BUILD=${FJ_BUILD:-build}
+FJ_PIDS=""
+T=""
+
+fj_die()
+{
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+fj_log()
+{
+	echo "[$(date +%H:%M:%S)] $*"
+}
+
+fj_cleanup()
+{
+	for p in $FJ_PIDS; do
+		kill -9 "$p" 2>/dev/null
+	done
+	for p in $FJ_PIDS; do
+		wait "$p" 2>/dev/null
+	done
+	if [ -n "$T" ] && [ -z "${FJ_KEEP_TMP:-}" ]; then
+		rm -rf "$T"
+	fi
+}
+
+fj_tmpdir()
+{
+	T=$(mktemp -d "${TMPDIR:-/tmp}/fjord-test.XXXXXX") || fj_die "mktemp"
+	trap fj_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on right now.
+fj_free_port()
+{
+	python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+fj_pid_drop()
+{
+	np=""
+	for p in $FJ_PIDS; do
+		[ "$p" = "$1" ] || np="$np $p"
+	done
+	FJ_PIDS=$np
+}
+
+# Secrets of the two test sites (the controller wants at least 16 characters).
+FJ_SECRET_OSLO=oslo-enrollment-secret-1
+FJ_SECRET_BERGEN=bergen-enrollment-secret-2
+
+# fj_controller_config: writes $T/controller.cfg for 127.0.0.1:$FJ_PORT with
+# its data in $T/ctl (kept across restarts).
+fj_controller_config()
+{
+	[ -n "${FJ_PORT:-}" ] || FJ_PORT=$(fj_free_port)
+	FJ_URL="http://127.0.0.1:$FJ_PORT"
+	mkdir -p "$T/ctl"
+	cat >"$T/controller.cfg" <<CFG
+listen = "127.0.0.1";
+port = $FJ_PORT;
+data_dir = "$T/ctl";
+long_poll_max_s = 5;
+log_level = "info";
+sites = (
+	{ name = "oslo"; secret = "$FJ_SECRET_OSLO"; },
+	{ name = "bergen"; secret = "$FJ_SECRET_BERGEN"; }
+);
+CFG
+}
+
+fj_wait_healthy()
+{
+	i=0
+	while ! curl -fsS -o /dev/null --max-time 2 "$FJ_URL/healthz" 2>/dev/null; do
+		i=$((i + 1))
+		if [ $i -gt 100 ] || ! kill -0 "$FJ_CTL_PID" 2>/dev/null; then
+			tail -n 20 "$T/controller.log" >&2
+			fj_die "controller did not come up on $FJ_URL"
+		fi
+		sleep 0.1
+	done
+}
+
+# Starts the controller (appending to $T/controller.log); sets FJ_CTL_PID.
+fj_controller_start()
+{
+	[ -f "$T/controller.cfg" ] || fj_controller_config
+	"$FJ_BUILD/fjord-controller" -c "$T/controller.cfg" >>"$T/controller.log" 2>&1 &
+	FJ_CTL_PID=$!
+	FJ_PIDS="$FJ_PIDS $FJ_CTL_PID"
+	fj_wait_healthy
+}
+
+fj_controller_stop()
+{
+	kill -TERM "$FJ_CTL_PID" 2>/dev/null
+	wait "$FJ_CTL_PID" 2>/dev/null
+	fj_pid_drop "$FJ_CTL_PID"
+}
+
+fj_controller_kill9()
+{
+	kill -9 "$FJ_CTL_PID" 2>/dev/null
+	wait "$FJ_CTL_PID" 2>/dev/null
+	fj_pid_drop "$FJ_CTL_PID"
+}
+
+# Prints a new user API token with role $1.
+fj_token()
+{
+	"$FJ_BUILD/fjord-controller" -c "$T/controller.cfg" token create --role "$1" \
+		--name "test-$1" 2>>"$T/controller.log" | tail -n 1
+}
+
+# fj_agent_config SITE RESPONDER_PORT: writes $T/agent-SITE.cfg. Both agents
+# run on this host, so their interfaces are the loopback device under two ISP
+# labels each, and their responders listen on different ports.
+fj_agent_config()
+{
+	site=$1
+	rport=$2
+	case $site in
+	oslo) secret=$FJ_SECRET_OSLO ;;
+	bergen) secret=$FJ_SECRET_BERGEN ;;
+	*) fj_die "no secret for site $site" ;;
+	esac
+	mkdir -p "$T/agent-$site/state" "$T/agent-$site/spool"
+	cat >"$T/agent-$site.cfg" <<CFG
+controller_url = "$FJ_URL";
+site = "$site";
+node = "node1";
+enrollment_secret = "$secret";
+state_dir = "$T/agent-$site/state";
+spool_dir = "$T/agent-$site/spool";
+poll_wait_s = 5;
+responder_port = $rport;
+responder_addresses = [ "127.0.0.1" ];
+backoff_base_ms = 100;
+backoff_max_ms = 1000;
+log_level = "info";
+interfaces = (
+	{ name = "lo"; isp = "loopnet"; link_type = "emulated"; }
+);
+CFG
+}
+
+# fj_agent_start SITE: starts the agent of SITE; sets FJ_AGENT_PID_SITE.
+fj_agent_start()
+{
+	"$FJ_BUILD/fjord-agent" -c "$T/agent-$1.cfg" >>"$T/agent-$1.log" 2>&1 &
+	eval "FJ_AGENT_PID_$1=$!"
+	FJ_PIDS="$FJ_PIDS $!"
+}
+
+# fj_wait_for SECONDS CMD...: retries CMD every 0.5 s until it succeeds.
+fj_wait_for()
+{
+	limit=$1
+	shift
+	end=$(($(date +%s) + limit))
+	while ! "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -lt "$end" ] || return 1
+		sleep 0.5
+	done
+	return 0
+}
