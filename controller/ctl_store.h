@@ -35,6 +35,11 @@ const char *ctl_store_errmsg(void);
 int ctl_store_schema_version(struct ctl_store *st);
 /* Size of the database files in bytes (for /metrics). */
 int64_t ctl_store_size(struct ctl_store *st);
+/*
+ * Added by the store: an agent is reported online while its last poll is at
+ * most window_ms old (default 120000). Does not change any stored data.
+ */
+void ctl_store_set_online_window(struct ctl_store *st, int64_t window_ms);
 
 /* ---- users and sites ---------------------------------------------------- */
 
@@ -98,19 +103,18 @@ int ctl_store_runs_by_state(struct ctl_store *st, uint32_t state_mask, size_t li
 /* Filters for run and result queries; NULL / 0 fields do not filter. */
 struct ctl_query {
 	const char *experiment_id;
-	const char *site;       /* client or server site */
-	const char *isp;        /* local or remote ISP of any path */
+	const char *site; /* client or server site */
+	const char *isp;  /* local or remote ISP of any path */
 	Fjord__V1__AddressFamily family;
 	Fjord__V1__Stack stack;
-	uint32_t state_mask;    /* 0 = any state */
+	uint32_t state_mask;	/* 0 = any state */
 	int64_t from_ms, to_ms; /* due time in [from, to) */
-	const char *agent_id;   /* client or server agent */
-	size_t limit;           /* 0 = 1000 */
+	const char *agent_id;	/* client or server agent */
+	size_t limit;		/* 0 = 1000 */
 	size_t offset;
 };
 
-int ctl_store_runs_query(struct ctl_store *st, const struct ctl_query *q,
-			 Fjord__V1__RunList **out);
+int ctl_store_runs_query(struct ctl_store *st, const struct ctl_query *q, Fjord__V1__RunList **out);
 
 /* ---- results ------------------------------------------------------------ */
 
@@ -118,9 +122,15 @@ int ctl_store_runs_query(struct ctl_store *st, const struct ctl_query *q,
  * Stores a result for its run (res->run_id) from agent_id and moves the run to
  * SUCCEEDED or FAILED by res->ok. Storing the same result again is not an
  * error: *duplicate is set instead. -ENOENT if no such run.
+ * Store details: one result per (run, agent); agent_id must be the run's
+ * client or server agent (-EPERM otherwise); a different result from the
+ * same agent for the same run is -EEXIST. Only the client agent's result
+ * moves the run (and only out of pending/waiting/dispatched/running: a run
+ * that was missed, failed by deadline or cancelled keeps that outcome) and
+ * feeds its metrics to aggregates; the server's is stored alongside.
  */
-int ctl_store_result_put(struct ctl_store *st, const Fjord__V1__Result *res,
-			 const char *agent_id, int64_t now_ms, int *duplicate);
+int ctl_store_result_put(struct ctl_store *st, const Fjord__V1__Result *res, const char *agent_id,
+			 int64_t now_ms, int *duplicate);
 /* The same, but returns at once; done(arg, err, duplicate) runs on the
  * writer thread once the result is durable (or failed). */
 int ctl_store_result_put_async(struct ctl_store *st, const Fjord__V1__Result *res,

@@ -1,8 +1,9 @@
 # controller/: fjord-controller and the fjord CLI.
 # Store and scheduler sources (CTL_CORE_SRCS) and HTTP sources (CTL_HTTP_SRCS)
 # form libfjctl.a, which the unit tests link too.
-CTL_CORE_SRCS :=
+CTL_CORE_SRCS := controller/store_sqlite.c controller/store_sqlite_runs.c controller/store_sqlite_results.c
 CTL_HTTP_SRCS :=
+CPPFLAGS += -Icontroller
 
 LIBS_A := $(BUILD)/libfjctl.a $(LIBS_A)
 

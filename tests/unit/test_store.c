@@ -1,0 +1,640 @@
+/*
+ * Suite "store": the SQLite store behind controller/ctl_store.h. Every test
+ * works on a fresh database in its own temporary directory, removed at the
+ * end.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ctl_store.h"
+#include "fj_test.h"
+#include "store_sqlite.h"
+
+#define RS(x) FJORD__V1__RUN_STATE__RUN_STATE_##x
+
+static char tdir[256];
+static char dbpath[300];
+
+static void tmp_setup(void)
+{
+	const char *base = getenv("TMPDIR");
+
+	snprintf(tdir, sizeof(tdir), "%s/fjord-store-XXXXXX", base && *base ? base : "/tmp");
+	CU_ASSERT_FATAL(mkdtemp(tdir) != NULL);
+	snprintf(dbpath, sizeof(dbpath), "%s/ctl.db", tdir);
+}
+
+static void tmp_cleanup(void)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
+	char p[320];
+	size_t i;
+
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", dbpath, sfx[i]);
+		unlink(p);
+	}
+	rmdir(tdir);
+}
+
+static const char H1[] = "1111111111111111111111111111111111111111111111111111111111111111";
+static const char H2[] = "2222222222222222222222222222222222222222222222222222222222222222";
+static const char H3[] = "3333333333333333333333333333333333333333333333333333333333333333";
+
+/* Enrolls an agent on site with one interface per ISP in isps (NULL ends). */
+static char *enroll(struct ctl_store *st, const char *site, const char *node, const char *hash,
+		    const char *const *isps)
+{
+	Fjord__V1__EnrollRequest req = FJORD__V1__ENROLL_REQUEST__INIT;
+	Fjord__V1__Interface ifs[4], *ifp[4];
+	char names[4][16], addrs[4][2][48];
+	char *addr_p[4][2];
+	char *id = NULL;
+	size_t n = 0;
+
+	for (; isps && isps[n] && n < 4; n++) {
+		fjord__v1__interface__init(&ifs[n]);
+		snprintf(names[n], sizeof(names[n]), "eth%zu", n);
+		snprintf(addrs[n][0], sizeof(addrs[n][0]), "10.%zu.%zu.2/24", n, strlen(site));
+		snprintf(addrs[n][1], sizeof(addrs[n][1]), "2001:db8:%zu::2/64", n);
+		addr_p[n][0] = addrs[n][0];
+		addr_p[n][1] = addrs[n][1];
+		ifs[n].name = names[n];
+		ifs[n].isp = (char *)isps[n];
+		ifs[n].addresses = addr_p[n];
+		ifs[n].n_addresses = 2;
+		ifs[n].up = 1;
+		ifp[n] = &ifs[n];
+	}
+	req.site = (char *)site;
+	req.node = (char *)node;
+	req.interfaces = ifp;
+	req.n_interfaces = n;
+	req.version = "1.0";
+	CU_ASSERT_EQUAL(ctl_store_agent_enroll(st, &req, hash, 1000, &id), 0);
+	return id;
+}
+
+/* A spec and an experiment with n runs between agents a and b, due at
+ * base + i * 1000, alternating stacks kernel/bundled and ISPs x/y. */
+static void make_experiment(struct ctl_store *st, const char *exp_id, const char *a, const char *b,
+			    size_t n, int64_t base)
+{
+	Fjord__V1__ExperimentSpec spec = FJORD__V1__EXPERIMENT_SPEC__INIT;
+	Fjord__V1__Experiment exp = FJORD__V1__EXPERIMENT__INIT;
+	Fjord__V1__Run runs[64], *rp[64];
+	Fjord__V1__Path paths[64], *pp[64];
+	char ids[64][64];
+	size_t i;
+
+	CU_ASSERT_FATAL(n <= 64);
+	spec.name = "t";
+	spec.type = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_ECHO;
+	exp.id = (char *)exp_id;
+	exp.spec = &spec;
+	exp.owner = "alice";
+	exp.created_ms = base;
+	for (i = 0; i < n; i++) {
+		fjord__v1__run__init(&runs[i]);
+		fjord__v1__path__init(&paths[i]);
+		snprintf(ids[i], sizeof(ids[i]), "%s.r%zu", exp_id, i);
+		paths[i].local_isp = i % 2 ? "y" : "x";
+		paths[i].remote_isp = "z";
+		paths[i].family = i % 3 == 2 ? FJORD__V1__ADDRESS_FAMILY__ADDRESS_FAMILY_IPV6
+					     : FJORD__V1__ADDRESS_FAMILY__ADDRESS_FAMILY_IPV4;
+		pp[i] = &paths[i];
+		runs[i].id = ids[i];
+		runs[i].experiment_id = (char *)exp_id;
+		runs[i].type = spec.type;
+		runs[i].stack = i % 2 ? FJORD__V1__STACK__STACK_BUNDLED
+				      : FJORD__V1__STACK__STACK_KERNEL;
+		runs[i].client_agent_id = (char *)a;
+		runs[i].server_agent_id = (char *)b;
+		runs[i].client_site = "oslo";
+		runs[i].server_site = "bergen";
+		runs[i].paths = &pp[i];
+		runs[i].n_paths = 1;
+		runs[i].state = RS(PENDING);
+		runs[i].sequence = (uint32_t)i;
+		runs[i].due_ms = base + (int64_t)i * 1000;
+		runs[i].deadline_ms = runs[i].due_ms + 300000;
+		rp[i] = &runs[i];
+	}
+	CU_ASSERT_EQUAL(ctl_store_experiment_create(st, &exp, rp, n), 0);
+}
+
+/* Opens a fresh store with agents on oslo (a) and bergen (b). */
+static struct ctl_store *fixture(char **a, char **b)
+{
+	static const char *const isp_a[] = { "x", "y", NULL };
+	static const char *const isp_b[] = { "z", NULL };
+	struct ctl_store *st = NULL;
+
+	tmp_setup();
+	CU_ASSERT_FATAL(ctl_store_open(dbpath, &st) == 0);
+	*a = enroll(st, "oslo", "n1", H1, isp_a);
+	*b = enroll(st, "bergen", "n1", H2, isp_b);
+	CU_ASSERT_FATAL(*a && *b);
+	return st;
+}
+
+static void fixture_end(struct ctl_store *st, char *a, char *b)
+{
+	ctl_store_close(st);
+	free(a);
+	free(b);
+	tmp_cleanup();
+}
+
+static __attribute__((unused)) int put_result(struct ctl_store *st, const char *run_id,
+					      const char *agent, int ok, double goodput,
+					      const char *sched, int *dup)
+{
+	Fjord__V1__Result res = FJORD__V1__RESULT__INIT;
+	Fjord__V1__Metric m = FJORD__V1__METRIC__INIT, *mp = &m;
+	Fjord__V1__Provenance prov = FJORD__V1__PROVENANCE__INIT;
+
+	res.run_id = (char *)run_id;
+	res.ok = ok;
+	res.error = ok ? "" : "boom";
+	m.name = "goodput_bps";
+	m.value = goodput;
+	res.metrics = &mp;
+	res.n_metrics = 1;
+	prov.scheduler = (char *)sched;
+	res.provenance = &prov;
+	return ctl_store_result_put(st, &res, agent, 5000, dup);
+}
+
+/* ---- migrations ----------------------------------------------------------- */
+
+static void test_migrate_fresh(void)
+{
+	struct ctl_store *st = NULL;
+
+	tmp_setup();
+	CU_ASSERT_EQUAL_FATAL(ctl_store_open(dbpath, &st), 0);
+	CU_ASSERT_EQUAL(ctl_store_schema_version(st), st_latest_version());
+	CU_ASSERT(st_latest_version() >= 3);
+	CU_ASSERT(ctl_store_size(st) > 0);
+	ctl_store_close(st);
+	/* Reopening a current database changes nothing. */
+	CU_ASSERT_EQUAL_FATAL(ctl_store_open(dbpath, &st), 0);
+	CU_ASSERT_EQUAL(ctl_store_schema_version(st), st_latest_version());
+	ctl_store_close(st);
+	tmp_cleanup();
+}
+
+static void test_migrate_existing(void)
+{
+	struct ctl_store *st = NULL;
+	Fjord__V1__Role role = 0;
+	sqlite3 *db;
+	char *name = NULL;
+
+	tmp_setup();
+	/* A database left at version 1 by an older controller, with data. */
+	CU_ASSERT_EQUAL_FATAL(ctl_store_open_version(dbpath, 1, &st), 0);
+	CU_ASSERT_EQUAL(ctl_store_schema_version(st), 1);
+	CU_ASSERT_EQUAL(ctl_store_token_add(st, H1, FJORD__V1__ROLE__ROLE_ADMIN, "root", 1), 0);
+	ctl_store_close(st);
+
+	CU_ASSERT_EQUAL_FATAL(ctl_store_open(dbpath, &st), 0);
+	CU_ASSERT_EQUAL(ctl_store_schema_version(st), st_latest_version());
+	CU_ASSERT_EQUAL(ctl_store_token_lookup(st, H1, &role, &name), 0);
+	CU_ASSERT_EQUAL(role, FJORD__V1__ROLE__ROLE_ADMIN);
+	CU_ASSERT_STRING_EQUAL(name, "root");
+	free(name);
+	ctl_store_close(st);
+
+	/* The tables of later versions exist now. */
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(dbpath, &db), SQLITE_OK);
+	CU_ASSERT_EQUAL(sqlite3_exec(db, "SELECT count(*) FROM metric; SELECT count(*) FROM trace",
+				     NULL, NULL, NULL),
+			SQLITE_OK);
+	/* A database from a newer controller is refused, not damaged. */
+	CU_ASSERT_EQUAL(sqlite3_exec(db, "UPDATE schema_version SET version = 99", NULL, NULL,
+				     NULL),
+			SQLITE_OK);
+	sqlite3_close(db);
+	st = NULL;
+	CU_ASSERT_EQUAL(ctl_store_open(dbpath, &st), -EPROTO);
+	CU_ASSERT_PTR_NULL(st);
+	CU_ASSERT(strstr(ctl_store_errmsg(), "newer") != NULL);
+	tmp_cleanup();
+}
+
+static void test_open_errors(void)
+{
+	struct ctl_store *st = NULL;
+
+	CU_ASSERT_EQUAL(ctl_store_open(NULL, &st), -EINVAL);
+	CU_ASSERT_EQUAL(ctl_store_open("", &st), -EINVAL);
+	CU_ASSERT_EQUAL(ctl_store_open("/nonexistent-dir/x/y.db", &st), -EIO);
+	CU_ASSERT_PTR_NULL(st);
+	ctl_store_close(NULL);
+}
+
+/* ---- tokens ------------------------------------------------------------------ */
+
+static void test_tokens(void)
+{
+	struct ctl_store *st = NULL;
+	Fjord__V1__Role role = 0;
+	char *name = NULL, longname[300];
+
+	tmp_setup();
+	CU_ASSERT_EQUAL_FATAL(ctl_store_open(dbpath, &st), 0);
+	CU_ASSERT_EQUAL(ctl_store_token_add(st, H1, FJORD__V1__ROLE__ROLE_VIEWER, "bob", 1), 0);
+	CU_ASSERT_EQUAL(ctl_store_token_add(st, H1, FJORD__V1__ROLE__ROLE_ADMIN, "eve", 1),
+			-EEXIST);
+	CU_ASSERT_EQUAL(ctl_store_token_add(st, H2, FJORD__V1__ROLE__ROLE_EXPERIMENTER, NULL, 1),
+			0);
+	CU_ASSERT_EQUAL(ctl_store_token_lookup(st, H1, &role, &name), 0);
+	CU_ASSERT_EQUAL(role, FJORD__V1__ROLE__ROLE_VIEWER);
+	CU_ASSERT_STRING_EQUAL(name, "bob");
+	free(name);
+	name = NULL;
+	CU_ASSERT_EQUAL(ctl_store_token_lookup(st, H2, &role, &name), 0);
+	CU_ASSERT_EQUAL(role, FJORD__V1__ROLE__ROLE_EXPERIMENTER);
+	CU_ASSERT_STRING_EQUAL(name, "");
+	free(name);
+	CU_ASSERT_EQUAL(ctl_store_token_lookup(st, H3, &role, &name), -ENOENT);
+	/* Bad arguments. */
+	CU_ASSERT_EQUAL(ctl_store_token_add(st, "abc", FJORD__V1__ROLE__ROLE_VIEWER, "x", 1),
+			-EINVAL);
+	CU_ASSERT_EQUAL(ctl_store_token_add(st,
+					    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+					    "AAAAAAAAAAAAAAAA",
+					    FJORD__V1__ROLE__ROLE_VIEWER, "x", 1),
+			-EINVAL);
+	CU_ASSERT_EQUAL(ctl_store_token_add(st, H3, FJORD__V1__ROLE__ROLE_UNSPECIFIED, "x", 1),
+			-EINVAL);
+	CU_ASSERT_EQUAL(ctl_store_token_add(st, H3, (Fjord__V1__Role)9, "x", 1), -EINVAL);
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	CU_ASSERT_EQUAL(ctl_store_token_add(st, H3, FJORD__V1__ROLE__ROLE_VIEWER, longname, 1),
+			-EINVAL);
+	CU_ASSERT(strstr(ctl_store_errmsg(), "longer") != NULL);
+	CU_ASSERT_EQUAL(ctl_store_token_add(st, H3, FJORD__V1__ROLE__ROLE_VIEWER, "a\nb", 1),
+			-EINVAL);
+	CU_ASSERT_EQUAL(ctl_store_token_lookup(st, NULL, &role, &name), -EINVAL);
+	CU_ASSERT_EQUAL(ctl_store_token_lookup(st, H3, NULL, &name), -EINVAL);
+	ctl_store_close(st);
+	tmp_cleanup();
+}
+
+/* ---- agents ------------------------------------------------------------------ */
+
+static void test_agents(void)
+{
+	static const char *const isps[] = { "telenor", "uninett", NULL };
+	Fjord__V1__PollRequest poll = FJORD__V1__POLL_REQUEST__INIT;
+	Fjord__V1__EnrollRequest bad = FJORD__V1__ENROLL_REQUEST__INIT;
+	Fjord__V1__Interface ifc = FJORD__V1__INTERFACE__INIT, *ifp = &ifc;
+	Fjord__V1__AgentList *list = NULL;
+	Fjord__V1__Agent *ag = NULL;
+	struct ctl_store *st = NULL;
+	char *id1, *id2, *id3, *x = NULL;
+	char *running[] = { "r1", "r2" };
+
+	tmp_setup();
+	CU_ASSERT_EQUAL_FATAL(ctl_store_open(dbpath, &st), 0);
+	id1 = enroll(st, "oslo", "n1", H1, isps);
+	id2 = enroll(st, "bergen", "n1", H2, isps);
+	CU_ASSERT_FATAL(id1 && id2);
+	CU_ASSERT_STRING_NOT_EQUAL(id1, id2);
+	/* Re-enrolling keeps the id and replaces the token. */
+	id3 = enroll(st, "oslo", "n1", H3, isps);
+	CU_ASSERT_STRING_EQUAL(id3, id1);
+	CU_ASSERT_EQUAL(ctl_store_agent_by_token(st, H1, &ag), -ENOENT);
+	CU_ASSERT_EQUAL_FATAL(ctl_store_agent_by_token(st, H3, &ag), 0);
+	CU_ASSERT_STRING_EQUAL(ag->id, id1);
+	CU_ASSERT_STRING_EQUAL(ag->site, "oslo");
+	CU_ASSERT_EQUAL(ag->n_interfaces, 2);
+	CU_ASSERT_STRING_EQUAL(ag->interfaces[1]->isp, "uninett");
+	CU_ASSERT_EQUAL(ag->enrolled_ms, 1000);
+	fjord__v1__agent__free_unpacked(ag, NULL);
+	/* A token already held by another agent is a conflict. */
+	CU_ASSERT_EQUAL(ctl_store_agent_enroll(st, &bad, H2, 1, &x), -EINVAL);
+	bad.site = "tromso";
+	bad.node = "n9";
+	bad.version = "";
+	bad.kernel_version = "";
+	CU_ASSERT_EQUAL(ctl_store_agent_enroll(st, &bad, H2, 1, &x), -EEXIST);
+	bad.site = "";
+	CU_ASSERT_EQUAL(ctl_store_agent_enroll(st, &bad, H3, 1, &x), -EINVAL);
+	CU_ASSERT_EQUAL(ctl_store_agent_enroll(st, NULL, H3, 1, &x), -EINVAL);
+
+	/* A poll replaces interfaces and running runs and stamps last_seen. */
+	ifc.name = "wwan0";
+	ifc.isp = "telia";
+	poll.interfaces = &ifp;
+	poll.n_interfaces = 1;
+	poll.running_run_ids = running;
+	poll.n_running_run_ids = 2;
+	poll.version = "1.1";
+	CU_ASSERT_EQUAL(ctl_store_agent_seen(st, id2, &poll, 7777), 0);
+	CU_ASSERT_EQUAL(ctl_store_agent_seen(st, "ag-nope", &poll, 7777), -ENOENT);
+	ifc.isp = "bad\x01isp";
+	CU_ASSERT_EQUAL(ctl_store_agent_seen(st, id2, &poll, 7777), -EINVAL);
+	CU_ASSERT_EQUAL_FATAL(ctl_store_agent_get(st, id2, &ag), 0);
+	CU_ASSERT_EQUAL(ag->n_interfaces, 1);
+	CU_ASSERT_STRING_EQUAL(ag->interfaces[0]->isp, "telia");
+	CU_ASSERT_EQUAL(ag->n_running_run_ids, 2);
+	CU_ASSERT_STRING_EQUAL(ag->version, "1.1");
+	CU_ASSERT_EQUAL(ag->last_seen_ms, 7777);
+	CU_ASSERT_FALSE(ag->online); /* 7777 ms after the epoch is long ago */
+	fjord__v1__agent__free_unpacked(ag, NULL);
+	CU_ASSERT_EQUAL(ctl_store_agent_get(st, "ag-nope", &ag), -ENOENT);
+	CU_ASSERT_EQUAL(ctl_store_agent_get(st, NULL, &ag), -EINVAL);
+
+	CU_ASSERT_EQUAL_FATAL(ctl_store_agent_list(st, &list), 0);
+	CU_ASSERT_EQUAL(list->n_agents, 2);
+	CU_ASSERT_STRING_EQUAL(list->agents[0]->site, "bergen");
+	CU_ASSERT_STRING_EQUAL(list->agents[1]->site, "oslo");
+	fjord__v1__agent_list__free_unpacked(list, NULL);
+	free(id1);
+	free(id2);
+	free(id3);
+	ctl_store_close(st);
+	tmp_cleanup();
+}
+
+/* ---- experiments and runs ------------------------------------------------- */
+
+static void test_experiments(void)
+{
+	Fjord__V1__ExperimentList *el = NULL;
+	Fjord__V1__Experiment *e = NULL, bad = FJORD__V1__EXPERIMENT__INIT;
+	Fjord__V1__Run *r = NULL;
+	char *a, *b;
+	size_t n = 99;
+	struct ctl_store *st = fixture(&a, &b);
+
+	make_experiment(st, "e1", a, b, 5, 100000);
+	make_experiment(st, "e2", b, a, 2, 200000);
+	make_experiment(st, "e3", a, b, 1, 1);
+	CU_ASSERT_EQUAL_FATAL(ctl_store_experiment_get(st, "e1", &e), 0);
+	CU_ASSERT_EQUAL(e->runs_total, 5);
+	CU_ASSERT_EQUAL(e->runs_done, 0);
+	CU_ASSERT_EQUAL(e->state, FJORD__V1__EXPERIMENT_STATE__EXPERIMENT_STATE_ACTIVE);
+	CU_ASSERT_STRING_EQUAL(e->owner, "alice");
+	CU_ASSERT_EQUAL(e->spec->type, FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_ECHO);
+	fjord__v1__experiment__free_unpacked(e, NULL);
+	CU_ASSERT_EQUAL(ctl_store_experiment_get(st, "zz", &e), -ENOENT);
+
+	bad.id = "e1";
+	CU_ASSERT_EQUAL(ctl_store_experiment_create(st, &bad, NULL, 0), -EINVAL); /* no spec */
+	e = NULL;
+	{
+		Fjord__V1__ExperimentSpec spec = FJORD__V1__EXPERIMENT_SPEC__INIT;
+		Fjord__V1__Run run = FJORD__V1__RUN__INIT, *rp = &run;
+
+		bad.spec = &spec;
+		CU_ASSERT_EQUAL(ctl_store_experiment_create(st, &bad, NULL, 0), -EEXIST);
+		/* A run naming an unknown agent rolls the whole experiment back. */
+		bad.id = "e9";
+		run.id = "e9.r0";
+		run.client_agent_id = "ag-ghost";
+		run.server_agent_id = b;
+		CU_ASSERT_EQUAL(ctl_store_experiment_create(st, &bad, &rp, 1), -ENOENT);
+		CU_ASSERT_EQUAL(ctl_store_experiment_get(st, "e9", &e), -ENOENT);
+		run.client_agent_id = "";
+		CU_ASSERT_EQUAL(ctl_store_experiment_create(st, &bad, &rp, 1), -EINVAL);
+		run.client_agent_id = a;
+		run.experiment_id = "other";
+		CU_ASSERT_EQUAL(ctl_store_experiment_create(st, &bad, &rp, 1), -EINVAL);
+	}
+	CU_ASSERT_EQUAL_FATAL(ctl_store_experiment_list(st, &el), 0);
+	CU_ASSERT_EQUAL(el->n_experiments, 3);
+	CU_ASSERT_STRING_EQUAL(el->experiments[0]->id, "e1");
+	CU_ASSERT_STRING_EQUAL(el->experiments[1]->id, "e2");
+	fjord__v1__experiment_list__free_unpacked(el, NULL);
+
+	CU_ASSERT_EQUAL_FATAL(ctl_store_run_get(st, "e1.r3", &r), 0);
+	CU_ASSERT_STRING_EQUAL(r->experiment_id, "e1");
+	CU_ASSERT_EQUAL(r->due_ms, 103000);
+	CU_ASSERT_EQUAL(r->state, RS(PENDING));
+	CU_ASSERT_EQUAL(r->n_paths, 1);
+	CU_ASSERT_STRING_EQUAL(r->paths[0]->local_isp, "y");
+	fjord__v1__run__free_unpacked(r, NULL);
+	CU_ASSERT_EQUAL(ctl_store_run_get(st, "e1.r99", &r), -ENOENT);
+
+	/* Cancel: pending and dispatched runs end, finished ones stay. */
+	CU_ASSERT_EQUAL(ctl_store_run_transition(st, "e1.r0", CTL_RUN_BIT(RS(PENDING)),
+						 RS(DISPATCHED), NULL, 1),
+			0);
+	CU_ASSERT_EQUAL(ctl_store_run_transition(st, "e1.r1", CTL_RUN_BIT(RS(PENDING)), RS(MISSED),
+						 "not picked up", 2),
+			0);
+	CU_ASSERT_EQUAL(ctl_store_experiment_cancel(st, "e1", "user said so", 50, &n), 0);
+	CU_ASSERT_EQUAL(n, 4);
+	CU_ASSERT_EQUAL_FATAL(ctl_store_run_get(st, "e1.r0", &r), 0);
+	CU_ASSERT_EQUAL(r->state, RS(CANCELLED));
+	CU_ASSERT_STRING_EQUAL(r->reason, "user said so");
+	CU_ASSERT_EQUAL(r->finished_ms, 50);
+	fjord__v1__run__free_unpacked(r, NULL);
+	CU_ASSERT_EQUAL_FATAL(ctl_store_run_get(st, "e1.r1", &r), 0);
+	CU_ASSERT_EQUAL(r->state, RS(MISSED));
+	CU_ASSERT_STRING_EQUAL(r->reason, "not picked up");
+	fjord__v1__run__free_unpacked(r, NULL);
+	CU_ASSERT_EQUAL_FATAL(ctl_store_experiment_get(st, "e1", &e), 0);
+	CU_ASSERT_EQUAL(e->state, FJORD__V1__EXPERIMENT_STATE__EXPERIMENT_STATE_CANCELLED);
+	CU_ASSERT_EQUAL(e->runs_done, 5);
+	fjord__v1__experiment__free_unpacked(e, NULL);
+	CU_ASSERT_EQUAL(ctl_store_experiment_cancel(st, "e1", NULL, 60, &n), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_EQUAL(ctl_store_experiment_cancel(st, "nope", NULL, 60, &n), -ENOENT);
+	CU_ASSERT_EQUAL(ctl_store_experiment_cancel(st, NULL, NULL, 60, &n), -EINVAL);
+
+	/* An experiment whose runs all ended is done. */
+	CU_ASSERT_EQUAL(ctl_store_run_transition(st, "e3.r0", CTL_RUN_BIT(RS(PENDING)), RS(FAILED),
+						 "x", 2),
+			0);
+	CU_ASSERT_EQUAL_FATAL(ctl_store_experiment_get(st, "e3", &e), 0);
+	CU_ASSERT_EQUAL(e->state, FJORD__V1__EXPERIMENT_STATE__EXPERIMENT_STATE_DONE);
+	fjord__v1__experiment__free_unpacked(e, NULL);
+	fixture_end(st, a, b);
+}
+
+static void test_transitions(void)
+{
+	Fjord__V1__RunList *l = NULL;
+	Fjord__V1__Run *r = NULL;
+	uint64_t counts[9];
+	char *a, *b;
+	struct ctl_store *st = fixture(&a, &b);
+	const uint32_t pend = CTL_RUN_BIT(RS(PENDING)), wait = CTL_RUN_BIT(RS(WAITING_LINKS));
+
+	make_experiment(st, "e1", a, b, 4, 1000);
+	CU_ASSERT_EQUAL(ctl_store_run_transition(st, "e1.r0", pend, RS(WAITING_LINKS), NULL, 10),
+			0);
+	CU_ASSERT_EQUAL(
+		ctl_store_run_transition(st, "e1.r0", pend | wait, RS(DISPATCHED), NULL, 20), 0);
+	/* Not in a from state: stale, nothing changes. */
+	CU_ASSERT_EQUAL(ctl_store_run_transition(st, "e1.r0", pend, RS(DISPATCHED), NULL, 30),
+			-ESTALE);
+	CU_ASSERT_EQUAL(ctl_store_run_transition(st, "e1.r0", CTL_RUN_BIT(RS(DISPATCHED)),
+						 RS(RUNNING), NULL, 40),
+			0);
+	CU_ASSERT_EQUAL(ctl_store_run_transition(st, "e1.r0", CTL_RUN_BIT(RS(RUNNING)), RS(FAILED),
+						 "deadline passed", 50),
+			0);
+	CU_ASSERT_EQUAL_FATAL(ctl_store_run_get(st, "e1.r0", &r), 0);
+	CU_ASSERT_EQUAL(r->state, RS(FAILED));
+	CU_ASSERT_EQUAL(r->dispatched_ms, 20);
+	CU_ASSERT_EQUAL(r->started_ms, 40);
+	CU_ASSERT_EQUAL(r->finished_ms, 50);
+	CU_ASSERT_STRING_EQUAL(r->reason, "deadline passed");
+	fjord__v1__run__free_unpacked(r, NULL);
+	CU_ASSERT_EQUAL(ctl_store_run_transition(st, "nope", pend, RS(FAILED), NULL, 1), -ENOENT);
+	CU_ASSERT_EQUAL(ctl_store_run_transition(st, "e1.r1", 0, RS(FAILED), NULL, 1), -EINVAL);
+	CU_ASSERT_EQUAL(ctl_store_run_transition(st, "e1.r1", 1u << 12, RS(FAILED), NULL, 1),
+			-EINVAL);
+	CU_ASSERT_EQUAL(ctl_store_run_transition(st, "e1.r1", pend, (Fjord__V1__RunState)9, NULL,
+						 1),
+			-EINVAL);
+	CU_ASSERT_EQUAL(ctl_store_run_transition(st, "e1.r1", pend, RS(UNSPECIFIED), NULL, 1),
+			-EINVAL);
+
+	/* By state, ordered by due time, limited. */
+	CU_ASSERT_EQUAL(ctl_store_run_transition(st, "e1.r3", pend, RS(WAITING_LINKS), NULL, 1), 0);
+	CU_ASSERT_EQUAL_FATAL(ctl_store_runs_by_state(st, pend | wait, 10, &l), 0);
+	CU_ASSERT_EQUAL_FATAL(l->n_runs, 3);
+	CU_ASSERT_STRING_EQUAL(l->runs[0]->id, "e1.r1");
+	CU_ASSERT_STRING_EQUAL(l->runs[1]->id, "e1.r2");
+	CU_ASSERT_STRING_EQUAL(l->runs[2]->id, "e1.r3");
+	CU_ASSERT_EQUAL(l->runs[2]->state, RS(WAITING_LINKS));
+	fjord__v1__run_list__free_unpacked(l, NULL);
+	CU_ASSERT_EQUAL_FATAL(ctl_store_runs_by_state(st, pend | wait, 1, &l), 0);
+	CU_ASSERT_EQUAL(l->n_runs, 1);
+	fjord__v1__run_list__free_unpacked(l, NULL);
+	CU_ASSERT_EQUAL(ctl_store_runs_by_state(st, 0, 1, &l), -EINVAL);
+	CU_ASSERT_EQUAL(ctl_store_runs_by_state(st, pend, 0, &l), -EINVAL);
+
+	CU_ASSERT_EQUAL(ctl_store_run_counts(st, counts), 0);
+	CU_ASSERT_EQUAL(counts[RS(PENDING)], 2);
+	CU_ASSERT_EQUAL(counts[RS(WAITING_LINKS)], 1);
+	CU_ASSERT_EQUAL(counts[RS(FAILED)], 1);
+	CU_ASSERT_EQUAL(counts[RS(SUCCEEDED)], 0);
+	fixture_end(st, a, b);
+}
+
+static void test_runs_query(void)
+{
+	struct ctl_query q;
+	Fjord__V1__RunList *l = NULL;
+	char *a, *b, *c;
+	static const char *const isp_c[] = { "w", NULL };
+	struct ctl_store *st = fixture(&a, &b);
+
+	c = enroll(st, "tromso", "n1", H3, isp_c);
+	make_experiment(st, "e1", a, b, 6, 1000);  /* due 1000..6000 */
+	make_experiment(st, "e2", b, c, 3, 10000); /* due 10000..12000 */
+
+#define QN(expect)                                                                                 \
+	do {                                                                                       \
+		CU_ASSERT_EQUAL_FATAL(ctl_store_runs_query(st, &q, &l), 0);                        \
+		CU_ASSERT_EQUAL(l->n_runs, (expect));                                              \
+		fjord__v1__run_list__free_unpacked(l, NULL);                                       \
+	} while (0)
+
+	memset(&q, 0, sizeof(q));
+	QN(9);
+	q.experiment_id = "e2";
+	QN(3);
+	q.experiment_id = "nope";
+	QN(0);
+	memset(&q, 0, sizeof(q));
+	q.site = "bergen"; /* make_experiment names oslo->bergen for every run */
+	QN(9);
+	q.site = "tromso";
+	QN(0);
+	memset(&q, 0, sizeof(q));
+	q.agent_id = c;
+	QN(3);
+	q.agent_id = a;
+	QN(6);
+	memset(&q, 0, sizeof(q));
+	q.isp = "y"; /* odd runs: r1, r3, r5 of e1 and r1 of e2 */
+	QN(4);
+	q.isp = "z";
+	QN(9);
+	q.isp = "q";
+	QN(0);
+	memset(&q, 0, sizeof(q));
+	q.family = FJORD__V1__ADDRESS_FAMILY__ADDRESS_FAMILY_IPV6; /* i % 3 == 2 */
+	QN(3);
+	memset(&q, 0, sizeof(q));
+	q.stack = FJORD__V1__STACK__STACK_BUNDLED;
+	QN(4);
+	q.stack = FJORD__V1__STACK__STACK_TCP;
+	QN(0);
+	memset(&q, 0, sizeof(q));
+	q.from_ms = 2000;
+	q.to_ms = 10001;
+	QN(6);
+	memset(&q, 0, sizeof(q));
+	CU_ASSERT_EQUAL(ctl_store_run_transition(st, "e1.r2", CTL_RUN_BIT(RS(PENDING)), RS(MISSED),
+						 NULL, 1),
+			0);
+	q.state_mask = CTL_RUN_BIT(RS(MISSED)) | CTL_RUN_BIT(RS(SUCCEEDED));
+	QN(1);
+	q.state_mask = CTL_RUN_BIT(RS(PENDING));
+	q.experiment_id = "e1";
+	q.isp = "x";
+	QN(2); /* r0, r4 */
+	memset(&q, 0, sizeof(q));
+	q.limit = 4;
+	q.offset = 7;
+	CU_ASSERT_EQUAL_FATAL(ctl_store_runs_query(st, &q, &l), 0);
+	CU_ASSERT_EQUAL(l->n_runs, 2);
+	CU_ASSERT_STRING_EQUAL(l->runs[0]->id, "e2.r1");
+	fjord__v1__run_list__free_unpacked(l, NULL);
+#undef QN
+	/* Bad filters. */
+	memset(&q, 0, sizeof(q));
+	q.limit = 10001;
+	CU_ASSERT_EQUAL(ctl_store_runs_query(st, &q, &l), -EINVAL);
+	memset(&q, 0, sizeof(q));
+	q.family = 7;
+	CU_ASSERT_EQUAL(ctl_store_runs_query(st, &q, &l), -EINVAL);
+	memset(&q, 0, sizeof(q));
+	q.stack = 9;
+	CU_ASSERT_EQUAL(ctl_store_runs_query(st, &q, &l), -EINVAL);
+	memset(&q, 0, sizeof(q));
+	q.state_mask = 1;
+	CU_ASSERT_EQUAL(ctl_store_runs_query(st, &q, &l), -EINVAL);
+	memset(&q, 0, sizeof(q));
+	q.from_ms = 10;
+	q.to_ms = 5;
+	CU_ASSERT_EQUAL(ctl_store_runs_query(st, &q, &l), -EINVAL);
+	memset(&q, 0, sizeof(q));
+	q.site = "";
+	CU_ASSERT_EQUAL(ctl_store_runs_query(st, &q, &l), -EINVAL);
+	free(c);
+	fixture_end(st, a, b);
+}
+
+static const struct fj_test tests[] = {
+	{ "migrate_fresh", test_migrate_fresh },
+	{ "migrate_existing", test_migrate_existing },
+	{ "open_errors", test_open_errors },
+	{ "tokens", test_tokens },
+	{ "agents", test_agents },
+	{ "experiments", test_experiments },
+	{ "transitions", test_transitions },
+	{ "runs_query", test_runs_query },
+	{ NULL, NULL },
+};
+
+const struct fj_suite fj_suite_store = { "store", NULL, NULL, tests };
