@@ -3,7 +3,7 @@
 PROTO_GEN_C := $(BUILD)/gen/fjord.pb-c.c
 PROTO_GEN_H := $(BUILD)/gen/fjord.pb-c.h
 GEN_HDRS += $(PROTO_GEN_H)
-PROTO_SRCS :=
+PROTO_SRCS := proto/pbjson.c
 PROTO_OBJS := $(OBJ)/$(PROTO_GEN_C:.c=.o) $(call objs,$(PROTO_SRCS))
 LIBS_A += $(BUILD)/libfjproto.a
 
@@ -13,3 +13,22 @@ $(PROTO_GEN_C) $(PROTO_GEN_H): proto/fjord.proto
 
 $(BUILD)/libfjproto.a: $(PROTO_OBJS)
 	$(AR) rcs $@ $^
+
+# Test-only schemas for the JSON mapping (bytes, maps, every integer
+# encoding, proto2 presence): generated into $(BUILD)/gen, linked only into
+# the unit tests, the cross-check tool and the fuzz target.
+PBJSON_TEST_PROTOS := pbjson_test pbjson_test2
+PBJSON_TEST_GEN_C := $(patsubst %,$(BUILD)/gen/%.pb-c.c,$(PBJSON_TEST_PROTOS))
+GEN_HDRS += $(PBJSON_TEST_GEN_C:.c=.h)
+UNIT_SRCS += $(PBJSON_TEST_GEN_C) tests/proto/pbjson_fill.c
+$(OBJ)/tests/unit/test_pbjson.o $(OBJ)/tests/proto/pbjson_tool.o: CPPFLAGS += -Itests/proto
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: tests/proto/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c -Itests/proto --c_out=$(BUILD)/gen $<
+
+# JSON <-> binary converter used only by tests/proto/crosscheck.sh (not in BINS).
+$(BUILD)/tests/pbjson-tool: $(call objs,tests/proto/pbjson_tool.c tests/proto/pbjson_fill.c $(PBJSON_TEST_GEN_C)) \
+		$(BUILD)/libfjproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libfjproto.a $(LDLIBS)

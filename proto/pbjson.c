@@ -1,0 +1,1455 @@
+/*
+ * pbjson: the canonical proto3 JSON mapping for protobuf-c messages, driven
+ * only by the descriptors so that it works for every message type without
+ * generated glue. See pbjson.h for the contract.
+ *
+ * protobuf-c descriptors carry neither json_name options nor a map_entry
+ * flag, so JSON names are derived from the field name exactly as protoc
+ * derives its default json_name, and a map field is recognised by the shape
+ * protoc gives every map entry (see is_map_field()).
+ */
+#include <errno.h>
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pbjson.h"
+
+/* Longest field path kept for error messages; longer paths are cut. */
+#define PATH_CAP 256
+/* Longest JSON name built on the stack; longer names use the heap. */
+#define NAME_CAP 128
+
+/* ------------------------------------------------------------------ */
+/* Shared helpers                                                     */
+/* ------------------------------------------------------------------ */
+
+static void *member_ptr(const void *msg, unsigned offset)
+{
+	return (char *)msg + offset;
+}
+
+/* Size of one element of a repeated field's array, by field type. */
+static size_t elt_size(ProtobufCType type)
+{
+	switch (type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+	case PROTOBUF_C_TYPE_ENUM:
+		return 4;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		return 8;
+	case PROTOBUF_C_TYPE_FLOAT:
+		return sizeof(float);
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return sizeof(double);
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	case PROTOBUF_C_TYPE_STRING:
+		return sizeof(char *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(ProtobufCMessage *);
+	}
+	return 0;
+}
+
+/* protoc's default json_name: drop each '_' and upper-case the next char. */
+static size_t json_name_len(const char *name)
+{
+	size_t n = 0;
+
+	for (; *name; name++)
+		if (*name != '_')
+			n++;
+	return n;
+}
+
+static void json_name_build(const char *name, char *out)
+{
+	bool up = false;
+
+	for (; *name; name++) {
+		if (*name == '_') {
+			up = true;
+			continue;
+		}
+		*out++ = up && *name >= 'a' && *name <= 'z' ? (char)(*name - 'a' + 'A') : *name;
+		up = false;
+	}
+	*out = '\0';
+}
+
+/* Compares key with the json_name of a field without building it. */
+static bool json_name_eq(const char *name, const char *key)
+{
+	bool up = false;
+
+	for (; *name; name++) {
+		char c;
+
+		if (*name == '_') {
+			up = true;
+			continue;
+		}
+		c = up && *name >= 'a' && *name <= 'z' ? (char)(*name - 'a' + 'A') : *name;
+		up = false;
+		if (*key++ != c)
+			return false;
+	}
+	return *key == '\0';
+}
+
+/*
+ * protoc turns "map<K, V> foo_bar = n" into "repeated FooBarEntry foo_bar"
+ * with FooBarEntry nested in the parent and holding exactly key = 1 and
+ * value = 2. protobuf-c keeps no map_entry flag, so this shape is the test.
+ */
+static bool is_map_field(const ProtobufCMessageDescriptor *parent,
+			 const ProtobufCFieldDescriptor *f)
+{
+	const ProtobufCMessageDescriptor *e = f->descriptor;
+	size_t plen = strlen(parent->name), i = 0;
+	const char *n, *s;
+	bool up = true;
+
+	if (f->label != PROTOBUF_C_LABEL_REPEATED || f->type != PROTOBUF_C_TYPE_MESSAGE || !e)
+		return false;
+	if (e->n_fields != 2 || e->fields[0].id != 1 || e->fields[1].id != 2 ||
+	    strcmp(e->fields[0].name, "key") != 0 || strcmp(e->fields[1].name, "value") != 0 ||
+	    e->fields[0].label == PROTOBUF_C_LABEL_REPEATED ||
+	    e->fields[1].label == PROTOBUF_C_LABEL_REPEATED)
+		return false;
+	if (strncmp(e->name, parent->name, plen) != 0 || e->name[plen] != '.')
+		return false;
+	/* The entry's short name is the field name in UpperCamelCase + "Entry". */
+	s = e->name + plen + 1;
+	for (n = f->name; *n; n++) {
+		char c;
+
+		if (*n == '_') {
+			up = true;
+			continue;
+		}
+		c = up && *n >= 'a' && *n <= 'z' ? (char)(*n - 'a' + 'A') : *n;
+		up = false;
+		if (s[i++] != c)
+			return false;
+	}
+	return strcmp(s + i, "Entry") == 0;
+}
+
+/* Strict UTF-8 check: no overlong forms, no surrogates, nothing above U+10FFFF. */
+static size_t utf8_seq_len(const unsigned char *s, size_t left)
+{
+	unsigned char c = s[0];
+	size_t n, i;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, cp = c & 0x07;
+	else
+		return 0;
+	if (left < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+static bool utf8_valid(const char *s, size_t len)
+{
+	size_t i = 0, n;
+
+	while (i < len) {
+		n = utf8_seq_len((const unsigned char *)s + i, len - i);
+		if (!n)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Encoding: message -> JSON                                          */
+/* ------------------------------------------------------------------ */
+
+static json_t *enc_msg(const ProtobufCMessage *msg, int flags);
+
+/*
+ * A string that is not valid UTF-8 (protobuf-c does not check on unpack)
+ * cannot be put into JSON as is; each bad byte becomes U+FFFD so that the
+ * answer stays valid JSON and the damage stays visible.
+ */
+static json_t *enc_string(const char *s)
+{
+	size_t len = strlen(s), i = 0, o = 0, n;
+	json_t *j;
+	char *buf;
+
+	if (utf8_valid(s, len))
+		return json_stringn(s, len);
+	buf = malloc(len * 3 + 1);
+	if (!buf)
+		return NULL;
+	while (i < len) {
+		n = utf8_seq_len((const unsigned char *)s + i, len - i);
+		if (n) {
+			memcpy(buf + o, s + i, n);
+			o += n;
+			i += n;
+		} else {
+			memcpy(buf + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		}
+	}
+	j = json_stringn(buf, o);
+	free(buf);
+	return j;
+}
+
+static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static json_t *enc_bytes(const ProtobufCBinaryData *b)
+{
+	size_t i, o = 0, olen;
+	json_t *j;
+	char *buf;
+
+	if (b->len > (SIZE_MAX - 1) / 4 * 3 - 3)
+		return NULL;
+	olen = (b->len + 2) / 3 * 4;
+	buf = malloc(olen + 1);
+	if (!buf)
+		return NULL;
+	for (i = 0; i + 2 < b->len; i += 3) {
+		uint32_t v = (uint32_t)b->data[i] << 16 | (uint32_t)b->data[i + 1] << 8 |
+			     b->data[i + 2];
+
+		buf[o++] = b64_chars[v >> 18];
+		buf[o++] = b64_chars[(v >> 12) & 63];
+		buf[o++] = b64_chars[(v >> 6) & 63];
+		buf[o++] = b64_chars[v & 63];
+	}
+	if (i < b->len) {
+		uint32_t v = (uint32_t)b->data[i] << 16;
+
+		if (i + 1 < b->len)
+			v |= (uint32_t)b->data[i + 1] << 8;
+		buf[o++] = b64_chars[v >> 18];
+		buf[o++] = b64_chars[(v >> 12) & 63];
+		buf[o++] = i + 1 < b->len ? b64_chars[(v >> 6) & 63] : '=';
+		buf[o++] = '=';
+	}
+	j = json_stringn(buf, o);
+	free(buf);
+	return j;
+}
+
+static json_t *enc_double(double v)
+{
+	if (isnan(v))
+		return json_string("NaN");
+	if (isinf(v))
+		return json_string(v > 0 ? "Infinity" : "-Infinity");
+	return json_real(v);
+}
+
+/*
+ * A float is widened to the double nearest its shortest decimal form, so
+ * that 0.1f prints as 0.1 rather than 0.10000000149011612; parsing that
+ * number back as a float gives the same float.
+ */
+static double float_shortest(float f)
+{
+	char buf[32];
+	int prec;
+
+	for (prec = 6; prec <= 9; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, (double)f);
+		if (strtof(buf, NULL) == f)
+			return strtod(buf, NULL);
+	}
+	return f;
+}
+
+static json_t *enc_int64(int64_t v)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "%" PRId64, v);
+	return json_string(buf);
+}
+
+static json_t *enc_uint64(uint64_t v)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	return json_string(buf);
+}
+
+/* The JSON value of one stored value; p points at its storage. */
+static json_t *enc_value(const ProtobufCFieldDescriptor *f, const void *p, int flags)
+{
+	const ProtobufCEnumValue *ev;
+
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		return json_integer(*(const int32_t *)p);
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		return json_integer(*(const uint32_t *)p);
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		return enc_int64(*(const int64_t *)p);
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		return enc_uint64(*(const uint64_t *)p);
+	case PROTOBUF_C_TYPE_FLOAT: {
+		float v = *(const float *)p;
+
+		return isfinite(v) ? json_real(float_shortest(v)) : enc_double(v);
+	}
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return enc_double(*(const double *)p);
+	case PROTOBUF_C_TYPE_BOOL:
+		return json_boolean(*(const protobuf_c_boolean *)p);
+	case PROTOBUF_C_TYPE_ENUM:
+		/* An open enum may carry a value this build does not know. */
+		ev = protobuf_c_enum_descriptor_get_value(f->descriptor, *(const int32_t *)p);
+		return ev ? json_string(ev->name) : json_integer(*(const int32_t *)p);
+	case PROTOBUF_C_TYPE_STRING:
+		return enc_string(*(char *const *)p ? *(char *const *)p : "");
+	case PROTOBUF_C_TYPE_BYTES:
+		return enc_bytes(p);
+	case PROTOBUF_C_TYPE_MESSAGE:
+		if (!*(ProtobufCMessage *const *)p)
+			return json_object();
+		return enc_msg(*(ProtobufCMessage *const *)p, flags);
+	}
+	return NULL;
+}
+
+/* Map keys are always JSON strings: decimal for integers, true/false for bool. */
+static int map_key_string(const ProtobufCFieldDescriptor *kf, const void *p, char *buf, size_t cap,
+			  const char **key)
+{
+	*key = buf;
+	switch (kf->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		snprintf(buf, cap, "%" PRId32, *(const int32_t *)p);
+		return 0;
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		snprintf(buf, cap, "%" PRIu32, *(const uint32_t *)p);
+		return 0;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		snprintf(buf, cap, "%" PRId64, *(const int64_t *)p);
+		return 0;
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		snprintf(buf, cap, "%" PRIu64, *(const uint64_t *)p);
+		return 0;
+	case PROTOBUF_C_TYPE_BOOL:
+		snprintf(buf, cap, "%s", *(const protobuf_c_boolean *)p ? "true" : "false");
+		return 0;
+	case PROTOBUF_C_TYPE_STRING:
+		*key = *(char *const *)p ? *(char *const *)p : "";
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+static json_t *enc_map(const ProtobufCFieldDescriptor *f, ProtobufCMessage *const *entries,
+		       size_t n, int flags)
+{
+	const ProtobufCMessageDescriptor *ed = f->descriptor;
+	const ProtobufCFieldDescriptor *kf = &ed->fields[0], *vf = &ed->fields[1];
+	json_t *obj = json_object();
+	size_t i;
+
+	if (!obj)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		const ProtobufCMessage *e = entries[i];
+		json_t *k, *v;
+		char buf[32];
+		const char *key;
+		int rc;
+
+		if (!e || map_key_string(kf, member_ptr(e, kf->offset), buf, sizeof(buf), &key))
+			goto fail;
+		/* Keys go through the same UTF-8 repair as string values. */
+		k = enc_string(key);
+		if (!k)
+			goto fail;
+		v = enc_value(vf, member_ptr(e, vf->offset), flags);
+		/* json_object_set_new() takes v even when it fails. */
+		rc = v ? json_object_set_new(obj, json_string_value(k), v) : -1;
+		json_decref(k);
+		if (rc)
+			goto fail;
+	}
+	return obj;
+fail:
+	json_decref(obj);
+	return NULL;
+}
+
+/* Whether a singular field is set, following protobuf-c's own packing rules. */
+static bool field_is_set(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
+{
+	const void *p = member_ptr(msg, f->offset);
+
+	if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+		return *(const uint32_t *)member_ptr(msg, f->quantifier_offset) == f->id;
+	if (f->label == PROTOBUF_C_LABEL_OPTIONAL) {
+		if (f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_STRING)
+			return *(void *const *)p && *(void *const *)p != f->default_value;
+		return *(const protobuf_c_boolean *)member_ptr(msg, f->quantifier_offset);
+	}
+	if (f->label == PROTOBUF_C_LABEL_REQUIRED)
+		return f->type != PROTOBUF_C_TYPE_MESSAGE || *(void *const *)p;
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_STRING:
+		return *(char *const *)p && **(char *const *)p;
+	case PROTOBUF_C_TYPE_BYTES:
+		return ((const ProtobufCBinaryData *)p)->len > 0;
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return *(void *const *)p != NULL;
+	case PROTOBUF_C_TYPE_FLOAT:
+		return *(const float *)p != 0;
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return *(const double *)p != 0;
+	case PROTOBUF_C_TYPE_BOOL:
+		return *(const protobuf_c_boolean *)p != 0;
+	default:
+		return memcmp(p, "\0\0\0\0\0\0\0\0", elt_size(f->type)) != 0;
+	}
+}
+
+/* The JSON of one field, or NULL with *skip set when it is left out. */
+static json_t *enc_field(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f, int flags,
+			 bool *skip)
+{
+	static const uint64_t zero[2];
+	const void *p = member_ptr(msg, f->offset);
+	const char *dflt;
+	json_t *arr;
+	size_t n, i;
+
+	*skip = false;
+	if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+		n = *(const size_t *)member_ptr(msg, f->quantifier_offset);
+		if (n == 0 && !(flags & FJ_PBJSON_DEFAULTS)) {
+			*skip = true;
+			return NULL;
+		}
+		if (is_map_field(msg->descriptor, f))
+			return enc_map(f, *(ProtobufCMessage *const *const *)p, n, flags);
+		arr = json_array();
+		for (i = 0; arr && i < n; i++) {
+			const char *base = *(const char *const *)p;
+
+			if (json_array_append_new(arr, enc_value(f, base + i * elt_size(f->type),
+								 flags))) {
+				json_decref(arr);
+				arr = NULL;
+			}
+		}
+		return arr;
+	}
+	if (field_is_set(msg, f))
+		return enc_value(f, p, flags);
+	/* Unset oneof members and sub-messages never appear, as in protoc. */
+	if (!(flags & FJ_PBJSON_DEFAULTS) || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ||
+	    f->type == PROTOBUF_C_TYPE_MESSAGE) {
+		*skip = true;
+		return NULL;
+	}
+	if (f->label != PROTOBUF_C_LABEL_OPTIONAL)
+		return enc_value(f, p, flags);
+	/* An unset proto2 optional field shows its declared default. */
+	if (f->type == PROTOBUF_C_TYPE_STRING) {
+		dflt = f->default_value ? f->default_value : "";
+		return enc_value(f, &dflt, flags);
+	}
+	return enc_value(f, f->default_value ? f->default_value : (const void *)zero, flags);
+}
+
+static json_t *enc_msg(const ProtobufCMessage *msg, int flags)
+{
+	const ProtobufCMessageDescriptor *desc = msg->descriptor;
+	json_t *obj = json_object();
+	unsigned i;
+
+	if (!obj)
+		return NULL;
+	for (i = 0; i < desc->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &desc->fields[i];
+		char sbuf[NAME_CAP], *name = sbuf;
+		size_t nlen = json_name_len(f->name);
+		bool skip;
+		json_t *v;
+		int rc;
+
+		v = enc_field(msg, f, flags, &skip);
+		if (skip)
+			continue;
+		if (!v)
+			goto fail;
+		if (nlen >= sizeof(sbuf)) {
+			name = malloc(nlen + 1);
+			if (!name) {
+				json_decref(v);
+				goto fail;
+			}
+		}
+		json_name_build(f->name, name);
+		rc = json_object_set_new(obj, name, v);
+		if (name != sbuf)
+			free(name);
+		if (rc)
+			goto fail;
+	}
+	return obj;
+fail:
+	json_decref(obj);
+	return NULL;
+}
+
+json_t *fj_pbjson_to_json(const ProtobufCMessage *msg, int flags)
+{
+	if (!msg || !msg->descriptor)
+		return NULL;
+	return enc_msg(msg, flags);
+}
+
+int fj_pbjson_encode(const ProtobufCMessage *msg, int flags, char **out)
+{
+	json_t *j;
+	size_t dflags = flags & FJ_PBJSON_PRETTY ? JSON_INDENT(2) : JSON_COMPACT;
+
+	*out = NULL;
+	j = fj_pbjson_to_json(msg, flags);
+	if (!j)
+		return -ENOMEM;
+	*out = json_dumps(j, dflags);
+	json_decref(j);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* ------------------------------------------------------------------ */
+/* Decoding: JSON -> message                                          */
+/* ------------------------------------------------------------------ */
+
+struct dec {
+	char path[PATH_CAP];
+	size_t plen;
+	char *err;
+	size_t err_len;
+};
+
+/* Appends ".name" (or "name" at the top) or "[index]" to the path; returns the old length. */
+static size_t path_push(struct dec *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static size_t path_push(struct dec *d, const char *fmt, ...)
+{
+	size_t old = d->plen;
+	va_list ap;
+	int n;
+
+	if (d->plen >= sizeof(d->path) - 1)
+		return old;
+	va_start(ap, fmt);
+	n = vsnprintf(d->path + d->plen, sizeof(d->path) - d->plen, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		d->path[d->plen] = '\0';
+	else if ((size_t)n >= sizeof(d->path) - d->plen)
+		d->plen = sizeof(d->path) - 1;
+	else
+		d->plen += (size_t)n;
+	return old;
+}
+
+static size_t path_push_name(struct dec *d, const char *name)
+{
+	return path_push(d, "%s%s", d->plen ? "." : "", name);
+}
+
+static void path_pop(struct dec *d, size_t old)
+{
+	d->plen = old;
+	d->path[old] = '\0';
+}
+
+static int dec_fail(struct dec *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Writes "path: message" (or just the message at the top) and returns -EINVAL. */
+static int dec_fail(struct dec *d, const char *fmt, ...)
+{
+	va_list ap;
+	int n = 0;
+
+	if (!d->err || !d->err_len)
+		return -EINVAL;
+	if (d->plen)
+		n = snprintf(d->err, d->err_len, "%s: ", d->path);
+	if (n < 0 || (size_t)n >= d->err_len)
+		return -EINVAL;
+	va_start(ap, fmt);
+	vsnprintf(d->err + n, d->err_len - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static const char *json_kind(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+	case JSON_REAL:
+		return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	case JSON_NULL:
+		return "null";
+	}
+	return "a value";
+}
+
+/* Strict decimal integer text: optional '-', then digits only. */
+static bool is_decimal(const char *s, bool allow_minus)
+{
+	if (allow_minus && *s == '-')
+		s++;
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+static int dec_signed_text(struct dec *d, const char *s, int64_t min, int64_t max, const char *tn,
+			   int64_t *out)
+{
+	long long v;
+	char *end;
+
+	if (!is_decimal(s, true))
+		return dec_fail(d, "expected an integer, got \"%.40s\"", s);
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno == ERANGE || v < min || v > max)
+		return dec_fail(d, "value %.40s is out of range for %s", s, tn);
+	*out = v;
+	return 0;
+}
+
+static int dec_unsigned_text(struct dec *d, const char *s, uint64_t max, const char *tn,
+			     uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s == '-' && is_decimal(s, true))
+		return dec_fail(d, "value %.40s is out of range for %s", s, tn);
+	if (!is_decimal(s, false))
+		return dec_fail(d, "expected an integer, got \"%.40s\"", s);
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno == ERANGE || v > max)
+		return dec_fail(d, "value %.40s is out of range for %s", s, tn);
+	*out = v;
+	return 0;
+}
+
+/* A JSON real is accepted for an integer field when it is integral (1e3, 5.0). */
+static int dec_real_integral(struct dec *d, double r, double lo, double hi_excl, const char *tn,
+			     double *out)
+{
+	if (!isfinite(r) || r != floor(r))
+		return dec_fail(d, "expected an integer, got %.17g", r);
+	if (r < lo || r >= hi_excl)
+		return dec_fail(d, "value %.17g is out of range for %s", r, tn);
+	*out = r;
+	return 0;
+}
+
+static int dec_signed(struct dec *d, const json_t *v, int64_t min, int64_t max, const char *tn,
+		      int64_t *out)
+{
+	double r;
+	int rc;
+
+	if (json_is_integer(v)) {
+		json_int_t i = json_integer_value(v);
+
+		if (i < min || i > max)
+			return dec_fail(d, "value %" JSON_INTEGER_FORMAT " is out of range for %s",
+					i, tn);
+		*out = i;
+		return 0;
+	}
+	if (json_is_real(v)) {
+		rc = dec_real_integral(d, json_real_value(v), (double)min, (double)max + 1.0, tn,
+				       &r);
+		if (!rc)
+			*out = (int64_t)r;
+		return rc;
+	}
+	if (json_is_string(v))
+		return dec_signed_text(d, json_string_value(v), min, max, tn, out);
+	return dec_fail(d, "expected an integer, got %s", json_kind(v));
+}
+
+static int dec_unsigned(struct dec *d, const json_t *v, uint64_t max, const char *tn, uint64_t *out)
+{
+	double r;
+	int rc;
+
+	if (json_is_integer(v)) {
+		json_int_t i = json_integer_value(v);
+
+		if (i < 0 || (uint64_t)i > max)
+			return dec_fail(d, "value %" JSON_INTEGER_FORMAT " is out of range for %s",
+					i, tn);
+		*out = (uint64_t)i;
+		return 0;
+	}
+	if (json_is_real(v)) {
+		rc = dec_real_integral(d, json_real_value(v), 0, (double)max + 1.0, tn, &r);
+		if (!rc)
+			*out = (uint64_t)r;
+		return rc;
+	}
+	if (json_is_string(v))
+		return dec_unsigned_text(d, json_string_value(v), max, tn, out);
+	return dec_fail(d, "expected an integer, got %s", json_kind(v));
+}
+
+static int dec_double(struct dec *d, const json_t *v, bool is_float, double *out)
+{
+	const char *s, *c;
+	char *end;
+	double r;
+
+	if (json_is_integer(v)) {
+		r = (double)json_integer_value(v);
+	} else if (json_is_real(v)) {
+		r = json_real_value(v);
+	} else if (json_is_string(v)) {
+		s = json_string_value(v);
+		if (strcmp(s, "NaN") == 0) {
+			*out = NAN;
+			return 0;
+		}
+		if (strcmp(s, "Infinity") == 0 || strcmp(s, "-Infinity") == 0) {
+			*out = *s == '-' ? -INFINITY : INFINITY;
+			return 0;
+		}
+		/* Only plain decimal text: strtod alone would also take "inf" and hex. */
+		for (c = s; *c; c++)
+			if (!strchr("0123456789.eE+-", *c))
+				break;
+		if (*c || !*s)
+			return dec_fail(d,
+					"expected a number, \"NaN\", \"Infinity\" or "
+					"\"-Infinity\", got \"%.40s\"",
+					s);
+		errno = 0;
+		r = strtod(s, &end);
+		if (*end)
+			return dec_fail(d, "expected a number, got \"%.40s\"", s);
+		if (errno == ERANGE && isinf(r))
+			return dec_fail(d, "value %.40s is out of range for double", s);
+	} else {
+		return dec_fail(d, "expected a number, got %s", json_kind(v));
+	}
+	if (is_float && fabs(r) > FLT_MAX)
+		return dec_fail(d, "value %.9g is out of range for float", r);
+	*out = r;
+	return 0;
+}
+
+/* Standard or URL-safe base64, padded or not, as the mapping allows. */
+static int b64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+' || c == '-')
+		return 62;
+	if (c == '/' || c == '_')
+		return 63;
+	return -1;
+}
+
+static int dec_bytes(struct dec *d, const json_t *v, ProtobufCBinaryData *out)
+{
+	const char *s;
+	size_t len, i, o = 0, pad = 0;
+	uint32_t acc = 0;
+	int bits = 0, x;
+	uint8_t *buf;
+
+	if (!json_is_string(v))
+		return dec_fail(d, "expected a base64 string, got %s", json_kind(v));
+	s = json_string_value(v);
+	len = json_string_length(v);
+	while (len > 0 && s[len - 1] == '=' && pad < 2) {
+		len--;
+		pad++;
+	}
+	if (len % 4 == 1 || (pad && (len + pad) % 4 != 0))
+		return dec_fail(d, "invalid base64: bad length or padding");
+	buf = malloc(len / 4 * 3 + 3);
+	if (!buf)
+		return -ENOMEM;
+	for (i = 0; i < len; i++) {
+		x = b64_value(s[i]);
+		if (x < 0) {
+			free(buf);
+			return dec_fail(d, "invalid base64: bad character at offset %zu", i);
+		}
+		acc = acc << 6 | (uint32_t)x;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf[o++] = (uint8_t)(acc >> bits);
+		}
+	}
+	out->data = buf;
+	out->len = o;
+	return 0;
+}
+
+static int dec_string(struct dec *d, const json_t *v, char **out)
+{
+	size_t len;
+	char *s;
+
+	if (!json_is_string(v))
+		return dec_fail(d, "expected a string, got %s", json_kind(v));
+	len = json_string_length(v);
+	/* protobuf-c strings end at the first NUL: refuse rather than cut. */
+	if (memchr(json_string_value(v), '\0', len))
+		return dec_fail(d, "string contains a NUL character");
+	s = malloc(len + 1);
+	if (!s)
+		return -ENOMEM;
+	memcpy(s, json_string_value(v), len + 1);
+	*out = s;
+	return 0;
+}
+
+static int dec_enum(struct dec *d, const ProtobufCEnumDescriptor *ed, const json_t *v, int32_t *out)
+{
+	const ProtobufCEnumValue *ev;
+	int64_t n;
+	int rc;
+
+	if (json_is_string(v)) {
+		ev = protobuf_c_enum_descriptor_get_value_by_name(ed, json_string_value(v));
+		if (!ev)
+			return dec_fail(d, "unknown value \"%.60s\" of enum %s",
+					json_string_value(v), ed->name);
+		*out = ev->value;
+		return 0;
+	}
+	if (!json_is_integer(v) && !json_is_real(v))
+		return dec_fail(d, "expected an enum name or number, got %s", json_kind(v));
+	rc = dec_signed(d, v, INT32_MIN, INT32_MAX, "an enum", &n);
+	if (rc)
+		return rc;
+	if (!protobuf_c_enum_descriptor_get_value(ed, (int)n))
+		return dec_fail(d, "unknown value %" PRId64 " of enum %s", n, ed->name);
+	*out = (int32_t)n;
+	return 0;
+}
+
+static int dec_msg(struct dec *d, const ProtobufCMessageDescriptor *desc, const json_t *obj,
+		   int depth, ProtobufCMessage **out);
+
+/* Decodes v into the storage at p for a field of type f->type. */
+static int dec_value(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, void *p,
+		     int depth)
+{
+	uint64_t u;
+	int64_t s;
+	double r;
+	int rc;
+
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		rc = dec_signed(d, v, INT32_MIN, INT32_MAX, "int32", &s);
+		if (!rc)
+			*(int32_t *)p = (int32_t)s;
+		return rc;
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		rc = dec_unsigned(d, v, UINT32_MAX, "uint32", &u);
+		if (!rc)
+			*(uint32_t *)p = (uint32_t)u;
+		return rc;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		return dec_signed(d, v, INT64_MIN, INT64_MAX, "int64", p);
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		return dec_unsigned(d, v, UINT64_MAX, "uint64", p);
+	case PROTOBUF_C_TYPE_FLOAT:
+		rc = dec_double(d, v, true, &r);
+		if (!rc)
+			*(float *)p = (float)r;
+		return rc;
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return dec_double(d, v, false, p);
+	case PROTOBUF_C_TYPE_BOOL:
+		if (!json_is_boolean(v))
+			return dec_fail(d, "expected true or false, got %s", json_kind(v));
+		*(protobuf_c_boolean *)p = json_is_true(v);
+		return 0;
+	case PROTOBUF_C_TYPE_ENUM:
+		return dec_enum(d, f->descriptor, v, p);
+	case PROTOBUF_C_TYPE_STRING:
+		return dec_string(d, v, p);
+	case PROTOBUF_C_TYPE_BYTES:
+		return dec_bytes(d, v, p);
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return dec_msg(d, f->descriptor, v, depth + 1, p);
+	}
+	return dec_fail(d, "unsupported field type %d", (int)f->type);
+}
+
+/* proto2 optional scalars carry a has_ flag next to the value. */
+static void mark_present(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
+{
+	if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+		*(uint32_t *)member_ptr(msg, f->quantifier_offset) = f->id;
+	else if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_STRING &&
+		 f->type != PROTOBUF_C_TYPE_MESSAGE)
+		*(protobuf_c_boolean *)member_ptr(msg, f->quantifier_offset) = 1;
+}
+
+static ProtobufCMessage *new_msg(const ProtobufCMessageDescriptor *desc)
+{
+	ProtobufCMessage *m = malloc(desc->sizeof_message);
+
+	if (m)
+		protobuf_c_message_init(desc, m);
+	return m;
+}
+
+/* A map key arrives as a JSON object key, i.e. always as text. */
+static int dec_map_key(struct dec *d, const ProtobufCFieldDescriptor *kf, const char *key, void *p)
+{
+	uint64_t u;
+	int64_t s;
+	int rc = 0;
+
+	switch (kf->type) {
+	case PROTOBUF_C_TYPE_STRING:
+		*(char **)p = strdup(key);
+		return *(char **)p ? 0 : -ENOMEM;
+	case PROTOBUF_C_TYPE_BOOL:
+		if (strcmp(key, "true") != 0 && strcmp(key, "false") != 0)
+			return dec_fail(d, "map key must be \"true\" or \"false\"");
+		*(protobuf_c_boolean *)p = key[0] == 't';
+		return 0;
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		rc = dec_signed_text(d, key, INT32_MIN, INT32_MAX, "int32", &s);
+		if (!rc)
+			*(int32_t *)p = (int32_t)s;
+		return rc;
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		rc = dec_unsigned_text(d, key, UINT32_MAX, "uint32", &u);
+		if (!rc)
+			*(uint32_t *)p = (uint32_t)u;
+		return rc;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		return dec_signed_text(d, key, INT64_MIN, INT64_MAX, "int64", p);
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		return dec_unsigned_text(d, key, UINT64_MAX, "uint64", p);
+	default:
+		return dec_fail(d, "unsupported map key type %d", (int)kf->type);
+	}
+}
+
+static int dec_map(struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
+		   const json_t *v, int depth)
+{
+	const ProtobufCMessageDescriptor *ed = f->descriptor;
+	const ProtobufCFieldDescriptor *kf = &ed->fields[0], *vf = &ed->fields[1];
+	size_t *count = member_ptr(msg, f->quantifier_offset);
+	ProtobufCMessage ***arr = member_ptr(msg, f->offset);
+	const char *key;
+	json_t *val;
+	int rc;
+
+	if (!json_is_object(v))
+		return dec_fail(d, "expected an object (map), got %s", json_kind(v));
+	if (json_object_size(v) == 0)
+		return 0;
+	*arr = calloc(json_object_size(v), sizeof(**arr));
+	if (!*arr)
+		return -ENOMEM;
+	json_object_foreach((json_t *)v, key, val)
+	{
+		ProtobufCMessage *e = new_msg(ed);
+		size_t old = path_push(d, "[%s]", key);
+
+		if (!e)
+			return -ENOMEM;
+		(*arr)[(*count)++] = e;
+		rc = dec_map_key(d, kf, key, member_ptr(e, kf->offset));
+		if (rc)
+			return rc;
+		mark_present(e, kf);
+		if (json_is_null(val))
+			return dec_fail(d, "null is not allowed as a map value");
+		rc = dec_value(d, vf, val, member_ptr(e, vf->offset), depth);
+		if (rc)
+			return rc;
+		mark_present(e, vf);
+		path_pop(d, old);
+	}
+	return 0;
+}
+
+static int dec_repeated(struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
+			const json_t *v, int depth)
+{
+	size_t *count = member_ptr(msg, f->quantifier_offset), n, i, esz = elt_size(f->type);
+	char **arr = member_ptr(msg, f->offset);
+	int rc;
+
+	if (!json_is_array(v))
+		return dec_fail(d, "expected an array, got %s", json_kind(v));
+	n = json_array_size(v);
+	if (n == 0)
+		return 0;
+	*arr = calloc(n, esz);
+	if (!*arr)
+		return -ENOMEM;
+	/*
+	 * The count grows only as elements are complete, so that on failure
+	 * protobuf_c_message_free_unpacked() frees exactly what was built.
+	 */
+	for (i = 0; i < n; i++) {
+		size_t old = path_push(d, "[%zu]", i);
+		const json_t *e = json_array_get(v, i);
+
+		if (json_is_null(e))
+			return dec_fail(d, "null is not allowed in a list");
+		rc = dec_value(d, f, e, *arr + i * esz, depth);
+		if (rc)
+			return rc;
+		(*count)++;
+		path_pop(d, old);
+	}
+	return 0;
+}
+
+static int dec_field(struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
+		     const json_t *v, int depth)
+{
+	int rc;
+
+	if (json_is_null(v))
+		return 0; /* null means the default, i.e. not set */
+	if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+		if (is_map_field(msg->descriptor, f))
+			return dec_map(d, msg, f, v, depth);
+		return dec_repeated(d, msg, f, v, depth);
+	}
+	/* Set the oneof case first so a failure frees the member it refers to. */
+	if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+		mark_present(msg, f);
+	rc = dec_value(d, f, v, member_ptr(msg, f->offset), depth);
+	if (!rc)
+		mark_present(msg, f);
+	return rc;
+}
+
+static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescriptor *desc,
+						  const char *key)
+{
+	const ProtobufCFieldDescriptor *f;
+	unsigned i;
+
+	for (i = 0; i < desc->n_fields; i++)
+		if (json_name_eq(desc->fields[i].name, key))
+			return &desc->fields[i];
+	f = protobuf_c_message_descriptor_get_field_by_name(desc, key);
+	return f;
+}
+
+/* Checks a field against those already seen in this object (seen[] by index). */
+static int check_dup(struct dec *d, const ProtobufCMessageDescriptor *desc, const uint8_t *seen,
+		     const ProtobufCFieldDescriptor *f)
+{
+	unsigned i, idx = (unsigned)(f - desc->fields);
+
+	if (seen[idx])
+		return dec_fail(d, "field given twice (as %s and in another spelling)", f->name);
+	if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+		return 0;
+	for (i = 0; i < desc->n_fields; i++) {
+		const ProtobufCFieldDescriptor *o = &desc->fields[i];
+
+		if (seen[i] && (o->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+		    o->quantifier_offset == f->quantifier_offset)
+			return dec_fail(d, "only one of a oneof may be set, but %s is set too",
+					o->name);
+	}
+	return 0;
+}
+
+static int dec_fields(struct dec *d, ProtobufCMessage *msg, const json_t *obj, uint8_t *seen,
+		      int depth)
+{
+	const ProtobufCMessageDescriptor *desc = msg->descriptor;
+	const char *key;
+	json_t *v;
+	unsigned i;
+	int rc;
+
+	json_object_foreach((json_t *)obj, key, v)
+	{
+		const ProtobufCFieldDescriptor *f = find_field(desc, key);
+		size_t old = path_push_name(d, key);
+
+		if (!f)
+			return dec_fail(d, "unknown field of %s", desc->name);
+		rc = check_dup(d, desc, seen, f);
+		if (rc)
+			return rc;
+		seen[f - desc->fields] = json_is_null(v) ? 1 : 2;
+		rc = dec_field(d, msg, f, v, depth);
+		if (rc)
+			return rc;
+		path_pop(d, old);
+	}
+	for (i = 0; i < desc->n_fields; i++) {
+		if (desc->fields[i].label == PROTOBUF_C_LABEL_REQUIRED && seen[i] != 2) {
+			size_t old = path_push_name(d, desc->fields[i].name);
+
+			rc = dec_fail(d, "missing required field");
+			path_pop(d, old);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int dec_msg(struct dec *d, const ProtobufCMessageDescriptor *desc, const json_t *obj,
+		   int depth, ProtobufCMessage **out)
+{
+	ProtobufCMessage *msg;
+	uint8_t *seen;
+	int rc;
+
+	if (!json_is_object(obj))
+		return dec_fail(d, "expected an object (%s), got %s", desc->name, json_kind(obj));
+	if (depth > FJ_PBJSON_MAX_DEPTH)
+		return dec_fail(d, "messages nested deeper than %d levels", FJ_PBJSON_MAX_DEPTH);
+	msg = new_msg(desc);
+	seen = calloc(desc->n_fields ? desc->n_fields : 1, 1);
+	if (!msg || !seen) {
+		free(msg);
+		free(seen);
+		return -ENOMEM;
+	}
+	rc = dec_fields(d, msg, obj, seen, depth);
+	free(seen);
+	if (rc) {
+		protobuf_c_message_free_unpacked(msg, NULL);
+		return rc;
+	}
+	*out = msg;
+	return 0;
+}
+
+static int fill_err(char *err, size_t err_len, int rc)
+{
+	if (rc == -ENOMEM && err && err_len)
+		snprintf(err, err_len, "out of memory");
+	return rc;
+}
+
+int fj_pbjson_from_json(const ProtobufCMessageDescriptor *desc, const json_t *json,
+			ProtobufCMessage **out, char *err, size_t err_len)
+{
+	struct dec d = { .err = err, .err_len = err_len };
+
+	*out = NULL;
+	if (err && err_len)
+		err[0] = '\0';
+	if (!desc || !json) {
+		if (err && err_len)
+			snprintf(err, err_len, "no descriptor or no JSON");
+		return -EINVAL;
+	}
+	return fill_err(err, err_len, dec_msg(&d, desc, json, 1, out));
+}
+
+/*
+ * jansson reports syntax errors by position only. To still name the field,
+ * the text before that position is scanned for the keys and indices that
+ * lead to it; it parsed cleanly up to there, so a light scan suffices.
+ */
+struct scan_frame {
+	bool is_obj;
+	bool has_key;
+	size_t key_off, key_len, index;
+};
+
+#define SCAN_DEPTH 40
+
+static void locate_error(const char *text, size_t end, struct dec *d)
+{
+	struct scan_frame st[SCAN_DEPTH];
+	size_t i, top = 0, extra = 0, k;
+
+	for (i = 0; i < end; i++) {
+		char c = text[i];
+		struct scan_frame *f = top ? &st[top - 1] : NULL;
+
+		if (c == '"') {
+			size_t start = ++i;
+
+			while (i < end && text[i] != '"')
+				i += text[i] == '\\' ? 2 : 1;
+			if (f && !extra && f->is_obj && !f->has_key) {
+				f->has_key = true;
+				f->key_off = start;
+				f->key_len = (i < end ? i : end) - start;
+			}
+		} else if (c == '{' || c == '[') {
+			if (top == SCAN_DEPTH) {
+				extra++;
+				continue;
+			}
+			st[top++] = (struct scan_frame){ .is_obj = c == '{' };
+		} else if (c == '}' || c == ']') {
+			if (extra)
+				extra--;
+			else if (top)
+				top--;
+		} else if (c == ',' && f && !extra) {
+			if (f->is_obj)
+				f->has_key = false;
+			else
+				f->index++;
+		}
+	}
+	for (k = 0; k < top; k++) {
+		if (!st[k].is_obj)
+			path_push(d, "[%zu]", st[k].index);
+		else if (st[k].has_key)
+			path_push(d, "%s%.*s", d->plen ? "." : "", (int)st[k].key_len,
+				  text + st[k].key_off);
+	}
+}
+
+int fj_pbjson_decode(const ProtobufCMessageDescriptor *desc, const char *text, size_t len,
+		     size_t max_len, ProtobufCMessage **out, char *err, size_t err_len)
+{
+	struct dec d = { .err = err, .err_len = err_len };
+	json_error_t jerr;
+	json_t *j;
+	int rc;
+
+	*out = NULL;
+	if (err && err_len)
+		err[0] = '\0';
+	if (len > max_len) {
+		if (err && err_len)
+			snprintf(err, err_len, "input of %zu bytes is over the limit of %zu bytes",
+				 len, max_len);
+		return -EMSGSIZE;
+	}
+	if (!desc || (!text && len)) {
+		if (err && err_len)
+			snprintf(err, err_len, "no descriptor or no text");
+		return -EINVAL;
+	}
+	/* NULs are let through so that the check in dec_string() names the field. */
+	j = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	if (!j) {
+		size_t pos = jerr.position > 0 ? (size_t)jerr.position : 0;
+
+		locate_error(text ? text : "", pos < len ? pos : len, &d);
+		return dec_fail(&d, "invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+				jerr.column);
+	}
+	rc = fj_pbjson_from_json(desc, j, out, err, err_len);
+	json_decref(j);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Enum helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The prefix shared by an enum's value names: "STACK_" for Stack, by the
+ * protobuf style rule (the type name in UPPER_SNAKE), else the longest
+ * common prefix ending in '_'.
+ */
+static size_t enum_prefix_len(const ProtobufCEnumDescriptor *ed)
+{
+	char want[NAME_CAP];
+	const char *s = ed->short_name;
+	size_t n = 0, i, lcp;
+
+	for (; *s && n + 3 < sizeof(want); s++) {
+		if (*s >= 'A' && *s <= 'Z' && n > 0)
+			want[n++] = '_';
+		want[n++] = (char)(*s >= 'a' && *s <= 'z' ? *s - 'a' + 'A' : *s);
+	}
+	want[n++] = '_';
+	want[n] = '\0';
+	for (i = 0; i < ed->n_values; i++)
+		if (strncmp(ed->values[i].name, want, n) != 0 || !ed->values[i].name[n])
+			break;
+	if (ed->n_values && i == ed->n_values)
+		return n;
+	if (!ed->n_values)
+		return 0;
+	lcp = strlen(ed->values[0].name);
+	for (i = 1; i < ed->n_values; i++) {
+		size_t j = 0;
+
+		while (j < lcp && ed->values[i].name[j] == ed->values[0].name[j])
+			j++;
+		lcp = j;
+	}
+	while (lcp > 0 && ed->values[0].name[lcp - 1] != '_')
+		lcp--;
+	for (i = 0; i < ed->n_values; i++)
+		if (!ed->values[i].name[lcp])
+			return 0;
+	return lcp;
+}
+
+int fj_pbjson_enum_parse(const ProtobufCEnumDescriptor *desc, const char *name, int *value)
+{
+	size_t plen, i;
+
+	if (!desc || !name || !*name)
+		return -EINVAL;
+	plen = enum_prefix_len(desc);
+	for (i = 0; i < desc->n_values; i++) {
+		const char *full = desc->values[i].name;
+
+		if (strcasecmp(full, name) == 0 || strcasecmp(full + plen, name) == 0) {
+			*value = desc->values[i].value;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* Short names are built once per (enum, value) and kept for the process. */
+struct short_name {
+	struct short_name *next;
+	const ProtobufCEnumDescriptor *desc;
+	int value;
+	char name[];
+};
+
+static pthread_mutex_t short_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct short_name *short_names;
+
+const char *fj_pbjson_enum_short(const ProtobufCEnumDescriptor *desc, int value)
+{
+	const ProtobufCEnumValue *ev;
+	struct short_name *s;
+	const char *src;
+	size_t i, len;
+
+	if (!desc)
+		return NULL;
+	ev = protobuf_c_enum_descriptor_get_value(desc, value);
+	if (!ev)
+		return NULL;
+	pthread_mutex_lock(&short_lock);
+	for (s = short_names; s; s = s->next)
+		if (s->desc == desc && s->value == value)
+			break;
+	if (!s) {
+		src = ev->name + enum_prefix_len(desc);
+		len = strlen(src);
+		s = malloc(sizeof(*s) + len + 1);
+		if (s) {
+			s->desc = desc;
+			s->value = value;
+			for (i = 0; i <= len; i++)
+				s->name[i] = (char)(src[i] >= 'A' && src[i] <= 'Z'
+							    ? src[i] - 'A' + 'a'
+							    : src[i]);
+			s->next = short_names;
+			short_names = s;
+		}
+	}
+	pthread_mutex_unlock(&short_lock);
+	return s ? s->name : NULL;
+}
