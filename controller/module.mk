@@ -14,3 +14,11 @@ $(BUILD)/libfjctl.a: $(call objs,$(CTL_CORE_SRCS) $(CTL_HTTP_SRCS))
 # --- fjord-controller binary (HTTP engineer) ---
 
 # --- fjord CLI (CLI engineer) ---
+CLI_SRCS := controller/cli_main.c controller/cli_http.c controller/cli_fmt.c \
+	controller/cli_query.c controller/cli_exp.c
+BINS += $(BUILD)/fjord
+TEST_SCRIPTS += tests/cli/exit_codes.sh
+
+$(BUILD)/fjord: $(call objs,$(CLI_SRCS)) $(BUILD)/libfjproto.a $(BUILD)/libfjcommon.a
+	$(CC) $(LDFLAGS) -o $@ $(call objs,$(CLI_SRCS)) $(BUILD)/libfjproto.a \
+		$(BUILD)/libfjcommon.a $(LDLIBS)

@@ -175,3 +175,36 @@ fj_wait_for()
 	done
 	return 0
 }
+
+# fjord runs the CLI of this build.
+fjord()
+{
+	"$FJ_BUILD/fjord" "$@"
+}
+
+# fj_json_get FILE KEY: a top-level member of a JSON object, printed plainly.
+fj_json_get()
+{
+	python3 -c 'import json, sys
+v = json.load(open(sys.argv[1])).get(sys.argv[2], "")
+print(v if not isinstance(v, bool) else str(v).lower())' "$1" "$2"
+}
+
+# fj_agents_online N: true when at least N agents are online.
+fj_agents_online()
+{
+	[ "$(fjord agents --csv | tail -n +2 | cut -d, -f4 | grep -c '^yes$')" -ge "$1" ]
+}
+
+# fj_runs_finished EXP N: true when N runs of EXP are in a final state.
+fj_runs_finished()
+{
+	[ "$(fjord runs --experiment "$1" --state succeeded,failed,missed,cancelled --csv |
+		tail -n +2 | grep -c .)" -ge "$2" ]
+}
+
+# fj_has_trace RUN: true when RUN has at least one uploaded trace.
+fj_has_trace()
+{
+	[ "$(fjord traces list "$1" --csv | tail -n +2 | grep -c .)" -ge 1 ]
+}
