@@ -32,3 +32,5 @@ $(BUILD)/tests/pbjson-tool: $(call objs,tests/proto/pbjson_tool.c tests/proto/pb
 		$(BUILD)/libfjproto.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libfjproto.a $(LDLIBS)
+
+TEST_SCRIPTS += tests/proto/crosscheck.sh

@@ -561,18 +561,213 @@ json_t *fj_pbjson_to_json(const ProtobufCMessage *msg, int flags)
 	return enc_msg(msg, flags);
 }
 
+/*
+ * Text output. jansson prints every real with 17 significant digits
+ * (0.1 becomes 0.10000000000000001); the writer below prints the shortest
+ * form that reads back to the same double, as protoc and Python do, and is
+ * otherwise the same JSON jansson would write.
+ */
+struct out_buf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void out_put(struct out_buf *o, const char *s, size_t n)
+{
+	char *np;
+	size_t cap;
+
+	if (o->oom)
+		return;
+	if (o->len + n + 1 > o->cap) {
+		cap = o->cap ? o->cap : 256;
+		while (cap < o->len + n + 1)
+			cap *= 2;
+		np = realloc(o->p, cap);
+		if (!np) {
+			o->oom = true;
+			return;
+		}
+		o->p = np;
+		o->cap = cap;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+	o->p[o->len] = '\0';
+}
+
+static void out_str(struct out_buf *o, const char *s)
+{
+	out_put(o, s, strlen(s));
+}
+
+static void out_indent(struct out_buf *o, int pretty, int level)
+{
+	int i;
+
+	if (!pretty)
+		return;
+	out_put(o, "\n", 1);
+	for (i = 0; i < level; i++)
+		out_put(o, "  ", 2);
+}
+
+static void out_json_string(struct out_buf *o, const char *s, size_t len)
+{
+	size_t i, run = 0;
+	char esc[8];
+
+	out_put(o, "\"", 1);
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		out_put(o, s + run, i - run);
+		run = i + 1;
+		switch (c) {
+		case '"':
+			out_str(o, "\\\"");
+			break;
+		case '\\':
+			out_str(o, "\\\\");
+			break;
+		case '\n':
+			out_str(o, "\\n");
+			break;
+		case '\t':
+			out_str(o, "\\t");
+			break;
+		case '\r':
+			out_str(o, "\\r");
+			break;
+		case '\b':
+			out_str(o, "\\b");
+			break;
+		case '\f':
+			out_str(o, "\\f");
+			break;
+		default:
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			out_str(o, esc);
+		}
+	}
+	out_put(o, s + run, len - run);
+	out_put(o, "\"", 1);
+}
+
+/* Shortest "%.Ng" that parses back to exactly v; ".0" keeps it a real. */
+static void out_real(struct out_buf *o, double v)
+{
+	char buf[40];
+	int prec;
+
+	for (prec = 15; prec < 17; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	if (prec == 17)
+		snprintf(buf, sizeof(buf), "%.17g", v);
+	if (!strpbrk(buf, ".eEni"))
+		strcat(buf, ".0");
+	out_str(o, buf);
+}
+
+static void out_value(struct out_buf *o, const json_t *j, int pretty, int level)
+{
+	char buf[32];
+	const char *key;
+	json_t *v;
+	size_t i, n;
+
+	switch (json_typeof(j)) {
+	case JSON_OBJECT:
+		if (json_object_size(j) == 0) {
+			out_str(o, "{}");
+			return;
+		}
+		out_put(o, "{", 1);
+		i = 0;
+		json_object_foreach((json_t *)j, key, v)
+		{
+			if (i++)
+				out_put(o, ",", 1);
+			out_indent(o, pretty, level + 1);
+			out_json_string(o, key, strlen(key));
+			out_str(o, pretty ? ": " : ":");
+			out_value(o, v, pretty, level + 1);
+		}
+		out_indent(o, pretty, level);
+		out_put(o, "}", 1);
+		return;
+	case JSON_ARRAY:
+		n = json_array_size(j);
+		if (n == 0) {
+			out_str(o, "[]");
+			return;
+		}
+		out_put(o, "[", 1);
+		for (i = 0; i < n; i++) {
+			if (i)
+				out_put(o, ",", 1);
+			out_indent(o, pretty, level + 1);
+			out_value(o, json_array_get(j, i), pretty, level + 1);
+		}
+		out_indent(o, pretty, level);
+		out_put(o, "]", 1);
+		return;
+	case JSON_STRING:
+		out_json_string(o, json_string_value(j), json_string_length(j));
+		return;
+	case JSON_INTEGER:
+		snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+		out_str(o, buf);
+		return;
+	case JSON_REAL:
+		out_real(o, json_real_value(j));
+		return;
+	case JSON_TRUE:
+		out_str(o, "true");
+		return;
+	case JSON_FALSE:
+		out_str(o, "false");
+		return;
+	case JSON_NULL:
+		out_str(o, "null");
+		return;
+	}
+}
+
+int fj_pbjson_dumps(const json_t *json, int flags, char **out)
+{
+	struct out_buf o = { 0 };
+
+	*out = NULL;
+	if (!json)
+		return -EINVAL;
+	out_value(&o, json, flags & FJ_PBJSON_PRETTY, 0);
+	if (o.oom || !o.p) {
+		free(o.p);
+		return -ENOMEM;
+	}
+	*out = o.p;
+	return 0;
+}
+
 int fj_pbjson_encode(const ProtobufCMessage *msg, int flags, char **out)
 {
 	json_t *j;
-	size_t dflags = flags & FJ_PBJSON_PRETTY ? JSON_INDENT(2) : JSON_COMPACT;
+	int rc;
 
 	*out = NULL;
 	j = fj_pbjson_to_json(msg, flags);
 	if (!j)
 		return -ENOMEM;
-	*out = json_dumps(j, dflags);
+	rc = fj_pbjson_dumps(j, flags, out);
 	json_decref(j);
-	return *out ? 0 : -ENOMEM;
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */

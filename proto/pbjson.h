@@ -34,6 +34,14 @@ enum {
 json_t *fj_pbjson_to_json(const ProtobufCMessage *msg, int flags);
 /* Encodes msg as a NUL-terminated string (malloc'd, caller frees) into *out. 0 or -ENOMEM. */
 int fj_pbjson_encode(const ProtobufCMessage *msg, int flags, char **out);
+/*
+ * Serialises any jansson value as fj_pbjson_encode() does (flags: only
+ * FJ_PBJSON_PRETTY counts): members in insertion order, reals in the
+ * shortest form that reads back exactly (0.1, not jansson's
+ * 0.10000000000000001). *out is malloc'd, the caller frees it; json is not
+ * consumed. 0, -EINVAL (json NULL) or -ENOMEM.
+ */
+int fj_pbjson_dumps(const json_t *json, int flags, char **out);
 
 /*
  * Decodes JSON text into a new message of type desc. On success *out is a

@@ -640,6 +640,59 @@ static void test_error_buffer_small(void)
 	CU_ASSERT_EQUAL(decode_rc(&fjord__v1__run__descriptor, "{\"bogus\":1}", NULL, 0), -EINVAL);
 }
 
+/* Reals print in their shortest exact form; everything else as jansson would. */
+static void test_dumps_shortest(void)
+{
+	json_t *j = json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:I,s:s,s:[],s:{},s:n,s:b}", "a", 0.1, "b",
+			      5.0, "c", 1e300, "d", -2.5e-300, "e", 123456789.125, "f", 1.0 / 3,
+			      "g", (json_int_t)-7, "h", "q\"\\\x01\n/", "i", "j", "k", "l", 0);
+	const double samples[] = { 0.1,
+				   1.0 / 3,
+				   2.0 / 3,
+				   1e-7,
+				   5e-324,
+				   1.7976931348623157e308,
+				   9007199254740993.0,
+				   0.30000000000000004 };
+	char *text = NULL, *jtext;
+	json_error_t jerr;
+	json_t *back;
+	size_t i;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+	CU_ASSERT_EQUAL(fj_pbjson_dumps(j, 0, &text), 0);
+	CU_ASSERT_STRING_EQUAL(text, "{\"a\":0.1,\"b\":5.0,\"c\":1e+300,\"d\":-2.5e-300,\"e\":"
+				     "123456789.125,\"f\":0.3333333333333333,\"g\":-7,\"h\":"
+				     "\"q\\\"\\\\\\u0001\\n/\",\"i\":[],\"j\":{},\"k\":null,"
+				     "\"l\":false}");
+	free(text);
+	/* Pretty output is jansson's JSON_INDENT(2) layout. */
+	CU_ASSERT_EQUAL(fj_pbjson_dumps(j, FJ_PBJSON_PRETTY, &text), 0);
+	json_object_del(j, "a");
+	json_object_del(j, "c");
+	json_object_del(j, "d");
+	json_object_del(j, "e");
+	json_object_del(j, "f");
+	free(text);
+	CU_ASSERT_EQUAL(fj_pbjson_dumps(j, FJ_PBJSON_PRETTY, &text), 0);
+	jtext = json_dumps(j, JSON_INDENT(2));
+	CU_ASSERT_STRING_EQUAL(text, jtext);
+	free(text);
+	free(jtext);
+	json_decref(j);
+	/* Every sample reads back as exactly the same double. */
+	for (i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+		j = json_real(samples[i]);
+		CU_ASSERT_EQUAL_FATAL(fj_pbjson_dumps(j, 0, &text), 0);
+		back = json_loads(text, JSON_DECODE_ANY, &jerr);
+		CU_ASSERT(back && json_real_value(back) == samples[i]);
+		json_decref(back);
+		json_decref(j);
+		free(text);
+	}
+	CU_ASSERT_EQUAL(fj_pbjson_dumps(NULL, 0, &text), -EINVAL);
+}
+
 static void test_enum_helpers(void)
 {
 	int v = -1;
@@ -702,6 +755,7 @@ static const struct fj_test tests[] = {
 	{ "reject_size", test_reject_size },
 	{ "reject_syntax_and_required", test_reject_syntax_and_required },
 	{ "error_buffer_small", test_error_buffer_small },
+	{ "dumps_shortest", test_dumps_shortest },
 	{ "enum_helpers", test_enum_helpers },
 	{ NULL, NULL },
 };
