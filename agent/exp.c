@@ -1,0 +1,192 @@
+/* Experiment dispatch and the helpers every type shares. */
+#include "exp.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent_arena.h"
+#include "agent_sysinfo.h"
+#include "fj_clock.h"
+
+static Fjord__V1__Stack run_stack(const Fjord__V1__RunCommand *cmd)
+{
+	return cmd->run ? cmd->run->stack : FJORD__V1__STACK__STACK_UNSPECIFIED;
+}
+
+int exp_check(const Fjord__V1__RunCommand *cmd, char *buf, size_t len)
+{
+	if (!cmd->run || !cmd->run->id || !cmd->run->id[0]) {
+		snprintf(buf, len, "run command without a run id");
+		return -EINVAL;
+	}
+	if (!cmd->spec) {
+		snprintf(buf, len, "run command without an experiment spec");
+		return -EINVAL;
+	}
+	if (run_stack(cmd) == FJORD__V1__STACK__STACK_BUNDLED) {
+		snprintf(buf, len, "bundled stack not built into this agent yet");
+		return -ENOTSUP;
+	}
+	if (cmd->spec->type != FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_ECHO) {
+		const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+			&fjord__v1__experiment_type__descriptor, (int)cmd->spec->type);
+
+		snprintf(buf, len, "experiment type %s is not supported by this agent",
+			 v ? v->name : "unknown");
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+int exp_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, struct exp_out *out)
+{
+	char why[256];
+
+	out->start_mono_ms = fj_mono_ms();
+	if (exp_check(cmd, why, sizeof(why)) < 0)
+		return exp_fail(out, "%s", why);
+	return exp_echo_run(cmd, env, out);
+}
+
+int exp_add_metric(struct exp_out *out, const char *name, double value)
+{
+	Fjord__V1__Result *r = out->result;
+	Fjord__V1__Metric *m;
+
+	if (!r->metrics)
+		r->metrics = agent_arena_alloc(out->arena, EXP_MAX_METRICS * sizeof(*r->metrics));
+	if (!r->metrics || r->n_metrics >= EXP_MAX_METRICS)
+		return -ENOSPC;
+	m = agent_arena_alloc(out->arena, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	fjord__v1__metric__init(m);
+	m->name = agent_arena_strdup(out->arena, name);
+	m->value = value;
+	r->metrics[r->n_metrics++] = m;
+	return m->name ? 0 : -ENOMEM;
+}
+
+int exp_add_event(struct exp_out *out, const char *kind, const char *detail, uint32_t subflow)
+{
+	Fjord__V1__Result *r = out->result;
+	Fjord__V1__Event *e;
+
+	if (!r->events)
+		r->events = agent_arena_alloc(out->arena, EXP_MAX_EVENTS * sizeof(*r->events));
+	if (!r->events || r->n_events >= EXP_MAX_EVENTS)
+		return -ENOSPC;
+	e = agent_arena_alloc(out->arena, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	fjord__v1__event__init(e);
+	e->t_ms = fj_wall_ms();
+	e->kind = agent_arena_strdup(out->arena, kind);
+	e->detail = agent_arena_strdup(out->arena, detail);
+	e->subflow_id = subflow;
+	r->events[r->n_events++] = e;
+	return e->kind && e->detail ? 0 : -ENOMEM;
+}
+
+int exp_fail(struct exp_out *out, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	/* The first failure is the cause; later ones are consequences. */
+	if (out->result->error && out->result->error[0])
+		return 0;
+	out->result->ok = 0;
+	out->result->error = agent_arena_strdup(out->arena, buf);
+	return out->result->error ? 0 : -ENOMEM;
+}
+
+struct exp_trace *exp_trace_new(struct exp_out *out, const char *name)
+{
+	struct exp_trace *t;
+
+	if (out->n_traces >= EXP_MAX_TRACES)
+		return NULL;
+	t = &out->traces[out->n_traces++];
+	memset(t, 0, sizeof(*t));
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	return t;
+}
+
+int exp_trace_printf(struct exp_trace *t, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) || t->len + (size_t)n > EXP_TRACE_MAX)
+		return -ENOSPC;
+	if (t->len + (size_t)n > t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 4096;
+		char *d;
+
+		while (cap < t->len + (size_t)n)
+			cap *= 2;
+		d = realloc(t->data, cap);
+		if (!d)
+			return -ENOMEM;
+		t->data = d;
+		t->cap = cap;
+	}
+	memcpy(t->data + t->len, line, (size_t)n);
+	t->len += (size_t)n;
+	return 0;
+}
+
+void exp_out_release(struct exp_out *out)
+{
+	unsigned int i;
+
+	for (i = 0; i < out->n_traces; i++)
+		free(out->traces[i].data);
+	out->n_traces = 0;
+}
+
+int exp_provenance(struct exp_out *out, Fjord__V1__Stack stack, const char *cc,
+		   const Fjord__V1__RunCommand *cmd, const struct exp_env *env)
+{
+	Fjord__V1__Provenance *p = agent_arena_alloc(out->arena, sizeof(*p));
+	char buf[128];
+
+	if (!p)
+		return -ENOMEM;
+	fjord__v1__provenance__init(p);
+	p->stack = stack;
+	agent_sysinfo_kernel(buf, sizeof(buf));
+	p->kernel_version = agent_arena_strdup(out->arena, buf);
+	p->stack_version = p->kernel_version;
+	p->agent_version = agent_arena_strdup(out->arena, env->agent_version);
+	agent_sysinfo_mptcp_sysctls(out->arena, &p->sysctls, &p->n_sysctls);
+	if (stack == FJORD__V1__STACK__STACK_KERNEL) {
+		if (agent_sysinfo_mptcp_sysctl("scheduler", buf, sizeof(buf)) == 0)
+			p->scheduler = agent_arena_strdup(out->arena, buf);
+		if (agent_sysinfo_mptcp_sysctl("path_manager", buf, sizeof(buf)) == 0 ||
+		    agent_sysinfo_mptcp_sysctl("pm_type", buf, sizeof(buf)) == 0)
+			p->path_manager = agent_arena_strdup(out->arena, buf);
+		if (agent_sysinfo_mptcp_sysctl("checksum_enabled", buf, sizeof(buf)) == 0)
+			p->checksums = strcmp(buf, "0") != 0;
+	}
+	if (cc)
+		p->congestion_control = agent_arena_strdup(out->arena, cc);
+	if (cmd->run) {
+		/* Borrowed from cmd: it outlives the Result, which is packed before cmd is freed. */
+		p->paths = cmd->run->paths;
+		p->n_paths = cmd->run->n_paths;
+	}
+	out->result->provenance = p;
+	return 0;
+}

@@ -1,0 +1,32 @@
+/*
+ * Per-subflow state of a connected socket: for MPTCP sockets from
+ * getsockopt(SOL_MPTCP, MPTCP_INFO / MPTCP_TCPINFO / MPTCP_SUBFLOW_ADDRS), for
+ * plain TCP sockets from TCP_INFO as one subflow.
+ */
+#ifndef AGENT_MPTCP_INFO_H
+#define AGENT_MPTCP_INFO_H
+
+#include <stddef.h>
+
+#include "fjord.pb-c.h"
+
+struct agent_arena;
+
+struct agent_mptcp_state {
+	int is_mptcp;	       /* the kernel answered MPTCP_INFO */
+	int fallback;	       /* the connection fell back to TCP (MPTCP_INFO_FLAG_FALLBACK) */
+	unsigned int subflows; /* as counted by the kernel (additional subflows) */
+};
+
+/*
+ * mptcp_socket says whether fd was made with IPPROTO_MPTCP.
+ * Fills *out with up to max subflows (arena memory) and *st. Returns 0, or a
+ * negative errno when the kernel gives nothing at all.
+ */
+int agent_mptcp_subflows(int fd, int mptcp_socket, struct agent_arena *a,
+			 Fjord__V1__SubflowMetrics ***out, size_t *n, size_t max,
+			 struct agent_mptcp_state *st);
+/* The socket's congestion control name ("cubic"), or -errno. */
+int agent_sock_congestion(int fd, char *buf, size_t len);
+
+#endif
