@@ -1,0 +1,259 @@
+/*
+ * libmps: the bundled userspace MPTCP v1 stack (RFC 8684), public API.
+ *
+ * The stack is sans-I/O: it never reads a clock, opens a socket or sleeps.
+ * The caller feeds it IP packets with mps_input(), collects the packets it
+ * wants sent with mps_output(), and calls again no later than
+ * mps_next_wakeup(). Every time is a caller-supplied monotonic "now" in
+ * microseconds. A link adapter (struct mps_link_ops) moves packets between
+ * the stack and a TUN device, the host, or the simulated network of the tests;
+ * mps_pump() does one round of that.
+ *
+ * Errors are 0 or a negative errno. Handles (struct mps_stack, struct
+ * mps_conn) are owned by the library; see each function for lifetimes.
+ * Nothing here is thread-safe: one stack belongs to one thread.
+ */
+#ifndef MPS_H
+#define MPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MPS_TIME_NEVER UINT64_MAX
+
+struct mps_stack;
+struct mps_conn;
+
+/* An endpoint: IPv4 (family 4, first 4 bytes of addr) or IPv6 (family 6). */
+struct mps_addr {
+	uint8_t family;
+	uint8_t addr[16]; /* network order */
+	uint16_t port;	  /* host order */
+};
+
+struct mps_config {
+	uint16_t mss;	     /* largest TCP payload we send and announce; 0: 1400 */
+	uint32_t sndbuf;     /* per-connection send buffer cap, bytes; 0: 256 KiB */
+	uint32_t rcvbuf;     /* per-connection receive buffer cap, bytes; 0: 256 KiB */
+	uint32_t max_conns;  /* connections per stack, listeners' children included; 0: 64 */
+	uint32_t msl_us;     /* maximum segment lifetime (TIME_WAIT is 2 MSL); 0: 30 s */
+	bool mptcp_disabled; /* behave as plain TCP (baselines) */
+	/*
+	 * Randomness for keys, ISNs and ports. NULL: an internal generator
+	 * seeded with seed, for deterministic tests only (its output is
+	 * predictable). Production callers pass a getrandom()-backed function.
+	 */
+	void (*rand_bytes)(void *ctx, void *buf, size_t len);
+	void *rand_ctx;
+	uint64_t seed;
+};
+
+/*
+ * Create a stack. cfg is copied. Returns NULL with *err = -EINVAL (bad
+ * config) or -ENOMEM. The caller frees it with mps_stack_destroy().
+ */
+struct mps_stack *mps_stack_create(const struct mps_config *cfg, int *err);
+
+/* Free the stack and every connection in it; handles become invalid. */
+void mps_stack_destroy(struct mps_stack *st);
+
+/*
+ * Accept connections to local (an unspecified address, all zero, matches
+ * any address of that family). At most 8 listeners. Returns 0, -EADDRINUSE,
+ * -ENOSPC or -EINVAL.
+ */
+int mps_listen(struct mps_stack *st, const struct mps_addr *local);
+
+/*
+ * Open a connection from local to remote; local->port 0 picks a free
+ * ephemeral port. The SYN leaves with the next mps_output(). On success
+ * *out is a handle owned by the stack, valid until mps_close() on it or
+ * mps_stack_destroy(). Returns 0, -EINVAL, -EADDRINUSE or -ENOSPC/-ENOMEM.
+ */
+int mps_connect(struct mps_stack *st, const struct mps_addr *local, const struct mps_addr *remote,
+		struct mps_conn **out);
+
+/*
+ * Next established connection from a listener's queue, or NULL. The handle
+ * is owned by the stack, valid until mps_close() or mps_stack_destroy().
+ */
+struct mps_conn *mps_accept(struct mps_stack *st);
+
+/*
+ * Queue up to len bytes of buf for sending (copied). Returns the number of
+ * bytes taken (less than len when the send buffer is full, never 0 for
+ * len > 0), -EAGAIN if the buffer is full or the connection is not yet
+ * established, -EPIPE after mps_shutdown() or a reset, -EINVAL for len 0.
+ */
+ssize_t mps_send(struct mps_conn *c, const void *buf, size_t len);
+
+/*
+ * Copy up to len bytes of received data into buf. Returns the count, 0 at
+ * the end of the stream (the peer's DATA_FIN, or FIN after fallback, and
+ * everything before it read), -EAGAIN if nothing is ready, -ECONNRESET after
+ * a reset.
+ */
+ssize_t mps_recv(struct mps_conn *c, void *buf, size_t len);
+
+/* Send DATA_FIN after the queued data; receiving continues. Returns 0 or -ENOTCONN. */
+int mps_shutdown(struct mps_conn *c);
+
+/*
+ * Give the handle back: as mps_shutdown(), and the stack frees the
+ * connection once the close handshake ends (or at once if it already has
+ * or was reset). c must not be used afterwards.
+ */
+void mps_close(struct mps_conn *c);
+
+/*
+ * Abort: MP_FASTCLOSE with an RST to the peer, and free the connection as
+ * mps_close() does. c must not be used afterwards.
+ */
+void mps_abort(struct mps_conn *c);
+
+/*
+ * Feed one IP packet (IPv4 or IPv6 with TCP) received at now (microseconds).
+ * The stack copies what it keeps. Returns 0, or a negative errno when the
+ * packet was dropped; every drop is also counted (mps_stack_counters()).
+ */
+int mps_input(struct mps_stack *st, const uint8_t *pkt, size_t len, uint64_t now);
+
+/*
+ * Run the timers due at now, then write the next packet to send into buf
+ * (cap bytes; at least mss + 120 is always enough). Returns its length, 0 if
+ * nothing is to be sent now, or -ENOSPC if cap is too small.
+ */
+int mps_output(struct mps_stack *st, uint64_t now, uint8_t *buf, size_t cap);
+
+/* Earliest time at which mps_output() has timer work; MPS_TIME_NEVER if none. */
+uint64_t mps_next_wakeup(const struct mps_stack *st);
+
+/* Connection and subflow observability. */
+enum mps_conn_state {
+	MPS_CONN_CONNECTING,
+	MPS_CONN_ESTABLISHED,
+	MPS_CONN_CLOSING, /* our DATA_FIN sent, or the peer's received */
+	MPS_CONN_CLOSED,
+	MPS_CONN_RESET,
+};
+
+struct mps_subflow_info {
+	uint8_t id; /* local address ID, 0 for the initial subflow */
+	struct mps_addr local, remote;
+	const char *state; /* RFC 9293 name, e.g. "ESTABLISHED"; static storage */
+	uint32_t srtt_us, rttvar_us, rto_us;
+	uint32_t cwnd, ssthresh; /* bytes */
+	uint64_t bytes_sent, bytes_acked, bytes_received;
+	uint32_t retransmits; /* segments sent again */
+	bool backup;
+};
+
+struct mps_conn_info {
+	uint32_t id; /* unique within the stack, never reused */
+	enum mps_conn_state state;
+	bool mptcp;		     /* MPTCP in use (false: never negotiated, or fell back) */
+	bool fallback;		     /* negotiated MPTCP lost, or refused by the peer */
+	const char *fallback_reason; /* static storage, NULL if none */
+	uint64_t local_key, remote_key;
+	uint32_t local_token, remote_token;
+	uint64_t bytes_sent, bytes_acked, bytes_received; /* data level */
+	uint8_t nsubflows;
+};
+
+int mps_conn_info(const struct mps_conn *c, struct mps_conn_info *info);
+
+/* Info on subflow idx (0 .. nsubflows-1). Returns 0 or -ENOENT. */
+int mps_subflow_info(const struct mps_conn *c, unsigned int idx, struct mps_subflow_info *info);
+
+/* Events, queued by the stack (at most 256; older ones dropped and counted). */
+enum mps_event_type {
+	MPS_EV_CONN_ESTABLISHED,
+	MPS_EV_CONN_CLOSED, /* close handshake done, both directions */
+	MPS_EV_CONN_RESET,  /* reason: MPS_RST_* */
+	MPS_EV_FALLBACK,    /* reason: MPS_FALLBACK_* */
+	MPS_EV_SUBFLOW_UP,
+	MPS_EV_SUBFLOW_DOWN,
+};
+
+enum mps_fallback_reason {
+	MPS_FALLBACK_SYNACK_NO_MPC = 1,	   /* the SYN/ACK lacked MP_CAPABLE */
+	MPS_FALLBACK_SYN_NO_MPC,	   /* the client's SYN lacked it */
+	MPS_FALLBACK_CHECKSUM_UNSUPPORTED, /* the peer requires DSS checksums */
+	MPS_FALLBACK_ACK_NO_MPC,	   /* the third ACK / first data lacked it */
+};
+
+enum mps_rst_reason {
+	MPS_RST_PEER = 1, /* RST received */
+	MPS_RST_FASTCLOSE,
+	MPS_RST_TIMEOUT, /* too many retransmissions */
+	MPS_RST_LOCAL,	 /* mps_abort() */
+};
+
+struct mps_event {
+	enum mps_event_type type;
+	uint32_t conn_id;
+	uint8_t subflow_id;
+	int reason;
+	uint64_t time; /* the "now" at which it happened */
+};
+
+/* Pop the oldest event into *ev. Returns 0, or -EAGAIN if there is none. */
+int mps_next_event(struct mps_stack *st, struct mps_event *ev);
+
+/* Id of a connection (as in events and mps_conn_info). */
+uint32_t mps_conn_id(const struct mps_conn *c);
+
+/* Counters of everything dropped or rejected, by name; see mps_stack_counter_name(). */
+enum mps_counter {
+	MPS_CNT_IN_BAD_IP,	  /* mps_seg_parse failed */
+	MPS_CNT_IN_BAD_CSUM,	  /* TCP checksum wrong */
+	MPS_CNT_IN_BAD_OPTS,	  /* malformed TCP option list (still processed) */
+	MPS_CNT_IN_BAD_MPTCP,	  /* malformed MPTCP option (ignored, per option) */
+	MPS_CNT_IN_NO_CONN,	  /* no connection or listener: answered with RST */
+	MPS_CNT_IN_OUT_OF_WINDOW, /* sequence check failed: ACK sent */
+	MPS_CNT_IN_OUT_OF_ORDER,  /* above rcv_nxt: dropped, duplicate ACK sent */
+	MPS_CNT_IN_BAD_ACK,	  /* ACK of data never sent */
+	MPS_CNT_IN_RCVBUF_FULL,	  /* data beyond the receive buffer */
+	MPS_CNT_IN_BAD_MAPPING,	  /* DSS mapping disagreeing with the stream */
+	MPS_CNT_IN_ACCEPT_FULL,	  /* SYN refused: connection table full */
+	MPS_CNT_OUT_RST_DROPPED,  /* RST queue full */
+	MPS_CNT_EVENTS_DROPPED,
+	MPS_CNT_RETRANS_TIMEOUT, /* RTO expiries */
+	MPS_CNT_FAST_RETRANS,
+	MPS_CNT__COUNT
+};
+
+uint64_t mps_stack_counter(const struct mps_stack *st, enum mps_counter which);
+const char *mps_stack_counter_name(enum mps_counter which);
+
+/* Per-reason counts of rejected MPTCP options (enum mps_opt_err in mps_opt.h). */
+uint64_t mps_stack_opt_errors(const struct mps_stack *st, unsigned int opt_err);
+
+/*
+ * A link adapter: how packets reach the wire. ctx belongs to the adapter.
+ * send takes a whole IP packet (not kept after return) and returns 0 or a
+ * negative errno; recv writes the next received packet into buf and
+ * returns its length, 0 if none is waiting, or a negative errno;
+ * next_ready gives the time of the next packet known to arrive
+ * (MPS_TIME_NEVER if unknown, as for a real device polled by fd).
+ */
+struct mps_link_ops {
+	const char *name;
+	int (*send)(void *ctx, const uint8_t *pkt, size_t len, uint64_t now);
+	int (*recv)(void *ctx, uint8_t *buf, size_t cap, uint64_t now);
+	uint64_t (*next_ready)(void *ctx);
+};
+
+/*
+ * One round between st and a link: deliver every packet the link has for
+ * now, then hand the link everything the stack wants to send. Returns the
+ * earliest time the caller must call again (stack timers or link
+ * arrivals). *err is 0, or the first error a link callback returned; a
+ * packet the link refused is dropped as if lost on the wire.
+ */
+uint64_t mps_pump(struct mps_stack *st, const struct mps_link_ops *ops, void *ctx, uint64_t now,
+		  int *err);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * Simulated network for libmps: nodes joined by paths with delay, jitter,
+ * loss, reordering, rate and MTU, driven by the caller's fake clock. Fully
+ * deterministic for a given seed. Each node is reached through the link
+ * adapter mps_sim_link_ops with the port of mps_sim_port() as its context.
+ */
+#ifndef MPS_SIM_H
+#define MPS_SIM_H
+
+#include <stdint.h>
+
+#include "mps.h"
+
+#define MPS_SIM_MAX_NODES 8
+#define MPS_SIM_MAX_PATHS 16
+#define MPS_SIM_QUEUE_MAX 8192 /* packets in flight per direction; more are tail-dropped */
+
+struct mps_sim;
+struct mps_sim_port;
+
+struct mps_sim_link_cfg {
+	uint32_t delay_us;    /* one-way propagation delay */
+	uint32_t jitter_us;   /* extra delay drawn uniformly from [0, jitter] */
+	uint32_t loss_ppm;    /* random loss, parts per million; 1000000 cuts the path */
+	uint32_t reorder_ppm; /* packets held back by reorder_delay_us */
+	uint32_t reorder_delay_us;
+	uint32_t mtu;	   /* larger IP packets are dropped; 0: 1500 */
+	uint64_t rate_bps; /* serialisation rate; 0: unlimited */
+};
+
+struct mps_sim_stats {
+	uint64_t sent, delivered, lost, too_big, no_route, queue_full, reordered;
+};
+
+/* Create an empty network; NULL on allocation failure. Free with mps_sim_destroy(). */
+struct mps_sim *mps_sim_create(uint64_t seed);
+void mps_sim_destroy(struct mps_sim *sim);
+
+/* Add a node; returns its index (0..MPS_SIM_MAX_NODES-1) or -ENOSPC. */
+int mps_sim_add_node(struct mps_sim *sim);
+
+/*
+ * Join address a of node na and address b of node nb (same family, 4 or
+ * 16 bytes each, copied) by a path with cfg in both directions. Returns
+ * the path index, -EINVAL or -ENOSPC. Packets are routed by their source
+ * and destination addresses, as source-address routing on NorNet does.
+ */
+int mps_sim_add_path(struct mps_sim *sim, int na, const uint8_t *a, int nb, const uint8_t *b,
+		     uint8_t family, const struct mps_sim_link_cfg *cfg);
+
+/* Change a path's behaviour from now on (packets in flight keep theirs). */
+int mps_sim_set_path(struct mps_sim *sim, int path, const struct mps_sim_link_cfg *cfg);
+
+/* The port of node n, owned by sim (valid until mps_sim_destroy()), or NULL. */
+struct mps_sim_port *mps_sim_port(struct mps_sim *sim, int n);
+
+void mps_sim_get_stats(const struct mps_sim *sim, struct mps_sim_stats *out);
+
+/* Link adapter: ctx is a struct mps_sim_port *. */
+extern const struct mps_link_ops mps_sim_link_ops;
+
+#endif

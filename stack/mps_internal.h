@@ -1,0 +1,166 @@
+/*
+ * libmps internals shared by the stack's own files; not part of the API.
+ * One connection has one subflow in this version (the initial one); the
+ * structures keep the subflow separate so joins slot in later.
+ */
+#ifndef MPS_INTERNAL_H
+#define MPS_INTERNAL_H
+
+#include "mps.h"
+#include "mps_opt.h"
+#include "mps_seg.h"
+
+#define MPS_MAX_LISTENERS  8
+#define MPS_MAX_RST_QUEUE  16
+#define MPS_MAX_EVENTS	   256
+#define MPS_RTO_INIT_US	   1000000u
+#define MPS_RTO_MIN_US	   200000u /* Linux's floor; RFC 6298 allows a lower one than 1 s */
+#define MPS_RTO_MAX_US	   60000000u
+#define MPS_MAX_BACKOFF	   12
+#define MPS_SYN_RETRIES	   6
+#define MPS_INIT_CWND_SEGS 10  /* RFC 6928 */
+#define MPS_DEFAULT_MSS	   536 /* when the peer sends no MSS option (RFC 9293) */
+
+/* A byte ring with a fixed capacity: the cap of every stream buffer. */
+struct mps_ring {
+	uint8_t *buf;
+	uint32_t cap, head, len;
+};
+
+int mps_ring_init(struct mps_ring *r, uint32_t cap);
+void mps_ring_free(struct mps_ring *r);
+uint32_t mps_ring_write(struct mps_ring *r, const uint8_t *src, uint32_t n);
+void mps_ring_peek(const struct mps_ring *r, uint32_t off, uint8_t *dst, uint32_t n);
+void mps_ring_drop(struct mps_ring *r, uint32_t n);
+
+enum mps_sf_state {
+	MPS_SF_CLOSED,
+	MPS_SF_SYN_SENT,
+	MPS_SF_SYN_RCVD,
+	MPS_SF_ESTABLISHED,
+	MPS_SF_FIN_WAIT_1,
+	MPS_SF_FIN_WAIT_2,
+	MPS_SF_CLOSE_WAIT,
+	MPS_SF_CLOSING,
+	MPS_SF_LAST_ACK,
+	MPS_SF_TIME_WAIT,
+};
+
+const char *mps_sf_state_name(enum mps_sf_state s);
+
+struct mps_subflow {
+	struct mps_conn *conn;
+	uint8_t id;
+	bool backup;
+	struct mps_addr local, remote;
+	enum mps_sf_state state;
+	/* Send sequence space (RFC 9293 §3.3.1); snd_max is the highest sent. */
+	uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2;
+	uint32_t fin_seq; /* valid if fin_sent */
+	bool fin_sent;
+	/* Receive sequence space. */
+	uint32_t irs, rcv_nxt;
+	bool fin_rcvd;
+	uint8_t snd_wscale, rcv_wscale;
+	bool ts_ok;
+	uint32_t ts_recent;
+	uint16_t peer_mss;
+	/* RTT (RFC 6298, Karn's rule: only segments never retransmitted are timed). */
+	uint32_t srtt, rttvar, rto;
+	bool rtt_timing;
+	uint32_t rtt_seq;
+	uint64_t rtt_start;
+	/* Reno/NewReno congestion control. */
+	uint32_t cwnd, ssthresh, recover;
+	uint8_t dupacks;
+	bool in_recovery;
+	bool rexmit_one; /* fast retransmit: resend the segment at snd_una */
+	uint8_t backoff;
+	uint64_t rto_at; /* MPS_TIME_NEVER when not armed */
+	uint64_t tw_at;	 /* TIME_WAIT end */
+	bool ack_now;
+	uint64_t bytes_sent, bytes_acked, bytes_received;
+	uint32_t retransmits;
+};
+
+struct mps_conn {
+	struct mps_stack *st;
+	struct mps_conn *next;
+	uint32_t id;
+	struct mps_subflow sf;
+	bool is_client;
+	bool mptcp; /* MPTCP negotiated and not fallen back */
+	bool fallback;
+	const char *fallback_reason;
+	bool fully_established; /* client: a DSS DATA_ACK arrived from the server */
+	uint64_t lkey, rkey, lidsn, ridsn;
+	uint32_t ltoken, rtoken;
+	/* Data sequence space: snd_una_dsn is the base of sndbuf. */
+	uint64_t snd_una_dsn, rcv_nxt_dsn;
+	uint64_t rx_map_dsn; /* the last mapping received (64-bit) */
+	uint32_t rx_map_ssn;
+	uint16_t rx_map_len;
+	bool rx_map_valid;
+	struct mps_ring sndbuf, rcvbuf;
+	bool shut_wr; /* DATA_FIN wanted after the queued data */
+	bool data_fin_sent;
+	bool data_fin_acked;
+	bool data_fin_rcvd; /* peer's DATA_FIN (or FIN after fallback) consumed */
+	bool app_closed;    /* handle given back with mps_close() */
+	bool in_accept_q;
+	bool accepted;
+	bool reset;
+	bool fastclose_pending;
+	enum mps_conn_state state;
+	uint64_t bytes_sent, bytes_acked, bytes_received;
+};
+
+struct mps_rst {
+	struct mps_addr local, remote;
+	uint32_t seq, ack;
+	uint8_t flags;
+};
+
+struct mps_stack {
+	struct mps_config cfg;
+	uint64_t rng;
+	struct mps_conn *conns;
+	uint32_t nconns, next_id;
+	struct mps_addr listeners[MPS_MAX_LISTENERS];
+	unsigned int nlisteners;
+	struct mps_rst rsts[MPS_MAX_RST_QUEUE];
+	unsigned int nrsts;
+	struct mps_event events[MPS_MAX_EVENTS];
+	unsigned int ev_head, ev_len;
+	uint16_t ip_id;
+	uint64_t counters[MPS_CNT__COUNT];
+	uint64_t opt_errors[MPS_OPT_E_COUNT];
+};
+
+/* Stack services used by the TCP code. */
+uint64_t mps_rand64(struct mps_stack *st);
+void mps_event(struct mps_stack *st, enum mps_event_type type, const struct mps_conn *c, int reason,
+	       uint64_t now);
+void mps_queue_rst(struct mps_stack *st, const struct mps_seg *s, const struct mps_addr *local,
+		   const struct mps_addr *remote);
+struct mps_conn *mps_conn_new(struct mps_stack *st, const struct mps_addr *local,
+			      const struct mps_addr *remote, bool client, int *err);
+void mps_conn_reset(struct mps_conn *c, int reason, uint64_t now);
+
+/* TCP and MPTCP subflow processing (mps_tcp.c). */
+void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps_tcpopts *t,
+		   uint64_t now);
+void mps_tcp_listen_input(struct mps_stack *st, const struct mps_seg *s,
+			  const struct mps_tcpopts *t, const struct mps_addr *local,
+			  const struct mps_addr *remote, uint64_t now);
+void mps_tcp_timers(struct mps_conn *c, uint64_t now);
+uint64_t mps_tcp_next_timer(const struct mps_conn *c);
+int mps_tcp_output(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap);
+int mps_tcp_build_rst(struct mps_stack *st, const struct mps_rst *r, uint8_t *buf, size_t cap);
+void mps_tcp_connect(struct mps_conn *c, uint64_t now);
+
+/* Parse the MPTCP options of a segment; errors are counted on st. */
+unsigned int mps_parse_mptcp(struct mps_stack *st, const struct mps_seg *s,
+			     const struct mps_tcpopts *t, struct mps_opt *out, unsigned int max);
+
+#endif

@@ -1,0 +1,257 @@
+/*
+ * Simulated network. Every packet in flight sits in its destination node's
+ * inbox, kept sorted by arrival time and then by a global sequence number so
+ * that equal times deliver in send order and every run is the same.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mps_seg.h"
+#include "mps_sim.h"
+
+struct sim_pkt {
+	struct sim_pkt *next;
+	uint64_t arrival, order;
+	uint32_t len;
+	uint8_t data[];
+};
+
+struct sim_dir {
+	uint64_t tx_free_at; /* when the serialiser is next idle */
+	uint32_t queued;
+};
+
+struct sim_path {
+	int node[2];
+	uint8_t addr[2][16];
+	uint8_t family;
+	struct mps_sim_link_cfg cfg;
+	struct sim_dir dir[2]; /* 0: from node[0] to node[1] */
+};
+
+struct mps_sim_port {
+	struct mps_sim *sim;
+	int node;
+	struct sim_pkt *inbox;
+};
+
+struct mps_sim {
+	uint64_t rng, order;
+	int nnodes, npaths;
+	struct mps_sim_port ports[MPS_SIM_MAX_NODES];
+	struct sim_path paths[MPS_SIM_MAX_PATHS];
+	struct mps_sim_stats stats;
+};
+
+static uint64_t sim_rand(struct mps_sim *sim)
+{
+	uint64_t z = (sim->rng += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+struct mps_sim *mps_sim_create(uint64_t seed)
+{
+	struct mps_sim *sim = calloc(1, sizeof(*sim));
+
+	if (sim)
+		sim->rng = seed;
+	return sim;
+}
+
+void mps_sim_destroy(struct mps_sim *sim)
+{
+	struct sim_pkt *p, *n;
+	int i;
+
+	if (!sim)
+		return;
+	for (i = 0; i < sim->nnodes; i++)
+		for (p = sim->ports[i].inbox; p; p = n) {
+			n = p->next;
+			free(p);
+		}
+	free(sim);
+}
+
+int mps_sim_add_node(struct mps_sim *sim)
+{
+	struct mps_sim_port *p;
+
+	if (sim->nnodes == MPS_SIM_MAX_NODES)
+		return -ENOSPC;
+	p = &sim->ports[sim->nnodes];
+	p->sim = sim;
+	p->node = sim->nnodes;
+	p->inbox = NULL;
+	return sim->nnodes++;
+}
+
+int mps_sim_add_path(struct mps_sim *sim, int na, const uint8_t *a, int nb, const uint8_t *b,
+		     uint8_t family, const struct mps_sim_link_cfg *cfg)
+{
+	struct sim_path *p;
+	size_t alen = family == 4 ? 4 : 16;
+
+	if ((family != 4 && family != 6) || na < 0 || nb < 0 || na >= sim->nnodes ||
+	    nb >= sim->nnodes || na == nb || !cfg)
+		return -EINVAL;
+	if (sim->npaths == MPS_SIM_MAX_PATHS)
+		return -ENOSPC;
+	p = &sim->paths[sim->npaths];
+	memset(p, 0, sizeof(*p));
+	p->node[0] = na;
+	p->node[1] = nb;
+	memcpy(p->addr[0], a, alen);
+	memcpy(p->addr[1], b, alen);
+	p->family = family;
+	p->cfg = *cfg;
+	return sim->npaths++;
+}
+
+int mps_sim_set_path(struct mps_sim *sim, int path, const struct mps_sim_link_cfg *cfg)
+{
+	if (path < 0 || path >= sim->npaths || !cfg)
+		return -EINVAL;
+	sim->paths[path].cfg = *cfg;
+	return 0;
+}
+
+struct mps_sim_port *mps_sim_port(struct mps_sim *sim, int n)
+{
+	return n >= 0 && n < sim->nnodes ? &sim->ports[n] : NULL;
+}
+
+void mps_sim_get_stats(const struct mps_sim *sim, struct mps_sim_stats *out)
+{
+	*out = sim->stats;
+}
+
+/* The path (and direction) that carries src -> dst out of node. */
+static struct sim_path *route(struct mps_sim *sim, int node, const struct mps_seg *s, int *dir)
+{
+	size_t alen = s->family == 4 ? 4 : 16;
+	int i, d;
+
+	for (i = 0; i < sim->npaths; i++) {
+		struct sim_path *p = &sim->paths[i];
+
+		if (p->family != s->family)
+			continue;
+		for (d = 0; d < 2; d++)
+			if (p->node[d] == node && !memcmp(p->addr[d], s->src, alen) &&
+			    !memcmp(p->addr[1 - d], s->dst, alen)) {
+				*dir = d;
+				return p;
+			}
+	}
+	return NULL;
+}
+
+static void inbox_insert(struct mps_sim_port *port, struct sim_pkt *pkt)
+{
+	struct sim_pkt **pp = &port->inbox;
+
+	while (*pp && ((*pp)->arrival < pkt->arrival ||
+		       ((*pp)->arrival == pkt->arrival && (*pp)->order < pkt->order)))
+		pp = &(*pp)->next;
+	pkt->next = *pp;
+	*pp = pkt;
+}
+
+static int sim_send(void *ctx, const uint8_t *data, size_t len, uint64_t now)
+{
+	struct mps_sim_port *port = ctx;
+	struct mps_sim *sim = port->sim;
+	struct mps_seg s;
+	enum mps_seg_err err;
+	struct sim_path *p;
+	struct sim_dir *d;
+	struct sim_pkt *pkt;
+	uint64_t t;
+	int dir;
+
+	sim->stats.sent++;
+	if (mps_seg_parse(data, len, 0, &s, &err) != 0 || !(p = route(sim, port->node, &s, &dir))) {
+		sim->stats.no_route++;
+		return 0;
+	}
+	if (len > (p->cfg.mtu ? p->cfg.mtu : 1500)) {
+		sim->stats.too_big++;
+		return 0;
+	}
+	if (p->cfg.loss_ppm && sim_rand(sim) % 1000000 < p->cfg.loss_ppm) {
+		sim->stats.lost++;
+		return 0;
+	}
+	d = &p->dir[dir];
+	if (d->queued >= MPS_SIM_QUEUE_MAX) {
+		sim->stats.queue_full++;
+		return 0;
+	}
+	pkt = malloc(sizeof(*pkt) + len);
+	if (!pkt)
+		return -ENOMEM;
+	memcpy(pkt->data, data, len);
+	pkt->len = (uint32_t)len;
+	pkt->order = sim->order++;
+	t = now;
+	if (p->cfg.rate_bps) {
+		t = d->tx_free_at > now ? d->tx_free_at : now;
+		t += (uint64_t)len * 8 * 1000000 / p->cfg.rate_bps;
+		d->tx_free_at = t;
+	}
+	t += p->cfg.delay_us;
+	if (p->cfg.jitter_us)
+		t += sim_rand(sim) % (p->cfg.jitter_us + 1ULL);
+	if (p->cfg.reorder_ppm && sim_rand(sim) % 1000000 < p->cfg.reorder_ppm) {
+		t += p->cfg.reorder_delay_us;
+		sim->stats.reordered++;
+	}
+	pkt->arrival = t;
+	d->queued++;
+	/* The queue count is per direction; remember which one to release. */
+	pkt->order = (pkt->order << 8) | (uint64_t)((p - sim->paths) << 1 | dir);
+	inbox_insert(&sim->ports[p->node[1 - dir]], pkt);
+	return 0;
+}
+
+static int sim_recv(void *ctx, uint8_t *buf, size_t cap, uint64_t now)
+{
+	struct mps_sim_port *port = ctx;
+	struct sim_pkt *pkt = port->inbox;
+	unsigned int tag;
+	int len;
+
+	if (!pkt || pkt->arrival > now)
+		return 0;
+	port->inbox = pkt->next;
+	tag = (unsigned int)(pkt->order & 0xff);
+	port->sim->paths[tag >> 1].dir[tag & 1].queued--;
+	if (pkt->len > cap) {
+		free(pkt);
+		return -EMSGSIZE;
+	}
+	memcpy(buf, pkt->data, pkt->len);
+	len = (int)pkt->len;
+	free(pkt);
+	port->sim->stats.delivered++;
+	return len;
+}
+
+static uint64_t sim_next_ready(void *ctx)
+{
+	struct mps_sim_port *port = ctx;
+
+	return port->inbox ? port->inbox->arrival : MPS_TIME_NEVER;
+}
+
+const struct mps_link_ops mps_sim_link_ops = {
+	.name = "sim",
+	.send = sim_send,
+	.recv = sim_recv,
+	.next_ready = sim_next_ready,
+};

@@ -1,0 +1,636 @@
+/*
+ * libmps stack object: configuration, the connection table, listeners,
+ * events, counters and the public API that is not TCP processing itself.
+ * Connections live in one list (O(n) lookup, bounded by max_conns).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mps_internal.h"
+#include "prot/tcp.h"
+
+static const char *const counter_names[MPS_CNT__COUNT] = {
+	[MPS_CNT_IN_BAD_IP] = "in_bad_ip",
+	[MPS_CNT_IN_BAD_CSUM] = "in_bad_csum",
+	[MPS_CNT_IN_BAD_OPTS] = "in_bad_opts",
+	[MPS_CNT_IN_BAD_MPTCP] = "in_bad_mptcp",
+	[MPS_CNT_IN_NO_CONN] = "in_no_conn",
+	[MPS_CNT_IN_OUT_OF_WINDOW] = "in_out_of_window",
+	[MPS_CNT_IN_OUT_OF_ORDER] = "in_out_of_order",
+	[MPS_CNT_IN_BAD_ACK] = "in_bad_ack",
+	[MPS_CNT_IN_RCVBUF_FULL] = "in_rcvbuf_full",
+	[MPS_CNT_IN_BAD_MAPPING] = "in_bad_mapping",
+	[MPS_CNT_IN_ACCEPT_FULL] = "in_accept_full",
+	[MPS_CNT_OUT_RST_DROPPED] = "out_rst_dropped",
+	[MPS_CNT_EVENTS_DROPPED] = "events_dropped",
+	[MPS_CNT_RETRANS_TIMEOUT] = "retrans_timeout",
+	[MPS_CNT_FAST_RETRANS] = "fast_retrans",
+};
+
+const char *mps_stack_counter_name(enum mps_counter which)
+{
+	if ((unsigned int)which >= MPS_CNT__COUNT)
+		return "unknown";
+	return counter_names[which];
+}
+
+uint64_t mps_stack_counter(const struct mps_stack *st, enum mps_counter which)
+{
+	return (unsigned int)which < MPS_CNT__COUNT ? st->counters[which] : 0;
+}
+
+uint64_t mps_stack_opt_errors(const struct mps_stack *st, unsigned int opt_err)
+{
+	return opt_err < MPS_OPT_E_COUNT ? st->opt_errors[opt_err] : 0;
+}
+
+/* splitmix64: only for deterministic tests (see struct mps_config). */
+uint64_t mps_rand64(struct mps_stack *st)
+{
+	uint64_t z;
+
+	if (st->cfg.rand_bytes) {
+		st->cfg.rand_bytes(st->cfg.rand_ctx, &z, sizeof(z));
+		return z;
+	}
+	z = (st->rng += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+struct mps_stack *mps_stack_create(const struct mps_config *cfg, int *err)
+{
+	struct mps_stack *st;
+
+	*err = 0;
+	if (!cfg || (cfg->mss && (cfg->mss < 88 || cfg->mss > 65000)) ||
+	    (cfg->sndbuf && cfg->sndbuf < 4096) || (cfg->rcvbuf && cfg->rcvbuf < 4096) ||
+	    cfg->sndbuf > (1u << 30) || cfg->rcvbuf > (1u << 30)) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	st = calloc(1, sizeof(*st));
+	if (!st) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	st->cfg = *cfg;
+	if (!st->cfg.mss)
+		st->cfg.mss = 1400;
+	if (!st->cfg.sndbuf)
+		st->cfg.sndbuf = 256 * 1024;
+	if (!st->cfg.rcvbuf)
+		st->cfg.rcvbuf = 256 * 1024;
+	if (!st->cfg.max_conns)
+		st->cfg.max_conns = 64;
+	if (!st->cfg.msl_us)
+		st->cfg.msl_us = 30000000u;
+	st->rng = cfg->seed;
+	st->next_id = 1;
+	st->ip_id = (uint16_t)mps_rand64(st);
+	return st;
+}
+
+static void conn_free(struct mps_conn *c)
+{
+	mps_ring_free(&c->sndbuf);
+	mps_ring_free(&c->rcvbuf);
+	free(c);
+}
+
+void mps_stack_destroy(struct mps_stack *st)
+{
+	struct mps_conn *c, *n;
+
+	if (!st)
+		return;
+	for (c = st->conns; c; c = n) {
+		n = c->next;
+		conn_free(c);
+	}
+	free(st);
+}
+
+static bool addr_unspec(const struct mps_addr *a)
+{
+	static const uint8_t zero[16];
+
+	return memcmp(a->addr, zero, a->family == 4 ? 4 : 16) == 0;
+}
+
+static bool addr_eq(const struct mps_addr *a, const struct mps_addr *b)
+{
+	return a->family == b->family && a->port == b->port &&
+	       memcmp(a->addr, b->addr, a->family == 4 ? 4 : 16) == 0;
+}
+
+static bool addr_valid(const struct mps_addr *a)
+{
+	return a && (a->family == 4 || a->family == 6);
+}
+
+int mps_listen(struct mps_stack *st, const struct mps_addr *local)
+{
+	unsigned int i;
+
+	if (!addr_valid(local) || local->port == 0)
+		return -EINVAL;
+	for (i = 0; i < st->nlisteners; i++)
+		if (addr_eq(&st->listeners[i], local))
+			return -EADDRINUSE;
+	if (st->nlisteners == MPS_MAX_LISTENERS)
+		return -ENOSPC;
+	st->listeners[st->nlisteners++] = *local;
+	return 0;
+}
+
+static const struct mps_addr *find_listener(const struct mps_stack *st,
+					    const struct mps_addr *local)
+{
+	unsigned int i;
+
+	for (i = 0; i < st->nlisteners; i++) {
+		const struct mps_addr *l = &st->listeners[i];
+
+		if (l->family != local->family || l->port != local->port)
+			continue;
+		if (addr_unspec(l) || addr_eq(l, local))
+			return l;
+	}
+	return NULL;
+}
+
+static struct mps_conn *find_conn(struct mps_stack *st, const struct mps_addr *local,
+				  const struct mps_addr *remote)
+{
+	struct mps_conn *c;
+
+	for (c = st->conns; c; c = c->next)
+		if (addr_eq(&c->sf.local, local) && addr_eq(&c->sf.remote, remote))
+			return c;
+	return NULL;
+}
+
+struct mps_conn *mps_conn_new(struct mps_stack *st, const struct mps_addr *local,
+			      const struct mps_addr *remote, bool client, int *err)
+{
+	struct mps_conn *c;
+
+	if (st->nconns >= st->cfg.max_conns) {
+		*err = -ENOSPC;
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	if (mps_ring_init(&c->sndbuf, st->cfg.sndbuf) ||
+	    mps_ring_init(&c->rcvbuf, st->cfg.rcvbuf)) {
+		conn_free(c);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	c->st = st;
+	c->id = st->next_id++;
+	c->is_client = client;
+	c->sf.conn = c;
+	c->sf.local = *local;
+	c->sf.remote = *remote;
+	c->sf.rto_at = MPS_TIME_NEVER;
+	c->sf.tw_at = MPS_TIME_NEVER;
+	c->state = MPS_CONN_CONNECTING;
+	c->next = st->conns;
+	st->conns = c;
+	st->nconns++;
+	*err = 0;
+	return c;
+}
+
+static void conn_unlink(struct mps_conn *c)
+{
+	struct mps_conn **pp;
+
+	for (pp = &c->st->conns; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			c->st->nconns--;
+			break;
+		}
+	conn_free(c);
+}
+
+int mps_connect(struct mps_stack *st, const struct mps_addr *local, const struct mps_addr *remote,
+		struct mps_conn **out)
+{
+	struct mps_addr l;
+	struct mps_conn *c;
+	int err, tries;
+
+	if (!addr_valid(local) || !addr_valid(remote) || local->family != remote->family ||
+	    remote->port == 0 || addr_unspec(local) || addr_unspec(remote))
+		return -EINVAL;
+	l = *local;
+	for (tries = 0; l.port == 0 || find_conn(st, &l, remote); tries++) {
+		if (local->port || tries == 64)
+			return -EADDRINUSE;
+		l.port = (uint16_t)(49152 + mps_rand64(st) % 16384);
+	}
+	c = mps_conn_new(st, &l, remote, true, &err);
+	if (!c)
+		return err;
+	mps_tcp_connect(c, 0);
+	*out = c;
+	return 0;
+}
+
+struct mps_conn *mps_accept(struct mps_stack *st)
+{
+	struct mps_conn *c, *best = NULL;
+
+	/* Oldest first: the lowest id waiting in the queue. */
+	for (c = st->conns; c; c = c->next)
+		if (c->in_accept_q && (!best || c->id < best->id))
+			best = c;
+	if (best) {
+		best->in_accept_q = false;
+		best->accepted = true;
+	}
+	return best;
+}
+
+ssize_t mps_send(struct mps_conn *c, const void *buf, size_t len)
+{
+	uint32_t n;
+
+	if (len == 0)
+		return -EINVAL;
+	if (c->reset || c->shut_wr)
+		return -EPIPE;
+	if (c->state == MPS_CONN_CONNECTING)
+		return -EAGAIN;
+	n = mps_ring_write(&c->sndbuf, buf, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
+	return n ? (ssize_t)n : -EAGAIN;
+}
+
+ssize_t mps_recv(struct mps_conn *c, void *buf, size_t len)
+{
+	uint32_t n = c->rcvbuf.len, before = c->rcvbuf.cap - c->rcvbuf.len;
+
+	if (n == 0) {
+		if (c->reset)
+			return -ECONNRESET;
+		return c->data_fin_rcvd ? 0 : -EAGAIN;
+	}
+	if (n > len)
+		n = (uint32_t)len;
+	mps_ring_peek(&c->rcvbuf, 0, buf, n);
+	mps_ring_drop(&c->rcvbuf, n);
+	/* A window that opens from a quarter of the buffer or less is announced at once. */
+	if (before < c->rcvbuf.cap / 4)
+		c->sf.ack_now = true;
+	return n;
+}
+
+int mps_shutdown(struct mps_conn *c)
+{
+	if (c->reset || c->state == MPS_CONN_CONNECTING)
+		return -ENOTCONN;
+	c->shut_wr = true;
+	return 0;
+}
+
+void mps_close(struct mps_conn *c)
+{
+	c->app_closed = true;
+	c->in_accept_q = false;
+	if (c->reset || c->sf.state == MPS_SF_CLOSED) {
+		conn_unlink(c);
+		return;
+	}
+	if (c->state != MPS_CONN_CONNECTING)
+		c->shut_wr = true;
+	else
+		mps_conn_reset(c, MPS_RST_LOCAL, 0);
+}
+
+void mps_abort(struct mps_conn *c)
+{
+	c->app_closed = true;
+	if (c->reset || c->sf.state == MPS_SF_CLOSED) {
+		conn_unlink(c);
+		return;
+	}
+	/* The RST (with MP_FASTCLOSE when MPTCP is up) leaves with the next output. */
+	c->fastclose_pending = true;
+}
+
+uint32_t mps_conn_id(const struct mps_conn *c)
+{
+	return c->id;
+}
+
+int mps_conn_info(const struct mps_conn *c, struct mps_conn_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->id = c->id;
+	info->state = c->state;
+	info->mptcp = c->mptcp;
+	info->fallback = c->fallback;
+	info->fallback_reason = c->fallback_reason;
+	info->local_key = c->lkey;
+	info->remote_key = c->rkey;
+	info->local_token = c->ltoken;
+	info->remote_token = c->rtoken;
+	info->bytes_sent = c->bytes_sent;
+	info->bytes_acked = c->bytes_acked;
+	info->bytes_received = c->bytes_received;
+	info->nsubflows = 1;
+	return 0;
+}
+
+int mps_subflow_info(const struct mps_conn *c, unsigned int idx, struct mps_subflow_info *info)
+{
+	const struct mps_subflow *sf = &c->sf;
+
+	if (idx != 0)
+		return -ENOENT;
+	memset(info, 0, sizeof(*info));
+	info->id = sf->id;
+	info->local = sf->local;
+	info->remote = sf->remote;
+	info->state = mps_sf_state_name(sf->state);
+	info->srtt_us = sf->srtt;
+	info->rttvar_us = sf->rttvar;
+	info->rto_us = sf->rto;
+	info->cwnd = sf->cwnd;
+	info->ssthresh = sf->ssthresh;
+	info->bytes_sent = sf->bytes_sent;
+	info->bytes_acked = sf->bytes_acked;
+	info->bytes_received = sf->bytes_received;
+	info->retransmits = sf->retransmits;
+	info->backup = sf->backup;
+	return 0;
+}
+
+void mps_event(struct mps_stack *st, enum mps_event_type type, const struct mps_conn *c, int reason,
+	       uint64_t now)
+{
+	struct mps_event *ev;
+
+	if (st->ev_len == MPS_MAX_EVENTS) {
+		/* Keep the newest: drop the oldest and count it. */
+		st->ev_head = (st->ev_head + 1) % MPS_MAX_EVENTS;
+		st->ev_len--;
+		st->counters[MPS_CNT_EVENTS_DROPPED]++;
+	}
+	ev = &st->events[(st->ev_head + st->ev_len) % MPS_MAX_EVENTS];
+	ev->type = type;
+	ev->conn_id = c->id;
+	ev->subflow_id = c->sf.id;
+	ev->reason = reason;
+	ev->time = now;
+	st->ev_len++;
+}
+
+int mps_next_event(struct mps_stack *st, struct mps_event *ev)
+{
+	if (st->ev_len == 0)
+		return -EAGAIN;
+	*ev = st->events[st->ev_head];
+	st->ev_head = (st->ev_head + 1) % MPS_MAX_EVENTS;
+	st->ev_len--;
+	return 0;
+}
+
+void mps_conn_reset(struct mps_conn *c, int reason, uint64_t now)
+{
+	if (c->reset)
+		return;
+	c->reset = true;
+	c->state = MPS_CONN_RESET;
+	c->sf.state = MPS_SF_CLOSED;
+	c->sf.rto_at = MPS_TIME_NEVER;
+	c->sf.tw_at = MPS_TIME_NEVER;
+	c->in_accept_q = false;
+	/* A connection nobody will ever accept or close is not reported. */
+	if (c->is_client || c->accepted || c->app_closed)
+		mps_event(c->st, MPS_EV_CONN_RESET, c, reason, now);
+}
+
+void mps_queue_rst(struct mps_stack *st, const struct mps_seg *s, const struct mps_addr *local,
+		   const struct mps_addr *remote)
+{
+	struct mps_rst *r;
+
+	if (s->flags & MPS_TCP_RST)
+		return;
+	if (st->nrsts == MPS_MAX_RST_QUEUE) {
+		st->counters[MPS_CNT_OUT_RST_DROPPED]++;
+		return;
+	}
+	r = &st->rsts[st->nrsts++];
+	r->local = *local;
+	r->remote = *remote;
+	/* RFC 9293 §3.10.7.1: answer an ACK with its own number, otherwise ACK it. */
+	if (s->flags & MPS_TCP_ACK) {
+		r->seq = s->ack;
+		r->ack = 0;
+		r->flags = MPS_TCP_RST;
+	} else {
+		r->seq = 0;
+		r->ack = s->seq + s->payload_len + !!(s->flags & MPS_TCP_SYN) +
+			 !!(s->flags & MPS_TCP_FIN);
+		r->flags = MPS_TCP_RST | MPS_TCP_ACK;
+	}
+}
+
+static uint16_t csum_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+/* TCP checksum over the pseudo-header and the segment; 0xffff when it verifies. */
+static uint16_t tcp_csum_sum(const struct mps_seg *s, const uint8_t *tcp, uint32_t tcp_len)
+{
+	uint32_t sum = 0, i;
+	unsigned int alen = s->family == 4 ? 4 : 16;
+
+	for (i = 0; i < alen; i += 2)
+		sum += (uint32_t)((s->src[i] << 8) | s->src[i + 1]) +
+		       (uint32_t)((s->dst[i] << 8) | s->dst[i + 1]);
+	sum += 6 + (tcp_len >> 16) + (tcp_len & 0xffff);
+	for (i = 0; i + 1 < tcp_len; i += 2) {
+		sum += (uint32_t)((tcp[i] << 8) | tcp[i + 1]);
+		if (sum & 0x80000000u)
+			sum = csum_fold(sum);
+	}
+	if (tcp_len & 1)
+		sum += (uint32_t)tcp[tcp_len - 1] << 8;
+	return csum_fold(sum);
+}
+
+int mps_input(struct mps_stack *st, const uint8_t *pkt, size_t len, uint64_t now)
+{
+	struct mps_seg s;
+	struct mps_tcpopts t;
+	struct mps_addr local, remote;
+	enum mps_seg_err serr;
+	struct mps_conn *c;
+	uint32_t tcp_len;
+
+	if (mps_seg_parse(pkt, len, 0, &s, &serr) != 0) {
+		st->counters[MPS_CNT_IN_BAD_IP]++;
+		return -EBADMSG;
+	}
+	tcp_len = (uint32_t)(s.payload + s.payload_len - s.tcp);
+	if (tcp_csum_sum(&s, s.tcp, tcp_len) != 0xffff) {
+		st->counters[MPS_CNT_IN_BAD_CSUM]++;
+		return -EBADMSG;
+	}
+	if (mps_tcpopt_walk(s.opts, s.opts_len, &t) != 0)
+		st->counters[MPS_CNT_IN_BAD_OPTS]++;
+	local.family = remote.family = s.family;
+	memcpy(local.addr, s.dst, 16);
+	memcpy(remote.addr, s.src, 16);
+	local.port = s.dport;
+	remote.port = s.sport;
+	c = find_conn(st, &local, &remote);
+	if (c) {
+		mps_tcp_input(c, &s, &t, now);
+		return 0;
+	}
+	if ((s.flags & (MPS_TCP_SYN | MPS_TCP_ACK | MPS_TCP_RST)) == MPS_TCP_SYN &&
+	    find_listener(st, &local)) {
+		mps_tcp_listen_input(st, &s, &t, &local, &remote, now);
+		return 0;
+	}
+	st->counters[MPS_CNT_IN_NO_CONN]++;
+	mps_queue_rst(st, &s, &local, &remote);
+	return -ENOTCONN;
+}
+
+/* Connections that are finished and given back are freed here, between packets. */
+static void reap(struct mps_stack *st)
+{
+	struct mps_conn *c, *n;
+
+	for (c = st->conns; c; c = n) {
+		n = c->next;
+		if (c->app_closed && (c->reset || c->sf.state == MPS_SF_CLOSED))
+			conn_unlink(c);
+		else if (!c->is_client && !c->accepted && !c->app_closed && c->reset)
+			conn_unlink(c); /* never accepted: nobody holds it */
+	}
+}
+
+int mps_output(struct mps_stack *st, uint64_t now, uint8_t *buf, size_t cap)
+{
+	struct mps_conn *c;
+	int n;
+
+	for (c = st->conns; c; c = c->next)
+		mps_tcp_timers(c, now);
+	reap(st);
+	if (st->nrsts) {
+		n = mps_tcp_build_rst(st, &st->rsts[0], buf, cap);
+		if (n < 0)
+			return n;
+		memmove(&st->rsts[0], &st->rsts[1], (st->nrsts - 1) * sizeof(st->rsts[0]));
+		st->nrsts--;
+		return n;
+	}
+	for (c = st->conns; c; c = c->next) {
+		n = mps_tcp_output(c, now, buf, cap);
+		if (n != 0)
+			return n;
+	}
+	reap(st);
+	return 0;
+}
+
+uint64_t mps_next_wakeup(const struct mps_stack *st)
+{
+	const struct mps_conn *c;
+	uint64_t t = MPS_TIME_NEVER, x;
+
+	for (c = st->conns; c; c = c->next) {
+		x = mps_tcp_next_timer(c);
+		if (x < t)
+			t = x;
+	}
+	return t;
+}
+
+uint64_t mps_pump(struct mps_stack *st, const struct mps_link_ops *ops, void *ctx, uint64_t now,
+		  int *err)
+{
+	uint8_t buf[65536 + 128];
+	uint64_t t, l;
+	int n, rc;
+
+	*err = 0;
+	while ((n = ops->recv(ctx, buf, sizeof(buf), now)) > 0)
+		mps_input(st, buf, (size_t)n, now);
+	if (n < 0)
+		*err = n;
+	while ((n = mps_output(st, now, buf, sizeof(buf))) > 0) {
+		rc = ops->send(ctx, buf, (size_t)n, now);
+		if (rc < 0 && *err == 0)
+			*err = rc;
+	}
+	if (n < 0 && *err == 0)
+		*err = n;
+	t = mps_next_wakeup(st);
+	l = ops->next_ready ? ops->next_ready(ctx) : MPS_TIME_NEVER;
+	return l < t ? l : t;
+}
+
+int mps_ring_init(struct mps_ring *r, uint32_t cap)
+{
+	r->buf = malloc(cap);
+	r->cap = r->buf ? cap : 0;
+	r->head = r->len = 0;
+	return r->buf ? 0 : -ENOMEM;
+}
+
+void mps_ring_free(struct mps_ring *r)
+{
+	free(r->buf);
+	r->buf = NULL;
+	r->cap = r->len = 0;
+}
+
+uint32_t mps_ring_write(struct mps_ring *r, const uint8_t *src, uint32_t n)
+{
+	uint32_t room = r->cap - r->len, tail, first;
+
+	if (n > room)
+		n = room;
+	tail = (r->head + r->len) % (r->cap ? r->cap : 1);
+	first = r->cap - tail < n ? r->cap - tail : n;
+	memcpy(r->buf + tail, src, first);
+	memcpy(r->buf, src + first, n - first);
+	r->len += n;
+	return n;
+}
+
+void mps_ring_peek(const struct mps_ring *r, uint32_t off, uint8_t *dst, uint32_t n)
+{
+	uint32_t pos = (r->head + off) % r->cap, first = r->cap - pos < n ? r->cap - pos : n;
+
+	memcpy(dst, r->buf + pos, first);
+	memcpy(dst + first, r->buf, n - first);
+}
+
+void mps_ring_drop(struct mps_ring *r, uint32_t n)
+{
+	if (n > r->len)
+		n = r->len;
+	r->head = (r->head + n) % r->cap;
+	r->len -= n;
+}

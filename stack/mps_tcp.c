@@ -1,0 +1,1190 @@
+/*
+ * One TCP subflow with MPTCP v1 on top (RFC 9293, RFC 6298, RFC 5681/6582,
+ * RFC 7323, RFC 8684 §3.1 and §3.3): handshake with MP_CAPABLE, data with
+ * DSS mappings and DATA_ACKs, DATA_FIN, retransmission and close. Fallback
+ * to plain TCP when the peer does not complete MP_CAPABLE. Out-of-order
+ * segments are dropped and answered with a duplicate ACK (no SACK yet).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "mps_crypto.h"
+#include "mps_internal.h"
+#include "prot/ip4.h"
+#include "prot/ip6.h"
+#include "prot/tcp.h"
+#include "prot/wire.h"
+
+#define SEQ_LT(a, b)  ((int32_t)((a) - (b)) < 0)
+#define SEQ_LEQ(a, b) ((int32_t)((a) - (b)) <= 0)
+#define SEQ_GT(a, b)  ((int32_t)((a) - (b)) > 0)
+#define SEQ_GEQ(a, b) ((int32_t)((a) - (b)) >= 0)
+
+#define OPT_TS_LEN  12 /* NOP NOP TS */
+#define OPT_DSS_MAX 28 /* DATA_ACK 64 + mapping 64, padded */
+#define MAX_OPTS    40
+
+static const char *const sf_state_names[] = {
+	[MPS_SF_CLOSED] = "CLOSED",	    [MPS_SF_SYN_SENT] = "SYN-SENT",
+	[MPS_SF_SYN_RCVD] = "SYN-RECEIVED", [MPS_SF_ESTABLISHED] = "ESTABLISHED",
+	[MPS_SF_FIN_WAIT_1] = "FIN-WAIT-1", [MPS_SF_FIN_WAIT_2] = "FIN-WAIT-2",
+	[MPS_SF_CLOSE_WAIT] = "CLOSE-WAIT", [MPS_SF_CLOSING] = "CLOSING",
+	[MPS_SF_LAST_ACK] = "LAST-ACK",	    [MPS_SF_TIME_WAIT] = "TIME-WAIT",
+};
+
+const char *mps_sf_state_name(enum mps_sf_state s)
+{
+	if ((unsigned int)s >= sizeof(sf_state_names) / sizeof(sf_state_names[0]))
+		return "?";
+	return sf_state_names[s];
+}
+
+/* Data sequence <-> subflow sequence for the single, initial subflow. */
+static uint32_t seq_of_dsn(const struct mps_conn *c, uint64_t dsn)
+{
+	return c->sf.iss + 1 + (uint32_t)(dsn - (c->lidsn + 1));
+}
+
+static uint64_t dsn_of_seq(const struct mps_conn *c, uint32_t seq)
+{
+	return c->snd_una_dsn + (uint32_t)(seq - seq_of_dsn(c, c->snd_una_dsn));
+}
+
+static uint64_t data_end_dsn(const struct mps_conn *c)
+{
+	return c->snd_una_dsn + c->sndbuf.len;
+}
+
+/* Expand a 32-bit value from the wire to the 64-bit value nearest ref. */
+static uint64_t expand32(uint64_t ref, uint64_t v32)
+{
+	uint64_t v = (ref & ~0xffffffffULL) | (v32 & 0xffffffffULL);
+
+	if (v + 0x80000000ULL < ref)
+		v += 1ULL << 32;
+	else if (v > ref + 0x80000000ULL && v >= (1ULL << 32))
+		v -= 1ULL << 32;
+	return v;
+}
+
+static uint32_t rcv_space(const struct mps_conn *c)
+{
+	return c->rcvbuf.cap - c->rcvbuf.len;
+}
+
+static uint8_t wscale_for(uint32_t cap)
+{
+	uint8_t s = 0;
+
+	while (s < MPS_TCP_WS_MAX && (cap >> s) > 0xffff)
+		s++;
+	return s;
+}
+
+/* Largest payload of a data segment, options accounted for. */
+static uint32_t sf_payload_mss(const struct mps_conn *c)
+{
+	uint32_t m = c->st->cfg.mss < c->sf.peer_mss ? c->st->cfg.mss : c->sf.peer_mss;
+	uint32_t o = (c->sf.ts_ok ? OPT_TS_LEN : 0) + (c->mptcp ? OPT_DSS_MAX : 0);
+
+	return m > o + 16 ? m - o : 16;
+}
+
+static void new_key(struct mps_conn *c)
+{
+	struct mps_conn *o;
+	bool clash;
+
+	/* Keys must be nonzero and their tokens unique within the stack. */
+	do {
+		c->lkey = mps_rand64(c->st);
+		mps_key_token_idsn(c->lkey, &c->ltoken, &c->lidsn);
+		clash = c->lkey == 0;
+		for (o = c->st->conns; o && !clash; o = o->next)
+			clash = o != c && o->mptcp && o->ltoken == c->ltoken;
+	} while (clash);
+	c->snd_una_dsn = c->lidsn + 1;
+}
+
+static void fall_back(struct mps_conn *c, int reason, const char *why, uint64_t now)
+{
+	c->mptcp = false;
+	c->fallback = true;
+	c->fallback_reason = why;
+	mps_event(c->st, MPS_EV_FALLBACK, c, reason, now);
+}
+
+void mps_tcp_connect(struct mps_conn *c, uint64_t now)
+{
+	struct mps_subflow *sf = &c->sf;
+
+	(void)now;
+	sf->iss = (uint32_t)mps_rand64(c->st);
+	sf->snd_una = sf->snd_nxt = sf->snd_max = sf->iss;
+	sf->state = MPS_SF_SYN_SENT;
+	sf->rto = MPS_RTO_INIT_US;
+	sf->rcv_wscale = wscale_for(c->rcvbuf.cap);
+	c->lidsn = 0;
+	c->snd_una_dsn = 1;
+	if (!c->st->cfg.mptcp_disabled) {
+		c->mptcp = true;
+		new_key(c);
+	}
+}
+
+static void established(struct mps_conn *c, uint64_t now)
+{
+	struct mps_subflow *sf = &c->sf;
+	uint32_t mss = sf_payload_mss(c);
+
+	sf->state = MPS_SF_ESTABLISHED;
+	/* RFC 5681 §3.1: one segment if the SYN or SYN/ACK had to be resent. */
+	sf->cwnd = sf->backoff ? mss : MPS_INIT_CWND_SEGS * mss;
+	sf->ssthresh = UINT32_MAX;
+	sf->backoff = 0;
+	c->state = MPS_CONN_ESTABLISHED;
+	mps_event(c->st, MPS_EV_CONN_ESTABLISHED, c, 0, now);
+	mps_event(c->st, MPS_EV_SUBFLOW_UP, c, 0, now);
+}
+
+static void rtt_sample(struct mps_subflow *sf, uint32_t r)
+{
+	uint32_t d;
+
+	if (r == 0)
+		r = 1;
+	if (sf->srtt == 0) {
+		sf->srtt = r;
+		sf->rttvar = r / 2;
+	} else {
+		d = sf->srtt > r ? sf->srtt - r : r - sf->srtt;
+		sf->rttvar = (3 * sf->rttvar + d) / 4;
+		sf->srtt = (7 * sf->srtt + r) / 8;
+	}
+	sf->rto = sf->srtt + (4 * sf->rttvar > 1000 ? 4 * sf->rttvar : 1000);
+	if (sf->rto < MPS_RTO_MIN_US)
+		sf->rto = MPS_RTO_MIN_US;
+	if (sf->rto > MPS_RTO_MAX_US)
+		sf->rto = MPS_RTO_MAX_US;
+}
+
+/* Peer options of a SYN or SYN/ACK. */
+static void syn_options(struct mps_conn *c, const struct mps_tcpopts *t, bool synack)
+{
+	struct mps_subflow *sf = &c->sf;
+
+	sf->peer_mss = (t->present & MPS_TCPOPTS_MSS) && t->mss >= 64 ? t->mss : MPS_DEFAULT_MSS;
+	if (t->present & MPS_TCPOPTS_WS) {
+		sf->snd_wscale = t->ws > MPS_TCP_WS_MAX ? MPS_TCP_WS_MAX : t->ws;
+		if (!synack)
+			sf->rcv_wscale = wscale_for(c->rcvbuf.cap);
+	} else {
+		sf->snd_wscale = 0;
+		sf->rcv_wscale = 0;
+	}
+	sf->ts_ok = t->present & MPS_TCPOPTS_TS;
+	sf->ts_recent = t->ts_val;
+}
+
+unsigned int mps_parse_mptcp(struct mps_stack *st, const struct mps_seg *s,
+			     const struct mps_tcpopts *t, struct mps_opt *out, unsigned int max)
+{
+	unsigned int i, n = 0;
+	unsigned int segf = s->flags | (s->payload_len ? MPS_SEG_DATA : 0);
+	enum mps_opt_err err;
+
+	for (i = 0; i < t->nmptcp && n < max; i++) {
+		if (mps_opt_parse(s->opts + t->mptcp[i].off, t->mptcp[i].len, segf, &out[n],
+				  &err) == 0) {
+			n++;
+			continue;
+		}
+		st->counters[MPS_CNT_IN_BAD_MPTCP]++;
+		st->opt_errors[err]++;
+	}
+	return n;
+}
+
+static const struct mps_opt *find_opt(const struct mps_opt *o, unsigned int n, uint8_t sub)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (o[i].subtype == sub)
+			return &o[i];
+	return NULL;
+}
+
+void mps_tcp_listen_input(struct mps_stack *st, const struct mps_seg *s,
+			  const struct mps_tcpopts *t, const struct mps_addr *local,
+			  const struct mps_addr *remote, uint64_t now)
+{
+	struct mps_opt opts[MPS_TCPOPTS_MPTCP_MAX];
+	const struct mps_opt *mpc;
+	struct mps_subflow *sf;
+	struct mps_conn *c;
+	unsigned int n;
+	int err;
+
+	(void)now;
+	n = mps_parse_mptcp(st, s, t, opts, MPS_TCPOPTS_MPTCP_MAX);
+	c = mps_conn_new(st, local, remote, false, &err);
+	if (!c) {
+		/* The client retries its SYN; nothing else to do under pressure. */
+		st->counters[MPS_CNT_IN_ACCEPT_FULL]++;
+		return;
+	}
+	sf = &c->sf;
+	sf->iss = (uint32_t)mps_rand64(st);
+	sf->snd_una = sf->snd_nxt = sf->snd_max = sf->iss;
+	sf->irs = s->seq;
+	sf->rcv_nxt = s->seq + 1;
+	sf->state = MPS_SF_SYN_RCVD;
+	sf->rto = MPS_RTO_INIT_US;
+	sf->snd_wnd = s->win;
+	sf->snd_wl1 = s->seq;
+	sf->snd_wl2 = s->ack;
+	syn_options(c, t, false);
+	c->lidsn = 0;
+	c->snd_una_dsn = 1;
+	mpc = find_opt(opts, n, MPS_MPTCP_SUB_CAPABLE);
+	if (mpc && !st->cfg.mptcp_disabled) {
+		if (mpc->mpc.flags & MPS_MPC_FLAG_A) {
+			/* DSS checksums are not implemented: answer as plain TCP. */
+			c->fallback = true;
+			c->fallback_reason = "peer requires DSS checksums";
+		} else {
+			c->mptcp = true;
+			new_key(c);
+		}
+	}
+}
+
+/* Bytes of our data (not SYN or FIN) that ack newly covers on the subflow. */
+static void fallback_data_ack(struct mps_conn *c, uint32_t ack)
+{
+	uint32_t base = seq_of_dsn(c, c->snd_una_dsn), n;
+
+	if (!SEQ_GT(ack, base))
+		return;
+	n = ack - base;
+	if (n > c->sndbuf.len)
+		n = c->sndbuf.len;
+	mps_ring_drop(&c->sndbuf, n);
+	c->snd_una_dsn += n;
+	c->bytes_acked += n;
+	if (c->data_fin_sent && c->sndbuf.len == 0 && c->sf.fin_sent && SEQ_GT(ack, c->sf.fin_seq))
+		c->data_fin_acked = true;
+}
+
+static void data_ack(struct mps_conn *c, const struct mps_opt_dss *d)
+{
+	uint64_t top = data_end_dsn(c) + (c->data_fin_sent ? 1 : 0), ack;
+	uint64_t n;
+
+	ack = (d->flags & MPS_DSS_FLAG_a) ? d->data_ack : expand32(c->snd_una_dsn, d->data_ack);
+	/* Linux ignores a DATA_ACK above what it sent; so do we (spec §3 item 4). */
+	if (ack > top || ack < c->snd_una_dsn - (1ULL << 31)) {
+		c->st->counters[MPS_CNT_IN_BAD_ACK]++;
+		return;
+	}
+	c->fully_established = true;
+	if (ack <= c->snd_una_dsn)
+		return;
+	n = ack - c->snd_una_dsn;
+	if (n > c->sndbuf.len)
+		n = c->sndbuf.len;
+	mps_ring_drop(&c->sndbuf, (uint32_t)n);
+	c->snd_una_dsn += n;
+	c->bytes_acked += n;
+	if (c->data_fin_sent && ack == top)
+		c->data_fin_acked = true;
+}
+
+/* Connection-level DATA_FIN at dsn: consumed once everything before it is. */
+static void data_fin_check(struct mps_conn *c, bool have, uint64_t dsn)
+{
+	if (!have || c->data_fin_rcvd || dsn != c->rcv_nxt_dsn)
+		return;
+	c->data_fin_rcvd = true;
+	c->rcv_nxt_dsn++;
+	c->sf.ack_now = true;
+	if (c->state == MPS_CONN_ESTABLISHED)
+		c->state = MPS_CONN_CLOSING;
+}
+
+struct rx_map {
+	bool valid;
+	uint64_t dsn;
+	uint32_t ssn;
+	uint16_t len;
+	bool fin;
+};
+
+/* The mapping carried by this segment, 64-bit, if any. */
+static void segment_mapping(struct mps_conn *c, const struct mps_opt *o, unsigned int n,
+			    struct rx_map *m)
+{
+	const struct mps_opt *dss = find_opt(o, n, MPS_MPTCP_SUB_DSS);
+	const struct mps_opt *mpc = find_opt(o, n, MPS_MPTCP_SUB_CAPABLE);
+
+	memset(m, 0, sizeof(*m));
+	if (dss && (dss->dss.flags & MPS_DSS_FLAG_M)) {
+		m->valid = true;
+		m->dsn = (dss->dss.flags & MPS_DSS_FLAG_m) ? dss->dss.dsn
+							   : expand32(c->rcv_nxt_dsn, dss->dss.dsn);
+		m->ssn = dss->dss.ssn;
+		m->len = dss->dss.data_len;
+		m->fin = dss->dss.flags & MPS_DSS_FLAG_F;
+	} else if (mpc && mpc->mpc.form == MPS_MPC_DATA) {
+		/* RFC 8684 §3.1: the first data's implied mapping, DSN = IDSN + 1, SSN 1. */
+		m->valid = true;
+		m->dsn = c->ridsn + 1;
+		m->ssn = 1;
+		m->len = mpc->mpc.data_len;
+	}
+}
+
+static int handle_mapping(struct mps_conn *c, const struct rx_map *m)
+{
+	if (!m->valid)
+		return 0;
+	if (m->fin && m->len == 1 && m->ssn == 0) {
+		/* A DATA_FIN alone (Linux's form): no subflow bytes. */
+		data_fin_check(c, true, m->dsn);
+		return 0;
+	}
+	if (m->len == 0)
+		return -EOPNOTSUPP; /* infinite mapping: needs the MP_FAIL path, not here yet */
+	c->rx_map_dsn = m->dsn;
+	c->rx_map_ssn = m->ssn;
+	c->rx_map_len = m->len;
+	c->rx_map_valid = true;
+	return 0;
+}
+
+/* Take in-order payload; returns false if the segment must be dropped. */
+static bool take_payload(struct mps_conn *c, const struct mps_seg *s, uint64_t now)
+{
+	struct mps_subflow *sf = &c->sf;
+	uint32_t off, n, room, ssn;
+	uint64_t dsn;
+
+	(void)now;
+	if (SEQ_GT(s->seq, sf->rcv_nxt)) {
+		c->st->counters[MPS_CNT_IN_OUT_OF_ORDER]++;
+		sf->ack_now = true;
+		return false;
+	}
+	off = sf->rcv_nxt - s->seq;
+	if (off >= s->payload_len)
+		return true;
+	n = s->payload_len - off;
+	if (c->mptcp) {
+		ssn = sf->rcv_nxt - sf->irs;
+		if (!c->rx_map_valid || SEQ_LT(ssn, c->rx_map_ssn) ||
+		    SEQ_GEQ(ssn, c->rx_map_ssn + c->rx_map_len)) {
+			c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
+			return false;
+		}
+		dsn = c->rx_map_dsn + (ssn - c->rx_map_ssn);
+		if (dsn != c->rcv_nxt_dsn) {
+			c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
+			return false;
+		}
+		if (n > c->rx_map_ssn + c->rx_map_len - ssn)
+			n = c->rx_map_ssn + c->rx_map_len - ssn;
+	}
+	room = rcv_space(c);
+	if (n > room) {
+		c->st->counters[MPS_CNT_IN_RCVBUF_FULL]++;
+		n = room;
+	}
+	mps_ring_write(&c->rcvbuf, s->payload + off, n);
+	sf->rcv_nxt += n;
+	c->rcv_nxt_dsn += n;
+	sf->bytes_received += n;
+	c->bytes_received += n;
+	sf->ack_now = true;
+	return off + n == s->payload_len;
+}
+
+static void our_fin_acked(struct mps_conn *c, uint64_t now)
+{
+	struct mps_subflow *sf = &c->sf;
+
+	switch (sf->state) {
+	case MPS_SF_FIN_WAIT_1:
+		sf->state = MPS_SF_FIN_WAIT_2;
+		break;
+	case MPS_SF_CLOSING:
+		sf->state = MPS_SF_TIME_WAIT;
+		sf->tw_at = now + 2ULL * c->st->cfg.msl_us;
+		break;
+	case MPS_SF_LAST_ACK:
+		sf->state = MPS_SF_CLOSED;
+		c->state = MPS_CONN_CLOSED;
+		mps_event(c->st, MPS_EV_SUBFLOW_DOWN, c, 0, now);
+		mps_event(c->st, MPS_EV_CONN_CLOSED, c, 0, now);
+		break;
+	default:
+		break;
+	}
+}
+
+static void congestion_on_ack(struct mps_subflow *sf, uint32_t acked, uint32_t mss)
+{
+	if (sf->in_recovery) {
+		if (SEQ_GEQ(sf->snd_una, sf->recover)) {
+			sf->in_recovery = false;
+			sf->cwnd = sf->ssthresh;
+		} else {
+			/* NewReno partial ACK (RFC 6582): resend the next hole, deflate. */
+			sf->rexmit_one = true;
+			sf->cwnd = sf->cwnd > acked ? sf->cwnd - acked + mss : mss;
+		}
+		return;
+	}
+	if (sf->cwnd < sf->ssthresh)
+		sf->cwnd += acked < mss ? acked : mss;
+	else
+		sf->cwnd += (uint32_t)((uint64_t)mss * mss / sf->cwnd)
+				    ? (uint32_t)((uint64_t)mss * mss / sf->cwnd)
+				    : 1;
+}
+
+static void process_ack(struct mps_conn *c, const struct mps_seg *s, uint64_t now)
+{
+	struct mps_subflow *sf = &c->sf;
+	uint32_t mss = sf_payload_mss(c), acked, flight;
+	bool win_update = false;
+
+	if (SEQ_GT(s->ack, sf->snd_max)) {
+		c->st->counters[MPS_CNT_IN_BAD_ACK]++;
+		sf->ack_now = true;
+		return;
+	}
+	if (SEQ_LT(sf->snd_wl1, s->seq) ||
+	    (sf->snd_wl1 == s->seq && SEQ_LEQ(sf->snd_wl2, s->ack))) {
+		uint32_t w = (uint32_t)s->win << sf->snd_wscale;
+
+		win_update = w != sf->snd_wnd;
+		sf->snd_wnd = w;
+		sf->snd_wl1 = s->seq;
+		sf->snd_wl2 = s->ack;
+	}
+	if (SEQ_GT(s->ack, sf->snd_una)) {
+		acked = s->ack - sf->snd_una;
+		sf->snd_una = s->ack;
+		if (SEQ_LT(sf->snd_nxt, sf->snd_una))
+			sf->snd_nxt = sf->snd_una;
+		sf->bytes_acked += acked;
+		if (sf->rtt_timing && SEQ_GEQ(s->ack, sf->rtt_seq)) {
+			sf->rtt_timing = false;
+			rtt_sample(sf, (uint32_t)(now - sf->rtt_start));
+		}
+		sf->backoff = 0;
+		sf->dupacks = 0;
+		congestion_on_ack(sf, acked, mss);
+		sf->rto_at = sf->snd_una == sf->snd_max ? MPS_TIME_NEVER : now + sf->rto;
+		if (!c->mptcp)
+			fallback_data_ack(c, s->ack);
+		if (sf->fin_sent && SEQ_GT(s->ack, sf->fin_seq))
+			our_fin_acked(c, now);
+		return;
+	}
+	flight = sf->snd_max - sf->snd_una;
+	if (s->ack == sf->snd_una && s->payload_len == 0 && !(s->flags & MPS_TCP_FIN) &&
+	    !win_update && flight > 0) {
+		sf->dupacks++;
+		if (sf->dupacks == 3 && !sf->in_recovery) {
+			/* Fast retransmit and recovery (RFC 5681 §3.2, RFC 6582). */
+			sf->ssthresh = flight / 2 > 2 * mss ? flight / 2 : 2 * mss;
+			sf->cwnd = sf->ssthresh + 3 * mss;
+			sf->recover = sf->snd_max;
+			sf->in_recovery = true;
+			sf->rexmit_one = true;
+			c->st->counters[MPS_CNT_FAST_RETRANS]++;
+		} else if (sf->in_recovery) {
+			sf->cwnd += mss;
+		}
+	}
+}
+
+/* The peer's FIN, once every byte before it has been taken. */
+static void take_fin(struct mps_conn *c, uint64_t now)
+{
+	struct mps_subflow *sf = &c->sf;
+
+	sf->rcv_nxt++;
+	sf->fin_rcvd = true;
+	sf->ack_now = true;
+	if (!c->mptcp && !c->data_fin_rcvd) {
+		c->data_fin_rcvd = true;
+		if (c->state == MPS_CONN_ESTABLISHED)
+			c->state = MPS_CONN_CLOSING;
+	}
+	switch (sf->state) {
+	case MPS_SF_ESTABLISHED:
+		sf->state = MPS_SF_CLOSE_WAIT;
+		break;
+	case MPS_SF_FIN_WAIT_1:
+		sf->state = MPS_SF_CLOSING;
+		break;
+	case MPS_SF_FIN_WAIT_2:
+		sf->state = MPS_SF_TIME_WAIT;
+		sf->tw_at = now + 2ULL * c->st->cfg.msl_us;
+		break;
+	default:
+		break;
+	}
+}
+
+static void synsent_input(struct mps_conn *c, const struct mps_seg *s, const struct mps_tcpopts *t,
+			  const struct mps_opt *o, unsigned int n, uint64_t now)
+{
+	struct mps_subflow *sf = &c->sf;
+	const struct mps_opt *mpc = find_opt(o, n, MPS_MPTCP_SUB_CAPABLE);
+	bool ack_ok = (s->flags & MPS_TCP_ACK) && SEQ_GT(s->ack, sf->iss) &&
+		      SEQ_LEQ(s->ack, sf->snd_max);
+
+	if ((s->flags & MPS_TCP_ACK) && !ack_ok) {
+		mps_queue_rst(c->st, s, &sf->local, &sf->remote);
+		return;
+	}
+	if (s->flags & MPS_TCP_RST) {
+		if (ack_ok)
+			mps_conn_reset(c, MPS_RST_PEER, now);
+		return;
+	}
+	/* Simultaneous open is not supported yet: a bare SYN is ignored. */
+	if (!(s->flags & MPS_TCP_SYN) || !ack_ok)
+		return;
+	sf->irs = s->seq;
+	sf->rcv_nxt = s->seq + 1;
+	sf->snd_una = s->ack;
+	sf->snd_wnd = s->win; /* never scaled in a SYN */
+	sf->snd_wl1 = s->seq;
+	sf->snd_wl2 = s->ack;
+	syn_options(c, t, true);
+	if (sf->rtt_timing && sf->backoff == 0)
+		rtt_sample(sf, (uint32_t)(now - sf->rtt_start));
+	sf->rtt_timing = false;
+	sf->rto_at = MPS_TIME_NEVER;
+	if (c->mptcp) {
+		if (!mpc || mpc->mpc.form != MPS_MPC_SYNACK) {
+			fall_back(c, MPS_FALLBACK_SYNACK_NO_MPC, "SYN/ACK without MP_CAPABLE", now);
+		} else if (mpc->mpc.flags & MPS_MPC_FLAG_A) {
+			/* Omitting MP_CAPABLE from the third ACK makes the server fall back. */
+			fall_back(c, MPS_FALLBACK_CHECKSUM_UNSUPPORTED,
+				  "peer requires DSS checksums", now);
+		} else {
+			c->rkey = mpc->mpc.snd_key;
+			mps_key_token_idsn(c->rkey, &c->rtoken, &c->ridsn);
+			c->rcv_nxt_dsn = c->ridsn + 1;
+		}
+	}
+	if (!c->mptcp)
+		c->rcv_nxt_dsn = 1;
+	established(c, now);
+	sf->ack_now = true;
+}
+
+/* SYN-RECEIVED: the ACK of our SYN/ACK, with the client's key (RFC 8684 §3.1). */
+static bool synrcvd_ack(struct mps_conn *c, const struct mps_seg *s, const struct mps_opt *o,
+			unsigned int n, uint64_t now)
+{
+	struct mps_subflow *sf = &c->sf;
+	const struct mps_opt *mpc = find_opt(o, n, MPS_MPTCP_SUB_CAPABLE);
+
+	if (s->ack != sf->iss + 1) {
+		mps_queue_rst(c->st, s, &sf->local, &sf->remote);
+		return false;
+	}
+	if (c->mptcp) {
+		if (mpc && (mpc->mpc.form == MPS_MPC_ACK || mpc->mpc.form == MPS_MPC_DATA) &&
+		    mpc->mpc.rcv_key == c->lkey) {
+			c->rkey = mpc->mpc.snd_key;
+			mps_key_token_idsn(c->rkey, &c->rtoken, &c->ridsn);
+			c->rcv_nxt_dsn = c->ridsn + 1;
+		} else if (find_opt(o, n, MPS_MPTCP_SUB_DSS)) {
+			/* MPTCP, but the key is not here: wait for a segment that has it. */
+			return false;
+		} else {
+			fall_back(c, MPS_FALLBACK_ACK_NO_MPC, "third ACK without MP_CAPABLE", now);
+		}
+	}
+	if (!c->mptcp)
+		c->rcv_nxt_dsn = 1;
+	if (sf->rtt_timing && sf->backoff == 0)
+		rtt_sample(sf, (uint32_t)(now - sf->rtt_start));
+	sf->rtt_timing = false;
+	sf->snd_una = s->ack;
+	sf->rto_at = MPS_TIME_NEVER;
+	sf->snd_wnd = (uint32_t)s->win << sf->snd_wscale;
+	sf->snd_wl1 = s->seq;
+	sf->snd_wl2 = s->ack;
+	established(c, now);
+	c->in_accept_q = !c->app_closed;
+	return true;
+}
+
+static bool seq_acceptable(const struct mps_conn *c, const struct mps_seg *s)
+{
+	const struct mps_subflow *sf = &c->sf;
+	uint32_t len = s->payload_len + !!(s->flags & MPS_TCP_SYN) + !!(s->flags & MPS_TCP_FIN);
+	uint32_t wnd = rcv_space(c);
+
+	if (s->seq == sf->rcv_nxt)
+		return true; /* zero window: ACKs, RSTs and FINs at rcv_nxt still count */
+	if (len == 0)
+		return SEQ_GEQ(s->seq, sf->rcv_nxt) && SEQ_LT(s->seq, sf->rcv_nxt + wnd);
+	return (SEQ_GEQ(s->seq, sf->rcv_nxt) && SEQ_LT(s->seq, sf->rcv_nxt + wnd)) ||
+	       (SEQ_GEQ(s->seq + len - 1, sf->rcv_nxt) &&
+		SEQ_LT(s->seq + len - 1, sf->rcv_nxt + wnd));
+}
+
+static bool fastclose_for_us(const struct mps_conn *c, const struct mps_opt *o, unsigned int n)
+{
+	const struct mps_opt *fc = find_opt(o, n, MPS_MPTCP_SUB_FASTCLOSE);
+
+	return c->mptcp && fc && fc->fastclose_key == c->lkey;
+}
+
+void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps_tcpopts *t,
+		   uint64_t now)
+{
+	struct mps_opt o[MPS_TCPOPTS_MPTCP_MAX];
+	struct mps_subflow *sf = &c->sf;
+	unsigned int n = mps_parse_mptcp(c->st, s, t, o, MPS_TCPOPTS_MPTCP_MAX);
+	struct rx_map m;
+	bool whole;
+
+	if (c->reset || sf->state == MPS_SF_CLOSED) {
+		mps_queue_rst(c->st, s, &sf->local, &sf->remote);
+		return;
+	}
+	if (sf->state == MPS_SF_SYN_SENT) {
+		synsent_input(c, s, t, o, n, now);
+		return;
+	}
+	/* Retransmitted SYN or SYN/ACK: our answer was lost, give it again. */
+	if ((s->flags & MPS_TCP_SYN) && s->seq == sf->irs) {
+		if (sf->state == MPS_SF_SYN_RCVD && !(s->flags & MPS_TCP_ACK))
+			sf->snd_nxt = sf->iss;
+		else
+			sf->ack_now = true; /* the client's third ACK, or a challenge ACK */
+		return;
+	}
+	if (!seq_acceptable(c, s)) {
+		c->st->counters[MPS_CNT_IN_OUT_OF_WINDOW]++;
+		if (!(s->flags & MPS_TCP_RST))
+			sf->ack_now = true;
+		return;
+	}
+	if (s->flags & MPS_TCP_RST) {
+		/* RFC 5961 §3.2: exact match resets, anything else in window is challenged. */
+		if (s->seq == sf->rcv_nxt)
+			mps_conn_reset(c,
+				       fastclose_for_us(c, o, n) ? MPS_RST_FASTCLOSE : MPS_RST_PEER,
+				       now);
+		else
+			sf->ack_now = true;
+		return;
+	}
+	if (s->flags & MPS_TCP_SYN) {
+		sf->ack_now = true; /* RFC 5961 §4.2: challenge ACK */
+		return;
+	}
+	if (!(s->flags & MPS_TCP_ACK))
+		return;
+	if (fastclose_for_us(c, o, n)) {
+		mps_conn_reset(c, MPS_RST_FASTCLOSE, now);
+		mps_queue_rst(c->st, s, &sf->local, &sf->remote);
+		return;
+	}
+	if (sf->state == MPS_SF_SYN_RCVD && !synrcvd_ack(c, s, o, n, now))
+		return;
+	if (sf->ts_ok && (t->present & MPS_TCPOPTS_TS) && SEQ_LEQ(s->seq, sf->rcv_nxt))
+		sf->ts_recent = t->ts_val;
+	process_ack(c, s, now);
+	if (c->reset)
+		return;
+	if (c->mptcp) {
+		const struct mps_opt *dss = find_opt(o, n, MPS_MPTCP_SUB_DSS);
+
+		if (dss && (dss->dss.flags & MPS_DSS_FLAG_A))
+			data_ack(c, &dss->dss);
+		segment_mapping(c, o, n, &m);
+		if (handle_mapping(c, &m) < 0)
+			c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
+	}
+	whole = true;
+	if (s->payload_len && (sf->state == MPS_SF_ESTABLISHED || sf->state == MPS_SF_FIN_WAIT_1 ||
+			       sf->state == MPS_SF_FIN_WAIT_2))
+		whole = take_payload(c, s, now);
+	if (c->mptcp && m.valid && m.fin && !(m.len == 1 && m.ssn == 0))
+		data_fin_check(c, true, m.dsn + m.len - 1);
+	if ((s->flags & MPS_TCP_FIN) && whole && !sf->fin_rcvd &&
+	    s->seq + s->payload_len == sf->rcv_nxt)
+		take_fin(c, now);
+	else if (s->flags & MPS_TCP_FIN)
+		sf->ack_now = true;
+}
+
+void mps_tcp_timers(struct mps_conn *c, uint64_t now)
+{
+	struct mps_subflow *sf = &c->sf;
+	uint32_t mss, flight;
+
+	if (sf->tw_at <= now) {
+		sf->tw_at = MPS_TIME_NEVER;
+		sf->state = MPS_SF_CLOSED;
+		c->state = MPS_CONN_CLOSED;
+		mps_event(c->st, MPS_EV_SUBFLOW_DOWN, c, 0, now);
+		mps_event(c->st, MPS_EV_CONN_CLOSED, c, 0, now);
+	}
+	if (sf->rto_at > now)
+		return;
+	sf->rto_at = MPS_TIME_NEVER;
+	if (sf->backoff >= (sf->state == MPS_SF_SYN_SENT || sf->state == MPS_SF_SYN_RCVD
+				    ? MPS_SYN_RETRIES
+				    : MPS_MAX_BACKOFF)) {
+		c->fastclose_pending = c->mptcp && sf->state != MPS_SF_SYN_SENT;
+		mps_conn_reset(c, MPS_RST_TIMEOUT, now);
+		return;
+	}
+	c->st->counters[MPS_CNT_RETRANS_TIMEOUT]++;
+	/* RFC 6298 §5.5-5.7 and RFC 5681 §3.1: back off, shrink, go back to snd_una. */
+	mss = sf_payload_mss(c);
+	flight = sf->snd_max - sf->snd_una;
+	sf->backoff++;
+	sf->rto = sf->rto * 2 > MPS_RTO_MAX_US ? MPS_RTO_MAX_US : sf->rto * 2;
+	if (sf->state != MPS_SF_SYN_SENT && sf->state != MPS_SF_SYN_RCVD) {
+		sf->ssthresh = flight / 2 > 2 * mss ? flight / 2 : 2 * mss;
+		sf->cwnd = mss;
+	}
+	sf->snd_nxt = sf->snd_una;
+	sf->rtt_timing = false;
+	sf->in_recovery = false;
+	sf->dupacks = 0;
+}
+
+uint64_t mps_tcp_next_timer(const struct mps_conn *c)
+{
+	uint64_t t = c->sf.rto_at < c->sf.tw_at ? c->sf.rto_at : c->sf.tw_at;
+
+	if (c->fastclose_pending || c->sf.ack_now ||
+	    (c->sf.state == MPS_SF_SYN_SENT && c->sf.snd_nxt == c->sf.iss))
+		return 0; /* output is due now */
+	return t;
+}
+
+/* Options of a non-SYN segment; returns their length (a multiple of 4). */
+static int build_opts(struct mps_conn *c, uint8_t *p, uint64_t now, uint8_t flags, uint64_t dsn,
+		      uint32_t seq, uint32_t len, bool data_fin)
+{
+	struct mps_subflow *sf = &c->sf;
+	struct mps_opt o;
+	int n = 0, k;
+
+	if (sf->ts_ok && !(flags & MPS_TCP_RST)) {
+		p[n++] = MPS_TCPOPT_NOP;
+		p[n++] = MPS_TCPOPT_NOP;
+		p[n++] = MPS_TCPOPT_TS;
+		p[n++] = MPS_TCPOLEN_TS;
+		mps_put_be32(p + n, (uint32_t)(now / 1000));
+		mps_put_be32(p + n + 4, sf->ts_recent);
+		n += 8;
+	}
+	if (!c->mptcp)
+		return n;
+	memset(&o, 0, sizeof(o));
+	if (c->is_client && !c->fully_established &&
+	    ((len && dsn == c->lidsn + 1) || (!len && seq == sf->iss + 1 && !data_fin))) {
+		/* MP_CAPABLE is repeated until the server is known to have our key. */
+		o.subtype = MPS_MPTCP_SUB_CAPABLE;
+		o.mpc.form = len ? MPS_MPC_DATA : MPS_MPC_ACK;
+		o.mpc.version = MPS_MPTCP_VERSION;
+		o.mpc.flags = MPS_MPC_FLAG_H;
+		o.mpc.snd_key = c->lkey;
+		o.mpc.rcv_key = c->rkey;
+		o.mpc.data_len = (uint16_t)len;
+	} else {
+		o.subtype = MPS_MPTCP_SUB_DSS;
+		o.dss.flags = MPS_DSS_FLAG_A | MPS_DSS_FLAG_a;
+		o.dss.data_ack = c->rcv_nxt_dsn;
+		if (len || data_fin) {
+			o.dss.flags |= MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
+			o.dss.dsn = dsn;
+			o.dss.ssn = len ? seq - sf->iss : 0;
+			o.dss.data_len = (uint16_t)(len + (data_fin ? 1 : 0));
+			if (data_fin)
+				o.dss.flags |= MPS_DSS_FLAG_F;
+		}
+	}
+	k = mps_opt_build(&o, p + n, (size_t)(MAX_OPTS - n));
+	if (k < 0)
+		return k;
+	n += k;
+	while (n % 4)
+		p[n++] = MPS_TCPOPT_NOP;
+	return n;
+}
+
+/* Options of a SYN or SYN/ACK. */
+static int build_syn_opts(struct mps_conn *c, uint8_t *p, uint64_t now, bool synack)
+{
+	struct mps_subflow *sf = &c->sf;
+	struct mps_opt o;
+	int n = 0, k;
+
+	p[n++] = MPS_TCPOPT_MSS;
+	p[n++] = MPS_TCPOLEN_MSS;
+	mps_put_be16(p + n, c->st->cfg.mss);
+	n += 2;
+	if (!synack || sf->snd_wscale || sf->rcv_wscale) {
+		p[n++] = MPS_TCPOPT_NOP;
+		p[n++] = MPS_TCPOPT_WS;
+		p[n++] = MPS_TCPOLEN_WS;
+		p[n++] = sf->rcv_wscale;
+	}
+	if (!synack || sf->ts_ok) {
+		p[n++] = MPS_TCPOPT_NOP;
+		p[n++] = MPS_TCPOPT_NOP;
+		p[n++] = MPS_TCPOPT_TS;
+		p[n++] = MPS_TCPOLEN_TS;
+		mps_put_be32(p + n, (uint32_t)(now / 1000));
+		mps_put_be32(p + n + 4, synack ? sf->ts_recent : 0);
+		n += 8;
+	}
+	if (!c->mptcp)
+		return n;
+	memset(&o, 0, sizeof(o));
+	o.subtype = MPS_MPTCP_SUB_CAPABLE;
+	o.mpc.form = synack ? MPS_MPC_SYNACK : MPS_MPC_SYN;
+	o.mpc.version = MPS_MPTCP_VERSION;
+	o.mpc.flags = MPS_MPC_FLAG_H;
+	o.mpc.snd_key = c->lkey;
+	k = mps_opt_build(&o, p + n, (size_t)(MAX_OPTS - n));
+	return k < 0 ? k : n + k;
+}
+
+static uint16_t csum_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2) {
+		sum += (uint32_t)((p[i] << 8) | p[i + 1]);
+		if (sum & 0x80000000u)
+			sum = csum_fold(sum);
+	}
+	if (len & 1)
+		sum += (uint32_t)p[len - 1] << 8;
+	return sum;
+}
+
+struct pkt_spec {
+	const struct mps_addr *local, *remote;
+	uint32_t seq, ack;
+	uint8_t flags;
+	uint16_t win;
+	const uint8_t *opts;
+	int optlen;
+	const struct mps_ring *ring; /* payload source, may be NULL */
+	uint32_t ring_off, len;
+};
+
+/* Write IP + TCP headers, options and payload; returns the packet length. */
+static int write_packet(struct mps_stack *st, const struct pkt_spec *ps, uint8_t *buf, size_t cap)
+{
+	size_t ihl = ps->local->family == 4 ? MPS_IP4_HLEN_MIN : MPS_IP6_HLEN;
+	size_t alen = ps->local->family == 4 ? 4 : 16;
+	size_t thl = MPS_TCP_HLEN_MIN + (size_t)ps->optlen, tot = ihl + thl + ps->len;
+	uint8_t *ip = buf, *t = buf + ihl;
+	uint32_t sum;
+
+	if (tot > cap || tot > 0xffff)
+		return -ENOSPC;
+	memset(buf, 0, ihl + MPS_TCP_HLEN_MIN);
+	if (ps->local->family == 4) {
+		ip[MPS_IP4_OFF_VHL] = 0x45;
+		mps_put_be16(ip + MPS_IP4_OFF_LEN, (uint16_t)tot);
+		mps_put_be16(ip + MPS_IP4_OFF_ID, st->ip_id++);
+		mps_put_be16(ip + MPS_IP4_OFF_FRAG, MPS_IP4_FRAG_DF);
+		ip[MPS_IP4_OFF_TTL] = 64;
+		ip[MPS_IP4_OFF_PROTO] = MPS_IPPROTO_TCP;
+		memcpy(ip + MPS_IP4_OFF_SRC, ps->local->addr, 4);
+		memcpy(ip + MPS_IP4_OFF_DST, ps->remote->addr, 4);
+		mps_put_be16(ip + MPS_IP4_OFF_CSUM, (uint16_t)~csum_fold(csum_add(0, ip, ihl)));
+	} else {
+		ip[MPS_IP6_OFF_VTCFL] = 0x60;
+		mps_put_be16(ip + MPS_IP6_OFF_PLEN, (uint16_t)(thl + ps->len));
+		ip[MPS_IP6_OFF_NXT] = MPS_IPPROTO_TCP;
+		ip[MPS_IP6_OFF_HLIM] = 64;
+		memcpy(ip + MPS_IP6_OFF_SRC, ps->local->addr, 16);
+		memcpy(ip + MPS_IP6_OFF_DST, ps->remote->addr, 16);
+	}
+	mps_put_be16(t + MPS_TCP_OFF_SPORT, ps->local->port);
+	mps_put_be16(t + MPS_TCP_OFF_DPORT, ps->remote->port);
+	mps_put_be32(t + MPS_TCP_OFF_SEQ, ps->seq);
+	mps_put_be32(t + MPS_TCP_OFF_ACK, ps->ack);
+	t[MPS_TCP_OFF_DOFF] = (uint8_t)((thl / 4) << 4);
+	t[MPS_TCP_OFF_FLAGS] = ps->flags;
+	mps_put_be16(t + MPS_TCP_OFF_WIN, ps->win);
+	if (ps->optlen)
+		memcpy(t + MPS_TCP_HLEN_MIN, ps->opts, (size_t)ps->optlen);
+	if (ps->len)
+		mps_ring_peek(ps->ring, ps->ring_off, t + thl, ps->len);
+	sum = csum_add(0, ps->local->addr, alen);
+	sum = csum_add(sum, ps->remote->addr, alen);
+	sum += MPS_IPPROTO_TCP + (uint32_t)(thl + ps->len);
+	sum = csum_add(sum, t, thl + ps->len);
+	mps_put_be16(t + MPS_TCP_OFF_CSUM, (uint16_t)~csum_fold(sum));
+	return (int)tot;
+}
+
+int mps_tcp_build_rst(struct mps_stack *st, const struct mps_rst *r, uint8_t *buf, size_t cap)
+{
+	struct pkt_spec ps = { .local = &r->local,
+			       .remote = &r->remote,
+			       .seq = r->seq,
+			       .ack = r->ack,
+			       .flags = r->flags };
+
+	return write_packet(st, &ps, buf, cap);
+}
+
+static uint16_t adv_window(const struct mps_conn *c, bool syn)
+{
+	uint32_t w = rcv_space(c);
+
+	if (!syn)
+		w >>= c->sf.rcv_wscale;
+	return w > 0xffff ? 0xffff : (uint16_t)w;
+}
+
+/* An abortive close: RST with MP_FASTCLOSE (the peer's key) and MP_TCPRST. */
+static int send_fastclose(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
+{
+	struct mps_subflow *sf = &c->sf;
+	uint8_t opts[MAX_OPTS];
+	struct mps_opt o;
+	struct pkt_spec ps = { .local = &sf->local,
+			       .remote = &sf->remote,
+			       .seq = sf->snd_nxt,
+			       .ack = sf->rcv_nxt,
+			       .flags = MPS_TCP_RST | MPS_TCP_ACK,
+			       .opts = opts };
+	int k;
+
+	c->fastclose_pending = false;
+	if (c->mptcp && sf->state != MPS_SF_SYN_SENT) {
+		memset(&o, 0, sizeof(o));
+		o.subtype = MPS_MPTCP_SUB_FASTCLOSE;
+		o.fastclose_key = c->rkey;
+		k = mps_opt_build(&o, opts, sizeof(opts));
+		if (k < 0)
+			return k;
+		ps.optlen = k;
+		o.subtype = MPS_MPTCP_SUB_TCPRST;
+		o.tcprst.flags = 0;
+		o.tcprst.reason = MPS_TCPRST_UNSPEC;
+		k = mps_opt_build(&o, opts + ps.optlen, sizeof(opts) - (size_t)ps.optlen);
+		if (k < 0)
+			return k;
+		ps.optlen += k;
+	}
+	if (sf->state == MPS_SF_SYN_SENT) {
+		mps_conn_reset(c, MPS_RST_LOCAL, now);
+		return 0; /* nothing to reset on the other side */
+	}
+	mps_conn_reset(c, MPS_RST_LOCAL, now);
+	return write_packet(c->st, &ps, buf, cap);
+}
+
+static int send_syn(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
+{
+	struct mps_subflow *sf = &c->sf;
+	bool synack = sf->state == MPS_SF_SYN_RCVD;
+	uint8_t opts[MAX_OPTS];
+	struct pkt_spec ps = { .local = &sf->local,
+			       .remote = &sf->remote,
+			       .seq = sf->iss,
+			       .ack = synack ? sf->rcv_nxt : 0,
+			       .flags = MPS_TCP_SYN | (synack ? MPS_TCP_ACK : 0),
+			       .win = adv_window(c, true),
+			       .opts = opts };
+
+	ps.optlen = build_syn_opts(c, opts, now, synack);
+	if (ps.optlen < 0)
+		return ps.optlen;
+	if (sf->snd_max != sf->iss)
+		sf->retransmits++;
+	sf->snd_nxt = sf->snd_max = sf->iss + 1;
+	if (sf->backoff == 0 && !sf->rtt_timing) {
+		sf->rtt_timing = true;
+		sf->rtt_seq = sf->iss + 1;
+		sf->rtt_start = now;
+	}
+	if (sf->rto_at == MPS_TIME_NEVER)
+		sf->rto_at = now + sf->rto;
+	sf->ack_now = false;
+	return write_packet(c->st, &ps, buf, cap);
+}
+
+/* A segment from seq: len bytes of data at dsn, then FIN if fin. */
+static int send_segment(struct mps_conn *c, uint64_t now, uint32_t seq, uint64_t dsn, uint32_t len,
+			bool fin, uint8_t *buf, size_t cap)
+{
+	struct mps_subflow *sf = &c->sf;
+	uint8_t opts[MAX_OPTS];
+	struct pkt_spec ps = { .local = &sf->local,
+			       .remote = &sf->remote,
+			       .seq = seq,
+			       .ack = sf->rcv_nxt,
+			       .flags = MPS_TCP_ACK | (fin ? MPS_TCP_FIN : 0) |
+					(len ? MPS_TCP_PSH : 0),
+			       .win = adv_window(c, false),
+			       .opts = opts,
+			       .ring = &c->sndbuf,
+			       .ring_off = (uint32_t)(dsn - c->snd_una_dsn),
+			       .len = len };
+	uint32_t end = seq + len + (fin ? 1 : 0);
+	int rc;
+
+	ps.optlen = build_opts(c, opts, now, ps.flags, fin && !len ? data_end_dsn(c) : dsn, seq,
+			       len, fin && c->mptcp);
+	if (ps.optlen < 0)
+		return ps.optlen;
+	rc = write_packet(c->st, &ps, buf, cap);
+	if (rc < 0)
+		return rc;
+	sf->ack_now = false;
+	if (len || fin) {
+		if (SEQ_LT(seq, sf->snd_max)) {
+			sf->retransmits++;
+			sf->rtt_timing = false;
+		} else if (!sf->rtt_timing) {
+			sf->rtt_timing = true;
+			sf->rtt_seq = end;
+			sf->rtt_start = now;
+		}
+		if (SEQ_GT(end, sf->snd_max)) {
+			sf->bytes_sent += (uint32_t)(end - sf->snd_max) - (fin ? 1 : 0);
+			c->bytes_sent += (uint32_t)(end - sf->snd_max) - (fin ? 1 : 0);
+			sf->snd_max = end;
+		}
+		if (sf->rto_at == MPS_TIME_NEVER)
+			sf->rto_at = now + sf->rto;
+	}
+	return rc;
+}
+
+static bool can_send_data(const struct mps_subflow *sf)
+{
+	return sf->state == MPS_SF_ESTABLISHED || sf->state == MPS_SF_CLOSE_WAIT;
+}
+
+static bool fin_due(const struct mps_conn *c, uint32_t seq)
+{
+	const struct mps_subflow *sf = &c->sf;
+
+	if (!c->shut_wr || dsn_of_seq(c, seq) != data_end_dsn(c))
+		return false;
+	if (sf->fin_sent)
+		return seq == sf->fin_seq && SEQ_LT(sf->snd_una, sf->fin_seq + 1);
+	return can_send_data(sf);
+}
+
+static int send_fin(struct mps_conn *c, uint64_t now, uint32_t seq, uint8_t *buf, size_t cap)
+{
+	struct mps_subflow *sf = &c->sf;
+	int rc;
+
+	if (!sf->fin_sent) {
+		sf->fin_sent = true;
+		sf->fin_seq = seq;
+		c->data_fin_sent = true;
+		sf->state = sf->state == MPS_SF_CLOSE_WAIT ? MPS_SF_LAST_ACK : MPS_SF_FIN_WAIT_1;
+		if (c->state == MPS_CONN_ESTABLISHED)
+			c->state = MPS_CONN_CLOSING;
+	}
+	rc = send_segment(c, now, seq, data_end_dsn(c), 0, true, buf, cap);
+	if (rc > 0 && SEQ_GEQ(seq, sf->snd_nxt))
+		sf->snd_nxt = seq + 1;
+	return rc;
+}
+
+/* Data (or FIN) from seq, within the windows; 0 if nothing can go. */
+static int send_from(struct mps_conn *c, uint64_t now, uint32_t seq, bool one, uint8_t *buf,
+		     size_t cap)
+{
+	struct mps_subflow *sf = &c->sf;
+	uint64_t dsn = dsn_of_seq(c, seq), end = data_end_dsn(c);
+	uint32_t flight = seq - sf->snd_una, wnd, len;
+	int rc;
+
+	if (dsn < c->snd_una_dsn || dsn > end)
+		return 0;
+	if (dsn == end)
+		return fin_due(c, seq) ? send_fin(c, now, seq, buf, cap) : 0;
+	wnd = sf->cwnd < sf->snd_wnd ? sf->cwnd : sf->snd_wnd;
+	len = (uint32_t)(end - dsn < sf_payload_mss(c) ? end - dsn : sf_payload_mss(c));
+	if (!one) {
+		if (flight >= wnd)
+			return 0;
+		if (len > wnd - flight)
+			len = wnd - flight;
+	}
+	/* Zero window with nothing in flight: the RTO timer probes with one byte. */
+	if (len == 0 && sf->snd_wnd == 0 && flight == 0 && sf->rto_at == MPS_TIME_NEVER)
+		sf->rto_at = now + sf->rto;
+	if (len == 0)
+		return 0;
+	rc = send_segment(c, now, seq, dsn, len, false, buf, cap);
+	if (rc > 0 && SEQ_GEQ(seq + len, sf->snd_nxt))
+		sf->snd_nxt = seq + len;
+	return rc;
+}
+
+int mps_tcp_output(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
+{
+	struct mps_subflow *sf = &c->sf;
+	int rc;
+
+	if (c->fastclose_pending)
+		return send_fastclose(c, now, buf, cap);
+	if (c->reset || sf->state == MPS_SF_CLOSED)
+		return 0;
+	if ((sf->state == MPS_SF_SYN_SENT || sf->state == MPS_SF_SYN_RCVD) &&
+	    sf->snd_nxt == sf->iss)
+		return send_syn(c, now, buf, cap);
+	if (sf->state == MPS_SF_SYN_SENT || sf->state == MPS_SF_SYN_RCVD)
+		return 0;
+	if (sf->rexmit_one) {
+		sf->rexmit_one = false;
+		rc = send_from(c, now, sf->snd_una, true, buf, cap);
+		if (rc != 0)
+			return rc;
+	}
+	if (sf->state != MPS_SF_TIME_WAIT) {
+		/* After an RTO with a zero window, one byte goes out as a probe. */
+		bool probe = sf->snd_wnd == 0 && sf->snd_nxt == sf->snd_una && sf->backoff > 0;
+
+		rc = send_from(c, now, sf->snd_nxt, probe, buf, cap);
+		if (rc != 0)
+			return rc;
+	}
+	if (sf->ack_now)
+		return send_segment(c, now, sf->snd_nxt, dsn_of_seq(c, sf->snd_nxt), 0, false, buf,
+				    cap);
+	return 0;
+}

@@ -1,0 +1,469 @@
+/*
+ * libmps on the simulated network, fake clock: MP_CAPABLE handshake, data
+ * transfer on one subflow (clean, lossy and reordered, small MTU, IPv6),
+ * fallback when the server does not speak MPTCP, RST to a closed port,
+ * MP_FASTCLOSE, and determinism of a whole run.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../unit/fj_test.h"
+#include "mps.h"
+#include "mps_crypto.h"
+#include "mps_sim.h"
+
+#define SRV_PORT 5002
+#define STEP_CAP 2000000 /* pump rounds before a test gives up */
+
+struct world {
+	struct mps_sim *sim;
+	struct mps_stack *st[2]; /* 0 client, 1 server */
+	struct mps_sim_port *port[2];
+	int path;
+	uint64_t now;
+	uint8_t family;
+	struct mps_addr caddr, saddr;
+};
+
+static void addr_set(struct mps_addr *a, uint8_t family, uint8_t last, uint16_t port)
+{
+	memset(a, 0, sizeof(*a));
+	a->family = family;
+	if (family == 4) {
+		a->addr[0] = 10;
+		a->addr[2] = 1;
+		a->addr[3] = last;
+	} else {
+		a->addr[0] = 0xfd;
+		a->addr[1] = 0x00;
+		a->addr[15] = last;
+	}
+	a->port = port;
+}
+
+static void world_init(struct world *w, uint8_t family, const struct mps_sim_link_cfg *link,
+		       const struct mps_config *ccfg, const struct mps_config *scfg, uint64_t seed)
+{
+	int err, a, b;
+
+	memset(w, 0, sizeof(*w));
+	w->family = family;
+	w->sim = mps_sim_create(seed);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w->sim);
+	a = mps_sim_add_node(w->sim);
+	b = mps_sim_add_node(w->sim);
+	addr_set(&w->caddr, family, 1, 0);
+	addr_set(&w->saddr, family, 2, SRV_PORT);
+	w->path = mps_sim_add_path(w->sim, a, w->caddr.addr, b, w->saddr.addr, family, link);
+	CU_ASSERT_FATAL(w->path >= 0);
+	w->port[0] = mps_sim_port(w->sim, a);
+	w->port[1] = mps_sim_port(w->sim, b);
+	w->st[0] = mps_stack_create(ccfg, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w->st[0]);
+	w->st[1] = mps_stack_create(scfg, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w->st[1]);
+	CU_ASSERT_EQUAL(mps_listen(w->st[1], &w->saddr), 0);
+}
+
+static void world_free(struct world *w)
+{
+	mps_stack_destroy(w->st[0]);
+	mps_stack_destroy(w->st[1]);
+	mps_sim_destroy(w->sim);
+}
+
+/* One round for both stacks, then advance the clock to the next thing due. */
+static bool world_step(struct world *w)
+{
+	uint64_t t = MPS_TIME_NEVER, x;
+	int i, err;
+
+	for (i = 0; i < 2; i++) {
+		mps_pump(w->st[i], &mps_sim_link_ops, w->port[i], w->now, &err);
+		CU_ASSERT_EQUAL(err, 0);
+	}
+	/* Only now, after both sent, is every arrival known. */
+	for (i = 0; i < 2; i++) {
+		x = mps_next_wakeup(w->st[i]);
+		t = x < t ? x : t;
+		x = mps_sim_link_ops.next_ready(w->port[i]);
+		t = x < t ? x : t;
+	}
+	if (t == MPS_TIME_NEVER)
+		return false;
+	if (t > w->now)
+		w->now = t;
+	return true;
+}
+
+/* The deterministic byte stream of a test: position i holds f(i). */
+static uint8_t stream_byte(uint64_t i)
+{
+	uint64_t z = i * 0x9e3779b97f4a7c15ULL;
+
+	return (uint8_t)((z >> 29) ^ (z >> 47) ^ i);
+}
+
+struct xfer {
+	struct mps_conn *tx, *rx;
+	uint64_t total, sent, rcvd;
+	bool rx_eof, mismatch;
+};
+
+static void xfer_pump(struct xfer *x)
+{
+	uint8_t buf[16384];
+	ssize_t n;
+	size_t i, want;
+
+	while (x->sent < x->total) {
+		want = x->total - x->sent < sizeof(buf) ? x->total - x->sent : sizeof(buf);
+		for (i = 0; i < want; i++)
+			buf[i] = stream_byte(x->sent + i);
+		n = mps_send(x->tx, buf, want);
+		if (n <= 0)
+			break;
+		x->sent += (uint64_t)n;
+		if (x->sent == x->total)
+			CU_ASSERT_EQUAL(mps_shutdown(x->tx), 0);
+	}
+	while ((n = mps_recv(x->rx, buf, sizeof(buf))) > 0) {
+		for (i = 0; i < (size_t)n; i++)
+			if (buf[i] != stream_byte(x->rcvd + i))
+				x->mismatch = true;
+		x->rcvd += (uint64_t)n;
+	}
+	if (n == 0)
+		x->rx_eof = true;
+}
+
+static bool has_event(struct mps_stack *st, enum mps_event_type type, int reason)
+{
+	struct mps_event ev;
+	bool found = false;
+
+	while (mps_next_event(st, &ev) == 0)
+		if (ev.type == type && (reason < 0 || ev.reason == reason))
+			found = true;
+	return found;
+}
+
+/* Connect and run until the server has accepted; returns the client handle. */
+static struct mps_conn *establish(struct world *w, struct mps_conn **srv)
+{
+	struct mps_conn *c = NULL;
+	long steps;
+
+	CU_ASSERT_EQUAL_FATAL(mps_connect(w->st[0], &w->caddr, &w->saddr, &c), 0);
+	*srv = NULL;
+	for (steps = 0; steps < STEP_CAP && !*srv; steps++) {
+		bool more = world_step(w);
+
+		*srv = mps_accept(w->st[1]);
+		if (!more)
+			break;
+	}
+	return c;
+}
+
+/* Transfer total bytes c -> s, close both ends, run until both are gone. */
+static void transfer_and_close(struct world *w, struct mps_conn *c, struct mps_conn *s,
+			       uint64_t total)
+{
+	struct xfer x = { .tx = c, .rx = s, .total = total };
+	long steps;
+
+	for (steps = 0; steps < STEP_CAP && !x.rx_eof; steps++) {
+		xfer_pump(&x);
+		if (!x.rx_eof && !world_step(w))
+			break;
+	}
+	CU_ASSERT_TRUE(x.rx_eof);
+	CU_ASSERT_FALSE(x.mismatch);
+	CU_ASSERT_EQUAL(x.rcvd, total);
+	mps_close(s);
+	mps_close(c);
+	/* Both stacks free their connections after the close handshake and TIME-WAIT. */
+	for (steps = 0; steps < STEP_CAP; steps++)
+		if (!world_step(w))
+			break;
+	CU_ASSERT_EQUAL(mps_next_wakeup(w->st[0]), MPS_TIME_NEVER);
+	CU_ASSERT_EQUAL(mps_next_wakeup(w->st[1]), MPS_TIME_NEVER);
+	CU_ASSERT_TRUE(has_event(w->st[0], MPS_EV_CONN_CLOSED, -1));
+	CU_ASSERT_TRUE(has_event(w->st[1], MPS_EV_CONN_CLOSED, -1));
+}
+
+static const struct mps_sim_link_cfg clean_link = { .delay_us = 10000, .mtu = 1500 };
+
+static void test_handshake(void)
+{
+	struct mps_config cfg = { .seed = 1 }, scfg = { .seed = 2 };
+	struct mps_conn_info ci, si;
+	struct mps_subflow_info sfi;
+	struct mps_conn *c, *s;
+	struct world w;
+	uint32_t token;
+	uint64_t idsn;
+
+	world_init(&w, 4, &clean_link, &cfg, &scfg, 7);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(mps_conn_info(c, &ci), 0);
+	CU_ASSERT_EQUAL(mps_conn_info(s, &si), 0);
+	CU_ASSERT_EQUAL(ci.state, MPS_CONN_ESTABLISHED);
+	CU_ASSERT_EQUAL(si.state, MPS_CONN_ESTABLISHED);
+	CU_ASSERT_TRUE(ci.mptcp);
+	CU_ASSERT_TRUE(si.mptcp);
+	CU_ASSERT_FALSE(ci.fallback);
+	/* Each side learnt the other's key; tokens are derived as RFC 8684 §3.1 says. */
+	CU_ASSERT_NOT_EQUAL(ci.local_key, 0);
+	CU_ASSERT_EQUAL(ci.remote_key, si.local_key);
+	CU_ASSERT_EQUAL(si.remote_key, ci.local_key);
+	mps_key_token_idsn(si.local_key, &token, &idsn);
+	CU_ASSERT_EQUAL(ci.remote_token, token);
+	/* Server established after one RTT and a half: SYN, SYN/ACK, third ACK. */
+	CU_ASSERT_EQUAL(w.now, 30000);
+	CU_ASSERT_EQUAL(mps_subflow_info(c, 0, &sfi), 0);
+	CU_ASSERT_STRING_EQUAL(sfi.state, "ESTABLISHED");
+	CU_ASSERT_EQUAL(sfi.srtt_us, 20000);
+	CU_ASSERT_EQUAL(mps_subflow_info(c, 1, &sfi), -ENOENT);
+	CU_ASSERT_TRUE(has_event(w.st[0], MPS_EV_CONN_ESTABLISHED, -1));
+	CU_ASSERT_TRUE(has_event(w.st[1], MPS_EV_CONN_ESTABLISHED, -1));
+	CU_ASSERT_PTR_NULL(mps_accept(w.st[1]));
+	transfer_and_close(&w, c, s, 1000);
+	world_free(&w);
+}
+
+static void test_transfer_clean(void)
+{
+	struct mps_config cfg = { .seed = 3 };
+	struct mps_conn_info ci, si;
+	struct mps_conn *c, *s;
+	struct mps_sim_stats ss;
+	struct world w;
+
+	world_init(&w, 4, &clean_link, &cfg, &cfg, 11);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	transfer_and_close(&w, c, s, 4 << 20);
+	mps_sim_get_stats(w.sim, &ss);
+	CU_ASSERT_EQUAL(ss.lost + ss.too_big + ss.no_route + ss.queue_full, 0);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_RETRANS_TIMEOUT), 0);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_BAD_MAPPING), 0);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_BAD_MPTCP), 0);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_IN_BAD_MPTCP), 0);
+	(void)ci;
+	(void)si;
+	world_free(&w);
+}
+
+static void lossy_run(uint64_t seed, uint64_t *end_time, uint64_t *retrans)
+{
+	static const struct mps_sim_link_cfg lossy = { .delay_us = 15000,
+						       .jitter_us = 2000,
+						       .loss_ppm = 10000,
+						       .reorder_ppm = 10000,
+						       .reorder_delay_us = 5000,
+						       .mtu = 1500,
+						       .rate_bps = 100000000 };
+	struct mps_config cfg = { .seed = seed };
+	struct mps_subflow_info sfi;
+	struct mps_conn *c, *s;
+	struct mps_sim_stats ss;
+	struct world w;
+
+	world_init(&w, 4, &lossy, &cfg, &cfg, seed);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(mps_subflow_info(c, 0, &sfi), 0);
+	transfer_and_close(&w, c, s, 2 << 20);
+	mps_sim_get_stats(w.sim, &ss);
+	CU_ASSERT(ss.lost > 0);
+	CU_ASSERT(ss.reordered > 0);
+	*end_time = w.now;
+	*retrans = mps_stack_counter(w.st[0], MPS_CNT_FAST_RETRANS) +
+		   mps_stack_counter(w.st[0], MPS_CNT_RETRANS_TIMEOUT);
+	CU_ASSERT(*retrans > 0);
+	CU_ASSERT(mps_stack_counter(w.st[1], MPS_CNT_IN_OUT_OF_ORDER) > 0);
+	world_free(&w);
+}
+
+static void test_transfer_lossy(void)
+{
+	uint64_t t1, t2, r1, r2;
+
+	lossy_run(5, &t1, &r1);
+	/* Same seed, same run: every time and every counter. */
+	lossy_run(5, &t2, &r2);
+	CU_ASSERT_EQUAL(t1, t2);
+	CU_ASSERT_EQUAL(r1, r2);
+}
+
+static void test_ipv6_small_mtu(void)
+{
+	static const struct mps_sim_link_cfg link6 = { .delay_us = 5000, .mtu = 1280 };
+	/* RFC 8200 minimum MTU: MSS = 1280 - 40 (IPv6) - 20 (TCP). */
+	struct mps_config cfg = { .seed = 9, .mss = 1220 };
+	struct mps_conn *c, *s;
+	struct mps_sim_stats ss;
+	struct world w;
+
+	world_init(&w, 6, &link6, &cfg, &cfg, 13);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	transfer_and_close(&w, c, s, 300000);
+	mps_sim_get_stats(w.sim, &ss);
+	CU_ASSERT_EQUAL(ss.too_big, 0);
+	CU_ASSERT(ss.delivered > 250);
+	world_free(&w);
+}
+
+static void test_mtu_enforced(void)
+{
+	static const struct mps_sim_link_cfg narrow = { .delay_us = 5000, .mtu = 1280 };
+	struct mps_config cfg = { .seed = 9, .mss = 1400 };
+	struct mps_conn *c, *s;
+	struct mps_sim_stats ss;
+	struct world w;
+	uint8_t buf[4000];
+	long steps;
+
+	/* An MSS too big for the path: the handshake passes, full-size data never does. */
+	world_init(&w, 4, &narrow, &cfg, &cfg, 17);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	memset(buf, 1, sizeof(buf));
+	CU_ASSERT_EQUAL(mps_send(c, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	for (steps = 0; steps < 50 && w.now < 5000000; steps++)
+		world_step(&w);
+	mps_sim_get_stats(w.sim, &ss);
+	CU_ASSERT(ss.too_big > 0);
+	CU_ASSERT_EQUAL(mps_recv(s, buf, sizeof(buf)), -EAGAIN);
+	world_free(&w);
+}
+
+static void test_fallback_plain_server(void)
+{
+	struct mps_config cfg = { .seed = 21 }, plain = { .seed = 22, .mptcp_disabled = true };
+	struct mps_conn_info ci;
+	struct mps_conn *c, *s;
+	struct world w;
+
+	world_init(&w, 4, &clean_link, &cfg, &plain, 23);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(mps_conn_info(c, &ci), 0);
+	CU_ASSERT_FALSE(ci.mptcp);
+	CU_ASSERT_TRUE(ci.fallback);
+	CU_ASSERT_PTR_NOT_NULL(ci.fallback_reason);
+	CU_ASSERT_TRUE(has_event(w.st[0], MPS_EV_FALLBACK, MPS_FALLBACK_SYNACK_NO_MPC));
+	transfer_and_close(&w, c, s, 500000);
+	world_free(&w);
+}
+
+static void test_fallback_plain_client(void)
+{
+	struct mps_config plain = { .seed = 31, .mptcp_disabled = true }, cfg = { .seed = 32 };
+	struct mps_conn_info si;
+	struct mps_conn *c, *s;
+	struct world w;
+
+	world_init(&w, 4, &clean_link, &plain, &cfg, 33);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(mps_conn_info(s, &si), 0);
+	CU_ASSERT_FALSE(si.mptcp);
+	CU_ASSERT_FALSE(si.fallback); /* never attempted: plain TCP, not a fallback */
+	transfer_and_close(&w, s, c, 200000);
+	world_free(&w);
+}
+
+static void test_rst_closed_port(void)
+{
+	struct mps_config cfg = { .seed = 41 };
+	struct mps_conn *c = NULL;
+	struct mps_addr other;
+	struct world w;
+	long steps;
+
+	world_init(&w, 4, &clean_link, &cfg, &cfg, 43);
+	other = w.saddr;
+	other.port = 9;
+	CU_ASSERT_EQUAL_FATAL(mps_connect(w.st[0], &w.caddr, &other, &c), 0);
+	for (steps = 0; steps < 100; steps++)
+		if (!world_step(&w))
+			break;
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_NO_CONN), 1);
+	CU_ASSERT_TRUE(has_event(w.st[0], MPS_EV_CONN_RESET, MPS_RST_PEER));
+	CU_ASSERT_EQUAL(mps_send(c, "x", 1), -EPIPE);
+	CU_ASSERT_EQUAL(mps_recv(c, &other, 1), -ECONNRESET);
+	mps_close(c);
+	world_free(&w);
+}
+
+static void test_fastclose(void)
+{
+	struct mps_config cfg = { .seed = 51 };
+	struct mps_conn *c, *s;
+	struct world w;
+	uint8_t b[8];
+	long steps;
+
+	world_init(&w, 4, &clean_link, &cfg, &cfg, 53);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	mps_abort(c);
+	for (steps = 0; steps < 100; steps++)
+		if (!world_step(&w))
+			break;
+	/* The server checked its own key in MP_FASTCLOSE before acting on it. */
+	CU_ASSERT_TRUE(has_event(w.st[1], MPS_EV_CONN_RESET, MPS_RST_FASTCLOSE));
+	CU_ASSERT_EQUAL(mps_recv(s, b, sizeof(b)), -ECONNRESET);
+	mps_close(s);
+	CU_ASSERT_EQUAL(mps_next_wakeup(w.st[0]), MPS_TIME_NEVER);
+	world_free(&w);
+}
+
+static void test_syn_retransmit(void)
+{
+	static const struct mps_sim_link_cfg cut = { .delay_us = 1000, .loss_ppm = 1000000 };
+	struct mps_config cfg = { .seed = 61 };
+	struct mps_conn *c = NULL, *s = NULL;
+	struct mps_sim_stats ss;
+	struct world w;
+	long steps;
+
+	/* The path is down for 2.5 s: SYNs at 0, 1 s and 3 s; the third one passes. */
+	world_init(&w, 4, &cut, &cfg, &cfg, 63);
+	CU_ASSERT_EQUAL_FATAL(mps_connect(w.st[0], &w.caddr, &w.saddr, &c), 0);
+	for (steps = 0; steps < 1000 && w.now < 2500000; steps++)
+		world_step(&w);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.path, &clean_link), 0);
+	for (steps = 0; steps < 1000 && !s; steps++) {
+		world_step(&w);
+		s = mps_accept(w.st[1]);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	mps_sim_get_stats(w.sim, &ss);
+	CU_ASSERT_EQUAL(ss.lost, 2);
+	CU_ASSERT_EQUAL(w.now, 3000000 + 30000);
+	transfer_and_close(&w, c, s, 100000);
+	world_free(&w);
+}
+
+static const struct fj_test tests[] = {
+	{ "handshake", test_handshake },
+	{ "transfer_clean", test_transfer_clean },
+	{ "transfer_lossy", test_transfer_lossy },
+	{ "ipv6_small_mtu", test_ipv6_small_mtu },
+	{ "mtu_enforced", test_mtu_enforced },
+	{ "fallback_plain_server", test_fallback_plain_server },
+	{ "fallback_plain_client", test_fallback_plain_client },
+	{ "rst_closed_port", test_rst_closed_port },
+	{ "fastclose", test_fastclose },
+	{ "syn_retransmit", test_syn_retransmit },
+	{ NULL, NULL },
+};
+
+const struct fj_suite fj_suite_sim_tcp = { "sim_tcp", NULL, NULL, tests };
