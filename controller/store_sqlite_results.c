@@ -806,6 +806,25 @@ int ctl_store_trace_get(struct ctl_store *st, const char *run_id, const char *na
 	return err;
 }
 
+static int run_exists(struct store_conn *c, const char *run_id)
+{
+	sqlite3_stmt *s = st_stmt(c, SQL_RUN_RID);
+	int rc;
+
+	if (!s)
+		return -EIO;
+	sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE) {
+		st_set_err("no such run %s", run_id);
+		return -ENOENT;
+	}
+	return st_sqlerr(c->db, rc);
+}
+
 int ctl_store_trace_list(struct ctl_store *st, const char *run_id, Fjord__V1__TraceList **out)
 {
 	Fjord__V1__TraceList *l;
@@ -850,6 +869,9 @@ int ctl_store_trace_list(struct ctl_store *st, const char *run_id, Fjord__V1__Tr
 		err = st_sqlerr(c->db, rc);
 	if (s)
 		sqlite3_reset(s);
+	/* No trace: say whether the run itself is unknown. */
+	if (!err && !l->n_traces)
+		err = run_exists(c, run_id);
 	st_conn_put(st, c);
 	if (err) {
 		fjord__v1__trace_list__free_unpacked(l, NULL);

@@ -90,12 +90,12 @@ static void make_experiment(struct ctl_store *st, const char *exp_id, const char
 {
 	Fjord__V1__ExperimentSpec spec = FJORD__V1__EXPERIMENT_SPEC__INIT;
 	Fjord__V1__Experiment exp = FJORD__V1__EXPERIMENT__INIT;
-	Fjord__V1__Run runs[64], *rp[64];
-	Fjord__V1__Path paths[64], *pp[64];
-	char ids[64][64];
+	Fjord__V1__Run *runs = calloc(n + 1, sizeof(*runs)), **rp = calloc(n + 1, sizeof(*rp));
+	Fjord__V1__Path *paths = calloc(n + 1, sizeof(*paths)), **pp = calloc(n + 1, sizeof(*pp));
+	char(*ids)[64] = calloc(n + 1, sizeof(*ids));
 	size_t i;
 
-	CU_ASSERT_FATAL(n <= 64);
+	CU_ASSERT_FATAL(runs && rp && paths && pp && ids);
 	spec.name = "t";
 	spec.type = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_ECHO;
 	exp.id = (char *)exp_id;
@@ -129,6 +129,11 @@ static void make_experiment(struct ctl_store *st, const char *exp_id, const char
 		rp[i] = &runs[i];
 	}
 	CU_ASSERT_EQUAL(ctl_store_experiment_create(st, &exp, rp, n), 0);
+	free(runs);
+	free(rp);
+	free(paths);
+	free(pp);
+	free(ids);
 }
 
 /* Opens a fresh store with agents on oslo (a) and bergen (b). */
@@ -154,9 +159,8 @@ static void fixture_end(struct ctl_store *st, char *a, char *b)
 	tmp_cleanup();
 }
 
-static __attribute__((unused)) int put_result(struct ctl_store *st, const char *run_id,
-					      const char *agent, int ok, double goodput,
-					      const char *sched, int *dup)
+static int put_result(struct ctl_store *st, const char *run_id, const char *agent, int ok,
+		      double goodput, const char *sched, int *dup)
 {
 	Fjord__V1__Result res = FJORD__V1__RESULT__INIT;
 	Fjord__V1__Metric m = FJORD__V1__METRIC__INIT, *mp = &m;
@@ -625,6 +629,442 @@ static void test_runs_query(void)
 	fixture_end(st, a, b);
 }
 
+/* ---- results ----------------------------------------------------------------- */
+
+static void test_results(void)
+{
+	static const char *const isp_c[] = { "w", NULL };
+	Fjord__V1__Result res = FJORD__V1__RESULT__INIT;
+	Fjord__V1__Metric m1 = FJORD__V1__METRIC__INIT, m2 = FJORD__V1__METRIC__INIT;
+	Fjord__V1__Metric *mp[2] = { &m1, &m2 };
+	Fjord__V1__ResultList *rl = NULL;
+	Fjord__V1__Run *r = NULL;
+	struct ctl_query q;
+	char *a, *b, *c;
+	int dup = 7;
+	struct ctl_store *st = fixture(&a, &b);
+
+	c = enroll(st, "tromso", "n1", H3, isp_c);
+	make_experiment(st, "e1", a, b, 4, 1000);
+	CU_ASSERT_EQUAL(put_result(st, "e1.r0", a, 1, 100.0, "default", &dup), 0);
+	CU_ASSERT_EQUAL(dup, 0);
+	CU_ASSERT_EQUAL_FATAL(ctl_store_run_get(st, "e1.r0", &r), 0);
+	CU_ASSERT_EQUAL(r->state, RS(SUCCEEDED));
+	CU_ASSERT_EQUAL(r->finished_ms, 5000);
+	fjord__v1__run__free_unpacked(r, NULL);
+	/* The same again: a duplicate, not an error; a different one: conflict. */
+	CU_ASSERT_EQUAL(put_result(st, "e1.r0", a, 1, 100.0, "default", &dup), 0);
+	CU_ASSERT_EQUAL(dup, 1);
+	CU_ASSERT_EQUAL(put_result(st, "e1.r0", a, 1, 101.0, "default", &dup), -EEXIST);
+	/* The server's result is stored beside it and moves nothing. */
+	CU_ASSERT_EQUAL(put_result(st, "e1.r0", b, 0, 1.0, "default", &dup), 0);
+	CU_ASSERT_EQUAL(dup, 0);
+	/* A failed result fails the run with its error. */
+	CU_ASSERT_EQUAL(put_result(st, "e1.r1", a, 0, 5.0, "default", &dup), 0);
+	CU_ASSERT_EQUAL_FATAL(ctl_store_run_get(st, "e1.r1", &r), 0);
+	CU_ASSERT_EQUAL(r->state, RS(FAILED));
+	CU_ASSERT_STRING_EQUAL(r->reason, "boom");
+	fjord__v1__run__free_unpacked(r, NULL);
+	/* A late result of a missed run is kept; the run stays missed. */
+	CU_ASSERT_EQUAL(ctl_store_run_transition(st, "e1.r2", CTL_RUN_BIT(RS(PENDING)), RS(MISSED),
+						 "late", 9),
+			0);
+	CU_ASSERT_EQUAL(put_result(st, "e1.r2", a, 1, 7.0, "default", &dup), 0);
+	CU_ASSERT_EQUAL_FATAL(ctl_store_run_get(st, "e1.r2", &r), 0);
+	CU_ASSERT_EQUAL(r->state, RS(MISSED));
+	fjord__v1__run__free_unpacked(r, NULL);
+	/* Errors. */
+	CU_ASSERT_EQUAL(put_result(st, "e1.r3", c, 1, 1.0, "default", &dup), -EPERM);
+	CU_ASSERT_EQUAL(put_result(st, "nope", a, 1, 1.0, "default", &dup), -ENOENT);
+	CU_ASSERT_EQUAL(put_result(st, "", a, 1, 1.0, "default", &dup), -EINVAL);
+	CU_ASSERT_EQUAL(put_result(st, "e1.r3", a, 1, 0.0 / 0.0, "default", &dup), -EINVAL);
+	CU_ASSERT_EQUAL(put_result(st, "e1.r3", NULL, 1, 1.0, "default", &dup), -EINVAL);
+	res.run_id = "e1.r3";
+	m1.name = "rtt";
+	m2.name = "rtt";
+	res.metrics = mp;
+	res.n_metrics = 2;
+	CU_ASSERT_EQUAL(ctl_store_result_put(st, &res, a, 1, &dup), -EINVAL);
+	CU_ASSERT(strstr(ctl_store_errmsg(), "twice") != NULL);
+	m2.name = "";
+	CU_ASSERT_EQUAL(ctl_store_result_put(st, &res, a, 1, &dup), -EINVAL);
+	CU_ASSERT_EQUAL(ctl_store_result_put_async(st, &res, a, 1, NULL, NULL), -EINVAL);
+	/* The stored agent is the one the caller vouches for, not the claim. */
+	m2.name = "loss";
+	res.agent_id = "someone-else";
+	CU_ASSERT_EQUAL(ctl_store_result_put(st, &res, a, 1, NULL), 0);
+
+	memset(&q, 0, sizeof(q));
+	CU_ASSERT_EQUAL_FATAL(ctl_store_results_query(st, &q, &rl), 0);
+	CU_ASSERT_EQUAL_FATAL(rl->n_rows, 5);
+	CU_ASSERT_STRING_EQUAL(rl->rows[0]->run->id, "e1.r0");
+	CU_ASSERT_EQUAL(rl->rows[0]->run->state, RS(SUCCEEDED));
+	CU_ASSERT_STRING_EQUAL(rl->rows[4]->result->agent_id, a);
+	CU_ASSERT_EQUAL(rl->rows[4]->result->n_metrics, 2);
+	fjord__v1__result_list__free_unpacked(rl, NULL);
+	q.state_mask = CTL_RUN_BIT(RS(FAILED)) | CTL_RUN_BIT(RS(MISSED));
+	CU_ASSERT_EQUAL_FATAL(ctl_store_results_query(st, &q, &rl), 0);
+	CU_ASSERT_EQUAL_FATAL(rl->n_rows, 3); /* r1, r2 (missed) and r3 (ok = 0) */
+	CU_ASSERT_STRING_EQUAL(rl->rows[2]->run->reason, "agent reported failure");
+	fjord__v1__result_list__free_unpacked(rl, NULL);
+	q.state_mask = 0;
+	q.limit = 2;
+	q.offset = 4;
+	CU_ASSERT_EQUAL_FATAL(ctl_store_results_query(st, &q, &rl), 0);
+	CU_ASSERT_EQUAL(rl->n_rows, 1);
+	fjord__v1__result_list__free_unpacked(rl, NULL);
+	q.limit = 99999;
+	CU_ASSERT_EQUAL(ctl_store_results_query(st, &q, &rl), -EINVAL);
+	free(c);
+	fixture_end(st, a, b);
+}
+
+static const Fjord__V1__AggregateRow *agg_row(const Fjord__V1__AggregateResponse *r,
+					      const char *group)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_rows; i++)
+		if (strcmp(r->rows[i]->group, group) == 0)
+			return r->rows[i];
+	return NULL;
+}
+
+static void test_aggregates(void)
+{
+	/* Even runs (kernel, x->z, "default"): 1 2 3 4 10; odd runs (bundled,
+	 * y->z, "redundant"): 5 five times. */
+	static const double even[] = { 1, 2, 3, 4, 10 };
+	Fjord__V1__AggregateResponse *ag = NULL;
+	const Fjord__V1__AggregateRow *row;
+	enum ctl_group_by by;
+	struct ctl_query q;
+	char id[32], *a, *b;
+	size_t i;
+	int dup;
+	struct ctl_store *st = fixture(&a, &b);
+
+	make_experiment(st, "e1", a, b, 10, 1000);
+	for (i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "e1.r%zu", i);
+		CU_ASSERT_EQUAL(put_result(st, id, a, 1, i % 2 ? 5.0 : even[i / 2],
+					   i % 2 ? "redundant" : "", &dup),
+				0);
+	}
+	CU_ASSERT_EQUAL_FATAL(ctl_store_aggregate(st, "goodput_bps", CTL_GROUP_STACK, NULL, &ag),
+			      0);
+	CU_ASSERT_STRING_EQUAL(ag->metric, "goodput_bps");
+	CU_ASSERT_STRING_EQUAL(ag->group_by, "stack");
+	CU_ASSERT_EQUAL_FATAL(ag->n_rows, 2);
+	CU_ASSERT_STRING_EQUAL(ag->rows[0]->group, "bundled"); /* rows sorted by group */
+	row = agg_row(ag, "kernel");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(row);
+	CU_ASSERT_EQUAL(row->count, 5);
+	CU_ASSERT_DOUBLE_EQUAL(row->mean, 4.0, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(row->median, 3.0, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(row->p95, 8.8, 1e-9); /* 4 + 0.8 * (10 - 4) */
+	CU_ASSERT_DOUBLE_EQUAL(row->min, 1.0, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(row->max, 10.0, 1e-9);
+	row = agg_row(ag, "bundled");
+	CU_ASSERT_EQUAL(row->count, 5);
+	CU_ASSERT_DOUBLE_EQUAL(row->p95, 5.0, 1e-9);
+	fjord__v1__aggregate_response__free_unpacked(ag, NULL);
+
+	CU_ASSERT_EQUAL_FATAL(ctl_store_aggregate(st, "goodput_bps", CTL_GROUP_ISP_PAIR, NULL, &ag),
+			      0);
+	CU_ASSERT_EQUAL(ag->n_rows, 2);
+	row = agg_row(ag, "x->z");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(row);
+	CU_ASSERT_DOUBLE_EQUAL(row->median, 3.0, 1e-9);
+	fjord__v1__aggregate_response__free_unpacked(ag, NULL);
+	CU_ASSERT_EQUAL_FATAL(
+		ctl_store_aggregate(st, "goodput_bps", CTL_GROUP_SITE_PAIR, NULL, &ag), 0);
+	CU_ASSERT_EQUAL_FATAL(ag->n_rows, 1);
+	CU_ASSERT_STRING_EQUAL(ag->rows[0]->group, "oslo->bergen");
+	CU_ASSERT_EQUAL(ag->rows[0]->count, 10);
+	CU_ASSERT_DOUBLE_EQUAL(ag->rows[0]->mean, 4.5, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(ag->rows[0]->median, 5.0, 1e-9);
+	fjord__v1__aggregate_response__free_unpacked(ag, NULL);
+	CU_ASSERT_EQUAL_FATAL(
+		ctl_store_aggregate(st, "goodput_bps", CTL_GROUP_SCHEDULER, NULL, &ag), 0);
+	CU_ASSERT_EQUAL_FATAL(ag->n_rows, 2);
+	CU_ASSERT_PTR_NOT_NULL(agg_row(ag, "default"));
+	CU_ASSERT_PTR_NOT_NULL(agg_row(ag, "redundant"));
+	fjord__v1__aggregate_response__free_unpacked(ag, NULL);
+	CU_ASSERT_EQUAL_FATAL(
+		ctl_store_aggregate(st, "goodput_bps", CTL_GROUP_EXPERIMENT, NULL, &ag), 0);
+	CU_ASSERT_EQUAL_FATAL(ag->n_rows, 1);
+	CU_ASSERT_STRING_EQUAL(ag->rows[0]->group, "e1");
+	fjord__v1__aggregate_response__free_unpacked(ag, NULL);
+
+	/* Filters apply: IPv6 runs are r2 (2), r5 (5), r8 (10). */
+	memset(&q, 0, sizeof(q));
+	q.family = FJORD__V1__ADDRESS_FAMILY__ADDRESS_FAMILY_IPV6;
+	CU_ASSERT_EQUAL_FATAL(ctl_store_aggregate(st, "goodput_bps", CTL_GROUP_SITE_PAIR, &q, &ag),
+			      0);
+	CU_ASSERT_EQUAL_FATAL(ag->n_rows, 1);
+	CU_ASSERT_EQUAL(ag->rows[0]->count, 3);
+	CU_ASSERT_DOUBLE_EQUAL(ag->rows[0]->median, 5.0, 1e-9);
+	fjord__v1__aggregate_response__free_unpacked(ag, NULL);
+	CU_ASSERT_EQUAL_FATAL(ctl_store_aggregate(st, "no_such", CTL_GROUP_STACK, NULL, &ag), 0);
+	CU_ASSERT_EQUAL(ag->n_rows, 0);
+	fjord__v1__aggregate_response__free_unpacked(ag, NULL);
+	CU_ASSERT_EQUAL(ctl_store_aggregate(st, "", CTL_GROUP_STACK, NULL, &ag), -EINVAL);
+	CU_ASSERT_EQUAL(ctl_store_aggregate(st, "x", (enum ctl_group_by)42, NULL, &ag), -EINVAL);
+
+	CU_ASSERT_EQUAL(ctl_group_by_parse("isp_pair", &by), 0);
+	CU_ASSERT_EQUAL(by, CTL_GROUP_ISP_PAIR);
+	CU_ASSERT_EQUAL(ctl_group_by_parse("experiment", &by), 0);
+	CU_ASSERT_EQUAL(by, CTL_GROUP_EXPERIMENT);
+	CU_ASSERT_EQUAL(ctl_group_by_parse("color", &by), -EINVAL);
+	CU_ASSERT_EQUAL(ctl_group_by_parse(NULL, &by), -EINVAL);
+	fixture_end(st, a, b);
+}
+
+/* ---- traces -------------------------------------------------------------------- */
+
+static void test_traces(void)
+{
+	Fjord__V1__TraceInfo ti = FJORD__V1__TRACE_INFO__INIT, *got = NULL;
+	Fjord__V1__TraceList *tl = NULL;
+	char *a, *b;
+	struct ctl_store *st = fixture(&a, &b);
+
+	make_experiment(st, "e1", a, b, 2, 1000);
+	ti.run_id = "e1.r0";
+	ti.name = "client.pcap";
+	ti.sha256 = (char *)H1;
+	ti.size = 1234;
+	ti.content_type = "application/vnd.tcpdump.pcap";
+	ti.uploaded_ms = 77;
+	CU_ASSERT_EQUAL(ctl_store_trace_put(st, &ti), 0);
+	ti.name = "samples.csv";
+	CU_ASSERT_EQUAL(ctl_store_trace_put(st, &ti), 0);
+	/* Uploading a name again replaces it. */
+	ti.sha256 = (char *)H2;
+	ti.size = 99;
+	CU_ASSERT_EQUAL(ctl_store_trace_put(st, &ti), 0);
+	CU_ASSERT_EQUAL_FATAL(ctl_store_trace_get(st, "e1.r0", "samples.csv", &got), 0);
+	CU_ASSERT_STRING_EQUAL(got->sha256, H2);
+	CU_ASSERT_EQUAL(got->size, 99);
+	CU_ASSERT_EQUAL(got->uploaded_ms, 77);
+	CU_ASSERT_STRING_EQUAL(got->run_id, "e1.r0");
+	fjord__v1__trace_info__free_unpacked(got, NULL);
+	CU_ASSERT_EQUAL_FATAL(ctl_store_trace_list(st, "e1.r0", &tl), 0);
+	CU_ASSERT_EQUAL_FATAL(tl->n_traces, 2);
+	CU_ASSERT_STRING_EQUAL(tl->traces[0]->name, "client.pcap");
+	fjord__v1__trace_list__free_unpacked(tl, NULL);
+	CU_ASSERT_EQUAL_FATAL(ctl_store_trace_list(st, "e1.r1", &tl), 0);
+	CU_ASSERT_EQUAL(tl->n_traces, 0);
+	fjord__v1__trace_list__free_unpacked(tl, NULL);
+	CU_ASSERT_EQUAL(ctl_store_trace_list(st, "nope", &tl), -ENOENT);
+	CU_ASSERT_EQUAL(ctl_store_trace_get(st, "e1.r1", "client.pcap", &got), -ENOENT);
+	/* Errors. */
+	ti.run_id = "nope";
+	CU_ASSERT_EQUAL(ctl_store_trace_put(st, &ti), -ENOENT);
+	ti.run_id = "e1.r1";
+	ti.name = "../etc/passwd";
+	CU_ASSERT_EQUAL(ctl_store_trace_put(st, &ti), -EINVAL);
+	ti.name = "ok.pcap";
+	ti.sha256 = "abc";
+	CU_ASSERT_EQUAL(ctl_store_trace_put(st, &ti), -EINVAL);
+	CU_ASSERT_EQUAL(ctl_store_trace_get(st, "e1.r1", "a b", &got), -EINVAL);
+	fixture_end(st, a, b);
+}
+
+/* ---- group commit and durability ------------------------------------------- */
+
+#define GC_THREADS 4
+#define GC_PER	   300
+
+struct gc_arg {
+	struct ctl_store *st;
+	const char *agent;
+	int t;
+	pthread_mutex_t *lock;
+	pthread_cond_t *cond;
+	int *acked, *failed;
+};
+
+static void gc_done(void *arg, int err, int dup)
+{
+	struct gc_arg *g = arg;
+
+	(void)dup;
+	pthread_mutex_lock(g->lock);
+	if (err)
+		(*g->failed)++;
+	else
+		(*g->acked)++;
+	pthread_cond_broadcast(g->cond);
+	pthread_mutex_unlock(g->lock);
+}
+
+static void *gc_writer(void *p)
+{
+	struct gc_arg *g = p;
+	Fjord__V1__Result res = FJORD__V1__RESULT__INIT;
+	char id[32];
+	int i, dup;
+
+	for (i = 0; i < GC_PER; i++) {
+		snprintf(id, sizeof(id), "g.r%d", g->t * GC_PER + i);
+		res.run_id = id;
+		res.ok = 1;
+		/* Half asynchronous (as the HTTP layer does), half waiting. */
+		if (i % 2) {
+			if (ctl_store_result_put_async(g->st, &res, g->agent, 1, gc_done, g))
+				gc_done(g, -EIO, 0);
+		} else {
+			gc_done(g, ctl_store_result_put(g->st, &res, g->agent, 1, &dup), 0);
+		}
+	}
+	return NULL;
+}
+
+static void test_group_commit(void)
+{
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+	struct gc_arg g[GC_THREADS];
+	pthread_t th[GC_THREADS];
+	uint64_t counts[9];
+	int acked = 0, failed = 0, i;
+	char *a, *b;
+	struct ctl_store *st = fixture(&a, &b);
+
+	make_experiment(st, "g", a, b, GC_THREADS * GC_PER, 1000);
+	st->n_batches = st->n_ops = 0;
+	for (i = 0; i < GC_THREADS; i++) {
+		g[i] = (struct gc_arg){ st, a, i, &lock, &cond, &acked, &failed };
+		CU_ASSERT_FATAL(pthread_create(&th[i], NULL, gc_writer, &g[i]) == 0);
+	}
+	for (i = 0; i < GC_THREADS; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_lock(&lock);
+	while (acked + failed < GC_THREADS * GC_PER)
+		pthread_cond_wait(&cond, &lock);
+	pthread_mutex_unlock(&lock);
+	CU_ASSERT_EQUAL(failed, 0);
+	CU_ASSERT_EQUAL(acked, GC_THREADS * GC_PER);
+	/* Writes were really grouped: fewer commits than writes. */
+	CU_ASSERT(st->n_ops == GC_THREADS * GC_PER);
+	CU_ASSERT(st->n_batches < st->n_ops);
+	ctl_store_close(st);
+
+	st = NULL;
+	CU_ASSERT_EQUAL_FATAL(ctl_store_open(dbpath, &st), 0);
+	CU_ASSERT_EQUAL(ctl_store_run_counts(st, counts), 0);
+	CU_ASSERT_EQUAL(counts[RS(SUCCEEDED)], GC_THREADS * GC_PER);
+	CU_ASSERT_EQUAL(counts[RS(PENDING)], 0);
+	fixture_end(st, a, b);
+}
+
+#define K9_RUNS 20000
+#define K9_KILL 400
+
+struct k9_ack {
+	int fd;
+	int32_t idx;
+};
+
+static void k9_ack_cb(void *arg, int err, int dup)
+{
+	struct k9_ack *k = arg;
+
+	(void)dup;
+	if (!err && write(k->fd, &k->idx, sizeof(k->idx)) != sizeof(k->idx))
+		_exit(3);
+	free(k);
+}
+
+/* The child: writes results as fast as it can, reporting each ack. */
+static void k9_child(int fd, const char *agent)
+{
+	Fjord__V1__Result res = FJORD__V1__RESULT__INIT;
+	struct ctl_store *st = NULL;
+	char id[32];
+	int32_t i;
+
+	if (ctl_store_open(dbpath, &st))
+		_exit(2);
+	for (i = 0; i < K9_RUNS; i++) {
+		struct k9_ack *k = malloc(sizeof(*k));
+
+		if (!k)
+			_exit(2);
+		k->fd = fd;
+		k->idx = i;
+		snprintf(id, sizeof(id), "k.r%d", i);
+		res.run_id = id;
+		res.ok = 1;
+		if (ctl_store_result_put_async(st, &res, agent, 1, k9_ack_cb, k))
+			_exit(2);
+	}
+	ctl_store_close(st);
+	_exit(0);
+}
+
+static void test_kill9(void)
+{
+	char *a, *b, *seen = calloc(K9_RUNS, 1);
+	struct ctl_store *st = fixture(&a, &b);
+	int fds[2], status = 0;
+	size_t acked = 0, missing = 0, i;
+	int32_t idx;
+	pid_t pid;
+
+	CU_ASSERT_FATAL(seen != NULL);
+	make_experiment(st, "k", a, b, K9_RUNS, 1000);
+	ctl_store_close(st);
+	CU_ASSERT_FATAL(pipe(fds) == 0);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		k9_child(fds[1], a);
+	}
+	close(fds[1]);
+	/* Kill it mid-stream, after some acknowledgements. */
+	while (acked < K9_KILL && read(fds[0], &idx, sizeof(idx)) == sizeof(idx)) {
+		if (idx >= 0 && idx < K9_RUNS && !seen[idx]) {
+			seen[idx] = 1;
+			acked++;
+		}
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	CU_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	/* Acks written before the kill are still in the pipe. */
+	while (read(fds[0], &idx, sizeof(idx)) == sizeof(idx)) {
+		if (idx >= 0 && idx < K9_RUNS && !seen[idx]) {
+			seen[idx] = 1;
+			acked++;
+		}
+	}
+	close(fds[0]);
+	CU_ASSERT(acked >= K9_KILL);
+	CU_ASSERT(acked < K9_RUNS); /* really killed mid-stream */
+
+	st = NULL;
+	CU_ASSERT_EQUAL_FATAL(ctl_store_open(dbpath, &st), 0);
+	for (i = 0; i < K9_RUNS; i++) {
+		char id[32];
+		Fjord__V1__Run *r = NULL;
+
+		if (!seen[i])
+			continue;
+		snprintf(id, sizeof(id), "k.r%zu", i);
+		if (ctl_store_run_get(st, id, &r) || r->state != RS(SUCCEEDED))
+			missing++;
+		if (r)
+			fjord__v1__run__free_unpacked(r, NULL);
+	}
+	CU_ASSERT_EQUAL(missing, 0);
+	free(seen);
+	fixture_end(st, a, b);
+}
+
 static const struct fj_test tests[] = {
 	{ "migrate_fresh", test_migrate_fresh },
 	{ "migrate_existing", test_migrate_existing },
@@ -634,6 +1074,11 @@ static const struct fj_test tests[] = {
 	{ "experiments", test_experiments },
 	{ "transitions", test_transitions },
 	{ "runs_query", test_runs_query },
+	{ "results", test_results },
+	{ "aggregates", test_aggregates },
+	{ "traces", test_traces },
+	{ "group_commit", test_group_commit },
+	{ "kill9_acknowledged_durable", test_kill9 },
 	{ NULL, NULL },
 };
 
