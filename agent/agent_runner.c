@@ -33,6 +33,12 @@ struct run_slot {
 	struct agent_runner *r;
 };
 
+struct queued_run {
+	uint8_t *buf; /* the packed RunCommand */
+	size_t len;
+	char run_id[AGENT_ID_MAX + 1];
+};
+
 struct agent_runner {
 	struct agent_loop *loop;
 	struct agent_spool *spool;
@@ -42,7 +48,11 @@ struct agent_runner {
 	agent_runner_child_fn child_fn;
 	struct run_slot slots[AGENT_RUNNER_MAX];
 	unsigned int count;
+	struct queued_run queue[AGENT_RUNNER_QUEUE];
+	unsigned int nqueue;
 };
+
+static void drain_queue(struct agent_runner *r);
 
 int agent_runner_create(struct agent_loop *loop, struct agent_spool *spool,
 			const struct agent_runner_cfg *cfg, agent_runner_done_fn done, void *arg,
@@ -167,6 +177,7 @@ static void reap(struct run_slot *s, int status)
 	slot_release(s);
 	if (r->done)
 		r->done(r->done_arg, run_id, ok);
+	drain_queue(r);
 }
 
 static void on_child(struct agent_loop *loop, int fd, unsigned int ev, void *arg)
@@ -228,8 +239,10 @@ child_main(struct agent_runner *r, const Fjord__V1__RunCommand *cmd, uint64_t de
 		exp_fail(&out, "experiment could not build its result");
 	res.finished_ms = fj_wall_ms();
 	for (i = 0; i < out.n_traces && !rc; i++)
-		rc = agent_spool_put_trace(r->spool, res.run_id, out.traces[i].name,
-					   out.traces[i].data, out.traces[i].len);
+		rc = out.traces[i].len == 0
+			     ? 0
+			     : agent_spool_put_trace(r->spool, res.run_id, out.traces[i].name,
+						     out.traces[i].data, out.traces[i].len);
 	if (!rc)
 		rc = agent_spool_put_result(r->spool, res.run_id, &res);
 	_exit(rc ? CHILD_EXIT_SPOOL : 0);
@@ -259,22 +272,12 @@ static struct run_slot *free_slot(struct agent_runner *r)
 	return NULL;
 }
 
-/* Refusals that still produce a Result; returns 1 if the run was refused. */
+/* Refusals at start time that still produce a Result; returns 1 if refused. */
 static int admission(struct agent_runner *r, const Fjord__V1__RunCommand *cmd, uint64_t *ms)
 {
 	const char *id = cmd->run->id;
 	char why[256];
 
-	if (exp_check(cmd, why, sizeof(why)) < 0) {
-		refuse(r, id, why);
-		return 1;
-	}
-	if (r->count >= r->cfg.max_runs) {
-		snprintf(why, sizeof(why), "agent busy: %u runs in progress (max_runs = %u)",
-			 r->count, r->cfg.max_runs);
-		refuse(r, id, why);
-		return 1;
-	}
 	if (agent_spool_admit(r->spool) < 0) {
 		/* The failed result is small and written past the cap: losing it is worse. */
 		snprintf(why, sizeof(why), "spool full: %llu of %llu bytes used; run refused",
@@ -288,6 +291,46 @@ static int admission(struct agent_runner *r, const Fjord__V1__RunCommand *cmd, u
 		return 1;
 	}
 	return 0;
+}
+
+static int enqueue(struct agent_runner *r, const Fjord__V1__RunCommand *cmd)
+{
+	struct queued_run *q;
+	char why[128];
+
+	if (r->nqueue == AGENT_RUNNER_QUEUE) {
+		snprintf(why, sizeof(why), "agent busy: %u runs in progress and %u waiting",
+			 r->count, r->nqueue);
+		refuse(r, cmd->run->id, why);
+		return 0;
+	}
+	q = &r->queue[r->nqueue];
+	q->len = fjord__v1__run_command__get_packed_size(cmd);
+	q->buf = malloc(q->len + 1);
+	if (!q->buf)
+		return -ENOMEM;
+	fjord__v1__run_command__pack(cmd, q->buf);
+	snprintf(q->run_id, sizeof(q->run_id), "%s", cmd->run->id);
+	r->nqueue++;
+	fj_info("run %s waits for a free slot (max_runs = %u)", q->run_id, r->cfg.max_runs);
+	return 0;
+}
+
+static int find_queued(const struct agent_runner *r, const char *run_id)
+{
+	unsigned int i;
+
+	for (i = 0; i < r->nqueue; i++)
+		if (strcmp(r->queue[i].run_id, run_id) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void dequeue(struct agent_runner *r, unsigned int i)
+{
+	free(r->queue[i].buf);
+	memmove(&r->queue[i], &r->queue[i + 1], (r->nqueue - i - 1) * sizeof(r->queue[0]));
+	r->nqueue--;
 }
 
 static int spawn(struct agent_runner *r, const Fjord__V1__RunCommand *cmd, struct run_slot *s,
@@ -324,19 +367,13 @@ static int spawn(struct agent_runner *r, const Fjord__V1__RunCommand *cmd, struc
 	return 0;
 }
 
-int agent_runner_start(struct agent_runner *r, const Fjord__V1__RunCommand *cmd)
+static int start_now(struct agent_runner *r, const Fjord__V1__RunCommand *cmd)
 {
 	struct run_slot *s;
 	uint64_t deadline_ms = 0;
 	char why[128];
 	int rc;
 
-	if (!cmd->run || !cmd->run->id || !agent_spool_valid_name(cmd->run->id)) {
-		fj_err("run command with a missing or unusable run id ignored");
-		return -EINVAL;
-	}
-	if (find_slot(r, cmd->run->id) || agent_spool_run_exists(r->spool, cmd->run->id))
-		return -EALREADY;
 	if (admission(r, cmd, &deadline_ms))
 		return 0;
 	rc = agent_spool_run_begin(r->spool, cmd->run->id);
@@ -357,10 +394,56 @@ int agent_runner_start(struct agent_runner *r, const Fjord__V1__RunCommand *cmd)
 	return 0;
 }
 
+/* A slot is free: start the oldest waiting run. */
+static void drain_queue(struct agent_runner *r)
+{
+	while (r->nqueue > 0 && r->count < r->cfg.max_runs) {
+		Fjord__V1__RunCommand *cmd =
+			fjord__v1__run_command__unpack(NULL, r->queue[0].len, r->queue[0].buf);
+
+		if (cmd)
+			start_now(r, cmd);
+		else
+			refuse(r, r->queue[0].run_id, "internal error: queued command unreadable");
+		if (cmd)
+			fjord__v1__run_command__free_unpacked(cmd, NULL);
+		dequeue(r, 0);
+	}
+}
+
+int agent_runner_start(struct agent_runner *r, const Fjord__V1__RunCommand *cmd)
+{
+	char why[256];
+
+	if (!cmd->run || !cmd->run->id || !agent_spool_valid_name(cmd->run->id)) {
+		fj_err("run command with a missing or unusable run id ignored");
+		return -EINVAL;
+	}
+	if (find_slot(r, cmd->run->id) || find_queued(r, cmd->run->id) >= 0 ||
+	    agent_spool_run_exists(r->spool, cmd->run->id))
+		return -EALREADY;
+	if (exp_check(cmd, why, sizeof(why)) < 0) {
+		refuse(r, cmd->run->id, why);
+		return 0;
+	}
+	if (r->count >= r->cfg.max_runs)
+		return enqueue(r, cmd);
+	return start_now(r, cmd);
+}
+
 int agent_runner_cancel(struct agent_runner *r, const char *run_id, const char *reason)
 {
 	struct run_slot *s = find_slot(r, run_id);
+	int qi = find_queued(r, run_id);
+	char why[300];
 
+	if (!s && qi >= 0) {
+		snprintf(why, sizeof(why), "cancelled: %s",
+			 reason && reason[0] ? reason : "no reason given");
+		dequeue(r, (unsigned int)qi);
+		refuse(r, run_id, why);
+		return 0;
+	}
 	if (!s)
 		return -ENOENT;
 	s->cancelled = 1;
@@ -375,9 +458,17 @@ unsigned int agent_runner_count(const struct agent_runner *r)
 	return r->count;
 }
 
+unsigned int agent_runner_queued(const struct agent_runner *r)
+{
+	return r->nqueue;
+}
+
 const char *agent_runner_id(const struct agent_runner *r, unsigned int i)
 {
 	unsigned int k, seen = 0;
+
+	if (i >= r->count)
+		return i - r->count < r->nqueue ? r->queue[i - r->count].run_id : NULL;
 
 	for (k = 0; k < AGENT_RUNNER_MAX; k++) {
 		if (!r->slots[k].used)
@@ -408,6 +499,11 @@ void agent_runner_destroy(struct agent_runner *r)
 			spool_failure(r, s->run_id, s->started_ms,
 				      "agent shut down while the run was in progress");
 		slot_release(s);
+	}
+	while (r->nqueue > 0) {
+		spool_failure(r, r->queue[0].run_id, 0,
+			      "agent shut down before the run could start");
+		dequeue(r, 0);
 	}
 	free(r);
 }

@@ -17,7 +17,8 @@ struct agent_loop;
 struct agent_spool;
 struct agent_runner;
 
-#define AGENT_RUNNER_MAX 64
+#define AGENT_RUNNER_MAX   64
+#define AGENT_RUNNER_QUEUE 64
 
 struct agent_runner_cfg {
 	unsigned int max_runs;
@@ -43,17 +44,26 @@ void agent_runner_destroy(struct agent_runner *r);
 void agent_runner_set_child_fn(struct agent_runner *r, agent_runner_child_fn fn);
 
 /*
- * Starts cmd. Returns 0 when the run started or was refused with a failed
- * Result in the spool (unsupported type or stack, agent busy, spool full,
- * deadline already passed), -EALREADY when the run is running or spooled
+ * Starts cmd, or queues it while max_runs runs are in progress (at most
+ * AGENT_RUNNER_QUEUE wait; the run's deadline keeps counting). Returns 0 when
+ * the run started, waits, or was refused with a failed Result in the spool
+ * (unsupported type or stack, queue full, spool full, deadline already passed), -EALREADY when the run is running or spooled
  * already (a repeated command), -EINVAL when the command has no usable run id
  * (nothing can be reported then), or another negative errno.
  */
 int agent_runner_start(struct agent_runner *r, const Fjord__V1__RunCommand *cmd);
-/* Kills the run's child; its Result says "cancelled: reason". -ENOENT if not running. */
+/*
+ * Kills the run's child (or drops it from the queue); its Result says
+ * "cancelled: reason". -ENOENT if the run is neither running nor waiting.
+ */
 int agent_runner_cancel(struct agent_runner *r, const char *run_id, const char *reason);
+/* Runs in progress, and runs waiting for a slot. */
 unsigned int agent_runner_count(const struct agent_runner *r);
-/* The id of running run i (0 <= i < count), valid until the loop runs again. */
+unsigned int agent_runner_queued(const struct agent_runner *r);
+/*
+ * The id of run i: 0 <= i < count are running, count <= i < count + queued
+ * wait. Valid until the loop runs again.
+ */
 const char *agent_runner_id(const struct agent_runner *r, unsigned int i);
 
 #endif

@@ -451,9 +451,13 @@ int agent_spool_list(const struct agent_spool *sp, struct agent_spool_item **ite
 		run_path(sp, runs[i].id, "result.pb", p, sizeof(p));
 		if (stat(p, &st) < 0)
 			continue;
-		rc = push_item(&it, &cnt, &cap, runs[i].id, "", (uint64_t)st.st_size);
-		if (!rc)
-			rc = list_traces(sp, runs[i].id, &it, &cnt, &cap, max);
+		/*
+		 * Traces first, the result last: result.pb marks the run finished,
+		 * so it must stay until the traces are acknowledged too.
+		 */
+		rc = list_traces(sp, runs[i].id, &it, &cnt, &cap, max);
+		if (!rc && cnt < max)
+			rc = push_item(&it, &cnt, &cap, runs[i].id, "", (uint64_t)st.st_size);
 	}
 	free(runs);
 	if (rc) {

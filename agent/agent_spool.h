@@ -63,7 +63,8 @@ int agent_spool_put_result(struct agent_spool *sp, const char *run_id,
 
 /*
  * Lists what awaits upload, oldest run first; each finished run gives its
- * result then its traces. Runs still in progress (no result yet) are left out.
+ * traces, then its result (which marks the run finished, so it goes last).
+ * Runs still in progress (no result yet) are left out.
  * *items is malloc'd (free it); at most max items.
  */
 int agent_spool_list(const struct agent_spool *sp, struct agent_spool_item **items, size_t *n,

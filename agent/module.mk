@@ -1,12 +1,29 @@
 # agent/: fjord-agent. Everything except main.c forms libfjagent.a, which
 # the unit tests link too.
 AGENT_SRCS := agent/agent_loop.c agent/agent_loop_epoll.c agent/agent_backoff.c \
-	agent/agent_config.c agent/agent_spool.c agent/agent_arena.c agent/agent_sysinfo.c agent/agent_http.c agent/responder.c agent/exp.c agent/exp_echo.c agent/mptcp_info.c agent/agent_runner.c
+	agent/agent_config.c agent/agent_spool.c agent/agent_arena.c agent/agent_sysinfo.c \
+	agent/agent_http.c agent/responder.c agent/exp.c agent/exp_echo.c agent/mptcp_info.c \
+	agent/agent_runner.c agent/agent_ctl.c agent/agent_upload.c agent/agent.c
 AGENT_MAIN := agent/main.c
 CPPFLAGS += -Iagent
 
 LIBS_A := $(BUILD)/libfjagent.a $(LIBS_A)
+BINS += $(BUILD)/fjord-agent
 
 $(BUILD)/libfjagent.a: $(call objs,$(AGENT_SRCS))
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/fjord-agent: $(call objs,$(AGENT_MAIN)) $(BUILD)/libfjagent.a $(BUILD)/libfjproto.a \
+		$(BUILD)/libfjcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The fake controller of the agent's tests: linked into the unit binary, and
+# as a program for tests/agent/spool_kill.sh.
+UNIT_SRCS += tests/agent/fake_ctl.c
+FAKE_CTL_SRCS := tests/agent/fake_ctl.c tests/agent/fake_controller.c
+$(BUILD)/tests/fjord-fake-controller: $(call objs,$(FAKE_CTL_SRCS)) $(BUILD)/libfjproto.a \
+		$(BUILD)/libfjcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/.stamp-all: $(BUILD)/tests/fjord-fake-controller

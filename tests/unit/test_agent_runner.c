@@ -239,11 +239,22 @@ static void test_success_and_limit(void)
 	make_cmd(&a, "lim-1", FJORD__V1__STACK__STACK_TCP, 0);
 	make_cmd(&b, "lim-2", FJORD__V1__STACK__STACK_TCP, 0);
 	CU_ASSERT_EQUAL(agent_runner_start(r, &a.cmd), 0);
+	/* max_runs = 1: the second waits for the slot, the third too. */
 	CU_ASSERT_EQUAL(agent_runner_start(r, &b.cmd), 0);
-	CU_ASSERT_EQUAL(ndone, 1);
-	check_failed("lim-2", "agent busy: 1 runs in progress (max_runs = 1)");
+	CU_ASSERT_EQUAL(agent_runner_count(r), 1);
+	CU_ASSERT_EQUAL(agent_runner_queued(r), 1);
+	CU_ASSERT_STRING_EQUAL(agent_runner_id(r, 1), "lim-2");
+	CU_ASSERT_EQUAL(agent_runner_start(r, &b.cmd), -EALREADY);
+	CU_ASSERT_EQUAL(ndone, 0);
+	/* Cancelling the running one lets the waiting one start. */
 	agent_runner_cancel(r, "lim-1", "test");
+	wait_done(1, 5000);
+	CU_ASSERT_EQUAL(agent_runner_count(r), 1);
+	CU_ASSERT_EQUAL(agent_runner_queued(r), 0);
+	CU_ASSERT_STRING_EQUAL(agent_runner_id(r, 0), "lim-2");
+	agent_runner_cancel(r, "lim-2", "test");
 	wait_done(2, 5000);
+	check_failed("lim-2", "cancelled: test");
 	agent_runner_set_child_fn(r, child_ok);
 	make_cmd(&a, "ok-1", FJORD__V1__STACK__STACK_KERNEL, 0);
 	CU_ASSERT_EQUAL(agent_runner_start(r, &a.cmd), 0);

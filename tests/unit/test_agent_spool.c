@@ -77,9 +77,10 @@ static void test_write_list_ack(void)
 	CU_ASSERT_EQUAL(agent_spool_list(sp, &it, &n, 100), 0);
 	CU_ASSERT_EQUAL_FATAL(n, 2);
 	CU_ASSERT_STRING_EQUAL(it[0].run_id, "run-1");
-	CU_ASSERT_STRING_EQUAL(it[0].name, "");
-	CU_ASSERT_STRING_EQUAL(it[1].name, "rtt.csv");
-	CU_ASSERT_EQUAL(it[1].size, 6);
+	CU_ASSERT_STRING_EQUAL(it[0].name, "rtt.csv");
+	CU_ASSERT_EQUAL(it[0].size, 6);
+	CU_ASSERT_STRING_EQUAL(it[1].run_id, "run-1");
+	CU_ASSERT_STRING_EQUAL(it[1].name, "");
 	free(it);
 	CU_ASSERT(agent_spool_usage(sp) > 6);
 	CU_ASSERT_EQUAL_FATAL(agent_spool_read_result(sp, "run-1", &buf, &len), 0);
@@ -90,9 +91,12 @@ static void test_write_list_ack(void)
 	fjord__v1__result__free_unpacked(r, NULL);
 	free(buf);
 	/* Acks remove; the folder goes with the last file. */
-	CU_ASSERT_EQUAL(agent_spool_ack_result(sp, "run-1"), 0);
-	CU_ASSERT(agent_spool_run_exists(sp, "run-1"));
 	CU_ASSERT_EQUAL(agent_spool_ack_trace(sp, "run-1", "rtt.csv"), 0);
+	CU_ASSERT(agent_spool_run_exists(sp, "run-1"));
+	CU_ASSERT_EQUAL(agent_spool_list(sp, &it, &n, 100), 0);
+	CU_ASSERT_EQUAL(n, 1);
+	free(it);
+	CU_ASSERT_EQUAL(agent_spool_ack_result(sp, "run-1"), 0);
 	CU_ASSERT(!agent_spool_run_exists(sp, "run-1"));
 	CU_ASSERT_EQUAL(agent_spool_ack_trace(sp, "run-1", "rtt.csv"), -ENOENT);
 	CU_ASSERT_EQUAL(agent_spool_usage(sp), 0);
