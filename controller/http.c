@@ -168,6 +168,8 @@ enum MHD_Result ctl_send_store_error(struct ctl_req *rq, int err, const char *wh
 				      "%s: conflicts with its current state", what);
 	case -EINVAL:
 		return ctl_send_error(rq, MHD_HTTP_BAD_REQUEST, NULL, "%s: invalid request", what);
+	case -EPERM:
+		return ctl_send_error(rq, MHD_HTTP_FORBIDDEN, NULL, "%s: not allowed", what);
 	default:
 		fj_err("store: %s: %s (%s)", what, strerror(-err), ctl_store_errmsg());
 		return ctl_send_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
@@ -754,6 +756,28 @@ static int read_file(const char *path, size_t cap, char **out)
 	return 0;
 }
 
+/* Reads the TLS files up front, so a bad path fails before anything starts. */
+static int load_tls(struct ctl_http *h, char *err, size_t err_len)
+{
+	const struct ctl_config *cfg = h->cfg;
+
+	if (!cfg->tls_cert)
+		return 0;
+	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		snprintf(err, err_len, "tls_cert: this libmicrohttpd has no TLS support");
+		return -ENOTSUP;
+	}
+	if (read_file(cfg->tls_cert, 1 << 20, &h->tls_cert_pem) < 0) {
+		snprintf(err, err_len, "tls_cert: cannot read '%s'", cfg->tls_cert);
+		return -EINVAL;
+	}
+	if (read_file(cfg->tls_key, 1 << 20, &h->tls_key_pem) < 0) {
+		snprintf(err, err_len, "tls_key: cannot read '%s'", cfg->tls_key);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static const char *route_names[64];
 
 static int start_daemon(struct ctl_http *h, char *err, size_t err_len)
@@ -780,31 +804,17 @@ static int start_daemon(struct ctl_http *h, char *err, size_t err_len)
 		return -EINVAL;
 	}
 	if (cfg->tls_cert) {
-		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-			snprintf(err, err_len, "tls_cert: this libmicrohttpd has no TLS support");
-			return -ENOTSUP;
-		}
-		if (read_file(cfg->tls_cert, 1 << 20, &h->tls_cert_pem) < 0) {
-			snprintf(err, err_len, "tls_cert: cannot read '%s'", cfg->tls_cert);
-			return -EINVAL;
-		}
-		if (read_file(cfg->tls_key, 1 << 20, &h->tls_key_pem) < 0) {
-			snprintf(err, err_len, "tls_key: cannot read '%s'", cfg->tls_key);
-			return -EINVAL;
-		}
 		flags |= MHD_USE_TLS;
 		tls[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert_pem };
 		tls[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key_pem };
 	}
-	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, sa,
-				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
-				  MHD_OPTION_CONNECTION_TIMEOUT,
-				  (unsigned int)(cfg->long_poll_max_s + 60),
-				  MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)4096,
-				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_ARRAY, tls,
-				  MHD_OPTION_END);
+	h->mhd = MHD_start_daemon(
+		flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(cfg->long_poll_max_s + 60),
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)4096, MHD_OPTION_NOTIFY_COMPLETED,
+		on_completed, h, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 	if (!h->mhd) {
 		snprintf(err, err_len, "cannot listen on %s port %u (in use, or bad TLS files?)",
 			 cfg->listen, cfg->port);
@@ -873,6 +883,9 @@ int ctl_http_create(const struct ctl_config *cfg, struct ctl_http **out, char *e
 		snprintf(err, err_len, "bad configuration");
 		goto fail;
 	}
+	r = load_tls(h, err, err_len);
+	if (r < 0)
+		goto fail;
 	r = ctl_traces_open(h->cfg->data_dir, &h->traces);
 	if (r < 0) {
 		snprintf(err, err_len, "data_dir '%s': %s", h->cfg->data_dir, strerror(-r));

@@ -15,7 +15,17 @@ $(BUILD)/libfjctl.a: $(call objs,$(CTL_CORE_SRCS) $(CTL_HTTP_SRCS))
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
+# --- store benchmark (store engineer), run by tests/bench/bench_store.sh (not in BINS) ---
+$(BUILD)/tests/bench-store: $(call objs,tests/bench/bench_store.c) $(LIBS_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(call objs,tests/bench/bench_store.c) $(LINK_LIBS)
+BENCH_SCRIPTS += tests/bench/bench_store.sh
+
 # --- fjord-controller binary (HTTP engineer) ---
+BINS += $(BUILD)/fjord-controller
+
+$(BUILD)/fjord-controller: $(call objs,controller/main.c) $(LIBS_A)
+	$(CC) $(LDFLAGS) -o $@ $(call objs,controller/main.c) $(LINK_LIBS)
 
 # --- fjord CLI (CLI engineer) ---
 CLI_SRCS := controller/cli_main.c controller/cli_http.c controller/cli_fmt.c \
