@@ -34,3 +34,17 @@ $(BUILD)/tests/pbjson-tool: $(call objs,tests/proto/pbjson_tool.c tests/proto/pb
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libfjproto.a $(LDLIBS)
 
 TEST_SCRIPTS += tests/proto/crosscheck.sh
+
+# Benchmark of the mapping, run by tests/bench/pbjson.sh (not in BINS).
+$(OBJ)/tests/bench/bench_pbjson.o: CPPFLAGS += -Itests/proto
+$(BUILD)/tests/bench-pbjson: $(call objs,tests/bench/bench_pbjson.c tests/proto/pbjson_fill.c \
+		$(PBJSON_TEST_GEN_C)) $(BUILD)/libfjproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libfjproto.a $(LDLIBS)
+BENCH_SCRIPTS += tests/bench/pbjson.sh
+
+FUZZ_TARGETS += fuzz_pbjson
+FUZZ_SRCS_fuzz_pbjson := $(PROTO_GEN_C) $(PBJSON_TEST_GEN_C) proto/pbjson.c
+# The generic fuzz rule only depends on the target's own file: rebuild on
+# changes to the code under test too.
+$(BUILD)/fuzz/fuzz_pbjson: $(FUZZ_SRCS_fuzz_pbjson) proto/pbjson.h

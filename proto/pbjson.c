@@ -774,45 +774,82 @@ int fj_pbjson_encode(const ProtobufCMessage *msg, int flags, char **out)
 /* Decoding: JSON -> message                                          */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The path to the value being decoded is kept as a stack of references
+ * (member names point into the JSON being decoded) and only rendered as
+ * text when an error is reported, so the common path costs nothing.
+ */
+enum frame_kind { FRAME_NAME, FRAME_INDEX, FRAME_KEY };
+
+struct path_frame {
+	enum frame_kind kind;
+	const char *s;
+	size_t len, index;
+};
+
+/* A name and an index or key per message level, plus slack. */
+#define PATH_FRAMES (2 * FJ_PBJSON_MAX_DEPTH + 8)
+
 struct dec {
-	char path[PATH_CAP];
-	size_t plen;
+	struct path_frame frames[PATH_FRAMES];
+	size_t depth; /* may exceed PATH_FRAMES; frames beyond are not kept */
 	char *err;
 	size_t err_len;
 };
 
-/* Appends ".name" (or "name" at the top) or "[index]" to the path; returns the old length. */
-static size_t path_push(struct dec *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static size_t path_push(struct dec *d, const char *fmt, ...)
+/* Pushes one path element; returns the depth to restore with path_pop(). */
+static size_t path_push(struct dec *d, enum frame_kind kind, const char *s, size_t len,
+			size_t index)
 {
-	size_t old = d->plen;
-	va_list ap;
-	int n;
+	size_t old = d->depth;
 
-	if (d->plen >= sizeof(d->path) - 1)
-		return old;
-	va_start(ap, fmt);
-	n = vsnprintf(d->path + d->plen, sizeof(d->path) - d->plen, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		d->path[d->plen] = '\0';
-	else if ((size_t)n >= sizeof(d->path) - d->plen)
-		d->plen = sizeof(d->path) - 1;
-	else
-		d->plen += (size_t)n;
+	if (d->depth < PATH_FRAMES)
+		d->frames[d->depth] = (struct path_frame){ kind, s, len, index };
+	d->depth++;
 	return old;
 }
 
 static size_t path_push_name(struct dec *d, const char *name)
 {
-	return path_push(d, "%s%s", d->plen ? "." : "", name);
+	return path_push(d, FRAME_NAME, name, strlen(name), 0);
+}
+
+static size_t path_push_index(struct dec *d, size_t index)
+{
+	return path_push(d, FRAME_INDEX, NULL, 0, index);
+}
+
+static size_t path_push_key(struct dec *d, const char *key)
+{
+	return path_push(d, FRAME_KEY, key, strlen(key), 0);
 }
 
 static void path_pop(struct dec *d, size_t old)
 {
-	d->plen = old;
-	d->path[old] = '\0';
+	d->depth = old;
+}
+
+/* Renders the path ("spec.targets.pairs[1].clientAgentId") into buf. */
+static void path_render(const struct dec *d, char *buf, size_t cap)
+{
+	size_t i, n = 0, kept = d->depth < PATH_FRAMES ? d->depth : PATH_FRAMES;
+	int w = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < kept && n < cap; i++, n += (size_t)w) {
+		const struct path_frame *f = &d->frames[i];
+
+		if (f->kind == FRAME_NAME)
+			w = snprintf(buf + n, cap - n, "%s%.*s", n ? "." : "", (int)f->len, f->s);
+		else if (f->kind == FRAME_KEY)
+			w = snprintf(buf + n, cap - n, "[%.*s]", (int)f->len, f->s);
+		else
+			w = snprintf(buf + n, cap - n, "[%zu]", f->index);
+		if (w < 0)
+			return;
+	}
+	if (d->depth > kept && n < cap)
+		snprintf(buf + n, cap - n, "...");
 }
 
 static int dec_fail(struct dec *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -820,13 +857,16 @@ static int dec_fail(struct dec *d, const char *fmt, ...) __attribute__((format(p
 /* Writes "path: message" (or just the message at the top) and returns -EINVAL. */
 static int dec_fail(struct dec *d, const char *fmt, ...)
 {
+	char path[PATH_CAP];
 	va_list ap;
 	int n = 0;
 
 	if (!d->err || !d->err_len)
 		return -EINVAL;
-	if (d->plen)
-		n = snprintf(d->err, d->err_len, "%s: ", d->path);
+	if (d->depth) {
+		path_render(d, path, sizeof(path));
+		n = snprintf(d->err, d->err_len, "%s: ", path);
+	}
 	if (n < 0 || (size_t)n >= d->err_len)
 		return -EINVAL;
 	va_start(ap, fmt);
@@ -1005,7 +1045,9 @@ static int dec_double(struct dec *d, const json_t *v, bool is_float, double *out
 	} else {
 		return dec_fail(d, "expected a number, got %s", json_kind(v));
 	}
-	if (is_float && fabs(r) > FLT_MAX)
+	/* Out of range is what would round to infinity: FLT_MAX's own shortest
+	 * form (3.4028235e+38) lies just above FLT_MAX and is fine. */
+	if (is_float && isfinite(r) && isinf((float)r))
 		return dec_fail(d, "value %.9g is out of range for float", r);
 	*out = r;
 	return 0;
@@ -1187,7 +1229,8 @@ static ProtobufCMessage *new_msg(const ProtobufCMessageDescriptor *desc)
 }
 
 /* A map key arrives as a JSON object key, i.e. always as text. */
-static int dec_map_key(struct dec *d, const ProtobufCFieldDescriptor *kf, const char *key, void *p)
+static int dec_map_key_value(struct dec *d, const ProtobufCFieldDescriptor *kf, const char *key,
+			     void *p)
 {
 	uint64_t u;
 	int64_t s;
@@ -1227,6 +1270,23 @@ static int dec_map_key(struct dec *d, const ProtobufCFieldDescriptor *kf, const 
 	}
 }
 
+/*
+ * Integer keys must be in canonical decimal form: "01" and "-0" would
+ * otherwise give two entries with one key, which JSON cannot show again.
+ */
+static int dec_map_key(struct dec *d, const ProtobufCFieldDescriptor *kf, const char *key, void *p)
+{
+	const char *canon;
+	char buf[32];
+	int rc = dec_map_key_value(d, kf, key, p);
+
+	if (rc || kf->type == PROTOBUF_C_TYPE_STRING)
+		return rc;
+	if (map_key_string(kf, p, buf, sizeof(buf), &canon) == 0 && strcmp(canon, key) != 0)
+		return dec_fail(d, "map key must be written as \"%s\"", canon);
+	return 0;
+}
+
 static int dec_map(struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
 		   const json_t *v, int depth)
 {
@@ -1248,7 +1308,7 @@ static int dec_map(struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDes
 	json_object_foreach((json_t *)v, key, val)
 	{
 		ProtobufCMessage *e = new_msg(ed);
-		size_t old = path_push(d, "[%s]", key);
+		size_t old = path_push_key(d, key);
 
 		if (!e)
 			return -ENOMEM;
@@ -1288,7 +1348,7 @@ static int dec_repeated(struct dec *d, ProtobufCMessage *msg, const ProtobufCFie
 	 * protobuf_c_message_free_unpacked() frees exactly what was built.
 	 */
 	for (i = 0; i < n; i++) {
-		size_t old = path_push(d, "[%zu]", i);
+		size_t old = path_push_index(d, i);
 		const json_t *e = json_array_get(v, i);
 
 		if (json_is_null(e))
@@ -1497,10 +1557,9 @@ static void locate_error(const char *text, size_t end, struct dec *d)
 	}
 	for (k = 0; k < top; k++) {
 		if (!st[k].is_obj)
-			path_push(d, "[%zu]", st[k].index);
+			path_push_index(d, st[k].index);
 		else if (st[k].has_key)
-			path_push(d, "%s%.*s", d->plen ? "." : "", (int)st[k].key_len,
-				  text + st[k].key_off);
+			path_push(d, FRAME_NAME, text + st[k].key_off, st[k].key_len, 0);
 	}
 }
 

@@ -15,6 +15,26 @@
  * wrong types, out-of-range numbers, unknown enum names, bad base64, two
  * members of one oneof, nesting deeper than FJ_PBJSON_MAX_DEPTH, and input
  * longer than the max_len given.
+ *
+ * Details of the mapping (checked against protoc and Python's json_format
+ * by tests/proto/crosscheck.sh):
+ * - Error text is "PATH: what is wrong", PATH made of the member names as
+ *   the input spelled them, "[i]" for list items and "[key]" for map
+ *   entries; errors about the whole input (size, top-level type) have no
+ *   PATH. JSON syntax errors are located the same way ("runs[1].dueMs:
+ *   invalid JSON: too big integer (line 1, column 40)").
+ * - Stricter than json_format: enum numbers must be known values, integer
+ *   map keys must be in canonical decimal form, a string must not contain
+ *   U+0000, proto2 required fields must be present, and 64-bit values
+ *   beyond the int64 range must be sent as strings (jansson cannot hold
+ *   them as numbers).
+ * - Encoding a string that is not valid UTF-8 (protobuf-c does not check
+ *   on unpack) replaces each bad byte with U+FFFD; an enum value the
+ *   schema does not know is written as its number.
+ * - Map fields are recognised by the entry shape protoc generates
+ *   (protobuf-c keeps no map_entry flag); custom json_name options are not
+ *   visible in protobuf-c descriptors, so names always follow protoc's
+ *   default lowerCamelCase rule.
  */
 #ifndef FJ_PBJSON_H
 #define FJ_PBJSON_H

@@ -4,6 +4,7 @@
  * rejection with its error code and the field path in the message.
  */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,6 +381,31 @@ static void test_decode_forms(void)
 	protobuf_c_message_free_unpacked(m, NULL);
 }
 
+/* The extremes of float survive the trip: FLT_MAX prints as 3.4028235e+38, above FLT_MAX. */
+static void test_float_extremes(void)
+{
+	const float vals[] = { FLT_MAX, -FLT_MAX, FLT_MIN, 1e-45f, 0.1f, 16777217.0f };
+	Fjord__Test__Scalars s = FJORD__TEST__SCALARS__INIT, *b;
+	ProtobufCMessage *back;
+	char *text, err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		s.flt = vals[i];
+		CU_ASSERT_EQUAL_FATAL(fj_pbjson_encode(&s.base, 0, &text), 0);
+		CU_ASSERT_EQUAL_FATAL(fj_pbjson_decode(&fjord__test__scalars__descriptor, text,
+						       strlen(text), MAX_IN, &back, err,
+						       sizeof(err)),
+				      0);
+		b = (Fjord__Test__Scalars *)back;
+		CU_ASSERT_EQUAL(b->flt, vals[i]);
+		free(text);
+		protobuf_c_message_free_unpacked(back, NULL);
+	}
+	expect_reject(&fjord__test__scalars__descriptor, "{\"flt\":3.4028236e38}", -EINVAL,
+		      "flt: value 3.4028236e+38 is out of range for float");
+}
+
 static void test_decode_proto_names(void)
 {
 	const char *in = "{\"client_agent_id\":\"a\",\"serverAgentId\":\"b\"}";
@@ -501,6 +527,10 @@ static void test_reject_wrong_type(void)
 		      "byI32[x]: expected an integer");
 	expect_reject(&fjord__test__maps__descriptor, "{\"byFlag\":{\"yes\":1}}", -EINVAL,
 		      "byFlag[yes]: map key must be");
+	expect_reject(&fjord__test__maps__descriptor, "{\"byI32\":{\"1\":\"a\",\"01\":\"b\"}}",
+		      -EINVAL, "byI32[01]: map key must be written as \"1\"");
+	expect_reject(&fjord__test__maps__descriptor, "{\"byS64\":{\"-0\":\"\"}}", -EINVAL,
+		      "byS64[-0]: map key must be written as \"0\"");
 }
 
 static void test_reject_out_of_range(void)
@@ -741,6 +771,7 @@ static const struct fj_test tests[] = {
 	{ "golden_defaults", test_golden_defaults },
 	{ "golden_scalars", test_golden_scalars },
 	{ "decode_forms", test_decode_forms },
+	{ "float_extremes", test_float_extremes },
 	{ "decode_proto_names", test_decode_proto_names },
 	{ "decode_maps", test_decode_maps },
 	{ "proto2_presence", test_proto2_presence },
