@@ -232,13 +232,8 @@ static int result_op(struct store_conn *w, void *ctx, struct store_wop *op)
 		st_set_err("agent %s is not part of run %s", r->agent_id, r->run_id);
 		return -EPERM;
 	}
-	err = result_existing(w, r, rid);
-	if (err < 0)
-		return err;
-	if (err == 1) {
-		op->dup = 1;
-		return 0;
-	}
+	/* Insert first: the unique (run, agent) key finds an earlier result
+	 * without a lookup of its own in the common case of none. */
 	s = st_stmt(w, SQL_RES_INS);
 	if (!s)
 		return -EIO;
@@ -249,6 +244,12 @@ static int result_op(struct store_conn *w, void *ctx, struct store_wop *op)
 	sqlite3_bind_blob(s, 5, r->blob, (int)r->len, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+		err = result_existing(w, r, rid);
+		if (err == 1)
+			op->dup = 1;
+		return err < 0 ? err : 0;
+	}
 	if (rc != SQLITE_DONE)
 		return st_sqlerr(w->db, rc);
 	if (!is_client)
