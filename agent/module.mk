@@ -27,3 +27,5 @@ $(BUILD)/tests/fjord-fake-controller: $(call objs,$(FAKE_CTL_SRCS)) $(BUILD)/lib
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/.stamp-all: $(BUILD)/tests/fjord-fake-controller
+
+TEST_SCRIPTS += tests/agent/spool_kill.sh

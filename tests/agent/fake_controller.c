@@ -86,12 +86,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fjord-fake-controller: cannot listen on 127.0.0.1:%u\n", o.port);
 		return 1;
 	}
+	if (o.exit_after_dispatch)
+		fake_ctl_vanish_after_dispatch(f);
+	/* The slow run first, so it holds one slot while the others pass through. */
+	if (o.slow)
+		fake_ctl_queue_echo(f, o.slow, 100000, 65536, 0);
 	for (i = 0; i < o.queue_echo; i++) {
 		snprintf(id, sizeof(id), "%.40s-%u", o.prefix, i + 1);
 		fake_ctl_queue_echo(f, id, o.echo_count, o.echo_bytes, 0);
 	}
-	if (o.slow)
-		fake_ctl_queue_echo(f, o.slow, 100000, 1024, 0);
 	if (o.port_file) {
 		FILE *pf = fopen(o.port_file, "w");
 
@@ -103,8 +106,8 @@ int main(int argc, char **argv)
 	while (!stop) {
 		usleep(50000);
 		if (o.exit_after_dispatch && fake_ctl_queued(f) == 0 && fake_ctl_count(f, "poll")) {
-			/* Let the answer reach the agent, then go away. */
-			usleep(300000);
+			/* Let the answer reach the agent (later requests get 503), then go away. */
+			usleep(200000);
 			break;
 		}
 	}

@@ -45,7 +45,7 @@ struct fake_ctl {
 	struct fake_trace traces[FAKE_MAX_TRACES];
 	unsigned int ntraces;
 	unsigned int fail_next, put_budget, hold_ms;
-	int put_budget_on, refuse_results, stopping;
+	int put_budget_on, refuse_results, stopping, vanish;
 	unsigned int enrolls, polls, puts, heads, put_bytes;
 };
 
@@ -189,6 +189,9 @@ static enum MHD_Result do_poll(struct fake_ctl *f, struct MHD_Connection *c,
 	resp.n_commands = f->ncmds;
 	if (f->ncmds)
 		record(f, "dispatched %u", f->ncmds);
+	/* From now on the controller is "away": every request fails. */
+	if (f->ncmds && f->vanish)
+		f->fail_next = ~0u;
 	f->ncmds = 0;
 	rc = reply_msg(c, 200, &resp.base);
 	pthread_mutex_unlock(&f->mu);
@@ -604,6 +607,13 @@ void fake_ctl_fail_put_after(struct fake_ctl *f, unsigned int n)
 	pthread_mutex_lock(&f->mu);
 	f->put_budget = n;
 	f->put_budget_on = 1;
+	pthread_mutex_unlock(&f->mu);
+}
+
+void fake_ctl_vanish_after_dispatch(struct fake_ctl *f)
+{
+	pthread_mutex_lock(&f->mu);
+	f->vanish = 1;
 	pthread_mutex_unlock(&f->mu);
 }
 

@@ -40,6 +40,8 @@ unsigned int fake_ctl_queued(struct fake_ctl *f);
 void fake_ctl_fail_next(struct fake_ctl *f, unsigned int n);	  /* next n requests: 503 */
 void fake_ctl_fail_put_after(struct fake_ctl *f, unsigned int n); /* the (n+1)th PUT: 503 */
 void fake_ctl_revoke_tokens(struct fake_ctl *f);
+/* After the first poll that carries commands, every request gets a 503. */
+void fake_ctl_vanish_after_dispatch(struct fake_ctl *f);
 void fake_ctl_refuse_results(struct fake_ctl *f, int on); /* results: 400 */
 void fake_ctl_set_hold_ms(struct fake_ctl *f, unsigned int ms);
 
