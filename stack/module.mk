@@ -1,6 +1,6 @@
 # stack/: libmps, the bundled userspace MPTCP stack (see docs/stack.md).
 MPS_SRCS := stack/mps_opt.c stack/mps_crypto.c stack/mps_seg.c stack/mps_stack.c stack/mps_tcp.c \
-	stack/mps_sim.c
+	stack/mps_sim.c stack/mps_tun.c
 LIBS_A += $(BUILD)/libmps.a
 
 $(BUILD)/libmps.a: $(call objs,$(MPS_SRCS))
@@ -12,3 +12,13 @@ FUZZ_TARGETS += fuzz_mptcp_opt
 FUZZ_SRCS_fuzz_mptcp_opt := stack/mps_opt.c
 # The generic fuzz rule only knows the target's own .c; rebuild when the code under test changes.
 $(BUILD)/fuzz/fuzz_mptcp_opt: $(FUZZ_SRCS_fuzz_mptcp_opt) stack/mps_opt.h stack/prot/mptcp.h stack/prot/tcp.h
+
+# mpsperf: the stack's own iperf over a TUN device.
+MPSPERF_SRCS := stack/tools/mpsperf.c
+BINS += $(BUILD)/mpsperf
+
+$(BUILD)/mpsperf: $(call objs,$(MPSPERF_SRCS)) $(BUILD)/libmps.a $(BUILD)/libfjcommon.a
+	$(CC) $(LDFLAGS) -o $@ $(call objs,$(MPSPERF_SRCS)) $(BUILD)/libmps.a $(BUILD)/libfjcommon.a $(LDLIBS)
+
+# Interop with the Linux kernel's MPTCP (root, network namespaces; skips without root).
+TEST_SCRIPTS += tests/interop/kernel_basic.sh

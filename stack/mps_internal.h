@@ -105,8 +105,10 @@ struct mps_conn {
 	bool shut_wr; /* DATA_FIN wanted after the queued data */
 	bool data_fin_sent;
 	bool data_fin_acked;
-	bool data_fin_rcvd; /* peer's DATA_FIN (or FIN after fallback) consumed */
-	bool app_closed;    /* handle given back with mps_close() */
+	bool data_fin_rcvd;  /* peer's DATA_FIN (or FIN after fallback) consumed */
+	bool rx_fin_pending; /* a DATA_FIN seen ahead of data still missing */
+	uint64_t rx_fin_dsn;
+	bool app_closed; /* handle given back with mps_close() */
 	bool in_accept_q;
 	bool accepted;
 	bool reset;

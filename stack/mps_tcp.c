@@ -304,8 +304,15 @@ static void data_ack(struct mps_conn *c, const struct mps_opt_dss *d)
 /* Connection-level DATA_FIN at dsn: consumed once everything before it is. */
 static void data_fin_check(struct mps_conn *c, bool have, uint64_t dsn)
 {
+	if (have && !c->data_fin_rcvd && dsn > c->rcv_nxt_dsn) {
+		/* Data before it is still missing; act on it once that has arrived. */
+		c->rx_fin_pending = true;
+		c->rx_fin_dsn = dsn;
+		return;
+	}
 	if (!have || c->data_fin_rcvd || dsn != c->rcv_nxt_dsn)
 		return;
+	c->rx_fin_pending = false;
 	c->data_fin_rcvd = true;
 	c->rcv_nxt_dsn++;
 	c->sf.ack_now = true;
@@ -725,6 +732,8 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 		whole = take_payload(c, s, now);
 	if (c->mptcp && m.valid && m.fin && !(m.len == 1 && m.ssn == 0))
 		data_fin_check(c, true, m.dsn + m.len - 1);
+	if (c->mptcp && c->rx_fin_pending)
+		data_fin_check(c, true, c->rx_fin_dsn);
 	if ((s->flags & MPS_TCP_FIN) && whole && !sf->fin_rcvd &&
 	    s->seq + s->payload_len == sf->rcv_nxt)
 		take_fin(c, now);

@@ -1,0 +1,378 @@
+/*
+ * mpsperf: the bundled stack's own iperf, over a TUN device.
+ *
+ *   mpsperf server --tun DEV --addr A --port P [--once] [--mode sink|source] [--bytes N]
+ *   mpsperf client --tun DEV --addr A --remote R --port P --mode send|recv [--bytes N]
+ *                  [--time S]
+ *
+ * Prints one JSON line per connection on stdout; errors go to stderr with a
+ * non-zero exit. The data sent is a deterministic pseudo-random stream, so
+ * both ends' SHA-256 must agree.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "fj_clock.h"
+#include "mps.h"
+#include "mps_tun.h"
+
+#define CLOSE_GRACE_US 3000000 /* after the data: time left for the close handshake */
+
+enum perf_mode { MODE_SINK, MODE_SOURCE };
+
+struct perf_opts {
+	bool server, once;
+	const char *tun;
+	struct mps_addr addr, remote;
+	bool have_addr, have_remote;
+	uint16_t port;
+	enum perf_mode mode;
+	uint64_t bytes;
+	double seconds;
+};
+
+struct perf_conn {
+	struct mps_conn *c;
+	EVP_MD_CTX *md;
+	uint64_t done, start_us, end_us;
+	bool eof, shut, finished;
+	struct mps_conn_info info;
+	struct mps_subflow_info sfi;
+};
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void rand_bytes(void *ctx, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	ssize_t n;
+
+	(void)ctx;
+	while (len) {
+		n = getrandom(p, len, 0);
+		if (n <= 0)
+			abort(); /* the kernel's CSPRNG does not fail once booted */
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+static uint8_t stream_byte(uint64_t i)
+{
+	uint64_t z = i * 0x9e3779b97f4a7c15ULL;
+
+	return (uint8_t)((z >> 29) ^ (z >> 47) ^ i);
+}
+
+static int parse_addr(const char *s, struct mps_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (strchr(s, ',')) {
+		fprintf(stderr, "mpsperf: %s: only one address per side is supported so far\n", s);
+		return -EINVAL;
+	}
+	if (inet_pton(AF_INET, s, a->addr) == 1)
+		a->family = 4;
+	else if (inet_pton(AF_INET6, s, a->addr) == 1)
+		a->family = 6;
+	else {
+		fprintf(stderr, "mpsperf: %s: not an IPv4 or IPv6 address\n", s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_u64(const char *s, const char *what, uint64_t *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-') {
+		fprintf(stderr, "mpsperf: %s: bad %s\n", s, what);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: mpsperf server --tun DEV --addr A --port P [--once] [--mode sink|source] "
+		"[--bytes N]\n"
+		"       mpsperf client --tun DEV --addr A --remote R --port P --mode send|recv "
+		"[--bytes N] [--time S]\n");
+	return 2;
+}
+
+static int parse_args(int argc, char **argv, struct perf_opts *o)
+{
+	static const struct option lo[] = {
+		{ "tun", 1, NULL, 't' },   { "addr", 1, NULL, 'a' }, { "remote", 1, NULL, 'r' },
+		{ "port", 1, NULL, 'p' },  { "once", 0, NULL, 'o' }, { "mode", 1, NULL, 'm' },
+		{ "bytes", 1, NULL, 'b' }, { "time", 1, NULL, 's' }, { NULL, 0, NULL, 0 },
+	};
+	bool mode_set = false;
+	uint64_t v;
+	int ch;
+
+	if (argc < 2)
+		return -EINVAL;
+	memset(o, 0, sizeof(*o));
+	if (strcmp(argv[1], "server") == 0)
+		o->server = true;
+	else if (strcmp(argv[1], "client") != 0)
+		return -EINVAL;
+	o->mode = o->server ? MODE_SINK : MODE_SOURCE;
+	o->bytes = 10 * 1000 * 1000;
+	optind = 2;
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (ch) {
+		case 't':
+			o->tun = optarg;
+			break;
+		case 'a':
+			if (parse_addr(optarg, &o->addr))
+				return -EINVAL;
+			o->have_addr = true;
+			break;
+		case 'r':
+			if (parse_addr(optarg, &o->remote))
+				return -EINVAL;
+			o->have_remote = true;
+			break;
+		case 'p':
+			if (parse_u64(optarg, "port", &v) || v == 0 || v > 65535)
+				return -EINVAL;
+			o->port = (uint16_t)v;
+			break;
+		case 'o':
+			o->once = true;
+			break;
+		case 'm':
+			mode_set = true;
+			if (!strcmp(optarg, o->server ? "sink" : "recv"))
+				o->mode = MODE_SINK;
+			else if (!strcmp(optarg, o->server ? "source" : "send"))
+				o->mode = MODE_SOURCE;
+			else {
+				fprintf(stderr, "mpsperf: %s: bad mode\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'b':
+			if (parse_u64(optarg, "byte count", &o->bytes))
+				return -EINVAL;
+			break;
+		case 's':
+			if (parse_u64(optarg, "time", &v) || v == 0)
+				return -EINVAL;
+			o->seconds = (double)v;
+			break;
+		default:
+			return -EINVAL;
+		}
+	}
+	if (optind != argc || !o->tun || !o->have_addr || !o->port ||
+	    (!o->server && (!o->have_remote || !mode_set)) ||
+	    (o->have_remote && o->remote.family != o->addr.family))
+		return -EINVAL;
+	return 0;
+}
+
+/* Move data between the application side and the connection. */
+static void perf_io(const struct perf_opts *o, struct perf_conn *p, uint64_t now)
+{
+	uint8_t buf[65536];
+	ssize_t n;
+	size_t i, want;
+
+	if (o->mode == MODE_SOURCE) {
+		bool timed_out = o->seconds > 0 &&
+				 now - p->start_us >= (uint64_t)(o->seconds * 1e6);
+
+		while (!p->shut && !timed_out && (o->seconds > 0 || p->done < o->bytes)) {
+			want = sizeof(buf);
+			if (o->seconds == 0 && o->bytes - p->done < want)
+				want = o->bytes - p->done;
+			for (i = 0; i < want; i++)
+				buf[i] = stream_byte(p->done + i);
+			n = mps_send(p->c, buf, want);
+			if (n <= 0)
+				break;
+			EVP_DigestUpdate(p->md, buf, (size_t)n);
+			p->done += (uint64_t)n;
+		}
+		if (!p->shut && (timed_out || (o->seconds == 0 && p->done == o->bytes))) {
+			mps_shutdown(p->c);
+			p->shut = true;
+		}
+	}
+	while ((n = mps_recv(p->c, buf, sizeof(buf))) > 0) {
+		if (o->mode == MODE_SINK) {
+			EVP_DigestUpdate(p->md, buf, (size_t)n);
+			p->done += (uint64_t)n;
+		}
+	}
+	if (n == 0 && !p->eof) {
+		p->eof = true;
+		p->end_us = now;
+	}
+	mps_conn_info(p->c, &p->info);
+	mps_subflow_info(p->c, 0, &p->sfi);
+	/* Done when our data is acknowledged and the peer has finished too. */
+	if (p->eof && (o->mode == MODE_SINK || (p->shut && p->info.bytes_acked == p->done)))
+		p->finished = true;
+}
+
+static void report(const struct perf_opts *o, struct perf_conn *p)
+{
+	uint8_t md[32];
+	unsigned int mdlen = 0, i;
+	char hex[65];
+	double secs = (double)(p->end_us - p->start_us) / 1e6;
+
+	EVP_DigestFinal_ex(p->md, md, &mdlen);
+	for (i = 0; i < mdlen && i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	hex[2 * i] = 0;
+	printf("{\"role\":\"%s\",\"mode\":\"%s\",\"bytes\":%" PRIu64 ",\"seconds\":%.6f,"
+	       "\"goodput_bps\":%.0f,\"sha256\":\"%s\",\"subflows\":%u,\"fallback\":%s,"
+	       "\"fallback_reason\":%s%s%s,\"mptcp\":%s,\"subflow_bytes\":[%" PRIu64 "],"
+	       "\"retransmits\":%u,\"srtt_us\":%u}\n",
+	       o->server ? "server" : "client",
+	       o->mode == MODE_SINK ? (o->server ? "sink" : "recv")
+				    : (o->server ? "source" : "send"),
+	       p->done, secs, secs > 0 ? (double)p->done * 8 / secs : 0.0, hex,
+	       (unsigned int)p->info.nsubflows, p->info.fallback ? "true" : "false",
+	       p->info.fallback_reason ? "\"" : "",
+	       p->info.fallback_reason ? p->info.fallback_reason : "null",
+	       p->info.fallback_reason ? "\"" : "", p->info.mptcp ? "true" : "false",
+	       o->mode == MODE_SINK ? p->sfi.bytes_received : p->sfi.bytes_acked,
+	       p->sfi.retransmits, p->sfi.srtt_us);
+	fflush(stdout);
+}
+
+static int check_events(struct mps_stack *st)
+{
+	struct mps_event ev;
+	int rc = 0;
+
+	while (mps_next_event(st, &ev) == 0)
+		if (ev.type == MPS_EV_CONN_RESET) {
+			fprintf(stderr, "mpsperf: connection %u reset (reason %d)\n", ev.conn_id,
+				ev.reason);
+			rc = -ECONNRESET;
+		}
+	return rc;
+}
+
+static int run(const struct perf_opts *o, struct mps_stack *st, struct mps_tun *tun)
+{
+	struct perf_conn p = { 0 };
+	struct pollfd pfd = { .fd = mps_tun_fd(tun), .events = POLLIN };
+	uint64_t now = fj_mono_us(), next, grace_end = 0;
+	struct mps_addr a = o->addr, r = o->remote;
+	int err, rc = 0;
+
+	a.port = o->server ? o->port : 0;
+	r.port = o->port;
+	if (o->server)
+		rc = mps_listen(st, &a);
+	else
+		rc = mps_connect(st, &a, &r, &p.c);
+	if (rc) {
+		fprintf(stderr, "mpsperf: %s: %s\n", o->server ? "listen" : "connect",
+			strerror(-rc));
+		return 1;
+	}
+	while (!stop) {
+		next = mps_pump(st, &mps_tun_link_ops, tun, now, &err);
+		if (err && err != -EAGAIN)
+			fprintf(stderr, "mpsperf: tun: %s\n", strerror(-err));
+		if (check_events(st))
+			return 1;
+		if (!p.c && o->server)
+			p.c = mps_accept(st);
+		if (p.c && !p.md) {
+			p.md = EVP_MD_CTX_new();
+			if (!p.md || !EVP_DigestInit_ex(p.md, EVP_sha256(), NULL))
+				return 1;
+			p.start_us = now;
+		}
+		if (p.c && !p.finished) {
+			perf_io(o, &p, now);
+			if (p.finished) {
+				report(o, &p);
+				EVP_MD_CTX_free(p.md);
+				mps_close(p.c);
+				grace_end = now + CLOSE_GRACE_US;
+				if (o->server && !o->once) {
+					memset(&p, 0, sizeof(p));
+					grace_end = 0;
+				}
+				continue;
+			}
+		}
+		if (grace_end && (now >= grace_end || mps_next_wakeup(st) == MPS_TIME_NEVER))
+			break;
+		if (p.c && !p.finished) {
+			/* Data may be waiting to go out: loop again at once. */
+			mps_pump(st, &mps_tun_link_ops, tun, now, &err);
+		}
+		next = mps_next_wakeup(st);
+		if (poll(&pfd, 1,
+			 next <= now
+				 ? 0
+				 : (next - now > 100000 ? 100 : (int)((next - now + 999) / 1000))) <
+			    0 &&
+		    errno != EINTR)
+			return 1;
+		now = fj_mono_us();
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct mps_config cfg = { .rand_bytes = rand_bytes, .msl_us = 1000000 };
+	struct perf_opts o;
+	struct mps_stack *st;
+	struct mps_tun *tun;
+	int err, rc;
+
+	if (parse_args(argc, argv, &o))
+		return usage();
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	tun = mps_tun_open(o.tun, &err);
+	if (!tun) {
+		fprintf(stderr, "mpsperf: %s: %s\n", o.tun, strerror(-err));
+		return 1;
+	}
+	st = mps_stack_create(&cfg, &err);
+	if (!st) {
+		fprintf(stderr, "mpsperf: %s\n", strerror(-err));
+		mps_tun_close(tun);
+		return 1;
+	}
+	rc = run(&o, st, tun);
+	mps_stack_destroy(st);
+	mps_tun_close(tun);
+	return rc;
+}

@@ -1,0 +1,101 @@
+#!/bin/sh
+# Interop: the bundled stack (mpsperf on a TUN device) against the Linux
+# kernel's MPTCP in a private network namespace, in both roles, IPv4 and
+# IPv6. Checks equal SHA-256 at both ends, MPTCP kept to the end on the
+# kernel side (MPTCP_INFO), and the kernel's MPTcpExt counters: MP_CAPABLE
+# seen, no fallback, no DSS or checksum errors.
+set -eu
+
+BYTES=${FJ_INTEROP_BYTES:-4194304}
+PERF=build/mpsperf
+PEER=tests/interop/kernel_peer.py
+
+if [ "$(id -u)" != 0 ]; then
+	echo "kernel_basic: SKIP (needs root for network namespaces)"
+	exit 0
+fi
+[ -x "$PERF" ] || { echo "kernel_basic: $PERF missing; run make" >&2; exit 1; }
+
+NS=fjmps-$$
+TMP=$(mktemp -d)
+cleanup() {
+	[ -n "${PID:-}" ] && kill "$PID" 2>/dev/null || true
+	ip netns del "$NS" 2>/dev/null || true
+	rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+ip -n "$NS" tuntap add dev mps0 mode tun
+ip -n "$NS" addr add 10.77.0.1/24 dev mps0
+ip -n "$NS" -6 addr add fd77::1/64 dev mps0 nodad
+ip -n "$NS" link set mps0 up
+ip netns exec "$NS" sysctl -q net.mptcp.enabled=1
+
+fail=0
+check() { # name expected actual
+	if [ "$2" = "$3" ]; then
+		echo "kernel_basic: ok: $1"
+	else
+		echo "kernel_basic: FAIL: $1: expected '$2', got '$3'" >&2
+		fail=1
+	fi
+}
+jget() { python3 -c 'import json,sys; print(str(json.loads(sys.stdin.readline())[sys.argv[1]]).lower())' "$1"; }
+# Counter deltas of one run: nstat -n before it, snapshot() after it; the
+# history file is private to this test so other users of nstat do not interfere.
+export NSTAT_HISTORY="$TMP/nstat.hist"
+snapshot() { ip netns exec "$NS" nstat -z >"$TMP/nstat" 2>/dev/null; }
+counter() { awk -v n="$1" '$1 == n { print $2 }' "$TMP/nstat"; }
+nonzero_bad() {
+	awk '$1 ~ /^MPTcpExt/ && $1 ~ /Fallback|DSSNotMatching|DataCsumErr|InfiniteMapRx|MismatchPortAckRx|DSSCorruption/ && $2 != 0 { print $1 "=" $2 }' "$TMP/nstat" | tr '\n' ' '
+}
+
+# Kernel client -> bundled server (sink).
+run_kernel_client() { # family-tag our-addr kernel-dest
+	ip netns exec "$NS" nstat -n >/dev/null
+	ip netns exec "$NS" timeout 60 "$PERF" server --tun mps0 --addr "$2" --port 5002 --once \
+		--mode sink >"$TMP/perf.json" 2>"$TMP/perf.err" &
+	PID=$!
+	sleep 0.5
+	ip netns exec "$NS" timeout 60 python3 "$PEER" send "$3" 5002 "$BYTES" >"$TMP/peer.json" ||
+		{ echo "kernel_basic: kernel client failed" >&2; cat "$TMP/perf.err" >&2; fail=1; }
+	wait "$PID" || { echo "kernel_basic: mpsperf server failed" >&2; cat "$TMP/perf.err" >&2; fail=1; }
+	PID=
+	snapshot
+	check "$1 kernel->bundled bytes" "$BYTES" "$(jget bytes <"$TMP/perf.json")"
+	check "$1 kernel->bundled sha256" "$(jget sha256 <"$TMP/peer.json")" "$(jget sha256 <"$TMP/perf.json")"
+	check "$1 kernel->bundled kernel kept MPTCP" true "$(jget mptcp <"$TMP/peer.json")"
+	check "$1 kernel->bundled bundled kept MPTCP" true "$(jget mptcp <"$TMP/perf.json")"
+	check "$1 kernel->bundled MP_CAPABLE SYN/ACK at kernel" 1 "$(counter MPTcpExtMPCapableSYNACKRX)"
+	check "$1 kernel->bundled no fallback or DSS errors" "" "$(nonzero_bad)"
+}
+
+# Bundled client (send) -> kernel server.
+run_bundled_client() { # family-tag our-addr kernel-addr
+	ip netns exec "$NS" nstat -n >/dev/null
+	ip netns exec "$NS" timeout 60 python3 "$PEER" recv "$3" 5003 >"$TMP/peer.json" &
+	PID=$!
+	sleep 0.5
+	ip netns exec "$NS" timeout 60 "$PERF" client --tun mps0 --addr "$2" --remote "$3" \
+		--port 5003 --mode send --bytes "$BYTES" >"$TMP/perf.json" 2>"$TMP/perf.err" ||
+		{ echo "kernel_basic: mpsperf client failed" >&2; cat "$TMP/perf.err" >&2; fail=1; }
+	wait "$PID" || { echo "kernel_basic: kernel server failed" >&2; fail=1; }
+	PID=
+	snapshot
+	check "$1 bundled->kernel bytes" "$BYTES" "$(jget bytes <"$TMP/peer.json")"
+	check "$1 bundled->kernel sha256" "$(jget sha256 <"$TMP/perf.json")" "$(jget sha256 <"$TMP/peer.json")"
+	check "$1 bundled->kernel kernel kept MPTCP" true "$(jget mptcp <"$TMP/peer.json")"
+	check "$1 bundled->kernel MP_CAPABLE SYN at kernel" 1 "$(counter MPTcpExtMPCapableSYNRX)"
+	check "$1 bundled->kernel MP_CAPABLE ACK at kernel" 1 "$(counter MPTcpExtMPCapableACKRX)"
+	check "$1 bundled->kernel no fallback or DSS errors" "" "$(nonzero_bad)"
+}
+
+run_kernel_client v4 10.77.0.2 10.77.0.2
+run_bundled_client v4 10.77.0.2 10.77.0.1
+run_kernel_client v6 fd77::2 fd77::2
+run_bundled_client v6 fd77::2 fd77::1
+
+[ "$fail" = 0 ] && echo "kernel_basic: all passed"
+exit "$fail"
