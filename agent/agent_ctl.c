@@ -166,8 +166,8 @@ static int load_token(struct agent_ctl *c)
 	nl[1 + strcspn(nl + 1, "\n")] = 0;
 	if (strlen(buf) > AGENT_TOKEN_MAX || strlen(nl + 1) > AGENT_TOKEN_MAX)
 		return -EINVAL;
-	snprintf(c->agent_id, sizeof(c->agent_id), "%s", buf);
-	snprintf(c->token, sizeof(c->token), "%s", nl + 1);
+	snprintf(c->agent_id, sizeof(c->agent_id), "%.256s", buf);
+	snprintf(c->token, sizeof(c->token), "%.256s", nl + 1);
 	return 0;
 }
 

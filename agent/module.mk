@@ -28,4 +28,4 @@ $(BUILD)/tests/fjord-fake-controller: $(call objs,$(FAKE_CTL_SRCS)) $(BUILD)/lib
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/.stamp-all: $(BUILD)/tests/fjord-fake-controller
 
-TEST_SCRIPTS += tests/agent/spool_kill.sh
+TEST_SCRIPTS += tests/agent/config_errors.sh tests/agent/spool_kill.sh

@@ -149,7 +149,22 @@ static void test_missing_file(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot open /nonexistent/fjord-agent.cfg"));
 }
 
+/* The commented sample in deploy/ must load as it is (tests run from the repo root). */
+static void test_sample_file(void)
+{
+	struct agent_config c;
+	char err[256] = "";
+
+	CU_ASSERT_EQUAL(agent_config_load("deploy/fjord-agent.cfg", &c, err, sizeof(err)), 0);
+	if (err[0])
+		fprintf(stderr, "\n%s\n", err);
+	CU_ASSERT_EQUAL(c.n_ifaces, 2);
+	CU_ASSERT_EQUAL(c.spool_cap_bytes, 1073741824ull);
+	CU_ASSERT_STRING_EQUAL(c.ifaces[1].isp, "uninett");
+}
+
 static const struct fj_test tests[] = {
+	{ "sample_file", test_sample_file },
 	{ "good", test_good },
 	{ "defaults", test_defaults },
 	{ "bad_settings", test_bad_settings },
