@@ -6,3 +6,12 @@ LIBS_A += $(BUILD)/libfjtestbed.a
 $(BUILD)/libfjtestbed.a: $(call objs,$(TESTBED_LIB_SRCS))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
+
+# fjord-testbed (up/down/status/set) and fjord-linkemu (the NFQUEUE link emulator).
+BINS += $(BUILD)/fjord-testbed $(BUILD)/fjord-linkemu
+
+$(BUILD)/fjord-testbed: $(call objs,deploy/testbed/testbed.c) $(BUILD)/libfjtestbed.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/fjord-linkemu: $(call objs,deploy/testbed/linkemu.c) $(BUILD)/libfjtestbed.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
