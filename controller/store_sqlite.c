@@ -410,6 +410,8 @@ static int batch_pass(struct ctl_store *st, struct store_wop *batch, int savepoi
 		if (!err)
 			err = op->fn(st->w, op->ctx, op);
 		op->err = err;
+		if (err)
+			snprintf(op->errmsg, sizeof(op->errmsg), "%s", st_errbuf);
 		if (!savepoints && err)
 			return 1;
 		if (err)
@@ -445,9 +447,12 @@ static void run_batch(struct ctl_store *st, struct store_wop *batch)
 			wexec(st->w, SQL_ROLLBACK);
 	}
 	if (err) {
-		for (op = batch; op; op = op->next)
-			if (!op->err)
-				op->err = err;
+		for (op = batch; op; op = op->next) {
+			if (op->err)
+				continue;
+			op->err = err;
+			snprintf(op->errmsg, sizeof(op->errmsg), "%s", st_errbuf);
+		}
 	}
 	st->n_batches++;
 }
@@ -461,6 +466,9 @@ static void finish_batch(struct ctl_store *st, struct store_wop *batch)
 		if (op->free_ctx)
 			op->free_ctx(op->ctx);
 		if (op->cb) {
+			/* The callback runs here: its thread's message is the op's. */
+			if (op->err)
+				st_set_err("%s", op->errmsg);
 			op->cb(op->cb_arg, op->err, op->dup);
 			free(op->out_str);
 			free(op);
@@ -535,6 +543,8 @@ int st_submit_wait(struct ctl_store *st, struct store_wop *op)
 	while (!op->done)
 		pthread_cond_wait(&st->done, &st->lock);
 	pthread_mutex_unlock(&st->lock);
+	if (op->err)
+		st_set_err("%s", op->errmsg);
 	return op->err;
 }
 

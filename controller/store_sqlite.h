@@ -61,6 +61,7 @@ struct store_wop {
 	int done;
 	size_t n_out;
 	char *out_str;
+	char errmsg[512]; /* the writer's message for err, for the submitter */
 	void (*cb)(void *arg, int err, int dup); /* async: called, then op freed */
 	void *cb_arg;
 	struct store_wop *next;

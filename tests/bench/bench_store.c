@@ -13,9 +13,10 @@
  *    statistics off the sorted stream.
  *
  * Usage: bench-store [-n results] [-b baseline_results] [-t threads]
- *                    [-w window] [-d dir]
+ *                    [-w window] [-d dir] [-k]
+ *        bench-store -a database     (only the aggregates, on a kept database)
  * The database lives in a fresh directory under dir (default $TMPDIR or
- * /tmp), removed at the end.
+ * /tmp), removed at the end unless -k keeps it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -509,7 +510,8 @@ int main(int argc, char **argv)
 {
 	const char *base = getenv("TMPDIR");
 	size_t n = 1000000, nb = 2000, window = 128;
-	int threads = 4, c, err, i;
+	int threads = 4, c, err, i, keep = 0;
+	const char *only_agg = NULL;
 	char dir[4096], path[4200];
 	struct world w = { 0 };
 	const char **cs, **cg;
@@ -517,8 +519,14 @@ int main(int argc, char **argv)
 
 	if (!base || !*base)
 		base = "/tmp";
-	while ((c = getopt(argc, argv, "n:b:t:w:d:")) != -1) {
+	while ((c = getopt(argc, argv, "n:b:t:w:d:ka:")) != -1) {
 		switch (c) {
+		case 'k':
+			keep = 1;
+			break;
+		case 'a':
+			only_agg = optarg;
+			break;
 		case 'n':
 			n = strtoul(optarg, NULL, 10);
 			break;
@@ -536,13 +544,21 @@ int main(int argc, char **argv)
 			break;
 		default:
 			fprintf(stderr, "usage: bench-store [-n results] [-b baseline_results]"
-					" [-t threads] [-w window] [-d dir]\n");
+					" [-t threads] [-w window] [-d dir] [-k] | -a database\n");
 			return 2;
 		}
 	}
 	if (!n || !nb || threads < 1 || threads > 64 || !window) {
 		fprintf(stderr, "bench-store: bad arguments\n");
 		return 2;
+	}
+	if (only_agg) {
+		err = ctl_store_open(only_agg, &w.st);
+		if (err)
+			die("open", err);
+		aggregates(&w, only_agg);
+		ctl_store_close(w.st);
+		return 0;
 	}
 	snprintf(dir, sizeof(dir), "%s/fjord-bench-store-XXXXXX", base);
 	if (!mkdtemp(dir)) {
@@ -572,6 +588,9 @@ int main(int argc, char **argv)
 	ctl_store_close(w.st);
 	for (i = 0; i < N_SITES; i++)
 		free(w.agent[i]);
-	cleanup_dir(dir, path);
+	if (keep)
+		printf("  kept:           %s\n", path);
+	else
+		cleanup_dir(dir, path);
 	return 0;
 }

@@ -676,6 +676,8 @@ static void test_results(void)
 	/* Errors. */
 	CU_ASSERT_EQUAL(put_result(st, "e1.r3", c, 1, 1.0, "default", &dup), -EPERM);
 	CU_ASSERT_EQUAL(put_result(st, "nope", a, 1, 1.0, "default", &dup), -ENOENT);
+	/* The writer thread's message reaches the caller's thread. */
+	CU_ASSERT(strstr(ctl_store_errmsg(), "no such run nope") != NULL);
 	CU_ASSERT_EQUAL(put_result(st, "", a, 1, 1.0, "default", &dup), -EINVAL);
 	CU_ASSERT_EQUAL(put_result(st, "e1.r3", a, 1, 0.0 / 0.0, "default", &dup), -EINVAL);
 	CU_ASSERT_EQUAL(put_result(st, "e1.r3", NULL, 1, 1.0, "default", &dup), -EINVAL);
@@ -960,6 +962,58 @@ static void test_group_commit(void)
 	fixture_end(st, a, b);
 }
 
+static void iso_done(void *arg, int err, int dup)
+{
+	int *counts = arg; /* [0] ok, [1] -ENOENT with its message, [2] other */
+
+	(void)dup;
+	if (!err)
+		__atomic_fetch_add(&counts[0], 1, __ATOMIC_SEQ_CST);
+	else if (err == -ENOENT && strstr(ctl_store_errmsg(), "no such run"))
+		__atomic_fetch_add(&counts[1], 1, __ATOMIC_SEQ_CST);
+	else
+		__atomic_fetch_add(&counts[2], 1, __ATOMIC_SEQ_CST);
+}
+
+/* A write that fails inside a batch fails alone: the others commit. */
+static void test_batch_isolation(void)
+{
+	Fjord__V1__Result res = FJORD__V1__RESULT__INIT;
+	int counts[3] = { 0, 0, 0 }, i;
+	uint64_t counts_db[9];
+	char id[32], *a, *b;
+	struct ctl_store *st = fixture(&a, &b);
+
+	make_experiment(st, "b", a, b, 400, 1000);
+	st->n_batches = st->n_ops = 0;
+	for (i = 0; i < 500; i++) {
+		/* Every fifth names a run that does not exist. */
+		if (i % 5 == 4)
+			snprintf(id, sizeof(id), "ghost.%d", i);
+		else
+			snprintf(id, sizeof(id), "b.r%d", i - i / 5);
+		res.run_id = id;
+		res.ok = 1;
+		CU_ASSERT_EQUAL(ctl_store_result_put_async(st, &res, a, 1, iso_done, counts), 0);
+	}
+	for (i = 0; i < 10000 && __atomic_load_n(&counts[0], __ATOMIC_SEQ_CST) +
+						 __atomic_load_n(&counts[1], __ATOMIC_SEQ_CST) +
+						 __atomic_load_n(&counts[2], __ATOMIC_SEQ_CST) <
+					 500;
+	     i++)
+		usleep(1000);
+	CU_ASSERT(st->n_batches < st->n_ops); /* the failures shared batches */
+	ctl_store_close(st);
+	CU_ASSERT_EQUAL(counts[0], 400);
+	CU_ASSERT_EQUAL(counts[1], 100);
+	CU_ASSERT_EQUAL(counts[2], 0);
+	st = NULL;
+	CU_ASSERT_EQUAL_FATAL(ctl_store_open(dbpath, &st), 0);
+	CU_ASSERT_EQUAL(ctl_store_run_counts(st, counts_db), 0);
+	CU_ASSERT_EQUAL(counts_db[RS(SUCCEEDED)], 400);
+	fixture_end(st, a, b);
+}
+
 #define K9_RUNS 20000
 #define K9_KILL 400
 
@@ -1078,6 +1132,7 @@ static const struct fj_test tests[] = {
 	{ "aggregates", test_aggregates },
 	{ "traces", test_traces },
 	{ "group_commit", test_group_commit },
+	{ "batch_isolation", test_batch_isolation },
 	{ "kill9_acknowledged_durable", test_kill9 },
 	{ NULL, NULL },
 };
