@@ -22,3 +22,8 @@ $(BUILD)/mpsperf: $(call objs,$(MPSPERF_SRCS)) $(BUILD)/libmps.a $(BUILD)/libfjc
 
 # Interop with the Linux kernel's MPTCP (root, network namespaces; skips without root).
 TEST_SCRIPTS += tests/interop/kernel_basic.sh
+
+FUZZ_TARGETS += fuzz_mps_input
+FUZZ_SRCS_fuzz_mps_input := stack/mps_opt.c stack/mps_crypto.c stack/mps_seg.c stack/mps_stack.c \
+	stack/mps_tcp.c
+$(BUILD)/fuzz/fuzz_mps_input: $(FUZZ_SRCS_fuzz_mps_input) stack/mps_internal.h stack/include/mps.h
