@@ -30,6 +30,29 @@
 /* Shared helpers                                                     */
 /* ------------------------------------------------------------------ */
 
+static bool (*fault_hook)(void);
+
+void fj_pbjson_set_fault_hook(bool (*should_fail)(void))
+{
+	fault_hook = should_fail;
+}
+
+/* Allocation goes through these so that tests can make any of them fail. */
+static void *pj_malloc(size_t n)
+{
+	return fault_hook && fault_hook() ? NULL : malloc(n);
+}
+
+static void *pj_calloc(size_t n, size_t size)
+{
+	return fault_hook && fault_hook() ? NULL : calloc(n, size);
+}
+
+static void *pj_realloc(void *p, size_t n)
+{
+	return fault_hook && fault_hook() ? NULL : realloc(p, n);
+}
+
 static void *member_ptr(const void *msg, unsigned offset)
 {
 	return (char *)msg + offset;
@@ -215,7 +238,7 @@ static json_t *enc_string(const char *s)
 
 	if (utf8_valid(s, len))
 		return json_stringn(s, len);
-	buf = malloc(len * 3 + 1);
+	buf = pj_malloc(len * 3 + 1);
 	if (!buf)
 		return NULL;
 	while (i < len) {
@@ -246,7 +269,7 @@ static json_t *enc_bytes(const ProtobufCBinaryData *b)
 	if (b->len > (SIZE_MAX - 1) / 4 * 3 - 3)
 		return NULL;
 	olen = (b->len + 2) / 3 * 4;
-	buf = malloc(olen + 1);
+	buf = pj_malloc(olen + 1);
 	if (!buf)
 		return NULL;
 	for (i = 0; i + 2 < b->len; i += 3) {
@@ -535,7 +558,7 @@ static json_t *enc_msg(const ProtobufCMessage *msg, int flags)
 		if (!v)
 			goto fail;
 		if (nlen >= sizeof(sbuf)) {
-			name = malloc(nlen + 1);
+			name = pj_malloc(nlen + 1);
 			if (!name) {
 				json_decref(v);
 				goto fail;
@@ -584,7 +607,7 @@ static void out_put(struct out_buf *o, const char *s, size_t n)
 		cap = o->cap ? o->cap : 256;
 		while (cap < o->len + n + 1)
 			cap *= 2;
-		np = realloc(o->p, cap);
+		np = pj_realloc(o->p, cap);
 		if (!np) {
 			o->oom = true;
 			return;
@@ -1087,7 +1110,7 @@ static int dec_bytes(struct dec *d, const json_t *v, ProtobufCBinaryData *out)
 	}
 	if (len % 4 == 1 || (pad && (len + pad) % 4 != 0))
 		return dec_fail(d, "invalid base64: bad length or padding");
-	buf = malloc(len / 4 * 3 + 3);
+	buf = pj_malloc(len / 4 * 3 + 3);
 	if (!buf)
 		return -ENOMEM;
 	for (i = 0; i < len; i++) {
@@ -1119,7 +1142,7 @@ static int dec_string(struct dec *d, const json_t *v, char **out)
 	/* protobuf-c strings end at the first NUL: refuse rather than cut. */
 	if (memchr(json_string_value(v), '\0', len))
 		return dec_fail(d, "string contains a NUL character");
-	s = malloc(len + 1);
+	s = pj_malloc(len + 1);
 	if (!s)
 		return -ENOMEM;
 	memcpy(s, json_string_value(v), len + 1);
@@ -1221,7 +1244,7 @@ static void mark_present(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *
 
 static ProtobufCMessage *new_msg(const ProtobufCMessageDescriptor *desc)
 {
-	ProtobufCMessage *m = malloc(desc->sizeof_message);
+	ProtobufCMessage *m = pj_malloc(desc->sizeof_message);
 
 	if (m)
 		protobuf_c_message_init(desc, m);
@@ -1238,8 +1261,11 @@ static int dec_map_key_value(struct dec *d, const ProtobufCFieldDescriptor *kf, 
 
 	switch (kf->type) {
 	case PROTOBUF_C_TYPE_STRING:
-		*(char **)p = strdup(key);
-		return *(char **)p ? 0 : -ENOMEM;
+		*(char **)p = pj_malloc(strlen(key) + 1);
+		if (!*(char **)p)
+			return -ENOMEM;
+		strcpy(*(char **)p, key);
+		return 0;
 	case PROTOBUF_C_TYPE_BOOL:
 		if (strcmp(key, "true") != 0 && strcmp(key, "false") != 0)
 			return dec_fail(d, "map key must be \"true\" or \"false\"");
@@ -1302,7 +1328,7 @@ static int dec_map(struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDes
 		return dec_fail(d, "expected an object (map), got %s", json_kind(v));
 	if (json_object_size(v) == 0)
 		return 0;
-	*arr = calloc(json_object_size(v), sizeof(**arr));
+	*arr = pj_calloc(json_object_size(v), sizeof(**arr));
 	if (!*arr)
 		return -ENOMEM;
 	json_object_foreach((json_t *)v, key, val)
@@ -1340,7 +1366,7 @@ static int dec_repeated(struct dec *d, ProtobufCMessage *msg, const ProtobufCFie
 	n = json_array_size(v);
 	if (n == 0)
 		return 0;
-	*arr = calloc(n, esz);
+	*arr = pj_calloc(n, esz);
 	if (!*arr)
 		return -ENOMEM;
 	/*
@@ -1466,7 +1492,7 @@ static int dec_msg(struct dec *d, const ProtobufCMessageDescriptor *desc, const 
 	if (depth > FJ_PBJSON_MAX_DEPTH)
 		return dec_fail(d, "messages nested deeper than %d levels", FJ_PBJSON_MAX_DEPTH);
 	msg = new_msg(desc);
-	seen = calloc(desc->n_fields ? desc->n_fields : 1, 1);
+	seen = pj_calloc(desc->n_fields ? desc->n_fields : 1, 1);
 	if (!msg || !seen) {
 		free(msg);
 		free(seen);
@@ -1587,6 +1613,8 @@ int fj_pbjson_decode(const ProtobufCMessageDescriptor *desc, const char *text, s
 	}
 	/* NULs are let through so that the check in dec_string() names the field. */
 	j = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	if (!j && json_error_code(&jerr) == json_error_out_of_memory)
+		return fill_err(err, err_len, -ENOMEM);
 	if (!j) {
 		size_t pos = jerr.position > 0 ? (size_t)jerr.position : 0;
 
@@ -1692,7 +1720,7 @@ const char *fj_pbjson_enum_short(const ProtobufCEnumDescriptor *desc, int value)
 	if (!s) {
 		src = ev->name + enum_prefix_len(desc);
 		len = strlen(src);
-		s = malloc(sizeof(*s) + len + 1);
+		s = pj_malloc(sizeof(*s) + len + 1);
 		if (s) {
 			s->desc = desc;
 			s->value = value;

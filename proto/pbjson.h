@@ -41,6 +41,7 @@
 
 #include <jansson.h>
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define FJ_PBJSON_MAX_DEPTH 32
@@ -81,5 +82,12 @@ int fj_pbjson_from_json(const ProtobufCMessageDescriptor *desc, const json_t *js
 int fj_pbjson_enum_parse(const ProtobufCEnumDescriptor *desc, const char *name, int *value);
 /* Short lower-case name ("kernel") of value, or NULL when unknown. Static storage. */
 const char *fj_pbjson_enum_short(const ProtobufCEnumDescriptor *desc, int value);
+
+/*
+ * Test hook (fault injection): when set, every allocation pbjson makes asks
+ * should_fail() first and fails with -ENOMEM when it returns true. NULL
+ * (the default) turns it off. Not thread-safe; for unit tests only.
+ */
+void fj_pbjson_set_fault_hook(bool (*should_fail)(void));
 
 #endif
