@@ -24,8 +24,16 @@ BENCH_SCRIPTS += tests/bench/bench_store.sh
 # --- fjord-controller binary (HTTP engineer) ---
 BINS += $(BUILD)/fjord-controller
 
-$(BUILD)/fjord-controller: $(call objs,controller/main.c) $(LIBS_A)
-	$(CC) $(LDFLAGS) -o $@ $(call objs,controller/main.c) $(LINK_LIBS)
+CTL_HTTP_LIBS := $(BUILD)/libfjctl.a $(BUILD)/libfjproto.a $(BUILD)/libfjcommon.a
+
+$(BUILD)/fjord-controller: $(call objs,controller/main.c) $(CTL_HTTP_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(call objs,controller/main.c) $(CTL_HTTP_LIBS) $(LDLIBS)
+
+# API benchmark, run by tests/bench/bench_poll.sh (not in BINS).
+BENCH_SCRIPTS += tests/bench/bench_poll.sh
+$(BUILD)/tests/bench-poll: $(call objs,tests/bench/bench_poll.c) $(CTL_HTTP_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(call objs,tests/bench/bench_poll.c) $(CTL_HTTP_LIBS) $(LDLIBS)
 
 # --- fjord CLI (CLI engineer) ---
 CLI_SRCS := controller/cli_main.c controller/cli_http.c controller/cli_fmt.c \

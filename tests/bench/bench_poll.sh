@@ -1,0 +1,53 @@
+#!/bin/sh
+# Controller API over loopback: long-poll answers per second and their p99
+# latency with 10,000 agents (enrolled directly through the store), the same
+# load on /healthz as the floor of the HTTP stack, and results ingested per
+# second over HTTP (each durable before its 201). Figures go to
+# docs/benchmarks.md, section "Controller API".
+# Environment: AGENTS (10000), RUNS (20000), CONNS (32), SECONDS (5), REPEAT (3).
+set -eu
+BUILD=${BUILD:-build}
+AGENTS=${AGENTS:-10000}
+RUNS=${RUNS:-20000}
+CONNS=${CONNS:-32}
+SECONDS_EACH=${SECONDS:-5}
+REPEAT=${REPEAT:-3}
+make -s --no-print-directory BUILD="$BUILD" "$BUILD/fjord-controller" "$BUILD/tests/bench-poll" >/dev/null
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/fjord-bench-poll-XXXXXX")
+pid=""
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+"$BUILD/tests/bench-poll" setup -d "$dir" -n "$AGENTS" -r "$RUNS"
+cat >"$dir/controller.cfg" <<CFG
+listen = "127.0.0.1";
+port = 0;
+data_dir = "$dir";
+threads = 2;
+log_level = "info";
+CFG
+# Port 0: the controller picks a free port and logs it at info level.
+"$BUILD/fjord-controller" -c "$dir/controller.cfg" 2>"$dir/controller.log" &
+pid=$!
+port=""
+for _ in $(seq 50); do
+	port=$(sed -n 's/.*listening on 127.0.0.1 port \([0-9]*\).*/\1/p' "$dir/controller.log")
+	[ -n "$port" ] && break
+	sleep 0.1
+done
+[ -n "$port" ] || { cat "$dir/controller.log" >&2; exit 1; }
+url="http://127.0.0.1:$port"
+echo "controller on $url: $AGENTS agents, $CONNS connections, $SECONDS_EACH s per load, $REPEAT rounds"
+
+i=0
+while [ "$i" -lt "$REPEAT" ]; do
+	"$BUILD/tests/bench-poll" load -u "$url" -d "$dir" -m healthz -c "$CONNS" -s "$SECONDS_EACH"
+	"$BUILD/tests/bench-poll" load -u "$url" -d "$dir" -m poll -c "$CONNS" -s "$SECONDS_EACH"
+	i=$((i + 1))
+done
+"$BUILD/tests/bench-poll" load -u "$url" -d "$dir" -m result -c 64 -s 60
+curl -s "$url/metrics" | grep -E '^fjord_(agents_online|store_bytes|runs\{state="succeeded"\})'
