@@ -18,8 +18,10 @@
 #include "fj_clock.h"
 #include "fj_log.h"
 
-#define CTL_MAX_ANSWER (4u << 20)
-#define TOKEN_FILE     "agent.token"
+#define CTL_MAX_ANSWER	(4u << 20)
+#define TOKEN_FILE	"agent.token"
+#define CTL_MIN_HELD_MS 200
+#define CTL_PACE_MS	1000
 
 enum ctl_state { CTL_IDLE, CTL_ENROLLING, CTL_POLLING, CTL_WAITING };
 
@@ -39,6 +41,8 @@ struct agent_ctl {
 	uint64_t req;
 	int once, once_done;
 	unsigned int enrollments, polls;
+	uint64_t poll_started_ms;
+	unsigned int poll_wait_s;
 };
 
 static void ctl_step(struct agent_ctl *c);
@@ -330,6 +334,7 @@ static void on_polled(const struct agent_http_resp *resp, void *arg)
 	struct agent_ctl *c = arg;
 	Fjord__V1__PollResponse *pr;
 	char why[300];
+	int pr_empty;
 
 	c->req = 0;
 	if (resp->status == 401) {
@@ -356,11 +361,22 @@ static void on_polled(const struct agent_http_resp *resp, void *arg)
 	c->state = CTL_IDLE;
 	if (pr->n_commands)
 		fj_info("poll: %zu command(s)", pr->n_commands);
+	pr_empty = pr->n_commands == 0;
 	if (c->ops.commands)
 		c->ops.commands(c->arg, pr);
 	fjord__v1__poll_response__free_unpacked(pr, NULL);
 	if (c->once) {
 		c->once_done = 1;
+		return;
+	}
+	/*
+	 * An empty answer long before wait_s means the controller does not hold
+	 * polls: pace them instead of spinning.
+	 */
+	if (pr_empty && c->poll_wait_s > 0 &&
+	    agent_loop_now_ms(c->loop) - c->poll_started_ms < CTL_MIN_HELD_MS) {
+		c->state = CTL_WAITING;
+		c->timer = agent_loop_timer_add(c->loop, CTL_PACE_MS, on_timer, c);
 		return;
 	}
 	ctl_step(c);
@@ -402,6 +418,8 @@ static int send_poll(struct agent_ctl *c)
 	/* The controller holds the poll up to wait_s; allow for that plus the network. */
 	q.timeout_ms = (long)(wait + 15) * 1000;
 	q.max_body = CTL_MAX_ANSWER;
+	c->poll_started_ms = agent_loop_now_ms(c->loop);
+	c->poll_wait_s = wait;
 	rc = agent_http_start(c->http, &q, on_polled, c, &c->req);
 	free(buf);
 	return rc;

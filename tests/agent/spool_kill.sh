@@ -4,6 +4,8 @@
 # every result and trace, and reports the run the kill interrupted as failed.
 # Uses the fake controller (tests/agent/fake_controller.c) on 127.0.0.1.
 set -eu
+# Loopback only: never through a proxy from the environment.
+export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
 
 B=${BUILD:-build}
 AGENT=$B/fjord-agent

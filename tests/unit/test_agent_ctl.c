@@ -53,6 +53,9 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
 
 static int ctl_setup(void)
 {
+	/* Loopback only: never through a proxy from the environment. */
+	setenv("no_proxy", "127.0.0.1,localhost", 1);
+	setenv("NO_PROXY", "127.0.0.1,localhost", 1);
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/fjord-ctl-XXXXXX");
 	return mkdtemp(tmpdir) ? 0 : -1;
 }
@@ -259,7 +262,7 @@ static void test_token_reuse_and_401(void)
 	struct harness a, b;
 
 	CU_ASSERT_EQUAL_FATAL(fake_ctl_start(0, "sesame", NULL, &cur_fake), 0);
-	fake_ctl_set_hold_ms(cur_fake, 100);
+	fake_ctl_set_hold_ms(cur_fake, 300);
 	h_start(&a, fake_ctl_port(cur_fake), NULL, child_hang);
 	CU_ASSERT(pump_until(&a, polled, &a, 5000));
 	h_stop(&a);
@@ -296,7 +299,7 @@ static void test_controller_away(void)
 	CU_ASSERT_PTR_NULL(agent_ctl_token(h.ctl));
 	/* It comes back (503s first): the agent keeps retrying and gets through. */
 	CU_ASSERT_EQUAL_FATAL(fake_ctl_start(port, "sesame", NULL, &cur_fake), 0);
-	fake_ctl_set_hold_ms(cur_fake, 100);
+	fake_ctl_set_hold_ms(cur_fake, 300);
 	fake_ctl_fail_next(cur_fake, 3);
 	CU_ASSERT(pump_until(&h, polled, &h, 8000));
 	CU_ASSERT_PTR_NOT_NULL(agent_ctl_token(h.ctl));
@@ -362,7 +365,7 @@ static void test_cancel_by_poll(void)
 	struct fake_result fr;
 
 	CU_ASSERT_EQUAL_FATAL(fake_ctl_start(0, "sesame", NULL, &cur_fake), 0);
-	fake_ctl_set_hold_ms(cur_fake, 100);
+	fake_ctl_set_hold_ms(cur_fake, 300);
 	fake_ctl_queue_echo(cur_fake, "r-can", 5, 100, 0);
 	h_start(&h, fake_ctl_port(cur_fake), NULL, child_hang);
 	CU_ASSERT(pump_until(&h, polled, &h, 5000));

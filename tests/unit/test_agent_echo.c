@@ -8,8 +8,13 @@
 #define _XOPEN_SOURCE 700
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,7 +414,82 @@ static void test_responder_caps(void)
 	agent_responder_destroy(resp);
 }
 
+/* In a fresh network namespace: loopback up, MPTCP switched off (per namespace). */
+static int netns_without_mptcp(void)
+{
+	struct ifreq ifr;
+	int fd, s;
+
+	if (unshare(CLONE_NEWNET) < 0)
+		return -errno;
+	s = socket(AF_INET, SOCK_DGRAM, 0);
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return -EIO;
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		return -EIO;
+	close(s);
+	fd = open("/proc/sys/net/mptcp/enabled", O_WRONLY);
+	if (fd >= 0) {
+		if (write(fd, "0\n", 2) != 2) {
+			close(fd);
+			return -EIO;
+		}
+		close(fd);
+	}
+	return agent_sysinfo_has_kernel_mptcp() ? -EEXIST : 0;
+}
+
+/*
+ * A kernel run where socket(IPPROTO_MPTCP) fails: the client falls back to TCP
+ * and says so, the responder listens with TCP. The check runs in a child that
+ * moves into its own network namespace (removed when the child exits); the
+ * result comes back through the spool on disk.
+ */
+static void test_kernel_without_mptcp(void)
+{
+	struct echo_cmd c;
+	Fjord__V1__Result *res;
+	uint8_t *buf;
+	size_t len;
+	int status = 0;
+	pid_t pid = fork();
+
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		struct agent_responder *resp;
+		struct agent_runner *r;
+		int rc = netns_without_mptcp();
+
+		if (rc < 0)
+			_exit(rc == -EPERM ? 77 : 3);
+		resp = mk_responder(0);
+		if (!resp || agent_responder_protocol(resp) != IPPROTO_TCP)
+			_exit(4);
+		r = mk_runner(agent_responder_port(resp));
+		mk_cmd(&c, "nomptcp-1", FJORD__V1__STACK__STACK_KERNEL, "127.0.0.1");
+		res = run_one(r, &c);
+		_exit(res ? 0 : 5);
+	}
+	waitpid(pid, &status, 0);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+		fprintf(stderr,
+			"\nkernel_without_mptcp: skipped (no permission for a network namespace)\n");
+		return;
+	}
+	CU_ASSERT_EQUAL_FATAL(WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status), 0);
+	CU_ASSERT_EQUAL_FATAL(agent_spool_read_result(spool, "nomptcp-1", &buf, &len), 0);
+	res = fjord__v1__result__unpack(NULL, len, buf);
+	free(buf);
+	check_good(res, "nomptcp-1", FJORD__V1__STACK__STACK_TCP);
+	CU_ASSERT(has_event(res, "fallback", "kernel has no MPTCP"));
+	fjord__v1__result__free_unpacked(res, NULL);
+}
+
 static const struct fj_test tests[] = {
+	{ "kernel_without_mptcp", test_kernel_without_mptcp },
 	{ "kernel_mptcp_v4", test_kernel_mptcp_v4 },
 	{ "tcp_v4", test_tcp_v4 },
 	{ "v6_from_peer", test_v6_from_peer },
