@@ -60,6 +60,7 @@ struct qdir {
 	unsigned int head, count;
 	uint64_t passed_pkts, passed_bytes, delay_sum_ns;
 	uint64_t snap_bytes, rate_bps; /* measured over the last second */
+	uint64_t snap_pkts, snap_delay_ns, delay_1s_ns;
 	uint64_t ring_full;
 };
 
@@ -425,21 +426,22 @@ static size_t do_status(struct emu *e, char *out, size_t cap)
 		off += (size_t)snprintf(
 			out + off, cap - off,
 			"%s/%s %s queue=%u configured: %s\n"
-			"%s/%s %s measured: packets=%llu passed=%llu held=%u rate=%llubit/s "
+			"%s/%s %s measured: packets=%llu passed=%llu held=%u "
 			"loss=%.3f%% (loss=%llu queue=%llu down=%llu middlebox=%llu) "
-			"reordered=%llu mean_delay=%.3fms\n",
+			"reordered=%llu mean_delay=%.3fms last_second: rate=%llubit/s "
+			"mean_delay=%.3fms\n",
 			e->topo.sites[s].name, e->topo.isps[e->topo.sites[s].uplinks[u].isp].name,
 			q->dir == DIR_UP ? "up" : "down", q->qnum, cfg, e->topo.sites[s].name,
 			e->topo.isps[e->topo.sites[s].uplinks[u].isp].name,
 			q->dir == DIR_UP ? "up" : "down", (unsigned long long)c->packets,
 			(unsigned long long)q->passed_pkts, q->count,
-			(unsigned long long)q->rate_bps,
 			c->packets ? 100.0 * (double)drops / (double)c->packets : 0.0,
 			(unsigned long long)c->drop_loss, (unsigned long long)c->drop_queue,
 			(unsigned long long)c->drop_down, (unsigned long long)c->drop_mbox,
 			(unsigned long long)c->reordered,
 			q->passed_pkts ? (double)q->delay_sum_ns / (double)q->passed_pkts / 1e6
-				       : 0.0);
+				       : 0.0,
+			(unsigned long long)q->rate_bps, (double)q->delay_1s_ns / 1e6);
 	}
 	if (off >= cap)
 		off = cap - 1;
@@ -543,6 +545,12 @@ static void snapshot_rates(struct emu *e, uint64_t now)
 
 		q->rate_bps = (q->passed_bytes - q->snap_bytes) * 8 * 1000000000ull / dt;
 		q->snap_bytes = q->passed_bytes;
+		q->delay_1s_ns = q->passed_pkts > q->snap_pkts
+					 ? (q->delay_sum_ns - q->snap_delay_ns) /
+						   (q->passed_pkts - q->snap_pkts)
+					 : 0;
+		q->snap_pkts = q->passed_pkts;
+		q->snap_delay_ns = q->delay_sum_ns;
 	}
 	e->snap_ns = now;
 }

@@ -15,3 +15,11 @@ $(BUILD)/fjord-testbed: $(call objs,deploy/testbed/testbed.c) $(BUILD)/libfjtest
 
 $(BUILD)/fjord-linkemu: $(call objs,deploy/testbed/linkemu.c) $(BUILD)/libfjtestbed.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Test helper (not installed): one kernel MPTCP connection, reports fallback.
+$(BUILD)/fjtb-mptcp-probe: $(call objs,tests/testbed/mptcp_probe.c)
+	$(CC) $(LDFLAGS) -o $@ $^
+
+$(BUILD)/.stamp-all: $(BUILD)/fjtb-mptcp-probe
+
+TEST_SCRIPTS += tests/testbed/updown.sh tests/testbed/links.sh tests/testbed/middlebox.sh

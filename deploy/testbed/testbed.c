@@ -256,6 +256,26 @@ static pid_t emu_pid(void)
 
 /* ---- down ---- */
 
+/* True while pid runs; a zombie waiting for init to reap it counts as gone. */
+static bool proc_alive(pid_t pid)
+{
+	char p[64], buf[512], *paren;
+	ssize_t n;
+	int fd;
+
+	snprintf(p, sizeof(p), "/proc/%ld/stat", (long)pid);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	paren = strrchr(buf, ')');
+	return paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
+}
+
 /* Ends every process whose network namespace is ns (they would keep it alive). */
 static void kill_ns_procs(const char *ns)
 {
@@ -303,9 +323,9 @@ static int cmd_down(void)
 
 	if (pid > 0) {
 		kill(pid, SIGTERM);
-		for (int i = 0; i < 50 && kill(pid, 0) == 0; i++)
-			usleep(20000);
-		if (kill(pid, 0) == 0)
+		for (int i = 0; i < 100 && proc_alive(pid); i++)
+			usleep(10000);
+		if (proc_alive(pid))
 			kill(pid, SIGKILL);
 	}
 	path_in_run(p, sizeof(p), "state");
@@ -645,7 +665,7 @@ static bool is_healthy(const struct tb_topology *t)
 {
 	char ns[32];
 
-	if (!state_has("complete") || emu_pid() <= 0 || !ns_exists(NS_CORE) || !ns_exists(NS_CTL))
+	if (!state_has("complete") || emu_pid() <= 0 || !proc_alive(emu_pid()) || !ns_exists(NS_CORE) || !ns_exists(NS_CTL))
 		return false;
 	for (unsigned int s = 0; s < t->n_sites; s++) {
 		snprintf(ns, sizeof(ns), NS_PREFIX "%s", t->sites[s].name);
