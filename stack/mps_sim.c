@@ -4,6 +4,7 @@
  * that equal times deliver in send order and every run is the same.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,6 +163,66 @@ static void inbox_insert(struct mps_sim_port *port, struct sim_pkt *pkt)
 	*pp = pkt;
 }
 
+static void fix_tcp_csum(const struct mps_seg *s)
+{
+	uint8_t *t = (uint8_t *)s->tcp;
+	size_t alen = s->family == 4 ? 4 : 16, i;
+	size_t tlen = (size_t)(s->payload + s->payload_len - s->tcp);
+	uint32_t sum = 6 + (uint32_t)tlen;
+
+	t[16] = t[17] = 0;
+	for (i = 0; i < alen; i += 2)
+		sum += (uint32_t)((s->src[i] << 8) | s->src[i + 1]) +
+		       (uint32_t)((s->dst[i] << 8) | s->dst[i + 1]);
+	for (i = 0; i + 1 < tlen; i += 2)
+		sum += (uint32_t)((t[i] << 8) | t[i + 1]);
+	if (tlen & 1)
+		sum += (uint32_t)t[tlen - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	t[16] = (uint8_t)(~sum >> 8);
+	t[17] = (uint8_t)~sum;
+}
+
+/* The middlebox: overwrite every MPTCP option of a matching segment with NOPs. */
+static void strip_mptcp(struct mps_sim *sim, uint8_t *pkt, size_t len, unsigned int mask)
+{
+	struct mps_seg s;
+	enum mps_seg_err err;
+	unsigned int kind;
+	uint8_t *o;
+	size_t off = 0;
+	bool hit = false;
+
+	if (!mask || mps_seg_parse(pkt, len, 0, &s, &err) != 0)
+		return;
+	if (s.flags & 0x02)
+		kind = (s.flags & 0x10) ? MPS_SIM_STRIP_SYNACK : MPS_SIM_STRIP_SYN;
+	else
+		kind = s.payload_len ? MPS_SIM_STRIP_DATA : MPS_SIM_STRIP_ACK;
+	if (!(mask & kind))
+		return;
+	o = (uint8_t *)s.opts;
+	while (off < s.opts_len && o[off] != 0) {
+		if (o[off] == 1) {
+			off++;
+			continue;
+		}
+		if (off + 1 >= s.opts_len || o[off + 1] < 2 || off + o[off + 1] > s.opts_len)
+			break;
+		if (o[off] == 30) {
+			memset(o + off, 1, o[off + 1]);
+			hit = true;
+			continue; /* now NOPs, walked one by one */
+		}
+		off += o[off + 1];
+	}
+	if (hit) {
+		fix_tcp_csum(&s);
+		sim->stats.stripped++;
+	}
+}
+
 static int sim_send(void *ctx, const uint8_t *data, size_t len, uint64_t now)
 {
 	struct mps_sim_port *port = ctx;
@@ -197,6 +258,7 @@ static int sim_send(void *ctx, const uint8_t *data, size_t len, uint64_t now)
 		return -ENOMEM;
 	memcpy(pkt->data, data, len);
 	pkt->len = (uint32_t)len;
+	strip_mptcp(sim, pkt->data, len, p->cfg.strip_mptcp);
 	pkt->order = sim->order++;
 	t = now;
 	if (p->cfg.rate_bps) {

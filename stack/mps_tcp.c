@@ -712,6 +712,12 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 	}
 	if (sf->state == MPS_SF_SYN_RCVD && !synrcvd_ack(c, s, o, n, now))
 		return;
+	/*
+	 * RFC 8684 §3.7: a client that has not yet seen a DATA_ACK and gets a
+	 * segment with no MPTCP option at all has a middlebox in the path.
+	 */
+	if (c->mptcp && c->is_client && !c->fully_established && n == 0 && t->nmptcp == 0)
+		fall_back(c, MPS_FALLBACK_NO_DSS, "server segments without DSS", now);
 	if (sf->ts_ok && (t->present & MPS_TCPOPTS_TS) && SEQ_LEQ(s->seq, sf->rcv_nxt))
 		sf->ts_recent = t->ts_val;
 	process_ack(c, s, now);

@@ -182,6 +182,7 @@ enum mps_fallback_reason {
 	MPS_FALLBACK_SYN_NO_MPC,	   /* the client's SYN lacked it */
 	MPS_FALLBACK_CHECKSUM_UNSUPPORTED, /* the peer requires DSS checksums */
 	MPS_FALLBACK_ACK_NO_MPC,	   /* the third ACK / first data lacked it */
+	MPS_FALLBACK_NO_DSS,		   /* the server's first segments carried no DSS */
 };
 
 enum mps_rst_reason {

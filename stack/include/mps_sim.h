@@ -24,12 +24,19 @@ struct mps_sim_link_cfg {
 	uint32_t loss_ppm;    /* random loss, parts per million; 1000000 cuts the path */
 	uint32_t reorder_ppm; /* packets held back by reorder_delay_us */
 	uint32_t reorder_delay_us;
-	uint32_t mtu;	   /* larger IP packets are dropped; 0: 1500 */
-	uint64_t rate_bps; /* serialisation rate; 0: unlimited */
+	uint32_t mtu;		  /* larger IP packets are dropped; 0: 1500 */
+	uint64_t rate_bps;	  /* serialisation rate; 0: unlimited */
+	unsigned int strip_mptcp; /* MPS_SIM_STRIP_*: a middlebox that removes MPTCP options */
 };
 
+/* Which segments lose their MPTCP options (overwritten with NOPs, checksum fixed). */
+#define MPS_SIM_STRIP_SYN    0x01 /* SYN without ACK */
+#define MPS_SIM_STRIP_SYNACK 0x02
+#define MPS_SIM_STRIP_ACK    0x04 /* no SYN, no payload */
+#define MPS_SIM_STRIP_DATA   0x08 /* with payload */
+
 struct mps_sim_stats {
-	uint64_t sent, delivered, lost, too_big, no_route, queue_full, reordered;
+	uint64_t sent, delivered, lost, too_big, no_route, queue_full, reordered, stripped;
 };
 
 /* Create an empty network; NULL on allocation failure. Free with mps_sim_destroy(). */

@@ -24,6 +24,8 @@ struct world {
 	uint64_t now;
 	uint8_t family;
 	struct mps_addr caddr, saddr;
+	struct mps_event log[2][64]; /* every event of each stack, in order */
+	unsigned int nlog[2];
 };
 
 static void addr_set(struct mps_addr *a, uint8_t family, uint8_t last, uint16_t port)
@@ -80,8 +82,13 @@ static bool world_step(struct world *w)
 	int i, err;
 
 	for (i = 0; i < 2; i++) {
+		struct mps_event ev;
+
 		mps_pump(w->st[i], &mps_sim_link_ops, w->port[i], w->now, &err);
 		CU_ASSERT_EQUAL(err, 0);
+		while (mps_next_event(w->st[i], &ev) == 0)
+			if (w->nlog[i] < 64)
+				w->log[i][w->nlog[i]++] = ev;
 	}
 	/* Only now, after both sent, is every arrival known. */
 	for (i = 0; i < 2; i++) {
@@ -138,15 +145,15 @@ static void xfer_pump(struct xfer *x)
 		x->rx_eof = true;
 }
 
-static bool has_event(struct mps_stack *st, enum mps_event_type type, int reason)
+static bool has_event(const struct world *w, int side, enum mps_event_type type, int reason)
 {
-	struct mps_event ev;
-	bool found = false;
+	unsigned int i;
 
-	while (mps_next_event(st, &ev) == 0)
-		if (ev.type == type && (reason < 0 || ev.reason == reason))
-			found = true;
-	return found;
+	for (i = 0; i < w->nlog[side]; i++)
+		if (w->log[side][i].type == type &&
+		    (reason < 0 || w->log[side][i].reason == reason))
+			return true;
+	return false;
 }
 
 /* Connect and run until the server has accepted; returns the client handle. */
@@ -169,7 +176,7 @@ static struct mps_conn *establish(struct world *w, struct mps_conn **srv)
 
 /* Transfer total bytes c -> s, close both ends, run until both are gone. */
 static void transfer_and_close(struct world *w, struct mps_conn *c, struct mps_conn *s,
-			       uint64_t total)
+			       uint64_t total, struct mps_conn_info *ci, struct mps_conn_info *si)
 {
 	struct xfer x = { .tx = c, .rx = s, .total = total };
 	long steps;
@@ -182,6 +189,10 @@ static void transfer_and_close(struct world *w, struct mps_conn *c, struct mps_c
 	CU_ASSERT_TRUE(x.rx_eof);
 	CU_ASSERT_FALSE(x.mismatch);
 	CU_ASSERT_EQUAL(x.rcvd, total);
+	if (ci)
+		mps_conn_info(c, ci);
+	if (si)
+		mps_conn_info(s, si);
 	mps_close(s);
 	mps_close(c);
 	/* Both stacks free their connections after the close handshake and TIME-WAIT. */
@@ -190,8 +201,8 @@ static void transfer_and_close(struct world *w, struct mps_conn *c, struct mps_c
 			break;
 	CU_ASSERT_EQUAL(mps_next_wakeup(w->st[0]), MPS_TIME_NEVER);
 	CU_ASSERT_EQUAL(mps_next_wakeup(w->st[1]), MPS_TIME_NEVER);
-	CU_ASSERT_TRUE(has_event(w->st[0], MPS_EV_CONN_CLOSED, -1));
-	CU_ASSERT_TRUE(has_event(w->st[1], MPS_EV_CONN_CLOSED, -1));
+	CU_ASSERT_TRUE(has_event(w, 0, MPS_EV_CONN_CLOSED, -1));
+	CU_ASSERT_TRUE(has_event(w, 1, MPS_EV_CONN_CLOSED, -1));
 }
 
 static const struct mps_sim_link_cfg clean_link = { .delay_us = 10000, .mtu = 1500 };
@@ -228,10 +239,10 @@ static void test_handshake(void)
 	CU_ASSERT_STRING_EQUAL(sfi.state, "ESTABLISHED");
 	CU_ASSERT_EQUAL(sfi.srtt_us, 20000);
 	CU_ASSERT_EQUAL(mps_subflow_info(c, 1, &sfi), -ENOENT);
-	CU_ASSERT_TRUE(has_event(w.st[0], MPS_EV_CONN_ESTABLISHED, -1));
-	CU_ASSERT_TRUE(has_event(w.st[1], MPS_EV_CONN_ESTABLISHED, -1));
+	CU_ASSERT_TRUE(has_event(&w, 0, MPS_EV_CONN_ESTABLISHED, -1));
+	CU_ASSERT_TRUE(has_event(&w, 1, MPS_EV_CONN_ESTABLISHED, -1));
 	CU_ASSERT_PTR_NULL(mps_accept(w.st[1]));
-	transfer_and_close(&w, c, s, 1000);
+	transfer_and_close(&w, c, s, 1000, NULL, NULL);
 	world_free(&w);
 }
 
@@ -246,7 +257,7 @@ static void test_transfer_clean(void)
 	world_init(&w, 4, &clean_link, &cfg, &cfg, 11);
 	c = establish(&w, &s);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-	transfer_and_close(&w, c, s, 4 << 20);
+	transfer_and_close(&w, c, s, 4 << 20, NULL, NULL);
 	mps_sim_get_stats(w.sim, &ss);
 	CU_ASSERT_EQUAL(ss.lost + ss.too_big + ss.no_route + ss.queue_full, 0);
 	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_RETRANS_TIMEOUT), 0);
@@ -277,7 +288,7 @@ static void lossy_run(uint64_t seed, uint64_t *end_time, uint64_t *retrans)
 	c = establish(&w, &s);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
 	CU_ASSERT_EQUAL(mps_subflow_info(c, 0, &sfi), 0);
-	transfer_and_close(&w, c, s, 2 << 20);
+	transfer_and_close(&w, c, s, 2 << 20, NULL, NULL);
 	mps_sim_get_stats(w.sim, &ss);
 	CU_ASSERT(ss.lost > 0);
 	CU_ASSERT(ss.reordered > 0);
@@ -312,7 +323,7 @@ static void test_ipv6_small_mtu(void)
 	world_init(&w, 6, &link6, &cfg, &cfg, 13);
 	c = establish(&w, &s);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-	transfer_and_close(&w, c, s, 300000);
+	transfer_and_close(&w, c, s, 300000, NULL, NULL);
 	mps_sim_get_stats(w.sim, &ss);
 	CU_ASSERT_EQUAL(ss.too_big, 0);
 	CU_ASSERT(ss.delivered > 250);
@@ -357,8 +368,8 @@ static void test_fallback_plain_server(void)
 	CU_ASSERT_FALSE(ci.mptcp);
 	CU_ASSERT_TRUE(ci.fallback);
 	CU_ASSERT_PTR_NOT_NULL(ci.fallback_reason);
-	CU_ASSERT_TRUE(has_event(w.st[0], MPS_EV_FALLBACK, MPS_FALLBACK_SYNACK_NO_MPC));
-	transfer_and_close(&w, c, s, 500000);
+	CU_ASSERT_TRUE(has_event(&w, 0, MPS_EV_FALLBACK, MPS_FALLBACK_SYNACK_NO_MPC));
+	transfer_and_close(&w, c, s, 500000, NULL, NULL);
 	world_free(&w);
 }
 
@@ -375,8 +386,50 @@ static void test_fallback_plain_client(void)
 	CU_ASSERT_EQUAL(mps_conn_info(s, &si), 0);
 	CU_ASSERT_FALSE(si.mptcp);
 	CU_ASSERT_FALSE(si.fallback); /* never attempted: plain TCP, not a fallback */
-	transfer_and_close(&w, s, c, 200000);
+	transfer_and_close(&w, s, c, 200000, NULL, NULL);
 	world_free(&w);
+}
+
+/* A middlebox strips MPTCP options from some segment types; both ends must fall back. */
+static void strip_run(unsigned int mask, int client_reason, bool server_fb, int server_reason)
+{
+	struct mps_sim_link_cfg link = clean_link;
+	struct mps_config cfg = { .seed = 71 };
+	struct mps_conn_info ci, si;
+	struct mps_sim_stats ss;
+	struct mps_conn *c, *s;
+	struct world w;
+
+	link.strip_mptcp = mask;
+	world_init(&w, 4, &link, &cfg, &cfg, 73);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	transfer_and_close(&w, c, s, 300000, &ci, &si);
+	mps_sim_get_stats(w.sim, &ss);
+	CU_ASSERT(ss.stripped > 0);
+	CU_ASSERT_FALSE(ci.mptcp);
+	CU_ASSERT_TRUE(ci.fallback);
+	CU_ASSERT_TRUE(has_event(&w, 0, MPS_EV_FALLBACK, client_reason));
+	CU_ASSERT_FALSE(si.mptcp);
+	CU_ASSERT_EQUAL(si.fallback, server_fb);
+	if (server_fb)
+		CU_ASSERT_TRUE(has_event(&w, 1, MPS_EV_FALLBACK, server_reason));
+	world_free(&w);
+}
+
+static void test_strip_synack(void)
+{
+	strip_run(MPS_SIM_STRIP_SYNACK, MPS_FALLBACK_SYNACK_NO_MPC, true, MPS_FALLBACK_ACK_NO_MPC);
+}
+
+static void test_strip_third_ack(void)
+{
+	strip_run(MPS_SIM_STRIP_ACK, MPS_FALLBACK_NO_DSS, true, MPS_FALLBACK_ACK_NO_MPC);
+}
+
+static void test_strip_syn(void)
+{
+	strip_run(MPS_SIM_STRIP_SYN, MPS_FALLBACK_SYNACK_NO_MPC, false, 0);
 }
 
 static void test_rst_closed_port(void)
@@ -395,7 +448,7 @@ static void test_rst_closed_port(void)
 		if (!world_step(&w))
 			break;
 	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_NO_CONN), 1);
-	CU_ASSERT_TRUE(has_event(w.st[0], MPS_EV_CONN_RESET, MPS_RST_PEER));
+	CU_ASSERT_TRUE(has_event(&w, 0, MPS_EV_CONN_RESET, MPS_RST_PEER));
 	CU_ASSERT_EQUAL(mps_send(c, "x", 1), -EPIPE);
 	CU_ASSERT_EQUAL(mps_recv(c, &other, 1), -ECONNRESET);
 	mps_close(c);
@@ -418,7 +471,7 @@ static void test_fastclose(void)
 		if (!world_step(&w))
 			break;
 	/* The server checked its own key in MP_FASTCLOSE before acting on it. */
-	CU_ASSERT_TRUE(has_event(w.st[1], MPS_EV_CONN_RESET, MPS_RST_FASTCLOSE));
+	CU_ASSERT_TRUE(has_event(&w, 1, MPS_EV_CONN_RESET, MPS_RST_FASTCLOSE));
 	CU_ASSERT_EQUAL(mps_recv(s, b, sizeof(b)), -ECONNRESET);
 	mps_close(s);
 	CU_ASSERT_EQUAL(mps_next_wakeup(w.st[0]), MPS_TIME_NEVER);
@@ -448,7 +501,7 @@ static void test_syn_retransmit(void)
 	mps_sim_get_stats(w.sim, &ss);
 	CU_ASSERT_EQUAL(ss.lost, 2);
 	CU_ASSERT_EQUAL(w.now, 3000000 + 30000);
-	transfer_and_close(&w, c, s, 100000);
+	transfer_and_close(&w, c, s, 100000, NULL, NULL);
 	world_free(&w);
 }
 
@@ -460,6 +513,9 @@ static const struct fj_test tests[] = {
 	{ "mtu_enforced", test_mtu_enforced },
 	{ "fallback_plain_server", test_fallback_plain_server },
 	{ "fallback_plain_client", test_fallback_plain_client },
+	{ "strip_syn", test_strip_syn },
+	{ "strip_synack", test_strip_synack },
+	{ "strip_third_ack", test_strip_third_ack },
 	{ "rst_closed_port", test_rst_closed_port },
 	{ "fastclose", test_fastclose },
 	{ "syn_retransmit", test_syn_retransmit },
