@@ -3,7 +3,7 @@
 PROTO_GEN_C := $(BUILD)/gen/fjord.pb-c.c
 PROTO_GEN_H := $(BUILD)/gen/fjord.pb-c.h
 GEN_HDRS += $(PROTO_GEN_H)
-PROTO_SRCS := proto/pbjson.c
+PROTO_SRCS := proto/pbjson.c proto/pbjson_enc.c proto/pbjson_dec.c
 PROTO_OBJS := $(OBJ)/$(PROTO_GEN_C:.c=.o) $(call objs,$(PROTO_SRCS))
 LIBS_A += $(BUILD)/libfjproto.a
 
@@ -44,7 +44,7 @@ $(BUILD)/tests/bench-pbjson: $(call objs,tests/bench/bench_pbjson.c tests/proto/
 BENCH_SCRIPTS += tests/bench/pbjson.sh
 
 FUZZ_TARGETS += fuzz_pbjson
-FUZZ_SRCS_fuzz_pbjson := $(PROTO_GEN_C) $(PBJSON_TEST_GEN_C) proto/pbjson.c
+FUZZ_SRCS_fuzz_pbjson := $(PROTO_GEN_C) $(PBJSON_TEST_GEN_C) $(PROTO_SRCS)
 # The generic fuzz rule only depends on the target's own file: rebuild on
 # changes to the code under test too.
-$(BUILD)/fuzz/fuzz_pbjson: $(FUZZ_SRCS_fuzz_pbjson) proto/pbjson.h
+$(BUILD)/fuzz/fuzz_pbjson: $(FUZZ_SRCS_fuzz_pbjson) proto/pbjson.h proto/pbjson_priv.h
