@@ -3,10 +3,12 @@
  * controller's configuration, credentials, long polls, the answer to every
  * bad input, and /metrics, over real HTTP on loopback.
  */
+#include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -140,11 +142,130 @@ static void test_config_tls_missing(void)
 	ctl_config_free(cfg);
 }
 
+/* A self-signed P-256 certificate for 127.0.0.1, valid until 2126: test data only. */
+static const char tls_cert[] = "-----BEGIN CERTIFICATE-----\n"
+			       "MIIBkDCCATagAwIBAgIUINnyEcJBMBjBxROP1xwWraPcy5owCgYIKoZIzj0EAwIw\n"
+			       "FDESMBAGA1UEAwwJMTI3LjAuMC4xMCAXDTI2MTEyNjIxMDIzMFoYDzIxMjYxMTAy\n"
+			       "MjEwMjMwWjAUMRIwEAYDVQQDDAkxMjcuMC4wLjEwWTATBgcqhkjOPQIBBggqhkjO\n"
+			       "PQMBBwNCAAT38RbI9YfCfIAIbCPBG6tYQ42d0G0BRXx4HYELyIOLtExxae1aKqZ6\n"
+			       "pZ4V+V9ESIJKP78KY9ayPaZXb5Ww8kQyo2QwYjAdBgNVHQ4EFgQU9Wl7J3YCYorD\n"
+			       "b4c5xjp/9gqXhjYwHwYDVR0jBBgwFoAU9Wl7J3YCYorDb4c5xjp/9gqXhjYwDwYD\n"
+			       "VR0TAQH/BAUwAwEB/zAPBgNVHREECDAGhwR/AAABMAoGCCqGSM49BAMCA0gAMEUC\n"
+			       "IQCf0iz+V29XIL9khfaWq0ZXjgu0sRjolmEn0vjcnh9jqwIgZ29k2oxLg809gx2x\n"
+			       "Mq0WZ11nDATX5ULk/1pOVEBM58g=\n"
+			       "-----END CERTIFICATE-----\n";
+static const char tls_key[] = "-----BEGIN PRIVATE KEY-----\n"
+			      "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgB5Yev46smx2QURMa\n"
+			      "kawUGIR5PsaRSk/6a+e//iR3LsChRANCAAT38RbI9YfCfIAIbCPBG6tYQ42d0G0B\n"
+			      "RXx4HYELyIOLtExxae1aKqZ6pZ4V+V9ESIJKP78KY9ayPaZXb5Ww8kQy\n"
+			      "-----END PRIVATE KEY-----\n";
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static size_t keep_body(char *p, size_t size, size_t n, void *arg)
+{
+	char *buf = arg;
+	size_t have = strlen(buf), len = size * n;
+
+	if (have + len < 512) {
+		memcpy(buf + have, p, len);
+		buf[have + len] = 0;
+	}
+	return len;
+}
+
+/* GET /healthz over https (checking the server against cert) or plain http. */
+static long healthz_over(const char *scheme, uint16_t port, const char *cert, char *body)
+{
+	char url[128];
+	long status = 0;
+	CURL *c = curl_easy_init();
+	CURLcode rc;
+
+	body[0] = 0;
+	snprintf(url, sizeof(url), "%s://127.0.0.1:%u/healthz", scheme, port);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CAINFO, cert);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+	rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	return rc == CURLE_OK ? status : -1;
+}
+
+static void test_config_tls(void)
+{
+	char dir[] = "/tmp/fjord-tls-XXXXXX", cert[64], key[64], db[64], err[512], body[512];
+	struct ctl_config *cfg;
+	struct ctl_http *h = NULL;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(cert, sizeof(cert), "%s/c.pem", dir);
+	snprintf(key, sizeof(key), "%s/k.pem", dir);
+	snprintf(db, sizeof(db), "%s/fjord.db", dir);
+	write_file(cert, tls_cert);
+	write_file(key, tls_key);
+	CU_ASSERT_EQUAL_FATAL(ctl_config_defaults(&cfg), 0);
+	ctl_config_set_str(&cfg->data_dir, dir);
+	ctl_config_set_str(&cfg->database, db);
+	ctl_config_set_str(&cfg->tls_cert, cert);
+	ctl_config_set_str(&cfg->tls_key, key);
+	cfg->port = 0;
+	cfg->log_level = FJ_LOG_ERR;
+	CU_ASSERT_EQUAL(ctl_http_create(cfg, &h, err, sizeof(err)), 0);
+	ctl_config_free(cfg);
+	if (h) {
+		CU_ASSERT_EQUAL(healthz_over("https", ctl_http_port(h), cert, body), 200);
+		CU_ASSERT_PTR_NOT_NULL(strstr(body, "\"status\":\"ok\""));
+		/* Plain HTTP to the TLS port gets no HTTP answer. */
+		CU_ASSERT_NOT_EQUAL(healthz_over("http", ctl_http_port(h), cert, body), 200);
+		ctl_http_destroy(h);
+	}
+	api_rmtree(dir);
+}
+
+/* The binary: a bad setting is a message naming it and exit status 1. */
+static void test_config_exit_code(void)
+{
+	char path[] = "/tmp/fjord-cfg-XXXXXX", cmd[256], out[512] = "";
+	int fd = mkstemp(path), status;
+	FILE *p;
+	size_t n;
+
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(write(fd, "threads = 500;\n", 15) == 15);
+	close(fd);
+	CU_ASSERT_EQUAL_FATAL(access("build/fjord-controller", X_OK), 0);
+	snprintf(cmd, sizeof(cmd), "build/fjord-controller -c %s 2>&1", path);
+	p = popen(cmd, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	status = pclose(p);
+	unlink(path);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, ":1: setting 'threads': 500 is out of range 1..64"));
+	snprintf(cmd, sizeof(cmd), "build/fjord-controller --bogus >/dev/null 2>&1");
+	status = system(cmd);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+}
+
 static const struct fj_test config_tests[] = {
 	{ "sample", test_config_sample },
 	{ "errors", test_config_errors },
 	{ "defaults", test_config_defaults },
 	{ "tls_missing", test_config_tls_missing },
+	{ "tls", test_config_tls },
+	{ "exit_code", test_config_exit_code },
 	{ NULL, NULL },
 };
 

@@ -62,12 +62,17 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 	return remove(path);
 }
 
+void api_rmtree(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 void api_stop(void)
 {
 	ctl_http_destroy(api_srv);
 	api_srv = NULL;
 	if (api_dir[0])
-		nftw(api_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		api_rmtree(api_dir);
 	api_dir[0] = 0;
 }
 
