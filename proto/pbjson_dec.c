@@ -289,9 +289,13 @@ static int dec_double(struct dec *d, const json_t *v, bool is_float, double *out
 	} else {
 		return dec_fail(d, "expected a number, got %s", json_kind(v));
 	}
-	/* Out of range is what would round to infinity: FLT_MAX's own shortest
-	 * form (3.4028235e+38) lies just above FLT_MAX and is fine. */
-	if (is_float && isfinite(r) && isinf((float)r))
+	/*
+	 * Out of range is what would round to infinity, i.e. from FLT_MAX plus
+	 * half its ulp (2^103) on: FLT_MAX's own shortest form, 3.4028235e+38,
+	 * lies just above FLT_MAX and is fine. Compared as doubles, since
+	 * converting an out-of-range double to float is undefined in C.
+	 */
+	if (is_float && isfinite(r) && fabs(r) >= (double)FLT_MAX + 0x1p103)
 		return dec_fail(d, "value %.9g is out of range for float", r);
 	*out = r;
 	return 0;

@@ -385,6 +385,7 @@ static void test_decode_forms(void)
 static void test_float_extremes(void)
 {
 	const float vals[] = { FLT_MAX, -FLT_MAX, FLT_MIN, 1e-45f, 0.1f, 16777217.0f };
+	const char *near_max = "{\"flt\":3.4028235677973362e38}";
 	Fjord__Test__Scalars s = FJORD__TEST__SCALARS__INIT, *b;
 	ProtobufCMessage *back;
 	char *text, err[256];
@@ -402,6 +403,14 @@ static void test_float_extremes(void)
 		free(text);
 		protobuf_c_message_free_unpacked(back, NULL);
 	}
+	/* The last double that rounds to FLT_MAX, and the first that does not. */
+	CU_ASSERT_EQUAL(fj_pbjson_decode(&fjord__test__scalars__descriptor, near_max,
+					 strlen(near_max), MAX_IN, &back, err, sizeof(err)),
+			0);
+	CU_ASSERT(back && ((Fjord__Test__Scalars *)back)->flt == FLT_MAX);
+	protobuf_c_message_free_unpacked(back, NULL);
+	expect_reject(&fjord__test__scalars__descriptor, "{\"flt\":3.4028235677973366e38}", -EINVAL,
+		      "flt: value 3.40282357e+38 is out of range for float");
 	expect_reject(&fjord__test__scalars__descriptor, "{\"flt\":3.4028236e38}", -EINVAL,
 		      "flt: value 3.4028236e+38 is out of range for float");
 }
