@@ -167,7 +167,10 @@ enum MHD_Result ctl_send_store_error(struct ctl_req *rq, int err, const char *wh
 		return ctl_send_error(rq, MHD_HTTP_CONFLICT, NULL,
 				      "%s: conflicts with its current state", what);
 	case -EINVAL:
-		return ctl_send_error(rq, MHD_HTTP_BAD_REQUEST, NULL, "%s: invalid request", what);
+		/* The store explains its refusals in the calling thread's message. */
+		return ctl_send_error(rq, MHD_HTTP_BAD_REQUEST, NULL, "%s: %s", what,
+				      ctl_store_errmsg()[0] ? ctl_store_errmsg()
+							    : "invalid request");
 	case -EPERM:
 		return ctl_send_error(rq, MHD_HTTP_FORBIDDEN, NULL, "%s: not allowed", what);
 	default:
@@ -849,6 +852,10 @@ static int copy_config(const struct ctl_config *src, struct ctl_config **out)
 		r = -ENOMEM;
 	for (i = 0; r == 0 && i < src->n_sites; i++)
 		r = ctl_config_add_site(c, src->sites[i].site, src->sites[i].secret);
+	if (r == 0 && !c->database && asprintf(&c->database, "%s/fjord.db", c->data_dir) < 0) {
+		c->database = NULL;
+		r = -ENOMEM;
+	}
 	if (r < 0) {
 		ctl_config_free(c);
 		return r;

@@ -1,5 +1,6 @@
 /* Agent routes: enrollment, long poll, result upload. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,6 +187,9 @@ static enum MHD_Result result_answer(struct ctl_req *rq)
 	if (rq->async_err == -ENOENT)
 		return ctl_send_error(rq, MHD_HTTP_NOT_FOUND, NULL, "run '%s' not found",
 				      rq->seg[0]);
+	if (rq->async_err == -EINVAL)
+		return ctl_send_error(rq, MHD_HTTP_BAD_REQUEST, NULL, "result refused: %s",
+				      rq->err_msg[0] ? rq->err_msg : "invalid result");
 	if (rq->async_err < 0)
 		return ctl_send_store_error(rq, rq->async_err, "storing the result");
 	pthread_mutex_lock(&h->lock);
@@ -221,6 +225,7 @@ enum MHD_Result ctl_route_result(struct ctl_req *rq)
 		/* Shutting down: no new suspension, the daemon is about to stop. */
 		rq->async_err = ctl_store_result_put(h->st, &rq->res_copy, rq->agent_id,
 						     fj_wall_ms(), &rq->async_dup);
+		snprintf(rq->err_msg, sizeof(rq->err_msg), "%s", ctl_store_errmsg());
 		return result_answer(rq);
 	}
 	/* Suspended while the writer thread group-commits it with other results. */
@@ -229,7 +234,9 @@ enum MHD_Result ctl_route_result(struct ctl_req *rq)
 	r = ctl_store_result_put_async(h->st, &rq->res_copy, rq->agent_id, fj_wall_ms(),
 				       result_done, rq);
 	if (r < 0) {
+		/* Refused before queueing: the reason is this thread's store message. */
 		rq->async_err = r;
+		snprintf(rq->err_msg, sizeof(rq->err_msg), "%s", ctl_store_errmsg());
 		MHD_resume_connection(rq->conn);
 		atomic_fetch_sub(&h->async_pending, 1);
 	}

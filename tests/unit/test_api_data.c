@@ -263,6 +263,22 @@ static void test_result_refused(void)
 	CU_ASSERT_EQUAL(post_result(d_ctok, run, ",\"runId\":\"another\"", &r), 400);
 	API_ASSERT_ERROR(&r, 400, "runId 'another' differs from the run in the path", "runId");
 	api_resp_free(&r);
+	CU_ASSERT_EQUAL(
+		post_result(d_ctok, run, ",\"error\":\"x\",\"samples\":[],\"events\":[]", &r), 201);
+	api_resp_free(&r);
+	CU_ASSERT_FATAL(api_seed_run(d_client, d_server, exp, run) == 0);
+	{
+		char path[160];
+
+		snprintf(path, sizeof(path), "/api/v1/runs/%s/result", run);
+		CU_ASSERT_EQUAL(api_json("POST", path, d_ctok,
+					 "{\"ok\":true,\"metrics\":[{\"name\":\"m\",\"value\":1},"
+					 "{\"name\":\"m\",\"value\":2}]}",
+					 &r),
+				0);
+		API_ASSERT_ERROR(&r, 400, "result refused: metric m appears twice", NULL);
+		api_resp_free(&r);
+	}
 	CU_ASSERT_EQUAL(post_result(d_ctok, run, ",\"metrics\":3", &r), 400);
 	API_ASSERT_ERROR(&r, 400, "metrics", "metrics");
 	api_resp_free(&r);
