@@ -68,7 +68,7 @@ median_rtt() {
 checks=0
 check() { # description, then a shell condition
 	checks=$((checks + 1))
-	d=$1
+	_desc=$1
 	shift
-	if eval "$@"; then ok "$d"; else fail "$d"; fi
+	if eval "$@"; then ok "$_desc"; else fail "$_desc"; fi
 }

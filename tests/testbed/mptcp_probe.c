@@ -1,7 +1,8 @@
 /*
  * fjtb-mptcp-probe: one kernel MPTCP connection, for the testbed tests.
  *
- *   fjtb-mptcp-probe server ADDR PORT          accept one connection, drain it
+ *   fjtb-mptcp-probe server ADDR PORT          accept one connection, drain it,
+ *                                              print "peer=ADDR" too
  *   fjtb-mptcp-probe client ADDR PORT SRC      connect from SRC, send 64 KB
  *
  * Both print "fallback=0|1 add_addr_accepted=N subflows=N" for their socket
@@ -48,21 +49,29 @@ static int parse_addr(const char *a, const char *port, struct sockaddr_storage *
 	return -EINVAL;
 }
 
-/* A socket that fell back may refuse MPTCP_INFO; that too means fallback. */
-static void report(int fd)
+/*
+ * A socket that fell back refuses MPTCP_INFO with EOPNOTSUPP (IPv4) or
+ * ENOPROTOOPT (IPv6); that means fallback. Any other error is a failure.
+ */
+static int report(int fd)
 {
 	struct mptcp_info info;
 	socklen_t len = sizeof(info);
 
 	memset(&info, 0, sizeof(info));
 	if (getsockopt(fd, SOL_MPTCP, MPTCP_INFO, &info, &len) < 0) {
+		if (errno != EOPNOTSUPP && errno != ENOPROTOOPT) {
+			printf("error: MPTCP_INFO: %s\n", strerror(errno));
+			return 1;
+		}
 		printf("fallback=1 add_addr_accepted=0 subflows=0 (MPTCP_INFO: %s)\n",
 		       strerror(errno));
-		return;
+		return 0;
 	}
 	printf("fallback=%d add_addr_accepted=%u subflows=%u\n",
 	       (info.mptcpi_flags & MPTCP_INFO_FLAG_FALLBACK) ? 1 : 0,
 	       info.mptcpi_add_addr_accepted, info.mptcpi_subflows);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -93,20 +102,27 @@ int main(int argc, char **argv)
 		}
 		printf("listening\n");
 		fflush(stdout);
-		c = accept(fd, NULL, NULL);
+		slen = sizeof(src);
+		c = accept(fd, (struct sockaddr *)&src, &slen);
 		if (c < 0) {
 			fprintf(stderr, "fjtb-mptcp-probe: accept: %s\n", strerror(errno));
 			return 1;
 		}
 		while ((n = read(c, buf, sizeof(buf))) > 0)
 			;
-		report(c);
+		if (src.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&src)->sin_addr, buf, 64);
+		else
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&src)->sin6_addr, buf, 64);
+		printf("peer=%s ", buf);
+		n = report(c);
 		close(c);
 		close(fd);
-		return 0;
+		return (int)n;
 	}
 	if (!strcmp(argv[1], "client") && argc == 5 && !parse_addr(argv[4], NULL, &src, &slen)) {
 		struct timeval tv = { 5, 0 };
+		int n;
 
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		if (bind(fd, (struct sockaddr *)&src, slen) < 0 ||
@@ -121,9 +137,9 @@ int main(int argc, char **argv)
 		}
 		/* Give the path manager time for ADD_ADDR after the handshake. */
 		usleep(400000);
-		report(fd);
+		n = report(fd);
 		close(fd);
-		return 0;
+		return n;
 	}
 	fprintf(stderr, "usage: fjtb-mptcp-probe server ADDR PORT | client ADDR PORT SRC\n");
 	return 2;

@@ -1,0 +1,100 @@
+#!/bin/sh
+# The emulated links: RTT per link matches the configured delay, loss lies in
+# the binomial 99% interval, iperf3 gets the configured rate, every source
+# address leaves by its own ISP, and "set" takes effect within 100 ms.
+. tests/testbed/lib.sh
+tb_begin
+out=$(mktemp)
+tb up "$TOPO" >"$out" 2>&1 || { cat "$out"; exit 1; }
+
+# RTT: the controller's link has no emulation, so RTT = 2 x one-way delay.
+# Median of 30 pings within 1 ms + 5% of that.
+for l in ta1:ta:clean:5 ta1:ta:strip:12 ta1:ta:synack:8 ta1:ta:natisp:3 ta1:ta:noadd:4 \
+	tb1:tb:clean:2 tb2:tb:strip:20; do
+	IFS=: read node site isp d <<-X
+	$l
+	X
+	a=$(node_addr "$node" "$isp" 4)
+	m=$(ip netns exec "fjtb-$site" ping -c 30 -i 0.01 -W 1 -I "$a" $CTL4 | median_rtt)
+	check "RTT $site/$isp from $a: median $m ms, configured $((2 * d)) ms" \
+		'awk -v m="$m" -v w=$((2 * d)) "BEGIN { exit !(m != \"none\" && (m - w < 1 + 0.05 * w) && (w - m < 1 + 0.05 * w)) }"'
+done
+a6=$(node_addr ta1 strip 6)
+m=$(ip netns exec fjtb-ta ping -6 -c 30 -i 0.01 -W 1 -I "$a6" $CTL6 | median_rtt)
+check "IPv6 RTT ta/strip: median $m ms, configured 24 ms" \
+	'awk -v m="$m" "BEGIN { exit !(m != \"none\" && m > 22.8 && m < 25.2) }"'
+
+# Loss: 10% each way, so a ping round trip is lost with 1 - 0.9^2 = 19%.
+# 600 pings: the binomial 99% interval is 114 +- 2.576 sd.
+tb set ta/noadd loss=10% >/dev/null
+a=$(node_addr ta1 noadd 4)
+recv=$(ip netns exec fjtb-ta ping -q -c 600 -i 0.002 -W 1 -I "$a" $CTL4 |
+	sed -n 's/.* \([0-9]*\) received.*/\1/p')
+lost=$((600 - ${recv:-0}))
+lim=$(awk 'BEGIN { n = 600; p = 0.19; m = n * p; s = sqrt(n * p * (1 - p));
+	printf "%d %d", m - 2.576 * s - 0.5, m + 2.576 * s + 0.5 }')
+check "loss ta/noadd: $lost of 600 round trips lost, 99% interval ${lim% *}..${lim#* }" \
+	'[ "$lost" -ge "${lim% *}" ] && [ "$lost" -le "${lim#* }" ]'
+tb set ta/noadd loss=0 >/dev/null
+
+# Throughput: iperf3 goodput within 5% of the configured rate, each way.
+ip netns exec fjtb-ctl iperf3 -s -B $CTL4 -p 5201 >/dev/null 2>&1 &
+BG_PIDS="$BG_PIDS $!"
+sleep 0.3
+a=$(node_addr ta1 clean 4)
+for dir in "" "-R"; do
+	bps=$(ip netns exec fjtb-ta iperf3 -c $CTL4 -B "$a" -p 5201 -t 3 -O 1 $dir -J 2>/dev/null |
+		sed -n '/"sum_received"/,/}/s/.*"bits_per_second":[[:space:]]*\([0-9.e+]*\).*/\1/p' |
+		head -n 1)
+	check "iperf3 ta/clean ${dir:-up}: ${bps:-none} bit/s, configured 20 Mbit/s" \
+		'awk -v b="${bps:-0}" "BEGIN { exit !(b >= 19e6 && b <= 21e6) }"'
+done
+
+# Source-address routing: each address leaves by its own uplink.
+for isp in clean strip synack natisp noadd; do
+	a=$(node_addr ta1 $isp 4)
+	before=""
+	for i in clean strip synack natisp noadd; do
+		before="$before $(ip netns exec fjtb-ta cat /sys/class/net/$i/statistics/tx_packets)"
+	done
+	ip netns exec fjtb-ta ping -c 20 -i 0.002 -W 1 -I "$a" $CTL4 >/dev/null
+	n=0
+	for i in clean strip synack natisp noadd; do
+		n=$((n + 1))
+		b=$(echo $before | cut -d' ' -f$n)
+		d=$(($(ip netns exec fjtb-ta cat /sys/class/net/$i/statistics/tx_packets) - b))
+		if [ $i = $isp ]; then
+			check "ping from $a leaves by $isp ($d packets)" '[ $d -ge 20 ]'
+		else
+			check "ping from $a stays off $i ($d packets)" '[ $d -lt 5 ]'
+		fi
+	done
+done
+
+# set: down, then up with a new delay, each effective within 100 ms.
+a=$(node_addr ta1 strip 4)
+ip netns exec fjtb-ta ping -D -c 150 -i 0.01 -W 1 -I "$a" $CTL4 >"$out" 2>&1 &
+pp=$!
+sleep 0.5
+t_down=$(date +%s.%N)
+tb set ta/strip down >/dev/null
+sleep 0.4
+t_up=$(date +%s.%N)
+tb set ta/strip up delay=30ms >/dev/null
+wait $pp
+# Each reply: receive time and RTT; send time = receive - RTT.
+sent=$(sed -n 's/^\[\([0-9.]*\)\].*time=\([0-9.]*\) ms.*/\1 \2/p' "$out" |
+	awk '{ printf "%.4f %s\n", $1 - $2 / 1000, $2 }')
+late=$(echo "$sent" | awk -v d="$t_down" -v u="$t_up" '$1 > d + 0.1 && $1 < u { n++ } END { print n + 0 }')
+early=$(echo "$sent" | awk -v d="$t_down" '$1 < d { n++ } END { print n + 0 }')
+check "set down: echoes flowed before it ($early)" '[ "$early" -ge 20 ]'
+check "set down: no echo sent later than 100 ms after it" '[ "$late" = 0 ]'
+first=$(echo "$sent" | awk -v u="$t_up" '$1 >= u { print $1 - u; exit }')
+check "set up: echoes flow again within 100 ms (first after ${first:-never} s)" \
+	'awk -v f="${first:-9}" "BEGIN { exit !(f < 0.11) }"'
+newm=$(echo "$sent" | awk -v u="$t_up" '$1 > u + 0.1 { print "time=" $2 " ms" }' | median_rtt)
+check "set delay=30ms: median RTT $newm ms after 100 ms, configured 60" \
+	'awk -v m="$newm" "BEGIN { exit !(m != \"none\" && m > 56 && m < 64) }"'
+
+rm -f "$out"
+tb_end
