@@ -26,6 +26,8 @@ $(OBJ)/tests/unit/test_pbjson.o $(OBJ)/tests/proto/pbjson_tool.o: CPPFLAGS += -I
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: tests/proto/%.proto
 	@mkdir -p $(BUILD)/gen
 	protoc-c -Itests/proto --c_out=$(BUILD)/gen $<
+# Made by a pattern rule only, so make would delete them as intermediate.
+.SECONDARY: $(PBJSON_TEST_GEN_C) $(PBJSON_TEST_GEN_C:.c=.h)
 
 # JSON <-> binary converter used only by tests/proto/crosscheck.sh (not in BINS).
 $(BUILD)/tests/pbjson-tool: $(call objs,tests/proto/pbjson_tool.c tests/proto/pbjson_fill.c $(PBJSON_TEST_GEN_C)) \
