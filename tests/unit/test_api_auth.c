@@ -448,6 +448,7 @@ struct poll_arg {
 	const char *tok;
 	struct api_resp r;
 	uint64_t done_us;
+	int64_t done_wall_ms;
 };
 
 static void *poll_thread(void *arg)
@@ -456,12 +457,13 @@ static void *poll_thread(void *arg)
 
 	api_json("POST", "/api/v1/poll", a->tok, "{\"waitS\":3," API_IFACES "}", &a->r);
 	a->done_us = fj_mono_us();
+	a->done_wall_ms = fj_wall_ms();
 	return NULL;
 }
 
 static void test_poll_delivers(void)
 {
-	struct poll_arg pa = { p_ctok, { 0 }, 0 };
+	struct poll_arg pa = { p_ctok, { 0 }, 0, 0 };
 	struct api_resp r;
 	char spec[1024];
 	json_t *cmd;
@@ -493,6 +495,40 @@ static void test_poll_delivers(void)
 	api_resp_free(&pa.r);
 }
 
+/* A run due later: the timer's tick makes it ready and the held poll answers within 1 s. */
+static void test_poll_due_later(void)
+{
+	struct poll_arg pa = { p_ctok, { 0 }, 0, 0 };
+	struct api_resp r;
+	char spec[1024];
+	int64_t due = fj_wall_ms() + 1500;
+	json_t *run;
+	pthread_t th;
+
+	snprintf(spec, sizeof(spec),
+		 "{\"name\":\"later\",\"type\":\"EXPERIMENT_TYPE_ECHO\",\"shareLinks\":true,"
+		 "\"echo\":{\"messageBytes\":64,\"count\":2},\"deadlineS\":60,\"pickupS\":30,"
+		 "\"schedule\":{\"startMs\":\"%lld\"},"
+		 "\"targets\":{\"pairs\":[{\"clientAgentId\":\"%s\",\"serverAgentId\":\"%s\"}]}}",
+		 (long long)due, p_client, p_server);
+	CU_ASSERT_EQUAL(api_json("POST", "/api/v1/experiments", p_exper, spec, &r), 0);
+	CU_ASSERT_EQUAL(r.status, 201);
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, poll_thread, &pa), 0);
+	pthread_join(th, NULL);
+	CU_ASSERT_EQUAL(pa.r.status, 200);
+	run = json_object_get(
+		json_object_get(json_array_get(json_object_get(pa.r.json, "commands"), 0), "run"),
+		"run");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(run);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(run, "state")),
+			       "RUN_STATE_DISPATCHED");
+	/* Not before it is due, and within 1 s after. */
+	CU_ASSERT(pa.done_wall_ms >= due - 20);
+	CU_ASSERT(pa.done_wall_ms - due < 1000);
+	api_resp_free(&pa.r);
+}
+
 static void test_poll_bad(void)
 {
 	struct api_resp r;
@@ -510,6 +546,7 @@ static void test_poll_bad(void)
 static const struct fj_test poll_tests[] = {
 	{ "timeout", test_poll_timeout },
 	{ "delivers_within_1s", test_poll_delivers },
+	{ "due_later_within_1s", test_poll_due_later },
 	{ "bad", test_poll_bad },
 	{ NULL, NULL },
 };
