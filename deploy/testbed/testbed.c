@@ -665,7 +665,8 @@ static bool is_healthy(const struct tb_topology *t)
 {
 	char ns[32];
 
-	if (!state_has("complete") || emu_pid() <= 0 || !proc_alive(emu_pid()) || !ns_exists(NS_CORE) || !ns_exists(NS_CTL))
+	if (!state_has("complete") || emu_pid() <= 0 || !proc_alive(emu_pid()) ||
+	    !ns_exists(NS_CORE) || !ns_exists(NS_CTL))
 		return false;
 	for (unsigned int s = 0; s < t->n_sites; s++) {
 		snprintf(ns, sizeof(ns), NS_PREFIX "%s", t->sites[s].name);
