@@ -10,6 +10,7 @@
 #include "agent_arena.h"
 #include "agent_sysinfo.h"
 #include "fj_clock.h"
+#include "mptcp_info.h"
 
 static Fjord__V1__Stack run_stack(const Fjord__V1__RunCommand *cmd)
 {
@@ -188,5 +189,38 @@ int exp_provenance(struct exp_out *out, Fjord__V1__Stack stack, const char *cc,
 		p->n_paths = cmd->run->n_paths;
 	}
 	out->result->provenance = p;
+	return 0;
+}
+
+int exp_sample_subflows(struct exp_out *out, int fd, int mptcp)
+{
+	Fjord__V1__Result *r = out->result;
+	Fjord__V1__SubflowMetrics **sf = NULL;
+	struct agent_mptcp_state st;
+	int64_t now = fj_wall_ms();
+	size_t n = 0, i;
+	int rc;
+
+	if (!r->samples)
+		r->samples = agent_arena_alloc(out->arena, EXP_MAX_SAMPLES * sizeof(*r->samples));
+	if (!r->samples)
+		return -ENOMEM;
+	rc = agent_mptcp_subflows(fd, mptcp, out->arena, &sf, &n, EXP_MAX_SUBFLOWS, &st);
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < n && r->n_samples < EXP_MAX_SAMPLES; i++) {
+		Fjord__V1__SubflowSample *smp = agent_arena_alloc(out->arena, sizeof(*smp));
+
+		if (!smp)
+			return -ENOMEM;
+		fjord__v1__subflow_sample__init(smp);
+		smp->t_ms = now;
+		smp->subflow_id = sf[i]->id;
+		smp->bytes_acked = sf[i]->bytes_acked;
+		smp->bytes_received = sf[i]->bytes_received;
+		smp->srtt_us = sf[i]->srtt_us;
+		smp->cwnd = sf[i]->cwnd;
+		r->samples[r->n_samples++] = smp;
+	}
 	return 0;
 }

@@ -16,6 +16,8 @@ struct agent_arena;
 #define EXP_MAX_METRICS	 16
 #define EXP_MAX_EVENTS	 32
 #define EXP_MAX_SUBFLOWS 8
+#define EXP_MAX_SAMPLES	 1000
+#define EXP_SAMPLE_MS	 100
 #define EXP_MAX_TRACES	 4
 #define EXP_TRACE_MAX	 (8u << 20)
 
@@ -60,6 +62,11 @@ struct exp_trace *exp_trace_new(struct exp_out *out, const char *name);
 int exp_trace_printf(struct exp_trace *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void exp_out_release(struct exp_out *out);
+/*
+ * Appends one SubflowSample per subflow of the connected socket fd (made with
+ * IPPROTO_MPTCP if mptcp) to the Result, at most EXP_MAX_SAMPLES in all.
+ */
+int exp_sample_subflows(struct exp_out *out, int fd, int mptcp);
 /* Fills Provenance: stack, kernel, net.mptcp sysctls, agent version, paths. */
 int exp_provenance(struct exp_out *out, Fjord__V1__Stack stack, const char *cc,
 		   const Fjord__V1__RunCommand *cmd, const struct exp_env *env);

@@ -269,11 +269,12 @@ static int echo_params(const Fjord__V1__RunCommand *cmd, struct exp_out *out, ui
 	return 0;
 }
 
-/* Sends and checks every message; returns how many completed. */
-static uint32_t echo_loop(int fd, uint32_t bytes, uint32_t count, uint32_t *rtts,
+/* Sends and checks every message, sampling the subflows; returns how many completed. */
+static uint32_t echo_loop(int fd, int mptcp, uint32_t bytes, uint32_t count, uint32_t *rtts,
 			  struct exp_trace *trace, struct exp_out *out)
 {
 	uint8_t *tx = malloc(bytes), *rx = malloc(bytes);
+	uint64_t next_sample = fj_mono_ms() + EXP_SAMPLE_MS;
 	uint32_t seq;
 	int rc;
 
@@ -310,6 +311,10 @@ static uint32_t echo_loop(int fd, uint32_t bytes, uint32_t count, uint32_t *rtts
 			break;
 		}
 		rtts[seq] = (uint32_t)(t1 - t0 > UINT32_MAX ? UINT32_MAX : t1 - t0);
+		if (t1 / 1000 >= next_sample) {
+			exp_sample_subflows(out, fd, mptcp);
+			next_sample = t1 / 1000 + EXP_SAMPLE_MS;
+		}
 		if (trace && exp_trace_printf(trace, "%u,%llu,%u\n", seq,
 					      (unsigned long long)(t1 / 1000 - out->start_mono_ms),
 					      rtts[seq]))
@@ -405,7 +410,10 @@ int exp_echo_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, st
 	}
 	fd = echo_connect(stack, &t, env, out, &mptcp);
 	if (fd >= 0) {
-		done = echo_loop(fd, bytes, count, rtts, trace, out);
+		/* Samples at the start and the end bracket the run even when it is short. */
+		exp_sample_subflows(out, fd, mptcp);
+		done = echo_loop(fd, mptcp, bytes, count, rtts, trace, out);
+		exp_sample_subflows(out, fd, mptcp);
 		echo_subflows(fd, mptcp, &t, out);
 		agent_sock_congestion(fd, cc, sizeof(cc));
 		close(fd);

@@ -212,6 +212,14 @@ static void check_good(const Fjord__V1__Result *res, const char *id, Fjord__V1__
 	CU_ASSERT(strlen(res->provenance->kernel_version) > 0);
 	CU_ASSERT(res->provenance->n_paths == 1);
 	CU_ASSERT(res->n_subflows >= 1);
+	/* Subflow samples at the start and the end at least; acked bytes never shrink. */
+	CU_ASSERT(res->n_samples >= 2 * res->n_subflows);
+	if (res->n_samples >= 2) {
+		CU_ASSERT(res->samples[res->n_samples - 1]->bytes_acked >=
+			  res->samples[0]->bytes_acked);
+		CU_ASSERT(res->samples[res->n_samples - 1]->bytes_acked >= 50000);
+		CU_ASSERT(res->samples[0]->t_ms > 0);
+	}
 	if (res->n_subflows >= 1) {
 		CU_ASSERT(res->subflows[0]->bytes_acked >= 50000);
 		CU_ASSERT(res->subflows[0]->bytes_received >= 50000);
