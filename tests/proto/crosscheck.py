@@ -6,10 +6,13 @@ protoc's text format round trip, case by case.
   crosscheck.py negatives WORK PYDIR  write inputs both sides must reject
   crosscheck.py decoded WORK PYDIR    our decoding of Python's JSON
 
-A case is WORK/NAME.type (full message name) and NAME.bin (binary); the
-shell has put next to them NAME.ours.json (our encoder), NAME.protoc.bin
-(protoc --decode | protoc --encode) and NAME.protoc.json (our encoder on
-that). Exit status 1 and one line per disagreement when anything differs.
+A case is WORK/NAME.type (full message name), NAME.bin (binary) and
+NAME.ours.json (our encoder), written by `pbjson-tool cases`; the shell has
+added NAME.protoc.bin (protoc --decode | protoc --encode) and NAME.protoc.json
+(our encoder on that) for every filled case. Empty cases (NAME ends in
+"-empty") are compared with FJ_PBJSON_DEFAULTS against
+including_default_value_fields. Exit status 1 and one line per disagreement
+when anything differs.
 """
 
 import glob
