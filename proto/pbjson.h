@@ -69,6 +69,9 @@ int fj_pbjson_dumps(const json_t *json, int flags, char **out);
  * message the caller frees with protobuf_c_message_free_unpacked(*out, NULL).
  * On failure returns -EINVAL (bad JSON or mapping error) or -EMSGSIZE (len >
  * max_len), *out is NULL and err holds a message naming the field.
+ * Also -ENOMEM ("out of memory"); jansson's parser reports some of its own
+ * allocation failures as invalid JSON, so those come back as -EINVAL. err
+ * may be NULL; otherwise it is always NUL-terminated, cut at err_len.
  */
 int fj_pbjson_decode(const ProtobufCMessageDescriptor *desc, const char *text, size_t len,
 		     size_t max_len, ProtobufCMessage **out, char *err, size_t err_len);
