@@ -310,7 +310,36 @@ static void test_destroy_reports(void)
 	check_failed("shut-1", "agent shut down while the run was in progress");
 }
 
+/* A spool at its cap refuses the run with a reason instead of losing data. */
+static void test_spool_full(void)
+{
+	struct agent_spool *full, *saved = spool;
+	static char big[70000];
+	struct agent_runner *r;
+	struct cmd_buf b;
+	char dir[128];
+
+	snprintf(dir, sizeof(dir), "%s/full", tmpdir);
+	CU_ASSERT_EQUAL_FATAL(agent_spool_open(dir, 65536, &full, NULL), 0);
+	CU_ASSERT_EQUAL(agent_spool_put_trace(full, "old-1", "big", big, sizeof(big)), -ENOENT);
+	CU_ASSERT_EQUAL(agent_spool_run_begin(full, "old-1"), 0);
+	CU_ASSERT_EQUAL(agent_spool_put_trace(full, "old-1", "big", big, sizeof(big)), 0);
+	spool = full;
+	r = mk_runner(2, child_ok);
+	ndone = 0;
+	make_cmd(&b, "full-1", FJORD__V1__STACK__STACK_TCP, 0);
+	CU_ASSERT_EQUAL(agent_runner_start(r, &b.cmd), 0);
+	CU_ASSERT_EQUAL(ndone, 1);
+	CU_ASSERT_EQUAL(agent_runner_count(r), 0);
+	check_failed("full-1", "spool full: ");
+	check_failed("full-1", "of 65536 bytes used; run refused");
+	agent_runner_destroy(r);
+	spool = saved;
+	agent_spool_close(full);
+}
+
 static const struct fj_test tests[] = {
+	{ "spool_full", test_spool_full },
 	{ "crash", test_crash },
 	{ "hang_deadline", test_hang_deadline },
 	{ "exit_status", test_exit_status },
