@@ -47,6 +47,8 @@ struct fake_ctl {
 	unsigned int fail_next, put_budget, hold_ms;
 	int put_budget_on, refuse_results, stopping, vanish;
 	unsigned int enrolls, polls, puts, heads, put_bytes;
+	char last_running[65], last_version[32];
+	unsigned int last_n_running, last_wait_s;
 };
 
 struct conn_body {
@@ -171,6 +173,13 @@ static enum MHD_Result do_poll(struct fake_ctl *f, struct MHD_Connection *c,
 	if (!pr)
 		return reply_error(c, 400, "body is not a PollRequest");
 	limit = pr->wait_s * 1000 < f->hold_ms ? pr->wait_s * 1000 : f->hold_ms;
+	pthread_mutex_lock(&f->mu);
+	f->last_n_running = (unsigned int)pr->n_running_run_ids;
+	snprintf(f->last_running, sizeof(f->last_running), "%.64s",
+		 pr->n_running_run_ids ? pr->running_run_ids[0] : "");
+	snprintf(f->last_version, sizeof(f->last_version), "%.31s", pr->version);
+	f->last_wait_s = pr->wait_s;
+	pthread_mutex_unlock(&f->mu);
 	fjord__v1__poll_request__free_unpacked(pr, NULL);
 	for (;;) {
 		pthread_mutex_lock(&f->mu);
@@ -697,4 +706,15 @@ unsigned int fake_ctl_count(struct fake_ctl *f, const char *what)
 		n = f->put_bytes;
 	pthread_mutex_unlock(&f->mu);
 	return n;
+}
+
+void fake_ctl_last_poll(struct fake_ctl *f, char *first_running, size_t len,
+			unsigned int *n_running, char *version, size_t vlen, unsigned int *wait_s)
+{
+	pthread_mutex_lock(&f->mu);
+	snprintf(first_running, len, "%s", f->last_running);
+	snprintf(version, vlen, "%s", f->last_version);
+	*n_running = f->last_n_running;
+	*wait_s = f->last_wait_s;
+	pthread_mutex_unlock(&f->mu);
 }

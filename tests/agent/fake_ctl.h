@@ -51,6 +51,9 @@ int fake_ctl_result(struct fake_ctl *f, const char *run_id, struct fake_result *
 /* A complete, verified trace: copies up to cap bytes; returns its size or -ENOENT. */
 long fake_ctl_trace(struct fake_ctl *f, const char *run_id, const char *name, uint8_t *buf,
 		    size_t cap);
+/* What the last PollRequest carried. */
+void fake_ctl_last_poll(struct fake_ctl *f, char *first_running, size_t len,
+			unsigned int *n_running, char *version, size_t vlen, unsigned int *wait_s);
 unsigned int fake_ctl_count(struct fake_ctl *f,
 			    const char *what); /* "enroll", "poll", "put", "head", "put_bytes" */
 

@@ -359,10 +359,17 @@ static void test_result_refused_kept(void)
 	fake_ctl_stop(cur_fake);
 }
 
+static int polled_again(void *arg)
+{
+	return agent_ctl_polls(((struct harness *)arg)->ctl) >= 4;
+}
+
 static void test_cancel_by_poll(void)
 {
 	struct harness h;
 	struct fake_result fr;
+	char running[65], version[32];
+	unsigned int n_running = 0, wait_s = 0;
 
 	CU_ASSERT_EQUAL_FATAL(fake_ctl_start(0, "sesame", NULL, &cur_fake), 0);
 	fake_ctl_set_hold_ms(cur_fake, 300);
@@ -370,6 +377,14 @@ static void test_cancel_by_poll(void)
 	h_start(&h, fake_ctl_port(cur_fake), NULL, child_hang);
 	CU_ASSERT(pump_until(&h, polled, &h, 5000));
 	CU_ASSERT_EQUAL(agent_runner_count(h.runner), 1);
+	/* The status of the polls says the run is in progress. */
+	CU_ASSERT(pump_until(&h, polled_again, &h, 5000));
+	fake_ctl_last_poll(cur_fake, running, sizeof(running), &n_running, version, sizeof(version),
+			   &wait_s);
+	CU_ASSERT_EQUAL(n_running, 1);
+	CU_ASSERT_STRING_EQUAL(running, "r-can");
+	CU_ASSERT_STRING_EQUAL(version, "0.1.0");
+	CU_ASSERT_EQUAL(wait_s, 1);
 	fake_ctl_queue_cancel(cur_fake, "r-can", "experiment cancelled by the test");
 	want_run = "r-can";
 	CU_ASSERT(pump_until(&h, have_result, NULL, 5000));

@@ -153,6 +153,44 @@ static void test_fd_events(void)
 	agent_loop_destroy(loop);
 }
 
+/* Two ready fds whose callbacks each remove the other: only one may run. */
+static int pair_fd[2][2];
+static unsigned int pair_calls;
+
+static void on_pair(struct agent_loop *loop, int fd, unsigned int events, void *arg)
+{
+	int other = (int)(uintptr_t)arg;
+
+	(void)fd;
+	(void)events;
+	pair_calls++;
+	agent_loop_fd_del(loop, pair_fd[other][0]);
+}
+
+static void test_fd_removed_in_pass(void)
+{
+	struct agent_loop *loop = agent_loop_create(1024);
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL_FATAL(pipe(pair_fd[i]), 0);
+		CU_ASSERT_EQUAL(write(pair_fd[i][1], "x", 1), 1);
+	}
+	CU_ASSERT_EQUAL(agent_loop_fd_set(loop, pair_fd[0][0], AGENT_EV_READ, on_pair, (void *)1),
+			0);
+	CU_ASSERT_EQUAL(agent_loop_fd_set(loop, pair_fd[1][0], AGENT_EV_READ, on_pair, (void *)0),
+			0);
+	pair_calls = 0;
+	CU_ASSERT_EQUAL(agent_loop_run_once(loop, 1000), 1);
+	CU_ASSERT_EQUAL(pair_calls, 1);
+	for (i = 0; i < 2; i++) {
+		agent_loop_fd_del(loop, pair_fd[i][0]);
+		close(pair_fd[i][0]);
+		close(pair_fd[i][1]);
+	}
+	agent_loop_destroy(loop);
+}
+
 static void stopper(struct agent_loop *loop, uint64_t id, void *arg)
 {
 	(void)id;
@@ -177,6 +215,7 @@ static const struct fj_test tests[] = {
 	{ "timer_del", test_timer_del },
 	{ "timer_rearm_next_pass", test_timer_rearm_next_pass },
 	{ "fd_events", test_fd_events },
+	{ "fd_removed_in_pass", test_fd_removed_in_pass },
 	{ "run_stop", test_run_stop },
 	{ NULL, NULL },
 };
