@@ -39,7 +39,7 @@ $(BUILD)/tests/bench-poll: $(call objs,tests/bench/bench_poll.c) $(CTL_HTTP_LIBS
 CLI_SRCS := controller/cli_main.c controller/cli_http.c controller/cli_fmt.c \
 	controller/cli_query.c controller/cli_exp.c
 BINS += $(BUILD)/fjord
-TEST_SCRIPTS += tests/cli/exit_codes.sh
+TEST_SCRIPTS += tests/cli/exit_codes.sh tests/e2e/control_plane.sh tests/e2e/kill_controller.sh
 
 $(BUILD)/fjord: $(call objs,$(CLI_SRCS)) $(BUILD)/libfjproto.a $(BUILD)/libfjcommon.a
 	$(CC) $(LDFLAGS) -o $@ $(call objs,$(CLI_SRCS)) $(BUILD)/libfjproto.a \

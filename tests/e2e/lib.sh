@@ -19,11 +19,11 @@ fj_log()
 
 fj_cleanup()
 {
-	for p in $FJ_PIDS; do
-		kill -9 "$p" 2>/dev/null
+	for _fj_p in $FJ_PIDS; do
+		kill -9 "$_fj_p" 2>/dev/null
 	done
-	for p in $FJ_PIDS; do
-		wait "$p" 2>/dev/null
+	for _fj_p in $FJ_PIDS; do
+		wait "$_fj_p" 2>/dev/null
 	done
 	if [ -n "$T" ] && [ -z "${FJ_KEEP_TMP:-}" ]; then
 		rm -rf "$T"
@@ -48,11 +48,11 @@ print(s.getsockname()[1])'
 
 fj_pid_drop()
 {
-	np=""
-	for p in $FJ_PIDS; do
-		[ "$p" = "$1" ] || np="$np $p"
+	_fj_np=""
+	for _fj_p in $FJ_PIDS; do
+		[ "$_fj_p" = "$1" ] || _fj_np="$_fj_np $_fj_p"
 	done
-	FJ_PIDS=$np
+	FJ_PIDS=$_fj_np
 }
 
 # Secrets of the two test sites (the controller wants at least 16 characters).
@@ -81,10 +81,10 @@ CFG
 
 fj_wait_healthy()
 {
-	i=0
+	_fj_i=0
 	while ! curl -fsS -o /dev/null --max-time 2 "$FJ_URL/healthz" 2>/dev/null; do
-		i=$((i + 1))
-		if [ $i -gt 100 ] || ! kill -0 "$FJ_CTL_PID" 2>/dev/null; then
+		_fj_i=$((_fj_i + 1))
+		if [ $_fj_i -gt 100 ] || ! kill -0 "$FJ_CTL_PID" 2>/dev/null; then
 			tail -n 20 "$T/controller.log" >&2
 			fj_die "controller did not come up on $FJ_URL"
 		fi
@@ -128,23 +128,22 @@ fj_token()
 # labels each, and their responders listen on different ports.
 fj_agent_config()
 {
-	site=$1
-	rport=$2
-	case $site in
-	oslo) secret=$FJ_SECRET_OSLO ;;
-	bergen) secret=$FJ_SECRET_BERGEN ;;
-	*) fj_die "no secret for site $site" ;;
+	_fj_site=$1
+	case $_fj_site in
+	oslo) _fj_secret=$FJ_SECRET_OSLO ;;
+	bergen) _fj_secret=$FJ_SECRET_BERGEN ;;
+	*) fj_die "no secret for site $_fj_site" ;;
 	esac
-	mkdir -p "$T/agent-$site/state" "$T/agent-$site/spool"
-	cat >"$T/agent-$site.cfg" <<CFG
+	mkdir -p "$T/agent-$_fj_site/state" "$T/agent-$_fj_site/spool"
+	cat >"$T/agent-$_fj_site.cfg" <<CFG
 controller_url = "$FJ_URL";
-site = "$site";
+site = "$_fj_site";
 node = "node1";
-enrollment_secret = "$secret";
-state_dir = "$T/agent-$site/state";
-spool_dir = "$T/agent-$site/spool";
+enrollment_secret = "$_fj_secret";
+state_dir = "$T/agent-$_fj_site/state";
+spool_dir = "$T/agent-$_fj_site/spool";
 poll_wait_s = 5;
-responder_port = $rport;
+responder_port = $2;
 responder_addresses = [ "127.0.0.1" ];
 backoff_base_ms = 100;
 backoff_max_ms = 1000;
@@ -166,11 +165,10 @@ fj_agent_start()
 # fj_wait_for SECONDS CMD...: retries CMD every 0.5 s until it succeeds.
 fj_wait_for()
 {
-	limit=$1
+	_fj_end=$(($(date +%s) + $1))
 	shift
-	end=$(($(date +%s) + limit))
 	while ! "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -lt "$end" ] || return 1
+		[ "$(date +%s)" -lt "$_fj_end" ] || return 1
 		sleep 0.5
 	done
 	return 0
