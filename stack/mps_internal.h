@@ -7,6 +7,7 @@
 #define MPS_INTERNAL_H
 
 #include "mps.h"
+#include "mps_crypto.h"
 #include "mps_opt.h"
 #include "mps_seg.h"
 
@@ -32,6 +33,7 @@ void mps_ring_free(struct mps_ring *r);
 uint32_t mps_ring_write(struct mps_ring *r, const uint8_t *src, uint32_t n);
 void mps_ring_peek(const struct mps_ring *r, uint32_t off, uint8_t *dst, uint32_t n);
 void mps_ring_drop(struct mps_ring *r, uint32_t n);
+void mps_ring_csum(const struct mps_ring *r, uint32_t off, uint32_t n, struct mps_dss_csum *c);
 
 enum mps_sf_state {
 	MPS_SF_CLOSED,
@@ -93,14 +95,20 @@ struct mps_conn {
 	bool fallback;
 	const char *fallback_reason;
 	bool fully_established; /* client: a DSS DATA_ACK arrived from the server */
+	bool csum;		/* DSS checksums negotiated (either side set A) */
 	uint64_t lkey, rkey, lidsn, ridsn;
 	uint32_t ltoken, rtoken;
 	/* Data sequence space: snd_una_dsn is the base of sndbuf. */
 	uint64_t snd_una_dsn, rcv_nxt_dsn;
 	uint64_t rx_map_dsn; /* the last mapping received (64-bit) */
 	uint32_t rx_map_ssn;
-	uint16_t rx_map_len;
+	uint16_t rx_map_len;  /* DSN space, DATA_FIN included */
+	uint16_t rx_map_data; /* payload bytes of the mapping */
+	uint16_t rx_map_done; /* of which received */
+	uint16_t rx_map_csum;
 	bool rx_map_valid;
+	struct mps_dss_csum rx_csum; /* running checksum of the current mapping */
+	uint32_t rx_unverified;	     /* tail of rcvbuf held back until the checksum verifies */
 	struct mps_ring sndbuf, rcvbuf;
 	bool shut_wr; /* DATA_FIN wanted after the queued data */
 	bool data_fin_sent;

@@ -223,6 +223,19 @@ static void strip_mptcp(struct mps_sim *sim, uint8_t *pkt, size_t len, unsigned 
 	}
 }
 
+/* The application-level gateway: change one payload byte and fix the TCP checksum. */
+static void rewrite_payload(struct mps_sim *sim, uint8_t *pkt, size_t len)
+{
+	struct mps_seg s;
+	enum mps_seg_err err;
+
+	if (mps_seg_parse(pkt, len, 0, &s, &err) != 0 || s.payload_len == 0)
+		return;
+	((uint8_t *)s.payload)[sim_rand(sim) % s.payload_len] ^= 0x20;
+	fix_tcp_csum(&s);
+	sim->stats.rewritten++;
+}
+
 static int sim_send(void *ctx, const uint8_t *data, size_t len, uint64_t now)
 {
 	struct mps_sim_port *port = ctx;
@@ -259,6 +272,8 @@ static int sim_send(void *ctx, const uint8_t *data, size_t len, uint64_t now)
 	memcpy(pkt->data, data, len);
 	pkt->len = (uint32_t)len;
 	strip_mptcp(sim, pkt->data, len, p->cfg.strip_mptcp);
+	if (p->cfg.rewrite_ppm && sim_rand(sim) % 1000000 < p->cfg.rewrite_ppm)
+		rewrite_payload(sim, pkt->data, len);
 	pkt->order = sim->order++;
 	t = now;
 	if (p->cfg.rate_bps) {

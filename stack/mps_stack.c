@@ -21,6 +21,7 @@ static const char *const counter_names[MPS_CNT__COUNT] = {
 	[MPS_CNT_IN_BAD_ACK] = "in_bad_ack",
 	[MPS_CNT_IN_RCVBUF_FULL] = "in_rcvbuf_full",
 	[MPS_CNT_IN_BAD_MAPPING] = "in_bad_mapping",
+	[MPS_CNT_IN_DSS_CSUM] = "in_dss_csum",
 	[MPS_CNT_IN_ACCEPT_FULL] = "in_accept_full",
 	[MPS_CNT_OUT_RST_DROPPED] = "out_rst_dropped",
 	[MPS_CNT_EVENTS_DROPPED] = "events_dropped",
@@ -277,12 +278,12 @@ ssize_t mps_send(struct mps_conn *c, const void *buf, size_t len)
 
 ssize_t mps_recv(struct mps_conn *c, void *buf, size_t len)
 {
-	uint32_t n = c->rcvbuf.len, before = c->rcvbuf.cap - c->rcvbuf.len;
+	uint32_t n = c->rcvbuf.len - c->rx_unverified, before = c->rcvbuf.cap - c->rcvbuf.len;
 
 	if (n == 0) {
 		if (c->reset)
 			return -ECONNRESET;
-		return c->data_fin_rcvd ? 0 : -EAGAIN;
+		return c->data_fin_rcvd && !c->rx_unverified ? 0 : -EAGAIN;
 	}
 	if (n > len)
 		n = (uint32_t)len;
@@ -340,6 +341,7 @@ int mps_conn_info(const struct mps_conn *c, struct mps_conn_info *info)
 	info->mptcp = c->mptcp;
 	info->fallback = c->fallback;
 	info->fallback_reason = c->fallback_reason;
+	info->checksum = c->mptcp && c->csum;
 	info->local_key = c->lkey;
 	info->remote_key = c->rkey;
 	info->local_token = c->ltoken;
@@ -633,4 +635,12 @@ void mps_ring_drop(struct mps_ring *r, uint32_t n)
 		n = r->len;
 	r->head = (r->head + n) % r->cap;
 	r->len -= n;
+}
+
+void mps_ring_csum(const struct mps_ring *r, uint32_t off, uint32_t n, struct mps_dss_csum *c)
+{
+	uint32_t pos = (r->head + off) % r->cap, first = r->cap - pos < n ? r->cap - pos : n;
+
+	mps_dss_csum_add(c, r->buf + pos, first);
+	mps_dss_csum_add(c, r->buf, n - first);
 }

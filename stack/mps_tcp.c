@@ -128,6 +128,7 @@ void mps_tcp_connect(struct mps_conn *c, uint64_t now)
 	c->snd_una_dsn = 1;
 	if (!c->st->cfg.mptcp_disabled) {
 		c->mptcp = true;
+		c->csum = c->st->cfg.checksum;
 		new_key(c);
 	}
 }
@@ -249,14 +250,9 @@ void mps_tcp_listen_input(struct mps_stack *st, const struct mps_seg *s,
 	c->snd_una_dsn = 1;
 	mpc = find_opt(opts, n, MPS_MPTCP_SUB_CAPABLE);
 	if (mpc && !st->cfg.mptcp_disabled) {
-		if (mpc->mpc.flags & MPS_MPC_FLAG_A) {
-			/* DSS checksums are not implemented: answer as plain TCP. */
-			c->fallback = true;
-			c->fallback_reason = "peer requires DSS checksums";
-		} else {
-			c->mptcp = true;
-			new_key(c);
-		}
+		c->mptcp = true;
+		c->csum = (mpc->mpc.flags & MPS_MPC_FLAG_A) || st->cfg.checksum;
+		new_key(c);
 	}
 }
 
@@ -326,6 +322,8 @@ struct rx_map {
 	uint32_t ssn;
 	uint16_t len;
 	bool fin;
+	bool has_csum;
+	uint16_t csum;
 };
 
 /* The mapping carried by this segment, 64-bit, if any. */
@@ -343,30 +341,73 @@ static void segment_mapping(struct mps_conn *c, const struct mps_opt *o, unsigne
 		m->ssn = dss->dss.ssn;
 		m->len = dss->dss.data_len;
 		m->fin = dss->dss.flags & MPS_DSS_FLAG_F;
+		m->has_csum = dss->dss.has_csum;
+		m->csum = dss->dss.csum;
 	} else if (mpc && mpc->mpc.form == MPS_MPC_DATA) {
 		/* RFC 8684 §3.1: the first data's implied mapping, DSN = IDSN + 1, SSN 1. */
 		m->valid = true;
 		m->dsn = c->ridsn + 1;
 		m->ssn = 1;
 		m->len = mpc->mpc.data_len;
+		m->has_csum = mpc->mpc.has_csum;
+		m->csum = mpc->mpc.csum;
 	}
 }
 
-static int handle_mapping(struct mps_conn *c, const struct rx_map *m)
+/* A checksum failure, or a checksum present against the negotiation: abort. */
+static void csum_failure(struct mps_conn *c, uint64_t now)
 {
+	c->st->counters[MPS_CNT_IN_DSS_CSUM]++;
+	/* MP_FAIL and the infinite mapping are not implemented; the peer is told by MP_FASTCLOSE. */
+	c->fastclose_pending = true;
+	mps_conn_reset(c, MPS_RST_CHECKSUM, now);
+}
+
+static int handle_mapping(struct mps_conn *c, const struct rx_map *m, bool in_order, uint64_t now)
+{
+	struct mps_dss_csum k;
+	uint16_t data;
+
 	if (!m->valid)
 		return 0;
+	if (m->has_csum != c->csum) {
+		csum_failure(c, now);
+		return -EPROTO;
+	}
 	if (m->fin && m->len == 1 && m->ssn == 0) {
-		/* A DATA_FIN alone (Linux's form): no subflow bytes. */
+		/* A DATA_FIN alone (Linux's form): no subflow bytes, the checksum covers the header. */
+		if (c->csum) {
+			mps_dss_csum_init(&k, m->dsn, 0, 1);
+			if (mps_dss_csum_final(&k) != m->csum) {
+				csum_failure(c, now);
+				return -EPROTO;
+			}
+		}
 		data_fin_check(c, true, m->dsn);
 		return 0;
 	}
 	if (m->len == 0)
 		return -EOPNOTSUPP; /* infinite mapping: needs the MP_FAIL path, not here yet */
+	/* A segment beyond rcv_nxt is dropped anyway; its mapping waits for its retransmission. */
+	if (!in_order)
+		return 0;
+	if (c->rx_map_valid && c->rx_map_dsn == m->dsn && c->rx_map_ssn == m->ssn &&
+	    c->rx_map_len == m->len)
+		return 0; /* the same mapping again, as Linux sends it on every segment */
+	if (c->rx_map_valid && c->rx_map_done < c->rx_map_data)
+		return -EEXIST; /* conflicts with the unfinished one */
+	data = (uint16_t)(m->len - (m->fin ? 1 : 0));
+	if (c->csum && data > c->rcvbuf.cap)
+		return -EMSGSIZE; /* could never be verified within our buffer */
 	c->rx_map_dsn = m->dsn;
 	c->rx_map_ssn = m->ssn;
 	c->rx_map_len = m->len;
+	c->rx_map_data = data;
+	c->rx_map_done = 0;
+	c->rx_map_csum = m->csum;
 	c->rx_map_valid = true;
+	if (c->csum)
+		mps_dss_csum_init(&c->rx_csum, m->dsn, m->ssn, m->len);
 	return 0;
 }
 
@@ -377,7 +418,6 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, uint64_t n
 	uint32_t off, n, room, ssn;
 	uint64_t dsn;
 
-	(void)now;
 	if (SEQ_GT(s->seq, sf->rcv_nxt)) {
 		c->st->counters[MPS_CNT_IN_OUT_OF_ORDER]++;
 		sf->ack_now = true;
@@ -390,7 +430,7 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, uint64_t n
 	if (c->mptcp) {
 		ssn = sf->rcv_nxt - sf->irs;
 		if (!c->rx_map_valid || SEQ_LT(ssn, c->rx_map_ssn) ||
-		    SEQ_GEQ(ssn, c->rx_map_ssn + c->rx_map_len)) {
+		    SEQ_GEQ(ssn, c->rx_map_ssn + c->rx_map_data)) {
 			c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
 			return false;
 		}
@@ -399,8 +439,8 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, uint64_t n
 			c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
 			return false;
 		}
-		if (n > c->rx_map_ssn + c->rx_map_len - ssn)
-			n = c->rx_map_ssn + c->rx_map_len - ssn;
+		if (n > c->rx_map_ssn + c->rx_map_data - ssn)
+			n = c->rx_map_ssn + c->rx_map_data - ssn;
 	}
 	room = rcv_space(c);
 	if (n > room) {
@@ -408,6 +448,21 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, uint64_t n
 		n = room;
 	}
 	mps_ring_write(&c->rcvbuf, s->payload + off, n);
+	if (c->mptcp) {
+		c->rx_map_done += (uint16_t)n;
+		if (c->csum) {
+			/* Delivered only once the whole mapping verifies (RFC 8684 §3.3.1). */
+			mps_dss_csum_add(&c->rx_csum, s->payload + off, n);
+			c->rx_unverified += n;
+			if (c->rx_map_done == c->rx_map_data) {
+				if (mps_dss_csum_final(&c->rx_csum) != c->rx_map_csum) {
+					csum_failure(c, now);
+					return false;
+				}
+				c->rx_unverified = 0;
+			}
+		}
+	}
 	sf->rcv_nxt += n;
 	c->rcv_nxt_dsn += n;
 	sf->bytes_received += n;
@@ -581,11 +636,9 @@ static void synsent_input(struct mps_conn *c, const struct mps_seg *s, const str
 	if (c->mptcp) {
 		if (!mpc || mpc->mpc.form != MPS_MPC_SYNACK) {
 			fall_back(c, MPS_FALLBACK_SYNACK_NO_MPC, "SYN/ACK without MP_CAPABLE", now);
-		} else if (mpc->mpc.flags & MPS_MPC_FLAG_A) {
-			/* Omitting MP_CAPABLE from the third ACK makes the server fall back. */
-			fall_back(c, MPS_FALLBACK_CHECKSUM_UNSUPPORTED,
-				  "peer requires DSS checksums", now);
 		} else {
+			/* RFC 8684 §3.1: checksums are used if either SYN asked for them. */
+			c->csum = c->csum || (mpc->mpc.flags & MPS_MPC_FLAG_A);
 			c->rkey = mpc->mpc.snd_key;
 			mps_key_token_idsn(c->rkey, &c->rtoken, &c->ridsn);
 			c->rcv_nxt_dsn = c->ridsn + 1;
@@ -666,9 +719,12 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 	unsigned int n = mps_parse_mptcp(c->st, s, t, o, MPS_TCPOPTS_MPTCP_MAX);
 	struct rx_map m;
 	bool whole;
+	int rc;
 
 	if (c->reset || sf->state == MPS_SF_CLOSED) {
-		mps_queue_rst(c->st, s, &sf->local, &sf->remote);
+		/* A pending MP_FASTCLOSE says more than a bare RST would; let it go first. */
+		if (!c->fastclose_pending)
+			mps_queue_rst(c->st, s, &sf->local, &sf->remote);
 		return;
 	}
 	if (sf->state == MPS_SF_SYN_SENT) {
@@ -729,7 +785,10 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 		if (dss && (dss->dss.flags & MPS_DSS_FLAG_A))
 			data_ack(c, &dss->dss);
 		segment_mapping(c, o, n, &m);
-		if (handle_mapping(c, &m) < 0)
+		rc = handle_mapping(c, &m, SEQ_LEQ(s->seq, sf->rcv_nxt), now);
+		if (c->reset)
+			return;
+		if (rc < 0)
 			c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
 	}
 	whole = true;
@@ -740,6 +799,8 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 		data_fin_check(c, true, m.dsn + m.len - 1);
 	if (c->mptcp && c->rx_fin_pending)
 		data_fin_check(c, true, c->rx_fin_dsn);
+	if (c->reset)
+		return;
 	if ((s->flags & MPS_TCP_FIN) && whole && !sf->fin_rcvd &&
 	    s->seq + s->payload_len == sf->rcv_nxt)
 		take_fin(c, now);
@@ -787,18 +848,24 @@ void mps_tcp_timers(struct mps_conn *c, uint64_t now)
 
 uint64_t mps_tcp_next_timer(const struct mps_conn *c)
 {
-	uint64_t t = c->sf.rto_at < c->sf.tw_at ? c->sf.rto_at : c->sf.tw_at;
+	const struct mps_subflow *sf = &c->sf;
+	bool syn_state = sf->state == MPS_SF_SYN_SENT || sf->state == MPS_SF_SYN_RCVD;
 
-	if (c->fastclose_pending || c->sf.ack_now ||
-	    (c->sf.state == MPS_SF_SYN_SENT && c->sf.snd_nxt == c->sf.iss))
-		return 0; /* output is due now */
-	return t;
+	/* Output that is due at once; each of these is cleared by mps_tcp_output(). */
+	if (c->fastclose_pending)
+		return 0;
+	if (c->reset || sf->state == MPS_SF_CLOSED)
+		return MPS_TIME_NEVER;
+	if ((sf->ack_now && !syn_state) || (syn_state && sf->snd_nxt == sf->iss))
+		return 0;
+	return sf->rto_at < sf->tw_at ? sf->rto_at : sf->tw_at;
 }
 
 /* Options of a non-SYN segment; returns their length (a multiple of 4). */
 static int build_opts(struct mps_conn *c, uint8_t *p, uint64_t now, uint8_t flags, uint64_t dsn,
-		      uint32_t seq, uint32_t len, bool data_fin)
+		      uint32_t seq, uint32_t len, bool data_fin, uint32_t ring_off)
 {
+	struct mps_dss_csum ck;
 	struct mps_subflow *sf = &c->sf;
 	struct mps_opt o;
 	int n = 0, k;
@@ -821,10 +888,16 @@ static int build_opts(struct mps_conn *c, uint8_t *p, uint64_t now, uint8_t flag
 		o.subtype = MPS_MPTCP_SUB_CAPABLE;
 		o.mpc.form = len ? MPS_MPC_DATA : MPS_MPC_ACK;
 		o.mpc.version = MPS_MPTCP_VERSION;
-		o.mpc.flags = MPS_MPC_FLAG_H;
+		o.mpc.flags = MPS_MPC_FLAG_H | (c->csum ? MPS_MPC_FLAG_A : 0);
 		o.mpc.snd_key = c->lkey;
 		o.mpc.rcv_key = c->rkey;
 		o.mpc.data_len = (uint16_t)len;
+		if (len && c->csum) {
+			mps_dss_csum_init(&ck, dsn, 1, (uint16_t)len);
+			mps_ring_csum(&c->sndbuf, ring_off, len, &ck);
+			o.mpc.has_csum = true;
+			o.mpc.csum = mps_dss_csum_final(&ck);
+		}
 	} else {
 		o.subtype = MPS_MPTCP_SUB_DSS;
 		o.dss.flags = MPS_DSS_FLAG_A | MPS_DSS_FLAG_a;
@@ -836,6 +909,13 @@ static int build_opts(struct mps_conn *c, uint8_t *p, uint64_t now, uint8_t flag
 			o.dss.data_len = (uint16_t)(len + (data_fin ? 1 : 0));
 			if (data_fin)
 				o.dss.flags |= MPS_DSS_FLAG_F;
+			if (c->csum) {
+				mps_dss_csum_init(&ck, dsn, o.dss.ssn, o.dss.data_len);
+				if (len)
+					mps_ring_csum(&c->sndbuf, ring_off, len, &ck);
+				o.dss.has_csum = true;
+				o.dss.csum = mps_dss_csum_final(&ck);
+			}
 		}
 	}
 	k = mps_opt_build(&o, p + n, (size_t)(MAX_OPTS - n));
@@ -879,7 +959,7 @@ static int build_syn_opts(struct mps_conn *c, uint8_t *p, uint64_t now, bool syn
 	o.subtype = MPS_MPTCP_SUB_CAPABLE;
 	o.mpc.form = synack ? MPS_MPC_SYNACK : MPS_MPC_SYN;
 	o.mpc.version = MPS_MPTCP_VERSION;
-	o.mpc.flags = MPS_MPC_FLAG_H;
+	o.mpc.flags = MPS_MPC_FLAG_H | (c->csum ? MPS_MPC_FLAG_A : 0);
 	o.mpc.snd_key = c->lkey;
 	k = mps_opt_build(&o, p + n, (size_t)(MAX_OPTS - n));
 	return k < 0 ? k : n + k;
@@ -1076,7 +1156,7 @@ static int send_segment(struct mps_conn *c, uint64_t now, uint32_t seq, uint64_t
 	int rc;
 
 	ps.optlen = build_opts(c, opts, now, ps.flags, fin && !len ? data_end_dsn(c) : dsn, seq,
-			       len, fin && c->mptcp);
+			       len, fin && c->mptcp, ps.ring_off);
 	if (ps.optlen < 0)
 		return ps.optlen;
 	rc = write_packet(c->st, &ps, buf, cap);
@@ -1182,8 +1262,10 @@ int mps_tcp_output(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
 	if ((sf->state == MPS_SF_SYN_SENT || sf->state == MPS_SF_SYN_RCVD) &&
 	    sf->snd_nxt == sf->iss)
 		return send_syn(c, now, buf, cap);
-	if (sf->state == MPS_SF_SYN_SENT || sf->state == MPS_SF_SYN_RCVD)
+	if (sf->state == MPS_SF_SYN_SENT || sf->state == MPS_SF_SYN_RCVD) {
+		sf->ack_now = false; /* no bare ACK before the handshake is done */
 		return 0;
+	}
 	if (sf->rexmit_one) {
 		sf->rexmit_one = false;
 		rc = send_from(c, now, sf->snd_una, true, buf, cap);

@@ -40,6 +40,7 @@ struct mps_config {
 	uint32_t max_conns;  /* connections per stack, listeners' children included; 0: 64 */
 	uint32_t msl_us;     /* maximum segment lifetime (TIME_WAIT is 2 MSL); 0: 30 s */
 	bool mptcp_disabled; /* behave as plain TCP (baselines) */
+	bool checksum;	     /* ask for DSS checksums (a peer that asks gets them anyway) */
 	/*
 	 * Randomness for keys, ISNs and ports. NULL: an internal generator
 	 * seeded with seed, for deterministic tests only (its output is
@@ -155,6 +156,7 @@ struct mps_conn_info {
 	enum mps_conn_state state;
 	bool mptcp;		     /* MPTCP in use (false: never negotiated, or fell back) */
 	bool fallback;		     /* negotiated MPTCP lost, or refused by the peer */
+	bool checksum;		     /* DSS checksums in use */
 	const char *fallback_reason; /* static storage, NULL if none */
 	uint64_t local_key, remote_key;
 	uint32_t local_token, remote_token;
@@ -178,18 +180,18 @@ enum mps_event_type {
 };
 
 enum mps_fallback_reason {
-	MPS_FALLBACK_SYNACK_NO_MPC = 1,	   /* the SYN/ACK lacked MP_CAPABLE */
-	MPS_FALLBACK_SYN_NO_MPC,	   /* the client's SYN lacked it */
-	MPS_FALLBACK_CHECKSUM_UNSUPPORTED, /* the peer requires DSS checksums */
-	MPS_FALLBACK_ACK_NO_MPC,	   /* the third ACK / first data lacked it */
-	MPS_FALLBACK_NO_DSS,		   /* the server's first segments carried no DSS */
+	MPS_FALLBACK_SYNACK_NO_MPC = 1, /* the SYN/ACK lacked MP_CAPABLE */
+	MPS_FALLBACK_SYN_NO_MPC,	/* the client's SYN lacked it */
+	MPS_FALLBACK_ACK_NO_MPC,	/* the third ACK / first data lacked it */
+	MPS_FALLBACK_NO_DSS,		/* the server's first segments carried no DSS */
 };
 
 enum mps_rst_reason {
 	MPS_RST_PEER = 1, /* RST received */
 	MPS_RST_FASTCLOSE,
-	MPS_RST_TIMEOUT, /* too many retransmissions */
-	MPS_RST_LOCAL,	 /* mps_abort() */
+	MPS_RST_TIMEOUT,  /* too many retransmissions */
+	MPS_RST_LOCAL,	  /* mps_abort() */
+	MPS_RST_CHECKSUM, /* DSS checksum wrong or its presence not as negotiated */
 };
 
 struct mps_event {
@@ -218,6 +220,7 @@ enum mps_counter {
 	MPS_CNT_IN_BAD_ACK,	  /* ACK of data never sent */
 	MPS_CNT_IN_RCVBUF_FULL,	  /* data beyond the receive buffer */
 	MPS_CNT_IN_BAD_MAPPING,	  /* DSS mapping disagreeing with the stream */
+	MPS_CNT_IN_DSS_CSUM,	  /* DSS checksum wrong, missing or unexpected: reset */
 	MPS_CNT_IN_ACCEPT_FULL,	  /* SYN refused: connection table full */
 	MPS_CNT_OUT_RST_DROPPED,  /* RST queue full */
 	MPS_CNT_EVENTS_DROPPED,

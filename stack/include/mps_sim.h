@@ -27,6 +27,7 @@ struct mps_sim_link_cfg {
 	uint32_t mtu;		  /* larger IP packets are dropped; 0: 1500 */
 	uint64_t rate_bps;	  /* serialisation rate; 0: unlimited */
 	unsigned int strip_mptcp; /* MPS_SIM_STRIP_*: a middlebox that removes MPTCP options */
+	uint32_t rewrite_ppm;	  /* payload rewritten, TCP checksum fixed (as an ALG does) */
 };
 
 /* Which segments lose their MPTCP options (overwritten with NOPs, checksum fixed). */
@@ -36,7 +37,8 @@ struct mps_sim_link_cfg {
 #define MPS_SIM_STRIP_DATA   0x08 /* with payload */
 
 struct mps_sim_stats {
-	uint64_t sent, delivered, lost, too_big, no_route, queue_full, reordered, stripped;
+	uint64_t sent, delivered, lost, too_big, no_route, queue_full, reordered, stripped,
+		rewritten;
 };
 
 /* Create an empty network; NULL on allocation failure. Free with mps_sim_destroy(). */

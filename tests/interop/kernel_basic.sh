@@ -1,9 +1,10 @@
 #!/bin/sh
 # Interop: the bundled stack (mpsperf on a TUN device) against the Linux
 # kernel's MPTCP in a private network namespace, in both roles, IPv4 and
-# IPv6. Checks equal SHA-256 at both ends, MPTCP kept to the end on the
-# kernel side (MPTCP_INFO), and the kernel's MPTcpExt counters: MP_CAPABLE
-# seen, no fallback, no DSS or checksum errors.
+# IPv6, and with the kernel asking for DSS checksums. Checks equal SHA-256
+# at both ends, MPTCP kept to the end on the kernel side (MPTCP_INFO), and
+# the kernel's MPTcpExt counters: MP_CAPABLE seen, no fallback, no DSS or
+# checksum errors.
 set -eu
 
 BYTES=${FJ_INTEROP_BYTES:-4194304}
@@ -42,7 +43,13 @@ check() { # name expected actual
 		fail=1
 	fi
 }
-jget() { python3 -c 'import json,sys; print(str(json.loads(sys.stdin.readline())[sys.argv[1]]).lower())' "$1"; }
+jget() { # key; prints nothing for a missing or empty JSON line, so check() reports it
+	python3 -c 'import json,sys
+try:
+    print(str(json.loads(sys.stdin.readline())[sys.argv[1]]).lower())
+except (ValueError, KeyError):
+    pass' "$1"
+}
 # Counter deltas of one run: nstat -n before it, snapshot() after it; the
 # history file is private to this test so other users of nstat do not interfere.
 export NSTAT_HISTORY="$TMP/nstat.hist"
@@ -50,6 +57,18 @@ snapshot() { ip netns exec "$NS" nstat -z >"$TMP/nstat" 2>/dev/null; }
 counter() { awk -v n="$1" '$1 == n { print $2 }' "$TMP/nstat"; }
 nonzero_bad() {
 	awk '$1 ~ /^MPTcpExt/ && $1 ~ /Fallback|DSSNotMatching|DataCsumErr|InfiniteMapRx|MismatchPortAckRx|DSSCorruption/ && $2 != 0 { print $1 "=" $2 }' "$TMP/nstat" | tr '\n' ' '
+}
+
+# The kernel's listener must be up before our SYN, or the answer is an RST.
+wait_listen() {
+	i=0
+	while [ $i -lt 100 ]; do
+		ip netns exec "$NS" ss -Hltn "sport = :$1" 2>/dev/null | grep -q . && return 0
+		sleep 0.05
+		i=$((i + 1))
+	done
+	echo "kernel_basic: nothing listens on port $1" >&2
+	return 1
 }
 
 # Kernel client -> bundled server (sink).
@@ -77,7 +96,7 @@ run_bundled_client() { # family-tag our-addr kernel-addr
 	ip netns exec "$NS" nstat -n >/dev/null
 	ip netns exec "$NS" timeout 60 python3 "$PEER" recv "$3" 5003 >"$TMP/peer.json" &
 	PID=$!
-	sleep 0.5
+	wait_listen 5003
 	ip netns exec "$NS" timeout 60 "$PERF" client --tun mps0 --addr "$2" --remote "$3" \
 		--port 5003 --mode send --bytes "$BYTES" >"$TMP/perf.json" 2>"$TMP/perf.err" ||
 		{ echo "kernel_basic: mpsperf client failed" >&2; cat "$TMP/perf.err" >&2; fail=1; }
@@ -96,6 +115,13 @@ run_kernel_client v4 10.77.0.2 10.77.0.2
 run_bundled_client v4 10.77.0.2 10.77.0.1
 run_kernel_client v6 fd77::2 fd77::2
 run_bundled_client v6 fd77::2 fd77::1
+
+# The kernel asks for DSS checksums (flag A): both directions must use and verify them.
+ip netns exec "$NS" sysctl -q net.mptcp.checksum_enabled=1
+run_kernel_client v4-csum 10.77.0.2 10.77.0.2
+check "v4-csum kernel->bundled checksums in use" true "$(jget checksum <"$TMP/perf.json")"
+run_bundled_client v4-csum 10.77.0.2 10.77.0.1
+check "v4-csum bundled->kernel checksums in use" true "$(jget checksum <"$TMP/perf.json")"
 
 [ "$fail" = 0 ] && echo "kernel_basic: all passed"
 exit "$fail"

@@ -432,6 +432,73 @@ static void test_strip_syn(void)
 	strip_run(MPS_SIM_STRIP_SYN, MPS_FALLBACK_SYNACK_NO_MPC, false, 0);
 }
 
+static void test_checksum_transfer(void)
+{
+	static const struct mps_sim_link_cfg lossy = { .delay_us = 8000,
+						       .loss_ppm = 5000,
+						       .reorder_ppm = 5000,
+						       .reorder_delay_us = 3000,
+						       .mtu = 1500 };
+	struct mps_config ask = { .seed = 81, .checksum = true }, plain = { .seed = 82 };
+	struct mps_conn_info ci, si;
+	struct mps_conn *c, *s;
+	struct world w;
+
+	/* The client asks; the server, not configured for it, follows (RFC 8684 §3.1). */
+	world_init(&w, 4, &lossy, &ask, &plain, 83);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	transfer_and_close(&w, c, s, 1 << 20, &ci, &si);
+	CU_ASSERT_TRUE(ci.checksum);
+	CU_ASSERT_TRUE(si.checksum);
+	CU_ASSERT_TRUE(ci.mptcp);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_DSS_CSUM), 0);
+	world_free(&w);
+
+	/* Server asks, data flows server -> client. */
+	world_init(&w, 6, &lossy, &plain, &ask, 84);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	transfer_and_close(&w, s, c, 1 << 20, &si, &ci);
+	CU_ASSERT_TRUE(ci.checksum);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_IN_DSS_CSUM), 0);
+	world_free(&w);
+}
+
+static void test_checksum_catches_rewrite(void)
+{
+	struct mps_sim_link_cfg alg = clean_link;
+	struct mps_config ask = { .seed = 91, .checksum = true };
+	struct mps_conn *c, *s;
+	struct mps_sim_stats ss;
+	struct world w;
+	uint8_t buf[20000];
+	long steps;
+
+	/* A middlebox rewrites payload and fixes the TCP checksum; only DSS checksums see it. */
+	alg.rewrite_ppm = 200000;
+	world_init(&w, 4, &alg, &ask, &ask, 93);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	memset(buf, 'a', sizeof(buf));
+	CU_ASSERT_EQUAL(mps_send(c, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	for (steps = 0; steps < 1000; steps++) {
+		while (mps_recv(s, buf, sizeof(buf)) > 0)
+			;
+		if (!world_step(&w))
+			break;
+	}
+	mps_sim_get_stats(w.sim, &ss);
+	CU_ASSERT(ss.rewritten > 0);
+	CU_ASSERT(mps_stack_counter(w.st[1], MPS_CNT_IN_DSS_CSUM) > 0);
+	CU_ASSERT_TRUE(has_event(&w, 1, MPS_EV_CONN_RESET, MPS_RST_CHECKSUM));
+	/* No rewritten byte was handed to the application. */
+	CU_ASSERT_EQUAL(mps_recv(s, buf, sizeof(buf)), -ECONNRESET);
+	/* The peer was told: MP_FASTCLOSE with its key. */
+	CU_ASSERT_TRUE(has_event(&w, 0, MPS_EV_CONN_RESET, MPS_RST_FASTCLOSE));
+	world_free(&w);
+}
+
 static void test_rst_closed_port(void)
 {
 	struct mps_config cfg = { .seed = 41 };
@@ -516,6 +583,8 @@ static const struct fj_test tests[] = {
 	{ "strip_syn", test_strip_syn },
 	{ "strip_synack", test_strip_synack },
 	{ "strip_third_ack", test_strip_third_ack },
+	{ "checksum_transfer", test_checksum_transfer },
+	{ "checksum_catches_rewrite", test_checksum_catches_rewrite },
 	{ "rst_closed_port", test_rst_closed_port },
 	{ "fastclose", test_fastclose },
 	{ "syn_retransmit", test_syn_retransmit },
