@@ -179,7 +179,7 @@ real_controller_case() {
 	EXP=$($CLI experiments create --type echo --pairs sa:sb --stack kernel,tcp --share-links \
 		--messages 3000 --message-bytes 65536 --name spool-kill | sed -n 's/^created experiment \([^ ]*\) .*/\1/p')
 	[ -n "$EXP" ] || fail "cannot create the experiment"
-	wait_for 100 'grep -q "poll: 2 command(s)" "$R/sa.log"' || fail "the runs were not dispatched"
+	wait_for 100 '[ "$(grep -c " started (pid" "$R/sa.log")" = 2 ]' || fail "the runs did not start"
 	kill "$CPID"
 	wait "$CPID" 2>/dev/null || true
 	wait_for 300 '[ "$(ls "$R"/sa/spool/runs/*/result.pb 2>/dev/null | wc -l)" = 2 ]' ||
