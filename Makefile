@@ -94,7 +94,9 @@ fuzz: deps
 fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
-		$(BUILD)/fuzz/$$t -runs=20000 tests/fuzz/corpus/$$t >$(BUILD)/fuzz/$$t.log 2>&1 \
+		mkdir -p $(BUILD)/fuzz/smoke-$$t; \
+		$(BUILD)/fuzz/$$t -runs=20000 $(BUILD)/fuzz/smoke-$$t tests/fuzz/corpus/$$t \
+			>$(BUILD)/fuzz/$$t.log 2>&1 \
 		|| { tail -n 30 $(BUILD)/fuzz/$$t.log; exit 1; }; \
 		echo "fuzz smoke: $$t: $$(grep -o 'Done [0-9]* runs' $(BUILD)/fuzz/$$t.log)"; done
 
