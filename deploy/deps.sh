@@ -8,7 +8,8 @@ libcurl4-openssl-dev libmicrohttpd-dev libconfig-dev
 libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3 python3-protobuf
 libcunit1-dev libsqlite3-dev sqlite3 libjansson-dev libssl-dev libpcap-dev
 iproute2 iptables iperf3 tshark ethtool curl procps psmisc
-iputils-ping"
+iputils-ping
+openssl"
 
 missing=""
 for p in $PKGS; do

@@ -178,5 +178,24 @@ expect 1 "refused by the controller \(404\): .+" env FJORD_TOKEN="$exp" $FJ $C \
 	traces list no-run
 fj_controller_stop
 
+# --- https: the CLI checks the controller's certificate ---------------------
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+	-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+	-keyout "$T/tls-key.pem" -out "$T/tls-cert.pem" >"$T/openssl.log" 2>&1 ||
+	fj_die "openssl could not make a test certificate: $(cat "$T/openssl.log")"
+FJ_TLS_CERT="$T/tls-cert.pem"
+FJ_TLS_KEY="$T/tls-key.pem"
+FJ_PORT=""
+rm -f "$T/controller.cfg"
+fj_controller_config
+fj_controller_start
+expect 1 "refused by the controller \(401\)" $FJ --controller "$FJ_URL" --cacert "$FJ_TLS_CERT" \
+	agents
+expect 0 "^ID +SITE" env FJORD_CACERT="$FJ_TLS_CERT" FJORD_CONTROLLER="$FJ_URL" \
+	FJORD_TOKEN="$(fj_token viewer)" $FJ agents
+expect 3 "cannot reach the controller at https://127.0.0.1:$FJ_PORT: .*(SSL|certificate)" \
+	$FJ --controller "$FJ_URL" agents
+fj_controller_stop
+
 echo "cli exit codes: $((n - fails)) of $n checks passed"
 [ "$fails" = 0 ]

@@ -65,8 +65,15 @@ fj_controller_config()
 {
 	[ -n "${FJ_PORT:-}" ] || FJ_PORT=$(fj_free_port)
 	FJ_URL="http://127.0.0.1:$FJ_PORT"
+	_fj_tls=""
+	if [ -n "${FJ_TLS_CERT:-}" ]; then
+		# https with this certificate and key (FJ_TLS_KEY).
+		FJ_URL="https://127.0.0.1:$FJ_PORT"
+		_fj_tls="tls_cert = \"$FJ_TLS_CERT\"; tls_key = \"$FJ_TLS_KEY\";"
+	fi
 	mkdir -p "$T/ctl"
 	cat >"$T/controller.cfg" <<CFG
+$_fj_tls
 listen = "127.0.0.1";
 port = $FJ_PORT;
 data_dir = "$T/ctl";
@@ -82,7 +89,8 @@ CFG
 fj_wait_healthy()
 {
 	_fj_i=0
-	while ! curl -fsS -o /dev/null --max-time 2 "$FJ_URL/healthz" 2>/dev/null; do
+	while ! curl -fsS -o /dev/null --max-time 2 ${FJ_TLS_CERT:+--cacert "$FJ_TLS_CERT"} \
+		"$FJ_URL/healthz" 2>/dev/null; do
 		_fj_i=$((_fj_i + 1))
 		if [ $_fj_i -gt 100 ] || ! kill -0 "$FJ_CTL_PID" 2>/dev/null; then
 			tail -n 20 "$T/controller.log" >&2
