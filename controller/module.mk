@@ -2,7 +2,7 @@
 # Store and scheduler sources (CTL_CORE_SRCS) and HTTP sources (CTL_HTTP_SRCS)
 # form libfjctl.a, which the unit tests link too.
 CTL_CORE_SRCS := controller/store_sqlite.c controller/store_sqlite_runs.c controller/store_sqlite_results.c \
-	controller/sched.c controller/sched_expand.c
+	controller/store_sqlite_agg.c controller/sched.c controller/sched_expand.c
 CTL_HTTP_SRCS := controller/config.c controller/auth.c controller/http.c controller/http_buf.c \
 	controller/http_poll.c controller/metrics.c controller/traces.c controller/routes.c \
 	controller/routes_agent.c controller/routes_trace.c controller/routes_user.c \

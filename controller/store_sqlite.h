@@ -111,10 +111,13 @@ int st_pack(const ProtobufCMessage *m, uint8_t **buf, size_t *len);
 int st_set_str(char **field, const char *v);
 char *st_strdup0(const char *s);
 
-/* Builds a Run message from a row whose first columns are RUN_COLS. */
+/* Builds a Run message from a row whose first columns are RUN_COLS, selected
+ * from RUN_FROM (the run's packed message lives in run_msg, apart from the
+ * narrow rows that queries and aggregates scan). */
 #define RUN_COLS                                                                                   \
-	"r.msg, r.state, r.reason, r.dispatched_ms, r.started_ms, r.finished_ms, r.deadline_ms, "  \
+	"rm.msg, r.state, r.reason, r.dispatched_ms, r.started_ms, r.finished_ms, r.deadline_ms, " \
 	"r.due_ms"
+#define RUN_FROM  "run r JOIN run_msg rm ON rm.rid = r.rid"
 #define RUN_NCOLS 8
 int st_run_from_row(sqlite3_stmt *s, int col, Fjord__V1__Run **out);
 

@@ -369,8 +369,9 @@ static const char SQL_EXP_INS[] = "INSERT INTO experiment(id, state, owner, crea
 				  " runs_total, msg) VALUES (?, ?, ?, ?, ?, ?)";
 static const char SQL_RUN_INS[] =
 	"INSERT INTO run(id, experiment_rid, state, due_ms, deadline_ms, stack, client_agent,"
-	" server_agent, client_site, server_site, family_mask, isp_local, isp_remote, msg)"
-	" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+	" server_agent, client_site, server_site, family_mask, isp_local, isp_remote)"
+	" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_RUN_MSG_INS[] = "INSERT INTO run_msg(rid, msg) VALUES (?, ?)";
 static const char SQL_PATH_INS[] = "INSERT INTO run_path(run_rid, idx, local_isp, remote_isp,"
 				   " family) VALUES (?, ?, ?, ?, ?)";
 
@@ -396,7 +397,6 @@ static int insert_run(struct store_conn *w, int64_t exp_rid, const struct run_ro
 	sqlite3_bind_int(s, 11, r->family_mask);
 	sqlite3_bind_text(s, 12, r->isp_local, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 13, r->isp_remote, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 14, r->blob, (int)r->len, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
@@ -407,6 +407,15 @@ static int insert_run(struct store_conn *w, int64_t exp_rid, const struct run_ro
 		return err;
 	}
 	rid = sqlite3_last_insert_rowid(w->db);
+	s = st_stmt(w, SQL_RUN_MSG_INS);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, rid);
+	sqlite3_bind_blob(s, 2, r->blob, (int)r->len, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return st_sqlerr(w->db, rc);
 	for (j = 0; j < r->n_paths; j++) {
 		s = st_stmt(w, SQL_PATH_INS);
 		if (!s)
@@ -692,7 +701,7 @@ int ctl_store_experiment_cancel(struct ctl_store *st, const char *id, const char
 
 /* ---- runs ------------------------------------------------------------------- */
 
-static const char SQL_RUN_GET[] = "SELECT " RUN_COLS " FROM run r WHERE r.id = ?";
+static const char SQL_RUN_GET[] = "SELECT " RUN_COLS " FROM " RUN_FROM " WHERE r.id = ?";
 
 int ctl_store_run_get(struct ctl_store *st, const char *id, Fjord__V1__Run **out)
 {
@@ -825,7 +834,7 @@ int ctl_store_runs_by_state(struct ctl_store *st, uint32_t state_mask, size_t li
 		st_set_err("limit must be 1..%d", ST_RUNS_MAX);
 		return -EINVAL;
 	}
-	st_qb_add(&qb, "SELECT " RUN_COLS " FROM run r WHERE 1");
+	st_qb_add(&qb, "SELECT " RUN_COLS " FROM " RUN_FROM " WHERE 1");
 	err = st_qb_filters(&qb, &q);
 	if (err)
 		return err;
@@ -852,7 +861,7 @@ int ctl_store_runs_query(struct ctl_store *st, const struct ctl_query *q, Fjord_
 
 	if (!st || !out)
 		return -EINVAL;
-	st_qb_add(&qb, "SELECT " RUN_COLS " FROM run r WHERE 1");
+	st_qb_add(&qb, "SELECT " RUN_COLS " FROM " RUN_FROM " WHERE 1");
 	err = st_qb_filters(&qb, q);
 	if (err)
 		return err;

@@ -808,6 +808,24 @@ static void test_aggregates(void)
 	CU_ASSERT_EQUAL(ag->rows[0]->count, 3);
 	CU_ASSERT_DOUBLE_EQUAL(ag->rows[0]->median, 5.0, 1e-9);
 	fjord__v1__aggregate_response__free_unpacked(ag, NULL);
+	/* An indexed filter takes the lookup path: the same figures. */
+	memset(&q, 0, sizeof(q));
+	q.experiment_id = "e1";
+	q.from_ms = 1000;
+	q.to_ms = 6000; /* r0..r4: 1, 5, 2, 5, 3 */
+	CU_ASSERT_EQUAL_FATAL(ctl_store_aggregate(st, "goodput_bps", CTL_GROUP_SITE_PAIR, &q, &ag),
+			      0);
+	CU_ASSERT_EQUAL_FATAL(ag->n_rows, 1);
+	CU_ASSERT_EQUAL(ag->rows[0]->count, 5);
+	CU_ASSERT_DOUBLE_EQUAL(ag->rows[0]->mean, 3.2, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(ag->rows[0]->median, 3.0, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(ag->rows[0]->p95, 5.0, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(ag->rows[0]->min, 1.0, 1e-9);
+	fjord__v1__aggregate_response__free_unpacked(ag, NULL);
+	q.experiment_id = "nope";
+	CU_ASSERT_EQUAL_FATAL(ctl_store_aggregate(st, "goodput_bps", CTL_GROUP_STACK, &q, &ag), 0);
+	CU_ASSERT_EQUAL(ag->n_rows, 0);
+	fjord__v1__aggregate_response__free_unpacked(ag, NULL);
 	CU_ASSERT_EQUAL_FATAL(ctl_store_aggregate(st, "no_such", CTL_GROUP_STACK, NULL, &ag), 0);
 	CU_ASSERT_EQUAL(ag->n_rows, 0);
 	fjord__v1__aggregate_response__free_unpacked(ag, NULL);
@@ -820,6 +838,67 @@ static void test_aggregates(void)
 	CU_ASSERT_EQUAL(by, CTL_GROUP_EXPERIMENT);
 	CU_ASSERT_EQUAL(ctl_group_by_parse("color", &by), -EINVAL);
 	CU_ASSERT_EQUAL(ctl_group_by_parse(NULL, &by), -EINVAL);
+	fixture_end(st, a, b);
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Reference: the linear-interpolation percentile of a sorted copy. */
+static double ref_pct(const double *sorted, size_t n, double p)
+{
+	double pos = p * (double)(n - 1);
+	size_t lo = (size_t)pos;
+
+	return lo + 1 < n ? sorted[lo] + (sorted[lo + 1] - sorted[lo]) * (pos - (double)lo)
+			  : sorted[n - 1];
+}
+
+/* Medians and p95 of many random groups (with ties) against sorting. */
+static void test_aggregate_random(void)
+{
+	enum { N = 600 };
+	double vals[2][N], sorted[N];
+	size_t n[2] = { 0, 0 }, i, g;
+	Fjord__V1__AggregateResponse *ag = NULL;
+	char id[32], *a, *b;
+	int dup;
+	struct ctl_store *st = fixture(&a, &b);
+
+	srand(12345);
+	make_experiment(st, "e1", a, b, N, 1000);
+	for (i = 0; i < N; i++) {
+		double v = (double)(rand() % 97) + (i % 7 == 0 ? 0.5 : 0.0);
+
+		g = i % 2; /* kernel / bundled */
+		vals[g][n[g]++] = v;
+		snprintf(id, sizeof(id), "e1.r%zu", i);
+		CU_ASSERT_EQUAL(put_result(st, id, a, 1, v, "s", &dup), 0);
+	}
+	CU_ASSERT_EQUAL_FATAL(ctl_store_aggregate(st, "goodput_bps", CTL_GROUP_STACK, NULL, &ag),
+			      0);
+	CU_ASSERT_EQUAL_FATAL(ag->n_rows, 2);
+	for (g = 0; g < 2; g++) {
+		const Fjord__V1__AggregateRow *row = agg_row(ag, g ? "bundled" : "kernel");
+		double sum = 0;
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(row);
+		memcpy(sorted, vals[g], n[g] * sizeof(double));
+		qsort(sorted, n[g], sizeof(double), cmp_dbl);
+		for (i = 0; i < n[g]; i++)
+			sum += sorted[i];
+		CU_ASSERT_EQUAL(row->count, n[g]);
+		CU_ASSERT_DOUBLE_EQUAL(row->mean, sum / (double)n[g], 1e-9);
+		CU_ASSERT_DOUBLE_EQUAL(row->median, ref_pct(sorted, n[g], 0.5), 1e-9);
+		CU_ASSERT_DOUBLE_EQUAL(row->p95, ref_pct(sorted, n[g], 0.95), 1e-9);
+		CU_ASSERT_DOUBLE_EQUAL(row->min, sorted[0], 1e-9);
+		CU_ASSERT_DOUBLE_EQUAL(row->max, sorted[n[g] - 1], 1e-9);
+	}
+	fjord__v1__aggregate_response__free_unpacked(ag, NULL);
 	fixture_end(st, a, b);
 }
 
@@ -1130,6 +1209,7 @@ static const struct fj_test tests[] = {
 	{ "runs_query", test_runs_query },
 	{ "results", test_results },
 	{ "aggregates", test_aggregates },
+	{ "aggregate_random", test_aggregate_random },
 	{ "traces", test_traces },
 	{ "group_commit", test_group_commit },
 	{ "batch_isolation", test_batch_isolation },
