@@ -178,6 +178,24 @@ expect 1 "refused by the controller \(404\): .+" env FJORD_TOKEN="$exp" $FJ $C \
 	traces list no-run
 fj_controller_stop
 
+# --- a plain web server that is no controller: 5xx is exit 4, a 4xx without
+# an Error body is exit 1 with its text, a 200 that is not the expected
+# message is exit 4 -----------------------------------------------------------
+mkdir -p "$T/www/api/v1/runs"
+printf '{"agents": 5}' >"$T/www/api/v1/agents"
+printf '{"rows": [{"run": {"id": "r1", "colour": "red"}}]}' >"$T/www/api/v1/results"
+wport=$(fj_free_port)
+python3 -m http.server --bind 127.0.0.1 --directory "$T/www" "$wport" >"$T/www.log" 2>&1 &
+FJ_PIDS="$FJ_PIDS $!"
+fj_wait_for 10 curl -fsS -o /dev/null "http://127.0.0.1:$wport/api/v1/agents" ||
+	fj_die "python3 -m http.server did not start"
+W="--controller http://127.0.0.1:$wport"
+expect 4 "controller error \(501\): .*Unsupported method" $FJ $W experiments cancel e1
+expect 1 "refused by the controller \(404\): .*File not found" $FJ $W experiments list
+expect 4 "not a valid fjord.v1.AgentList: .*agents" $FJ $W agents
+expect 4 "not a valid fjord.v1.ResultList: .*colour" $FJ $W results
+expect 4 "controller error \(301\)" $FJ $W runs
+
 # --- https: the CLI checks the controller's certificate ---------------------
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 	-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
