@@ -143,6 +143,17 @@ static int remove_temps(const char *run_dir)
 	return 0;
 }
 
+/* Left when the result is acknowledged while traces remain (one was refused). */
+#define ACKED_MARKER "acked"
+
+static int is_acked(const struct agent_spool *sp, const char *run_id)
+{
+	char p[SPOOL_PATH_MAX];
+	struct stat st;
+
+	return run_path(sp, run_id, ACKED_MARKER, p, sizeof(p)) == 0 && stat(p, &st) == 0;
+}
+
 static int recover_run(struct agent_spool *sp, const char *run_id)
 {
 	Fjord__V1__Result r = FJORD__V1__RESULT__INIT;
@@ -153,7 +164,7 @@ static int recover_run(struct agent_spool *sp, const char *run_id)
 	if (rc)
 		return rc;
 	remove_temps(dir);
-	if (agent_spool_has_result(sp, run_id))
+	if (agent_spool_has_result(sp, run_id) || is_acked(sp, run_id))
 		return 0;
 	r.run_id = (char *)run_id;
 	r.ok = 0;
@@ -361,7 +372,11 @@ static int list_runs(const struct agent_spool *sp, struct run_entry **out, size_
 		struct stat st;
 
 		if (!agent_spool_valid_name(e->d_name) ||
-		    run_path(sp, e->d_name, "result.pb", p, sizeof(p)) || stat(p, &st) < 0)
+		    run_path(sp, e->d_name, "result.pb", p, sizeof(p)))
+			continue;
+		/* Finished: a result, or an acknowledged one with traces still to go. */
+		if (stat(p, &st) < 0 &&
+		    (run_path(sp, e->d_name, ACKED_MARKER, p, sizeof(p)) || stat(p, &st) < 0))
 			continue;
 		if (cnt == cap) {
 			struct run_entry *nr;
@@ -448,15 +463,13 @@ int agent_spool_list(const struct agent_spool *sp, struct agent_spool_item **ite
 		char p[SPOOL_PATH_MAX];
 		struct stat st;
 
-		run_path(sp, runs[i].id, "result.pb", p, sizeof(p));
-		if (stat(p, &st) < 0)
-			continue;
 		/*
 		 * Traces first, the result last: result.pb marks the run finished,
-		 * so it must stay until the traces are acknowledged too.
+		 * so it stays until the traces are acknowledged too.
 		 */
 		rc = list_traces(sp, runs[i].id, &it, &cnt, &cap, max);
-		if (!rc && cnt < max)
+		run_path(sp, runs[i].id, "result.pb", p, sizeof(p));
+		if (!rc && cnt < max && stat(p, &st) == 0)
 			rc = push_item(&it, &cnt, &cap, runs[i].id, "", (uint64_t)st.st_size);
 	}
 	free(runs);
@@ -518,22 +531,52 @@ int agent_spool_trace_path(const struct agent_spool *sp, const char *run_id, con
 /* Removes the run folder if nothing is left in it; the result always goes last. */
 static void remove_run_if_empty(struct agent_spool *sp, const char *run_id)
 {
-	char dir[SPOOL_PATH_MAX];
+	char dir[SPOOL_PATH_MAX], marker[SPOOL_PATH_MAX];
+	struct dirent *e;
+	int others = 0;
+	DIR *d;
 
-	if (run_path(sp, run_id, NULL, dir, sizeof(dir)))
+	if (run_path(sp, run_id, NULL, dir, sizeof(dir)) ||
+	    run_path(sp, run_id, ACKED_MARKER, marker, sizeof(marker)))
 		return;
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL)
+		others += strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+			  strcmp(e->d_name, ACKED_MARKER);
+	closedir(d);
+	if (others)
+		return;
+	unlink(marker);
 	if (rmdir(dir) == 0)
 		fsync_dir(sp->runs);
 }
 
+static const char *marker_path(const struct agent_spool *sp, const char *run_id, char *buf,
+			       size_t len)
+{
+	run_path(sp, run_id, ACKED_MARKER, buf, len);
+	return buf;
+}
+
 int agent_spool_ack_result(struct agent_spool *sp, const char *run_id)
 {
-	char p[SPOOL_PATH_MAX], dir[SPOOL_PATH_MAX];
+	char p[SPOOL_PATH_MAX], dir[SPOOL_PATH_MAX], m[SPOOL_PATH_MAX];
 	int rc;
 
 	rc = run_path(sp, run_id, "result.pb", p, sizeof(p));
 	if (!rc)
 		rc = run_path(sp, run_id, NULL, dir, sizeof(dir));
+	if (rc)
+		return rc;
+	if (access(p, F_OK) < 0)
+		return -errno;
+	/*
+	 * Traces may remain (one the controller refused): mark the run so a
+	 * restart neither reports it again nor forgets those traces.
+	 */
+	rc = atomic_write(dir, marker_path(sp, run_id, m, sizeof(m)), "", 0);
 	if (rc)
 		return rc;
 	if (unlink(p) < 0)

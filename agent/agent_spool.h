@@ -5,6 +5,7 @@
  *   SPOOL/runs/RUN_ID/           one folder per run, made when the run starts
  *   SPOOL/runs/RUN_ID/result.pb  the Result (protobuf), written last
  *   SPOOL/runs/RUN_ID/t.NAME     the trace NAME
+ *   SPOOL/runs/RUN_ID/acked      the result was acknowledged but traces remain
  *   SPOOL/runs/RUN_ID/.tmp.*     files being written (write, fsync, rename,
  *                                fsync the folder); removed when the spool opens
  *

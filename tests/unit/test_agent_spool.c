@@ -193,6 +193,36 @@ static void test_restart_recovery(void)
 	agent_spool_close(sp);
 }
 
+/* The controller took the result but refused a trace: it stays, and a restart keeps it. */
+static void test_result_acked_trace_left(void)
+{
+	struct agent_spool *sp;
+	struct agent_spool_item *it = NULL;
+	unsigned int rec = 9;
+	size_t n = 0;
+	char dir[128];
+
+	fresh(dir, sizeof(dir), "e");
+	CU_ASSERT_EQUAL_FATAL(agent_spool_open(dir, 1 << 20, &sp, NULL), 0);
+	CU_ASSERT_EQUAL(agent_spool_run_begin(sp, "r"), 0);
+	CU_ASSERT_EQUAL(agent_spool_put_trace(sp, "r", "huge.pcap", "data", 4), 0);
+	CU_ASSERT_EQUAL(put_result(sp, "r", 1, ""), 0);
+	CU_ASSERT_EQUAL(agent_spool_ack_result(sp, "r"), 0);
+	CU_ASSERT(!agent_spool_has_result(sp, "r"));
+	agent_spool_close(sp);
+	CU_ASSERT_EQUAL_FATAL(agent_spool_open(dir, 1 << 20, &sp, &rec), 0);
+	CU_ASSERT_EQUAL(rec, 0);
+	CU_ASSERT(!agent_spool_has_result(sp, "r"));
+	CU_ASSERT_EQUAL(agent_spool_list(sp, &it, &n, 10), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_STRING_EQUAL(it[0].name, "huge.pcap");
+	free(it);
+	CU_ASSERT_EQUAL(agent_spool_ack_trace(sp, "r", "huge.pcap"), 0);
+	CU_ASSERT(!agent_spool_run_exists(sp, "r"));
+	CU_ASSERT_EQUAL(agent_spool_ack_result(sp, "r"), -ENOENT);
+	agent_spool_close(sp);
+}
+
 static void test_names(void)
 {
 	CU_ASSERT(agent_spool_valid_name("run-1_a.b"));
@@ -209,6 +239,7 @@ static const struct fj_test tests[] = {
 	{ "cap", test_cap },
 	{ "order_oldest_first", test_order_oldest_first },
 	{ "restart_recovery", test_restart_recovery },
+	{ "result_acked_trace_left", test_result_acked_trace_left },
 	{ "names", test_names },
 	{ NULL, NULL },
 };
