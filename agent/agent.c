@@ -166,6 +166,8 @@ static int create_parts(struct agent *a, char *err, size_t errlen)
 		return r;
 	r = agent_http_create(a->loop, &a->http);
 	if (!r)
+		r = agent_http_set_cainfo(a->http, a->cfg.cacert);
+	if (!r)
 		r = agent_runner_create(a->loop, a->spool, &rc, on_run_done, a, &a->runner);
 	if (!r)
 		r = agent_ctl_create(a->loop, a->http, &a->cfg, &ops, a, &a->ctl);

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fjord.pb-c.h"
 
@@ -22,6 +23,7 @@ static const char *const link_type_names[] = {
 
 static const char *const known_settings[] = {
 	"controller_url",
+	"controller_cacert",
 	"site",
 	"node",
 	"enrollment_secret",
@@ -306,6 +308,12 @@ static int parse_strings(const config_setting_t *root, struct agent_config *cfg,
 		     err, errlen);
 	if (!rc)
 		rc = check_url(root, cfg->controller_url, err, errlen);
+	if (!rc)
+		rc = get_str(root, "controller_cacert", cfg->cacert, sizeof(cfg->cacert), 0, err,
+			     errlen);
+	if (!rc && cfg->cacert[0] && access(cfg->cacert, R_OK) < 0)
+		rc = fail(err, errlen, config_setting_get_member(root, "controller_cacert"),
+			  "controller_cacert", "cannot read %s: %s", cfg->cacert, strerror(errno));
 	if (!rc)
 		rc = get_str(root, "site", cfg->site, sizeof(cfg->site), 1, err, errlen);
 	if (!rc && !is_label(cfg->site))

@@ -28,6 +28,7 @@ struct agent_iface_cfg {
 
 struct agent_config {
 	char controller_url[AGENT_URL_MAX + 1];
+	char cacert[AGENT_PATH_MAX + 1]; /* CA bundle for an https controller; empty: system's */
 	char site[AGENT_LABEL_MAX + 1];
 	char node[AGENT_LABEL_MAX + 1];
 	char secret[AGENT_SECRET_MAX + 1];

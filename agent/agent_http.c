@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -35,6 +36,7 @@ struct agent_http {
 	uint64_t next_id;
 	unsigned int active;
 	struct http_req *reqs;
+	char cainfo[512];
 };
 
 static void check_done(struct agent_http *h);
@@ -238,6 +240,8 @@ static int req_setup(struct http_req *r, const struct agent_http_req *q)
 	curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, q->timeout_ms > 0 ? q->timeout_ms : 30000L);
 	curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
 	curl_easy_setopt(r->easy, CURLOPT_USERAGENT, "fjord-agent");
+	if (r->h->cainfo[0])
+		curl_easy_setopt(r->easy, CURLOPT_CAINFO, r->h->cainfo);
 	if (strcmp(q->method, "HEAD") == 0) {
 		curl_easy_setopt(r->easy, CURLOPT_NOBODY, 1L);
 	} else if (strcmp(q->method, "GET") != 0) {
@@ -253,6 +257,14 @@ static int req_setup(struct http_req *r, const struct agent_http_req *q)
 		if (strcmp(q->method, "POST") != 0)
 			curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, q->method);
 	}
+	return 0;
+}
+
+int agent_http_set_cainfo(struct agent_http *h, const char *path)
+{
+	if (path && strlen(path) >= sizeof(h->cainfo))
+		return -ENAMETOOLONG;
+	snprintf(h->cainfo, sizeof(h->cainfo), "%s", path ? path : "");
 	return 0;
 }
 

@@ -39,6 +39,8 @@ struct agent_http_req {
 int agent_http_create(struct agent_loop *loop, struct agent_http **out);
 /* Cancels every request in flight without calling their callbacks. */
 void agent_http_destroy(struct agent_http *h);
+/* CA bundle for https (copied); NULL or "" for the system's. */
+int agent_http_set_cainfo(struct agent_http *h, const char *path);
 /* Starts a request; fn is called once, later, from the loop. Returns 0 and an id. */
 int agent_http_start(struct agent_http *h, const struct agent_http_req *req, agent_http_done_fn fn,
 		     void *arg, uint64_t *id);

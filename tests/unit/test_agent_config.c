@@ -91,6 +91,8 @@ static const struct bad_case bad[] = {
 	{ GOOD_HEAD GOOD_IFACES "responder_addresses = [ \"localhost\" ];",
 	  "'responder_addresses': element 0 is not an IPv4 or IPv6 address" },
 	{ GOOD_HEAD GOOD_IFACES "responder_idle_s = 0;", "'responder_idle_s'" },
+	{ GOOD_HEAD GOOD_IFACES "controller_cacert = \"/nonexistent/ca.pem\";",
+	  "'controller_cacert': cannot read /nonexistent/ca.pem: No such file" },
 	{ GOOD_HEAD GOOD_IFACES "responder_max_connections = 0;", "'responder_max_connections'" },
 	{ GOOD_HEAD GOOD_IFACES "pol_wait_s = 3;", "'pol_wait_s': unknown setting" },
 	{ GOOD_HEAD, "'interfaces': missing" },
