@@ -12,6 +12,7 @@ for b in fjord fjord-controller fjord-agent; do
 done
 fj_tmpdir
 unset FJORD_CONTROLLER FJORD_TOKEN http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
+FJ_BUILD_REL=$FJ_BUILD
 FJ_BUILD=$(cd "$FJ_BUILD" && pwd)
 CLI="$FJ_BUILD/fjord"
 
@@ -33,10 +34,10 @@ echo "\$ fjord agents"
 fjord agents
 
 echo
-echo "\$ fjord experiments create --type echo --all-site-pairs --count 3 --interval 3 --name demo-echo"
-fjord experiments create --type echo --all-site-pairs --count 3 --interval 3 \
-	--messages 50 --message-bytes 512 --name demo-echo --json >"$T/exp.json" ||
-	fj_die "could not create the experiment"
+set -- --type echo --all-site-pairs --count 3 --interval 3 --messages 50 --message-bytes 512 \
+	--name demo-echo
+echo "\$ fjord experiments create $*"
+fjord experiments create "$@" --json >"$T/exp.json" || fj_die "could not create the experiment"
 EXP=$(fj_json_get "$T/exp.json" id)
 TOTAL=$(fj_json_get "$T/exp.json" runsTotal)
 echo "created experiment $EXP: $TOTAL runs (both directions, 3 rounds, 3 s apart)"
@@ -60,17 +61,25 @@ if [ -n "$METRIC" ]; then
 	fjord aggregate --metric "$METRIC" --group-by site_pair --experiment "$EXP"
 fi
 RUN=$(fjord runs --experiment "$EXP" --state succeeded --csv | sed -n 2p | cut -d, -f1)
+TRACE=""
+[ -n "$RUN" ] && TRACE=$(fjord traces list "$RUN" --csv | sed -n 2p | cut -d, -f1)
+if [ -n "$TRACE" ]; then
+	echo
+	echo "\$ fjord traces list $RUN"
+	fjord traces list "$RUN"
+fi
 
 cat <<TXT
 
-To dig further (with FJORD_CONTROLLER=$FJ_URL and FJORD_TOKEN set as above):
+To dig further (the CLI is $FJ_BUILD_REL/fjord; it needs FJORD_CONTROLLER and FJORD_TOKEN,
+which FJORD_DEMO_KEEP=1 prints for this demo's controller):
   fjord experiments show $EXP
-  fjord results --experiment $EXP --json         # subflows, samples, provenance
-  fjord results --site oslo --csv > results.csv
+  fjord runs --experiment $EXP --json            # every field of every run
+  fjord results --experiment $EXP --json         # subflows, samples, events, provenance
+  fjord results --site oslo --csv > results.csv  # every metric column
   fjord aggregate --metric ${METRIC:-rtt_p50_us} --group-by stack
-  fjord traces list ${RUN:-RUN}
-  fjord traces get ${RUN:-RUN} NAME -o trace.file
-  fjord --help
+  fjord traces get ${RUN:-RUN} ${TRACE:-NAME} -o ${TRACE:-trace}    # checked against its SHA-256
+  fjord --help                                   # every command; COMMAND --help for its options
 TXT
 
 if [ "${FJORD_DEMO_KEEP:-0}" = 1 ]; then
