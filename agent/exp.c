@@ -224,3 +224,57 @@ int exp_sample_subflows(struct exp_out *out, int fd, int mptcp)
 	}
 	return 0;
 }
+
+/* The kernel's path manager name: net.mptcp.path_manager, or pm_type on older kernels. */
+static int kernel_path_manager(char *buf, size_t len)
+{
+	if (agent_sysinfo_mptcp_sysctl("path_manager", buf, len) == 0)
+		return 0;
+	if (agent_sysinfo_mptcp_sysctl("pm_type", buf, len) < 0)
+		return -ENOENT;
+	snprintf(buf, len, "%s", strcmp(buf, "1") == 0 ? "userspace" : "kernel");
+	return 0;
+}
+
+static int check_sysctl(struct exp_out *out, const char *what, const char *sysctl, const char *have,
+			const char *want)
+{
+	if (!want || !want[0] || strcmp(have, want) == 0)
+		return 0;
+	exp_fail(out, "kernel MPTCP %s is '%s' (net.mptcp.%s); the run asks for '%.64s'", what,
+		 have, sysctl, want);
+	return -EINVAL;
+}
+
+int exp_kernel_settings(const Fjord__V1__RunCommand *cmd, int fd, int mptcp, struct exp_out *out)
+{
+	const Fjord__V1__StackSettings *ss = cmd->spec ? cmd->spec->stack : NULL;
+	char have[128];
+	int rc;
+
+	if (!ss)
+		return 0;
+	if (ss->congestion_control && ss->congestion_control[0]) {
+		rc = agent_sock_set_congestion(fd, ss->congestion_control);
+		if (rc < 0) {
+			exp_fail(out, "congestion control '%.64s' not available: %s",
+				 ss->congestion_control, strerror(-rc));
+			return -EINVAL;
+		}
+	}
+	if (!mptcp)
+		return 0;
+	if (agent_sysinfo_mptcp_sysctl("scheduler", have, sizeof(have)) == 0 &&
+	    check_sysctl(out, "scheduler", "scheduler", have, ss->scheduler))
+		return -EINVAL;
+	if (kernel_path_manager(have, sizeof(have)) == 0 &&
+	    check_sysctl(out, "path manager", "path_manager", have, ss->path_manager))
+		return -EINVAL;
+	if (ss->checksums &&
+	    agent_sysinfo_mptcp_sysctl("checksum_enabled", have, sizeof(have)) == 0 &&
+	    strcmp(have, "0") == 0) {
+		exp_fail(out, "the run asks for MPTCP checksums; net.mptcp.checksum_enabled is 0");
+		return -EINVAL;
+	}
+	return 0;
+}

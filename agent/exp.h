@@ -67,6 +67,13 @@ void exp_out_release(struct exp_out *out);
  * IPPROTO_MPTCP if mptcp) to the Result, at most EXP_MAX_SAMPLES in all.
  */
 int exp_sample_subflows(struct exp_out *out, int fd, int mptcp);
+/*
+ * Applies the run's StackSettings to a kernel socket: congestion control per
+ * socket; scheduler, path manager and checksums are per network namespace
+ * (net.mptcp.*), so a run asking for other values than the system's fails
+ * rather than measure something else. 0, or -EINVAL after exp_fail().
+ */
+int exp_kernel_settings(const Fjord__V1__RunCommand *cmd, int fd, int mptcp, struct exp_out *out);
 /* Fills Provenance: stack, kernel, net.mptcp sysctls, agent version, paths. */
 int exp_provenance(struct exp_out *out, Fjord__V1__Stack stack, const char *cc,
 		   const Fjord__V1__RunCommand *cmd, const struct exp_env *env);

@@ -159,8 +159,9 @@ static void set_timeouts(int fd, const struct exp_env *env)
 }
 
 /* Opens and connects the socket; *mptcp says which protocol it got. */
-static int echo_connect(Fjord__V1__Stack stack, const struct echo_target *t,
-			const struct exp_env *env, struct exp_out *out, int *mptcp)
+static int echo_connect(const Fjord__V1__RunCommand *cmd, Fjord__V1__Stack stack,
+			const struct echo_target *t, const struct exp_env *env, struct exp_out *out,
+			int *mptcp)
 {
 	int fd = -1;
 
@@ -179,6 +180,10 @@ static int echo_connect(Fjord__V1__Stack stack, const struct echo_target *t,
 		return -errno;
 	}
 	set_timeouts(fd, env);
+	if (exp_kernel_settings(cmd, fd, *mptcp, out) < 0) {
+		close(fd);
+		return -EINVAL;
+	}
 	if (t->has_local && bind(fd, (const struct sockaddr *)&t->local, t->local_len) < 0) {
 		exp_fail(out, "bind to %s: %s", t->local_str, strerror(errno));
 		close(fd);
@@ -408,7 +413,7 @@ int exp_echo_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, st
 		exp_provenance(out, stack, NULL, cmd, env);
 		return exp_fail(out, "out of memory for %u messages", count);
 	}
-	fd = echo_connect(stack, &t, env, out, &mptcp);
+	fd = echo_connect(cmd, stack, &t, env, out, &mptcp);
 	if (fd >= 0) {
 		/* Samples at the start and the end bracket the run even when it is short. */
 		exp_sample_subflows(out, fd, mptcp);

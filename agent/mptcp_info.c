@@ -156,6 +156,13 @@ int agent_mptcp_subflows(int fd, int mptcp_socket, struct agent_arena *a,
 	return plain_tcp(fd, a, arr, n);
 }
 
+int agent_sock_set_congestion(int fd, const char *name)
+{
+	if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, (socklen_t)strlen(name)) < 0)
+		return -errno;
+	return 0;
+}
+
 int agent_sock_congestion(int fd, char *buf, size_t len)
 {
 	socklen_t l = (socklen_t)(len - 1);

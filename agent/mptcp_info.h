@@ -26,6 +26,8 @@ struct agent_mptcp_state {
 int agent_mptcp_subflows(int fd, int mptcp_socket, struct agent_arena *a,
 			 Fjord__V1__SubflowMetrics ***out, size_t *n, size_t max,
 			 struct agent_mptcp_state *st);
+/* Sets the socket's congestion control ("reno"); 0 or -errno. */
+int agent_sock_set_congestion(int fd, const char *name);
 /* The socket's congestion control name ("cubic"), or -errno. */
 int agent_sock_congestion(int fd, char *buf, size_t len);
 

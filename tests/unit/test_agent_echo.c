@@ -369,6 +369,51 @@ static void test_no_responder(void)
 	agent_runner_destroy(r);
 }
 
+/* StackSettings: congestion control per socket; per-namespace settings must match. */
+static void test_stack_settings(void)
+{
+	struct agent_responder *resp = mk_responder(0);
+	struct agent_runner *r = mk_runner(agent_responder_port(resp));
+	Fjord__V1__StackSettings ss;
+	struct echo_cmd c;
+	Fjord__V1__Result *res;
+
+	fjord__v1__stack_settings__init(&ss);
+	ss.congestion_control = "reno";
+	mk_cmd(&c, "cc-reno", FJORD__V1__STACK__STACK_TCP, "127.0.0.1");
+	c.spec.stack = &ss;
+	res = run_one(r, &c);
+	check_good(res, "cc-reno", FJORD__V1__STACK__STACK_TCP);
+	CU_ASSERT_STRING_EQUAL(res->provenance->congestion_control, "reno");
+	fjord__v1__result__free_unpacked(res, NULL);
+
+	ss.congestion_control = "no-such-cc";
+	mk_cmd(&c, "cc-bad", FJORD__V1__STACK__STACK_TCP, "127.0.0.1");
+	c.spec.stack = &ss;
+	res = run_one(r, &c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(!res->ok);
+	CU_ASSERT_STRING_EQUAL(
+		res->error,
+		"congestion control 'no-such-cc' not available: No such file or directory");
+	fjord__v1__result__free_unpacked(res, NULL);
+
+	if (agent_sysinfo_has_kernel_mptcp()) {
+		ss.congestion_control = "";
+		ss.scheduler = "no-such-scheduler";
+		mk_cmd(&c, "sched-bad", FJORD__V1__STACK__STACK_KERNEL, "127.0.0.1");
+		c.spec.stack = &ss;
+		res = run_one(r, &c);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+		CU_ASSERT(!res->ok);
+		CU_ASSERT_PTR_NOT_NULL(strstr(res->error, "(net.mptcp.scheduler); the run asks for "
+							  "'no-such-scheduler'"));
+		fjord__v1__result__free_unpacked(res, NULL);
+	}
+	agent_runner_destroy(r);
+	agent_responder_destroy(resp);
+}
+
 static int connect_lo(unsigned int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
@@ -503,6 +548,7 @@ static const struct fj_test tests[] = {
 	{ "v6_from_peer", test_v6_from_peer },
 	{ "fallback_to_tcp_peer", test_fallback_to_tcp_peer },
 	{ "no_responder", test_no_responder },
+	{ "stack_settings", test_stack_settings },
 	{ "responder_caps", test_responder_caps },
 	{ NULL, NULL },
 };
