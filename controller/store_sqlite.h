@@ -82,6 +82,7 @@ struct ctl_store {
 	int version;
 	int64_t online_ms;
 	uint64_t n_batches, n_ops; /* writer statistics */
+	uint64_t writer_cpu_ns;	   /* CPU time the writer thread spent in batches */
 };
 
 /* Thread-local error message for ctl_store_errmsg(). */

@@ -318,7 +318,7 @@ static double ingest_grouped(struct world *w, const char **client, size_t n, int
 			     .threads = threads };
 	struct ingest_thr *th = calloc((size_t)threads, sizeof(*th));
 	pthread_t *tid = calloc((size_t)threads, sizeof(*tid));
-	uint64_t b0 = w->st->n_batches, o0 = w->st->n_ops;
+	uint64_t b0 = w->st->n_batches, o0 = w->st->n_ops, c0 = w->st->writer_cpu_ns;
 	double t0, t1;
 	int i;
 
@@ -345,9 +345,10 @@ static double ingest_grouped(struct world *w, const char **client, size_t n, int
 		exit(1);
 	}
 	printf("  group commit:   %zu results, %d threads x %zu in flight: %.2f s, %.0f results/s"
-	       " (%.1f results per commit)\n",
+	       " (%.1f results per commit, writer CPU %.1f us per result)\n",
 	       n, threads, window, t1 - t0, (double)n / (t1 - t0),
-	       (double)(w->st->n_ops - o0) / (double)(w->st->n_batches - b0));
+	       (double)(w->st->n_ops - o0) / (double)(w->st->n_batches - b0),
+	       (double)(w->st->writer_cpu_ns - c0) / 1e3 / (double)n);
 	free(th);
 	free(tid);
 	return (double)n / (t1 - t0);
