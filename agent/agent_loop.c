@@ -253,6 +253,9 @@ int agent_loop_run_once(struct agent_loop *loop, int max_wait_ms)
 
 	if (loop->before_sleep)
 		loop->before_sleep(loop, loop->before_sleep_arg);
+	/* The hook may have stopped the loop: do not sleep first. */
+	if (loop->stop)
+		return 0;
 	n = agent_loop_backend_wait(loop->backend, loop->ready, LOOP_READY_MAX,
 				    wait_timeout(loop, max_wait_ms));
 	if (n < 0)
@@ -286,6 +289,7 @@ int agent_loop_run(struct agent_loop *loop)
 		if (n < 0)
 			return n;
 	}
+	loop->stop = 0;
 	return 0;
 }
 

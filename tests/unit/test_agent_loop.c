@@ -198,6 +198,28 @@ static void stopper(struct agent_loop *loop, uint64_t id, void *arg)
 	agent_loop_stop(loop);
 }
 
+static void stop_hook(struct agent_loop *loop, void *arg)
+{
+	(*(unsigned int *)arg)++;
+	agent_loop_stop(loop);
+}
+
+/* A before-sleep hook that stops the loop ends it without sleeping first. */
+static void test_before_sleep_stop(void)
+{
+	struct agent_loop *loop = agent_loop_create(64);
+	unsigned int calls = 0;
+	uint64_t t0 = agent_loop_now_ms(loop);
+
+	agent_loop_timer_add(loop, 5000, stopper, NULL);
+	agent_loop_set_before_sleep(loop, stop_hook, &calls);
+	CU_ASSERT_EQUAL(agent_loop_run(loop), 0);
+	CU_ASSERT_EQUAL(calls, 1);
+	CU_ASSERT_EQUAL(agent_loop_timer_count(loop), 1);
+	CU_ASSERT(agent_loop_now_ms(loop) - t0 < 5000);
+	agent_loop_destroy(loop);
+}
+
 static void test_run_stop(void)
 {
 	struct agent_loop *loop = agent_loop_create(64);
@@ -217,6 +239,7 @@ static const struct fj_test tests[] = {
 	{ "fd_events", test_fd_events },
 	{ "fd_removed_in_pass", test_fd_removed_in_pass },
 	{ "run_stop", test_run_stop },
+	{ "before_sleep_stop", test_before_sleep_stop },
 	{ NULL, NULL },
 };
 
