@@ -2,8 +2,8 @@
 # kill -9 of the controller in the middle of scheduling and of result and
 # trace uploads loses no acknowledged write. Two agents on loopback run a
 # periodic echo experiment while the controller is killed and restarted
-# several times; an experiment created (201) right before one kill must
-# survive it. Meanwhile a watcher records every result and trace that
+# several times, at random moments and while uploads are in flight; an
+# experiment created (201) right before one kill must survive it. Meanwhile a watcher records every result and trace that
 # appears in the agents' spools: an agent removes them only once the
 # controller acknowledged them, so once the spools are empty every one of
 # them must be stored, and every trace must download with its SHA-256.
@@ -50,7 +50,7 @@ FJ_PIDS="$FJ_PIDS $WATCHER"
 # Runs in both directions every second, each about half a second long;
 # generous pickup and deadline so that a run due while the controller is down
 # is still picked up after it.
-fjord experiments create --type echo --pairs oslo:bergen,bergen:oslo --count 12 --interval 1 \
+fjord experiments create --type echo --pairs oslo:bergen,bergen:oslo --count 16 --interval 1 \
 	--share-links --pickup 60 --deadline 90 --messages 20000 --message-bytes 64 \
 	--name chaos --json >"$T/exp-a.json" || fj_die "create failed"
 EXP_A=$(fj_json_get "$T/exp-a.json" id)
@@ -81,8 +81,7 @@ while [ $i -lt "$KILLS" ]; do
 		sleep 1.2
 		how="with uploads in flight"
 	fi
-	if [ $i = 2 ]; then
-		kill -CONT "$FJ_CTL_PID"
+	if [ $i = 3 ]; then
 		fjord experiments create --type echo --pairs oslo:bergen --count 2 --interval 1 \
 			--share-links --pickup 60 --deadline 90 --name acked-before-kill \
 			--json >"$T/exp-b.json" || fj_die "create B failed"
