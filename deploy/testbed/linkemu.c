@@ -67,10 +67,22 @@ struct qdir {
 	uint64_t ring_full;
 };
 
+/* Queue of the rewrite-seq middlebox: each packet is changed and let go at once. */
+struct mbq {
+	int fd;
+	uint16_t qnum;
+	unsigned int link;
+	int dir;
+	uint32_t delta;
+	uint64_t rewritten, untouched, errors;
+};
+
 struct emu {
 	struct tb_topology topo;
 	unsigned int n_links;
 	struct qdir *q; /* 2 per link */
+	struct mbq *mq; /* 2 per rewrite-seq link */
+	unsigned int n_mq;
 	int epfd, tfd, ctlfd;
 	uint64_t armed_ns;
 	uint64_t snap_ns;
@@ -124,17 +136,17 @@ static struct nlmsghdr *start_msg(char *buf, uint16_t type, uint16_t flags, uint
 }
 
 /* Sends a config message and waits for the kernel's acknowledgement. */
-static int config_queue(struct qdir *q, const void *cmd, bool params, uint32_t flags_mask,
-			uint32_t flags)
+static int config_fd(int fd, uint16_t qnum, const void *cmd, uint32_t copy_range,
+		     uint32_t flags_mask, uint32_t flags)
 {
 	char buf[256], ack[1024];
-	struct nlmsghdr *nlh = start_msg(buf, NFQNL_MSG_CONFIG, NLM_F_ACK, q->qnum);
+	struct nlmsghdr *nlh = start_msg(buf, NFQNL_MSG_CONFIG, NLM_F_ACK, qnum);
 	ssize_t n;
 
 	if (cmd)
 		put_attr(nlh, NFQA_CFG_CMD, cmd, sizeof(struct nfqnl_msg_config_cmd));
-	if (params) {
-		struct nfqnl_msg_config_params p = { htonl(COPY_RANGE), NFQNL_COPY_PACKET };
+	if (copy_range) {
+		struct nfqnl_msg_config_params p = { htonl(copy_range), NFQNL_COPY_PACKET };
 		uint32_t maxlen = htonl(QUEUE_MAXLEN);
 
 		put_attr(nlh, NFQA_CFG_PARAMS, &p, sizeof(p));
@@ -146,11 +158,11 @@ static int config_queue(struct qdir *q, const void *cmd, bool params, uint32_t f
 		put_attr(nlh, NFQA_CFG_MASK, &m, sizeof(m));
 		put_attr(nlh, NFQA_CFG_FLAGS, &f, sizeof(f));
 	}
-	if (send(q->fd, buf, nlh->nlmsg_len, 0) < 0)
+	if (send(fd, buf, nlh->nlmsg_len, 0) < 0)
 		return -errno;
 	/* Packets may already be waiting; the ack is the first NLMSG_ERROR. */
 	for (int tries = 0; tries < 1000; tries++) {
-		n = recv(q->fd, ack, sizeof(ack), 0);
+		n = recv(fd, ack, sizeof(ack), 0);
 		if (n < 0 && errno == EAGAIN) {
 			usleep(1000);
 			continue;
@@ -167,27 +179,45 @@ static int config_queue(struct qdir *q, const void *cmd, bool params, uint32_t f
 	return -ETIMEDOUT;
 }
 
+static int config_queue(struct qdir *q, const void *cmd, bool params, uint32_t flags_mask,
+			uint32_t flags)
+{
+	return config_fd(q->fd, q->qnum, cmd, params ? COPY_RANGE : 0, flags_mask, flags);
+}
+
 /* Bulk and loss-free directions take GSO packets whole: 64 KB per verdict. */
 static bool wants_gso(const struct tb_link_params *p)
 {
 	return p->loss_model == TB_LOSS_RANDOM && p->loss == 0 && p->reorder == 0;
 }
 
-static int open_queue(struct qdir *q)
+static int nl_socket(void)
 {
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	struct nfqnl_msg_config_cmd cmd = { .command = NFQNL_CFG_CMD_BIND };
-	int one = 1, size = RCVBUF, r;
+	int one = 1, size = RCVBUF, fd;
 
-	q->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_NETFILTER);
-	if (q->fd < 0)
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	if (fd < 0)
 		return -errno;
-	if (bind(q->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
 		return -errno;
-	if (setsockopt(q->fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
-		setsockopt(q->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 	/* A full socket buffer must not turn into an error on every later read. */
-	setsockopt(q->fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one));
+	setsockopt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one));
+	return fd;
+}
+
+static int open_queue(struct qdir *q)
+{
+	struct nfqnl_msg_config_cmd cmd = { .command = NFQNL_CFG_CMD_BIND };
+	int r;
+
+	q->fd = nl_socket();
+	if (q->fd < 0)
+		return q->fd;
 	r = config_queue(q, &cmd, true, 0, 0);
 	if (r)
 		return r;
@@ -236,19 +266,16 @@ static uint32_t wire_len(const uint8_t *pkt, uint32_t caplen, uint32_t len, unsi
 	return len + (segs - 1) * hdr;
 }
 
-static void on_packet(struct emu *e, struct qdir *q, struct nlmsghdr *nlh, uint64_t now)
+/* Picks id, payload and full length out of a packet message; false if it has no header. */
+static bool parse_packet(struct nlmsghdr *nlh, uint32_t *id, const uint8_t **payload,
+			 uint32_t *caplen, uint32_t *len)
 {
-	const struct tb_site *site;
-	const struct tb_uplink *up;
 	struct nfqnl_msg_packet_hdr *ph = NULL;
-	const uint8_t *payload = NULL;
-	uint32_t caplen = 0, len = 0, id;
-	unsigned int s, u;
 	struct nlattr *a;
 	int rem;
-	uint64_t rel;
-	enum tb_emu_verdict v;
 
+	*payload = NULL;
+	*caplen = *len = 0;
 	a = (struct nlattr *)((char *)NLMSG_DATA(nlh) + NLMSG_ALIGN(sizeof(struct nfgenmsg)));
 	rem = (int)nlh->nlmsg_len - (int)((char *)a - (char *)nlh);
 	for (; rem >= (int)NLA_HDRLEN && a->nla_len >= NLA_HDRLEN && a->nla_len <= rem;
@@ -263,23 +290,38 @@ static void on_packet(struct emu *e, struct qdir *q, struct nlmsghdr *nlh, uint6
 				ph = d;
 			break;
 		case NFQA_PAYLOAD:
-			payload = d;
-			caplen = dl;
+			*payload = d;
+			*caplen = dl;
 			break;
 		case NFQA_CAP_LEN:
 			if (dl >= 4) {
-				memcpy(&len, d, 4);
-				len = ntohl(len);
+				memcpy(len, d, 4);
+				*len = ntohl(*len);
 			}
 			break;
 		}
 	}
 	if (!ph)
+		return false;
+	memcpy(id, &ph->packet_id, 4);
+	*id = ntohl(*id);
+	if (!*len)
+		*len = *caplen;
+	return true;
+}
+
+static void on_packet(struct emu *e, struct qdir *q, struct nlmsghdr *nlh, uint64_t now)
+{
+	const struct tb_site *site;
+	const struct tb_uplink *up;
+	const uint8_t *payload;
+	uint32_t caplen, len, id;
+	unsigned int s, u;
+	uint64_t rel;
+	enum tb_emu_verdict v;
+
+	if (!parse_packet(nlh, &id, &payload, &caplen, &len))
 		return;
-	memcpy(&id, &ph->packet_id, 4);
-	id = ntohl(id);
-	if (!len)
-		len = caplen;
 	tb_link_at(&e->topo, q->link, &s, &u);
 	site = &e->topo.sites[s];
 	up = &site->uplinks[u];
@@ -335,6 +377,55 @@ static void read_queue(struct emu *e, struct qdir *q)
 			if (h->nlmsg_type == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET))
 				on_packet(e, q, h, now);
 		}
+	}
+}
+
+/* The rewrite-seq middlebox: change the whole packet and give it back at once. */
+static void on_mb_packet(struct mbq *m, struct nlmsghdr *nlh)
+{
+	static uint8_t msg[NLMSG_HDRLEN + 64 + 65536], pkt[65536];
+	struct nfqnl_msg_verdict_hdr vh;
+	const uint8_t *payload;
+	uint32_t caplen, len, id;
+	struct nlmsghdr *out;
+	int r = -EINVAL;
+
+	if (!parse_packet(nlh, &id, &payload, &caplen, &len))
+		return;
+	if (payload && caplen == len && caplen <= 65000) {
+		memcpy(pkt, payload, caplen);
+		r = tb_rewrite_seq(pkt, caplen, m->delta, m->dir == DIR_UP);
+	}
+	out = start_msg((char *)msg, NFQNL_MSG_VERDICT, 0, m->qnum);
+	vh.verdict = htonl(NF_ACCEPT);
+	vh.id = htonl(id);
+	put_attr(out, NFQA_VERDICT_HDR, &vh, sizeof(vh));
+	if (r == 1) {
+		put_attr(out, NFQA_PAYLOAD, pkt, (uint16_t)caplen);
+		m->rewritten++;
+	} else if (r == 0) {
+		m->untouched++;
+	} else {
+		/* Cut short or malformed: it goes on unchanged, and is counted. */
+		m->errors++;
+	}
+	if (send(m->fd, msg, out->nlmsg_len, 0) < 0)
+		fprintf(stderr, "fjord-linkemu: verdict on queue %u: %s\n", m->qnum,
+			strerror(errno));
+}
+
+static void read_mb_queue(struct emu *e, struct mbq *m)
+{
+	for (int round = 0; round < 64; round++) {
+		ssize_t n = recv(m->fd, e->buf, sizeof(e->buf), 0);
+		int len = (int)n;
+
+		if (n <= 0)
+			return;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)e->buf; NLMSG_OK(h, len);
+		     h = NLMSG_NEXT(h, len))
+			if (h->nlmsg_type == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET))
+				on_mb_packet(m, h);
 	}
 }
 
@@ -445,6 +536,21 @@ static size_t do_status(struct emu *e, char *out, size_t cap)
 			q->passed_pkts ? (double)q->delay_sum_ns / (double)q->passed_pkts / 1e6
 				       : 0.0,
 			(unsigned long long)q->rate_bps, (double)q->delay_1s_ns / 1e6);
+	}
+	for (unsigned int k = 0; k < e->n_mq && off < cap; k++) {
+		struct mbq *m = &e->mq[k];
+		unsigned int s, u;
+
+		tb_link_at(&e->topo, m->link, &s, &u);
+		off += (size_t)snprintf(out + off, cap - off,
+					"%s/%s %s queue=%u rewrite-seq: delta=%u rewritten=%llu "
+					"untouched=%llu errors=%llu\n",
+					e->topo.sites[s].name,
+					e->topo.isps[e->topo.sites[s].uplinks[u].isp].name,
+					m->dir == DIR_UP ? "up" : "down", m->qnum, m->delta,
+					(unsigned long long)m->rewritten,
+					(unsigned long long)m->untouched,
+					(unsigned long long)m->errors);
 	}
 	if (off >= cap)
 		off = cap - 1;
@@ -639,9 +745,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	e.n_links = tb_link_count(&e.topo);
-	if (qbase + 2 * e.n_links > 65535) {
+	if (qbase + 4 * e.n_links > 65535) {
 		fprintf(stderr, "fjord-linkemu: --queue-base %lu leaves no room for %u queues\n",
-			qbase, 2 * e.n_links);
+			qbase, 4 * e.n_links);
 		return 2;
 	}
 	e.q = calloc(2 * e.n_links, sizeof(*e.q));
@@ -679,6 +785,43 @@ int main(int argc, char **argv)
 		ev.events = EPOLLIN;
 		ev.data.u32 = i;
 		epoll_ctl(e.epfd, EPOLL_CTL_ADD, q->fd, &ev);
+	}
+	e.mq = calloc(2 * e.n_links, sizeof(*e.mq));
+	if (!e.mq) {
+		fprintf(stderr, "fjord-linkemu: out of memory\n");
+		return 1;
+	}
+	for (unsigned int li = 0; li < e.n_links; li++) {
+		struct nfqnl_msg_config_cmd cmd = { .command = NFQNL_CFG_CMD_BIND };
+		unsigned int s, u;
+
+		tb_link_at(&e.topo, li, &s, &u);
+		if (e.topo.sites[s].uplinks[u].middlebox != TB_MB_REWRITE_SEQ)
+			continue;
+		for (int d = 0; d < 2; d++) {
+			struct mbq *m = &e.mq[e.n_mq];
+
+			m->link = li;
+			m->dir = d;
+			m->qnum = (uint16_t)(qbase + 2 * e.n_links + 2 * li + (unsigned int)d);
+			/* One shift per link, as a box that offsets every flow alike. */
+			m->delta = (uint32_t)((seed + li) * 2654435761u) | 1;
+			m->fd = nl_socket();
+			/* Whole packets (no GSO) so that the checksum can be made anew. */
+			r = m->fd < 0 ? m->fd : config_fd(m->fd, m->qnum, &cmd, 0xffff, 0, 0);
+			if (!r)
+				r = config_fd(m->fd, m->qnum, NULL, 0, NFQA_CFG_F_GSO, 0);
+			if (r) {
+				fprintf(stderr,
+					"fjord-linkemu: binding NFQUEUE %u (rewrite-seq): %s\n",
+					m->qnum, strerror(-r));
+				return 1;
+			}
+			ev.events = EPOLLIN;
+			ev.data.u32 = 0x20000 + e.n_mq;
+			epoll_ctl(e.epfd, EPOLL_CTL_ADD, m->fd, &ev);
+			e.n_mq++;
+		}
 	}
 	e.ctlfd = open_control(ctl_path);
 	if (e.ctlfd < 0) {
@@ -739,6 +882,8 @@ int main(int argc, char **argv)
 				if (read(e.tfd, &x, sizeof(x)) < 0 && errno != EAGAIN)
 					break;
 				e.armed_ns = 0;
+			} else if (tag >= 0x20000 && tag < 0x20000 + e.n_mq) {
+				read_mb_queue(&e, &e.mq[tag - 0x20000]);
 			} else if (tag < 2 * e.n_links) {
 				read_queue(&e, &e.q[tag]);
 			}

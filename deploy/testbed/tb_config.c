@@ -17,6 +17,7 @@ static const char *const mb_names[] = {
 	[TB_MB_STRIP_MPTCP_SYNACK] = "strip-mptcp-synack",
 	[TB_MB_NAT] = "nat",
 	[TB_MB_DROP_ADD_ADDR] = "drop-add-addr",
+	[TB_MB_REWRITE_SEQ] = "rewrite-seq",
 };
 
 const char *tb_middlebox_name(enum tb_middlebox mb)
@@ -401,14 +402,10 @@ static int get_middlebox(struct ctx *c, const config_setting_t *parent, enum tb_
 	v = config_setting_get_string(s);
 	if (!v)
 		return bad(c, s, "must be a string");
-	if (strcmp(v, "rewrite-seq") == 0)
-		return bad(c, s,
-			   "\"rewrite-seq\" (TCP sequence number rewriting) is not implemented "
-			   "by this testbed");
 	if (tb_middlebox_parse(v, mb))
 		return bad(c, s,
 			   "\"%s\" is not one of none, strip-mptcp, strip-mptcp-synack, nat, "
-			   "drop-add-addr",
+			   "drop-add-addr, rewrite-seq",
 			   v);
 	return 0;
 }

@@ -26,6 +26,7 @@ enum tb_middlebox {
 	TB_MB_STRIP_MPTCP_SYNACK, /* the same, only on SYN/ACK */
 	TB_MB_NAT,		  /* IPv4 source NAT of the site's addresses on this ISP */
 	TB_MB_DROP_ADD_ADDR,	  /* the emulator drops segments carrying ADD_ADDR */
+	TB_MB_REWRITE_SEQ,	  /* the emulator shifts TCP sequence numbers (and ACK, SACK) */
 };
 
 enum tb_loss_model {

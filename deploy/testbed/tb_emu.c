@@ -1,4 +1,5 @@
 /* Per-direction link model: rate limit with a finite queue, loss, delay, jitter, reordering. */
+#include <errno.h>
 #include <string.h>
 
 #include "tb_emu.h"
@@ -135,4 +136,93 @@ bool tb_has_add_addr(const uint8_t *pkt, uint32_t caplen)
 		i += pkt[i + 1];
 	}
 	return false;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static uint32_t sum16(const uint8_t *p, uint32_t n, uint32_t acc)
+{
+	for (uint32_t i = 0; i + 1 < n; i += 2)
+		acc += (uint32_t)p[i] << 8 | p[i + 1];
+	if (n & 1)
+		acc += (uint32_t)p[n - 1] << 8;
+	return acc;
+}
+
+int tb_rewrite_seq(uint8_t *pkt, uint32_t len, uint32_t delta, bool outbound)
+{
+	uint32_t off, tlen, doff, acc;
+	uint8_t *tcp;
+
+	if (len < 20)
+		return -EINVAL;
+	if ((pkt[0] >> 4) == 4) {
+		off = (uint32_t)(pkt[0] & 0xf) * 4;
+		if (off < 20 || ((uint32_t)pkt[2] << 8 | pkt[3]) != len)
+			return -EINVAL;
+		if (pkt[9] != 6 || (((uint32_t)pkt[6] << 8 | pkt[7]) & 0x3fff) != 0)
+			return 0; /* not TCP, or a fragment: left alone */
+		acc = sum16(pkt + 12, 8, 6);
+	} else if ((pkt[0] >> 4) == 6) {
+		off = 40;
+		if (len < 40 || ((uint32_t)pkt[4] << 8 | pkt[5]) + 40 != len)
+			return -EINVAL;
+		if (pkt[6] != 6)
+			return 0; /* not TCP (or behind extension headers) */
+		acc = sum16(pkt + 8, 32, 6);
+	} else {
+		return -EINVAL;
+	}
+	if (len < off + 20)
+		return -EINVAL;
+	tcp = pkt + off;
+	tlen = len - off;
+	doff = (uint32_t)(tcp[12] >> 4) * 4;
+	if (doff < 20 || doff > tlen)
+		return -EINVAL;
+	if (outbound) {
+		put32(tcp + 4, get32(tcp + 4) + delta);
+	} else {
+		if (!(tcp[13] & 0x10))
+			return 0;
+		put32(tcp + 8, get32(tcp + 8) - delta);
+		for (uint32_t i = 20; i < doff;) {
+			uint8_t kind = tcp[i];
+
+			if (kind == 0)
+				break;
+			if (kind == 1) {
+				i++;
+				continue;
+			}
+			if (i + 1 >= doff || tcp[i + 1] < 2 || i + tcp[i + 1] > doff)
+				return -EINVAL;
+			if (kind == 5) /* SACK: edges of blocks in our sequence space */
+				for (uint32_t b = i + 2; b + 8 <= i + tcp[i + 1]; b += 8) {
+					put32(tcp + b, get32(tcp + b) - delta);
+					put32(tcp + b + 4, get32(tcp + b + 4) - delta);
+				}
+			i += tcp[i + 1];
+		}
+	}
+	tcp[16] = tcp[17] = 0;
+	acc += tlen;
+	acc = sum16(tcp, tlen, acc);
+	while (acc >> 16)
+		acc = (acc & 0xffff) + (acc >> 16);
+	acc = ~acc & 0xffff;
+	tcp[16] = (uint8_t)(acc >> 8);
+	tcp[17] = (uint8_t)acc;
+	return 1;
 }

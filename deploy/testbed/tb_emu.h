@@ -54,4 +54,14 @@ double tb_emu_rand(struct tb_emu_dir *d);
  */
 bool tb_has_add_addr(const uint8_t *pkt, uint32_t caplen);
 
+/*
+ * Sequence-number rewriting middlebox on a whole IPv4 or IPv6 TCP packet of
+ * len bytes: outbound (site to core) adds delta to the sequence number;
+ * inbound subtracts it from the acknowledgment number and from every SACK
+ * block edge, so both ends stay consistent. The TCP checksum is computed
+ * anew. Returns 1 when the packet was changed, 0 when it is not TCP (or an
+ * inbound segment without ACK), -EINVAL when it is cut short or malformed.
+ */
+int tb_rewrite_seq(uint8_t *pkt, uint32_t len, uint32_t delta, bool outbound);
+
 #endif

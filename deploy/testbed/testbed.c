@@ -533,6 +533,13 @@ static int up_uplink(const struct tb_topology *t, unsigned int s, unsigned int u
 				return -EIO;
 		}
 	}
+	/* Sequence rewriting: the emulator's middlebox queues, after the delay queue going up. */
+	for (int f = 0; f < 2 && up->middlebox == TB_MB_REWRITE_SEQ; f++)
+		if (step(what, "%s -w -t mangle -A FORWARD -i %s -p tcp -j NFQUEUE --queue-num %u",
+			 fams[f], dev, QUEUE_BASE + 2 * tb_link_count(t) + 2 * li) ||
+		    step(what, "%s -w -t mangle -A FORWARD -o %s -p tcp -j NFQUEUE --queue-num %u",
+			 fams[f], dev, QUEUE_BASE + 2 * tb_link_count(t) + 2 * li + 1))
+			return -EIO;
 	if (up->middlebox == TB_MB_NAT) {
 		tb_addr_v4(t, s, i, TB_HOST_PUBLIC, 0, &pub4);
 		tb_addr_v4(t, s, i, TB_HOST_CORE, 0, &core4);

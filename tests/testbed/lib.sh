@@ -72,3 +72,8 @@ check() { # description, then a shell condition
 	shift
 	if eval "$@"; then ok "$_desc"; else fail "$_desc"; fi
 }
+
+# Running emulators (a killed one may stay a zombie until init reaps it).
+emu_count() {
+	ps -C fjord-linkemu -o stat= | grep -vc Z
+}

@@ -2,7 +2,7 @@
  * fjtb-mptcp-probe: one kernel MPTCP connection, for the testbed tests.
  *
  *   fjtb-mptcp-probe server ADDR PORT          accept one connection, drain it,
- *                                              print "peer=ADDR" too
+ *                                              print "peer=ADDR bytes=N" too
  *   fjtb-mptcp-probe client ADDR PORT SRC      connect from SRC, send 64 KB
  *
  * Both print "fallback=0|1 add_addr_accepted=N subflows=N" for their socket
@@ -92,6 +92,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!strcmp(argv[1], "server")) {
+		size_t total = 0;
 		ssize_t n;
 		int c;
 
@@ -109,12 +110,12 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		while ((n = read(c, buf, sizeof(buf))) > 0)
-			;
+			total += (size_t)n;
 		if (src.ss_family == AF_INET)
 			inet_ntop(AF_INET, &((struct sockaddr_in *)&src)->sin_addr, buf, 64);
 		else
 			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&src)->sin6_addr, buf, 64);
-		printf("peer=%s ", buf);
+		printf("peer=%s bytes=%zu ", buf, total);
 		n = report(c);
 		close(c);
 		close(fd);

@@ -26,10 +26,10 @@ tb up "$TOPO" >"$out" 2>&1; rc=$?
 check "up succeeds" '[ $rc = 0 ]'
 check "all namespaces exist" '[ -e /run/netns/fjtb-core ] && [ -e /run/netns/fjtb-ctl ] &&
 	[ -e /run/netns/fjtb-ta ] && [ -e /run/netns/fjtb-tb ]'
-check "the emulator runs" 'pgrep -x fjord-linkemu >/dev/null'
+check "the emulator runs" '[ "$(emu_count)" = 1 ]'
 tb up "$TOPO" >"$out" 2>&1; rc=$?
 check "a second up is a no-op" '[ $rc = 0 ] && grep -q "already up" "$out"'
-check "still one emulator" '[ "$(pgrep -x fjord-linkemu | wc -l)" = 1 ]'
+check "still one emulator" '[ "$(emu_count)" = 1 ]'
 check "TUN devices exist" 'ip -n fjtb-tb link show fjtun1 >/dev/null 2>&1'
 
 # A crashed emulator: status says so, up repairs it.
@@ -38,7 +38,7 @@ sleep 0.1
 tb status >"$out" 2>&1; rc=$?
 check "status reports a dead emulator" '[ $rc != 0 ] && grep -q "NOT RUNNING" "$out"'
 tb up "$TOPO" >"$out" 2>&1; rc=$?
-check "up after a crash rebuilds" '[ $rc = 0 ] && pgrep -x fjord-linkemu >/dev/null'
+check "up after a crash rebuilds" '[ $rc = 0 ] && [ "$(emu_count)" = 1 ]'
 a=$(node_addr ta1 clean 4)
 check "traffic flows after the rebuild" \
 	'ip netns exec fjtb-ta ping -c 2 -i 0.05 -W 1 -I "$a" $CTL4 >/dev/null'

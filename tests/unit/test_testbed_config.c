@@ -84,10 +84,13 @@ static void test_errors_name_setting(void)
 	expect_error("{ name = \"s1\"; nodes = ( { name = \"n1\"; tun = \"t0\"; } );"
 		     " uplinks = ( { isp = \"a\"; loss = \"120%\"; } ); }",
 		     "uplinks.[0].loss: \"120%\" is not a probability");
-	expect_error(
-		"{ name = \"s1\"; nodes = ( { name = \"n1\"; tun = \"t0\"; } );"
-		" uplinks = ( { isp = \"a\"; middlebox = \"rewrite-seq\"; } ); }",
-		"middlebox: \"rewrite-seq\" (TCP sequence number rewriting) is not implemented");
+	expect_error("{ name = \"s1\"; nodes = ( { name = \"n1\"; tun = \"t0\"; } );"
+		     " uplinks = ( { isp = \"a\"; middlebox = \"firewall\"; } ); }",
+		     "uplinks.[0].middlebox: \"firewall\" is not one of none, strip-mptcp");
+	CU_ASSERT_EQUAL(load("{ name = \"s1\"; nodes = ( { name = \"n1\"; tun = \"t0\"; } );"
+			     " uplinks = ( { isp = \"a\"; middlebox = \"rewrite-seq\"; } ); }"),
+			0);
+	CU_ASSERT_EQUAL(topo.sites[0].uplinks[0].middlebox, TB_MB_REWRITE_SEQ);
 	expect_error("{ name = \"s1\"; nodes = ( { name = \"n1\"; tun = \"t0\"; } );"
 		     " uplinks = ( { isp = \"a\"; colour = \"red\"; } ); }",
 		     "uplinks.[0].colour: unknown uplink setting");

@@ -1,4 +1,5 @@
 /* The link emulator's per-direction model (deploy/testbed/tb_emu.c). */
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 
@@ -177,7 +178,86 @@ static void test_add_addr(void)
 	CU_ASSERT_FALSE(tb_has_add_addr(pkt, 64));
 }
 
+/* Independent check: one's complement sum over pseudo-header and segment is 0xffff. */
+static int tcp_csum_ok(const uint8_t *pkt, unsigned int len)
+{
+	unsigned int off = (pkt[0] >> 4) == 4 ? 20 : 40, tlen = len - off;
+	unsigned long sum = 6 + tlen;
+
+	if (off == 20)
+		for (unsigned int i = 12; i < 20; i += 2)
+			sum += (unsigned long)(pkt[i] << 8 | pkt[i + 1]);
+	else
+		for (unsigned int i = 8; i < 40; i += 2)
+			sum += (unsigned long)(pkt[i] << 8 | pkt[i + 1]);
+	for (unsigned int i = 0; i < tlen; i += 2)
+		sum += (unsigned long)(pkt[off + i] << 8 | (i + 1 < tlen ? pkt[off + i + 1] : 0));
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return sum == 0xffff;
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void test_rewrite_seq(void)
+{
+	uint8_t pkt[73];
+	const unsigned int len = sizeof(pkt); /* 20 IP + 32 TCP + 21 payload (odd) */
+
+	memset(pkt, 0, sizeof(pkt));
+	pkt[0] = 0x45;
+	pkt[3] = (uint8_t)len;
+	pkt[8] = 64;
+	pkt[9] = 6;
+	pkt[12] = 10, pkt[15] = 2, pkt[16] = 198, pkt[17] = 18, pkt[19] = 10;
+	pkt[24] = 0xff, pkt[25] = 0xff, pkt[26] = 0xff, pkt[27] = 0xf0; /* seq near wrap */
+	pkt[28] = 0, pkt[31] = 100;					/* ack 100 */
+	pkt[32] = 8 << 4;
+	pkt[33] = 0x18;					     /* PSH, ACK */
+	pkt[40] = 1, pkt[41] = 1, pkt[42] = 5, pkt[43] = 10; /* NOP NOP SACK one block */
+	pkt[47] = 200, pkt[51] = 250;
+	for (unsigned int i = 52; i < len; i++)
+		pkt[i] = (uint8_t)(i * 7);
+	CU_ASSERT_EQUAL(tb_rewrite_seq(pkt, len, 0x20, true), 1);
+	CU_ASSERT_EQUAL(rd32(pkt + 24), 0x10u); /* wrapped */
+	CU_ASSERT_EQUAL(rd32(pkt + 28), 100u);	/* outbound leaves ACK */
+	CU_ASSERT(tcp_csum_ok(pkt, len));
+	CU_ASSERT_EQUAL(tb_rewrite_seq(pkt, len, 0x20, false), 1);
+	CU_ASSERT_EQUAL(rd32(pkt + 28), 100u - 0x20);
+	CU_ASSERT_EQUAL(rd32(pkt + 44), 200u - 0x20);
+	CU_ASSERT_EQUAL(rd32(pkt + 48), 250u - 0x20);
+	CU_ASSERT(tcp_csum_ok(pkt, len));
+	/* Wrong length, UDP, and a SACK option running past the header. */
+	CU_ASSERT_EQUAL(tb_rewrite_seq(pkt, len - 1, 1, true), -EINVAL);
+	pkt[9] = 17;
+	CU_ASSERT_EQUAL(tb_rewrite_seq(pkt, len, 1, true), 0);
+	pkt[9] = 6;
+	pkt[43] = 30;
+	CU_ASSERT_EQUAL(tb_rewrite_seq(pkt, len, 1, false), -EINVAL);
+
+	/* IPv6: the pseudo-header carries both 128-bit addresses. */
+	uint8_t p6[60];
+
+	memset(p6, 0, sizeof(p6));
+	p6[0] = 0x60;
+	p6[5] = 20;
+	p6[6] = 6;
+	p6[8] = 0xfd, p6[23] = 2, p6[24] = 0xfd, p6[39] = 0x10;
+	p6[40 + 7] = 1;
+	p6[40 + 12] = 5 << 4;
+	p6[40 + 13] = 0x02; /* SYN */
+	CU_ASSERT_EQUAL(tb_rewrite_seq(p6, sizeof(p6), 0x1000, true), 1);
+	CU_ASSERT_EQUAL(rd32(p6 + 44), 0x1001u);
+	CU_ASSERT(tcp_csum_ok(p6, sizeof(p6)));
+	/* Inbound without ACK (a bare SYN) is left alone. */
+	CU_ASSERT_EQUAL(tb_rewrite_seq(p6, sizeof(p6), 0x1000, false), 0);
+}
+
 static const struct fj_test tests[] = {
+	{ "rewrite_seq", test_rewrite_seq },
 	{ "delay_and_order", test_delay_and_order },
 	{ "random_loss", test_random_loss },
 	{ "gilbert_elliott", test_gilbert_elliott },
