@@ -27,3 +27,6 @@ FUZZ_TARGETS += fuzz_mps_input
 FUZZ_SRCS_fuzz_mps_input := stack/mps_opt.c stack/mps_crypto.c stack/mps_seg.c stack/mps_stack.c \
 	stack/mps_tcp.c
 $(BUILD)/fuzz/fuzz_mps_input: $(FUZZ_SRCS_fuzz_mps_input) stack/mps_internal.h stack/include/mps.h
+
+# Goodput against the kernel's MPTCP (root; figures in docs/benchmarks.md, "Bundled stack").
+BENCH_SCRIPTS += tests/bench/mps_goodput.sh

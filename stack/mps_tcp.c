@@ -411,11 +411,37 @@ static int handle_mapping(struct mps_conn *c, const struct rx_map *m, bool in_or
 	return 0;
 }
 
+/*
+ * Bytes of the current mapping taken on the subflow; deliver says whether
+ * they are new at the connection level. Returns false on a checksum failure.
+ */
+static bool map_consume(struct mps_conn *c, const uint8_t *p, uint32_t n, bool deliver,
+			uint64_t now)
+{
+	if (deliver)
+		mps_ring_write(&c->rcvbuf, p, n);
+	c->rx_map_done += (uint16_t)n;
+	if (!c->csum)
+		return true;
+	/* Delivered only once the whole mapping verifies (RFC 8684 §3.3.1). */
+	mps_dss_csum_add(&c->rx_csum, p, n);
+	if (deliver)
+		c->rx_unverified += n;
+	if (c->rx_map_done == c->rx_map_data) {
+		if (mps_dss_csum_final(&c->rx_csum) != c->rx_map_csum) {
+			csum_failure(c, now);
+			return false;
+		}
+		c->rx_unverified = 0;
+	}
+	return true;
+}
+
 /* Take in-order payload; returns false if the segment must be dropped. */
 static bool take_payload(struct mps_conn *c, const struct mps_seg *s, uint64_t now)
 {
 	struct mps_subflow *sf = &c->sf;
-	uint32_t off, n, room, ssn;
+	uint32_t off, n, room, ssn, skip = 0;
 	uint64_t dsn;
 
 	if (SEQ_GT(s->seq, sf->rcv_nxt)) {
@@ -434,34 +460,37 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, uint64_t n
 			c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
 			return false;
 		}
+		if (n > c->rx_map_ssn + c->rx_map_data - ssn)
+			n = c->rx_map_ssn + c->rx_map_data - ssn;
 		dsn = c->rx_map_dsn + (ssn - c->rx_map_ssn);
-		if (dsn != c->rcv_nxt_dsn) {
+		if (dsn > c->rcv_nxt_dsn) {
 			c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
 			return false;
 		}
-		if (n > c->rx_map_ssn + c->rx_map_data - ssn)
-			n = c->rx_map_ssn + c->rx_map_data - ssn;
+		/*
+		 * Data the connection already has, sent again on this subflow: Linux's
+		 * MPTCP-level zero-window probe re-sends the last acknowledged byte as
+		 * new subflow data. It is consumed on the subflow, not delivered twice.
+		 */
+		if (dsn < c->rcv_nxt_dsn)
+			skip = c->rcv_nxt_dsn - dsn < n ? (uint32_t)(c->rcv_nxt_dsn - dsn) : n;
+		if (skip && !map_consume(c, s->payload + off, skip, false, now))
+			return false;
+		sf->rcv_nxt += skip;
+		sf->bytes_received += skip;
+		off += skip;
+		n -= skip;
 	}
 	room = rcv_space(c);
 	if (n > room) {
 		c->st->counters[MPS_CNT_IN_RCVBUF_FULL]++;
 		n = room;
 	}
-	mps_ring_write(&c->rcvbuf, s->payload + off, n);
 	if (c->mptcp) {
-		c->rx_map_done += (uint16_t)n;
-		if (c->csum) {
-			/* Delivered only once the whole mapping verifies (RFC 8684 §3.3.1). */
-			mps_dss_csum_add(&c->rx_csum, s->payload + off, n);
-			c->rx_unverified += n;
-			if (c->rx_map_done == c->rx_map_data) {
-				if (mps_dss_csum_final(&c->rx_csum) != c->rx_map_csum) {
-					csum_failure(c, now);
-					return false;
-				}
-				c->rx_unverified = 0;
-			}
-		}
+		if (!map_consume(c, s->payload + off, n, true, now))
+			return false;
+	} else {
+		mps_ring_write(&c->rcvbuf, s->payload + off, n);
 	}
 	sf->rcv_nxt += n;
 	c->rcv_nxt_dsn += n;

@@ -4,14 +4,16 @@
   kernel_peer.py send HOST PORT BYTES   connect, send BYTES random bytes, read to EOF
   kernel_peer.py recv HOST PORT         listen once, read to EOF, close
 
-Prints one JSON line: bytes, sha256 and whether the socket still spoke MPTCP at
-the end (MPTCP_INFO is refused on a socket that fell back to TCP).
+Prints one JSON line: bytes, sha256, whether the socket still spoke MPTCP at
+the end (MPTCP_INFO is refused on a socket that fell back to TCP), and the
+seconds from the first byte to the end of the stream with the goodput.
 """
 import hashlib
 import json
 import os
 import socket
 import sys
+import time
 
 IPPROTO_MPTCP = 262
 SOL_MPTCP = 284
@@ -34,13 +36,17 @@ def main():
     mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     h = hashlib.sha256()
     n = 0
+    first = last = None
     if mode == "send":
         total = int(sys.argv[4])
+        # One random block, sent again and again: the sender must not be the bottleneck.
+        block = os.urandom(1 << 20)
         s = socket.socket(family(host), socket.SOCK_STREAM, IPPROTO_MPTCP)
         s.settimeout(60)
         s.connect((host, port))
+        first = time.monotonic()
         while n < total:
-            chunk = os.urandom(min(65536, total - n))
+            chunk = block[: min(len(block), total - n)]
             s.sendall(chunk)
             h.update(chunk)
             n += len(chunk)
@@ -63,11 +69,15 @@ def main():
                 break
             if n == 0:
                 alive = mptcp_alive(s)
+                first = time.monotonic()
             h.update(b)
             n += len(b)
         alive = alive and mptcp_alive(s)
+    last = time.monotonic()
     s.close()
-    print(json.dumps({"bytes": n, "sha256": h.hexdigest(), "mptcp": alive}))
+    secs = last - first if first is not None else 0.0
+    print(json.dumps({"bytes": n, "sha256": h.hexdigest(), "mptcp": alive, "seconds": secs,
+                      "goodput_bps": n * 8 / secs if secs > 0 else 0}))
 
 
 if __name__ == "__main__":

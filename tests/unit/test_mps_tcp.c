@@ -1,0 +1,225 @@
+/*
+ * Segment-level behaviour of the stack against hand-made segments from a
+ * peer, on a connection set up between two stacks in memory. Covers what the
+ * simulated network cannot produce because our own stack never sends it.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "fj_test.h"
+#include "mps.h"
+#include "mps_crypto.h"
+#include "mps_opt.h"
+#include "mps_seg.h"
+#include "prot/wire.h"
+
+static const struct mps_addr caddr = { .family = 4, .addr = { 10, 0, 0, 1 }, .port = 40000 };
+static const struct mps_addr saddr = { .family = 4, .addr = { 10, 0, 0, 2 }, .port = 5002 };
+
+struct pair {
+	struct mps_stack *c, *s;
+	struct mps_conn *cc, *sc;
+	uint32_t cseq, sseq;   /* next subflow sequence numbers of client and server */
+	struct mps_seg last_s; /* the server's last segment */
+	uint8_t last_s_buf[2048];
+	uint64_t now;
+};
+
+static void shuttle(struct pair *p)
+{
+	uint8_t buf[2048];
+	struct mps_seg seg;
+	enum mps_seg_err err;
+	int n, rounds;
+
+	for (rounds = 0; rounds < 64; rounds++) {
+		int moved = 0;
+
+		while ((n = mps_output(p->c, p->now, buf, sizeof(buf))) > 0) {
+			if (mps_seg_parse(buf, (size_t)n, 0, &seg, &err) == 0)
+				p->cseq = seg.seq + seg.payload_len + !!(seg.flags & 0x03);
+			mps_input(p->s, buf, (size_t)n, p->now);
+			moved = 1;
+		}
+		while ((n = mps_output(p->s, p->now, p->last_s_buf, sizeof(p->last_s_buf))) > 0) {
+			mps_seg_parse(p->last_s_buf, (size_t)n, 0, &p->last_s, &err);
+			mps_input(p->c, p->last_s_buf, (size_t)n, p->now);
+			moved = 1;
+		}
+		if (!moved)
+			break;
+		p->now += 1000;
+	}
+}
+
+static void pair_up(struct pair *p)
+{
+	struct mps_config cfg = { .seed = 5 };
+	int err;
+
+	memset(p, 0, sizeof(*p));
+	p->c = mps_stack_create(&cfg, &err);
+	cfg.seed = 6;
+	p->s = mps_stack_create(&cfg, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p->c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p->s);
+	CU_ASSERT_EQUAL_FATAL(mps_listen(p->s, &saddr), 0);
+	CU_ASSERT_EQUAL_FATAL(mps_connect(p->c, &caddr, &saddr, &p->cc), 0);
+	shuttle(p);
+	p->sc = mps_accept(p->s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p->sc);
+}
+
+static uint32_t sum16(const uint8_t *b, size_t len, uint32_t sum)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)b[len - 1] << 8;
+	return sum;
+}
+
+/* A client -> server segment with the given options and payload, checksummed. */
+static size_t make_segment(uint8_t *pkt, uint32_t seq, uint32_t ack, const uint8_t *opts,
+			   size_t optlen, const uint8_t *data, size_t len)
+{
+	size_t thl = 20 + optlen, tot = 20 + thl + len;
+	uint32_t sum;
+
+	memset(pkt, 0, 40);
+	pkt[0] = 0x45;
+	mps_put_be16(pkt + 2, (uint16_t)tot);
+	pkt[8] = 64;
+	pkt[9] = 6;
+	memcpy(pkt + 12, caddr.addr, 4);
+	memcpy(pkt + 16, saddr.addr, 4);
+	mps_put_be16(pkt + 20, caddr.port);
+	mps_put_be16(pkt + 22, saddr.port);
+	mps_put_be32(pkt + 24, seq);
+	mps_put_be32(pkt + 28, ack);
+	pkt[32] = (uint8_t)((thl / 4) << 4);
+	pkt[33] = 0x18;
+	mps_put_be16(pkt + 34, 1000);
+	memcpy(pkt + 40, opts, optlen);
+	memcpy(pkt + 40 + optlen, data, len);
+	sum = sum16(pkt + 12, 8, 0) + 6 + (uint32_t)(thl + len);
+	sum = sum16(pkt + 20, thl + len, sum);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	mps_put_be16(pkt + 36, (uint16_t)~sum);
+	return tot;
+}
+
+/* The DATA_ACK of the server's last segment. */
+static uint64_t last_data_ack(const struct pair *p)
+{
+	struct mps_tcpopts t;
+	struct mps_opt o;
+	enum mps_opt_err err;
+	int i;
+
+	mps_tcpopt_walk(p->last_s.opts, p->last_s.opts_len, &t);
+	for (i = 0; i < t.nmptcp; i++)
+		if (mps_opt_parse(p->last_s.opts + t.mptcp[i].off, t.mptcp[i].len, 0x10, &o,
+				  &err) == 0 &&
+		    o.subtype == MPS_MPTCP_SUB_DSS && (o.dss.flags & MPS_DSS_FLAG_A))
+			return o.dss.data_ack;
+	return 0;
+}
+
+/*
+ * Linux's MPTCP-level zero-window probe re-sends the last acknowledged byte
+ * as new subflow data, mapped to its old DSN. It must be taken on the
+ * subflow (or the peer's subflow stalls) but not delivered twice.
+ */
+static void test_duplicate_dsn_probe(void)
+{
+	struct mps_conn_info ci;
+	struct pair p;
+	struct mps_opt o = { .subtype = MPS_MPTCP_SUB_DSS };
+	uint8_t opts[28], pkt[128], buf[16];
+	uint64_t dack;
+	uint32_t ssn;
+	int k;
+
+	pair_up(&p);
+	CU_ASSERT_EQUAL(mps_send(p.cc, "hello", 5), 5);
+	shuttle(&p);
+	dack = last_data_ack(&p);
+	CU_ASSERT_EQUAL(mps_conn_info(p.cc, &ci), 0);
+	mps_key_token_idsn(ci.local_key, NULL, &o.dss.dsn);
+	CU_ASSERT_EQUAL(dack, o.dss.dsn + 1 + 5);
+	/* The probe: one byte at the next subflow sequence number, DSN of the last byte. */
+	ssn = p.cseq - (p.last_s.ack - 6); /* relative: the first data byte had SSN 1 */
+	CU_ASSERT_EQUAL(ssn, 6);
+	o.dss.flags = MPS_DSS_FLAG_A | MPS_DSS_FLAG_a | MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
+	o.dss.data_ack = 0;
+	mps_key_token_idsn(ci.remote_key, NULL, &o.dss.data_ack);
+	o.dss.data_ack += 1;
+	o.dss.dsn = dack - 1;
+	o.dss.ssn = ssn;
+	o.dss.data_len = 1;
+	k = mps_opt_build(&o, opts, sizeof(opts));
+	CU_ASSERT_EQUAL_FATAL(k, 26);
+	opts[26] = opts[27] = 1;
+	CU_ASSERT_EQUAL(
+		mps_input(p.s, pkt,
+			  make_segment(pkt, p.cseq, p.sseq, opts, 28, (const uint8_t *)"o", 1),
+			  p.now),
+		0);
+	shuttle(&p);
+	/* The subflow took the byte; the connection did not. */
+	CU_ASSERT_EQUAL(p.last_s.ack, p.cseq + 1);
+	CU_ASSERT_EQUAL(last_data_ack(&p), dack);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), 5);
+	CU_ASSERT_EQUAL(memcmp(buf, "hello", 5), 0);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), -EAGAIN);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_BAD_MAPPING), 0);
+	mps_stack_destroy(p.c);
+	mps_stack_destroy(p.s);
+}
+
+/* A mapping whose DSN lies ahead of the data still expected is refused and counted. */
+static void test_mapping_gap_refused(void)
+{
+	struct mps_conn_info ci;
+	struct pair p;
+	struct mps_opt o = { .subtype = MPS_MPTCP_SUB_DSS };
+	uint8_t opts[28], pkt[128], buf[16];
+	uint64_t dack;
+	uint32_t before;
+	int k;
+
+	pair_up(&p);
+	CU_ASSERT_EQUAL(mps_send(p.cc, "hello", 5), 5);
+	shuttle(&p);
+	dack = last_data_ack(&p);
+	before = p.last_s.ack;
+	CU_ASSERT_EQUAL(mps_conn_info(p.cc, &ci), 0);
+	o.dss.flags = MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
+	o.dss.dsn = dack + 100;
+	o.dss.ssn = 6;
+	o.dss.data_len = 3;
+	k = mps_opt_build(&o, opts, sizeof(opts));
+	CU_ASSERT_EQUAL_FATAL(k, 18);
+	opts[18] = opts[19] = 1;
+	mps_input(p.s, pkt, make_segment(pkt, p.cseq, p.sseq, opts, 20, (const uint8_t *)"abc", 3),
+		  p.now);
+	shuttle(&p);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_BAD_MAPPING), 1);
+	CU_ASSERT_EQUAL(p.last_s.ack, before);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), 5);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), -EAGAIN);
+	mps_stack_destroy(p.c);
+	mps_stack_destroy(p.s);
+}
+
+static const struct fj_test tests[] = {
+	{ "duplicate_dsn_probe", test_duplicate_dsn_probe },
+	{ "mapping_gap_refused", test_mapping_gap_refused },
+	{ NULL, NULL },
+};
+
+const struct fj_suite fj_suite_mps_tcp = { "mps_tcp", NULL, NULL, tests };
