@@ -51,6 +51,21 @@ fjord runs --experiment "$EXP"
 n=$(fjord runs --experiment "$EXP" --state succeeded --csv | tail -n +2 | grep -c .)
 [ "$n" = 3 ] || fj_die "expected 3 succeeded runs, got $n"
 
+# Filters go through to the controller's query.
+count_runs()
+{
+	fjord runs --experiment "$EXP" --csv "$@" | tail -n +2 | grep -c .
+}
+for f in "--site oslo:3" "--site bergen:3" "--site nowhere:0" "--isp loopnet:3" \
+	"--isp telenor:0" "--family ipv4:3" "--family ipv6:0" "--stack kernel:3" \
+	"--stack bundled:0" "--state failed,missed:0" "--limit 2:2" "--offset 2:1" \
+	"--from +1h:0" "--to 1000:0" "--to +1h:3"; do
+	want=${f##*:}
+	# shellcheck disable=SC2086
+	got=$(count_runs ${f%:*})
+	[ "$got" = "$want" ] || fj_die "fjord runs --experiment $EXP ${f%:*}: $got runs, expected $want"
+done
+
 # Results: 3 rows, each ok, each with RTT metrics; the same in CSV.
 fjord results --experiment "$EXP" --json >"$T/results.json" || fj_die "results --json failed"
 python3 - "$T/results.json" <<'PY' || fj_die "results are not what the runs should give"
