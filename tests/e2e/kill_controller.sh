@@ -149,10 +149,16 @@ seen_results = {l[0] for l in seen if len(l) == 1}
 seen_traces = {(l[0], l[1]) for l in seen if len(l) == 2}
 runs, stored = {}, set()
 for x in "ab":
-    for r in json.load(open(os.path.join(t, "runs-%s.json" % x))).get("runs", []):
+    exp = json.load(open(os.path.join(t, "exp-%s.json" % x)))
+    xruns = json.load(open(os.path.join(t, "runs-%s.json" % x))).get("runs", [])
+    assert len(xruns) == exp["runsTotal"], "experiment %s has %d runs, created with %d" % (
+        exp["id"], len(xruns), exp["runsTotal"])
+    for r in xruns:
         runs[r["id"]] = r
-    for row in json.load(open(os.path.join(t, "res-%s.json" % x))).get("rows", []):
-        stored.add(row["result"]["runId"])
+    rows = json.load(open(os.path.join(t, "res-%s.json" % x))).get("rows", [])
+    ids = [row["result"]["runId"] for row in rows]
+    assert len(ids) == len(set(ids)), "a run has two stored results: %s" % sorted(ids)
+    stored.update(ids)
 traces = {tuple(l.split()) for l in open(os.path.join(t, "traces.list")) if l.strip()}
 states = {}
 for r in runs.values():
