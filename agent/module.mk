@@ -29,3 +29,8 @@ $(BUILD)/tests/fjord-fake-controller: $(call objs,$(FAKE_CTL_SRCS)) $(BUILD)/lib
 $(BUILD)/.stamp-all: $(BUILD)/tests/fjord-fake-controller
 
 TEST_SCRIPTS += tests/agent/config_errors.sh tests/agent/spool_kill.sh
+
+# Fuzz target for the config parser (tests/fuzz/fuzz_agent_config.c).
+FUZZ_TARGETS += fuzz_agent_config
+FUZZ_SRCS_fuzz_agent_config := agent/agent_config.c common/fj_log.c
+$(BUILD)/fuzz/fuzz_agent_config: $(FUZZ_SRCS_fuzz_agent_config) agent/agent_config.h
