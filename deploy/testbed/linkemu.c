@@ -136,6 +136,26 @@ static struct nlmsghdr *start_msg(char *buf, uint16_t type, uint16_t flags, uint
 }
 
 /* Sends a config message and waits for the kernel's acknowledgement. */
+static bool parse_packet(struct nlmsghdr *nlh, uint32_t *id, const uint8_t **payload,
+			 uint32_t *caplen, uint32_t *len);
+
+static void accept_unseen(int fd, uint16_t qnum, struct nlmsghdr *h)
+{
+	char buf[64];
+	const uint8_t *payload;
+	uint32_t id, caplen, len;
+	struct nlmsghdr *nlh;
+	struct nfqnl_msg_verdict_hdr vh;
+
+	if (!parse_packet(h, &id, &payload, &caplen, &len))
+		return;
+	nlh = start_msg(buf, NFQNL_MSG_VERDICT, 0, qnum);
+	vh.verdict = htonl(NF_ACCEPT);
+	vh.id = htonl(id);
+	put_attr(nlh, NFQA_VERDICT_HDR, &vh, sizeof(vh));
+	send(fd, buf, nlh->nlmsg_len, 0);
+}
+
 static int config_fd(int fd, uint16_t qnum, const void *cmd, uint32_t copy_range,
 		     uint32_t flags_mask, uint32_t flags)
 {
@@ -172,9 +192,16 @@ static int config_fd(int fd, uint16_t qnum, const void *cmd, uint32_t copy_range
 		int len = (int)n;
 
 		for (struct nlmsghdr *h = (struct nlmsghdr *)ack; NLMSG_OK(h, len);
-		     h = NLMSG_NEXT(h, len))
+		     h = NLMSG_NEXT(h, len)) {
 			if (h->nlmsg_type == NLMSG_ERROR)
 				return ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+			/*
+			 * A packet queued while we wait for the ack would stay in
+			 * the kernel unseen: let it go now rather than never.
+			 */
+			if (h->nlmsg_type == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET))
+				accept_unseen(fd, qnum, h);
+		}
 	}
 	return -ETIMEDOUT;
 }

@@ -700,11 +700,12 @@ static int cmd_up(const char *file)
 		return 1;
 	}
 	path_in_run(p, sizeof(p), "topology.cfg");
-	if (access(p, F_OK) == 0) {
-		if (same_file(p, file) && is_healthy(&t)) {
-			printf("fjord-testbed: %s is already up\n", t.name);
-			return 0;
-		}
+	if (access(p, F_OK) == 0 && same_file(p, file) && is_healthy(&t)) {
+		printf("fjord-testbed: %s is already up\n", t.name);
+		return 0;
+	}
+	path_in_run(err, sizeof(err), "state");
+	if (access(p, F_OK) == 0 || access(err, F_OK) == 0) {
 		/* A different, crashed or half-built testbed: clear it first. */
 		fprintf(stderr, "fjord-testbed: up: removing the previous testbed first\n");
 		if (cmd_down())

@@ -43,10 +43,11 @@ BG_PIDS="$BG_PIDS $!"
 sleep 0.3
 a=$(node_addr ta1 clean 4)
 for dir in "" "-R"; do
-	bps=$(ip netns exec fjtb-ta iperf3 -c $CTL4 -B "$a" -p 5201 -t 3 -O 1 $dir -J 2>/dev/null |
-		sed -n '/"sum_received"/,/}/s/.*"bits_per_second":[[:space:]]*\([0-9.e+]*\).*/\1/p' |
+	ip netns exec fjtb-ta iperf3 -c $CTL4 -B "$a" -p 5201 -t 4 -O 1 $dir -J >"$out" 2>/dev/null
+	bps=$(sed -n '/"sum_received"/,/}/s/.*"bits_per_second":[[:space:]]*\([0-9.e+]*\).*/\1/p' "$out" |
 		head -n 1)
-	check "iperf3 ta/clean ${dir:-up}: ${bps:-none} bit/s, configured 20 Mbit/s" \
+	rtx=$(sed -n '/"sum_sent"/,/}/s/.*"retransmits":[[:space:]]*\([0-9]*\).*/\1/p' "$out" | head -n 1)
+	check "iperf3 ta/clean ${dir:-up}: ${bps:-none} bit/s (${rtx:-?} retransmits), configured 20 Mbit/s" \
 		'awk -v b="${bps:-0}" "BEGIN { exit !(b >= 19e6 && b <= 21e6) }"'
 done
 
