@@ -129,6 +129,7 @@ struct mps_rst {
 	struct mps_addr local, remote;
 	uint32_t seq, ack;
 	uint8_t flags;
+	int tcprst; /* MP_TCPRST reason to add, or -1 for a bare RST */
 };
 
 struct mps_stack {
@@ -153,6 +154,11 @@ void mps_event(struct mps_stack *st, enum mps_event_type type, const struct mps_
 	       uint64_t now);
 void mps_queue_rst(struct mps_stack *st, const struct mps_seg *s, const struct mps_addr *local,
 		   const struct mps_addr *remote);
+/* As mps_queue_rst(), with an MP_TCPRST option carrying reason (MPS_TCPRST_*). */
+void mps_queue_rst_reason(struct mps_stack *st, const struct mps_seg *s,
+			  const struct mps_addr *local, const struct mps_addr *remote, int reason);
+/* The connection whose local token is token, or NULL. */
+struct mps_conn *mps_conn_by_token(struct mps_stack *st, uint32_t token);
 struct mps_conn *mps_conn_new(struct mps_stack *st, const struct mps_addr *local,
 			      const struct mps_addr *remote, bool client, int *err);
 void mps_conn_reset(struct mps_conn *c, int reason, uint64_t now);

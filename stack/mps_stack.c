@@ -23,6 +23,7 @@ static const char *const counter_names[MPS_CNT__COUNT] = {
 	[MPS_CNT_IN_BAD_MAPPING] = "in_bad_mapping",
 	[MPS_CNT_IN_DSS_CSUM] = "in_dss_csum",
 	[MPS_CNT_IN_ACCEPT_FULL] = "in_accept_full",
+	[MPS_CNT_IN_JOIN_REFUSED] = "in_join_refused",
 	[MPS_CNT_OUT_RST_DROPPED] = "out_rst_dropped",
 	[MPS_CNT_EVENTS_DROPPED] = "events_dropped",
 	[MPS_CNT_RETRANS_TIMEOUT] = "retrans_timeout",
@@ -425,6 +426,22 @@ void mps_conn_reset(struct mps_conn *c, int reason, uint64_t now)
 void mps_queue_rst(struct mps_stack *st, const struct mps_seg *s, const struct mps_addr *local,
 		   const struct mps_addr *remote)
 {
+	mps_queue_rst_reason(st, s, local, remote, -1);
+}
+
+struct mps_conn *mps_conn_by_token(struct mps_stack *st, uint32_t token)
+{
+	struct mps_conn *c;
+
+	for (c = st->conns; c; c = c->next)
+		if (c->mptcp && !c->reset && c->ltoken == token)
+			return c;
+	return NULL;
+}
+
+void mps_queue_rst_reason(struct mps_stack *st, const struct mps_seg *s,
+			  const struct mps_addr *local, const struct mps_addr *remote, int reason)
+{
 	struct mps_rst *r;
 
 	if (s->flags & MPS_TCP_RST)
@@ -436,6 +453,7 @@ void mps_queue_rst(struct mps_stack *st, const struct mps_seg *s, const struct m
 	r = &st->rsts[st->nrsts++];
 	r->local = *local;
 	r->remote = *remote;
+	r->tcprst = reason;
 	/* RFC 9293 §3.10.7.1: answer an ACK with its own number, otherwise ACK it. */
 	if (s->flags & MPS_TCP_ACK) {
 		r->seq = s->ack;

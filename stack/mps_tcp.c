@@ -221,7 +221,7 @@ void mps_tcp_listen_input(struct mps_stack *st, const struct mps_seg *s,
 			  const struct mps_addr *remote, uint64_t now)
 {
 	struct mps_opt opts[MPS_TCPOPTS_MPTCP_MAX];
-	const struct mps_opt *mpc;
+	const struct mps_opt *mpc, *join;
 	struct mps_subflow *sf;
 	struct mps_conn *c;
 	unsigned int n;
@@ -229,6 +229,20 @@ void mps_tcp_listen_input(struct mps_stack *st, const struct mps_seg *s,
 
 	(void)now;
 	n = mps_parse_mptcp(st, s, t, opts, MPS_TCPOPTS_MPTCP_MAX);
+	join = find_opt(opts, n, MPS_MPTCP_SUB_JOIN);
+	if (join && !st->cfg.mptcp_disabled) {
+		/*
+		 * A join never falls back to TCP (RFC 8684 §3.2). Joins are not
+		 * implemented yet: an unknown token gets "MPTCP error" as in
+		 * Linux, a known one "administratively prohibited".
+		 */
+		st->counters[MPS_CNT_IN_JOIN_REFUSED]++;
+		mps_queue_rst_reason(st, s, local, remote,
+				     mps_conn_by_token(st, join->join.token)
+					     ? MPS_TCPRST_ADMIN
+					     : MPS_TCPRST_MPTCP_ERR);
+		return;
+	}
 	c = mps_conn_new(st, local, remote, false, &err);
 	if (!c) {
 		/* The client retries its SYN; nothing else to do under pressure. */
@@ -1082,7 +1096,18 @@ int mps_tcp_build_rst(struct mps_stack *st, const struct mps_rst *r, uint8_t *bu
 			       .seq = r->seq,
 			       .ack = r->ack,
 			       .flags = r->flags };
+	struct mps_opt o;
+	uint8_t opts[MPS_TCPRST_LEN];
 
+	if (r->tcprst >= 0) {
+		memset(&o, 0, sizeof(o));
+		o.subtype = MPS_MPTCP_SUB_TCPRST;
+		o.tcprst.reason = (uint8_t)r->tcprst;
+		ps.optlen = mps_opt_build(&o, opts, sizeof(opts));
+		if (ps.optlen < 0)
+			return ps.optlen;
+		ps.opts = opts;
+	}
 	return write_packet(st, &ps, buf, cap);
 }
 

@@ -222,6 +222,7 @@ enum mps_counter {
 	MPS_CNT_IN_BAD_MAPPING,	  /* DSS mapping disagreeing with the stream */
 	MPS_CNT_IN_DSS_CSUM,	  /* DSS checksum wrong, missing or unexpected: reset */
 	MPS_CNT_IN_ACCEPT_FULL,	  /* SYN refused: connection table full */
+	MPS_CNT_IN_JOIN_REFUSED,  /* MP_JOIN SYN: answered with RST (joins not implemented) */
 	MPS_CNT_OUT_RST_DROPPED,  /* RST queue full */
 	MPS_CNT_EVENTS_DROPPED,
 	MPS_CNT_RETRANS_TIMEOUT, /* RTO expiries */

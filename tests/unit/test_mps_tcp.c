@@ -216,9 +216,71 @@ static void test_mapping_gap_refused(void)
 	mps_stack_destroy(p.s);
 }
 
+/* Send a join SYN from another port; returns the MP_TCPRST reason of the answer, or -1. */
+static int join_answer(struct pair *p, uint32_t token)
+{
+	struct mps_opt o = { .subtype = MPS_MPTCP_SUB_JOIN };
+	uint8_t opts[12], pkt[128], out[256];
+	struct mps_tcpopts t;
+	struct mps_seg seg;
+	enum mps_seg_err serr;
+	enum mps_opt_err oerr;
+	size_t len;
+	int n, i;
+
+	o.join.form = MPS_JOIN_SYN;
+	o.join.addr_id = 1;
+	o.join.token = token;
+	o.join.nonce = 0x12345678;
+	CU_ASSERT_EQUAL_FATAL(mps_opt_build(&o, opts, sizeof(opts)), 12);
+	len = make_segment(pkt, 1000, 0, opts, 12, (const uint8_t *)"", 0);
+	pkt[33] = 0x02; /* SYN */
+	mps_put_be16(pkt + 20, 40001);
+	pkt[36] = pkt[37] = 0;
+	{
+		uint32_t sum = sum16(pkt + 12, 8, 0) + 6 + 32;
+
+		sum = sum16(pkt + 20, 32, sum);
+		while (sum >> 16)
+			sum = (sum & 0xffff) + (sum >> 16);
+		mps_put_be16(pkt + 36, (uint16_t)~sum);
+	}
+	mps_input(p->s, pkt, len, p->now);
+	n = mps_output(p->s, p->now, out, sizeof(out));
+	if (n <= 0 || mps_seg_parse(out, (size_t)n, 0, &seg, &serr) != 0)
+		return -2;
+	CU_ASSERT_EQUAL(seg.flags, 0x14); /* RST, ACK */
+	CU_ASSERT_EQUAL(seg.ack, 1001);
+	CU_ASSERT_EQUAL(seg.dport, 40001);
+	mps_tcpopt_walk(seg.opts, seg.opts_len, &t);
+	for (i = 0; i < t.nmptcp; i++)
+		if (mps_opt_parse(seg.opts + t.mptcp[i].off, t.mptcp[i].len, seg.flags, &o,
+				  &oerr) == 0 &&
+		    o.subtype == MPS_MPTCP_SUB_TCPRST)
+			return o.tcprst.reason;
+	return -1;
+}
+
+/* Joins are refused with an RST carrying MP_TCPRST; they never become plain TCP connections. */
+static void test_join_refused(void)
+{
+	struct mps_conn_info ci;
+	struct pair p;
+
+	pair_up(&p);
+	CU_ASSERT_EQUAL(mps_conn_info(p.cc, &ci), 0);
+	CU_ASSERT_EQUAL(join_answer(&p, ci.remote_token), MPS_TCPRST_ADMIN);
+	CU_ASSERT_EQUAL(join_answer(&p, ci.remote_token + 1), MPS_TCPRST_MPTCP_ERR);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_JOIN_REFUSED), 2);
+	CU_ASSERT_PTR_NULL(mps_accept(p.s));
+	mps_stack_destroy(p.c);
+	mps_stack_destroy(p.s);
+}
+
 static const struct fj_test tests[] = {
 	{ "duplicate_dsn_probe", test_duplicate_dsn_probe },
 	{ "mapping_gap_refused", test_mapping_gap_refused },
+	{ "join_refused", test_join_refused },
 	{ NULL, NULL },
 };
 
