@@ -76,7 +76,8 @@ int ctl_sched_has_commands(struct ctl_sched *s, const char *agent_id);
 int ctl_sched_agent_report(struct ctl_sched *s, const char *agent_id,
 			   const Fjord__V1__PollRequest *poll, int64_t now_ms);
 
-/* A result was stored for run_id: its links are released. */
+/* A result was stored for run_id: its links are released once the run has
+ * ended in the store (the server agent's result alone does not end it). */
 void ctl_sched_run_finished(struct ctl_sched *s, const char *run_id);
 
 /* Cancels an experiment: pending runs cancelled in the store, agents holding

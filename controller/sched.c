@@ -835,13 +835,23 @@ int ctl_sched_agent_report(struct ctl_sched *s, const char *agent_id,
 
 void ctl_sched_run_finished(struct ctl_sched *s, const char *run_id)
 {
+	Fjord__V1__Run *run = NULL;
 	struct srun *r;
 
 	if (!s || !run_id)
 		return;
 	r = smap_get(&s->runs, run_id);
-	if (r)
-		forget_run(s, r);
+	if (!r)
+		return;
+	/* Both agents send results; the server's may come while the client
+	 * still measures. Only a run that has ended lets its links go. */
+	if (ctl_store_run_get(s->st, run_id, &run) == 0 && run->state < RS(SUCCEEDED)) {
+		fjord__v1__run__free_unpacked(run, NULL);
+		return;
+	}
+	if (run)
+		fjord__v1__run__free_unpacked(run, NULL);
+	forget_run(s, r);
 }
 
 static int queue_cancel(struct ctl_sched *s, const struct srun *r, const char *reason)

@@ -751,9 +751,12 @@ static void test_link_order(void)
 	CU_ASSERT_FALSE(ctl_sched_has_commands(w.s, w.id[2]));
 	CU_ASSERT_EQUAL(take(&w, 0, T0 + 20, id, 0), 1);
 	CU_ASSERT_STRING_EQUAL(id, "r1.0");
-	/* Still busy while r1 runs. */
+	/* Still busy while r1 runs, even once its server sent its result. */
+	finish(&w, "r1.0", w.id[3]);
+	CU_ASSERT_EQUAL(run_state(&w, "r1.0"), RS(DISPATCHED));
 	CU_ASSERT(ctl_sched_tick(w.s, T0 + 30) > 0);
 	CU_ASSERT_FALSE(ctl_sched_has_commands(w.s, w.id[0]));
+	CU_ASSERT_EQUAL(run_state(&w, "r2.0"), RS(WAITING_LINKS));
 	finish(&w, "r1.0", w.id[0]);
 	CU_ASSERT(ctl_sched_tick(w.s, T0 + 40) > 0);
 	CU_ASSERT_TRUE(ctl_sched_has_commands(w.s, w.id[0]));
