@@ -65,6 +65,7 @@ struct qdir {
 	uint64_t snap_bytes, rate_bps; /* measured over the last second */
 	uint64_t snap_pkts, snap_delay_ns, delay_1s_ns;
 	uint64_t ring_full;
+	uint64_t truncated; /* messages cut short: their packets go with a later batch */
 };
 
 /* Queue of the rewrite-seq middlebox: each packet is changed and let go at once. */
@@ -88,7 +89,7 @@ struct emu {
 	uint64_t snap_ns;
 	uint64_t late_hist[LATE_BUCKETS];
 	uint64_t late_count;
-	char buf[1 << 17];
+	char buf[1 << 17]; /* RX_BATCH x RX_SLOT, or one message of a middlebox queue */
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -388,22 +389,50 @@ static void on_packet(struct emu *e, struct qdir *q, struct nlmsghdr *nlh, uint6
 	}
 }
 
+/*
+ * One netlink message per packet: recvmmsg takes up to RX_BATCH of them per
+ * system call. A message carries at most COPY_RANGE bytes of packet plus
+ * attributes, far below RX_SLOT.
+ */
+#define RX_BATCH 64
+#define RX_SLOT	 2048
+_Static_assert(RX_BATCH *RX_SLOT <= sizeof(((struct emu *)0)->buf), "receive buffer too small");
+
 static void read_queue(struct emu *e, struct qdir *q)
 {
-	for (int round = 0; round < 64; round++) {
-		ssize_t n = recv(q->fd, e->buf, sizeof(e->buf), 0);
-		uint64_t now;
-		int len = (int)n;
+	static struct mmsghdr mm[RX_BATCH];
+	static struct iovec iov[RX_BATCH];
 
+	for (int round = 0; round < 16; round++) {
+		uint64_t now;
+		int n;
+
+		for (int i = 0; i < RX_BATCH; i++) {
+			iov[i].iov_base = e->buf + i * RX_SLOT;
+			iov[i].iov_len = RX_SLOT;
+			memset(&mm[i].msg_hdr, 0, sizeof(mm[i].msg_hdr));
+			mm[i].msg_hdr.msg_iov = &iov[i];
+			mm[i].msg_hdr.msg_iovlen = 1;
+		}
+		n = recvmmsg(q->fd, mm, RX_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			return;
 		now = now_ns();
-		/* len is signed: NLMSG_NEXT may take it below zero at the end. */
-		for (struct nlmsghdr *h = (struct nlmsghdr *)e->buf; NLMSG_OK(h, len);
-		     h = NLMSG_NEXT(h, len)) {
-			if (h->nlmsg_type == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET))
-				on_packet(e, q, h, now);
+		for (int i = 0; i < n; i++) {
+			/* len is signed: NLMSG_NEXT may take it below zero at the end. */
+			int len = (int)mm[i].msg_len;
+
+			if (mm[i].msg_hdr.msg_flags & MSG_TRUNC) {
+				q->truncated++;
+				continue;
+			}
+			for (struct nlmsghdr *h = (struct nlmsghdr *)iov[i].iov_base;
+			     NLMSG_OK(h, len); h = NLMSG_NEXT(h, len))
+				if (h->nlmsg_type == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET))
+					on_packet(e, q, h, now);
 		}
+		if (n < RX_BATCH)
+			return;
 	}
 }
 
@@ -550,7 +579,7 @@ static size_t do_status(struct emu *e, char *out, size_t cap)
 			"%s/%s %s measured: packets=%llu passed=%llu held=%u "
 			"loss=%.3f%% (loss=%llu queue=%llu down=%llu middlebox=%llu) "
 			"reordered=%llu mean_delay=%.3fms last_second: rate=%llubit/s "
-			"mean_delay=%.3fms\n",
+			"mean_delay=%.3fms anomalies: ring_full=%llu truncated=%llu\n",
 			e->topo.sites[s].name, e->topo.isps[e->topo.sites[s].uplinks[u].isp].name,
 			q->dir == DIR_UP ? "up" : "down", q->qnum, cfg, e->topo.sites[s].name,
 			e->topo.isps[e->topo.sites[s].uplinks[u].isp].name,
@@ -562,7 +591,8 @@ static size_t do_status(struct emu *e, char *out, size_t cap)
 			(unsigned long long)c->reordered,
 			q->passed_pkts ? (double)q->delay_sum_ns / (double)q->passed_pkts / 1e6
 				       : 0.0,
-			(unsigned long long)q->rate_bps, (double)q->delay_1s_ns / 1e6);
+			(unsigned long long)q->rate_bps, (double)q->delay_1s_ns / 1e6,
+			(unsigned long long)q->ring_full, (unsigned long long)q->truncated);
 	}
 	for (unsigned int k = 0; k < e->n_mq && off < cap; k++) {
 		struct mbq *m = &e->mq[k];
