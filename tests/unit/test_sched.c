@@ -254,6 +254,9 @@ static void test_validate(void)
 
 static void test_expand_pair(void)
 {
+	Fjord__V1__AddressFamily fams[] = { V4, V6 };
+	Fjord__V1__Stack st[] = { FJORD__V1__STACK__STACK_BUNDLED, KERNEL };
+	char *lisp[] = { "y" };
 	Fjord__V1__AgentList *l = two_agents();
 	Fjord__V1__Run **runs = NULL;
 	struct ctl_reject why;
@@ -284,9 +287,6 @@ static void test_expand_pair(void)
 
 	/* Per path over both families: 2 local x 1 remote x 2 families. */
 	{
-		Fjord__V1__AddressFamily fams[] = { V4, V6 };
-		char *lisp[] = { "y" };
-
 		b.targets.families = fams;
 		b.targets.n_families = 2;
 		b.targets.per_path = 1;
@@ -311,8 +311,6 @@ static void test_expand_pair(void)
 	}
 	/* Stacks multiply: 2 stacks x 4 paths. */
 	{
-		Fjord__V1__Stack st[] = { FJORD__V1__STACK__STACK_BUNDLED, KERNEL };
-
 		b.stack.stacks = st;
 		b.stack.n_stacks = 2;
 		b.spec.stack = &b.stack;
