@@ -38,7 +38,9 @@ int ctl_sched_validate(const Fjord__V1__ExperimentSpec *spec, struct ctl_reject 
  * deadline times. *runs is a malloc'd array of messages the caller frees
  * (each with protobuf_c_message_free_unpacked, then the array with free).
  * -EINVAL with *why when nothing can be expanded (no agent on a named site,
- * an ISP no agent has, ...).
+ * an ISP no agent has, ...). Occurrences already more than pickup_s before
+ * now_ms are left out (they could only be missed); run.sequence keeps the
+ * occurrence's index in the schedule. Run ids are "<experiment id>.<n>".
  */
 int ctl_sched_expand(const Fjord__V1__Experiment *exp, const Fjord__V1__AgentList *agents,
 		     int64_t now_ms, uint64_t seed, Fjord__V1__Run ***runs, size_t *n_runs,

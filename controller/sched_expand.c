@@ -564,17 +564,16 @@ static int check_isps_known(const Fjord__V1__Targets *t, const struct sched_pair
 	return 0;
 }
 
-/* Start times of the schedule's occurrences; *n_out may be 0 (an end time
- * in the past). */
-static int occurrences(const Fjord__V1__Schedule *s, int64_t now_ms, int64_t **out, size_t *n_out,
-		       struct ctl_reject *why)
+/* Start times of the schedule's occurrences, leaving out those already more
+ * than pickup_s in the past (they could only be missed); *first is the
+ * index of the first one kept, so sequences stay those of the schedule. */
+static int occurrences(const Fjord__V1__Schedule *s, int64_t now_ms, uint32_t pickup_s,
+		       int64_t **out, size_t *n_out, size_t *first, struct ctl_reject *why)
 {
-	int64_t start = s && s->start_ms ? s->start_ms : now_ms, step, *v;
-	size_t n, i;
+	int64_t start = s && s->start_ms ? s->start_ms : now_ms, step = 0, *v;
+	size_t n = 1, i, k;
 
-	if (!s || !s->interval_s) {
-		n = 1;
-	} else {
+	if (s && s->interval_s) {
 		step = (int64_t)s->interval_s * 1000;
 		if (s->end_ms && s->end_ms < start)
 			return reject(why, "schedule.endMs", "endMs is before the start");
@@ -584,14 +583,19 @@ static int occurrences(const Fjord__V1__Schedule *s, int64_t now_ms, int64_t **o
 		if (n > SCHED_MAX_RUNS)
 			return reject(why, "schedule", "more than %d occurrences", SCHED_MAX_RUNS);
 	}
-	v = malloc(n * sizeof(*v));
+	for (k = 0; k < n && start + (int64_t)k * step + (int64_t)pickup_s * 1000 <= now_ms; k++)
+		;
+	if (k == n)
+		return reject(why, "schedule.startMs",
+			      "every occurrence is more than pickupS (%u s) in the past", pickup_s);
+	v = malloc((n - k) * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	for (i = 0; i < n; i++)
-		v[i] = start +
-		       (int64_t)i * (s && s->interval_s ? (int64_t)s->interval_s * 1000 : 0);
+	for (i = k; i < n; i++)
+		v[i - k] = start + (int64_t)i * step;
 	*out = v;
-	*n_out = n;
+	*n_out = n - k;
+	*first = k;
 	return 0;
 }
 
@@ -747,7 +751,9 @@ static int expand_prepare(struct sched_exp *x, const Fjord__V1__AgentList *agent
 		      spec->bulk && spec->bulk->baseline;
 	x->jitter_s = spec->schedule ? spec->schedule->jitter_s : 0;
 	x->deadline_s = spec->deadline_s ? spec->deadline_s : SCHED_DEFAULT_DEADLINE_S;
-	return occurrences(spec->schedule, now_ms, &x->occ, &x->n_occ, why);
+	return occurrences(spec->schedule, now_ms,
+			   spec->pickup_s ? spec->pickup_s : SCHED_DEFAULT_PICKUP_S, &x->occ,
+			   &x->n_occ, &x->occ_first, why);
 }
 
 int ctl_sched_expand(const Fjord__V1__Experiment *exp, const Fjord__V1__AgentList *agents,
@@ -782,7 +788,7 @@ int ctl_sched_expand(const Fjord__V1__Experiment *exp, const Fjord__V1__AgentLis
 	}
 	for (o = 0; !err && o < x.n_occ; o++)
 		for (k = 0; !err && k < x.pairs.n; k++)
-			err = expand_pair(&x, k, (uint32_t)o, x.occ[o]);
+			err = expand_pair(&x, k, (uint32_t)(x.occ_first + o), x.occ[o]);
 	sched_exp_free(&x);
 	if (err) {
 		free_runs(x.runs, x.n);

@@ -50,7 +50,7 @@ struct sched_exp {
 	int baseline;
 	uint32_t jitter_s, deadline_s;
 	int64_t *occ;
-	size_t n_occ;
+	size_t n_occ, occ_first;
 	Fjord__V1__Run **runs;
 	size_t n, cap;
 };

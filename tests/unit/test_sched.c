@@ -469,7 +469,23 @@ static void test_expand_schedule(void)
 	free_runs(again, n);
 	free_runs(runs, n);
 
+	/* Occurrences already past their pickup are left out; sequences keep
+	 * their place in the schedule. Now is T0 - 1 s, pickup 30 s. */
+	b.sched.start_ms = T0 - 1000 - 140000; /* T0-141 s, -81 s, -21 s, +39 s, +99 s */
+	b.sched.count = 5;
+	b.sched.jitter_s = 0;
+	n = expand_n(&b, l, 1, &runs, &why);
+	CU_ASSERT_EQUAL_FATAL(n, 6); /* 3 occurrences x 2 paths */
+	CU_ASSERT_EQUAL(runs[0]->sequence, 2);
+	CU_ASSERT_EQUAL(runs[0]->due_ms, T0 - 21000);
+	CU_ASSERT_EQUAL(runs[5]->sequence, 4);
+	free_runs(runs, n);
+	b.sched.count = 2;
+	CU_ASSERT_EQUAL(ctl_sched_expand(&b.exp, l, T0 - 1000, 1, &runs, &n, &why), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(why.field, "schedule.startMs");
+
 	/* Too many runs. */
+	b.sched.start_ms = T0;
 	b.sched.count = 60000;
 	b.sched.jitter_s = 0;
 	CU_ASSERT_EQUAL(ctl_sched_expand(&b.exp, l, T0, 1, &runs, &n, &why), -EINVAL);
