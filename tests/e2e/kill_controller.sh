@@ -193,7 +193,10 @@ done <"$T/traces.list"
 fj_log "$n traces downloaded and verified"
 # What the kills interrupted (timing is random, so these are reported, not asserted).
 interrupted=$(cat "$T"/agent-*.log | grep -c 'upload of run .* failed')
-[ "$interrupted" -gt 0 ] || fj_die "no upload was interrupted: the test proved nothing"
+# The rounds that freeze the controller under a running run always leave an
+# upload hanging; a single random-time kill may not.
+[ "$interrupted" -gt 0 ] || [ "$KILLS" -lt 2 ] ||
+	fj_die "no upload was interrupted: the test proved nothing"
 fj_log "uploads interrupted and retried by the agents: $interrupted," \
 	"results stored before their ack was lost (duplicates): $(cat "$T"/agent-*.log |
 	grep -c 'stored before (duplicate)')," \
