@@ -1,9 +1,10 @@
-/* Echo responder in the event loop. */
+/* The responder: request header, then echo, sink, source or rr, in the event loop. */
 #include "responder.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +19,38 @@
 #endif
 
 #define RESP_MAX_LISTEN 8
+/* Work done for one connection per loop pass, so one fast peer cannot starve the rest. */
+#define RESP_PASS_BYTES (1u << 20)
+/* rr: responses owed before the responder stops reading requests. */
+#define RESP_RR_BACKLOG (4ull << 20)
+
+enum conn_state {
+	CS_HEADER,
+	CS_ECHO,
+	CS_SINK,
+	CS_SOURCE,
+	CS_RR,
+	CS_FLUSH_CLOSE, /* send what is in ctl, then shut down our side */
+	CS_LINGER,	/* read and drop until the client closes (no RST over the reply) */
+};
 
 struct resp_conn {
 	struct resp_conn *next;
 	struct agent_responder *r;
 	int fd;
-	size_t head, len; /* ring buffer: bytes to echo back */
+	enum conn_state st;
+	struct agent_resp_request q;
+	uint8_t hdr[AGENT_RESP_REQ_LEN];
+	size_t hdr_len;
+	uint8_t ctl[AGENT_RESP_REPLY_LEN]; /* reply or trailer still to send */
+	size_t ctl_off, ctl_len;
+	struct sockaddr_storage peer;
+	uint64_t off;	  /* source and rr: stream offset sent so far */
+	uint64_t owed;	  /* rr: response bytes not sent yet; sink: bytes read */
+	uint64_t req_got; /* rr: bytes of the current request */
+	uint64_t end_ms;  /* source: stop at this loop time (0: no limit) */
+	EVP_MD_CTX *md;	  /* sink */
+	size_t head, len; /* echo ring buffer */
 	int eof;
 	uint64_t last_ms;
 	unsigned char buf[AGENT_RESPONDER_BUF];
@@ -36,10 +63,160 @@ struct agent_responder {
 	unsigned int port;
 	int proto;
 	unsigned int max_conns, idle_s, nconns;
-	unsigned long refused, idle_closed;
+	unsigned long refused, idle_closed, bad_requests;
 	struct resp_conn *conns;
 	uint64_t sweep_timer;
 };
+
+/* ---- wire format ---------------------------------------------------------- */
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	put_u32(p, (uint32_t)(v >> 32));
+	put_u32(p + 4, (uint32_t)v);
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+	return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
+}
+
+void agent_resp_request_encode(const struct agent_resp_request *q, uint8_t out[AGENT_RESP_REQ_LEN])
+{
+	memset(out, 0, AGENT_RESP_REQ_LEN);
+	memcpy(out, "FJX1", 4);
+	out[4] = (uint8_t)q->type;
+	put_u64(out + 8, q->bytes);
+	put_u32(out + 16, q->duration_ms);
+	put_u32(out + 20, q->request_bytes);
+	put_u32(out + 24, q->response_bytes);
+	put_u32(out + 28, q->seed);
+}
+
+int agent_resp_request_decode(const uint8_t in[AGENT_RESP_REQ_LEN], struct agent_resp_request *q,
+			      char *err, size_t errlen)
+{
+	memset(q, 0, sizeof(*q));
+	if (memcmp(in, "FJX1", 4) != 0) {
+		snprintf(err, errlen, "bad magic (not a Fjord request)");
+		return -EINVAL;
+	}
+	if (in[5] || in[6] || in[7]) {
+		snprintf(err, errlen, "reserved header bytes not zero");
+		return -EINVAL;
+	}
+	q->type = in[4];
+	q->bytes = get_u64(in + 8);
+	q->duration_ms = get_u32(in + 16);
+	q->request_bytes = get_u32(in + 20);
+	q->response_bytes = get_u32(in + 24);
+	q->seed = get_u32(in + 28);
+	switch (q->type) {
+	case AGENT_RESP_ECHO:
+	case AGENT_RESP_SINK:
+		return 0;
+	case AGENT_RESP_SOURCE:
+		if (!q->bytes && !q->duration_ms) {
+			snprintf(err, errlen, "source needs bytes or duration_ms");
+			return -EINVAL;
+		}
+		if (q->bytes > AGENT_RESP_MAX_BYTES) {
+			snprintf(err, errlen, "source bytes above 2^40");
+			return -EINVAL;
+		}
+		if (q->duration_ms > AGENT_RESP_MAX_DURATION_MS) {
+			snprintf(err, errlen, "source duration_ms above %u",
+				 AGENT_RESP_MAX_DURATION_MS);
+			return -EINVAL;
+		}
+		return 0;
+	case AGENT_RESP_RR:
+		if (!q->request_bytes || q->request_bytes > AGENT_RESP_MAX_RR_BYTES) {
+			snprintf(err, errlen, "rr request_bytes must be 1..%u (got %u)",
+				 AGENT_RESP_MAX_RR_BYTES, q->request_bytes);
+			return -EINVAL;
+		}
+		if (!q->response_bytes || q->response_bytes > AGENT_RESP_MAX_RR_BYTES) {
+			snprintf(err, errlen, "rr response_bytes must be 1..%u (got %u)",
+				 AGENT_RESP_MAX_RR_BYTES, q->response_bytes);
+			return -EINVAL;
+		}
+		return 0;
+	default:
+		snprintf(err, errlen, "unknown type %u", q->type);
+		return -EINVAL;
+	}
+}
+
+int agent_resp_reply_decode(const uint8_t in[AGENT_RESP_REPLY_LEN], struct agent_resp_reply *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (memcmp(in, "FJR1", 4) != 0 || in[4] > 1)
+		return -EPROTO;
+	r->ok = in[4] == 0;
+	r->peer_port = (unsigned int)in[6] << 8 | in[7];
+	if (in[5] == 4)
+		inet_ntop(AF_INET, in + 8, r->peer, sizeof(r->peer));
+	else if (in[5] == 6)
+		inet_ntop(AF_INET6, in + 8, r->peer, sizeof(r->peer));
+	memcpy(r->message, in + 24, 72);
+	r->message[72] = 0;
+	return 0;
+}
+
+int agent_resp_trailer_decode(const uint8_t in[AGENT_RESP_TRAILER_LEN],
+			      struct agent_resp_trailer *t)
+{
+	if (memcmp(in, "FJT1", 4) != 0)
+		return -EPROTO;
+	t->bytes = get_u64(in + 8);
+	memcpy(t->sha256, in + 16, 32);
+	return 0;
+}
+
+/* splitmix64: a counter-based generator, so any offset is computable directly. */
+static uint64_t mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+void agent_resp_fill(uint32_t seed, uint64_t off, uint8_t *buf, size_t len)
+{
+	uint64_t key = (uint64_t)seed << 40;
+	size_t i = 0;
+
+	while (i < len) {
+		uint64_t blk = (off + i) / 8, w = mix64(key ^ blk);
+		unsigned int b = (unsigned int)((off + i) % 8);
+
+		if (b == 0 && len - i >= 8) {
+			for (b = 0; b < 8; b++)
+				buf[i + b] = (uint8_t)(w >> (8 * b));
+			i += 8;
+			continue;
+		}
+		for (; b < 8 && i < len; b++, i++)
+			buf[i] = (uint8_t)(w >> (8 * b));
+	}
+}
+
+/* ---- connections ------------------------------------------------------------ */
 
 static void conn_close(struct resp_conn *c)
 {
@@ -55,6 +232,7 @@ static void conn_close(struct resp_conn *c)
 	agent_loop_fd_del(r->loop, c->fd);
 	close(c->fd);
 	r->nconns--;
+	EVP_MD_CTX_free(c->md);
 	free(c);
 }
 
@@ -62,15 +240,139 @@ static void conn_update_mask(struct resp_conn *c)
 {
 	unsigned int mask = 0;
 
-	if (!c->eof && c->len < sizeof(c->buf))
-		mask |= AGENT_EV_READ;
-	if (c->len > 0)
+	if (c->ctl_len > c->ctl_off)
 		mask |= AGENT_EV_WRITE;
+	switch (c->st) {
+	case CS_HEADER:
+	case CS_SINK:
+	case CS_LINGER:
+		mask |= AGENT_EV_READ;
+		break;
+	case CS_ECHO:
+		if (!c->eof && c->len < sizeof(c->buf))
+			mask |= AGENT_EV_READ;
+		if (c->len > 0)
+			mask |= AGENT_EV_WRITE;
+		break;
+	case CS_SOURCE:
+		mask |= AGENT_EV_READ | AGENT_EV_WRITE;
+		break;
+	case CS_RR:
+		if (!c->eof && c->owed < RESP_RR_BACKLOG)
+			mask |= AGENT_EV_READ;
+		if (c->owed > 0)
+			mask |= AGENT_EV_WRITE;
+		break;
+	case CS_FLUSH_CLOSE:
+		break;
+	}
 	agent_loop_fd_mask(c->r->loop, c->fd, mask);
 }
 
-/* Returns -1 when the connection is finished or broken. */
-static int conn_read(struct resp_conn *c)
+/* 1 when everything is sent, 0 when the socket is full, -1 on error. */
+static int send_some(struct resp_conn *c, const uint8_t *p, size_t len, size_t *sent)
+{
+	*sent = 0;
+	while (*sent < len) {
+		ssize_t n = send(c->fd, p + *sent, len - *sent, MSG_NOSIGNAL);
+
+		if (n > 0) {
+			*sent += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		return -1;
+	}
+	return 1;
+}
+
+static int ctl_flush(struct resp_conn *c)
+{
+	size_t sent;
+	int rc;
+
+	if (c->ctl_off >= c->ctl_len)
+		return 1;
+	rc = send_some(c, c->ctl + c->ctl_off, c->ctl_len - c->ctl_off, &sent);
+	c->ctl_off += sent;
+	return rc;
+}
+
+static void make_reply(struct resp_conn *c, int ok, const char *msg)
+{
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)&c->peer;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&c->peer;
+	uint8_t *p = c->ctl;
+
+	memset(p, 0, AGENT_RESP_REPLY_LEN);
+	memcpy(p, "FJR1", 4);
+	p[4] = ok ? 0 : 1;
+	if (c->peer.ss_family == AF_INET) {
+		p[5] = 4;
+		memcpy(p + 6, &s4->sin_port, 2);
+		memcpy(p + 8, &s4->sin_addr, 4);
+	} else if (c->peer.ss_family == AF_INET6) {
+		p[5] = 6;
+		memcpy(p + 6, &s6->sin6_port, 2);
+		memcpy(p + 8, &s6->sin6_addr, 16);
+	}
+	strncpy((char *)p + 24, msg, 72);
+	c->ctl_off = 0;
+	c->ctl_len = AGENT_RESP_REPLY_LEN;
+}
+
+/* Reads the request header, exactly, so the data after it stays in the socket. */
+static int conn_header(struct resp_conn *c)
+{
+	char err[72];
+
+	while (c->hdr_len < sizeof(c->hdr)) {
+		ssize_t n = recv(c->fd, c->hdr + c->hdr_len, sizeof(c->hdr) - c->hdr_len, 0);
+
+		if (n > 0) {
+			c->hdr_len += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		return -1; /* closed or broken before a whole header */
+	}
+	if (agent_resp_request_decode(c->hdr, &c->q, err, sizeof(err)) < 0) {
+		c->r->bad_requests++;
+		fj_warn("responder: bad request: %s", err);
+		make_reply(c, 0, err);
+		c->st = CS_FLUSH_CLOSE;
+		return 0;
+	}
+	make_reply(c, 1, "");
+	switch (c->q.type) {
+	case AGENT_RESP_ECHO:
+		c->st = CS_ECHO;
+		break;
+	case AGENT_RESP_SINK:
+		c->md = EVP_MD_CTX_new();
+		if (!c->md || !EVP_DigestInit_ex(c->md, EVP_sha256(), NULL))
+			return -1;
+		c->st = CS_SINK;
+		break;
+	case AGENT_RESP_SOURCE:
+		c->st = CS_SOURCE;
+		if (c->q.duration_ms)
+			c->end_ms = agent_loop_now_ms(c->r->loop) + c->q.duration_ms;
+		break;
+	default:
+		c->st = CS_RR;
+		break;
+	}
+	return 0;
+}
+
+static int echo_read(struct resp_conn *c)
 {
 	while (!c->eof && c->len < sizeof(c->buf)) {
 		size_t tail = (c->head + c->len) % sizeof(c->buf);
@@ -97,46 +399,199 @@ static int conn_read(struct resp_conn *c)
 	return 0;
 }
 
-static int conn_write(struct resp_conn *c)
+static int echo_write(struct resp_conn *c)
 {
 	while (c->len > 0) {
-		size_t chunk = c->len;
-		ssize_t n;
+		size_t chunk = c->len, sent;
+		int rc;
 
 		if (c->head + chunk > sizeof(c->buf))
 			chunk = sizeof(c->buf) - c->head;
-		n = send(c->fd, c->buf + c->head, chunk, MSG_NOSIGNAL);
+		rc = send_some(c, c->buf + c->head, chunk, &sent);
+		c->head = (c->head + sent) % sizeof(c->buf);
+		c->len -= sent;
+		if (rc <= 0)
+			return rc;
+	}
+	c->head = 0;
+	return 0;
+}
+
+/* 1 at the client's end of stream, 0 when drained for now, -1 on error. */
+static int drain(struct resp_conn *c, uint64_t *got)
+{
+	size_t budget = RESP_PASS_BYTES;
+
+	*got = 0;
+	while (budget > 0) {
+		ssize_t n = recv(c->fd, c->buf, sizeof(c->buf), 0);
+
 		if (n > 0) {
-			c->head = (c->head + (size_t)n) % sizeof(c->buf);
-			c->len -= (size_t)n;
+			if (c->md && !EVP_DigestUpdate(c->md, c->buf, (size_t)n))
+				return -1;
+			*got += (uint64_t)n;
+			budget = budget > (size_t)n ? budget - (size_t)n : 0;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
+		if (n == 0)
+			return 1;
+		if (errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		return -1;
+	}
+	return 0;
+}
+
+static int sink_io(struct resp_conn *c)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	uint64_t got;
+	int rc = drain(c, &got);
+
+	c->owed += got;
+	if (rc <= 0)
+		return rc;
+	if (!EVP_DigestFinal_ex(c->md, md, &mdlen) || mdlen != 32)
+		return -1;
+	memset(c->ctl, 0, sizeof(c->ctl));
+	memcpy(c->ctl, "FJT1", 4);
+	put_u64(c->ctl + 8, c->owed);
+	memcpy(c->ctl + 16, md, 32);
+	c->ctl_off = 0;
+	c->ctl_len = AGENT_RESP_TRAILER_LEN;
+	c->st = CS_FLUSH_CLOSE;
+	return 0;
+}
+
+/* Sends generated data up to limit; 1 when limit is reached. */
+static int send_generated(struct resp_conn *c, uint64_t limit)
+{
+	size_t budget = RESP_PASS_BYTES;
+
+	while (c->off < limit && budget > 0) {
+		size_t chunk = sizeof(c->buf), sent;
+		int rc;
+
+		if (chunk > limit - c->off)
+			chunk = (size_t)(limit - c->off);
+		agent_resp_fill(c->q.seed, c->off, c->buf, chunk);
+		rc = send_some(c, c->buf, chunk, &sent);
+		c->off += sent;
+		budget = budget > sent ? budget - sent : 0;
+		if (rc <= 0)
+			return rc;
+	}
+	return c->off >= limit;
+}
+
+static int source_io(struct resp_conn *c, uint64_t now)
+{
+	uint64_t limit = c->q.bytes ? c->q.bytes : UINT64_MAX, got;
+	int rc;
+
+	/* The client sends nothing after its request; reading shows it closing. */
+	rc = drain(c, &got);
+	if (rc != 0)
+		return -1;
+	if (c->end_ms && now >= c->end_ms)
+		return -1; /* time is up: closing ends the stream */
+	rc = send_generated(c, limit);
+	return rc == 1 ? -1 : rc;
+}
+
+static int rr_io(struct resp_conn *c)
+{
+	size_t budget = RESP_PASS_BYTES;
+
+	while (!c->eof && c->owed < RESP_RR_BACKLOG && budget > 0) {
+		ssize_t n = recv(c->fd, c->buf, sizeof(c->buf), 0);
+
+		if (n > 0) {
+			c->req_got += (uint64_t)n;
+			c->owed += c->req_got / c->q.request_bytes * c->q.response_bytes;
+			c->req_got %= c->q.request_bytes;
+			budget = budget > (size_t)n ? budget - (size_t)n : 0;
+			continue;
+		}
+		if (n == 0) {
+			c->eof = 1;
+			break;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			break;
 		return -1;
 	}
-	if (c->len == 0)
-		c->head = 0;
-	return 0;
+	if (c->owed > 0) {
+		uint64_t before = c->off;
+		int rc = send_generated(c, c->off + c->owed);
+
+		c->owed -= c->off - before;
+		if (rc < 0)
+			return -1;
+	}
+	return c->eof && c->owed == 0 ? -1 : 0;
 }
 
 static void on_conn(struct agent_loop *loop, int fd, unsigned int ev, void *arg)
 {
 	struct resp_conn *c = arg;
+	int rc = 0;
 
 	(void)fd;
+	(void)ev;
 	c->last_ms = agent_loop_now_ms(loop);
-	if ((ev & AGENT_EV_READ) && conn_read(c) < 0) {
-		conn_close(c);
+	if (c->st == CS_HEADER && conn_header(c) < 0)
+		goto close;
+	rc = ctl_flush(c);
+	if (rc < 0)
+		goto close;
+	if (rc == 0) {
+		conn_update_mask(c);
 		return;
 	}
-	if (conn_write(c) < 0 || (c->eof && c->len == 0)) {
-		conn_close(c);
-		return;
+	switch (c->st) {
+	case CS_HEADER:
+		break;
+	case CS_FLUSH_CLOSE:
+		shutdown(c->fd, SHUT_WR);
+		c->st = CS_LINGER;
+		/* fall through */
+	case CS_LINGER: {
+		uint64_t got;
+
+		if (drain(c, &got) != 0)
+			goto close;
+		break;
+	}
+	case CS_ECHO:
+		if (echo_read(c) < 0 || echo_write(c) < 0 || (c->eof && c->len == 0))
+			goto close;
+		break;
+	case CS_SINK:
+		if (sink_io(c) < 0)
+			goto close;
+		/* The trailer may go out at once; the client has closed its side already. */
+		if (c->st == CS_FLUSH_CLOSE && ctl_flush(c) != 0)
+			goto close;
+		break;
+	case CS_SOURCE:
+		if (source_io(c, c->last_ms) < 0)
+			goto close;
+		break;
+	case CS_RR:
+		if (rr_io(c) < 0)
+			goto close;
+		break;
 	}
 	conn_update_mask(c);
+	return;
+close:
+	conn_close(c);
 }
 
 static void on_accept(struct agent_loop *loop, int lfd, unsigned int ev, void *arg)
@@ -145,7 +600,9 @@ static void on_accept(struct agent_loop *loop, int lfd, unsigned int ev, void *a
 
 	(void)ev;
 	for (;;) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage peer;
+		socklen_t pl = sizeof(peer);
+		int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct resp_conn *c;
 
 		if (fd < 0)
@@ -165,6 +622,8 @@ static void on_accept(struct agent_loop *loop, int lfd, unsigned int ev, void *a
 		}
 		c->r = r;
 		c->fd = fd;
+		c->peer = peer;
+		c->st = CS_HEADER;
 		c->last_ms = agent_loop_now_ms(loop);
 		c->next = r->conns;
 		r->conns = c;
@@ -183,6 +642,9 @@ static void on_sweep(struct agent_loop *loop, uint64_t id, void *arg)
 		next = c->next;
 		if (now - c->last_ms >= (uint64_t)r->idle_s * 1000) {
 			r->idle_closed++;
+			conn_close(c);
+		} else if (c->st == CS_SOURCE && c->end_ms && now >= c->end_ms) {
+			/* A source whose socket stayed full past its duration. */
 			conn_close(c);
 		}
 	}
@@ -335,4 +797,9 @@ unsigned long agent_responder_refused(const struct agent_responder *r)
 unsigned long agent_responder_idle_closed(const struct agent_responder *r)
 {
 	return r->idle_closed;
+}
+
+unsigned long agent_responder_bad_requests(const struct agent_responder *r)
+{
+	return r->bad_requests;
 }

@@ -1,18 +1,97 @@
 /*
- * The responder: the passive side of echo experiments. Listens on one port
- * (the same on every agent) over IPv4 and IPv6, with IPPROTO_MPTCP where the
- * kernel has it (an MPTCP listener also accepts plain TCP clients) and
- * IPPROTO_TCP otherwise, and echoes every byte back. Runs in the event loop:
- * non-blocking, a capped buffer per connection, a capped connection count and
- * an idle timeout.
+ * The responder: the passive side of every experiment type. Listens on one
+ * port (the same on every agent) over IPv4 and IPv6, with IPPROTO_MPTCP where
+ * the kernel has it (an MPTCP listener also accepts plain TCP clients) and
+ * IPPROTO_TCP otherwise. Runs in the event loop: non-blocking, a capped buffer
+ * per connection, a capped connection count and an idle timeout.
+ *
+ * Protocol (all integers big-endian). The client opens with a 32-byte request:
+ *
+ *   0  "FJX1"           magic and version
+ *   4  u8 type           1 echo, 2 sink, 3 source, 4 rr
+ *   5  u8[3]             zero
+ *   8  u64 bytes         source: stop after this many bytes (0: no byte limit)
+ *  16  u32 duration_ms   source: stop after this long (0: no time limit)
+ *  20  u32 request_bytes rr: size of one request
+ *  24  u32 response_bytes rr: size of one response
+ *  28  u32 seed          source and rr: seed of the pseudo-random data
+ *
+ * The responder answers with a 96-byte reply and then serves the type:
+ *
+ *   0  "FJR1"
+ *   4  u8 status         0 ok, 1 refused (the connection is then closed)
+ *   5  u8 family         4 or 6: the client's address as the responder sees it
+ *   6  u16 port          (a NAT between the two shows up here)
+ *   8  u8[16] address
+ *  24  char[72] message  NUL-padded; why a request was refused
+ *
+ * echo: every byte is sent back. sink: bytes are read and counted until the
+ * client shuts down its side; then the responder sends a 48-byte trailer
+ * ("FJT1", u32 zero, u64 bytes, u8[32] SHA-256 of the bytes) and closes.
+ * source: agent_resp_fill(seed) data from offset 0 until the byte count or
+ * the duration is reached, then the responder closes. rr: for every complete
+ * request_bytes received, response_bytes of data are sent back.
  */
 #ifndef AGENT_RESPONDER_H
 #define AGENT_RESPONDER_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 struct agent_loop;
 struct agent_responder;
 
 #define AGENT_RESPONDER_BUF (64 * 1024)
+
+#define AGENT_RESP_REQ_LEN	   32
+#define AGENT_RESP_REPLY_LEN	   96
+#define AGENT_RESP_TRAILER_LEN	   48
+#define AGENT_RESP_MAX_BYTES	   (1ull << 40)
+#define AGENT_RESP_MAX_DURATION_MS 3600000u
+#define AGENT_RESP_MAX_RR_BYTES	   (1u << 20)
+
+enum agent_resp_type {
+	AGENT_RESP_ECHO = 1,
+	AGENT_RESP_SINK = 2,
+	AGENT_RESP_SOURCE = 3,
+	AGENT_RESP_RR = 4,
+};
+
+struct agent_resp_request {
+	unsigned int type; /* enum agent_resp_type */
+	uint64_t bytes;
+	uint32_t duration_ms, request_bytes, response_bytes, seed;
+};
+
+struct agent_resp_reply {
+	int ok;
+	char peer[46]; /* the client's address as the responder saw it */
+	unsigned int peer_port;
+	char message[73];
+};
+
+struct agent_resp_trailer {
+	uint64_t bytes;
+	uint8_t sha256[32];
+};
+
+/* Encodes a request. */
+void agent_resp_request_encode(const struct agent_resp_request *q, uint8_t out[AGENT_RESP_REQ_LEN]);
+/*
+ * Decodes and checks a request. 0, or -EINVAL with the reason in err
+ * ("unknown type 9", "rr request_bytes must be 1..1048576 (got 0)").
+ */
+int agent_resp_request_decode(const uint8_t in[AGENT_RESP_REQ_LEN], struct agent_resp_request *q,
+			      char *err, size_t errlen);
+/* Decodes a reply; -EPROTO if it is not one. */
+int agent_resp_reply_decode(const uint8_t in[AGENT_RESP_REPLY_LEN], struct agent_resp_reply *r);
+int agent_resp_trailer_decode(const uint8_t in[AGENT_RESP_TRAILER_LEN],
+			      struct agent_resp_trailer *t);
+/*
+ * The deterministic pseudo-random stream of seed: fills buf with its bytes
+ * [off, off + len). Both ends generate it, so the receiver can check it.
+ */
+void agent_resp_fill(uint32_t seed, uint64_t off, uint8_t *buf, size_t len);
 
 struct agent_responder_cfg {
 	const char *const *addrs; /* literal addresses; NULL or n_addrs 0: 0.0.0.0 and :: */
@@ -34,5 +113,7 @@ unsigned int agent_responder_conns(const struct agent_responder *r);
 /* Connections refused because max_conns was reached, and closed for idleness. */
 unsigned long agent_responder_refused(const struct agent_responder *r);
 unsigned long agent_responder_idle_closed(const struct agent_responder *r);
+/* Requests refused for a bad header. */
+unsigned long agent_responder_bad_requests(const struct agent_responder *r);
 
 #endif

@@ -440,6 +440,9 @@ static void test_responder_caps(void)
 	static const char *const lo[] = { "127.0.0.1" };
 	struct agent_responder_cfg rc = { lo, 1, 0, 2, 1, 1 };
 	struct agent_responder *resp = NULL;
+	struct agent_resp_request q = { .type = AGENT_RESP_ECHO };
+	uint8_t req[AGENT_RESP_REQ_LEN], rep[AGENT_RESP_REPLY_LEN];
+	struct agent_resp_reply reply;
 	char err[256], buf[8];
 	int a, b, c;
 
@@ -454,8 +457,14 @@ static void test_responder_caps(void)
 	CU_ASSERT_EQUAL(agent_responder_conns(resp), 2);
 	/* The refused one sees end of file; an accepted one still echoes. */
 	CU_ASSERT_EQUAL(recv(c, buf, sizeof(buf), 0), 0);
+	agent_resp_request_encode(&q, req);
+	CU_ASSERT_EQUAL(send(a, req, sizeof(req), 0), (ssize_t)sizeof(req));
 	CU_ASSERT_EQUAL(send(a, "hi", 2, 0), 2);
 	pump(50);
+	CU_ASSERT_EQUAL(recv(a, rep, sizeof(rep), MSG_DONTWAIT), (ssize_t)sizeof(rep));
+	CU_ASSERT_EQUAL(agent_resp_reply_decode(rep, &reply), 0);
+	CU_ASSERT(reply.ok);
+	CU_ASSERT_STRING_EQUAL(reply.peer, "127.0.0.1");
 	CU_ASSERT_EQUAL(recv(a, buf, sizeof(buf), MSG_DONTWAIT), 2);
 	/* Idle past 1 s: closed by the responder. */
 	pump(2300);
