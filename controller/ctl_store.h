@@ -132,7 +132,8 @@ int ctl_store_runs_query(struct ctl_store *st, const struct ctl_query *q, Fjord_
 int ctl_store_result_put(struct ctl_store *st, const Fjord__V1__Result *res, const char *agent_id,
 			 int64_t now_ms, int *duplicate);
 /* The same, but returns at once; done(arg, err, duplicate) runs on the
- * writer thread once the result is durable (or failed). */
+ * writer thread once the result is durable (or failed). done must be quick
+ * and may read from the store but not write to it (-EDEADLK). */
 int ctl_store_result_put_async(struct ctl_store *st, const Fjord__V1__Result *res,
 			       const char *agent_id, int64_t now_ms,
 			       void (*done)(void *arg, int err, int duplicate), void *arg);

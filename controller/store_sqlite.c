@@ -552,6 +552,14 @@ int st_submit_wait(struct ctl_store *st, struct store_wop *op)
 	int err;
 
 	op->cb = NULL;
+	/* From an async callback (the writer thread) this would wait forever
+	 * for the thread that is waiting. */
+	if (st->thread_running && pthread_equal(pthread_self(), st->thread)) {
+		if (op->free_ctx)
+			op->free_ctx(op->ctx);
+		st_set_err("a store write from a write callback would deadlock");
+		return -EDEADLK;
+	}
 	err = enqueue(st, op);
 	if (err) {
 		if (op->free_ctx)

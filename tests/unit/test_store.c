@@ -1041,6 +1041,47 @@ static void test_group_commit(void)
 	fixture_end(st, a, b);
 }
 
+struct cb_write {
+	struct ctl_store *st;
+	int err, read_err;
+	volatile int done;
+};
+
+/* Writes from the writer's own callback are refused, reads work. */
+static void write_in_cb(void *arg, int err, int dup)
+{
+	struct cb_write *c = arg;
+	Fjord__V1__Run *r = NULL;
+
+	(void)err;
+	(void)dup;
+	c->err = ctl_store_token_add(c->st, H3, FJORD__V1__ROLE__ROLE_VIEWER, "cb", 1);
+	c->read_err = ctl_store_run_get(c->st, "e1.r0", &r);
+	if (r)
+		fjord__v1__run__free_unpacked(r, NULL);
+	__atomic_store_n(&c->done, 1, __ATOMIC_SEQ_CST);
+}
+
+static void test_callback_write(void)
+{
+	Fjord__V1__Result res = FJORD__V1__RESULT__INIT;
+	struct cb_write c = { 0 };
+	char *a, *b;
+	int i;
+	struct ctl_store *st = fixture(&a, &b);
+
+	make_experiment(st, "e1", a, b, 1, 1000);
+	c.st = st;
+	res.run_id = "e1.r0";
+	res.ok = 1;
+	CU_ASSERT_EQUAL(ctl_store_result_put_async(st, &res, a, 1, write_in_cb, &c), 0);
+	for (i = 0; i < 10000 && !__atomic_load_n(&c.done, __ATOMIC_SEQ_CST); i++)
+		usleep(1000);
+	CU_ASSERT_EQUAL(c.err, -EDEADLK);
+	CU_ASSERT_EQUAL(c.read_err, 0);
+	fixture_end(st, a, b);
+}
+
 static void iso_done(void *arg, int err, int dup)
 {
 	int *counts = arg; /* [0] ok, [1] -ENOENT with its message, [2] other */
@@ -1213,6 +1254,7 @@ static const struct fj_test tests[] = {
 	{ "traces", test_traces },
 	{ "group_commit", test_group_commit },
 	{ "batch_isolation", test_batch_isolation },
+	{ "callback_write", test_callback_write },
 	{ "kill9_acknowledged_durable", test_kill9 },
 	{ NULL, NULL },
 };
