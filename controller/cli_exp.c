@@ -757,15 +757,53 @@ static int experiments_one(struct cli *c, const char *id, int cancel)
 
 static const struct option plain_opts[] = { CLI_GLOBAL_OPTIONS, { NULL, 0, NULL, 0 } };
 
+/* Index of the first word of argv[1..] that is neither an option nor the value
+ * of a global option, or argc. */
+static int subcommand_index(int argc, char **argv)
+{
+	int k;
+
+	for (k = 1; k < argc; k++) {
+		const char *a = argv[k];
+
+		if (a[0] != '-' || strcmp(a, "-") == 0)
+			return k;
+		if (strcmp(a, "--") == 0)
+			return k + 1;
+		for (const struct option *o = plain_opts; o->name; o++) {
+			if (o->has_arg == required_argument && strncmp(a, "--", 2) == 0 &&
+			    strcmp(a + 2, o->name) == 0) {
+				k++; /* skip its value */
+				break;
+			}
+		}
+	}
+	return argc;
+}
+
 int cli_cmd_experiments(struct cli *c, int argc, char **argv)
 {
 	const char *sub;
 	int first, r;
 
 	/* "create" has its own options; look for it before parsing. */
-	if (argc >= 2 && strcmp(argv[1], "create") == 0) {
+	first = subcommand_index(argc, argv);
+	if (first < argc && strcmp(argv[first], "create") == 0) {
+		char **cargv = calloc((size_t)argc, sizeof(*cargv));
+		int n = 0;
+
+		if (!cargv)
+			return cli_fail(CLI_USAGE, "out of memory");
+		/* "create" becomes argv[0]; global options given before it follow. */
+		cargv[n++] = argv[first];
+		for (int k = 1; k < argc; k++) {
+			if (k != first)
+				cargv[n++] = argv[k];
+		}
 		c->cmd = "experiments create";
-		return experiments_create(c, argc - 1, argv + 1);
+		r = experiments_create(c, n, cargv);
+		free(cargv);
+		return r;
 	}
 	r = cli_getopt(c, argc, argv, plain_opts, exp_help, NULL, NULL, &first);
 	if (r < 0)
@@ -787,7 +825,5 @@ int cli_cmd_experiments(struct cli *c, int argc, char **argv)
 			return cli_usage(c, "'%s' needs exactly one experiment ID", c->cmd);
 		return experiments_one(c, argv[first + 1], strcmp(sub, "cancel") == 0);
 	}
-	if (strcmp(sub, "create") == 0)
-		return cli_usage(c, "put the global options after 'create'");
 	return cli_usage(c, "unknown subcommand '%s' (create, list, show or cancel)", sub);
 }

@@ -143,6 +143,10 @@ then
 	cat "$T/err"
 	fails=$((fails + 1))
 fi
+# Global options may come before the subcommand.
+expect 0 '"clientAgentId": "a"' $FJ experiments --timeout 5 create --type echo --pairs a:b \
+	--dry-run
+expect 2 "unknown subcommand 'delete'" $FJ experiments --timeout 5 delete x
 # A --file spec goes through the same mapping and comes out canonical.
 printf '{"name":"f","type":"EXPERIMENT_TYPE_ECHO","echo":{"message_bytes":8,"count":2},
   "targets":{"all_site_pairs":true,"sites":["oslo","bergen"]},"schedule":{"interval_s":60,
