@@ -1,7 +1,8 @@
 # Shared by the testbed integration tests; sourced from the repo root.
 # Each test brings the testbed up from tests/testbed/topo.cfg under its own
 # state directory and always takes it down again (trap on exit).
-TB=build/fjord-testbed
+# FJTB_TESTBED runs the tests against another build (e.g. one with sanitizers).
+TB=${FJTB_TESTBED:-build/fjord-testbed}
 RUN=/run/fjtb-test
 TOPO=tests/testbed/topo.cfg
 CTL4=198.18.0.10
@@ -31,7 +32,7 @@ tb_begin() {
 		echo "needs root (network namespaces)"
 		exit 1
 	fi
-	for b in "$TB" build/fjord-linkemu build/fjtb-mptcp-probe; do
+	for b in "$TB" "$(dirname "$TB")/fjord-linkemu" build/fjtb-mptcp-probe; do
 		[ -x "$b" ] || { echo "missing $b: run make"; exit 1; }
 	done
 	BG_PIDS=""

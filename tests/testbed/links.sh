@@ -24,6 +24,15 @@ m=$(ip netns exec fjtb-ta ping -6 -c 30 -i 0.01 -W 1 -I "$a6" $CTL6 | median_rtt
 check "IPv6 RTT ta/strip: median $m ms, configured 24 ms" \
 	'awk -v m="$m" "BEGIN { exit !(m != \"none\" && m > 22.8 && m < 25.2) }"'
 
+# MTU: ta/natisp is configured with 1400 bytes.
+a=$(node_addr ta1 natisp 4)
+ip netns exec fjtb-ta ping -c 1 -W 1 -M do -s 1372 -I "$a" $CTL4 >/dev/null 2>&1
+rc=$?
+check "a 1400-byte packet passes ta/natisp (MTU 1400)" '[ $rc = 0 ]'
+ip netns exec fjtb-ta ping -c 1 -W 1 -M do -s 1373 -I "$a" $CTL4 >/dev/null 2>&1
+rc=$?
+check "a 1401-byte packet does not fit ta/natisp" '[ $rc != 0 ]'
+
 # Loss: 10% each way, so a ping round trip is lost with 1 - 0.9^2 = 19%.
 # 600 pings: the binomial 99% interval is 114 +- 2.576 sd.
 tb set ta/noadd loss=10% >/dev/null
