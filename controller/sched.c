@@ -470,6 +470,44 @@ static void notify(struct ctl_sched *s, const char *agent_id)
 		s->notify(s->notify_arg, agent_id);
 }
 
+/* Queues a CancelCommand for the client agent of a run and tells it. */
+static int queue_cancel(struct ctl_sched *s, const char *client, const char *run_id,
+			const char *reason)
+{
+	struct sagent *a = agent_of(s, client);
+	struct scancel *c = calloc(1, sizeof(*c));
+
+	if (!a || !c) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->run_id = strdup(run_id);
+	c->reason = strdup(reason);
+	if (!c->run_id || !c->reason) {
+		free(c->run_id);
+		free(c->reason);
+		free(c);
+		return -ENOMEM;
+	}
+	if (a->cancels_tail)
+		a->cancels_tail->next = c;
+	else
+		a->cancels = c;
+	a->cancels_tail = c;
+	notify(s, client);
+	return 0;
+}
+
+static int cancel_queued(const struct sagent *a, const char *run_id)
+{
+	const struct scancel *c;
+
+	for (c = a ? a->cancels : NULL; c; c = c->next)
+		if (strcmp(c->run_id, run_id) == 0)
+			return 1;
+	return 0;
+}
+
 /* ---- tick ------------------------------------------------------------------------- */
 
 /* In-flight runs past their deadline fail. */
@@ -505,6 +543,9 @@ static int tick_deadlines(struct ctl_sched *s, int64_t now_ms, int64_t *next)
 			err = r;
 			continue;
 		}
+		/* The agent may still be at it: tell it to stop. */
+		if (!r && queue_cancel(s, late[i]->client, late[i]->id, "deadline passed"))
+			err = -ENOMEM;
 		forget_run(s, late[i]);
 	}
 	free(late);
@@ -796,15 +837,51 @@ static int listed(const Fjord__V1__PollRequest *poll, const char *id)
 	return 0;
 }
 
+/*
+ * Runs the agent says it runs that are not in flight here: those that ended
+ * in the store (cancelled, failed, missed; a restart may have lost the
+ * cancel command) get a CancelCommand. Unknown ids are ignored.
+ */
+static int report_stale(struct ctl_sched *s, const char *agent_id,
+			const Fjord__V1__PollRequest *poll)
+{
+	size_t i, n = poll->n_running_run_ids < 256 ? poll->n_running_run_ids : 256;
+	Fjord__V1__Run *run;
+	int err;
+
+	for (i = 0; i < n; i++) {
+		const char *id = poll->running_run_ids[i];
+
+		if (smap_get(&s->runs, id) || cancel_queued(smap_get(&s->agents, agent_id), id))
+			continue;
+		run = NULL;
+		err = ctl_store_run_get(s->st, id, &run);
+		if (err == -ENOENT || err == -EINVAL)
+			continue;
+		if (err)
+			return err;
+		if (strcmp(run->client_agent_id, agent_id) == 0 &&
+		    (run->state == RS(FAILED) || run->state == RS(MISSED) ||
+		     run->state == RS(CANCELLED)))
+			err = queue_cancel(s, agent_id, id,
+					   *run->reason ? run->reason : "run ended");
+		fjord__v1__run__free_unpacked(run, NULL);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 int ctl_sched_agent_report(struct ctl_sched *s, const char *agent_id,
 			   const Fjord__V1__PollRequest *poll, int64_t now_ms)
 {
 	struct srun *r, *next;
 	struct sagent *a;
-	int err = 0, e;
+	int err, e;
 
 	if (!s || !agent_id || !poll)
 		return -EINVAL;
+	err = report_stale(s, agent_id, poll);
 	a = smap_get(&s->agents, agent_id);
 	for (r = a ? a->inflight.head : NULL; r; r = next) {
 		next = r->next;
@@ -854,31 +931,6 @@ void ctl_sched_run_finished(struct ctl_sched *s, const char *run_id)
 	forget_run(s, r);
 }
 
-static int queue_cancel(struct ctl_sched *s, const struct srun *r, const char *reason)
-{
-	struct sagent *a = agent_of(s, r->client);
-	struct scancel *c = calloc(1, sizeof(*c));
-
-	if (!a || !c) {
-		free(c);
-		return -ENOMEM;
-	}
-	c->run_id = strdup(r->id);
-	c->reason = strdup(reason);
-	if (!c->run_id || !c->reason) {
-		free(c->run_id);
-		free(c->reason);
-		free(c);
-		return -ENOMEM;
-	}
-	if (a->cancels_tail)
-		a->cancels_tail->next = c;
-	else
-		a->cancels = c;
-	a->cancels_tail = c;
-	return 0;
-}
-
 int ctl_sched_cancel(struct ctl_sched *s, const char *experiment_id, const char *reason,
 		     int64_t now_ms, size_t *n_cancelled)
 {
@@ -904,12 +956,9 @@ int ctl_sched_cancel(struct ctl_sched *s, const char *experiment_id, const char 
 			mine[n++] = r;
 	}
 	for (i = 0; i < n; i++) {
-		if (mine[i]->where == SR_INFLIGHT) {
-			if (queue_cancel(s, mine[i], reason))
-				err = -ENOMEM;
-			else
-				notify(s, mine[i]->client);
-		}
+		if (mine[i]->where == SR_INFLIGHT &&
+		    queue_cancel(s, mine[i]->client, mine[i]->id, reason))
+			err = -ENOMEM;
 		forget_run(s, mine[i]);
 	}
 	free(mine);

@@ -820,6 +820,10 @@ static void test_missed_and_deadline(void)
 	why = run_reason(&w, "dl.0");
 	CU_ASSERT_STRING_EQUAL(why, "deadline passed");
 	free(why);
+	/* Its agent is told to stop it. */
+	CU_ASSERT_TRUE(ctl_sched_has_commands(w.s, w.id[2]));
+	CU_ASSERT_EQUAL(take(&w, 2, T0 + 20001, id, 1), 0);
+	CU_ASSERT_STRING_EQUAL(id, "dl.0");
 
 	/* A waiting run whose links stay busy past pickup is missed too, and
 	 * a late result does not revive a failed run. */
@@ -876,6 +880,24 @@ static void test_cancel(void)
 	CU_ASSERT(ctl_sched_tick(w.s, T0 + 20000) > 0);
 	CU_ASSERT_FALSE(ctl_sched_has_commands(w.s, w.id[0]));
 	CU_ASSERT_EQUAL(ctl_sched_cancel(w.s, "nope", NULL, T0, &n), -ENOENT);
+
+	/* A restart loses queued cancels: an agent that still lists a run
+	 * that ended is told again; an unknown id is ignored. */
+	{
+		Fjord__V1__PollRequest poll = FJORD__V1__POLL_REQUEST__INIT;
+		char *ids[] = { "c.0", "no-such-run" };
+
+		ctl_sched_destroy(w.s);
+		CU_ASSERT_EQUAL_FATAL(ctl_sched_create(w.st, &w.s), 0);
+		poll.running_run_ids = ids;
+		poll.n_running_run_ids = 2;
+		CU_ASSERT_EQUAL(ctl_sched_agent_report(w.s, w.id[0], &poll, T0 + 30000), 0);
+		CU_ASSERT_EQUAL(take(&w, 0, T0 + 30001, id, 1), 0);
+		CU_ASSERT_STRING_EQUAL(id, "c.0");
+		/* Not reported to an agent that is not its client. */
+		CU_ASSERT_EQUAL(ctl_sched_agent_report(w.s, w.id[1], &poll, T0 + 30002), 0);
+		CU_ASSERT_FALSE(ctl_sched_has_commands(w.s, w.id[1]));
+	}
 	world_close(&w);
 }
 
