@@ -131,7 +131,24 @@ struct query_opts {
 	char q[CLI_QUERY_MAX]; /* "?k=v&..." built as options arrive */
 	const char *metric;
 	const char *group_by;
+	unsigned int limit; /* 0: the controller's default */
 };
+
+/* The controller's page size when no --limit is given (docs/api.md). */
+#define CLI_DEFAULT_LIMIT 1000
+
+/* Says on stderr when a page came back full, so that a script or a reader
+ * does not take the first page for everything. */
+static void note_full_page(const struct query_opts *qo, size_t n)
+{
+	unsigned int limit = qo->limit ? qo->limit : CLI_DEFAULT_LIMIT;
+
+	if (n >= limit)
+		fprintf(stderr,
+			"fjord: showing %zu rows, the page size; more may match "
+			"(see --limit and --offset)\n",
+			n);
+}
 
 static int enum_value(struct cli *c, const char *opt, const ProtobufCEnumDescriptor *d,
 		      const char *s, const char **short_name)
@@ -228,6 +245,7 @@ static int filter_opt(struct cli *c, int opt, const char *arg, void *ctx)
 			return CLI_USAGE;
 		if (v < 1 || v > 10000)
 			return cli_usage(c, "--limit: %u is not in 1..10000", v);
+		qo->limit = v;
 		return query_add(qo->q, sizeof(qo->q), "limit", arg);
 	case OPT_OFFSET:
 		if (cli_parse_u32(c, "--offset", arg, &v))
@@ -463,6 +481,7 @@ int cli_cmd_runs(struct cli *c, int argc, char **argv)
 	r = cli_get_msg(c, path, &fjord__v1__run_list__descriptor, (ProtobufCMessage **)&rl);
 	if (r != CLI_OK)
 		return r;
+	note_full_page(&qo, rl->n_runs);
 	if (c->fmt == CLI_FMT_JSON) {
 		r = cli_print_json(&rl->base);
 		protobuf_c_message_free_unpacked(&rl->base, NULL);
@@ -618,6 +637,7 @@ int cli_cmd_results(struct cli *c, int argc, char **argv)
 	r = cli_get_msg(c, path, &fjord__v1__result_list__descriptor, (ProtobufCMessage **)&rl);
 	if (r != CLI_OK)
 		return r;
+	note_full_page(&qo, rl->n_rows);
 	if (c->fmt == CLI_FMT_JSON)
 		r = cli_print_json(&rl->base);
 	else

@@ -66,6 +66,11 @@ for f in "--site oslo:3" "--site bergen:3" "--site nowhere:0" "--isp loopnet:3" 
 	[ "$got" = "$want" ] || fj_die "fjord runs --experiment $EXP ${f%:*}: $got runs, expected $want"
 done
 
+fjord runs --experiment "$EXP" --limit 2 2>&1 >/dev/null | grep -q "more may match" ||
+	fj_die "a full page is not pointed out"
+fjord runs --experiment "$EXP" --limit 3 --offset 1 2>&1 >/dev/null | grep -q "more may match" &&
+	fj_die "a partial page is pointed out as full"
+
 # Results: 3 rows, each ok, each with RTT metrics; the same in CSV.
 fjord results --experiment "$EXP" --json >"$T/results.json" || fj_die "results --json failed"
 python3 - "$T/results.json" <<'PY' || fj_die "results are not what the runs should give"
