@@ -43,8 +43,15 @@ a=$(node_addr ta1 clean 4)
 check "traffic flows after the rebuild" \
 	'ip netns exec fjtb-ta ping -c 2 -i 0.05 -W 1 -I "$a" $CTL4 >/dev/null'
 
+ip netns exec fjtb-tb sleep 300 &
+sleeper=$!
+sleep 0.2
 tb down >"$out" 2>&1; rc=$?
 check "down succeeds" '[ $rc = 0 ]'
+sleep 0.2
+alive=$(ps -o stat= -p $sleeper | grep -vc Z)
+check "down ended a process left inside a site namespace" '[ "$alive" = 0 ]'
+wait $sleeper 2>/dev/null
 tb down >"$out" 2>&1; rc=$?
 check "a second down is a no-op" '[ $rc = 0 ]'
 snapshot "$after"
