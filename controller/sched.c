@@ -652,20 +652,25 @@ int64_t ctl_sched_tick(struct ctl_sched *s, int64_t now_ms)
 	struct smap claimed = { 0 };
 	int64_t next = 1000;
 	size_t i;
-	int err;
+	int err, e;
 
 	if (!s || now_ms < 0)
 		return -EINVAL;
+	/* One run's trouble must not stall every other: go on, report the
+	 * first error. */
 	err = tick_deadlines(s, now_ms, &next);
-	if (!err)
-		err = ctl_store_runs_query(s->st, &q, &l);
-	for (i = 0; !err && i < l->n_runs; i++)
-		err = tick_due(s, l->runs[i], &claimed, now_ms);
+	e = ctl_store_runs_query(s->st, &q, &l);
+	err = err ? err : e;
+	for (i = 0; !e && i < l->n_runs; i++) {
+		int r = tick_due(s, l->runs[i], &claimed, now_ms);
+
+		err = err ? err : r;
+	}
 	if (l)
 		fjord__v1__run_list__free_unpacked(l, NULL);
 	smap_free(&claimed, NULL);
-	if (!err)
-		err = tick_next_due(s, now_ms, &next);
+	e = tick_next_due(s, now_ms, &next);
+	err = err ? err : e;
 	if (err)
 		return err;
 	return next < 1 ? 1 : next;
