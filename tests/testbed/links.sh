@@ -10,7 +10,7 @@ tb up "$TOPO" >"$out" 2>&1 || { cat "$out"; exit 1; }
 # RTT: the controller's link has no emulation, so RTT = 2 x one-way delay.
 # Median of 30 pings within 1 ms + 5% of that.
 for l in ta1:ta:clean:5 ta1:ta:strip:12 ta1:ta:synack:8 ta1:ta:natisp:3 ta1:ta:noadd:4 \
-	tb1:tb:clean:2 tb2:tb:strip:20; do
+	ta1:ta:seqrw:6 tb1:tb:clean:2 tb2:tb:strip:20; do
 	IFS=: read node site isp d <<-X
 	$l
 	X
@@ -50,14 +50,17 @@ tb set ta/noadd loss=0 >/dev/null
 ip netns exec fjtb-ctl iperf3 -s -B $CTL4 -p 5201 >/dev/null 2>&1 &
 BG_PIDS="$BG_PIDS $!"
 sleep 0.3
-a=$(node_addr ta1 clean 4)
-for dir in "" "-R"; do
-	ip netns exec fjtb-ta iperf3 -c $CTL4 -B "$a" -p 5201 -t 4 -O 1 $dir -J >"$out" 2>/dev/null
+for l in ta:ta1:clean:20: ta:ta1:clean:20:-R tb:tb1:clean:100: tb:tb2:strip:10:-R; do
+	IFS=: read site node isp mbit dir <<-X
+	$l
+	X
+	a=$(node_addr $node $isp 4)
+	ip netns exec fjtb-$site iperf3 -c $CTL4 -B "$a" -p 5201 -t 4 -O 1 $dir -J >"$out" 2>/dev/null
 	bps=$(sed -n '/"sum_received"/,/}/s/.*"bits_per_second":[[:space:]]*\([0-9.e+]*\).*/\1/p' "$out" |
 		head -n 1)
 	rtx=$(sed -n '/"sum_sent"/,/}/s/.*"retransmits":[[:space:]]*\([0-9]*\).*/\1/p' "$out" | head -n 1)
-	check "iperf3 ta/clean ${dir:-up}: ${bps:-none} bit/s (${rtx:-?} retransmits), configured 20 Mbit/s" \
-		'awk -v b="${bps:-0}" "BEGIN { exit !(b >= 19e6 && b <= 21e6) }"'
+	check "iperf3 $site/$isp ${dir:-up}: ${bps:-none} bit/s (${rtx:-?} retransmits), configured $mbit Mbit/s" \
+		'awk -v b="${bps:-0}" -v r=$mbit "BEGIN { exit !(b >= 0.95 * r * 1e6 && b <= 1.05 * r * 1e6) }"'
 done
 
 # Source-address routing: each address leaves by its own uplink.
