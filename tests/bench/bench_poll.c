@@ -5,10 +5,11 @@
  *	enrolls AGENTS agents directly through the store (DIR/fjord.db) and
  *	stores one experiment with RUNS runs between them; writes
  *	DIR/agents.txt ("id token" per line) and DIR/runs.txt ("run token").
- *   bench-poll load -u URL -d DIR -m poll|healthz|result -c CONNS -s SECONDS
+ *   bench-poll load -u URL -d DIR -m poll|healthz|result -c CONNS -s SECONDS [-w WAIT]
  *	keeps CONNS keep-alive requests in flight with libcurl's multi
- *	interface: polls cycle through every agent's token (wait_s 0, so the
- *	answer comes at once); healthz is the same load on /healthz, the
+ *	interface: polls cycle through every agent's token (wait_s WAIT,
+ *	default 0 so the answer comes at once; with no command for the agents,
+ *	WAIT > 0 holds each poll that long: CONNS held at once); healthz is the same load on /healthz, the
  *	floor of the HTTP stack; result uploads one result per run (durable
  *	before its 201) until the runs or the time run out. Prints the rate
  *	and the latency percentiles.
@@ -34,6 +35,7 @@ struct opts {
 	const char *dir, *url, *mode;
 	size_t agents, runs, conns;
 	double seconds;
+	unsigned int wait_s; /* poll: how long each poll may be held */
 };
 
 /* ---- setup --------------------------------------------------------------------- */
@@ -319,7 +321,7 @@ static void poll_body(struct load *l)
 	p.interfaces = ifs;
 	p.n_interfaces = 2;
 	p.version = (char *)"bench";
-	p.wait_s = 0;
+	p.wait_s = l->o->wait_s;
 	l->body_len = fjord__v1__poll_request__get_packed_size(&p);
 	l->body = malloc(l->body_len);
 	fjord__v1__poll_request__pack(&p, l->body);
@@ -463,9 +465,9 @@ static int load(const struct opts *o)
 	elapsed = fj_mono_us() - t0;
 	qsort(l.lat, l.n_lat, sizeof(*l.lat), cmp_u64);
 	printf("%s: %zu targets, %zu connections, %.1f s: %zu answered, %.0f/s, "
-	       "p50 %.2f ms, p99 %.2f ms, max %.2f ms, errors %zu",
+	       "min %.2f ms, p50 %.2f ms, p99 %.2f ms, max %.2f ms, errors %zu",
 	       mode, l.n_t, o->conns, (double)elapsed / 1e6, l.n_lat,
-	       (double)l.n_lat / ((double)elapsed / 1e6),
+	       (double)l.n_lat / ((double)elapsed / 1e6), l.n_lat ? (double)l.lat[0] / 1000 : 0,
 	       l.n_lat ? (double)l.lat[l.n_lat / 2] / 1000 : 0,
 	       l.n_lat ? (double)l.lat[l.n_lat * 99 / 100] / 1000 : 0,
 	       l.n_lat ? (double)l.lat[l.n_lat - 1] / 1000 : 0, l.errors);
@@ -495,11 +497,11 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		fprintf(stderr, "usage: bench-poll setup -d DIR -n AGENTS -r RUNS\n"
 				"       bench-poll load -u URL -d DIR -m poll|healthz|result "
-				"-c CONNS -s SECONDS\n");
+				"-c CONNS -s SECONDS [-w WAIT_S]\n");
 		return 2;
 	}
 	optind = 2;
-	while ((c = getopt(argc, argv, "d:n:r:u:m:c:s:")) != -1) {
+	while ((c = getopt(argc, argv, "d:n:r:u:m:c:s:w:")) != -1) {
 		switch (c) {
 		case 'd':
 			o.dir = optarg;
@@ -521,6 +523,9 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			o.seconds = strtod(optarg, NULL);
+			break;
+		case 'w':
+			o.wait_s = (unsigned int)strtoul(optarg, NULL, 10);
 			break;
 		default:
 			return 2;

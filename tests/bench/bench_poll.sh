@@ -4,6 +4,7 @@
 # load on /healthz as the floor of the HTTP stack, and results ingested per
 # second over HTTP (each durable before its 201). Figures go to
 # docs/benchmarks.md, section "Controller API".
+# Last, every agent holds one poll at the same time (4 s, no command).
 # Environment: AGENTS (10000), RUNS (20000), CONNS (32), SECONDS (5), REPEAT (3).
 set -eu
 BUILD=${BUILD:-build}
@@ -50,4 +51,17 @@ while [ "$i" -lt "$REPEAT" ]; do
 	i=$((i + 1))
 done
 "$BUILD/tests/bench-poll" load -u "$url" -d "$dir" -m result -c 64 -s 60
+
+# Every agent holds a poll at once (no command for them, 4 s wait): suspended
+# connections, not threads. Needs a descriptor per connection on both sides.
+if [ "$(ulimit -n)" -gt $((AGENTS + 200)) ]; then
+	(sleep 3; echo "while $AGENTS polls are held: $(curl -s "$url/metrics" |
+		grep '^fjord_long_polls_waiting') threads $(awk '/^Threads/ {print $2}' \
+		"/proc/$pid/status") rss $(awk '/^VmRSS/ {print $2, $3}' "/proc/$pid/status")") &
+	mon=$!
+	"$BUILD/tests/bench-poll" load -u "$url" -d "$dir" -m poll -c "$AGENTS" -s 1 -w 4
+	wait "$mon"
+else
+	echo "held polls: skipped, ulimit -n $(ulimit -n) is below $AGENTS + 200"
+fi
 curl -s "$url/metrics" | grep -E '^fjord_(agents_online|store_bytes|runs\{state="succeeded"\})'
