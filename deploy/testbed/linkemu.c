@@ -614,12 +614,15 @@ static size_t do_status(struct emu *e, char *out, size_t cap)
 	return off;
 }
 
-/* "set SITE/ISP key=value ... | down | up": all or nothing. */
+/*
+ * "set SITE/ISP key=value ... | down | up": all or nothing. Keys ending in
+ * _up or _down change one direction, plain keys both.
+ */
 static size_t do_set(struct emu *e, char *args, char *out, size_t cap)
 {
-	struct tb_link_params p;
+	struct tb_link_params p[2];
 	char *save = NULL, *link = strtok_r(args, " \t\n", &save), *tok;
-	char err[TB_ERR_MAX];
+	char err[TB_ERR_MAX], f0[TB_ERR_MAX], f1[TB_ERR_MAX];
 	int li;
 	bool any = false;
 
@@ -629,32 +632,36 @@ static size_t do_set(struct emu *e, char *args, char *out, size_t cap)
 	if (li < 0)
 		return (size_t)snprintf(out, cap, "error: no link \"%s\" (links are SITE/ISP)",
 					link);
-	p = e->q[2 * li].emu.p;
+	p[TB_DIR_UP] = e->q[2 * li + TB_DIR_UP].emu.p;
+	p[TB_DIR_DOWN] = e->q[2 * li + TB_DIR_DOWN].emu.p;
 	while ((tok = strtok_r(NULL, " \t\n", &save))) {
 		char *eq = strchr(tok, '=');
 
 		any = true;
 		if (!strcmp(tok, "down") || !strcmp(tok, "up")) {
-			p.down = tok[0] == 'd';
+			p[0].down = p[1].down = tok[0] == 'd';
 			continue;
 		}
 		if (eq)
 			*eq++ = 0;
-		if (tb_link_set(&p, tok, eq, err, sizeof(err)))
+		if (tb_link_set_dirs(p, tok, eq, err, sizeof(err)))
 			return (size_t)snprintf(out, cap, "error: %s", err);
 	}
 	if (!any)
 		return (size_t)snprintf(out, cap, "error: set %s needs key=value, down or up",
 					link);
-	if (p.jitter_us > p.delay_us)
-		return (size_t)snprintf(out, cap,
-					"error: jitter (%u us) is larger than delay (%u us)",
-					p.jitter_us, p.delay_us);
+	for (int d = 0; d < 2; d++)
+		if (p[d].jitter_us > p[d].delay_us)
+			return (size_t)snprintf(
+				out, cap,
+				"error: jitter (%u us) is larger than delay (%u us) "
+				"going %s",
+				p[d].jitter_us, p[d].delay_us, d ? "down" : "up");
 	for (int d = 0; d < 2; d++) {
 		struct qdir *q = &e->q[2 * li + d];
-		bool gso = wants_gso(&p);
+		bool gso = wants_gso(&p[d]);
 
-		tb_emu_set(&q->emu, &p);
+		tb_emu_set(&q->emu, &p[d]);
 		if (gso != q->gso) {
 			int r = config_queue(q, NULL, false, NFQA_CFG_F_GSO,
 					     gso ? NFQA_CFG_F_GSO : 0);
@@ -665,8 +672,11 @@ static size_t do_set(struct emu *e, char *args, char *out, size_t cap)
 			q->gso = gso;
 		}
 	}
-	tb_link_format(&p, err, sizeof(err));
-	return (size_t)snprintf(out, cap, "ok %s %s", link, err);
+	tb_link_format(&p[TB_DIR_UP], f0, sizeof(f0));
+	tb_link_format(&p[TB_DIR_DOWN], f1, sizeof(f1));
+	if (!strcmp(f0, f1))
+		return (size_t)snprintf(out, cap, "ok %s %s", link, f0);
+	return (size_t)snprintf(out, cap, "ok %s up: %s; down: %s", link, f0, f1);
 }
 
 static void on_control(struct emu *e)
@@ -824,7 +834,7 @@ int main(int argc, char **argv)
 		q->link = i / 2;
 		q->dir = (int)(i % 2);
 		q->qnum = (uint16_t)(qbase + i);
-		tb_emu_init(&q->emu, &e.topo.sites[s].uplinks[u].params,
+		tb_emu_init(&q->emu, &e.topo.sites[s].uplinks[u].params[q->dir],
 			    seed * 0x100000001b3ull + i + 1);
 		q->ring = calloc(QUEUE_MAXLEN, sizeof(*q->ring));
 		if (!q->ring) {

@@ -213,6 +213,34 @@ int tb_link_set(struct tb_link_params *p, const char *key, const char *value, ch
 		      key);
 }
 
+int tb_link_set_dirs(struct tb_link_params p[2], const char *key, const char *value, char *err,
+		     size_t errlen)
+{
+	struct tb_link_params q[2] = { p[0], p[1] };
+	char base[32];
+	size_t n = strlen(key);
+	int first = 0, last = 1, r = 0;
+
+	if (n > 3 && !strcmp(key + n - 3, "_up") && n - 3 < sizeof(base)) {
+		last = 0;
+		n -= 3;
+	} else if (n > 5 && !strcmp(key + n - 5, "_down") && n - 5 < sizeof(base)) {
+		first = 1;
+		n -= 5;
+	} else if (n >= sizeof(base)) {
+		return seterr(err, errlen, "unknown link setting \"%.40s\"", key);
+	}
+	memcpy(base, key, n);
+	base[n] = 0;
+	for (int d = first; d <= last && !r; d++)
+		r = tb_link_set(&q[d], base, value, err, errlen);
+	if (r)
+		return r;
+	p[0] = q[0];
+	p[1] = q[1];
+	return 0;
+}
+
 static void fmt_dur(char *buf, size_t len, uint32_t us)
 {
 	if (us % 1000 == 0)
@@ -537,7 +565,8 @@ static int parse_uplink(struct ctx *c, const config_setting_t *s, struct tb_topo
 				   config_setting_get_int(m));
 		u->mtu = (unsigned int)config_setting_get_int(m);
 	}
-	tb_link_params_default(&u->params);
+	tb_link_params_default(&u->params[TB_DIR_UP]);
+	tb_link_params_default(&u->params[TB_DIR_DOWN]);
 	for (int k = 0; k < config_setting_length(s); k++) {
 		const config_setting_t *e = config_setting_get_elem(s, (unsigned int)k);
 		const char *key = config_setting_name(e);
@@ -547,13 +576,20 @@ static int parse_uplink(struct ctx *c, const config_setting_t *s, struct tb_topo
 
 		if (!strcmp(key, "isp") || !strcmp(key, "mtu") || !strcmp(key, "middlebox"))
 			continue;
-		for (unsigned int q = 0; q < sizeof(link_keys) / sizeof(link_keys[0]); q++)
-			known |= strcmp(key, link_keys[q]) == 0;
+		for (unsigned int q = 0; q < sizeof(link_keys) / sizeof(link_keys[0]); q++) {
+			size_t kl = strlen(link_keys[q]);
+
+			/* "delay", "delay_up" and "delay_down" are the same setting. */
+			known |= !strncmp(key, link_keys[q], kl) &&
+				 (!key[kl] || !strcmp(key + kl, "_up") ||
+				  !strcmp(key + kl, "_down"));
+		}
 		if (!known)
 			return bad(c, e,
 				   "unknown uplink setting (known: isp, mtu, middlebox, rate, "
 				   "delay, jitter, buffer, loss, loss_model, ge_p, ge_r, "
-				   "ge_loss_bad, ge_loss_good, reorder)");
+				   "ge_loss_bad, ge_loss_good, reorder; the link settings also "
+				   "with _up or _down for one direction)");
 		switch (config_setting_type(e)) {
 		case CONFIG_TYPE_STRING:
 			val = config_setting_get_string(e);
@@ -569,18 +605,20 @@ static int parse_uplink(struct ctx *c, const config_setting_t *s, struct tb_topo
 		default:
 			return bad(c, e, "must be a string or a number");
 		}
-		if (tb_link_set(&u->params, key, val, msg, sizeof(msg))) {
-			size_t kl = strlen(key);
+		if (tb_link_set_dirs(u->params, key, val, msg, sizeof(msg))) {
+			size_t kl = strcspn(msg, ":");
 
 			/* The path already names the key; do not repeat it. */
-			if (!strncmp(msg, key, kl) && msg[kl] == ':')
+			if (!strncmp(msg, key, kl) && msg[kl] == ':' && kl > 0)
 				return bad(c, e, "%s", msg + kl + 2);
 			return bad(c, e, "%s", msg);
 		}
 	}
-	if (u->params.jitter_us > u->params.delay_us)
-		return bad(c, s, "jitter (%u us) is larger than delay (%u us)", u->params.jitter_us,
-			   u->params.delay_us);
+	for (int d = 0; d < 2; d++)
+		if (u->params[d].jitter_us > u->params[d].delay_us)
+			return bad(c, s, "jitter (%u us) is larger than delay (%u us)%s",
+				   u->params[d].jitter_us, u->params[d].delay_us,
+				   d ? " going down" : " going up");
 	site->n_uplinks++;
 	return 0;
 }

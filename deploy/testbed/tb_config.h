@@ -67,11 +67,16 @@ struct tb_node {
 	char tun[TB_NAME_MAX]; /* TUN device of the bundled stack */
 };
 
+enum tb_dir {
+	TB_DIR_UP,   /* site to core */
+	TB_DIR_DOWN, /* core to site */
+};
+
 struct tb_uplink {
 	unsigned int isp; /* index into topology.isps */
 	unsigned int mtu;
 	enum tb_middlebox middlebox;
-	struct tb_link_params params;
+	struct tb_link_params params[2]; /* by enum tb_dir */
 };
 
 struct tb_site {
@@ -110,6 +115,13 @@ void tb_link_params_default(struct tb_link_params *p);
  */
 int tb_link_set(struct tb_link_params *p, const char *key, const char *value, char *err,
 		size_t errlen);
+/*
+ * The same for both directions of a link: a key ending in "_up" ("delay_up")
+ * sets only the site-to-core direction, "_down" only core-to-site, a plain
+ * key both. Nothing changes on error.
+ */
+int tb_link_set_dirs(struct tb_link_params p[2], const char *key, const char *value, char *err,
+		     size_t errlen);
 /* Formats the parameters as "key=value ..." (the keys tb_link_set reads). */
 void tb_link_format(const struct tb_link_params *p, char *buf, size_t len);
 

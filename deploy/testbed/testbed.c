@@ -863,7 +863,8 @@ static int cmd_set(int argc, char **argv)
 	int r;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: fjord-testbed set SITE/ISP key=value ... | down | up\n");
+		fprintf(stderr, "usage: fjord-testbed set SITE/ISP key=value ... | down | up\n"
+				"(key_up=value or key_down=value for one direction)\n");
 		return 2;
 	}
 	if (load_running(&t))
@@ -903,7 +904,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: fjord-testbed [-v] [--run-dir DIR] up FILE | down | status |\n"
 		"       set SITE/ISP key=value ... (rate, delay, jitter, buffer, loss, loss_model,\n"
-		"       ge_p, ge_r, ge_loss_bad, ge_loss_good, reorder) or down or up\n");
+		"       ge_p, ge_r, ge_loss_bad, ge_loss_good, reorder; with _up or _down for\n"
+		"       one direction) or down or up\n");
 }
 
 int main(int argc, char **argv)

@@ -54,20 +54,64 @@ static void test_parse_good(void)
 	CU_ASSERT_EQUAL(topo.sites[0].n_nodes, 2);
 	CU_ASSERT_STRING_EQUAL(topo.sites[0].nodes[1].tun, "tun1");
 	u = &topo.sites[0].uplinks[0];
-	CU_ASSERT_EQUAL(u->params.rate_bps, 100000000ull);
-	CU_ASSERT_EQUAL(u->params.delay_us, 20000);
-	CU_ASSERT_EQUAL(u->params.jitter_us, 2000);
-	CU_ASSERT_DOUBLE_EQUAL(u->params.loss, 0.015, 1e-12);
+	CU_ASSERT_EQUAL(u->params[TB_DIR_UP].rate_bps, 100000000ull);
+	CU_ASSERT_EQUAL(u->params[TB_DIR_UP].delay_us, 20000);
+	CU_ASSERT_EQUAL(u->params[TB_DIR_UP].jitter_us, 2000);
+	CU_ASSERT_DOUBLE_EQUAL(u->params[TB_DIR_UP].loss, 0.015, 1e-12);
 	CU_ASSERT_EQUAL(u->mtu, 1400);
 	CU_ASSERT_EQUAL(u->middlebox, TB_MB_STRIP_MPTCP);
 	u = &topo.sites[0].uplinks[1];
 	CU_ASSERT_EQUAL(u->middlebox, TB_MB_NAT); /* inherited from the ISP */
 	CU_ASSERT_EQUAL(u->mtu, 1500);
-	CU_ASSERT_EQUAL(u->params.loss_model, TB_LOSS_GE);
-	CU_ASSERT_DOUBLE_EQUAL(u->params.ge_p, 0.01, 1e-12);
-	CU_ASSERT_DOUBLE_EQUAL(u->params.ge_r, 0.30, 1e-12);
-	CU_ASSERT_DOUBLE_EQUAL(u->params.reorder, 0.01, 1e-12);
-	CU_ASSERT_EQUAL(u->params.buffer_us, 50000);
+	CU_ASSERT_EQUAL(u->params[TB_DIR_UP].loss_model, TB_LOSS_GE);
+	CU_ASSERT_DOUBLE_EQUAL(u->params[TB_DIR_UP].ge_p, 0.01, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(u->params[TB_DIR_UP].ge_r, 0.30, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(u->params[TB_DIR_UP].reorder, 0.01, 1e-12);
+	CU_ASSERT_EQUAL(u->params[TB_DIR_UP].buffer_us, 50000);
+	CU_ASSERT_EQUAL(
+		memcmp(&u->params[TB_DIR_UP], &u->params[TB_DIR_DOWN], sizeof(u->params[0])), 0);
+}
+
+/* Asymmetric links: a suffix picks one direction. */
+static void test_directions(void)
+{
+	struct tb_link_params p[2];
+	char e[TB_ERR_MAX];
+	const struct tb_uplink *u;
+
+	CU_ASSERT_EQUAL_FATAL(
+		load("{ name = \"s1\"; nodes = ( { name = \"n1\"; tun = \"t0\"; } );"
+		     " uplinks = ( { isp = \"a\"; rate = \"20mbit\"; rate_up = \"2mbit\";"
+		     " delay = \"30ms\"; loss_down = \"1%\"; } ); }"),
+		0);
+	u = &topo.sites[0].uplinks[0];
+	CU_ASSERT_EQUAL(u->params[TB_DIR_UP].rate_bps, 2000000);
+	CU_ASSERT_EQUAL(u->params[TB_DIR_DOWN].rate_bps, 20000000);
+	CU_ASSERT_EQUAL(u->params[TB_DIR_UP].delay_us, 30000);
+	CU_ASSERT_EQUAL(u->params[TB_DIR_DOWN].delay_us, 30000);
+	CU_ASSERT_DOUBLE_EQUAL(u->params[TB_DIR_UP].loss, 0, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(u->params[TB_DIR_DOWN].loss, 0.01, 1e-12);
+	expect_error("{ name = \"s1\"; nodes = ( { name = \"n1\"; tun = \"t0\"; } );"
+		     " uplinks = ( { isp = \"a\"; delay_down = \"soon\"; } ); }",
+		     "uplinks.[0].delay_down: \"soon\" is not a duration");
+	expect_error("{ name = \"s1\"; nodes = ( { name = \"n1\"; tun = \"t0\"; } );"
+		     " uplinks = ( { isp = \"a\"; delay_sideways = \"1ms\"; } ); }",
+		     "unknown uplink setting");
+	expect_error("{ name = \"s1\"; nodes = ( { name = \"n1\"; tun = \"t0\"; } );"
+		     " uplinks = ( { isp = \"a\"; delay = \"5ms\"; jitter_down = \"6ms\"; } ); }",
+		     "jitter (6000 us) is larger than delay (5000 us) going down");
+	/* At run time: all or nothing. */
+	tb_link_params_default(&p[0]);
+	tb_link_params_default(&p[1]);
+	CU_ASSERT_EQUAL(tb_link_set_dirs(p, "delay_up", "7ms", e, sizeof(e)), 0);
+	CU_ASSERT_EQUAL(p[0].delay_us, 7000);
+	CU_ASSERT_EQUAL(p[1].delay_us, 0);
+	CU_ASSERT_EQUAL(tb_link_set_dirs(p, "delay", "9ms", e, sizeof(e)), 0);
+	CU_ASSERT_EQUAL(p[0].delay_us, 9000);
+	CU_ASSERT_EQUAL(p[1].delay_us, 9000);
+	CU_ASSERT_EQUAL(tb_link_set_dirs(p, "delay_down", "x", e, sizeof(e)), -EINVAL);
+	CU_ASSERT_EQUAL(p[1].delay_us, 9000);
+	CU_ASSERT_EQUAL(tb_link_set_dirs(p, "colour_up", "red", e, sizeof(e)), -EINVAL);
 }
 
 static void test_errors_name_setting(void)
@@ -257,10 +301,14 @@ static void test_shipped_files(void)
 		for (unsigned int u = 0; u < topo.sites[s].n_uplinks; u++) {
 			const struct tb_uplink *l = &topo.sites[s].uplinks[u];
 
-			delay_min = l->params.delay_us < delay_min ? l->params.delay_us : delay_min;
-			delay_max = l->params.delay_us > delay_max ? l->params.delay_us : delay_max;
-			CU_ASSERT(l->params.rate_bps >= 10000000 &&
-				  l->params.rate_bps <= 100000000);
+			delay_min = l->params[TB_DIR_DOWN].delay_us < delay_min
+					    ? l->params[TB_DIR_DOWN].delay_us
+					    : delay_min;
+			delay_max = l->params[TB_DIR_DOWN].delay_us > delay_max
+					    ? l->params[TB_DIR_DOWN].delay_us
+					    : delay_max;
+			CU_ASSERT(l->params[TB_DIR_DOWN].rate_bps >= 10000000 &&
+				  l->params[TB_DIR_DOWN].rate_bps <= 100000000);
 			strip += l->middlebox == TB_MB_STRIP_MPTCP;
 			nat += l->middlebox == TB_MB_NAT;
 		}
@@ -279,6 +327,7 @@ static void test_shipped_files(void)
 static const struct fj_test tests[] = {
 	{ "parse_good", test_parse_good },
 	{ "errors_name_setting", test_errors_name_setting },
+	{ "directions", test_directions },
 	{ "nat_needs_inside", test_nat_needs_inside },
 	{ "bad_prefixes", test_bad_prefixes },
 	{ "units", test_units },
