@@ -12,6 +12,23 @@
 #include "fj_clock.h"
 #include "mptcp_info.h"
 
+static char link_hook[512];
+
+int exp_set_link_hook(const char *tmpl)
+{
+	if (tmpl && strlen(tmpl) >= sizeof(link_hook))
+		return -ENAMETOOLONG;
+	snprintf(link_hook, sizeof(link_hook), "%s", tmpl ? tmpl : "");
+	return 0;
+}
+
+const char *exp_link_hook(void)
+{
+	const char *e = getenv("FJORD_LINK_HOOK");
+
+	return link_hook[0] ? link_hook : e && e[0] ? e : NULL;
+}
+
 static Fjord__V1__Stack run_stack(const Fjord__V1__RunCommand *cmd)
 {
 	return cmd->run ? cmd->run->stack : FJORD__V1__STACK__STACK_UNSPECIFIED;
@@ -31,13 +48,21 @@ int exp_check(const Fjord__V1__RunCommand *cmd, char *buf, size_t len)
 		snprintf(buf, len, "bundled stack not built into this agent yet");
 		return -ENOTSUP;
 	}
-	if (cmd->spec->type != FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_ECHO) {
+	switch (cmd->spec->type) {
+	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_ECHO:
+	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK:
+	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_RR:
+	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER:
+	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE:
+		break;
+	default: {
 		const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
 			&fjord__v1__experiment_type__descriptor, (int)cmd->spec->type);
 
 		snprintf(buf, len, "experiment type %s is not supported by this agent",
 			 v ? v->name : "unknown");
 		return -ENOTSUP;
+	}
 	}
 	return 0;
 }
@@ -49,7 +74,18 @@ int exp_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, struct 
 	out->start_mono_ms = fj_mono_ms();
 	if (exp_check(cmd, why, sizeof(why)) < 0)
 		return exp_fail(out, "%s", why);
-	return exp_echo_run(cmd, env, out);
+	switch (cmd->spec->type) {
+	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK:
+		return exp_bulk_run(cmd, env, out);
+	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_RR:
+		return exp_rr_run(cmd, env, out);
+	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER:
+		return exp_handover_run(cmd, env, out);
+	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE:
+		return exp_probe_run(cmd, env, out);
+	default:
+		return exp_echo_run(cmd, env, out);
+	}
 }
 
 int exp_add_metric(struct exp_out *out, const char *name, double value)

@@ -13,8 +13,8 @@
 
 struct agent_arena;
 
-#define EXP_MAX_METRICS	 16
-#define EXP_MAX_EVENTS	 32
+#define EXP_MAX_METRICS	 128
+#define EXP_MAX_EVENTS	 128
 #define EXP_MAX_SUBFLOWS 8
 #define EXP_MAX_SAMPLES	 1000
 #define EXP_SAMPLE_MS	 100
@@ -32,6 +32,16 @@ struct exp_env {
 	uint64_t deadline_mono_ms; /* finish before this (fj_mono_ms scale) */
 	const char *agent_version;
 };
+
+/*
+ * Handover: the command template that takes a link down or up
+ * ("fjord-testbed set {site}/{isp} {action}"), set once at start (the runner's
+ * children inherit it). Unset: FJORD_LINK_HOOK from the environment, and
+ * without that the agent withdraws and re-adds `ip mptcp endpoint`s.
+ * Returns 0 or -ENAMETOOLONG.
+ */
+int exp_set_link_hook(const char *tmpl);
+const char *exp_link_hook(void);
 
 struct exp_out {
 	struct agent_arena *arena;
@@ -78,7 +88,12 @@ int exp_kernel_settings(const Fjord__V1__RunCommand *cmd, int fd, int mptcp, str
 int exp_provenance(struct exp_out *out, Fjord__V1__Stack stack, const char *cc,
 		   const Fjord__V1__RunCommand *cmd, const struct exp_env *env);
 
-/* The echo type (exp_echo.c). */
+/* The types: exp_echo.c, exp_bulk.c (bulk, its baseline, handover), exp_rr.c, exp_probe.c. */
 int exp_echo_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, struct exp_out *out);
+int exp_bulk_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, struct exp_out *out);
+int exp_handover_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+		     struct exp_out *out);
+int exp_rr_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, struct exp_out *out);
+int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, struct exp_out *out);
 
 #endif

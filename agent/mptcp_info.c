@@ -173,3 +173,117 @@ int agent_sock_congestion(int fd, char *buf, size_t len)
 	buf[len - 1] = 0;
 	return 0;
 }
+
+static void raw_addr(const struct sockaddr *sa, char *buf, size_t len, unsigned int *port)
+{
+	buf[0] = 0;
+	*port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &s4->sin_addr, buf, (socklen_t)len);
+		*port = ntohs(s4->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len);
+		*port = ntohs(s6->sin6_port);
+	}
+}
+
+static void raw_from_tcp_info(struct agent_subflow_raw *r, const struct tcp_info *ti)
+{
+	r->bytes_sent = ti->tcpi_bytes_sent;
+	r->bytes_acked = ti->tcpi_bytes_acked;
+	r->bytes_received = ti->tcpi_bytes_received;
+	r->retrans = ti->tcpi_total_retrans;
+	r->srtt_us = ti->tcpi_rtt;
+	r->rttvar_us = ti->tcpi_rttvar;
+	r->cwnd = ti->tcpi_snd_cwnd;
+	r->ssthresh = ti->tcpi_snd_ssthresh;
+}
+
+static int raw_plain(int fd, struct agent_subflow_raw *sf, size_t *n)
+{
+	struct sockaddr_storage l, r;
+	socklen_t ll = sizeof(l), rl = sizeof(r), tl;
+	struct tcp_info ti;
+
+	memset(&ti, 0, sizeof(ti));
+	memset(sf, 0, sizeof(*sf));
+	tl = sizeof(ti);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) < 0)
+		return -errno;
+	raw_from_tcp_info(sf, &ti);
+	if (getsockname(fd, (struct sockaddr *)&l, &ll) == 0)
+		raw_addr((struct sockaddr *)&l, sf->local, sizeof(sf->local), &sf->lport);
+	if (getpeername(fd, (struct sockaddr *)&r, &rl) == 0)
+		raw_addr((struct sockaddr *)&r, sf->remote, sizeof(sf->remote), &sf->rport);
+	*n = 1;
+	return 0;
+}
+
+int agent_mptcp_snapshot(int fd, int mptcp_socket, struct agent_subflow_raw *sf, size_t *n,
+			 struct agent_mptcp_state *st)
+{
+	struct tcpinfo_buf tb;
+	struct addrs_buf ab;
+	struct mptcp_info mi;
+	socklen_t ml = sizeof(mi), tl = sizeof(tb), al = sizeof(ab);
+	size_t i, cnt, acnt = 0;
+
+	memset(st, 0, sizeof(*st));
+	*n = 0;
+	if (!mptcp_socket)
+		return raw_plain(fd, sf, n);
+	st->is_mptcp = 1;
+	memset(&mi, 0, sizeof(mi));
+	if (getsockopt(fd, SOL_MPTCP, MPTCP_INFO, &mi, &ml) < 0) {
+		/* A fallen-back socket may hand SOL_MPTCP to its TCP subflow, which refuses. */
+		st->fallback = 1;
+		return raw_plain(fd, sf, n);
+	}
+	st->fallback = !!(mi.mptcpi_flags & MPTCP_INFO_FLAG_FALLBACK);
+	st->subflows = mi.mptcpi_subflows;
+	st->add_addr_accepted = mi.mptcpi_add_addr_accepted;
+	st->add_addr_signal = mi.mptcpi_add_addr_signal;
+	st->csum_enabled = mi.mptcpi_csum_enabled;
+	st->snd_una = mi.mptcpi_snd_una;
+	st->rcv_nxt = mi.mptcpi_rcv_nxt;
+	st->write_seq = mi.mptcpi_write_seq;
+	if (st->fallback)
+		return raw_plain(fd, sf, n);
+	memset(&tb, 0, sizeof(tb));
+	tb.d.size_subflow_data = sizeof(tb.d);
+	tb.d.size_user = sizeof(tb.ti[0]);
+	if (getsockopt(fd, SOL_MPTCP, MPTCP_TCPINFO, &tb, &tl) < 0 || tl < sizeof(tb.d))
+		return raw_plain(fd, sf, n);
+	cnt = tb.d.num_subflows;
+	if (cnt > (tl - sizeof(tb.d)) / sizeof(tb.ti[0]))
+		cnt = (tl - sizeof(tb.d)) / sizeof(tb.ti[0]);
+	if (cnt > AGENT_MPTCP_MAX_SUBFLOWS)
+		cnt = AGENT_MPTCP_MAX_SUBFLOWS;
+	memset(&ab, 0, sizeof(ab));
+	ab.d.size_subflow_data = sizeof(ab.d);
+	ab.d.size_user = sizeof(ab.ad[0]);
+	if (getsockopt(fd, SOL_MPTCP, MPTCP_SUBFLOW_ADDRS, &ab, &al) == 0 && al >= sizeof(ab.d))
+		acnt = (al - sizeof(ab.d)) / sizeof(ab.ad[0]);
+	/*
+	 * Both lists walk the same subflow list, but a subflow may come or go
+	 * between the two calls; a count mismatch leaves the addresses out.
+	 */
+	if (acnt != cnt || ab.d.num_subflows != tb.d.num_subflows)
+		acnt = 0;
+	for (i = 0; i < cnt; i++) {
+		memset(&sf[i], 0, sizeof(sf[i]));
+		raw_from_tcp_info(&sf[i], &tb.ti[i]);
+		if (i < acnt) {
+			raw_addr(&ab.ad[i].sa_local, sf[i].local, sizeof(sf[i].local),
+				 &sf[i].lport);
+			raw_addr(&ab.ad[i].sa_remote, sf[i].remote, sizeof(sf[i].remote),
+				 &sf[i].rport);
+		}
+	}
+	*n = cnt;
+	return cnt ? 0 : raw_plain(fd, sf, n);
+}

@@ -7,6 +7,7 @@
 #define AGENT_MPTCP_INFO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "fjord.pb-c.h"
 
@@ -16,7 +17,26 @@ struct agent_mptcp_state {
 	int is_mptcp;	       /* the kernel answered MPTCP_INFO */
 	int fallback;	       /* the connection fell back to TCP (MPTCP_INFO_FLAG_FALLBACK) */
 	unsigned int subflows; /* as counted by the kernel (additional subflows) */
+	unsigned int add_addr_accepted, add_addr_signal, csum_enabled;
+	uint64_t snd_una, rcv_nxt, write_seq; /* data-level sequence numbers */
 };
+
+/* One subflow as the kernel reports it, with its ports (they tell subflows apart). */
+struct agent_subflow_raw {
+	char local[46], remote[46];
+	unsigned int lport, rport;
+	uint64_t bytes_sent, bytes_acked, bytes_received;
+	uint32_t retrans, srtt_us, rttvar_us, cwnd, ssthresh;
+};
+
+#define AGENT_MPTCP_MAX_SUBFLOWS 8
+
+/*
+ * The subflows of fd right now (at most AGENT_MPTCP_MAX_SUBFLOWS), for a plain
+ * TCP socket or a fallen-back one its single connection. 0 or -errno.
+ */
+int agent_mptcp_snapshot(int fd, int mptcp_socket, struct agent_subflow_raw *sf, size_t *n,
+			 struct agent_mptcp_state *st);
 
 /*
  * mptcp_socket says whether fd was made with IPPROTO_MPTCP.

@@ -338,12 +338,493 @@ static void test_resp_rr_and_duration(void)
 	agent_responder_destroy(resp);
 }
 
+/* ---- runs through the runner ------------------------------------------------ */
+
+static unsigned int ndone;
+
+static void on_done(void *arg, const char *run_id, int ok)
+{
+	(void)arg;
+	(void)run_id;
+	(void)ok;
+	ndone++;
+}
+
+struct run_cmd {
+	Fjord__V1__RunCommand cmd;
+	Fjord__V1__Run run;
+	Fjord__V1__ExperimentSpec spec;
+	Fjord__V1__BulkParams bulk;
+	Fjord__V1__RrParams rr;
+	Fjord__V1__ProbeParams probe;
+	Fjord__V1__HandoverParams ho;
+	Fjord__V1__LinkEvent lev[4], *levp[4];
+	Fjord__V1__Path path[2], *paths[2];
+};
+
+static void mk_run(struct run_cmd *c, const char *id, Fjord__V1__ExperimentType type,
+		   Fjord__V1__Stack stack, unsigned int npaths)
+{
+	unsigned int i;
+
+	memset(c, 0, sizeof(*c));
+	fjord__v1__run_command__init(&c->cmd);
+	fjord__v1__run__init(&c->run);
+	fjord__v1__experiment_spec__init(&c->spec);
+	fjord__v1__bulk_params__init(&c->bulk);
+	fjord__v1__rr_params__init(&c->rr);
+	fjord__v1__probe_params__init(&c->probe);
+	fjord__v1__handover_params__init(&c->ho);
+	c->run.id = (char *)id;
+	c->run.stack = stack;
+	c->run.client_site = "site-a";
+	c->spec.type = type;
+	switch (type) {
+	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK:
+		c->spec.params_case = FJORD__V1__EXPERIMENT_SPEC__PARAMS_BULK;
+		c->spec.bulk = &c->bulk;
+		break;
+	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_RR:
+		c->spec.params_case = FJORD__V1__EXPERIMENT_SPEC__PARAMS_RR;
+		c->spec.rr = &c->rr;
+		break;
+	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE:
+		c->spec.params_case = FJORD__V1__EXPERIMENT_SPEC__PARAMS_PROBE;
+		c->spec.probe = &c->probe;
+		break;
+	default:
+		c->spec.params_case = FJORD__V1__EXPERIMENT_SPEC__PARAMS_HANDOVER;
+		c->spec.handover = &c->ho;
+		c->ho.bulk = &c->bulk;
+		break;
+	}
+	c->cmd.run = &c->run;
+	c->cmd.spec = &c->spec;
+	for (i = 0; i < npaths && i < 2; i++) {
+		fjord__v1__path__init(&c->path[i]);
+		c->path[i].local_address = "127.0.0.1";
+		c->path[i].remote_address = "127.0.0.1";
+		c->path[i].local_isp = i ? "isp-b" : "isp-a";
+		c->path[i].remote_isp = "isp-r";
+		c->paths[i] = &c->path[i];
+	}
+	c->run.paths = c->paths;
+	c->run.n_paths = npaths;
+}
+
+static struct agent_runner *mk_runner(unsigned int port, unsigned int deadline_s)
+{
+	struct agent_runner_cfg cfg = { 2, deadline_s, port, FJORD_AGENT_VERSION };
+	struct agent_runner *r = NULL;
+
+	CU_ASSERT_EQUAL(agent_runner_create(loop, spool, &cfg, on_done, NULL, &r), 0);
+	return r;
+}
+
+static Fjord__V1__Result *run_one(struct agent_runner *r, struct run_cmd *c)
+{
+	uint64_t end = fj_mono_ms() + 30000;
+	unsigned int want = ndone + 1;
+	Fjord__V1__Result *res;
+	uint8_t *buf;
+	size_t len;
+
+	CU_ASSERT_EQUAL(agent_runner_start(r, &c->cmd), 0);
+	while (ndone < want && fj_mono_ms() < end)
+		agent_loop_run_once(loop, 20);
+	if (agent_spool_read_result(spool, c->run.id, &buf, &len))
+		return NULL;
+	res = fjord__v1__result__unpack(NULL, len, buf);
+	free(buf);
+	if (res && !res->ok)
+		fprintf(stderr, "\n%s: %s\n", c->run.id, res->error);
+	return res;
+}
+
+static double metric(const Fjord__V1__Result *r, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_metrics; i++)
+		if (strcmp(r->metrics[i]->name, name) == 0)
+			return r->metrics[i]->value;
+	return -1;
+}
+
+static int has_event(const Fjord__V1__Result *r, const char *kind, const char *detail_part)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_events; i++)
+		if (strcmp(r->events[i]->kind, kind) == 0 &&
+		    strstr(r->events[i]->detail, detail_part))
+			return 1;
+	return 0;
+}
+
+/* Lines of a spooled trace (a header line included). */
+static size_t trace_lines(const char *run_id, const char *name)
+{
+	char p[256], line[512];
+	size_t n = 0;
+	FILE *f;
+
+	if (agent_spool_trace_path(spool, run_id, name, p, sizeof(p)))
+		return 0;
+	f = fopen(p, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n++;
+	fclose(f);
+	return n;
+}
+
+static void check_provenance(const Fjord__V1__Result *res, Fjord__V1__Stack stack)
+{
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res->provenance);
+	CU_ASSERT_EQUAL(res->provenance->stack, stack);
+	CU_ASSERT_STRING_EQUAL(res->provenance->agent_version, FJORD_AGENT_VERSION);
+	CU_ASSERT(strlen(res->provenance->kernel_version) > 0);
+	CU_ASSERT(res->provenance->n_paths >= 1);
+	if (stack == FJORD__V1__STACK__STACK_KERNEL) {
+		CU_ASSERT(res->provenance->n_sysctls > 0);
+		CU_ASSERT(strlen(res->provenance->scheduler) > 0);
+		CU_ASSERT(strlen(res->provenance->path_manager) > 0);
+	}
+	CU_ASSERT(strlen(res->provenance->congestion_control) > 0);
+}
+
+static Fjord__V1__Stack kstack(void)
+{
+	return agent_sysinfo_has_kernel_mptcp() ? FJORD__V1__STACK__STACK_KERNEL
+						: FJORD__V1__STACK__STACK_TCP;
+}
+
+/* Upload of a byte count over kernel MPTCP: every byte arrives, the hashes agree. */
+static void test_bulk_upload_bytes(void)
+{
+	struct agent_responder *resp = mk_responder(0);
+	struct agent_runner *r = mk_runner(agent_responder_port(resp), 20);
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+
+	mk_run(&c, "bulk-up", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK,
+	       FJORD__V1__STACK__STACK_KERNEL, 1);
+	c.bulk.bytes = 64 << 20;
+	c.bulk.direction = FJORD__V1__DIRECTION__DIRECTION_UPLOAD;
+	c.spec.sample_interval_ms = 20;
+	res = run_one(r, &c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL(metric(res, "bytes"), 64 << 20);
+	CU_ASSERT_EQUAL(metric(res, "sha256_ok"), 1);
+	CU_ASSERT(metric(res, "goodput_bps") > 0);
+	CU_ASSERT(metric(res, "duration_ms") >= 0);
+	CU_ASSERT_EQUAL(metric(res, "subflows_max"), 1);
+	CU_ASSERT(res->n_subflows == 1);
+	CU_ASSERT(res->n_samples >= 2);
+	if (res->n_subflows == 1) {
+		CU_ASSERT(res->subflows[0]->bytes_acked >= 64 << 20);
+		CU_ASSERT_STRING_EQUAL(res->subflows[0]->local_isp, "isp-a");
+	}
+	/* Samples are in time order and acked bytes grow to the whole transfer. */
+	if (res->n_samples >= 2) {
+		CU_ASSERT(res->samples[res->n_samples - 1]->t_ms >= res->samples[0]->t_ms);
+		CU_ASSERT(res->samples[res->n_samples - 1]->bytes_acked >= 64 << 20);
+	}
+	CU_ASSERT_EQUAL(trace_lines("bulk-up", "subflows.csv"), res->n_samples + 1);
+	CU_ASSERT(!has_event(res, "fallback", ""));
+	check_provenance(res, kstack());
+	fjord__v1__result__free_unpacked(res, NULL);
+	agent_runner_destroy(r);
+	agent_responder_destroy(resp);
+}
+
+/* Download for a time over TCP and IPv6 (from the peer's addresses is echo's test). */
+static void test_bulk_download_duration(void)
+{
+	struct agent_responder *resp = mk_responder(0);
+	struct agent_runner *r = mk_runner(agent_responder_port(resp), 20);
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+
+	mk_run(&c, "bulk-down", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK,
+	       FJORD__V1__STACK__STACK_TCP, 1);
+	c.path[0].local_address = "::1";
+	c.path[0].remote_address = "::1/128";
+	c.bulk.duration_s = 1;
+	c.bulk.direction = FJORD__V1__DIRECTION__DIRECTION_DOWNLOAD;
+	res = run_one(r, &c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL(metric(res, "sha256_ok"), 1);
+	CU_ASSERT(metric(res, "bytes") > 0);
+	CU_ASSERT(metric(res, "duration_ms") >= 950);
+	CU_ASSERT(metric(res, "duration_ms") < 3000);
+	CU_ASSERT(metric(res, "goodput_bps") > 0);
+	/* About 10 samples a second, the subflow receiving. */
+	CU_ASSERT(res->n_samples >= 8);
+	CU_ASSERT(res->n_samples <= 14);
+	if (res->n_subflows == 1)
+		CU_ASSERT(res->subflows[0]->bytes_received >= metric(res, "bytes"));
+	check_provenance(res, FJORD__V1__STACK__STACK_TCP);
+	fjord__v1__result__free_unpacked(res, NULL);
+	agent_runner_destroy(r);
+	agent_responder_destroy(resp);
+}
+
+/* MPTCP against a TCP-only responder: the fallback is an event, the data still checks. */
+static void test_bulk_fallback(void)
+{
+	struct agent_responder *resp = mk_responder(1);
+	struct agent_runner *r = mk_runner(agent_responder_port(resp), 20);
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+
+	mk_run(&c, "bulk-fb", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK,
+	       FJORD__V1__STACK__STACK_KERNEL, 1);
+	c.bulk.bytes = 4 << 20;
+	res = run_one(r, &c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL(metric(res, "sha256_ok"), 1);
+	if (agent_sysinfo_has_kernel_mptcp())
+		CU_ASSERT(has_event(res, "fallback", "fell back to TCP"));
+	fjord__v1__result__free_unpacked(res, NULL);
+	agent_runner_destroy(r);
+	agent_responder_destroy(resp);
+}
+
+/* Two loopback "paths": the MPTCP transfer, then one TCP transfer per path. */
+static void test_bulk_baseline(void)
+{
+	struct agent_responder *resp = mk_responder(0);
+	struct agent_runner *r = mk_runner(agent_responder_port(resp), 20);
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+	double gain;
+
+	mk_run(&c, "bulk-base", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK,
+	       FJORD__V1__STACK__STACK_KERNEL, 2);
+	c.bulk.bytes = 16 << 20;
+	c.bulk.baseline = 1;
+	res = run_one(r, &c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT(metric(res, "baseline_p0_goodput_bps") > 0);
+	CU_ASSERT(metric(res, "baseline_p1_goodput_bps") > 0);
+	CU_ASSERT_EQUAL(metric(res, "baseline_best_bps"),
+			metric(res, "baseline_p0_goodput_bps") >
+					metric(res, "baseline_p1_goodput_bps")
+				? metric(res, "baseline_p0_goodput_bps")
+				: metric(res, "baseline_p1_goodput_bps"));
+	gain = metric(res, "aggregation_gain");
+	CU_ASSERT(gain > 0);
+	CU_ASSERT_DOUBLE_EQUAL(gain, metric(res, "goodput_bps") / metric(res, "baseline_best_bps"),
+			       1e-9);
+	CU_ASSERT_EQUAL(metric(res, "mptcp_worse_than_best"), gain < 1 ? 1 : 0);
+	CU_ASSERT_EQUAL(has_event(res, "mptcp_worse", ""), gain < 1);
+	fjord__v1__result__free_unpacked(res, NULL);
+	agent_runner_destroy(r);
+	agent_responder_destroy(resp);
+}
+
+static void test_rr(void)
+{
+	struct agent_responder *resp = mk_responder(0);
+	struct agent_runner *r = mk_runner(agent_responder_port(resp), 20);
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+	double n;
+
+	mk_run(&c, "rr-1", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_RR,
+	       FJORD__V1__STACK__STACK_KERNEL, 1);
+	c.rr.request_bytes = 200;
+	c.rr.response_bytes = 3000;
+	c.rr.rate_per_s = 200;
+	c.rr.duration_s = 1;
+	res = run_one(r, &c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	n = metric(res, "transactions");
+	/* 200 a second for a second: the schedule holds on loopback. */
+	CU_ASSERT(n >= 190 && n <= 201);
+	CU_ASSERT(metric(res, "transactions_per_s") > 180);
+	CU_ASSERT(metric(res, "transactions_per_s") < 210);
+	CU_ASSERT(metric(res, "latency_p50_us") > 0);
+	CU_ASSERT(metric(res, "latency_p90_us") >= metric(res, "latency_p50_us"));
+	CU_ASSERT(metric(res, "latency_p99_us") >= metric(res, "latency_p90_us"));
+	CU_ASSERT(metric(res, "latency_max_us") >= metric(res, "latency_p99_us"));
+	CU_ASSERT_EQUAL(trace_lines("rr-1", "rr.csv"), (size_t)n);
+	CU_ASSERT(res->n_samples >= 8);
+	check_provenance(res, kstack());
+	fjord__v1__result__free_unpacked(res, NULL);
+
+	/* Back to back, no rate: many more. */
+	mk_run(&c, "rr-2", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_RR,
+	       FJORD__V1__STACK__STACK_TCP, 1);
+	c.rr.request_bytes = 1;
+	c.rr.response_bytes = 1;
+	c.rr.duration_s = 1;
+	res = run_one(r, &c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT(metric(res, "transactions") > 1000);
+	CU_ASSERT_EQUAL(metric(res, "late_starts"), 0);
+	fjord__v1__result__free_unpacked(res, NULL);
+	agent_runner_destroy(r);
+	agent_responder_destroy(resp);
+}
+
+/* A loopback probe: MPTCP survives, no NAT, one subflow (no endpoints on lo). */
+static void test_probe_loopback(void)
+{
+	struct agent_responder *resp = mk_responder(0);
+	struct agent_runner *r = mk_runner(agent_responder_port(resp), 20);
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+
+	if (!agent_sysinfo_has_kernel_mptcp()) {
+		agent_runner_destroy(r);
+		agent_responder_destroy(resp);
+		return;
+	}
+	mk_run(&c, "probe-lo", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE,
+	       FJORD__V1__STACK__STACK_KERNEL, 1);
+	c.probe.timeout_ms = 400;
+	res = run_one(r, &c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL_FATAL(res->n_probe_findings, 1);
+	CU_ASSERT(res->probe_findings[0]->reachable);
+	CU_ASSERT(res->probe_findings[0]->mp_capable);
+	CU_ASSERT(!res->probe_findings[0]->nat);
+	CU_ASSERT_STRING_EQUAL(res->probe_findings[0]->seen_address, "127.0.0.1");
+	CU_ASSERT_EQUAL(res->probe_findings[0]->subflows, 1);
+	CU_ASSERT_STRING_EQUAL(res->probe_findings[0]->path->local_isp, "isp-a");
+	CU_ASSERT_EQUAL(metric(res, "p0_mp_capable"), 1);
+	CU_ASSERT_EQUAL(metric(res, "p0_nat"), 0);
+	CU_ASSERT_EQUAL(metric(res, "paths_mp_capable"), 1);
+	fjord__v1__result__free_unpacked(res, NULL);
+
+	/* Against a TCP-only responder: MP_CAPABLE "stripped" (the peer never answers it). */
+	agent_responder_destroy(resp);
+	resp = mk_responder(1);
+	agent_runner_destroy(r);
+	r = mk_runner(agent_responder_port(resp), 20);
+	mk_run(&c, "probe-tcp", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE,
+	       FJORD__V1__STACK__STACK_KERNEL, 1);
+	c.probe.timeout_ms = 400;
+	res = run_one(r, &c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL(metric(res, "p0_reachable"), 1);
+	CU_ASSERT_EQUAL(metric(res, "p0_mp_capable"), 0);
+	CU_ASSERT(has_event(res, "mp_capable_stripped", "path 0"));
+	fjord__v1__result__free_unpacked(res, NULL);
+	agent_runner_destroy(r);
+	agent_responder_destroy(resp);
+}
+
+/* A bad parameter fails the run with the field named, before any traffic. */
+static void bad(struct agent_runner *r, struct run_cmd *c, const char *want)
+{
+	Fjord__V1__Result *res = run_one(r, c);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(!res->ok);
+	if (!strstr(res->error, want))
+		fprintf(stderr, "\nwant \"%s\", got \"%s\"\n", want, res->error);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res->error, want));
+	CU_ASSERT_PTR_NOT_NULL(res->provenance);
+	fjord__v1__result__free_unpacked(res, NULL);
+}
+
+static void test_bad_params(void)
+{
+	struct agent_runner *r = mk_runner(1, 20);
+	const Fjord__V1__ExperimentType B = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK,
+					RR = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_RR,
+					P = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE,
+					H = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER;
+	const Fjord__V1__Stack K = FJORD__V1__STACK__STACK_KERNEL;
+	struct run_cmd c;
+
+	mk_run(&c, "bad-1", B, K, 1);
+	bad(r, &c, "bulk: one of bytes and duration_s must be set");
+	mk_run(&c, "bad-2", B, K, 1);
+	c.bulk.bytes = 1;
+	c.bulk.duration_s = 1;
+	bad(r, &c, "bulk: bytes and duration_s exclude each other");
+	mk_run(&c, "bad-3", B, K, 1);
+	c.bulk.duration_s = 3601;
+	bad(r, &c, "bulk.duration_s must be at most 3600 (got 3601)");
+	mk_run(&c, "bad-4", B, K, 1);
+	c.bulk.duration_s = 15;
+	c.bulk.baseline = 1;
+	bad(r, &c, "bulk.duration_s: 2 transfers of 15 s do not fit the run's deadline");
+	mk_run(&c, "bad-5", B, K, 1);
+	c.bulk.bytes = 10;
+	c.spec.sample_interval_ms = 5;
+	bad(r, &c, "sample_interval_ms must be 10..10000 (got 5)");
+	mk_run(&c, "bad-6", B, K, 1);
+	c.bulk.bytes = 10;
+	c.path[0].remote_address = "nowhere";
+	bad(r, &c, "path 0: remote address \"nowhere\" is not an IPv4 or IPv6 address");
+	mk_run(&c, "bad-7", RR, K, 1);
+	c.rr.request_bytes = 0;
+	c.rr.response_bytes = 1;
+	c.rr.duration_s = 1;
+	bad(r, &c, "rr.request_bytes must be 1..1048576 (got 0)");
+	mk_run(&c, "bad-8", RR, K, 1);
+	c.rr.request_bytes = 1;
+	c.rr.response_bytes = 1;
+	bad(r, &c, "rr.duration_s must be 1..3600 (got 0)");
+	mk_run(&c, "bad-9", RR, K, 1);
+	c.rr.request_bytes = 1;
+	c.rr.response_bytes = 1;
+	c.rr.duration_s = 1;
+	c.rr.rate_per_s = 1000000;
+	bad(r, &c, "rr.rate_per_s must be at most 100000 (got 1000000)");
+	mk_run(&c, "bad-10", P, K, 1);
+	c.probe.timeout_ms = 10;
+	bad(r, &c, "probe.timeout_ms must be 100..60000 (got 10)");
+	mk_run(&c, "bad-11", P, FJORD__V1__STACK__STACK_TCP, 1);
+	bad(r, &c, "probe needs the kernel's MPTCP");
+	mk_run(&c, "bad-12", H, K, 1);
+	c.bulk.duration_s = 1;
+	c.lev[0].at_ms = 100;
+	fjord__v1__link_event__init(&c.lev[0]);
+	c.lev[0].isp = "isp-a";
+	c.lev[0].action = "sideways";
+	c.levp[0] = &c.lev[0];
+	c.ho.events = c.levp;
+	c.ho.n_events = 1;
+	bad(r, &c, "handover.events[0].action must be down, up or backup (got \"sideways\")");
+	c.run.id = "bad-13";
+	c.lev[0].action = "down";
+	c.lev[0].isp = "isp-a; rm -rf /";
+	bad(r, &c, "handover.events[0].isp \"isp-a; rm -rf /\" is not an ISP label");
+	mk_run(&c, "bad-14", H, K, 1);
+	c.ho.bulk = NULL;
+	bad(r, &c, "handover.bulk: missing");
+	agent_runner_destroy(r);
+}
+
 static const struct fj_test tests[] = {
 	{ "resp_bad_headers", test_resp_bad_headers },
 	{ "resp_sink_source_v4", test_resp_sink_source_v4 },
 	{ "resp_sink_source_v6_tcp", test_resp_sink_source_v6_tcp },
 	{ "resp_fill_offsets", test_resp_fill_offsets },
 	{ "resp_rr_and_duration", test_resp_rr_and_duration },
+	{ "bulk_upload_bytes", test_bulk_upload_bytes },
+	{ "bulk_download_duration", test_bulk_download_duration },
+	{ "bulk_fallback", test_bulk_fallback },
+	{ "bulk_baseline", test_bulk_baseline },
+	{ "rr", test_rr },
+	{ "probe_loopback", test_probe_loopback },
+	{ "bad_params", test_bad_params },
 	{ NULL, NULL },
 };
 

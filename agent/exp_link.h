@@ -1,0 +1,50 @@
+/*
+ * Link events of a handover run: at their time after the transfer starts, a
+ * path's link goes down, comes back up or becomes a backup. With a hook
+ * template (exp_set_link_hook(), or FJORD_LINK_HOOK) the agent runs it
+ * through /bin/sh with {site}, {isp}, {action} and {addr} filled in; on the
+ * emulated testbed that is "fjord-testbed set {site}/{isp} {action}". Without
+ * one it changes the kernel's MPTCP endpoints of the ISP's local addresses:
+ * "down" deletes the endpoint (the kernel closes its subflows), "up" adds it
+ * again as it was, "backup" sets its backup flag. Commands run in the
+ * background; their exit status becomes an event.
+ */
+#ifndef AGENT_EXP_LINK_H
+#define AGENT_EXP_LINK_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "exp.h"
+
+#define EXP_LINK_MAX_EVENTS 32
+#define EXP_LINK_CMD_MAX    512
+
+struct exp_link_event {
+	uint32_t at_ms;
+	char action[8]; /* down, up, backup */
+	char isp[65];
+	char cmd[EXP_LINK_CMD_MAX];
+	int fired;
+	pid_t pid;
+};
+
+struct exp_link_sched {
+	struct exp_link_event ev[EXP_LINK_MAX_EVENTS];
+	unsigned int n, next;
+	int64_t first_down_ms; /* mono ms of the first "down", or -1 */
+	uint64_t t0;
+};
+
+/*
+ * Builds the schedule of h's events (sorted by time) with their commands.
+ * 0, or -EINVAL after exp_fail() naming the field ("handover.events[1].isp ...").
+ */
+int exp_link_prepare(const Fjord__V1__RunCommand *cmd, const Fjord__V1__HandoverParams *h,
+		     struct exp_link_sched *ls, struct exp_out *out);
+/* Starts the events now due (t0 set by the caller); returns ms to the next one (or UINT32_MAX). */
+uint32_t exp_link_run_due(struct exp_link_sched *ls, struct exp_out *out);
+/* Collects finished commands; with wait_ms > 0 waits that long for the rest. */
+void exp_link_reap(struct exp_link_sched *ls, struct exp_out *out, unsigned int wait_ms);
+
+#endif

@@ -1,0 +1,295 @@
+/*
+ * EXPERIMENT_TYPE_PROBE: what the network does to MPTCP on each path (local
+ * address x remote address). Per path, a kernel MPTCP connection to the
+ * responder, bound to the path's local address:
+ *  - reachable: the connection and the responder's reply came through;
+ *  - mp_capable: MPTCP_INFO says the connection did not fall back to TCP (a
+ *    middlebox that strips the option from the SYN or SYN/ACK makes it fall back);
+ *  - nat: the responder's reply carries the address and port it saw, which
+ *    differ from the socket's own behind a NAT;
+ *  - mp_join: more than one subflow came up within the wait (needs the
+ *    node's `ip mptcp endpoint`s and limits); add_addr_accepted from MPTCP_INFO;
+ *  - checksums: negotiated on the connection (MPTCP_INFO), and the MIB counter
+ *    MPTcpExt DataCsumErr during the probe (counted per network namespace, so
+ *    other connections of the node add to it).
+ * Findings go into Result.probe_findings, as metrics p<i>_<finding> (0/1) and
+ * as events when something is wrong.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "agent_arena.h"
+#include "exp.h"
+#include "exp_sock.h"
+#include "fj_clock.h"
+#include "mptcp_info.h"
+
+#define PROBE_DEFAULT_TIMEOUT_MS 3000
+#define PROBE_MIN_TIMEOUT_MS	 100
+#define PROBE_MAX_TIMEOUT_MS	 60000
+#define PROBE_MAX_PATHS		 16
+#define PROBE_ECHO_BYTES	 (32 * 1024)
+#define PROBE_JOIN_POLL_MS	 20
+
+/* MPTcpExt DataCsumErr of this network namespace, or -1. */
+static long long csum_errors(void)
+{
+	char names[4096], vals[4096];
+	FILE *f = fopen("/proc/net/netstat", "r");
+	long long v = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(names, sizeof(names), f) && fgets(vals, sizeof(vals), f)) {
+		char *sn, *sv, *n, *val;
+
+		if (strncmp(names, "MPTcpExt:", 9) != 0)
+			continue;
+		n = strtok_r(names, " \n", &sn);
+		val = strtok_r(vals, " \n", &sv);
+		while (n && val) {
+			if (!strcmp(n, "DataCsumErr")) {
+				v = atoll(val);
+				break;
+			}
+			n = strtok_r(NULL, " \n", &sn);
+			val = strtok_r(NULL, " \n", &sv);
+		}
+		break;
+	}
+	fclose(f);
+	return v;
+}
+
+static void set_timeout(int fd, unsigned int ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (long)(ms % 1000) * 1000 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static void sock_addr(int fd, char *buf, size_t len, unsigned int *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	buf[0] = 0;
+	*port = 0;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, buf, (socklen_t)len);
+		*port = ntohs(s4->sin_port);
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len);
+		*port = ntohs(s6->sin6_port);
+	}
+}
+
+/* Sends and reads back some data so that subflows, ADD_ADDR and DSS checksums get exercised. */
+static int echo_some(int fd)
+{
+	static uint8_t tx[PROBE_ECHO_BYTES], rx[PROBE_ECHO_BYTES];
+	int rc;
+
+	agent_resp_fill(1, 0, tx, sizeof(tx));
+	rc = exp_send_all(fd, tx, sizeof(tx));
+	if (!rc)
+		rc = exp_recv_all(fd, rx, sizeof(rx));
+	if (!rc && memcmp(tx, rx, sizeof(rx)))
+		rc = -EBADMSG;
+	return rc;
+}
+
+static Fjord__V1__ProbeFinding *probe_path(const Fjord__V1__RunCommand *cmd,
+					   const struct exp_env *env, size_t idx,
+					   unsigned int timeout_ms, struct exp_out *out)
+{
+	Fjord__V1__ProbeFinding *f = agent_arena_alloc(out->arena, sizeof(*f));
+	Fjord__V1__Result shadow = *out->result;
+	struct exp_out sub = *out;
+	struct agent_resp_request q = { .type = AGENT_RESP_ECHO };
+	struct agent_resp_reply reply;
+	struct agent_subflow_raw sf[AGENT_MPTCP_MAX_SUBFLOWS];
+	struct agent_mptcp_state st;
+	struct exp_target t;
+	char local[64];
+	unsigned int lport;
+	long long cs0 = csum_errors(), cs1;
+	uint64_t end;
+	size_t n;
+	int fd, mptcp = 0, rc;
+
+	if (!f)
+		return NULL;
+	fjord__v1__probe_finding__init(f);
+	/* A path that fails is a finding of this path, not the run's failure. */
+	shadow.error = NULL;
+	sub.result = &shadow;
+	if (exp_resolve_target(cmd, env, idx, &t, &sub) < 0)
+		goto fail;
+	fd = exp_connect(cmd, FJORD__V1__STACK__STACK_KERNEL, &t, env, &sub, &mptcp);
+	if (fd < 0)
+		goto fail;
+	set_timeout(fd, timeout_ms);
+	if (!mptcp) {
+		exp_fail(&sub, "the kernel has no MPTCP: nothing to probe");
+		close(fd);
+		goto fail;
+	}
+	if (exp_handshake(fd, &q, &reply, &sub) < 0) {
+		close(fd);
+		goto fail;
+	}
+	f->reachable = 1;
+	sock_addr(fd, local, sizeof(local), &lport);
+	f->seen_address = agent_arena_strdup(out->arena, reply.peer);
+	f->seen_port = reply.peer_port;
+	f->nat = strcmp(reply.peer, local) != 0 || reply.peer_port != lport;
+	rc = echo_some(fd);
+	if (rc)
+		exp_fail(&sub, "echo over the connection: %s", strerror(-rc));
+	/* Give the path manager the time to add subflows. */
+	end = fj_mono_ms() + timeout_ms / 2;
+	do {
+		if (agent_mptcp_snapshot(fd, 1, sf, &n, &st) < 0)
+			break;
+		if (n > f->subflows)
+			f->subflows = (uint32_t)n;
+		if (st.fallback || n > 1)
+			break;
+		poll(NULL, 0, PROBE_JOIN_POLL_MS);
+	} while (fj_mono_ms() < end);
+	f->mp_capable = st.is_mptcp && !st.fallback;
+	f->mp_join = f->subflows > 1;
+	f->add_addr_accepted = st.add_addr_accepted;
+	f->checksums = st.csum_enabled != 0;
+	close(fd);
+	cs1 = csum_errors();
+	f->checksum_errors = cs0 >= 0 && cs1 > cs0 ? (uint32_t)(cs1 - cs0) : 0;
+fail:
+	out->result->events = shadow.events;
+	out->result->n_events = shadow.n_events;
+	if (shadow.error && shadow.error[0])
+		f->error = shadow.error;
+	return f;
+}
+
+static void finding_out(Fjord__V1__ProbeFinding *f, size_t i, struct exp_out *out)
+{
+	char name[48], d[256];
+	const Fjord__V1__Path *p = f->path;
+
+	snprintf(d, sizeof(d), "path %zu (%s -> %s, %s -> %s)", i,
+		 p && p->local_isp ? p->local_isp : "", p && p->remote_isp ? p->remote_isp : "",
+		 p && p->local_address ? p->local_address : "",
+		 p && p->remote_address ? p->remote_address : "");
+#define M(key, v)                                                                                  \
+	do {                                                                                       \
+		snprintf(name, sizeof(name), "p%zu_" key, i);                                      \
+		exp_add_metric(out, name, v);                                                      \
+	} while (0)
+	M("reachable", f->reachable);
+	M("mp_capable", f->mp_capable);
+	M("nat", f->nat);
+	M("mp_join", f->mp_join);
+	M("subflows", f->subflows);
+	M("checksums", f->checksums);
+	M("csum_errors", f->checksum_errors);
+#undef M
+	if (f->error && f->error[0]) {
+		char e[512];
+
+		snprintf(e, sizeof(e), "%s: %s", d, f->error);
+		exp_add_event(out, "probe_failed", e, 0);
+	}
+	if (f->reachable && !f->mp_capable) {
+		char e[512];
+
+		snprintf(e, sizeof(e), "%s: MP_CAPABLE did not survive (fell back to TCP)", d);
+		exp_add_event(out, "mp_capable_stripped", e, 0);
+	}
+	if (f->nat) {
+		char e[512];
+
+		snprintf(e, sizeof(e), "%s: the responder saw %s port %u", d, f->seen_address,
+			 f->seen_port);
+		exp_add_event(out, "nat", e, 0);
+	}
+	if (f->checksum_errors) {
+		char e[512];
+
+		snprintf(e, sizeof(e), "%s: %u DSS checksum errors", d, f->checksum_errors);
+		exp_add_event(out, "checksum_errors", e, 0);
+	}
+}
+
+int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, struct exp_out *out)
+{
+	const Fjord__V1__ProbeParams *pp = cmd->spec->probe;
+	Fjord__V1__Result *r = out->result;
+	unsigned int timeout = pp && pp->timeout_ms ? pp->timeout_ms : PROBE_DEFAULT_TIMEOUT_MS;
+	size_t n = cmd->run->n_paths ? cmd->run->n_paths : 1, i;
+	unsigned int capable = 0, nat = 0, reach = 0;
+	Fjord__V1__Stack stack = exp_stack(cmd);
+
+	r->ok = 1;
+	if (stack != FJORD__V1__STACK__STACK_KERNEL) {
+		exp_fail(out, "probe needs the kernel's MPTCP (run.stack STACK_KERNEL)");
+		goto prov;
+	}
+	if (timeout < PROBE_MIN_TIMEOUT_MS || timeout > PROBE_MAX_TIMEOUT_MS) {
+		exp_fail(out, "probe.timeout_ms must be %u..%u (got %u)", PROBE_MIN_TIMEOUT_MS,
+			 PROBE_MAX_TIMEOUT_MS, timeout);
+		goto prov;
+	}
+	if (n > PROBE_MAX_PATHS) {
+		exp_fail(out, "run.paths: at most %u paths for a probe (got %zu)", PROBE_MAX_PATHS,
+			 n);
+		goto prov;
+	}
+	if ((uint64_t)n * timeout * 3 / 2 + 500 > exp_left_ms(env)) {
+		exp_fail(out,
+			 "probe.timeout_ms: %zu paths of up to %u ms do not fit the run's deadline",
+			 n, timeout * 3 / 2);
+		goto prov;
+	}
+	r->probe_findings = agent_arena_alloc(out->arena, n * sizeof(*r->probe_findings));
+	if (!r->probe_findings)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		Fjord__V1__ProbeFinding *f = probe_path(cmd, env, i, timeout, out);
+
+		if (!f)
+			return -ENOMEM;
+		/* Borrowed from cmd, which outlives the packed Result. */
+		f->path = cmd->run->n_paths ? cmd->run->paths[i] : NULL;
+		r->probe_findings[r->n_probe_findings++] = f;
+		finding_out(f, i, out);
+		reach += f->reachable;
+		capable += f->mp_capable;
+		nat += f->nat;
+	}
+	exp_add_metric(out, "paths", (double)n);
+	exp_add_metric(out, "paths_reachable", reach);
+	exp_add_metric(out, "paths_mp_capable", capable);
+	exp_add_metric(out, "paths_nat", nat);
+	if (!reach)
+		exp_fail(out, "no path reached the responder: %s",
+			 r->probe_findings[0]->error ? r->probe_findings[0]->error : "");
+prov:
+	exp_provenance(out, stack, NULL, cmd, env);
+	return 0;
+}
