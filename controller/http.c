@@ -710,6 +710,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		ctl_poll_unwait_locked(rq);
 		pthread_mutex_unlock(&h->lock);
 	}
+	if (rq->w_counted)
+		atomic_fetch_sub(&h->polls_held, 1);
 	if (rq->up)
 		ctl_traces_abort(rq->up);
 	for (i = 0; i < rq->n_seg; i++)
@@ -945,8 +947,11 @@ void ctl_http_destroy(struct ctl_http *h)
 	if (!h)
 		return;
 	ctl_poll_stop(h);
-	/* Suspended result uploads finish once the store has written them. */
-	for (i = 0; i < 3000 && atomic_load(&h->async_pending) > 0; i++)
+	/* Held polls were just woken and answer now; suspended result uploads
+	 * answer once the store has written them. Both get up to 3 s. */
+	for (i = 0;
+	     i < 3000 && (atomic_load(&h->async_pending) > 0 || atomic_load(&h->polls_held) > 0);
+	     i++)
 		usleep(1000);
 	if (h->mhd)
 		MHD_stop_daemon(h->mhd);

@@ -93,6 +93,7 @@ struct ctl_http {
 	struct ctl_presence *p_queue_head, *p_queue_tail;
 
 	atomic_int async_pending; /* suspended result uploads waiting for the store */
+	atomic_int polls_held;	  /* polls suspended at some point and not yet completed */
 };
 
 struct ctl_req {
@@ -135,6 +136,7 @@ struct ctl_req {
 	struct ctl_req *w_prev, *w_next, *w_hnext;
 	uint64_t w_deadline_ms;
 	int w_listed;
+	int w_counted; /* counted in polls_held */
 
 	/* Result upload. */
 	Fjord__V1__Result res_copy;

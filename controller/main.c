@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "auth.h"
 #include "config.h"
@@ -103,6 +104,10 @@ static int token_create(const struct ctl_config *cfg, const struct args *a)
 	struct ctl_store *st;
 	int r;
 
+	/* Tokens may be made before the server first ran and created data_dir. */
+	if (mkdir(cfg->data_dir, 0750) < 0 && errno != EEXIST)
+		fprintf(stderr, "fjord-controller: cannot create data_dir '%s': %s\n",
+			cfg->data_dir, strerror(errno));
 	r = ctl_store_open(cfg->database, &st);
 	if (r < 0) {
 		fprintf(stderr, "fjord-controller: database '%s': %s\n", cfg->database,

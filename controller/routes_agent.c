@@ -129,6 +129,8 @@ enum MHD_Result ctl_route_poll(struct ctl_req *rq)
 	}
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	/* Suspended and listed under the lock, so a notify cannot slip in between. */
+	atomic_fetch_add(&h->polls_held, 1);
+	rq->w_counted = 1;
 	MHD_suspend_connection(rq->conn);
 	ctl_poll_wait_locked(rq, fj_mono_ms() + wait_ms);
 	rq->phase = 1;

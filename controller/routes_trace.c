@@ -156,10 +156,11 @@ void ctl_trace_put_begin(struct ctl_req *rq)
 			       " (held: %" PRIu64 " bytes)",
 			       rq->tr_first);
 	else if (r == -ESTALE)
-		defer_conflict(rq, held,
-			       "a partial upload with another TOTAL or X-Fjord-Sha256 is held "
-			       "(from %" PRIu64 ": %" PRIu64 " bytes); restart from byte 0",
-			       rq->tr_first);
+		/* No Range: the client's next PUT starts at 0, which replaces the old upload. */
+		ctl_req_defer_error(rq, MHD_HTTP_CONFLICT, NULL,
+				    "a partial upload with another TOTAL or X-Fjord-Sha256 is held "
+				    "(%" PRIu64 " bytes); restart from byte 0, not %" PRIu64,
+				    held, rq->tr_first);
 	else if (r < 0)
 		ctl_req_defer_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
 				    "cannot open the partial upload: %s", strerror(-r));

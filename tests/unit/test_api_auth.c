@@ -529,6 +529,24 @@ static void test_poll_due_later(void)
 	api_resp_free(&pa.r);
 }
 
+/* Shutdown answers a held poll (empty) instead of dropping its connection. Runs last. */
+static void test_poll_shutdown(void)
+{
+	struct poll_arg pa = { p_stok, { 0 }, 0, 0 };
+	uint64_t t0;
+	pthread_t th;
+
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, poll_thread, &pa), 0);
+	usleep(300 * 1000);
+	t0 = fj_mono_us();
+	api_stop();
+	pthread_join(th, NULL);
+	CU_ASSERT_EQUAL(pa.r.status, 200);
+	CU_ASSERT_EQUAL(json_array_size(json_object_get(pa.r.json, "commands")), 0);
+	CU_ASSERT(pa.done_us - t0 < 2000000);
+	api_resp_free(&pa.r);
+}
+
 static void test_poll_bad(void)
 {
 	struct api_resp r;
@@ -548,6 +566,7 @@ static const struct fj_test poll_tests[] = {
 	{ "delivers_within_1s", test_poll_delivers },
 	{ "due_later_within_1s", test_poll_due_later },
 	{ "bad", test_poll_bad },
+	{ "shutdown_answers_held", test_poll_shutdown },
 	{ NULL, NULL },
 };
 

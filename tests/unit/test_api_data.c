@@ -633,10 +633,11 @@ static void test_trace_sha_mismatch(void)
 
 static void test_trace_refused(void)
 {
-	char path[256], cr[96];
+	char path[256], cr[96], sha1000[65];
 	struct api_hdrs h = { NULL, { cr, NULL } };
 	struct api_resp r;
 
+	ctl_auth_sha256_hex(t_file, 1000, sha1000);
 	CU_ASSERT_EQUAL(put_range(d_ctok, "big.pcap", 0, 99, 2 << 20, t_sha, t_file, &r), 413);
 	API_ASSERT_ERROR(&r, 413, "trace of 2097152 bytes is over the limit of 1048576 bytes",
 			 "Content-Range");
@@ -661,7 +662,21 @@ static void test_trace_refused(void)
 	CU_ASSERT_EQUAL(api_call("PUT", path, d_ctok, NULL, "abc", 3, &h, &r), 0);
 	API_ASSERT_ERROR(&r, 400, "X-Fjord-Sha256 must be", "X-Fjord-Sha256");
 	api_resp_free(&r);
-	CU_ASSERT_EQUAL(put_range(d_ctok, "x.pcap", 0, 99, 100, t_sha, t_file, &r), 0 + 422);
+	CU_ASSERT_EQUAL(put_range(d_ctok, "x.pcap", 0, 99, 100, t_sha, t_file, &r), 422);
+	api_resp_free(&r);
+	/* Another file under the same name: refused without Range unless it restarts at 0. */
+	CU_ASSERT_EQUAL(put_range(d_ctok, "y.pcap", 0, 3999, 10000, t_sha, t_file, &r), 308);
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL(put_range(d_ctok, "y.pcap", 4000, 4999, 9000, t_sha, t_file + 4000, &r),
+			409);
+	API_ASSERT_ERROR(&r, 409,
+			 "a partial upload with another TOTAL or X-Fjord-Sha256 is held "
+			 "(4000 bytes); restart from byte 0, not 4000",
+			 NULL);
+	CU_ASSERT_STRING_EQUAL(r.range, "");
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL(put_range(d_ctok, "y.pcap", 0, 999, 1000, sha1000, t_file, &r), 201);
+	CU_ASSERT_STRING_EQUAL(api_str(&r, "size"), "1000");
 	api_resp_free(&r);
 }
 
