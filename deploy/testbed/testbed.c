@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -939,10 +940,33 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fjord-testbed: %s needs root (network namespaces)\n", argv[i]);
 		return 1;
 	}
-	if (!strcmp(argv[i], "up") && argc == i + 2)
-		return cmd_up(argv[i + 1]);
-	if (!strcmp(argv[i], "down") && argc == i + 1)
-		return cmd_down();
+	if ((!strcmp(argv[i], "up") && argc == i + 2) ||
+	    (!strcmp(argv[i], "down") && argc == i + 1)) {
+		char lock[sizeof(run_dir) + 8];
+		int fd;
+
+		/* One up or down at a time; the lock lives beside the state directory. */
+		snprintf(lock, sizeof(lock), "%s.lock", run_dir);
+		fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+			fprintf(stderr, "fjord-testbed: step \"lock %s\" failed: %s\n", lock,
+				strerror(errno));
+			return 1;
+		}
+		if (argv[i][0] == 'u') {
+			int r = cmd_up(argv[i + 1]);
+
+			/* A refused topology made nothing: leave no lock file either. */
+			if (access(run_dir, F_OK))
+				unlink(lock);
+			return r;
+		}
+		/* Down leaves no trace, the lock file included (still held here). */
+		if (cmd_down())
+			return 1;
+		unlink(lock);
+		return 0;
+	}
 	if (!strcmp(argv[i], "status") && argc == i + 1)
 		return cmd_status();
 	if (!strcmp(argv[i], "set"))

@@ -13,7 +13,7 @@ snapshot() {
 		ip6tables-save 2>/dev/null | grep -v '^#' | sed 's/\[[0-9:]*\]//'
 		ip rule show
 		ps -C fjord-linkemu -o pid=,stat= | awk '$2 !~ /Z/'
-		ls "$RUN" 2>/dev/null
+		ls "$RUN" "$RUN.lock" 2>/dev/null
 	} >"$1"
 }
 
