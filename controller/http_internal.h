@@ -52,13 +52,15 @@ struct ctl_route {
 };
 
 #define CTL_MAX_SEGS 3
-#define CTL_MAX_ARGS 32
+/* Reporter threads: several, so their store writes share group commits. */
+#define CTL_REPORTERS 4
+#define CTL_MAX_ARGS  32
 
 struct ctl_arg {
 	const char *key, *value; /* owned by libmicrohttpd for the request's lifetime */
 };
 
-/* Presence of one agent: what its polls said, for the reporter thread and /metrics. */
+/* Presence of one agent: what its polls said, for the reporter threads and /metrics. */
 struct ctl_presence;
 
 struct ctl_http {
@@ -86,8 +88,9 @@ struct ctl_http {
 	/* Agents seen by polls, and the reports still to hand to store and scheduler. */
 	pthread_mutex_t p_lock;
 	pthread_cond_t p_cond;
-	pthread_t reporter;
-	int reporter_started;
+	pthread_t reporter[CTL_REPORTERS];
+	int n_reporters;
+	size_t p_queued; /* agents whose report waits for a reporter */
 	int p_stopping;
 	struct ctl_presence **p_hash;
 	struct ctl_presence *p_queue_head, *p_queue_tail;
@@ -191,8 +194,8 @@ void ctl_poll_wait_locked(struct ctl_req *rq, uint64_t deadline_ms);
 void ctl_poll_unwait_locked(struct ctl_req *rq);
 /* Overlays online and last_seen_ms from polls onto agents read from the store. */
 void ctl_poll_overlay(struct ctl_http *h, Fjord__V1__Agent *a);
-/* Agents seen within the online window, and long polls held. */
-void ctl_poll_counts(struct ctl_http *h, uint64_t *online, uint64_t *waiting);
+/* Agents seen within the online window, long polls held, reports not yet handed over. */
+void ctl_poll_counts(struct ctl_http *h, uint64_t *online, uint64_t *waiting, uint64_t *queued);
 
 /* ---- routes ------------------------------------------------------------- */
 

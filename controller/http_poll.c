@@ -2,8 +2,8 @@
  * Long polls and time: the scheduler lock, the timer thread that ticks the
  * scheduler and ends long polls at their deadline, the waiters resumed when
  * the scheduler has commands for their agent, and the presence table fed by
- * polls. A poll's report (interfaces, running runs) goes to a reporter
- * thread that coalesces reports per agent, so a burst of polls costs one
+ * polls. A poll's report (interfaces, running runs) goes to reporter
+ * threads that coalesce reports per agent, so a burst of polls costs one
  * store write per agent and change, not one per poll.
  */
 #include <errno.h>
@@ -28,7 +28,10 @@ struct ctl_presence {
 	uint64_t stored_hash; /* of that report */
 	uint8_t *pending;     /* packed PollRequest not yet handed over, or NULL */
 	size_t pending_len;
-	int queued;
+	int queued; /* in the queue */
+	/* A reporter is handing a report over; meanwhile it is not queued again,
+	 * so one agent's reports reach the store in order. */
+	int busy;
 };
 
 static size_t str_hash(const char *s)
@@ -209,6 +212,20 @@ static struct ctl_presence *presence_get(struct ctl_http *h, const char *agent_i
 	return p;
 }
 
+/* Under p_lock. */
+static void enqueue(struct ctl_http *h, struct ctl_presence *p)
+{
+	p->queued = 1;
+	p->qnext = NULL;
+	if (h->p_queue_tail)
+		h->p_queue_tail->qnext = p;
+	else
+		h->p_queue_head = p;
+	h->p_queue_tail = p;
+	h->p_queued++;
+	pthread_cond_signal(&h->p_cond);
+}
+
 void ctl_poll_seen(struct ctl_http *h, const char *agent_id, const Fjord__V1__PollRequest *poll)
 {
 	Fjord__V1__PollRequest copy = *poll;
@@ -234,16 +251,8 @@ void ctl_poll_seen(struct ctl_http *h, const char *agent_id, const Fjord__V1__Po
 	free(p->pending);
 	p->pending = buf;
 	p->pending_len = n;
-	if (!p->queued) {
-		p->queued = 1;
-		p->qnext = NULL;
-		if (h->p_queue_tail)
-			h->p_queue_tail->qnext = p;
-		else
-			h->p_queue_head = p;
-		h->p_queue_tail = p;
-		pthread_cond_signal(&h->p_cond);
-	}
+	if (!p->queued && !p->busy)
+		enqueue(h, p);
 	pthread_mutex_unlock(&h->p_lock);
 }
 
@@ -294,15 +303,21 @@ static void *reporter_main(void *arg)
 		h->p_queue_head = p->qnext;
 		if (!h->p_queue_head)
 			h->p_queue_tail = NULL;
+		h->p_queued--;
 		p->queued = 0;
+		p->busy = 1;
 		buf = p->pending;
 		n = p->pending_len;
 		p->pending = NULL;
 		pthread_mutex_unlock(&h->p_lock);
 		/* Presence entries live until ctl_poll_finish, so p stays valid here. */
-		report(h, p, buf, n, p->stored_ms, p->stored_hash);
+		if (buf)
+			report(h, p, buf, n, p->stored_ms, p->stored_hash);
 		free(buf);
 		pthread_mutex_lock(&h->p_lock);
+		p->busy = 0;
+		if (p->pending && !p->queued)
+			enqueue(h, p); /* a newer report came in meanwhile */
 	}
 	pthread_mutex_unlock(&h->p_lock);
 	return NULL;
@@ -325,7 +340,7 @@ void ctl_poll_overlay(struct ctl_http *h, Fjord__V1__Agent *a)
 	a->online = waiting || (a->last_seen_ms > 0 && now - a->last_seen_ms <= window);
 }
 
-void ctl_poll_counts(struct ctl_http *h, uint64_t *online, uint64_t *waiting)
+void ctl_poll_counts(struct ctl_http *h, uint64_t *online, uint64_t *waiting, uint64_t *queued)
 {
 	int64_t now = fj_wall_ms(), window = ((int64_t)h->cfg->long_poll_max_s + 30) * 1000;
 	size_t b;
@@ -339,6 +354,7 @@ void ctl_poll_counts(struct ctl_http *h, uint64_t *online, uint64_t *waiting)
 			if (now - p->last_seen_ms <= window)
 				(*online)++;
 	}
+	*queued = h->p_queued;
 	pthread_mutex_unlock(&h->p_lock);
 	pthread_mutex_lock(&h->lock);
 	*waiting = h->n_waiting;
@@ -350,7 +366,7 @@ void ctl_poll_counts(struct ctl_http *h, uint64_t *online, uint64_t *waiting)
 int ctl_poll_start(struct ctl_http *h)
 {
 	pthread_condattr_t ca;
-	int r;
+	int r, i;
 
 	h->w_hash = calloc(W_BUCKETS, sizeof(*h->w_hash));
 	h->p_hash = calloc(P_BUCKETS, sizeof(*h->p_hash));
@@ -366,10 +382,12 @@ int ctl_poll_start(struct ctl_http *h)
 	if (r)
 		return -r;
 	h->timer_started = 1;
-	r = pthread_create(&h->reporter, NULL, reporter_main, h);
-	if (r)
-		return -r;
-	h->reporter_started = 1;
+	for (i = 0; i < CTL_REPORTERS; i++) {
+		r = pthread_create(&h->reporter[i], NULL, reporter_main, h);
+		if (r)
+			return -r;
+		h->n_reporters++;
+	}
 	return 0;
 }
 
@@ -389,14 +407,15 @@ void ctl_poll_stop(struct ctl_http *h)
 void ctl_poll_finish(struct ctl_http *h)
 {
 	size_t b;
+	int i;
 
 	pthread_mutex_lock(&h->p_lock);
 	h->p_stopping = 1;
-	pthread_cond_signal(&h->p_cond);
+	pthread_cond_broadcast(&h->p_cond);
 	pthread_mutex_unlock(&h->p_lock);
-	if (h->reporter_started)
-		pthread_join(h->reporter, NULL);
-	h->reporter_started = 0;
+	for (i = 0; i < h->n_reporters; i++)
+		pthread_join(h->reporter[i], NULL);
+	h->n_reporters = 0;
 	for (b = 0; h->p_hash && b < P_BUCKETS; b++)
 		while (h->p_hash[b]) {
 			struct ctl_presence *p = h->p_hash[b];

@@ -145,12 +145,16 @@ static void render_gauges(const struct ctl_gauges *g, struct ctl_buf *b)
 {
 	size_t i;
 
-	ctl_buf_printf(b,
-		       "# HELP fjord_agents_online Agents that polled within the online window.\n"
-		       "# TYPE fjord_agents_online gauge\nfjord_agents_online %llu\n"
-		       "# HELP fjord_long_polls_waiting Agent long polls held open right now.\n"
-		       "# TYPE fjord_long_polls_waiting gauge\nfjord_long_polls_waiting %llu\n",
-		       (unsigned long long)g->agents_online, (unsigned long long)g->agents_waiting);
+	ctl_buf_printf(
+		b,
+		"# HELP fjord_agents_online Agents that polled within the online window.\n"
+		"# TYPE fjord_agents_online gauge\nfjord_agents_online %llu\n"
+		"# HELP fjord_long_polls_waiting Agent long polls held open right now.\n"
+		"# TYPE fjord_long_polls_waiting gauge\nfjord_long_polls_waiting %llu\n"
+		"# HELP fjord_poll_reports_queued Agents whose latest poll report waits for the store.\n"
+		"# TYPE fjord_poll_reports_queued gauge\nfjord_poll_reports_queued %llu\n",
+		(unsigned long long)g->agents_online, (unsigned long long)g->agents_waiting,
+		(unsigned long long)g->reports_queued);
 	if (g->runs_ok) {
 		ctl_buf_puts(b, "# HELP fjord_runs Runs in the store by state.\n"
 				"# TYPE fjord_runs gauge\n");

@@ -16,6 +16,7 @@ struct ctl_metrics;
 struct ctl_gauges {
 	uint64_t agents_online;
 	uint64_t agents_waiting; /* long polls held right now */
+	uint64_t reports_queued; /* poll reports not yet handed to store and scheduler */
 	uint64_t runs[9];	 /* by RunState; valid when runs_ok */
 	int runs_ok;
 	int64_t store_bytes; /* negative when unknown */

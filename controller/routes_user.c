@@ -27,7 +27,7 @@ enum MHD_Result ctl_route_metrics(struct ctl_req *rq)
 	size_t len = 0;
 	char *text;
 
-	ctl_poll_counts(h, &g.agents_online, &g.agents_waiting);
+	ctl_poll_counts(h, &g.agents_online, &g.agents_waiting, &g.reports_queued);
 	g.runs_ok = ctl_store_run_counts(h->st, g.runs) == 0;
 	g.store_bytes = ctl_store_size(h->st);
 	g.uptime_s = (fj_wall_ms() - h->started_ms) / 1000;

@@ -759,6 +759,7 @@ static void test_metrics_text(void)
 		"fjord_http_request_duration_seconds_count{route=\"poll\",code=\"200\"} 1\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "fjord_agents_online 1\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "fjord_long_polls_waiting 0\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\nfjord_poll_reports_queued "));
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "fjord_runs{state=\"pending\"} 0\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "fjord_runs{state=\"cancelled\"} 0\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\nfjord_store_bytes "));
