@@ -38,9 +38,9 @@
 #define QUEUE_MAXLEN   16384 /* packets held per direction, the kernel's cap too */
 #define COPY_RANGE     128   /* enough for IPv6 + a full TCP header with options */
 #define RCVBUF	       (4 << 20)
-#define SLACK_NS       20000ull /* release up to 20 us early rather than sleep again */
-#define CTL_MSG_MAX    65536
-#define LATE_BUCKETS   201 /* lateness histogram: 10 us buckets up to 2 ms, then one */
+#define SLACK_NS       20000ull	 /* release up to 20 us early rather than sleep again */
+#define CTL_MSG_MAX    (1 << 19) /* status of 256 links, 2 lines per direction */
+#define LATE_BUCKETS   201	 /* lateness histogram: 10 us buckets up to 2 ms, then one */
 #define LATE_BUCKET_NS 10000ull
 
 enum { DIR_UP, DIR_DOWN };
@@ -692,6 +692,13 @@ static void on_control(struct emu *e)
 	/* A stuck client may not stall the packet path for long. */
 	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	/* One datagram carries the whole answer. */
+	{
+		int sz = 2 * CTL_MSG_MAX;
+
+		if (setsockopt(c, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
+			setsockopt(c, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	}
 	n = recv(c, req, sizeof(req) - 1, 0);
 	if (n <= 0) {
 		close(c);

@@ -810,7 +810,7 @@ static int load_running(struct tb_topology *t)
 static int cmd_status(void)
 {
 	static struct tb_topology t;
-	static char out[65536];
+	static char out[1 << 19]; /* as the emulator's CTL_MSG_MAX */
 	char ns[32], b4[64], b6[64], bb4[64], bb6[64];
 	int r;
 
