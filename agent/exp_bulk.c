@@ -60,6 +60,7 @@ struct bulk_res {
 	double goodput_bps;
 	unsigned int max_subflows;
 	uint64_t stall_ms;
+	uint64_t t0_mono;      /* when the data started; progress times count from here */
 	struct progress *prog; /* sampled progress (sampler runs only) */
 	size_t n_prog, cap_prog;
 	char cc[32];
@@ -313,9 +314,12 @@ static void bulk_once(const Fjord__V1__RunCommand *cmd, const struct exp_env *en
 		una0 = smp.st.snd_una;
 	}
 	t0 = fj_mono_ms();
+	res->t0_mono = t0;
 	last_change = t0;
-	if (use_sampler)
+	if (use_sampler) {
 		last_sample = smp.prev_ms;
+		prog_add(res, 0, 0);
+	}
 	if (o->links)
 		o->links->t0 = t0;
 	for (;;) {
@@ -434,7 +438,7 @@ static double window_bps(const struct bulk_res *r, uint64_t a, uint64_t b)
 }
 
 static void handover_metrics(const struct bulk_res *r, const struct exp_link_sched *ls,
-			     uint64_t t0_mono, unsigned int step, struct exp_out *out)
+			     unsigned int step, struct exp_out *out)
 {
 	uint64_t down, t, end;
 	double before, min = -1;
@@ -444,7 +448,7 @@ static void handover_metrics(const struct bulk_res *r, const struct exp_link_sch
 	exp_add_metric(out, "link_events", ls->next);
 	if (ls->first_down_ms < 0 || r->n_prog < 2)
 		return;
-	down = (uint64_t)ls->first_down_ms - t0_mono;
+	down = (uint64_t)ls->first_down_ms - r->t0_mono;
 	end = r->prog[r->n_prog - 1].t_ms;
 	before = window_bps(r, down > HO_BEFORE_MS ? down - HO_BEFORE_MS : 0, down);
 	for (t = down; t + HO_WINDOW_MS <= end; t += step) {
@@ -581,7 +585,6 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 	struct bulk_opts o;
 	struct bulk_res r;
 	struct exp_target t;
-	uint64_t t0;
 	size_t runs;
 
 	out->result->ok = 1;
@@ -614,13 +617,12 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 	o.csv = exp_trace_new(out, "subflows.csv");
 	if (stack == FJORD__V1__STACK__STACK_KERNEL)
 		check_endpoints(cmd, out);
-	t0 = fj_mono_ms();
 	bulk_once(cmd, env, out, stack, &t, &o, &r, "transfer");
 	if (ls)
 		exp_link_reap(ls, out, 2000);
 	main_metrics(&r, out);
 	if (ls)
-		handover_metrics(&r, ls, t0, o.interval_ms, out);
+		handover_metrics(&r, ls, o.interval_ms, out);
 	if (r.done && bp->baseline)
 		baseline(cmd, env, out, &o, r.goodput_bps);
 prov:

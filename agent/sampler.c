@@ -104,10 +104,20 @@ int sampler_sample(struct sampler *s)
 			      0);
 	}
 	for (i = 0; i < n; i++) {
-		struct sampler_sf *f = find_sf(s, &raw[i]);
+		struct sampler_sf *f;
 		uint64_t bytes = raw[i].bytes_acked + raw[i].bytes_received, delta;
 		double bps;
 
+		/*
+		 * A subflow being torn down reports its remote port as 0: it is
+		 * the same subflow on its way out, not a new one.
+		 */
+		if (raw[i].remote[0] && raw[i].rport == 0)
+			continue;
+		/* Without addresses (the kernel did not give them) the position is all we have. */
+		if (!raw[i].local[0] && !raw[i].remote[0])
+			snprintf(raw[i].local, sizeof(raw[i].local), "#%u", i);
+		f = find_sf(s, &raw[i]);
 		if (!f) {
 			if (s->n_sf >= SAMPLER_MAX_SF)
 				continue; /* more subflows than we track: the first ones count */

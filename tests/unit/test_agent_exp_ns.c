@@ -1,0 +1,514 @@
+/*
+ * Experiment types where multipath matters, in two network namespaces this
+ * suite creates and removes ("fjex-c-PID" client, "fjex-s-PID" server), joined
+ * by three veth pairs:
+ *
+ *   a: 198.18.1.1/24 a0 -- a1 198.18.1.2/24
+ *   b: 198.18.2.1/24 b0 -- b1 198.18.2.2/24
+ *   n: 198.18.3.1/24 n0 -- n1 198.18.3.2/24, the client also has 198.18.4.1
+ *      on n0, which a MASQUERADE rule (probe test) hides behind 198.18.3.1
+ *
+ * Each client source address leaves by its own veth (policy routing). The
+ * client has an `ip mptcp endpoint ... subflow` on b, the server a `signal`
+ * endpoint on b, limits of 4 on both. The responder's sockets live in the
+ * server namespace, the runner's children in the client one (a socket and a
+ * child stay in the namespace they were created in).
+ */
+#include <stdarg.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent_loop.h"
+#include "agent_runner.h"
+#include "agent_spool.h"
+#include "agent_sysinfo.h"
+#include "exp.h"
+#include "fj_clock.h"
+#include "fj_test.h"
+#include "responder.h"
+
+static char tmpdir[64], ns_c[32], ns_s[32];
+static struct agent_loop *loop;
+static struct agent_spool *spool;
+static struct agent_responder *resp;
+static unsigned int ndone;
+static int usable; /* namespaces and MPTCP are there */
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	rc = system(cmd);
+	if (rc != 0)
+		fprintf(stderr, "\ncommand failed (%d): %s\n", rc, cmd);
+	return rc;
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+/* Runs fn with the calling thread in network namespace ns, then comes back. */
+static int in_ns(const char *ns, void (*fn)(void *), void *arg)
+{
+	char p[64];
+	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), fd;
+
+	snprintf(p, sizeof(p), "/run/netns/%s", ns);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (self < 0 || fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
+		if (self >= 0)
+			close(self);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	fn(arg);
+	setns(self, CLONE_NEWNET);
+	close(self);
+	close(fd);
+	return 0;
+}
+
+static void destroy_ns(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", ns_c,
+		 ns_s);
+	if (system(cmd) < 0)
+		fprintf(stderr, "cannot run: %s\n", cmd);
+}
+
+static int create_ns(void)
+{
+	static const char *const l[] = { "a", "b", "n" };
+	unsigned int i;
+
+	if (sh("ip netns add %s && ip netns add %s", ns_c, ns_s))
+		return -1;
+	for (i = 0; i < 3; i++) {
+		if (sh("ip -n %s link add %s0 type veth peer name %s1 netns %s", ns_c, l[i], l[i],
+		       ns_s) ||
+		    sh("ip -n %s addr add 198.18.%u.1/24 dev %s0 && ip -n %s link set %s0 up", ns_c,
+		       i + 1, l[i], ns_c, l[i]) ||
+		    sh("ip -n %s addr add 198.18.%u.2/24 dev %s1 && ip -n %s link set %s1 up", ns_s,
+		       i + 1, l[i], ns_s, l[i]) ||
+		    sh("ip -n %s rule add from 198.18.%u.1 table %u && "
+		       "ip -n %s route add default dev %s0 table %u",
+		       ns_c, i + 1, 100 + i, ns_c, l[i], 100 + i) ||
+		    sh("ip -n %s rule add from 198.18.%u.2 table %u && "
+		       "ip -n %s route add default dev %s1 table %u",
+		       ns_s, i + 1, 100 + i, ns_s, l[i], 100 + i))
+			return -1;
+	}
+	return sh("ip -n %s link set lo up && ip -n %s link set lo up", ns_c, ns_s) ||
+	       sh("ip -n %s addr add 198.18.4.1/32 dev n0 && "
+		  "ip -n %s rule add from 198.18.4.1 table 102",
+		  ns_c, ns_c) ||
+	       sh("ip -n %s route add 198.18.4.1/32 dev n1", ns_s) ||
+	       sh("ip -n %s mptcp limits set subflow 4 add_addr_accepted 4", ns_c) ||
+	       sh("ip -n %s mptcp limits set subflow 4 add_addr_accepted 4", ns_s) ||
+	       sh("ip -n %s mptcp endpoint add 198.18.2.1 dev b0 id 2 subflow", ns_c) ||
+	       sh("ip -n %s mptcp endpoint add 198.18.2.2 dev b1 id 2 signal", ns_s);
+}
+
+static void mk_resp(void *arg)
+{
+	static const char *const any[] = { "0.0.0.0" };
+	struct agent_responder_cfg rc = { any, 1, 0, 16, 30, 0 };
+	char err[256] = "";
+
+	(void)arg;
+	if (agent_responder_create(loop, &rc, &resp, err, sizeof(err)) < 0)
+		fprintf(stderr, "\n%s\n", err);
+}
+
+static int ns_setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/fjord-expns-XXXXXX");
+	snprintf(ns_c, sizeof(ns_c), "fjex-c-%d", (int)getpid());
+	snprintf(ns_s, sizeof(ns_s), "fjex-s-%d", (int)getpid());
+	if (!mkdtemp(tmpdir))
+		return -1;
+	loop = agent_loop_create(1024);
+	if (!loop || agent_spool_open(tmpdir, 64 << 20, &spool, NULL) != 0)
+		return -1;
+	destroy_ns();
+	if (geteuid() != 0 || !agent_sysinfo_has_kernel_mptcp() || create_ns() < 0) {
+		fprintf(stderr, "\nagent_exp_ns: no network namespaces or no kernel MPTCP here\n");
+		destroy_ns();
+		return 0;
+	}
+	if (in_ns(ns_s, mk_resp, NULL) < 0 || !resp) {
+		destroy_ns();
+		return -1;
+	}
+	usable = 1;
+	return 0;
+}
+
+static int ns_teardown(void)
+{
+	agent_responder_destroy(resp);
+	destroy_ns();
+	exp_set_link_hook(NULL);
+	agent_spool_close(spool);
+	agent_loop_destroy(loop);
+	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void on_done(void *arg, const char *run_id, int ok)
+{
+	(void)arg;
+	(void)run_id;
+	(void)ok;
+	ndone++;
+}
+
+struct run_cmd {
+	Fjord__V1__RunCommand cmd;
+	Fjord__V1__Run run;
+	Fjord__V1__ExperimentSpec spec;
+	Fjord__V1__BulkParams bulk;
+	Fjord__V1__ProbeParams probe;
+	Fjord__V1__HandoverParams ho;
+	Fjord__V1__LinkEvent lev[2], *levp[2];
+	Fjord__V1__Path path[3], *paths[3];
+	char local[3][32], remote[3][32];
+};
+
+/* Paths over the veths named in links ("ab", "abn"), each its own local and remote ISP. */
+static void mk_run(struct run_cmd *c, const char *id, Fjord__V1__ExperimentType type,
+		   const char *links)
+{
+	unsigned int i;
+
+	memset(c, 0, sizeof(*c));
+	fjord__v1__run_command__init(&c->cmd);
+	fjord__v1__run__init(&c->run);
+	fjord__v1__experiment_spec__init(&c->spec);
+	fjord__v1__bulk_params__init(&c->bulk);
+	fjord__v1__probe_params__init(&c->probe);
+	fjord__v1__handover_params__init(&c->ho);
+	c->run.id = (char *)id;
+	c->run.stack = FJORD__V1__STACK__STACK_KERNEL;
+	c->run.client_site = "site-c";
+	c->spec.type = type;
+	if (type == FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE) {
+		c->spec.params_case = FJORD__V1__EXPERIMENT_SPEC__PARAMS_PROBE;
+		c->spec.probe = &c->probe;
+	} else if (type == FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK) {
+		c->spec.params_case = FJORD__V1__EXPERIMENT_SPEC__PARAMS_BULK;
+		c->spec.bulk = &c->bulk;
+	} else {
+		c->spec.params_case = FJORD__V1__EXPERIMENT_SPEC__PARAMS_HANDOVER;
+		c->spec.handover = &c->ho;
+		c->ho.bulk = &c->bulk;
+	}
+	c->cmd.run = &c->run;
+	c->cmd.spec = &c->spec;
+	for (i = 0; links[i] && i < 3; i++) {
+		unsigned int net = links[i] == 'a' ? 1 : links[i] == 'b' ? 2 : 3;
+
+		fjord__v1__path__init(&c->path[i]);
+		/* Behind the NAT, the client binds its hidden address. */
+		snprintf(c->local[i], sizeof(c->local[i]), "198.18.%u.1/24", net == 3 ? 4 : net);
+		snprintf(c->remote[i], sizeof(c->remote[i]), "198.18.%u.2", net);
+		c->path[i].local_address = c->local[i];
+		c->path[i].remote_address = c->remote[i];
+		c->path[i].local_isp = links[i] == 'a' ? "a" : links[i] == 'b' ? "b" : "n";
+		c->path[i].remote_isp = c->path[i].local_isp;
+		c->path[i].family = FJORD__V1__ADDRESS_FAMILY__ADDRESS_FAMILY_IPV4;
+		c->paths[i] = &c->path[i];
+	}
+	c->run.paths = c->paths;
+	c->run.n_paths = i;
+}
+
+struct start_arg {
+	struct agent_runner *r;
+	struct run_cmd *c;
+	int rc;
+};
+
+static void start_run(void *arg)
+{
+	struct start_arg *a = arg;
+
+	a->rc = agent_runner_start(a->r, &a->c->cmd);
+}
+
+static Fjord__V1__Result *run_in_client(struct run_cmd *c)
+{
+	struct agent_runner_cfg cfg = { 1, 30, agent_responder_port(resp), FJORD_AGENT_VERSION };
+	struct start_arg a = { NULL, c, -1 };
+	uint64_t end = fj_mono_ms() + 40000;
+	unsigned int want = ndone + 1;
+	Fjord__V1__Result *res = NULL;
+	uint8_t *buf;
+	size_t len;
+
+	CU_ASSERT_EQUAL_FATAL(agent_runner_create(loop, spool, &cfg, on_done, NULL, &a.r), 0);
+	CU_ASSERT_EQUAL(in_ns(ns_c, start_run, &a), 0);
+	CU_ASSERT_EQUAL(a.rc, 0);
+	while (ndone < want && fj_mono_ms() < end)
+		agent_loop_run_once(loop, 20);
+	if (agent_spool_read_result(spool, c->run.id, &buf, &len) == 0) {
+		res = fjord__v1__result__unpack(NULL, len, buf);
+		free(buf);
+	}
+	agent_runner_destroy(a.r);
+	if (res && !res->ok)
+		fprintf(stderr, "\n%s: %s\n", c->run.id, res->error);
+	return res;
+}
+
+static double metric(const Fjord__V1__Result *r, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_metrics; i++)
+		if (strcmp(r->metrics[i]->name, name) == 0)
+			return r->metrics[i]->value;
+	return -1;
+}
+
+static int has_event(const Fjord__V1__Result *r, const char *kind, const char *detail_part)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_events; i++)
+		if (strcmp(r->events[i]->kind, kind) == 0 &&
+		    strstr(r->events[i]->detail, detail_part))
+			return 1;
+	return 0;
+}
+
+/* Distinct subflow ids in the samples. */
+static unsigned int sampled_subflows(const Fjord__V1__Result *r)
+{
+	uint32_t seen = 0;
+	unsigned int n = 0;
+	size_t i;
+
+	for (i = 0; i < r->n_samples; i++) {
+		uint32_t bit = 1u << (r->samples[i]->subflow_id & 31);
+
+		if (!(seen & bit))
+			n++;
+		seen |= bit;
+	}
+	return n;
+}
+
+/* Bulk over two paths: the kernel adds a subflow on b; both carry data; the hashes agree. */
+static void test_bulk_two_paths(void)
+{
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+	size_t i;
+	int carried_b = 0;
+
+	if (!usable)
+		return;
+	mk_run(&c, "ns-bulk", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK, "ab");
+	c.bulk.bytes = 200 << 20;
+	c.bulk.direction = FJORD__V1__DIRECTION__DIRECTION_UPLOAD;
+	res = run_in_client(&c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL(metric(res, "sha256_ok"), 1);
+	CU_ASSERT_EQUAL(metric(res, "bytes"), 200 << 20);
+	CU_ASSERT(metric(res, "subflows_max") >= 2);
+	CU_ASSERT(sampled_subflows(res) >= 2);
+	CU_ASSERT(has_event(res, "subflow_up", "198.18.2.1"));
+	CU_ASSERT(!has_event(res, "path_not_configured", ""));
+	CU_ASSERT(res->n_subflows >= 2);
+	for (i = 0; i < res->n_subflows; i++) {
+		if (!strcmp(res->subflows[i]->local_address, "198.18.2.1")) {
+			CU_ASSERT_STRING_EQUAL(res->subflows[i]->local_isp, "b");
+			carried_b |= res->subflows[i]->bytes_acked > (1 << 20);
+		}
+	}
+	CU_ASSERT(carried_b);
+	fjord__v1__result__free_unpacked(res, NULL);
+}
+
+static void test_probe_middleboxes(void)
+{
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(
+		sh("ip netns exec %s iptables -t mangle -A POSTROUTING -o b0 -p tcp "
+		   "-j TCPOPTSTRIP --strip-options 30 && "
+		   "ip netns exec %s iptables -t nat -A POSTROUTING -s 198.18.4.1 -o n0 "
+		   "-j MASQUERADE",
+		   ns_c, ns_c),
+		0);
+	mk_run(&c, "ns-probe", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE, "abn");
+	c.probe.timeout_ms = 1000;
+	res = run_in_client(&c);
+	sh("ip netns exec %s iptables -t mangle -F && ip netns exec %s iptables -t nat -F", ns_c,
+	   ns_c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL_FATAL(res->n_probe_findings, 3);
+	/* a: clean; MPTCP, no NAT, and the endpoint on b... is stripped, so no join there. */
+	CU_ASSERT_EQUAL(metric(res, "p0_reachable"), 1);
+	CU_ASSERT_EQUAL(metric(res, "p0_mp_capable"), 1);
+	CU_ASSERT_EQUAL(metric(res, "p0_nat"), 0);
+	/* b: the option stripped, the connection works as TCP. */
+	CU_ASSERT_EQUAL(metric(res, "p1_reachable"), 1);
+	CU_ASSERT_EQUAL(metric(res, "p1_mp_capable"), 0);
+	CU_ASSERT_EQUAL(metric(res, "p1_nat"), 0);
+	CU_ASSERT(has_event(res, "mp_capable_stripped", "path 1 (b -> b"));
+	CU_ASSERT(!has_event(res, "mp_capable_stripped", "path 0"));
+	CU_ASSERT(!has_event(res, "mp_capable_stripped", "path 2"));
+	/* n: NAT seen, MPTCP survives it. */
+	CU_ASSERT_EQUAL(metric(res, "p2_nat"), 1);
+	CU_ASSERT_EQUAL(metric(res, "p2_mp_capable"), 1);
+	CU_ASSERT_STRING_EQUAL(res->probe_findings[2]->seen_address, "198.18.3.1");
+	CU_ASSERT(has_event(res, "nat", "the responder saw 198.18.3.1"));
+	CU_ASSERT_EQUAL(metric(res, "paths_mp_capable"), 2);
+	CU_ASSERT_EQUAL(metric(res, "paths_nat"), 1);
+	fjord__v1__result__free_unpacked(res, NULL);
+}
+
+/* MP_JOIN and ADD_ADDR on a clean path: the b endpoint joins, the server's signal arrives. */
+static void test_probe_join(void)
+{
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+
+	if (!usable)
+		return;
+	mk_run(&c, "ns-join", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE, "a");
+	c.probe.timeout_ms = 2000;
+	res = run_in_client(&c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL_FATAL(res->n_probe_findings, 1);
+	CU_ASSERT(res->probe_findings[0]->mp_capable);
+	CU_ASSERT(res->probe_findings[0]->mp_join);
+	CU_ASSERT(res->probe_findings[0]->subflows >= 2);
+	CU_ASSERT_EQUAL(metric(res, "p0_mp_join"), 1);
+	fjord__v1__result__free_unpacked(res, NULL);
+}
+
+/* Handover through a hook: b's veth goes down for a second mid-transfer. */
+static void test_handover_hook(void)
+{
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL(exp_set_link_hook("ip link set dev {isp}0 {action}"), 0);
+	mk_run(&c, "ns-ho", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER, "ab");
+	c.bulk.duration_s = 3;
+	c.bulk.direction = FJORD__V1__DIRECTION__DIRECTION_UPLOAD;
+	fjord__v1__link_event__init(&c.lev[0]);
+	fjord__v1__link_event__init(&c.lev[1]);
+	c.lev[0].at_ms = 1000;
+	c.lev[0].isp = "b";
+	c.lev[0].action = "down";
+	c.lev[1].at_ms = 2000;
+	c.lev[1].isp = "b";
+	c.lev[1].action = "up";
+	c.levp[0] = &c.lev[0];
+	c.levp[1] = &c.lev[1];
+	c.ho.events = c.levp;
+	c.ho.n_events = 2;
+	res = run_in_client(&c);
+	exp_set_link_hook(NULL);
+	sh("ip -n %s link set b0 up", ns_c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL(metric(res, "sha256_ok"), 1);
+	CU_ASSERT_EQUAL(metric(res, "link_events"), 2);
+	CU_ASSERT(has_event(res, "link_event", "b down at +1000 ms: ip link set dev b0 down"));
+	CU_ASSERT(has_event(res, "link_event", "b up at +2000 ms: ip link set dev b0 up"));
+	CU_ASSERT(!has_event(res, "link_event_failed", ""));
+	/*
+	 * Bounded: the data queued on b's subflow holds the connection until
+	 * b returns (or the kernel marks the subflow stale after
+	 * net.mptcp.stale_loss_cnt RTOs), so the stall is about the outage
+	 * plus the subflow's retransmission backoff, not the run.
+	 */
+	CU_ASSERT(metric(res, "stall_ms") >= 100);
+	CU_ASSERT(metric(res, "stall_ms") < 2500);
+	CU_ASSERT(metric(res, "goodput_before_bps") > 0);
+	CU_ASSERT(metric(res, "goodput_dip_pct") >= 0);
+	CU_ASSERT(metric(res, "goodput_dip_pct") <= 100);
+	CU_ASSERT_EQUAL(metric(res, "recovered"), 1);
+	CU_ASSERT(metric(res, "recover_ms") >= 0);
+	fjord__v1__result__free_unpacked(res, NULL);
+}
+
+/* Without a hook: the agent withdraws b's endpoint (its subflow closes) and re-adds it. */
+static void test_handover_endpoint(void)
+{
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+
+	if (!usable)
+		return;
+	mk_run(&c, "ns-ho-ep", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER, "ab");
+	c.bulk.duration_s = 2;
+	c.bulk.direction = FJORD__V1__DIRECTION__DIRECTION_DOWNLOAD;
+	fjord__v1__link_event__init(&c.lev[0]);
+	fjord__v1__link_event__init(&c.lev[1]);
+	c.lev[0].at_ms = 500;
+	c.lev[0].isp = "b";
+	c.lev[0].action = "down";
+	c.lev[1].at_ms = 1200;
+	c.lev[1].isp = "b";
+	c.lev[1].action = "up";
+	c.levp[0] = &c.lev[0];
+	c.levp[1] = &c.lev[1];
+	c.ho.events = c.levp;
+	c.ho.n_events = 2;
+	res = run_in_client(&c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL(metric(res, "sha256_ok"), 1);
+	CU_ASSERT(has_event(res, "link_event", "ip mptcp endpoint delete id 2"));
+	CU_ASSERT(has_event(res, "subflow_down", "198.18.2.1"));
+	CU_ASSERT(!has_event(res, "link_event_failed", ""));
+	fjord__v1__result__free_unpacked(res, NULL);
+	/* The endpoint is back as it was. */
+	CU_ASSERT_EQUAL(
+		sh("ip -n %s mptcp endpoint show | grep -q '198.18.2.1 id 2 subflow dev b0'", ns_c),
+		0);
+}
+
+static const struct fj_test tests[] = {
+	{ "bulk_two_paths", test_bulk_two_paths },
+	{ "probe_middleboxes", test_probe_middleboxes },
+	{ "probe_join", test_probe_join },
+	{ "handover_hook", test_handover_hook },
+	{ "handover_endpoint", test_handover_endpoint },
+	{ NULL, NULL },
+};
+
+const struct fj_suite fj_suite_agent_exp_ns = { "agent_exp_ns", ns_setup, ns_teardown, tests };
