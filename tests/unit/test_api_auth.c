@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "fj_clock.h"
+#include "fj_log.h"
 #include "fj_test.h"
 #include "test_api.h"
 
@@ -208,6 +209,7 @@ static void test_config_tls(void)
 	struct ctl_config *cfg;
 	struct ctl_http *h = NULL;
 
+	fj_log_init("api-test", FJ_LOG_ERR);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
 	snprintf(cert, sizeof(cert), "%s/c.pem", dir);
 	snprintf(key, sizeof(key), "%s/k.pem", dir);
