@@ -535,8 +535,12 @@ static void begin(struct ctl_req *rq, const char *method, const char *url)
 	int has_clen, chunked;
 
 	rq->route = route_find(rq, method, url);
-	if (!rq->route)
+	if (!rq->route) {
+		if (!rq->err_status) /* the path segments could not be copied */
+			ctl_req_defer_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+					    "out of memory");
 		return;
+	}
 	clen = header_u64(rq, MHD_HTTP_HEADER_CONTENT_LENGTH, &has_clen);
 	chunked = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
 					      MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
