@@ -16,7 +16,7 @@ struct agent_arena;
 #define EXP_MAX_METRICS	 128
 #define EXP_MAX_EVENTS	 128
 #define EXP_MAX_SUBFLOWS 8
-#define EXP_MAX_SAMPLES	 1000
+#define EXP_MAX_SAMPLES	 6000 /* ~250 KB packed: well inside a 1 MiB upload */
 #define EXP_SAMPLE_MS	 100
 #define EXP_MAX_TRACES	 4
 #define EXP_TRACE_MAX	 (8u << 20)
