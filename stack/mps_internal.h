@@ -121,6 +121,13 @@ struct mps_conn {
 	bool accepted;
 	bool reset;
 	bool fastclose_pending;
+	struct {
+		uint8_t id;
+		struct mps_addr addr; /* port 0: the peer did not give one */
+	} raddrs[MPS_MAX_REMOTE_ADDRS];
+	uint8_t nraddrs;
+	bool echo_pending; /* an ADD_ADDR echo goes on the next pure ACK */
+	struct mps_opt_add_addr echo;
 	enum mps_conn_state state;
 	uint64_t bytes_sent, bytes_acked, bytes_received;
 };

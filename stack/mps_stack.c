@@ -24,6 +24,8 @@ static const char *const counter_names[MPS_CNT__COUNT] = {
 	[MPS_CNT_IN_DSS_CSUM] = "in_dss_csum",
 	[MPS_CNT_IN_ACCEPT_FULL] = "in_accept_full",
 	[MPS_CNT_IN_JOIN_REFUSED] = "in_join_refused",
+	[MPS_CNT_IN_ADD_ADDR_HMAC] = "in_add_addr_hmac",
+	[MPS_CNT_IN_ADD_ADDR_FULL] = "in_add_addr_full",
 	[MPS_CNT_OUT_RST_DROPPED] = "out_rst_dropped",
 	[MPS_CNT_EVENTS_DROPPED] = "events_dropped",
 	[MPS_CNT_RETRANS_TIMEOUT] = "retrans_timeout",
@@ -351,6 +353,7 @@ int mps_conn_info(const struct mps_conn *c, struct mps_conn_info *info)
 	info->bytes_acked = c->bytes_acked;
 	info->bytes_received = c->bytes_received;
 	info->nsubflows = 1;
+	info->nremote_addrs = c->nraddrs;
 	return 0;
 }
 

@@ -368,6 +368,48 @@ static void segment_mapping(struct mps_conn *c, const struct mps_opt *o, unsigne
 	}
 }
 
+/*
+ * ADD_ADDR from the peer (RFC 8684 §3.4.1): keep the address if its HMAC
+ * (keyed peer key || our key) verifies, and echo it once per announcement.
+ */
+static void add_addr_input(struct mps_conn *c, const struct mps_opt_add_addr *a, uint64_t now)
+{
+	size_t alen = a->family == 4 ? 4 : 16;
+	uint64_t h = 0;
+	unsigned int i;
+
+	if (a->echo)
+		return; /* we announce nothing yet, so there is nothing to confirm */
+	if (mps_add_addr_hmac(c->rkey, c->lkey, a->addr_id, a->addr, alen,
+			      a->has_port ? a->port : 0, &h) != 0 ||
+	    h != a->hmac) {
+		c->st->counters[MPS_CNT_IN_ADD_ADDR_HMAC]++;
+		return;
+	}
+	/* Only a server that has our key can compute this HMAC: it is fully established. */
+	c->fully_established = true;
+	for (i = 0; i < c->nraddrs && c->raddrs[i].id != a->addr_id; i++)
+		;
+	if (i == c->nraddrs && i == MPS_MAX_REMOTE_ADDRS) {
+		c->st->counters[MPS_CNT_IN_ADD_ADDR_FULL]++;
+	} else {
+		if (i == c->nraddrs)
+			c->nraddrs++;
+		c->raddrs[i].id = a->addr_id;
+		memset(&c->raddrs[i].addr, 0, sizeof(c->raddrs[i].addr));
+		c->raddrs[i].addr.family = a->family;
+		memcpy(c->raddrs[i].addr.addr, a->addr, alen);
+		c->raddrs[i].addr.port = a->has_port ? a->port : 0;
+		mps_event(c->st, MPS_EV_ADD_ADDR_IN, c, a->addr_id, now);
+	}
+	/* A retransmitted announcement is echoed again: our echo may have been lost. */
+	c->echo = *a;
+	c->echo.echo = true;
+	c->echo.hmac = 0;
+	c->echo_pending = true;
+	c->sf.ack_now = true;
+}
+
 /* A checksum failure, or a checksum present against the negotiation: abort. */
 static void csum_failure(struct mps_conn *c, uint64_t now)
 {
@@ -825,8 +867,12 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 	if (c->mptcp) {
 		const struct mps_opt *dss = find_opt(o, n, MPS_MPTCP_SUB_DSS);
 
+		const struct mps_opt *aa = find_opt(o, n, MPS_MPTCP_SUB_ADD_ADDR);
+
 		if (dss && (dss->dss.flags & MPS_DSS_FLAG_A))
 			data_ack(c, &dss->dss);
+		if (aa)
+			add_addr_input(c, &aa->add_addr, now);
 		segment_mapping(c, o, n, &m);
 		rc = handle_mapping(c, &m, SEQ_LEQ(s->seq, sf->rcv_nxt), now);
 		if (c->reset)
@@ -941,6 +987,11 @@ static int build_opts(struct mps_conn *c, uint8_t *p, uint64_t now, uint8_t flag
 			o.mpc.has_csum = true;
 			o.mpc.csum = mps_dss_csum_final(&ck);
 		}
+	} else if (c->echo_pending && !len && !data_fin && !(flags & MPS_TCP_RST)) {
+		/* Alone on a pure ACK, as Linux does: an IPv6 echo with a port leaves no room. */
+		o.subtype = MPS_MPTCP_SUB_ADD_ADDR;
+		o.add_addr = c->echo;
+		c->echo_pending = false;
 	} else {
 		o.subtype = MPS_MPTCP_SUB_DSS;
 		o.dss.flags = MPS_DSS_FLAG_A | MPS_DSS_FLAG_a;
@@ -1216,7 +1267,8 @@ static int send_segment(struct mps_conn *c, uint64_t now, uint32_t seq, uint64_t
 	rc = write_packet(c->st, &ps, buf, cap);
 	if (rc < 0)
 		return rc;
-	sf->ack_now = false;
+	/* A data or FIN segment leaves a waiting ADD_ADDR echo for a pure ACK next; a pure ACK never repeats itself. */
+	sf->ack_now = (len || fin) && c->echo_pending;
 	if (len || fin) {
 		if (SEQ_LT(seq, sf->snd_max)) {
 			sf->retransmits++;

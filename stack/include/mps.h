@@ -151,6 +151,8 @@ struct mps_subflow_info {
 	bool backup;
 };
 
+#define MPS_MAX_REMOTE_ADDRS 8 /* addresses learnt from ADD_ADDR, per connection */
+
 struct mps_conn_info {
 	uint32_t id; /* unique within the stack, never reused */
 	enum mps_conn_state state;
@@ -162,6 +164,7 @@ struct mps_conn_info {
 	uint32_t local_token, remote_token;
 	uint64_t bytes_sent, bytes_acked, bytes_received; /* data level */
 	uint8_t nsubflows;
+	uint8_t nremote_addrs; /* learnt from ADD_ADDR */
 };
 
 int mps_conn_info(const struct mps_conn *c, struct mps_conn_info *info);
@@ -177,6 +180,7 @@ enum mps_event_type {
 	MPS_EV_FALLBACK,    /* reason: MPS_FALLBACK_* */
 	MPS_EV_SUBFLOW_UP,
 	MPS_EV_SUBFLOW_DOWN,
+	MPS_EV_ADD_ADDR_IN, /* the peer announced an address (HMAC verified); reason: its ID */
 };
 
 enum mps_fallback_reason {
@@ -223,6 +227,8 @@ enum mps_counter {
 	MPS_CNT_IN_DSS_CSUM,	  /* DSS checksum wrong, missing or unexpected: reset */
 	MPS_CNT_IN_ACCEPT_FULL,	  /* SYN refused: connection table full */
 	MPS_CNT_IN_JOIN_REFUSED,  /* MP_JOIN SYN: answered with RST (joins not implemented) */
+	MPS_CNT_IN_ADD_ADDR_HMAC, /* ADD_ADDR with a wrong HMAC: ignored */
+	MPS_CNT_IN_ADD_ADDR_FULL, /* ADD_ADDR beyond MPS_MAX_REMOTE_ADDRS: echoed, not kept */
 	MPS_CNT_OUT_RST_DROPPED,  /* RST queue full */
 	MPS_CNT_EVENTS_DROPPED,
 	MPS_CNT_RETRANS_TIMEOUT, /* RTO expiries */

@@ -253,7 +253,7 @@ static void report(const struct perf_opts *o, struct perf_conn *p)
 	hex[2 * i] = 0;
 	printf("{\"role\":\"%s\",\"mode\":\"%s\",\"bytes\":%" PRIu64 ",\"seconds\":%.6f,"
 	       "\"goodput_bps\":%.0f,\"sha256\":\"%s\",\"subflows\":%u,\"fallback\":%s,"
-	       "\"fallback_reason\":%s%s%s,\"mptcp\":%s,\"checksum\":%s,\"subflow_bytes\":[%" PRIu64
+	       "\"fallback_reason\":%s%s%s,\"mptcp\":%s,\"checksum\":%s,\"remote_addrs\":%u,\"subflow_bytes\":[%" PRIu64
 	       "],"
 	       "\"retransmits\":%u,\"srtt_us\":%u}\n",
 	       o->server ? "server" : "client",
@@ -264,7 +264,7 @@ static void report(const struct perf_opts *o, struct perf_conn *p)
 	       p->info.fallback_reason ? "\"" : "",
 	       p->info.fallback_reason ? p->info.fallback_reason : "null",
 	       p->info.fallback_reason ? "\"" : "", p->info.mptcp ? "true" : "false",
-	       p->info.checksum ? "true" : "false",
+	       p->info.checksum ? "true" : "false", (unsigned int)p->info.nremote_addrs,
 	       o->mode == MODE_SINK ? p->sfi.bytes_received : p->sfi.bytes_acked,
 	       p->sfi.retransmits, p->sfi.srtt_us);
 	fflush(stdout);

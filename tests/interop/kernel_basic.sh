@@ -77,11 +77,11 @@ wait_listen() {
 # Kernel client -> bundled server (sink).
 run_kernel_client() { # family-tag our-addr kernel-dest
 	ip netns exec "$NS" nstat -n >/dev/null
-	ip netns exec "$NS" timeout 60 "$PERF" server --tun mps0 --addr "$2" --port 5002 --once \
+	ip netns exec "$NS" timeout -k 5 60 "$PERF" server --tun mps0 --addr "$2" --port 5002 --once \
 		--mode sink >"$TMP/perf.json" 2>"$TMP/perf.err" &
 	PID=$!
 	sleep 0.5
-	ip netns exec "$NS" timeout 60 python3 "$PEER" send "$3" 5002 "$BYTES" >"$TMP/peer.json" ||
+	ip netns exec "$NS" timeout -k 5 60 python3 "$PEER" send "$3" 5002 "$BYTES" >"$TMP/peer.json" ||
 		{ echo "kernel_basic: kernel client failed" >&2; cat "$TMP/perf.err" >&2; fail=1; }
 	wait "$PID" || { echo "kernel_basic: mpsperf server failed" >&2; cat "$TMP/perf.err" >&2; fail=1; }
 	PID=
@@ -97,10 +97,10 @@ run_kernel_client() { # family-tag our-addr kernel-dest
 # Bundled client (send) -> kernel server.
 run_bundled_client() { # family-tag our-addr kernel-addr
 	ip netns exec "$NS" nstat -n >/dev/null
-	ip netns exec "$NS" timeout 60 python3 "$PEER" recv "$3" 5003 >"$TMP/peer.json" &
+	ip netns exec "$NS" timeout -k 5 60 python3 "$PEER" recv "$3" 5003 >"$TMP/peer.json" &
 	PID=$!
 	wait_listen 5003
-	ip netns exec "$NS" timeout 60 "$PERF" client --tun mps0 --addr "$2" --remote "$3" \
+	ip netns exec "$NS" timeout -k 5 60 "$PERF" client --tun mps0 --addr "$2" --remote "$3" \
 		--port 5003 --mode send --bytes "$BYTES" >"$TMP/perf.json" 2>"$TMP/perf.err" ||
 		{ echo "kernel_basic: mpsperf client failed" >&2; cat "$TMP/perf.err" >&2; fail=1; }
 	wait "$PID" || { echo "kernel_basic: kernel server failed" >&2; fail=1; }
@@ -115,7 +115,14 @@ run_bundled_client() { # family-tag our-addr kernel-addr
 }
 
 run_kernel_client v4 10.77.0.2 10.77.0.2
+# The kernel server announces a second address: we must verify its HMAC and echo it.
+ip -n "$NS" addr add 10.77.0.3/32 dev mps0
+ip -n "$NS" mptcp endpoint add 10.77.0.3 dev mps0 signal
 run_bundled_client v4 10.77.0.2 10.77.0.1
+check "v4 bundled->kernel ADD_ADDR sent by kernel" 1 "$(counter MPTcpExtAddAddrTx)"
+check "v4 bundled->kernel our echo received by kernel" 1 "$(counter MPTcpExtEchoAdd)"
+check "v4 bundled->kernel address learnt" 1 "$(jget remote_addrs <"$TMP/perf.json")"
+ip -n "$NS" mptcp endpoint flush
 BYTES=$SMALL
 run_kernel_client v6 fd77::2 fd77::2
 run_bundled_client v6 fd77::2 fd77::1

@@ -277,10 +277,80 @@ static void test_join_refused(void)
 	mps_stack_destroy(p.s);
 }
 
+/* Client -> server ADD_ADDR on a pure ACK; returns what the server answered with. */
+static bool add_addr_roundtrip(struct pair *p, uint64_t hmac_delta, struct mps_opt *answer)
+{
+	struct mps_conn_info ci;
+	struct mps_opt o = { .subtype = MPS_MPTCP_SUB_ADD_ADDR };
+	uint8_t opts[20], pkt[128], out[256];
+	struct mps_tcpopts t;
+	struct mps_seg seg;
+	enum mps_seg_err serr;
+	enum mps_opt_err oerr;
+	int n, i;
+
+	CU_ASSERT_EQUAL(mps_conn_info(p->cc, &ci), 0);
+	o.add_addr.family = 4;
+	o.add_addr.addr_id = 3;
+	o.add_addr.addr[0] = 10;
+	o.add_addr.addr[1] = 0;
+	o.add_addr.addr[2] = 2;
+	o.add_addr.addr[3] = 1;
+	o.add_addr.has_port = true;
+	o.add_addr.port = 5003;
+	/* Keyed sender (client) key || receiver (server) key. */
+	CU_ASSERT_EQUAL_FATAL(mps_add_addr_hmac(ci.local_key, ci.remote_key, 3, o.add_addr.addr, 4,
+						5003, &o.add_addr.hmac),
+			      0);
+	o.add_addr.hmac += hmac_delta;
+	CU_ASSERT_EQUAL_FATAL(mps_opt_build(&o, opts, sizeof(opts)), 18);
+	opts[18] = opts[19] = 1;
+	mps_input(p->s, pkt, make_segment(pkt, p->cseq, p->sseq, opts, 20, (const uint8_t *)"", 0),
+		  p->now);
+	n = mps_output(p->s, p->now, out, sizeof(out));
+	if (n <= 0 || mps_seg_parse(out, (size_t)n, 0, &seg, &serr) != 0)
+		return false;
+	mps_tcpopt_walk(seg.opts, seg.opts_len, &t);
+	for (i = 0; i < t.nmptcp; i++)
+		if (mps_opt_parse(seg.opts + t.mptcp[i].off, t.mptcp[i].len, seg.flags, answer,
+				  &oerr) == 0 &&
+		    answer->subtype == MPS_MPTCP_SUB_ADD_ADDR)
+			return true;
+	return false;
+}
+
+/* A verified ADD_ADDR is kept and echoed (E=1, no HMAC); a forged one is counted and ignored. */
+static void test_add_addr_echo(void)
+{
+	struct mps_conn_info si;
+	struct mps_opt a;
+	struct pair p;
+
+	pair_up(&p);
+	CU_ASSERT_FALSE(add_addr_roundtrip(&p, 1, &a));
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_ADD_ADDR_HMAC), 1);
+	CU_ASSERT_TRUE_FATAL(add_addr_roundtrip(&p, 0, &a));
+	CU_ASSERT_TRUE(a.add_addr.echo);
+	CU_ASSERT_EQUAL(a.add_addr.addr_id, 3);
+	CU_ASSERT_EQUAL(a.add_addr.addr[2], 2);
+	CU_ASSERT_TRUE(a.add_addr.has_port);
+	CU_ASSERT_EQUAL(a.add_addr.port, 5003);
+	CU_ASSERT_EQUAL(a.len, 10);
+	CU_ASSERT_EQUAL(mps_conn_info(p.sc, &si), 0);
+	CU_ASSERT_EQUAL(si.nremote_addrs, 1);
+	/* Announced again (our echo was lost, say): echoed again, kept once. */
+	CU_ASSERT_TRUE(add_addr_roundtrip(&p, 0, &a));
+	CU_ASSERT_EQUAL(mps_conn_info(p.sc, &si), 0);
+	CU_ASSERT_EQUAL(si.nremote_addrs, 1);
+	mps_stack_destroy(p.c);
+	mps_stack_destroy(p.s);
+}
+
 static const struct fj_test tests[] = {
 	{ "duplicate_dsn_probe", test_duplicate_dsn_probe },
 	{ "mapping_gap_refused", test_mapping_gap_refused },
 	{ "join_refused", test_join_refused },
+	{ "add_addr_echo", test_add_addr_echo },
 	{ NULL, NULL },
 };
 
