@@ -28,7 +28,7 @@ $(BUILD)/tests/fjord-fake-controller: $(call objs,$(FAKE_CTL_SRCS)) $(BUILD)/lib
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/.stamp-all: $(BUILD)/tests/fjord-fake-controller
 
-TEST_SCRIPTS += tests/agent/config_errors.sh tests/agent/spool_kill.sh
+TEST_SCRIPTS += tests/agent/config_errors.sh tests/agent/spool_kill.sh tests/agent/exp_e2e.sh
 
 # Fuzz target for the config parser (tests/fuzz/fuzz_agent_config.c).
 FUZZ_TARGETS += fuzz_agent_config
