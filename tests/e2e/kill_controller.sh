@@ -120,6 +120,13 @@ fj_wait_for 60 spools_empty || {
 	done
 	echo "partial uploads held by the controller:"
 	ls -l "$T/ctl/partial" 2>/dev/null | sed 's/^/    /'
+	for m in "$T"/ctl/partial/*.meta; do
+		[ -f "$m" ] || continue
+		total=$(cut -d' ' -f1 <"$m")
+		held=$(wc -c <"${m%.meta}")
+		[ "$held" = "$total" ] && echo "    ${m##*/}: all $total bytes held but the" \
+			"upload was never finished (stored); the agent cannot complete it"
+	done
 	fj_die "the agents' spools did not drain within 60 s of the last run"
 }
 sleep 0.3
