@@ -14,6 +14,7 @@
 #define MPS_MAX_LISTENERS  8
 #define MPS_MAX_RST_QUEUE  16
 #define MPS_MAX_EVENTS	   256
+#define MPS_PUMP_MAX	   1024 /* packets each way per mps_pump() call */
 #define MPS_RTO_INIT_US	   1000000u
 #define MPS_RTO_MIN_US	   200000u /* Linux's floor; RFC 6298 allows a lower one than 1 s */
 #define MPS_RTO_MAX_US	   60000000u

@@ -594,20 +594,31 @@ uint64_t mps_pump(struct mps_stack *st, const struct mps_link_ops *ops, void *ct
 {
 	uint8_t buf[65536 + 128];
 	uint64_t t, l;
-	int n, rc;
+	unsigned int count;
+	int n = 0, rc;
 
 	*err = 0;
-	while ((n = ops->recv(ctx, buf, sizeof(buf), now)) > 0)
+	/* Bounded rounds: one pump never starves the caller's loop, whatever arrives. */
+	for (count = 0; count < MPS_PUMP_MAX; count++) {
+		n = ops->recv(ctx, buf, sizeof(buf), now);
+		if (n <= 0)
+			break;
 		mps_input(st, buf, (size_t)n, now);
+	}
 	if (n < 0)
 		*err = n;
-	while ((n = mps_output(st, now, buf, sizeof(buf))) > 0) {
+	for (count = 0; count < MPS_PUMP_MAX; count++) {
+		n = mps_output(st, now, buf, sizeof(buf));
+		if (n <= 0)
+			break;
 		rc = ops->send(ctx, buf, (size_t)n, now);
 		if (rc < 0 && *err == 0)
 			*err = rc;
 	}
 	if (n < 0 && *err == 0)
 		*err = n;
+	if (count == MPS_PUMP_MAX)
+		return now; /* more to send: call again at once */
 	t = mps_next_wakeup(st);
 	l = ops->next_ready ? ops->next_ready(ctx) : MPS_TIME_NEVER;
 	return l < t ? l : t;

@@ -258,10 +258,10 @@ struct mps_link_ops {
 };
 
 /*
- * One round between st and a link: deliver every packet the link has for
- * now, then hand the link everything the stack wants to send. Returns the
- * earliest time the caller must call again (stack timers or link
- * arrivals). *err is 0, or the first error a link callback returned; a
+ * One round between st and a link: deliver the packets the link has for
+ * now, then hand the link what the stack wants to send, at most 1024 each
+ * way. Returns the earliest time the caller must call again (stack timers
+ * or link arrivals; now itself if packets were left). *err is 0, or the first error a link callback returned; a
  * packet the link refused is dropped as if lost on the wire.
  */
 uint64_t mps_pump(struct mps_stack *st, const struct mps_link_ops *ops, void *ctx, uint64_t now,
