@@ -1,6 +1,6 @@
 # stack/: libmps, the bundled userspace MPTCP stack (see docs/stack.md).
 MPS_SRCS := stack/mps_opt.c stack/mps_crypto.c stack/mps_seg.c stack/mps_stack.c stack/mps_tcp.c \
-	stack/mps_sim.c stack/mps_tun.c
+	stack/mps_sim.c stack/mps_tun.c stack/mps_trace.c
 LIBS_A += $(BUILD)/libmps.a
 
 $(BUILD)/libmps.a: $(call objs,$(MPS_SRCS))

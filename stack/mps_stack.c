@@ -507,11 +507,15 @@ int mps_input(struct mps_stack *st, const uint8_t *pkt, size_t len, uint64_t now
 	uint32_t tcp_len;
 
 	if (mps_seg_parse(pkt, len, 0, &s, &serr) != 0) {
+		if (st->cfg.trace)
+			st->cfg.trace(st->cfg.trace_ctx, pkt, len, 0, -1, now);
 		st->counters[MPS_CNT_IN_BAD_IP]++;
 		return -EBADMSG;
 	}
 	tcp_len = (uint32_t)(s.payload + s.payload_len - s.tcp);
 	if (tcp_csum_sum(&s, s.tcp, tcp_len) != 0xffff) {
+		if (st->cfg.trace)
+			st->cfg.trace(st->cfg.trace_ctx, pkt, len, 0, -1, now);
 		st->counters[MPS_CNT_IN_BAD_CSUM]++;
 		return -EBADMSG;
 	}
@@ -523,6 +527,8 @@ int mps_input(struct mps_stack *st, const uint8_t *pkt, size_t len, uint64_t now
 	local.port = s.dport;
 	remote.port = s.sport;
 	c = find_conn(st, &local, &remote);
+	if (st->cfg.trace)
+		st->cfg.trace(st->cfg.trace_ctx, pkt, len, 0, c ? c->sf.id : -1, now);
 	if (c) {
 		mps_tcp_input(c, &s, &t, now);
 		return 0;
@@ -565,10 +571,14 @@ int mps_output(struct mps_stack *st, uint64_t now, uint8_t *buf, size_t cap)
 			return n;
 		memmove(&st->rsts[0], &st->rsts[1], (st->nrsts - 1) * sizeof(st->rsts[0]));
 		st->nrsts--;
+		if (st->cfg.trace)
+			st->cfg.trace(st->cfg.trace_ctx, buf, (size_t)n, 1, -1, now);
 		return n;
 	}
 	for (c = st->conns; c; c = c->next) {
 		n = mps_tcp_output(c, now, buf, cap);
+		if (n > 0 && st->cfg.trace)
+			st->cfg.trace(st->cfg.trace_ctx, buf, (size_t)n, 1, c->sf.id, now);
 		if (n != 0)
 			return n;
 	}

@@ -49,6 +49,15 @@ struct mps_config {
 	void (*rand_bytes)(void *ctx, void *buf, size_t len);
 	void *rand_ctx;
 	uint64_t seed;
+	/*
+	 * Trace hook, or NULL: sees every packet given to mps_input() (out 0,
+	 * before any check) and every packet mps_output() returns (out 1).
+	 * subflow is the subflow ID, or -1 when no connection owns the packet.
+	 * pkt is only valid during the call. mps_trace_packet() fits here.
+	 */
+	void (*trace)(void *ctx, const uint8_t *pkt, size_t len, int out, int subflow,
+		      uint64_t now);
+	void *trace_ctx;
 };
 
 /*

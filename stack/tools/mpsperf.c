@@ -3,7 +3,7 @@
  *
  *   mpsperf server --tun DEV --addr A --port P [--once] [--mode sink|source] [--bytes N]
  *   mpsperf client --tun DEV --addr A --remote R --port P --mode send|recv [--bytes N]
- *                  [--time S]
+ *                  [--time S] [--pcap FILE]
  *
  * Prints one JSON line per connection on stdout; errors go to stderr with a
  * non-zero exit. The data sent is a deterministic pseudo-random stream, so
@@ -23,6 +23,7 @@
 
 #include "fj_clock.h"
 #include "mps.h"
+#include "mps_trace.h"
 #include "mps_tun.h"
 
 #define CLOSE_GRACE_US 3000000 /* after the data: time left for the close handshake */
@@ -38,6 +39,7 @@ struct perf_opts {
 	enum perf_mode mode;
 	uint64_t bytes;
 	double seconds;
+	const char *pcap;
 };
 
 struct perf_conn {
@@ -116,7 +118,8 @@ static int usage(void)
 		"usage: mpsperf server --tun DEV --addr A --port P [--once] [--mode sink|source] "
 		"[--bytes N]\n"
 		"       mpsperf client --tun DEV --addr A --remote R --port P --mode send|recv "
-		"[--bytes N] [--time S]\n");
+		"[--bytes N] [--time S] [--pcap FILE]\n"
+		"       (--pcap works in both roles: headers of every packet, both ways)\n");
 	return 2;
 }
 
@@ -125,7 +128,8 @@ static int parse_args(int argc, char **argv, struct perf_opts *o)
 	static const struct option lo[] = {
 		{ "tun", 1, NULL, 't' },   { "addr", 1, NULL, 'a' }, { "remote", 1, NULL, 'r' },
 		{ "port", 1, NULL, 'p' },  { "once", 0, NULL, 'o' }, { "mode", 1, NULL, 'm' },
-		{ "bytes", 1, NULL, 'b' }, { "time", 1, NULL, 's' }, { NULL, 0, NULL, 0 },
+		{ "bytes", 1, NULL, 'b' }, { "time", 1, NULL, 's' }, { "pcap", 1, NULL, 'w' },
+		{ NULL, 0, NULL, 0 },
 	};
 	bool mode_set = false;
 	uint64_t v;
@@ -163,6 +167,9 @@ static int parse_args(int argc, char **argv, struct perf_opts *o)
 			break;
 		case 'o':
 			o->once = true;
+			break;
+		case 'w':
+			o->pcap = optarg;
 			break;
 		case 'm':
 			mode_set = true;
@@ -353,6 +360,7 @@ static int run(const struct perf_opts *o, struct mps_stack *st, struct mps_tun *
 int main(int argc, char **argv)
 {
 	struct mps_config cfg = { .rand_bytes = rand_bytes, .msl_us = 1000000 };
+	struct mps_trace *trace = NULL;
 	struct perf_opts o;
 	struct mps_stack *st;
 	struct mps_tun *tun;
@@ -360,21 +368,34 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &o))
 		return usage();
+	if (o.pcap) {
+		trace = mps_trace_open(o.pcap, &err);
+		if (!trace) {
+			fprintf(stderr, "mpsperf: %s: cannot write the trace: %s\n", o.pcap,
+				strerror(-err));
+			return 1;
+		}
+		cfg.trace = mps_trace_packet;
+		cfg.trace_ctx = trace;
+	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	tun = mps_tun_open(o.tun, &err);
 	if (!tun) {
 		fprintf(stderr, "mpsperf: %s: %s\n", o.tun, strerror(-err));
+		mps_trace_close(trace);
 		return 1;
 	}
 	st = mps_stack_create(&cfg, &err);
 	if (!st) {
 		fprintf(stderr, "mpsperf: %s\n", strerror(-err));
 		mps_tun_close(tun);
+		mps_trace_close(trace);
 		return 1;
 	}
 	rc = run(&o, st, tun);
 	mps_stack_destroy(st);
 	mps_tun_close(tun);
+	mps_trace_close(trace);
 	return rc;
 }

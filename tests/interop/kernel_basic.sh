@@ -96,12 +96,15 @@ run_kernel_client() { # family-tag our-addr kernel-dest
 
 # Bundled client (send) -> kernel server.
 run_bundled_client() { # family-tag our-addr kernel-addr
+	# Our own pcap trace on the smaller runs only: tshark is slow on 256 MiB of headers.
+	TRACE=
+	[ "$BYTES" = "$SMALL" ] && TRACE="--pcap $TMP/trace.pcap"
 	ip netns exec "$NS" nstat -n >/dev/null
 	ip netns exec "$NS" timeout -k 5 60 python3 "$PEER" recv "$3" 5003 >"$TMP/peer.json" &
 	PID=$!
 	wait_listen 5003
 	ip netns exec "$NS" timeout -k 5 60 "$PERF" client --tun mps0 --addr "$2" --remote "$3" \
-		--port 5003 --mode send --bytes "$BYTES" >"$TMP/perf.json" 2>"$TMP/perf.err" ||
+		--port 5003 --mode send --bytes "$BYTES" $TRACE >"$TMP/perf.json" 2>"$TMP/perf.err" ||
 		{ echo "kernel_basic: mpsperf client failed" >&2; cat "$TMP/perf.err" >&2; fail=1; }
 	wait "$PID" || { echo "kernel_basic: kernel server failed" >&2; fail=1; }
 	PID=
@@ -112,6 +115,13 @@ run_bundled_client() { # family-tag our-addr kernel-addr
 	check "$1 bundled->kernel MP_CAPABLE SYN at kernel" 1 "$(counter MPTcpExtMPCapableSYNRX)"
 	check "$1 bundled->kernel MP_CAPABLE ACK at kernel" 1 "$(counter MPTcpExtMPCapableACKRX)"
 	check "$1 bundled->kernel no fallback or DSS errors" "" "$(nonzero_bad)"
+	[ -n "$TRACE" ] || return 0
+	# tshark dissects our trace: MPTCP in it, nothing malformed, no key or algorithm complaint.
+	check "$1 bundled->kernel trace has MPTCP" yes \
+		"$(tshark -r "$TMP/trace.pcap" -Y mptcp -c 1 2>/dev/null | grep -q . && echo yes)"
+	check "$1 bundled->kernel trace clean for tshark" 0 "$(tshark -r "$TMP/trace.pcap" \
+		-Y '_ws.malformed || mptcp.connection.echoed_key_mismatch || mptcp.connection.missing_algorithm || mptcp.connection.unsupported_algorithm' \
+		2>/dev/null | wc -l)"
 }
 
 run_kernel_client v4 10.77.0.2 10.77.0.2

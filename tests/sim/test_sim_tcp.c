@@ -11,7 +11,13 @@
 #include "../unit/fj_test.h"
 #include "mps.h"
 #include "mps_crypto.h"
+#include "mps_opt.h"
+#include "mps_seg.h"
 #include "mps_sim.h"
+#include "mps_trace.h"
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #define SRV_PORT 5002
 #define STEP_CAP 2000000 /* pump rounds before a test gives up */
@@ -499,6 +505,87 @@ static void test_checksum_catches_rewrite(void)
 	world_free(&w);
 }
 
+struct trace_count {
+	struct mps_trace *t;
+	unsigned int in, out;
+};
+
+static void count_hook(void *ctx, const uint8_t *pkt, size_t len, int out, int subflow,
+		       uint64_t now)
+{
+	struct trace_count *tc = ctx;
+
+	CU_ASSERT_EQUAL(subflow, 0);
+	if (out)
+		tc->out++;
+	else
+		tc->in++;
+	mps_trace_packet(tc->t, pkt, len, out, subflow, now);
+}
+
+/* Every packet in and out of the client is in the pcap, headers only, options intact. */
+static void test_trace_roundtrip(void)
+{
+	char path[] = "/tmp/fjord-mps-trace-XXXXXX", errbuf[PCAP_ERRBUF_SIZE];
+	struct trace_count tc = { 0 };
+	struct mps_config ccfg = { .seed = 101 }, scfg = { .seed = 102 };
+	struct pcap_pkthdr *h;
+	const u_char *pkt;
+	unsigned int records = 0, bad = 0, mptcp = 0;
+	struct mps_conn *c, *s;
+	struct world w;
+	pcap_t *pc;
+	int fd, err, i;
+
+	fd = mkstemp(path);
+	CU_ASSERT_FATAL(fd >= 0);
+	close(fd);
+	tc.t = mps_trace_open(path, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(tc.t);
+	ccfg.trace = count_hook;
+	ccfg.trace_ctx = &tc;
+	world_init(&w, 4, &clean_link, &ccfg, &scfg, 103);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	transfer_and_close(&w, c, s, 100000, NULL, NULL);
+	world_free(&w);
+	CU_ASSERT_EQUAL(mps_trace_count(tc.t), tc.in + tc.out);
+	mps_trace_close(tc.t);
+	CU_ASSERT(tc.out > 70 && tc.in > 5);
+
+	pc = pcap_open_offline(path, errbuf);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pc);
+	CU_ASSERT_EQUAL(pcap_datalink(pc), DLT_RAW);
+	while (pcap_next_ex(pc, &h, &pkt) == 1) {
+		struct mps_seg sg;
+		struct mps_tcpopts t;
+		enum mps_seg_err serr;
+		enum mps_opt_err oerr;
+		struct mps_opt o;
+
+		records++;
+		if (mps_seg_parse(pkt, h->caplen, 1, &sg, &serr) != 0 ||
+		    h->caplen != (bpf_u_int32)(sg.payload - pkt) || sg.payload_cap != 0 ||
+		    h->len != h->caplen + sg.payload_len ||
+		    mps_tcpopt_walk(sg.opts, sg.opts_len, &t) != 0) {
+			bad++;
+			continue;
+		}
+		for (i = 0; i < t.nmptcp; i++) {
+			if (mps_opt_parse(sg.opts + t.mptcp[i].off, t.mptcp[i].len,
+					  sg.flags | (sg.payload_len ? MPS_SEG_DATA : 0), &o,
+					  &oerr) != 0)
+				bad++;
+			mptcp++;
+		}
+	}
+	pcap_close(pc);
+	unlink(path);
+	CU_ASSERT_EQUAL(records, tc.in + tc.out);
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(mptcp, records); /* one MPTCP option on every segment */
+}
+
 static void test_rst_closed_port(void)
 {
 	struct mps_config cfg = { .seed = 41 };
@@ -585,6 +672,7 @@ static const struct fj_test tests[] = {
 	{ "strip_third_ack", test_strip_third_ack },
 	{ "checksum_transfer", test_checksum_transfer },
 	{ "checksum_catches_rewrite", test_checksum_catches_rewrite },
+	{ "trace_roundtrip", test_trace_roundtrip },
 	{ "rst_closed_port", test_rst_closed_port },
 	{ "fastclose", test_fastclose },
 	{ "syn_retransmit", test_syn_retransmit },
