@@ -161,8 +161,12 @@ static int parse_args(int argc, char **argv, struct perf_opts *o)
 			o->have_remote = true;
 			break;
 		case 'p':
-			if (parse_u64(optarg, "port", &v) || v == 0 || v > 65535)
+			if (parse_u64(optarg, "port", &v))
 				return -EINVAL;
+			if (v == 0 || v > 65535) {
+				fprintf(stderr, "mpsperf: %s: bad port (1-65535)\n", optarg);
+				return -EINVAL;
+			}
 			o->port = (uint16_t)v;
 			break;
 		case 'o':
