@@ -410,6 +410,26 @@ static void add_addr_input(struct mps_conn *c, const struct mps_opt_add_addr *a,
 	c->sf.ack_now = true;
 }
 
+/*
+ * REMOVE_ADDR (RFC 8684 §3.4.2): forget the addresses the peer withdraws.
+ * Unknown IDs are ignored. Closing subflows on a withdrawn address comes
+ * with joins; the initial subflow is never closed this way.
+ */
+static void rm_addr_input(struct mps_conn *c, const struct mps_opt_rm_addr *r, uint64_t now)
+{
+	unsigned int i, k;
+
+	for (k = 0; k < r->n; k++)
+		for (i = 0; i < c->nraddrs; i++) {
+			if (c->raddrs[i].id != r->ids[k])
+				continue;
+			c->raddrs[i] = c->raddrs[c->nraddrs - 1];
+			c->nraddrs--;
+			mps_event(c->st, MPS_EV_REMOVE_ADDR_IN, c, r->ids[k], now);
+			break;
+		}
+}
+
 /* A checksum failure, or a checksum present against the negotiation: abort. */
 static void csum_failure(struct mps_conn *c, uint64_t now)
 {
@@ -871,8 +891,18 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 
 		if (dss && (dss->dss.flags & MPS_DSS_FLAG_A))
 			data_ack(c, &dss->dss);
+		const struct mps_opt *rm = find_opt(o, n, MPS_MPTCP_SUB_RM_ADDR);
+		const struct mps_opt *prio = find_opt(o, n, MPS_MPTCP_SUB_PRIO);
+
 		if (aa)
 			add_addr_input(c, &aa->add_addr, now);
+		if (rm)
+			rm_addr_input(c, &rm->rm_addr, now);
+		/* MP_PRIO applies to the subflow it arrives on (RFC 8684 §3.3.8). */
+		if (prio && prio->prio_backup != sf->backup) {
+			sf->backup = prio->prio_backup;
+			mps_event(c->st, MPS_EV_SUBFLOW_PRIO, c, sf->backup, now);
+		}
 		segment_mapping(c, o, n, &m);
 		rc = handle_mapping(c, &m, SEQ_LEQ(s->seq, sf->rcv_nxt), now);
 		if (c->reset)

@@ -189,7 +189,9 @@ enum mps_event_type {
 	MPS_EV_FALLBACK,    /* reason: MPS_FALLBACK_* */
 	MPS_EV_SUBFLOW_UP,
 	MPS_EV_SUBFLOW_DOWN,
-	MPS_EV_ADD_ADDR_IN, /* the peer announced an address (HMAC verified); reason: its ID */
+	MPS_EV_ADD_ADDR_IN,    /* the peer announced an address (HMAC verified); reason: its ID */
+	MPS_EV_REMOVE_ADDR_IN, /* the peer withdrew an address it announced; reason: its ID */
+	MPS_EV_SUBFLOW_PRIO,   /* MP_PRIO changed a subflow's backup flag; reason: the new flag */
 };
 
 enum mps_fallback_reason {

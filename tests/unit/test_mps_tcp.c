@@ -346,11 +346,71 @@ static void test_add_addr_echo(void)
 	mps_stack_destroy(p.s);
 }
 
+/* A client -> server pure ACK carrying one MPTCP option (padded with NOPs). */
+static void send_option(struct pair *p, struct mps_opt *o)
+{
+	uint8_t opts[40], pkt[128];
+	int k = mps_opt_build(o, opts, sizeof(opts));
+
+	CU_ASSERT_FATAL(k > 0);
+	while (k % 4)
+		opts[k++] = 1;
+	mps_input(p->s, pkt,
+		  make_segment(pkt, p->cseq, p->sseq, opts, (size_t)k, (const uint8_t *)"", 0),
+		  p->now);
+	shuttle(p);
+}
+
+static bool logged(struct mps_stack *st, enum mps_event_type type, int reason)
+{
+	struct mps_event ev;
+	bool found = false;
+
+	while (mps_next_event(st, &ev) == 0)
+		if (ev.type == type && ev.reason == reason)
+			found = true;
+	return found;
+}
+
+/* REMOVE_ADDR forgets announced addresses (unknown IDs ignored); MP_PRIO sets the backup flag. */
+static void test_rm_addr_and_prio(void)
+{
+	struct mps_opt o = { .subtype = MPS_MPTCP_SUB_RM_ADDR };
+	struct mps_subflow_info sfi;
+	struct mps_conn_info si;
+	struct mps_opt a;
+	struct pair p;
+
+	pair_up(&p);
+	CU_ASSERT_TRUE_FATAL(add_addr_roundtrip(&p, 0, &a));
+	CU_ASSERT_EQUAL(mps_conn_info(p.sc, &si), 0);
+	CU_ASSERT_EQUAL(si.nremote_addrs, 1);
+	o.rm_addr.n = 2;
+	o.rm_addr.ids[0] = 9; /* never announced */
+	o.rm_addr.ids[1] = 3;
+	send_option(&p, &o);
+	CU_ASSERT_EQUAL(mps_conn_info(p.sc, &si), 0);
+	CU_ASSERT_EQUAL(si.nremote_addrs, 0);
+	CU_ASSERT_TRUE(logged(p.s, MPS_EV_REMOVE_ADDR_IN, 3));
+	CU_ASSERT_EQUAL(mps_subflow_info(p.sc, 0, &sfi), 0);
+	CU_ASSERT_FALSE(sfi.backup);
+	memset(&o, 0, sizeof(o));
+	o.subtype = MPS_MPTCP_SUB_PRIO;
+	o.prio_backup = true;
+	send_option(&p, &o);
+	CU_ASSERT_EQUAL(mps_subflow_info(p.sc, 0, &sfi), 0);
+	CU_ASSERT_TRUE(sfi.backup);
+	CU_ASSERT_TRUE(logged(p.s, MPS_EV_SUBFLOW_PRIO, 1));
+	mps_stack_destroy(p.c);
+	mps_stack_destroy(p.s);
+}
+
 static const struct fj_test tests[] = {
 	{ "duplicate_dsn_probe", test_duplicate_dsn_probe },
 	{ "mapping_gap_refused", test_mapping_gap_refused },
 	{ "join_refused", test_join_refused },
 	{ "add_addr_echo", test_add_addr_echo },
+	{ "rm_addr_and_prio", test_rm_addr_and_prio },
 	{ NULL, NULL },
 };
 
