@@ -445,7 +445,7 @@ static void handover_metrics(const struct bulk_res *r, const struct exp_link_sch
 	int64_t recover = -1;
 
 	exp_add_metric(out, "stall_ms", (double)r->stall_ms);
-	exp_add_metric(out, "link_events", ls->next);
+	exp_add_metric(out, "link_events", ls->during);
 	if (ls->first_down_ms < 0 || r->n_prog < 2)
 		return;
 	down = (uint64_t)ls->first_down_ms - r->t0_mono;
@@ -619,7 +619,7 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 		check_endpoints(cmd, out);
 	bulk_once(cmd, env, out, stack, &t, &o, &r, "transfer");
 	if (ls)
-		exp_link_reap(ls, out, 2000);
+		exp_link_finish(ls, out);
 	main_metrics(&r, out);
 	if (ls)
 		handover_metrics(&r, ls, o.interval_ms, out);

@@ -12,14 +12,19 @@
 
 #include "fj_clock.h"
 
+static int safe_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       (c && strchr("._:-", c));
+}
+
 /* What may be pasted into a shell command: no quoting needed. */
 static int safe_word(const char *s)
 {
 	if (!s || !*s || strlen(s) > 64)
 		return 0;
 	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || strchr("._:-", *s)))
+		if (!safe_char(*s))
 			return 0;
 	return 1;
 }
@@ -117,8 +122,9 @@ static int endpoint_cmd(const char *addr, const char *action, char *out, size_t 
 		snprintf(why, whylen, "no MPTCP endpoint for %s (ip mptcp endpoint show)", addr);
 		return -ENOENT;
 	}
+	/* Flags and device as `ip` printed them; anything else would need quoting. */
 	for (i = 0; rest[i]; i++)
-		if (!safe_word((char[]){ rest[i], 0 }) && rest[i] != ' ')
+		if (!safe_char(rest[i]))
 			rest[i] = ' ';
 	if (!strcmp(action, "down"))
 		snprintf(out, len, "ip mptcp endpoint delete id %u", id);
@@ -250,6 +256,33 @@ uint32_t exp_link_run_due(struct exp_link_sched *ls, struct exp_out *out)
 	if (ls->next >= ls->n)
 		return UINT32_MAX;
 	return (uint32_t)(ls->t0 + ls->ev[ls->next].at_ms - now);
+}
+
+void exp_link_finish(struct exp_link_sched *ls, struct exp_out *out)
+{
+	unsigned int i;
+
+	ls->during = ls->next;
+	for (i = ls->next; i < ls->n; i++) {
+		struct exp_link_event *e = &ls->ev[i];
+		char d[EXP_LINK_CMD_MAX + 96];
+
+		if (strcmp(e->action, "up") == 0) {
+			/* A link left down would spoil the runs after this one. */
+			e->pid = spawn(e->cmd);
+			e->fired = 1;
+			snprintf(d, sizeof(d),
+				 "%s up at +%u ms, after the transfer, to restore it: %s", e->isp,
+				 e->at_ms, e->cmd);
+			exp_add_event(out, e->pid > 0 ? "link_event" : "link_event_failed", d, 0);
+		} else {
+			snprintf(d, sizeof(d), "%s %s at +%u ms: the transfer ended first", e->isp,
+				 e->action, e->at_ms);
+			exp_add_event(out, "link_event_skipped", d, 0);
+		}
+	}
+	ls->next = ls->n;
+	exp_link_reap(ls, out, 2000);
 }
 
 void exp_link_reap(struct exp_link_sched *ls, struct exp_out *out, unsigned int wait_ms)

@@ -32,6 +32,7 @@ struct exp_link_event {
 struct exp_link_sched {
 	struct exp_link_event ev[EXP_LINK_MAX_EVENTS];
 	unsigned int n, next;
+	unsigned int during;   /* events fired while the transfer ran (set by exp_link_finish) */
 	int64_t first_down_ms; /* mono ms of the first "down", or -1 */
 	uint64_t t0;
 };
@@ -44,6 +45,11 @@ int exp_link_prepare(const Fjord__V1__RunCommand *cmd, const Fjord__V1__Handover
 		     struct exp_link_sched *ls, struct exp_out *out);
 /* Starts the events now due (t0 set by the caller); returns ms to the next one (or UINT32_MAX). */
 uint32_t exp_link_run_due(struct exp_link_sched *ls, struct exp_out *out);
+/*
+ * After the transfer: "up" events not yet due run now (a link is never left
+ * down), the others become "link_event_skipped"; then waits for the commands.
+ */
+void exp_link_finish(struct exp_link_sched *ls, struct exp_out *out);
 /* Collects finished commands; with wait_ms > 0 waits that long for the rest. */
 void exp_link_reap(struct exp_link_sched *ls, struct exp_out *out, unsigned int wait_ms);
 

@@ -68,6 +68,21 @@ static long long csum_errors(void)
 	return v;
 }
 
+/* The node's `subflow` endpoints: with none, no MP_JOIN is expected from this side. */
+static unsigned int subflow_endpoints(void)
+{
+	FILE *f = popen("ip mptcp endpoint show 2>/dev/null", "r");
+	char line[256];
+	unsigned int n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, " subflow") != NULL;
+	pclose(f);
+	return n;
+}
+
 static void set_timeout(int fd, unsigned int ms)
 {
 	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (long)(ms % 1000) * 1000 };
@@ -164,11 +179,16 @@ static Fjord__V1__ProbeFinding *probe_path(const Fjord__V1__RunCommand *cmd,
 	/* Give the path manager the time to add subflows. */
 	end = fj_mono_ms() + timeout_ms / 2;
 	do {
+		size_t i, up = 0;
+
 		if (agent_mptcp_snapshot(fd, 1, sf, &n, &st) < 0)
 			break;
-		if (n > f->subflows)
-			f->subflows = (uint32_t)n;
-		if (st.fallback || n > 1)
+		/* A join still in its handshake (or refused and closing) does not count. */
+		for (i = 0; i < n; i++)
+			up += agent_subflow_usable(&sf[i]);
+		if (up > f->subflows)
+			f->subflows = (uint32_t)up;
+		if (st.fallback || up > 1)
 			break;
 		poll(NULL, 0, PROBE_JOIN_POLL_MS);
 	} while (fj_mono_ms() < end);
@@ -187,7 +207,8 @@ fail:
 	return f;
 }
 
-static void finding_out(Fjord__V1__ProbeFinding *f, size_t i, struct exp_out *out)
+static void finding_out(Fjord__V1__ProbeFinding *f, size_t i, unsigned int endpoints,
+			unsigned int timeout_ms, struct exp_out *out)
 {
 	char name[48], d[256];
 	const Fjord__V1__Path *p = f->path;
@@ -221,6 +242,15 @@ static void finding_out(Fjord__V1__ProbeFinding *f, size_t i, struct exp_out *ou
 		snprintf(e, sizeof(e), "%s: MP_CAPABLE did not survive (fell back to TCP)", d);
 		exp_add_event(out, "mp_capable_stripped", e, 0);
 	}
+	if (f->mp_capable && !f->mp_join && endpoints) {
+		char e[512];
+
+		snprintf(e, sizeof(e),
+			 "%s: no second subflow within %u ms although the node has %u subflow "
+			 "endpoint(s)",
+			 d, timeout_ms / 2, endpoints);
+		exp_add_event(out, "mp_join_failed", e, 0);
+	}
 	if (f->nat) {
 		char e[512];
 
@@ -242,7 +272,7 @@ int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, s
 	Fjord__V1__Result *r = out->result;
 	unsigned int timeout = pp && pp->timeout_ms ? pp->timeout_ms : PROBE_DEFAULT_TIMEOUT_MS;
 	size_t n = cmd->run->n_paths ? cmd->run->n_paths : 1, i;
-	unsigned int capable = 0, nat = 0, reach = 0;
+	unsigned int capable = 0, nat = 0, reach = 0, endpoints;
 	Fjord__V1__Stack stack = exp_stack(cmd);
 
 	r->ok = 1;
@@ -266,6 +296,7 @@ int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, s
 			 n, timeout * 3 / 2);
 		goto prov;
 	}
+	endpoints = subflow_endpoints();
 	r->probe_findings = agent_arena_alloc(out->arena, n * sizeof(*r->probe_findings));
 	if (!r->probe_findings)
 		return -ENOMEM;
@@ -277,7 +308,7 @@ int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, s
 		/* Borrowed from cmd, which outlives the packed Result. */
 		f->path = cmd->run->n_paths ? cmd->run->paths[i] : NULL;
 		r->probe_findings[r->n_probe_findings++] = f;
-		finding_out(f, i, out);
+		finding_out(f, i, endpoints, timeout, out);
 		reach += f->reachable;
 		capable += f->mp_capable;
 		nat += f->nat;

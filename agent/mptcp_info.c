@@ -191,8 +191,34 @@ static void raw_addr(const struct sockaddr *sa, char *buf, size_t len, unsigned 
 	}
 }
 
+/* tcpi_state values (the kernel's enum in include/net/tcp_states.h; not in the uapi headers). */
+enum {
+	SF_ESTABLISHED = 1,
+	SF_FIN_WAIT1 = 4,
+	SF_FIN_WAIT2 = 5,
+	SF_CLOSE_WAIT = 8,
+	SF_LAST_ACK = 9,
+	SF_CLOSING = 11,
+};
+
+int agent_subflow_usable(const struct agent_subflow_raw *sf)
+{
+	switch (sf->state) {
+	case SF_ESTABLISHED:
+	case SF_FIN_WAIT1:
+	case SF_FIN_WAIT2:
+	case SF_CLOSE_WAIT:
+	case SF_CLOSING:
+	case SF_LAST_ACK:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 static void raw_from_tcp_info(struct agent_subflow_raw *r, const struct tcp_info *ti)
 {
+	r->state = ti->tcpi_state;
 	r->bytes_sent = ti->tcpi_bytes_sent;
 	r->bytes_acked = ti->tcpi_bytes_acked;
 	r->bytes_received = ti->tcpi_bytes_received;

@@ -27,7 +27,11 @@ struct agent_subflow_raw {
 	unsigned int lport, rport;
 	uint64_t bytes_sent, bytes_acked, bytes_received;
 	uint32_t retrans, srtt_us, rttvar_us, cwnd, ssthresh;
+	uint8_t state; /* TCP state (TCP_ESTABLISHED, TCP_SYN_SENT, ...) */
 };
+
+/* Whether a subflow in this TCP state carries data (not opening, not gone). */
+int agent_subflow_usable(const struct agent_subflow_raw *sf);
 
 #define AGENT_MPTCP_MAX_SUBFLOWS 8
 

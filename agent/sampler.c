@@ -50,6 +50,20 @@ static struct sampler_sf *find_sf(struct sampler *s, const struct agent_subflow_
 	return NULL;
 }
 
+static struct sampler_sf *find_sf_noport(struct sampler *s, const struct agent_subflow_raw *r)
+{
+	unsigned int i;
+
+	for (i = 0; i < s->n_sf; i++) {
+		const struct agent_subflow_raw *l = &s->sf[i].last;
+
+		if (l->lport == r->lport && !strcmp(l->local, r->local) &&
+		    !strcmp(l->remote, r->remote))
+			return &s->sf[i];
+	}
+	return NULL;
+}
+
 static void sf_event(struct sampler *s, const char *kind, const struct sampler_sf *f)
 {
 	char d[160];
@@ -108,19 +122,19 @@ int sampler_sample(struct sampler *s)
 		uint64_t bytes = raw[i].bytes_acked + raw[i].bytes_received, delta;
 		double bps;
 
-		/*
-		 * A subflow being torn down reports its remote port as 0: it is
-		 * the same subflow on its way out, not a new one.
-		 */
-		if (raw[i].remote[0] && raw[i].rport == 0)
-			continue;
+		int usable = agent_subflow_usable(&raw[i]);
+
 		/* Without addresses (the kernel did not give them) the position is all we have. */
 		if (!raw[i].local[0] && !raw[i].remote[0])
 			snprintf(raw[i].local, sizeof(raw[i].local), "#%u", i);
 		f = find_sf(s, &raw[i]);
+		/* A subflow being torn down may report its remote port as 0: still the same one. */
+		if (!f && raw[i].rport == 0)
+			f = find_sf_noport(s, &raw[i]);
 		if (!f) {
-			if (s->n_sf >= SAMPLER_MAX_SF)
-				continue; /* more subflows than we track: the first ones count */
+			/* Not news while in its handshake (or already gone). */
+			if (!usable || raw[i].rport == 0 || s->n_sf >= SAMPLER_MAX_SF)
+				continue;
 			f = &s->sf[s->n_sf];
 			f->id = s->n_sf++;
 			f->last = raw[i];
@@ -128,13 +142,24 @@ int sampler_sample(struct sampler *s)
 			/* The first subflow is the connection itself, not news. */
 			if (f->id > 0)
 				sf_event(s, "subflow_up", f);
-		} else if (!f->alive) {
-			f->last = raw[i];
+		} else if (!f->alive && usable) {
 			sf_event(s, "subflow_up", f);
 		}
-		f->last = raw[i];
-		f->alive = 1;
-		seen[f - s->sf] = 1;
+		/* Counters always (a closing subflow's are its final ones); its name stays. */
+		{
+			struct agent_subflow_raw named = f->last;
+
+			f->last = raw[i];
+			memcpy(f->last.local, named.local, sizeof(named.local));
+			memcpy(f->last.remote, named.remote, sizeof(named.remote));
+			f->last.lport = named.lport;
+			f->last.rport = named.rport;
+		}
+		/* A closing subflow still gets its sample: those are its final counters. */
+		if (usable) {
+			f->alive = 1;
+			seen[f - s->sf] = 1;
+		}
 		delta = bytes > f->prev_bytes ? bytes - f->prev_bytes : 0;
 		bps = s->prev_ms && mono > s->prev_ms
 			      ? (double)delta * 8000.0 / (double)(mono - s->prev_ms)
@@ -153,7 +178,9 @@ int sampler_sample(struct sampler *s)
 	for (i = 0; i < s->n_sf; i++) {
 		if (s->sf[i].alive && !seen[i]) {
 			s->sf[i].alive = 0;
-			sf_event(s, "subflow_down", &s->sf[i]);
+			/* At the end every subflow closes with the connection: no news. */
+			if (!s->finishing)
+				sf_event(s, "subflow_down", &s->sf[i]);
 		}
 		alive += s->sf[i].alive;
 	}
@@ -208,6 +235,7 @@ void sampler_finish(struct sampler *s)
 	Fjord__V1__Result *r = s->out->result;
 	unsigned int i;
 
+	s->finishing = 1;
 	sampler_sample(s);
 	if (s->samples_dropped) {
 		char d[96];

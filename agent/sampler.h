@@ -36,7 +36,7 @@ struct sampler {
 	uint64_t next_ms, prev_ms; /* fj_mono_ms scale */
 	struct sampler_sf sf[SAMPLER_MAX_SF];
 	unsigned int n_sf, max_alive;
-	int fallback_seen, stopped_early;
+	int fallback_seen, finishing;
 	struct agent_mptcp_state st; /* of the latest sample */
 	uint64_t samples_dropped;
 };

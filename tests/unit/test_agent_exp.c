@@ -652,10 +652,14 @@ static void test_rr(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
 	CU_ASSERT(res->ok);
 	n = metric(res, "transactions");
-	/* 200 a second for a second: the schedule holds on loopback. */
-	CU_ASSERT(n >= 190 && n <= 201);
-	CU_ASSERT(metric(res, "transactions_per_s") > 180);
-	CU_ASSERT(metric(res, "transactions_per_s") < 210);
+	/*
+	 * 200 a second for a second: never more than the schedule allows; on a
+	 * loaded machine some may start late, but most happen.
+	 */
+	CU_ASSERT(n >= 100 && n <= 201);
+	CU_ASSERT_DOUBLE_EQUAL(metric(res, "transactions_per_s"),
+			       n * 1000.0 / metric(res, "duration_ms"), 1e-6);
+	CU_ASSERT(metric(res, "duration_ms") >= 1000);
 	CU_ASSERT(metric(res, "latency_p50_us") > 0);
 	CU_ASSERT(metric(res, "latency_p90_us") >= metric(res, "latency_p50_us"));
 	CU_ASSERT(metric(res, "latency_p99_us") >= metric(res, "latency_p90_us"));

@@ -358,25 +358,32 @@ static void test_probe_middleboxes(void)
 
 	if (!usable)
 		return;
+	/* Without the server's signal endpoint, joins can only come from the client's b. */
 	CU_ASSERT_EQUAL_FATAL(
 		sh("ip netns exec %s iptables -t mangle -A POSTROUTING -o b0 -p tcp "
 		   "-j TCPOPTSTRIP --strip-options 30 && "
 		   "ip netns exec %s iptables -t nat -A POSTROUTING -s 198.18.4.1 -o n0 "
-		   "-j MASQUERADE",
-		   ns_c, ns_c),
+		   "-j MASQUERADE && ip -n %s mptcp endpoint flush",
+		   ns_c, ns_c, ns_s),
 		0);
 	mk_run(&c, "ns-probe", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE, "abn");
 	c.probe.timeout_ms = 1000;
 	res = run_in_client(&c);
 	sh("ip netns exec %s iptables -t mangle -F && ip netns exec %s iptables -t nat -F", ns_c,
 	   ns_c);
+	sh("ip -n %s mptcp endpoint add 198.18.2.2 dev b1 id 2 signal", ns_s);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
 	CU_ASSERT(res->ok);
 	CU_ASSERT_EQUAL_FATAL(res->n_probe_findings, 3);
-	/* a: clean; MPTCP, no NAT, and the endpoint on b... is stripped, so no join there. */
+	/*
+	 * a: clean: MPTCP, no NAT; but the client's only subflow endpoint is on
+	 * b, whose stripping also takes MP_JOIN out of the SYN: no join.
+	 */
 	CU_ASSERT_EQUAL(metric(res, "p0_reachable"), 1);
 	CU_ASSERT_EQUAL(metric(res, "p0_mp_capable"), 1);
 	CU_ASSERT_EQUAL(metric(res, "p0_nat"), 0);
+	CU_ASSERT_EQUAL(metric(res, "p0_mp_join"), 0);
+	CU_ASSERT(has_event(res, "mp_join_failed", "path 0 (a -> a"));
 	/* b: the option stripped, the connection works as TCP. */
 	CU_ASSERT_EQUAL(metric(res, "p1_reachable"), 1);
 	CU_ASSERT_EQUAL(metric(res, "p1_mp_capable"), 0);
@@ -425,7 +432,7 @@ static void test_handover_hook(void)
 		return;
 	CU_ASSERT_EQUAL(exp_set_link_hook("ip link set dev {isp}0 {action}"), 0);
 	mk_run(&c, "ns-ho", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER, "ab");
-	c.bulk.duration_s = 3;
+	c.bulk.duration_s = 4;
 	c.bulk.direction = FJORD__V1__DIRECTION__DIRECTION_UPLOAD;
 	fjord__v1__link_event__init(&c.lev[0]);
 	fjord__v1__link_event__init(&c.lev[1]);
