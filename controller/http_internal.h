@@ -148,6 +148,7 @@ struct ctl_req {
 	/* Trace upload. */
 	struct ctl_trace_upload *up;
 	uint64_t tr_first, tr_last, tr_total;
+	int tr_full; /* every byte was held already: the body is not written */
 	char tr_sha[CTL_TOKEN_HEX + 1];
 };
 

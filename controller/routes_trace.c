@@ -146,7 +146,9 @@ void ctl_trace_put_begin(struct ctl_req *rq)
 		return;
 	r = ctl_traces_begin(rq->h->traces, rq->seg[0], rq->seg[1], rq->tr_first, rq->tr_last,
 			     rq->tr_total, rq->tr_sha, &rq->up, &held);
-	if (r == -EBUSY)
+	if (r == 0 && held == rq->tr_total)
+		rq->tr_full = 1;
+	else if (r == -EBUSY)
 		ctl_req_defer_error(rq, MHD_HTTP_CONFLICT, NULL,
 				    "another upload of trace '%s' of run %s is in progress",
 				    rq->seg[1], rq->seg[0]);
@@ -170,7 +172,7 @@ void ctl_trace_put_data(struct ctl_req *rq, const char *data, size_t len)
 {
 	int r;
 
-	if (rq->phase == TRACE_DONE || !rq->up)
+	if (rq->phase == TRACE_DONE || rq->tr_full || !rq->up)
 		return;
 	r = ctl_traces_write(rq->up, data, len);
 	if (r == 0)

@@ -285,8 +285,14 @@ int ctl_traces_begin(struct ctl_traces *t, const char *run, const char *name, ui
 	partial_path(t, u->key, "", data, sizeof(data));
 	partial_path(t, u->key, ".meta", meta, sizeof(meta));
 	r = check_partial(u, data, meta, held);
-	if (r == 0 && *held != first)
+	if (r == 0 && *held == total) {
+		/* Every byte arrived before, but the upload was cut off before it
+		 * was finished (a crash): nothing to append, finishing stores it. */
+		u->first = u->pos = total;
+		u->last = total - 1;
+	} else if (r == 0 && *held != first) {
 		r = -ERANGE;
+	}
 	if (r == 0) {
 		u->fd = open(data, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
 		if (u->fd < 0 || lseek(u->fd, (off_t)first, SEEK_SET) < 0)

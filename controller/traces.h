@@ -33,7 +33,10 @@ int ctl_traces_held(struct ctl_traces *t, const char *run, const char *name, uin
  * -ERANGE first is not what is held (*held says what is); -ESTALE a partial
  * upload with another total or SHA-256 exists and first is not 0 (a PUT
  * from byte 0 replaces it). On success *out is the upload, ended by
- * ctl_traces_finish or ctl_traces_abort.
+ * ctl_traces_finish or ctl_traces_abort. When every byte of the file was
+ * held already (an upload cut off between its last byte and its end),
+ * *held = total: the request's bytes are not needed (do not write them) and
+ * ctl_traces_finish checks and stores the file.
  */
 int ctl_traces_begin(struct ctl_traces *t, const char *run, const char *name, uint64_t first,
 		     uint64_t last, uint64_t total, const char *sha_hex,

@@ -680,10 +680,45 @@ static void test_trace_refused(void)
 	api_resp_free(&r);
 }
 
+/* The state a crash leaves between an upload's last byte and its end: every byte held, nothing
+ * stored. HEAD says all is held; the client's next PUT finishes it without resending. */
+static void test_trace_cut_off(void)
+{
+	char key_in[256], key[65], p[512];
+	struct api_resp r;
+	FILE *f;
+
+	snprintf(key_in, sizeof(key_in), "%s\n%s", t_run, "cut.pcap");
+	ctl_auth_sha256_hex(key_in, strlen(key_in), key);
+	snprintf(p, sizeof(p), "%s/partial/%s", api_dir, key);
+	f = fopen(p, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_EQUAL(fwrite(t_file, 1, sizeof(t_file), f), sizeof(t_file));
+	fclose(f);
+	snprintf(p, sizeof(p), "%s/partial/%s.meta", api_dir, key);
+	f = fopen(p, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fprintf(f, "%zu %s\n", sizeof(t_file), t_sha);
+	fclose(f);
+	snprintf(p, sizeof(p), "/api/v1/runs/%s/traces/cut.pcap", t_run);
+	CU_ASSERT_EQUAL(api_call("HEAD", p, d_ctok, NULL, NULL, 0, NULL, &r), 0);
+	CU_ASSERT_EQUAL(r.status, 308);
+	CU_ASSERT_STRING_EQUAL(r.range, "bytes=0-9999");
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL(put_range(d_ctok, "cut.pcap", 0, 9999, 10000, t_sha, t_file, &r), 201);
+	CU_ASSERT_STRING_EQUAL(api_str(&r, "sha256"), t_sha);
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL(api_call("GET", p, d_viewer, NULL, NULL, 0, NULL, &r), 0);
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT(r.len == sizeof(t_file) && memcmp(r.body, t_file, r.len) == 0);
+	api_resp_free(&r);
+}
+
 static const struct fj_test trace_tests[] = {
 	{ "resume", test_trace_resume },
 	{ "sha_mismatch", test_trace_sha_mismatch },
 	{ "refused", test_trace_refused },
+	{ "cut_off_before_finish", test_trace_cut_off },
 	{ NULL, NULL },
 };
 
