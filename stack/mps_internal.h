@@ -77,7 +77,8 @@ struct mps_subflow {
 	uint32_t cwnd, ssthresh, recover;
 	uint8_t dupacks;
 	bool in_recovery;
-	bool rexmit_one; /* fast retransmit: resend the segment at snd_una */
+	bool rexmit_one;     /* fast retransmit: resend the segment at snd_una */
+	bool probe_answered; /* an ACK came back while the peer's window was zero */
 	uint8_t backoff;
 	uint64_t rto_at; /* MPS_TIME_NEVER when not armed */
 	uint64_t tw_at;	 /* TIME_WAIT end */

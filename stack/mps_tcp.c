@@ -661,6 +661,11 @@ static void process_ack(struct mps_conn *c, const struct mps_seg *s, uint64_t no
 		return;
 	}
 	flight = sf->snd_max - sf->snd_una;
+	if (sf->snd_wnd == 0) {
+		/* Answers to zero-window probes are not duplicate ACKs (RFC 5681 §2). */
+		sf->probe_answered = true;
+		return;
+	}
 	if (s->ack == sf->snd_una && s->payload_len == 0 && !(s->flags & MPS_TCP_FIN) &&
 	    !win_update && flight > 0) {
 		sf->dupacks++;
@@ -942,6 +947,13 @@ void mps_tcp_timers(struct mps_conn *c, uint64_t now)
 	if (sf->rto_at > now)
 		return;
 	sf->rto_at = MPS_TIME_NEVER;
+	/*
+	 * RFC 9293 §3.8.6.1: a peer that keeps answering our zero-window probes
+	 * keeps the connection open, however long its window stays shut.
+	 */
+	if (sf->snd_wnd == 0 && sf->probe_answered && sf->backoff >= MPS_MAX_BACKOFF / 2)
+		sf->backoff = MPS_MAX_BACKOFF / 2;
+	sf->probe_answered = false;
 	if (sf->backoff >= (sf->state == MPS_SF_SYN_SENT || sf->state == MPS_SF_SYN_RCVD
 				    ? MPS_SYN_RETRIES
 				    : MPS_MAX_BACKOFF)) {
@@ -1367,6 +1379,9 @@ static int send_from(struct mps_conn *c, uint64_t now, uint32_t seq, bool one, u
 		return 0;
 	if (dsn == end)
 		return fin_due(c, seq) ? send_fin(c, now, seq, buf, cap) : 0;
+	/* Zero window with nothing in flight: the RTO timer becomes the persist timer. */
+	if (sf->snd_wnd == 0 && flight == 0 && !one && sf->rto_at == MPS_TIME_NEVER)
+		sf->rto_at = now + sf->rto;
 	wnd = sf->cwnd < sf->snd_wnd ? sf->cwnd : sf->snd_wnd;
 	len = (uint32_t)(end - dsn < sf_payload_mss(c) ? end - dsn : sf_payload_mss(c));
 	if (!one) {
@@ -1375,9 +1390,6 @@ static int send_from(struct mps_conn *c, uint64_t now, uint32_t seq, bool one, u
 		if (len > wnd - flight)
 			len = wnd - flight;
 	}
-	/* Zero window with nothing in flight: the RTO timer probes with one byte. */
-	if (len == 0 && sf->snd_wnd == 0 && flight == 0 && sf->rto_at == MPS_TIME_NEVER)
-		sf->rto_at = now + sf->rto;
 	if (len == 0)
 		return 0;
 	rc = send_segment(c, now, seq, dsn, len, false, buf, cap);

@@ -586,6 +586,50 @@ static void test_trace_roundtrip(void)
 	CU_ASSERT_EQUAL(mptcp, records); /* one MPTCP option on every segment */
 }
 
+/* A receiver that reads nothing for 30 minutes: probes keep the connection, then it completes. */
+static void test_zero_window_persist(void)
+{
+	struct mps_config cfg = { .seed = 111, .sndbuf = 65536, .rcvbuf = 16384 };
+	struct mps_subflow_info sfi;
+	struct mps_conn *c, *s;
+	struct world w;
+	uint8_t buf[65536];
+	long steps;
+
+	world_init(&w, 4, &clean_link, &cfg, &cfg, 113);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	memset(buf, 7, sizeof(buf));
+	CU_ASSERT_EQUAL(mps_send(c, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	for (steps = 0; steps < 100000 && w.now < 1800000000ULL; steps++)
+		if (!world_step(&w))
+			break;
+	CU_ASSERT(w.now >= 1800000000ULL);
+	CU_ASSERT_FALSE(has_event(&w, 0, MPS_EV_CONN_RESET, -1));
+	CU_ASSERT_EQUAL(mps_subflow_info(c, 0, &sfi), 0);
+	CU_ASSERT_STRING_EQUAL(sfi.state, "ESTABLISHED");
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_FAST_RETRANS), 0);
+	/* The receiver wakes up: the rest flows. */
+	{
+		size_t got = 0, i;
+		ssize_t n;
+		bool same = true;
+
+		for (steps = 0; steps < 100000 && got < sizeof(buf); steps++) {
+			while ((n = mps_recv(s, buf, 1000)) > 0) {
+				for (i = 0; i < (size_t)n; i++)
+					same = same && buf[i] == 7;
+				got += (size_t)n;
+			}
+			if (got < sizeof(buf) && !world_step(&w))
+				break;
+		}
+		CU_ASSERT_EQUAL(got, sizeof(buf));
+		CU_ASSERT_TRUE(same);
+	}
+	world_free(&w);
+}
+
 static void test_rst_closed_port(void)
 {
 	struct mps_config cfg = { .seed = 41 };
@@ -673,6 +717,7 @@ static const struct fj_test tests[] = {
 	{ "checksum_transfer", test_checksum_transfer },
 	{ "checksum_catches_rewrite", test_checksum_catches_rewrite },
 	{ "trace_roundtrip", test_trace_roundtrip },
+	{ "zero_window_persist", test_zero_window_persist },
 	{ "rst_closed_port", test_rst_closed_port },
 	{ "fastclose", test_fastclose },
 	{ "syn_retransmit", test_syn_retransmit },
