@@ -195,7 +195,8 @@ int exp_link_prepare(const Fjord__V1__RunCommand *cmd, const Fjord__V1__Handover
 		le->at_ms = e->at_ms;
 		snprintf(le->action, sizeof(le->action), "%s", e->action);
 		snprintf(le->isp, sizeof(le->isp), "%s", e->isp);
-		if (tmpl && tmpl[0]) {
+		/* Backup is the MPTCP priority of the subflows, always the kernel endpoint's flag. */
+		if (tmpl && tmpl[0] && strcmp(e->action, "backup") != 0) {
 			if (expand(tmpl, site, e->isp, e->action, a ? a : "", le->cmd,
 				   sizeof(le->cmd)) < 0) {
 				exp_fail(out, "link hook command longer than %u bytes",
@@ -206,13 +207,16 @@ int exp_link_prepare(const Fjord__V1__RunCommand *cmd, const Fjord__V1__Handover
 		}
 		if (!a) {
 			exp_fail(out,
-				 "handover.events[%zu].isp %s: no run path has that local ISP, "
-				 "and no link hook is set",
+				 "handover.events[%zu].isp %s: no run path has that local ISP "
+				 "(needed without a link hook, and for backup)",
 				 i, e->isp);
 			return -EINVAL;
 		}
 		if (endpoint_cmd(a, e->action, le->cmd, sizeof(le->cmd), why, sizeof(why)) < 0) {
-			exp_fail(out, "handover.events[%zu]: %s, and no link hook is set", i, why);
+			exp_fail(out,
+				 "handover.events[%zu]: %s (needed without a link hook, and for "
+				 "backup)",
+				 i, why);
 			return -EINVAL;
 		}
 	}

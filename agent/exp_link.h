@@ -4,10 +4,10 @@
  * template (exp_set_link_hook(), or FJORD_LINK_HOOK) the agent runs it
  * through /bin/sh with {site}, {isp}, {action} and {addr} filled in; on the
  * emulated testbed that is "fjord-testbed set {site}/{isp} {action}". Without
- * one it changes the kernel's MPTCP endpoints of the ISP's local addresses:
- * "down" deletes the endpoint (the kernel closes its subflows), "up" adds it
- * again as it was, "backup" sets its backup flag. Commands run in the
- * background; their exit status becomes an event.
+ * one, and for "backup" always, it changes the kernel's MPTCP endpoint of the
+ * ISP's local address: "down" deletes it (the kernel closes its subflows),
+ * "up" adds it again as it was, "backup" sets its backup flag. Commands run
+ * in the background; their exit status becomes an event.
  */
 #ifndef AGENT_EXP_LINK_H
 #define AGENT_EXP_LINK_H

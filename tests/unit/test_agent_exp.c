@@ -817,6 +817,21 @@ static void test_bad_params(void)
 	mk_run(&c, "bad-14", H, K, 1);
 	c.ho.bulk = NULL;
 	bad(r, &c, "handover.bulk: missing");
+	/* No hook here: the events need a path and its kernel endpoint. */
+	mk_run(&c, "bad-15", H, K, 1);
+	c.bulk.duration_s = 1;
+	fjord__v1__link_event__init(&c.lev[0]);
+	c.lev[0].isp = "isp-z";
+	c.lev[0].action = "down";
+	c.levp[0] = &c.lev[0];
+	c.ho.events = c.levp;
+	c.ho.n_events = 1;
+	if (!getenv("FJORD_LINK_HOOK")) {
+		bad(r, &c, "handover.events[0].isp isp-z: no run path has that local ISP");
+		c.run.id = "bad-16";
+		c.lev[0].isp = "isp-a";
+		bad(r, &c, "handover.events[0]: no MPTCP endpoint for 127.0.0.1");
+	}
 	agent_runner_destroy(r);
 }
 

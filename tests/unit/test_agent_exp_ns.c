@@ -422,6 +422,37 @@ static void test_probe_join(void)
 	fjord__v1__result__free_unpacked(res, NULL);
 }
 
+/* With net.mptcp.checksum_enabled on the client, the connection negotiates DSS checksums. */
+static void test_probe_checksums(void)
+{
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(sh("ip netns exec %s sysctl -qw net.mptcp.checksum_enabled=1", ns_c),
+			      0);
+	mk_run(&c, "ns-csum", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE, "a");
+	c.probe.timeout_ms = 400;
+	res = run_in_client(&c);
+	sh("ip netns exec %s sysctl -qw net.mptcp.checksum_enabled=0", ns_c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL(metric(res, "p0_mp_capable"), 1);
+	CU_ASSERT_EQUAL(metric(res, "p0_checksums"), 1);
+	CU_ASSERT_EQUAL(metric(res, "p0_csum_errors"), 0);
+	CU_ASSERT(res->provenance->checksums);
+	fjord__v1__result__free_unpacked(res, NULL);
+	/* And without, none. */
+	mk_run(&c, "ns-nocsum", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE, "a");
+	c.probe.timeout_ms = 400;
+	res = run_in_client(&c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT_EQUAL(metric(res, "p0_checksums"), 0);
+	CU_ASSERT(!res->provenance->checksums);
+	fjord__v1__result__free_unpacked(res, NULL);
+}
+
 /* Handover through a hook: b's veth goes down for a second mid-transfer. */
 static void test_handover_hook(void)
 {
@@ -513,6 +544,7 @@ static const struct fj_test tests[] = {
 	{ "bulk_two_paths", test_bulk_two_paths },
 	{ "probe_middleboxes", test_probe_middleboxes },
 	{ "probe_join", test_probe_join },
+	{ "probe_checksums", test_probe_checksums },
 	{ "handover_hook", test_handover_hook },
 	{ "handover_endpoint", test_handover_endpoint },
 	{ NULL, NULL },
