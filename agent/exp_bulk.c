@@ -598,7 +598,9 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 		goto prov;
 	}
 	/* The baseline repeats the transfer per path: all of it must fit the deadline. */
-	runs = 1 + (bp->baseline ? (cmd->run->n_paths ? cmd->run->n_paths : 1) : 0);
+	runs = 1 + (bp->baseline && stack == FJORD__V1__STACK__STACK_KERNEL
+			    ? (cmd->run->n_paths ? cmd->run->n_paths : 1)
+			    : 0);
 	if (o.duration_ms && (uint64_t)o.duration_ms * runs + 1000 > exp_left_ms(env)) {
 		exp_fail(out,
 			 "%s.duration_s: %zu transfers of %u s do not fit the run's deadline "
@@ -623,7 +625,12 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 	main_metrics(&r, out);
 	if (ls)
 		handover_metrics(&r, ls, o.interval_ms, out);
-	if (r.done && bp->baseline)
+	/*
+	 * The baseline compares MPTCP with single-path TCP: a STACK_TCP run
+	 * (the controller also schedules one for baseline experiments) has
+	 * nothing to compare.
+	 */
+	if (r.done && bp->baseline && stack == FJORD__V1__STACK__STACK_KERNEL)
 		baseline(cmd, env, out, &o, r.goodput_bps);
 prov:
 	exp_provenance(out,

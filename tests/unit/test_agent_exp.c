@@ -630,6 +630,17 @@ static void test_bulk_baseline(void)
 	CU_ASSERT_EQUAL(metric(res, "mptcp_worse_than_best"), gain < 1 ? 1 : 0);
 	CU_ASSERT_EQUAL(has_event(res, "mptcp_worse", ""), gain < 1);
 	fjord__v1__result__free_unpacked(res, NULL);
+	/* A TCP run has nothing to compare with: no baseline transfers. */
+	mk_run(&c, "bulk-base-tcp", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK,
+	       FJORD__V1__STACK__STACK_TCP, 2);
+	c.bulk.bytes = 1 << 20;
+	c.bulk.baseline = 1;
+	res = run_one(r, &c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL(metric(res, "baseline_best_bps"), -1);
+	CU_ASSERT_EQUAL(metric(res, "aggregation_gain"), -1);
+	fjord__v1__result__free_unpacked(res, NULL);
 	agent_runner_destroy(r);
 	agent_responder_destroy(resp);
 }
