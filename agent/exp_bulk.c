@@ -78,10 +78,6 @@ static int bulk_params(const Fjord__V1__BulkParams *b, const char *field, struct
 		exp_fail(out, "%s: one of bytes and duration_s must be set", field);
 		return -EINVAL;
 	}
-	if (b->bytes && b->duration_s) {
-		exp_fail(out, "%s: bytes and duration_s exclude each other", field);
-		return -EINVAL;
-	}
 	if (b->bytes > BULK_MAX_BYTES) {
 		exp_fail(out, "%s.bytes must be at most 2^40 (got %llu)", field,
 			 (unsigned long long)b->bytes);
@@ -243,7 +239,8 @@ static int xfer_check(struct xfer *x, const struct bulk_opts *o, struct bulk_res
 			return exp_fail(out, "%s: SHA-256 failed", what), -EIO;
 		res->bytes = x->off;
 		res->sha_ok = !memcmp(a, b, 32);
-		if (o->bytes && x->off != o->bytes) {
+		/* With a duration too, the time may end the stream first. */
+		if (o->bytes && !o->duration_ms && x->off != o->bytes) {
 			exp_fail(out, "%s: the responder sent %llu of %llu bytes", what,
 				 (unsigned long long)x->off, (unsigned long long)o->bytes);
 			return -EIO;
@@ -598,7 +595,7 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 		goto prov;
 	}
 	/* The baseline repeats the transfer per path: all of it must fit the deadline. */
-	runs = 1 + (bp->baseline && stack == FJORD__V1__STACK__STACK_KERNEL
+	runs = 1 + (bp->baseline && stack == FJORD__V1__STACK__STACK_KERNEL && !ho
 			    ? (cmd->run->n_paths ? cmd->run->n_paths : 1)
 			    : 0);
 	if (o.duration_ms && (uint64_t)o.duration_ms * runs + 1000 > exp_left_ms(env)) {
@@ -630,8 +627,11 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 	 * (the controller also schedules one for baseline experiments) has
 	 * nothing to compare.
 	 */
-	if (r.done && bp->baseline && stack == FJORD__V1__STACK__STACK_KERNEL)
+	if (r.done && bp->baseline && stack == FJORD__V1__STACK__STACK_KERNEL && !ho)
 		baseline(cmd, env, out, &o, r.goodput_bps);
+	if (bp->baseline && ho)
+		exp_add_event(out, "baseline_ignored",
+			      "a handover run measures the outage, not the aggregation", 0);
 prov:
 	exp_provenance(out,
 		       stack == FJORD__V1__STACK__STACK_KERNEL && !r.mptcp && r.done
@@ -658,12 +658,6 @@ int exp_handover_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env
 	if (!h) {
 		out->result->ok = 1;
 		exp_fail(out, "handover: missing (bulk and events are needed)");
-		exp_provenance(out, exp_stack(cmd), NULL, cmd, env);
-		return 0;
-	}
-	if (h->bulk && h->bulk->baseline) {
-		out->result->ok = 1;
-		exp_fail(out, "handover.bulk.baseline: not available in a handover run");
 		exp_provenance(out, exp_stack(cmd), NULL, cmd, env);
 		return 0;
 	}
