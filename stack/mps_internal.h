@@ -29,8 +29,12 @@ struct mps_ring {
 	uint32_t cap, head, len;
 };
 
-int mps_ring_init(struct mps_ring *r, uint32_t cap);
-void mps_ring_free(struct mps_ring *r);
+struct mps_stack;
+int mps_ring_init(struct mps_stack *st, struct mps_ring *r, uint32_t cap);
+void mps_ring_free(struct mps_stack *st, struct mps_ring *r);
+/* Zeroed memory from the configured allocator; NULL on failure. */
+void *mps_alloc(struct mps_stack *st, size_t size);
+void mps_free(struct mps_stack *st, void *p);
 uint32_t mps_ring_write(struct mps_ring *r, const uint8_t *src, uint32_t n);
 void mps_ring_peek(const struct mps_ring *r, uint32_t off, uint8_t *dst, uint32_t n);
 void mps_ring_drop(struct mps_ring *r, uint32_t n);

@@ -64,6 +64,35 @@ uint64_t mps_rand64(struct mps_stack *st)
 	return z ^ (z >> 31);
 }
 
+static void *cfg_alloc(const struct mps_config *cfg, size_t size)
+{
+	void *p = cfg->alloc ? cfg->alloc(cfg->alloc_ctx, size) : malloc(size);
+
+	if (p)
+		memset(p, 0, size);
+	return p;
+}
+
+static void cfg_free(const struct mps_config *cfg, void *p)
+{
+	if (!p)
+		return;
+	if (cfg->free)
+		cfg->free(cfg->alloc_ctx, p);
+	else
+		free(p);
+}
+
+void *mps_alloc(struct mps_stack *st, size_t size)
+{
+	return cfg_alloc(&st->cfg, size);
+}
+
+void mps_free(struct mps_stack *st, void *p)
+{
+	cfg_free(&st->cfg, p);
+}
+
 struct mps_stack *mps_stack_create(const struct mps_config *cfg, int *err)
 {
 	struct mps_stack *st;
@@ -71,11 +100,11 @@ struct mps_stack *mps_stack_create(const struct mps_config *cfg, int *err)
 	*err = 0;
 	if (!cfg || (cfg->mss && (cfg->mss < 88 || cfg->mss > 65000)) ||
 	    (cfg->sndbuf && cfg->sndbuf < 4096) || (cfg->rcvbuf && cfg->rcvbuf < 4096) ||
-	    cfg->sndbuf > (1u << 30) || cfg->rcvbuf > (1u << 30)) {
+	    cfg->sndbuf > (1u << 30) || cfg->rcvbuf > (1u << 30) || !cfg->alloc != !cfg->free) {
 		*err = -EINVAL;
 		return NULL;
 	}
-	st = calloc(1, sizeof(*st));
+	st = cfg_alloc(cfg, sizeof(*st));
 	if (!st) {
 		*err = -ENOMEM;
 		return NULL;
@@ -99,9 +128,11 @@ struct mps_stack *mps_stack_create(const struct mps_config *cfg, int *err)
 
 static void conn_free(struct mps_conn *c)
 {
-	mps_ring_free(&c->sndbuf);
-	mps_ring_free(&c->rcvbuf);
-	free(c);
+	struct mps_stack *st = c->st;
+
+	mps_ring_free(st, &c->sndbuf);
+	mps_ring_free(st, &c->rcvbuf);
+	mps_free(st, c);
 }
 
 void mps_stack_destroy(struct mps_stack *st)
@@ -114,7 +145,7 @@ void mps_stack_destroy(struct mps_stack *st)
 		n = c->next;
 		conn_free(c);
 	}
-	free(st);
+	cfg_free(&st->cfg, st);
 }
 
 static bool addr_unspec(const struct mps_addr *a)
@@ -186,13 +217,14 @@ struct mps_conn *mps_conn_new(struct mps_stack *st, const struct mps_addr *local
 		*err = -ENOSPC;
 		return NULL;
 	}
-	c = calloc(1, sizeof(*c));
+	c = mps_alloc(st, sizeof(*c));
 	if (!c) {
 		*err = -ENOMEM;
 		return NULL;
 	}
-	if (mps_ring_init(&c->sndbuf, st->cfg.sndbuf) ||
-	    mps_ring_init(&c->rcvbuf, st->cfg.rcvbuf)) {
+	c->st = st;
+	if (mps_ring_init(st, &c->sndbuf, st->cfg.sndbuf) ||
+	    mps_ring_init(st, &c->rcvbuf, st->cfg.rcvbuf)) {
 		conn_free(c);
 		*err = -ENOMEM;
 		return NULL;
@@ -634,17 +666,17 @@ uint64_t mps_pump(struct mps_stack *st, const struct mps_link_ops *ops, void *ct
 	return l < t ? l : t;
 }
 
-int mps_ring_init(struct mps_ring *r, uint32_t cap)
+int mps_ring_init(struct mps_stack *st, struct mps_ring *r, uint32_t cap)
 {
-	r->buf = malloc(cap);
+	r->buf = mps_alloc(st, cap);
 	r->cap = r->buf ? cap : 0;
 	r->head = r->len = 0;
 	return r->buf ? 0 : -ENOMEM;
 }
 
-void mps_ring_free(struct mps_ring *r)
+void mps_ring_free(struct mps_stack *st, struct mps_ring *r)
 {
-	free(r->buf);
+	mps_free(st, r->buf);
 	r->buf = NULL;
 	r->cap = r->len = 0;
 }

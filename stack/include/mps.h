@@ -58,6 +58,14 @@ struct mps_config {
 	void (*trace)(void *ctx, const uint8_t *pkt, size_t len, int out, int subflow,
 		      uint64_t now);
 	void *trace_ctx;
+	/*
+	 * Allocator, or NULL for malloc/free: every byte the stack holds comes
+	 * from here (tests use it to fail the Nth allocation). alloc returns
+	 * NULL on failure; the stack then answers -ENOMEM or counts a drop.
+	 */
+	void *(*alloc)(void *ctx, size_t size);
+	void (*free)(void *ctx, void *p);
+	void *alloc_ctx;
 };
 
 /*
@@ -236,7 +244,7 @@ enum mps_counter {
 	MPS_CNT_IN_RCVBUF_FULL,	  /* data beyond the receive buffer */
 	MPS_CNT_IN_BAD_MAPPING,	  /* DSS mapping disagreeing with the stream */
 	MPS_CNT_IN_DSS_CSUM,	  /* DSS checksum wrong, missing or unexpected: reset */
-	MPS_CNT_IN_ACCEPT_FULL,	  /* SYN refused: connection table full */
+	MPS_CNT_IN_ACCEPT_FULL,	  /* SYN dropped: connection table full or no memory */
 	MPS_CNT_IN_JOIN_REFUSED,  /* MP_JOIN SYN: answered with RST (joins not implemented) */
 	MPS_CNT_IN_ADD_ADDR_HMAC, /* ADD_ADDR with a wrong HMAC: ignored */
 	MPS_CNT_IN_ADD_ADDR_FULL, /* ADD_ADDR beyond MPS_MAX_REMOTE_ADDRS: echoed, not kept */
