@@ -482,46 +482,51 @@ static void main_metrics(const struct bulk_res *r, struct exp_out *out)
 
 /*
  * The single-path TCP baseline: one TCP transfer per path, bound to its local
- * address, run one after another after the MPTCP one (never at once, so they
- * do not compete); the gain is MPTCP's goodput over the best of them.
+ * address, interleaved with the MPTCP one (the first half of the paths before
+ * it, the rest after it, never at once, so none competes with another and all
+ * see about the same network); the gain is MPTCP's goodput over the best.
+ * Returns the goodput of path i's transfer, or 0 if it failed (an event says
+ * why: a failed baseline transfer is a finding, not the run's failure).
  */
-static void baseline(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
-		     struct exp_out *out, const struct bulk_opts *mo, double mptcp_bps)
+static double baseline_one(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+			   struct exp_out *out, const struct bulk_opts *mo, size_t i)
 {
 	struct bulk_opts o = *mo;
-	double best = 0;
-	size_t i, n = cmd->run->n_paths ? cmd->run->n_paths : 1;
+	Fjord__V1__Result shadow = *out->result;
+	struct exp_out sub = *out;
+	struct exp_target t;
+	struct bulk_res r;
+	char name[48], what[48];
 
 	o.csv = NULL;
 	o.links = NULL;
-	for (i = 0; i < n && i < BULK_MAX_PATHS; i++) {
-		struct exp_target t;
-		struct bulk_res r;
-		char name[48], what[48];
-		/* A failed baseline transfer is a finding, not the run's failure. */
-		Fjord__V1__Result shadow = *out->result;
-		struct exp_out sub = *out;
+	memset(&r, 0, sizeof(r));
+	snprintf(what, sizeof(what), "baseline path %zu", i);
+	shadow.error = NULL;
+	shadow.ok = 1;
+	sub.result = &shadow;
+	if (exp_resolve_target(cmd, env, i, &t, &sub) == 0)
+		bulk_once(cmd, env, &sub, FJORD__V1__STACK__STACK_TCP, &t, &o, &r, what);
+	/* Keep what the sub-run appended (events, metrics), not its error. */
+	out->result->n_events = shadow.n_events;
+	out->result->events = shadow.events;
+	out->result->n_metrics = shadow.n_metrics;
+	out->result->metrics = shadow.metrics;
+	if (shadow.error && shadow.error[0])
+		exp_add_event(out, "baseline_failed", shadow.error, 0);
+	snprintf(name, sizeof(name), "baseline_p%zu_goodput_bps", i);
+	exp_add_metric(out, name, r.done ? r.goodput_bps : 0);
+	free(r.prog);
+	return r.done ? r.goodput_bps : 0;
+}
 
-		memset(&r, 0, sizeof(r));
-		snprintf(what, sizeof(what), "baseline path %zu", i);
-		shadow.error = NULL;
-		shadow.ok = 1;
-		sub.result = &shadow;
-		if (exp_resolve_target(cmd, env, i, &t, &sub) == 0)
-			bulk_once(cmd, env, &sub, FJORD__V1__STACK__STACK_TCP, &t, &o, &r, what);
-		/* Keep what the sub-run appended (events, metrics), not its error. */
-		out->result->n_events = shadow.n_events;
-		out->result->events = shadow.events;
-		out->result->n_metrics = shadow.n_metrics;
-		out->result->metrics = shadow.metrics;
-		if (shadow.error && shadow.error[0])
-			exp_add_event(out, "baseline_failed", shadow.error, 0);
-		snprintf(name, sizeof(name), "baseline_p%zu_goodput_bps", i);
-		exp_add_metric(out, name, r.done ? r.goodput_bps : 0);
-		if (r.done && r.goodput_bps > best)
-			best = r.goodput_bps;
-		free(r.prog);
-	}
+static void baseline_verdict(const double *bps, size_t n, double mptcp_bps, struct exp_out *out)
+{
+	double best = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		best = bps[i] > best ? bps[i] : best;
 	exp_add_metric(out, "baseline_best_bps", best);
 	if (best > 0) {
 		exp_add_metric(out, "aggregation_gain", mptcp_bps / best);
@@ -582,7 +587,8 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 	struct bulk_opts o;
 	struct bulk_res r;
 	struct exp_target t;
-	size_t runs;
+	double bps[BULK_MAX_PATHS];
+	size_t runs, nb = 0, i;
 
 	out->result->ok = 1;
 	memset(&r, 0, sizeof(r));
@@ -595,9 +601,9 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 		goto prov;
 	}
 	/* The baseline repeats the transfer per path: all of it must fit the deadline. */
-	runs = 1 + (bp->baseline && stack == FJORD__V1__STACK__STACK_KERNEL && !ho
-			    ? (cmd->run->n_paths ? cmd->run->n_paths : 1)
-			    : 0);
+	if (bp->baseline && stack == FJORD__V1__STACK__STACK_KERNEL && !ho)
+		nb = cmd->run->n_paths ? cmd->run->n_paths : 1;
+	runs = 1 + nb;
 	if (o.duration_ms && (uint64_t)o.duration_ms * runs + 1000 > exp_left_ms(env)) {
 		exp_fail(out,
 			 "%s.duration_s: %zu transfers of %u s do not fit the run's deadline "
@@ -616,6 +622,8 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 	o.csv = exp_trace_new(out, "subflows.csv");
 	if (stack == FJORD__V1__STACK__STACK_KERNEL)
 		check_endpoints(cmd, out);
+	for (i = 0; i < nb / 2; i++)
+		bps[i] = baseline_one(cmd, env, out, &o, i);
 	bulk_once(cmd, env, out, stack, &t, &o, &r, "transfer");
 	if (ls)
 		exp_link_finish(ls, out);
@@ -627,8 +635,11 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 	 * (the controller also schedules one for baseline experiments) has
 	 * nothing to compare.
 	 */
-	if (r.done && bp->baseline && stack == FJORD__V1__STACK__STACK_KERNEL && !ho)
-		baseline(cmd, env, out, &o, r.goodput_bps);
+	if (r.done && nb) {
+		for (i = nb / 2; i < nb; i++)
+			bps[i] = baseline_one(cmd, env, out, &o, i);
+		baseline_verdict(bps, nb, r.goodput_bps, out);
+	}
 	if (bp->baseline && ho)
 		exp_add_event(out, "baseline_ignored",
 			      "a handover run measures the outage, not the aggregation", 0);

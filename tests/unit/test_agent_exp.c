@@ -451,6 +451,16 @@ static double metric(const Fjord__V1__Result *r, const char *name)
 	return -1;
 }
 
+static int metric_index(const Fjord__V1__Result *r, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_metrics; i++)
+		if (strcmp(r->metrics[i]->name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
 static int has_event(const Fjord__V1__Result *r, const char *kind, const char *detail_part)
 {
 	size_t i;
@@ -623,6 +633,10 @@ static void test_bulk_baseline(void)
 					metric(res, "baseline_p1_goodput_bps")
 				? metric(res, "baseline_p0_goodput_bps")
 				: metric(res, "baseline_p1_goodput_bps"));
+	/* Interleaved: path 0's TCP transfer, then MPTCP, then path 1's. */
+	CU_ASSERT(metric_index(res, "baseline_p0_goodput_bps") >= 0);
+	CU_ASSERT(metric_index(res, "baseline_p0_goodput_bps") < metric_index(res, "goodput_bps"));
+	CU_ASSERT(metric_index(res, "goodput_bps") < metric_index(res, "baseline_p1_goodput_bps"));
 	gain = metric(res, "aggregation_gain");
 	CU_ASSERT(gain > 0);
 	CU_ASSERT_DOUBLE_EQUAL(gain, metric(res, "goodput_bps") / metric(res, "baseline_best_bps"),
