@@ -63,7 +63,8 @@ struct mps_subflow {
 	enum mps_sf_state state;
 	/* Send sequence space (RFC 9293 §3.3.1); snd_max is the highest sent. */
 	uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2;
-	uint32_t fin_seq; /* valid if fin_sent */
+	uint32_t max_snd_wnd; /* largest window the peer offered (RFC 5961 §5.2) */
+	uint32_t fin_seq;     /* valid if fin_sent */
 	bool fin_sent;
 	/* Receive sequence space. */
 	uint32_t irs, rcv_nxt;

@@ -620,16 +620,23 @@ static void congestion_on_ack(struct mps_subflow *sf, uint32_t acked, uint32_t m
 				    : 1;
 }
 
-static void process_ack(struct mps_conn *c, const struct mps_seg *s, uint64_t now)
+/* Returns false when the segment must be dropped (an unacceptable ACK). */
+static bool process_ack(struct mps_conn *c, const struct mps_seg *s, uint64_t now)
 {
 	struct mps_subflow *sf = &c->sf;
 	uint32_t mss = sf_payload_mss(c), acked, flight;
 	bool win_update = false;
 
-	if (SEQ_GT(s->ack, sf->snd_max)) {
+	/*
+	 * RFC 9293 §3.10.7.4 and RFC 5961 §5.2: an ACK of data never sent, or
+	 * older than the largest window behind snd_una, gets an ACK and the
+	 * segment is dropped.
+	 */
+	if (SEQ_GT(s->ack, sf->snd_max) ||
+	    SEQ_LT(s->ack, sf->snd_una - (sf->max_snd_wnd > 65535 ? sf->max_snd_wnd : 65535))) {
 		c->st->counters[MPS_CNT_IN_BAD_ACK]++;
 		sf->ack_now = true;
-		return;
+		return false;
 	}
 	if (SEQ_LT(sf->snd_wl1, s->seq) ||
 	    (sf->snd_wl1 == s->seq && SEQ_LEQ(sf->snd_wl2, s->ack))) {
@@ -637,6 +644,8 @@ static void process_ack(struct mps_conn *c, const struct mps_seg *s, uint64_t no
 
 		win_update = w != sf->snd_wnd;
 		sf->snd_wnd = w;
+		if (w > sf->max_snd_wnd)
+			sf->max_snd_wnd = w;
 		sf->snd_wl1 = s->seq;
 		sf->snd_wl2 = s->ack;
 	}
@@ -658,13 +667,13 @@ static void process_ack(struct mps_conn *c, const struct mps_seg *s, uint64_t no
 			fallback_data_ack(c, s->ack);
 		if (sf->fin_sent && SEQ_GT(s->ack, sf->fin_seq))
 			our_fin_acked(c, now);
-		return;
+		return true;
 	}
 	flight = sf->snd_max - sf->snd_una;
 	if (sf->snd_wnd == 0) {
 		/* Answers to zero-window probes are not duplicate ACKs (RFC 5681 §2). */
 		sf->probe_answered = true;
-		return;
+		return true;
 	}
 	if (s->ack == sf->snd_una && s->payload_len == 0 && !(s->flags & MPS_TCP_FIN) &&
 	    !win_update && flight > 0) {
@@ -681,6 +690,7 @@ static void process_ack(struct mps_conn *c, const struct mps_seg *s, uint64_t no
 			sf->cwnd += mss;
 		}
 	}
+	return true;
 }
 
 /* The peer's FIN, once every byte before it has been taken. */
@@ -886,8 +896,7 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 		fall_back(c, MPS_FALLBACK_NO_DSS, "server segments without DSS", now);
 	if (sf->ts_ok && (t->present & MPS_TCPOPTS_TS) && SEQ_LEQ(s->seq, sf->rcv_nxt))
 		sf->ts_recent = t->ts_val;
-	process_ack(c, s, now);
-	if (c->reset)
+	if (!process_ack(c, s, now) || c->reset)
 		return;
 	if (c->mptcp) {
 		const struct mps_opt *dss = find_opt(o, n, MPS_MPTCP_SUB_DSS);

@@ -37,8 +37,11 @@ static void shuttle(struct pair *p)
 		int moved = 0;
 
 		while ((n = mps_output(p->c, p->now, buf, sizeof(buf))) > 0) {
-			if (mps_seg_parse(buf, (size_t)n, 0, &seg, &err) == 0)
+			if (mps_seg_parse(buf, (size_t)n, 0, &seg, &err) == 0) {
 				p->cseq = seg.seq + seg.payload_len + !!(seg.flags & 0x03);
+				if (seg.flags & 0x10)
+					p->sseq = seg.ack;
+			}
 			mps_input(p->s, buf, (size_t)n, p->now);
 			moved = 1;
 		}
@@ -406,6 +409,48 @@ static void test_rm_addr_and_prio(void)
 	mps_stack_destroy(p.s);
 }
 
+/* Data under an ACK of bytes never sent, or of bytes long acknowledged, is dropped. */
+static void test_unacceptable_ack(void)
+{
+	struct mps_conn_info ci;
+	struct pair p;
+	struct mps_opt o = { .subtype = MPS_MPTCP_SUB_DSS };
+	uint8_t opts[20], pkt[128], buf[16];
+	uint64_t dack;
+	int k;
+
+	pair_up(&p);
+	CU_ASSERT_EQUAL(mps_send(p.cc, "hello", 5), 5);
+	shuttle(&p);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), 5);
+	dack = last_data_ack(&p);
+	CU_ASSERT_EQUAL(mps_conn_info(p.cc, &ci), 0);
+	o.dss.flags = MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
+	o.dss.dsn = dack;
+	o.dss.ssn = 6;
+	o.dss.data_len = 3;
+	k = mps_opt_build(&o, opts, sizeof(opts));
+	CU_ASSERT_EQUAL_FATAL(k, 18);
+	opts[18] = opts[19] = 1;
+	mps_input(p.s, pkt,
+		  make_segment(pkt, p.cseq, p.sseq + 1000, opts, 20, (const uint8_t *)"abc", 3),
+		  p.now);
+	mps_input(p.s, pkt,
+		  make_segment(pkt, p.cseq, p.sseq - 1000000, opts, 20, (const uint8_t *)"abc", 3),
+		  p.now);
+	shuttle(&p);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_BAD_ACK), 2);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), -EAGAIN);
+	/* The same segment with a valid ACK goes through. */
+	mps_input(p.s, pkt, make_segment(pkt, p.cseq, p.sseq, opts, 20, (const uint8_t *)"abc", 3),
+		  p.now);
+	shuttle(&p);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), 3);
+	CU_ASSERT_EQUAL(memcmp(buf, "abc", 3), 0);
+	mps_stack_destroy(p.c);
+	mps_stack_destroy(p.s);
+}
+
 /* An allocator that fails the Nth request (counting from 0) and counts what is live. */
 struct failing {
 	long left;
@@ -513,6 +558,7 @@ static const struct fj_test tests[] = {
 	{ "add_addr_echo", test_add_addr_echo },
 	{ "rm_addr_and_prio", test_rm_addr_and_prio },
 	{ "alloc_failure", test_alloc_failure },
+	{ "unacceptable_ack", test_unacceptable_ack },
 	{ NULL, NULL },
 };
 
