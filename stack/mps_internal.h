@@ -20,8 +20,9 @@
 #define MPS_RTO_MAX_US	   60000000u
 #define MPS_MAX_BACKOFF	   12
 #define MPS_SYN_RETRIES	   6
-#define MPS_INIT_CWND_SEGS 10  /* RFC 6928 */
-#define MPS_DEFAULT_MSS	   536 /* when the peer sends no MSS option (RFC 9293) */
+#define MPS_INIT_CWND_SEGS 10	 /* RFC 6928 */
+#define MPS_DEFAULT_MSS	   536	 /* when the peer sends no MSS option (RFC 9293) */
+#define MPS_DELACK_US	   40000 /* Linux's minimum delayed-ACK time; RFC 9293 allows up to 500 ms */
 
 /* A byte ring with a fixed capacity: the cap of every stream buffer. */
 struct mps_ring {
@@ -85,8 +86,10 @@ struct mps_subflow {
 	bool rexmit_one;     /* fast retransmit: resend the segment at snd_una */
 	bool probe_answered; /* an ACK came back while the peer's window was zero */
 	uint8_t backoff;
-	uint64_t rto_at; /* MPS_TIME_NEVER when not armed */
-	uint64_t tw_at;	 /* TIME_WAIT end */
+	uint64_t rto_at;      /* MPS_TIME_NEVER when not armed */
+	uint64_t tw_at;	      /* TIME_WAIT end */
+	uint64_t delack_at;   /* delayed ACK due (RFC 9293 §3.8.6.3) */
+	uint8_t unacked_segs; /* full segments received since our last ACK */
 	bool ack_now;
 	uint64_t bytes_sent, bytes_acked, bytes_received;
 	uint32_t retransmits;

@@ -237,6 +237,7 @@ struct mps_conn *mps_conn_new(struct mps_stack *st, const struct mps_addr *local
 	c->sf.remote = *remote;
 	c->sf.rto_at = MPS_TIME_NEVER;
 	c->sf.tw_at = MPS_TIME_NEVER;
+	c->sf.delack_at = MPS_TIME_NEVER;
 	c->state = MPS_CONN_CONNECTING;
 	c->next = st->conns;
 	st->conns = c;

@@ -572,7 +572,13 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, uint64_t n
 	c->rcv_nxt_dsn += n;
 	sf->bytes_received += n;
 	c->bytes_received += n;
-	sf->ack_now = true;
+	if (n == 0 || off + n < s->payload_len) {
+		sf->ack_now = true; /* data refused: say so at once */
+	} else if (++sf->unacked_segs >= 2) {
+		sf->ack_now = true; /* at least every second full segment (RFC 9293 §3.8.6.3) */
+	} else if (sf->delack_at == MPS_TIME_NEVER) {
+		sf->delack_at = now + MPS_DELACK_US;
+	}
 	return off + n == s->payload_len;
 }
 
@@ -953,6 +959,10 @@ void mps_tcp_timers(struct mps_conn *c, uint64_t now)
 		mps_event(c->st, MPS_EV_SUBFLOW_DOWN, c, 0, now);
 		mps_event(c->st, MPS_EV_CONN_CLOSED, c, 0, now);
 	}
+	if (sf->delack_at <= now) {
+		sf->delack_at = MPS_TIME_NEVER;
+		sf->ack_now = true;
+	}
 	if (sf->rto_at > now)
 		return;
 	sf->rto_at = MPS_TIME_NEVER;
@@ -990,6 +1000,7 @@ uint64_t mps_tcp_next_timer(const struct mps_conn *c)
 {
 	const struct mps_subflow *sf = &c->sf;
 	bool syn_state = sf->state == MPS_SF_SYN_SENT || sf->state == MPS_SF_SYN_RCVD;
+	uint64_t t;
 
 	/* Output that is due at once; each of these is cleared by mps_tcp_output(). */
 	if (c->fastclose_pending)
@@ -998,7 +1009,8 @@ uint64_t mps_tcp_next_timer(const struct mps_conn *c)
 		return MPS_TIME_NEVER;
 	if ((sf->ack_now && !syn_state) || (syn_state && sf->snd_nxt == sf->iss))
 		return 0;
-	return sf->rto_at < sf->tw_at ? sf->rto_at : sf->tw_at;
+	t = sf->rto_at < sf->tw_at ? sf->rto_at : sf->tw_at;
+	return sf->delack_at < t ? sf->delack_at : t;
 }
 
 /* Options of a non-SYN segment; returns their length (a multiple of 4). */
@@ -1319,6 +1331,8 @@ static int send_segment(struct mps_conn *c, uint64_t now, uint32_t seq, uint64_t
 	if (rc < 0)
 		return rc;
 	/* A data or FIN segment leaves a waiting ADD_ADDR echo for a pure ACK next; a pure ACK never repeats itself. */
+	sf->unacked_segs = 0; /* this segment carries the ACK */
+	sf->delack_at = MPS_TIME_NEVER;
 	sf->ack_now = (len || fin) && c->echo_pending;
 	if (len || fin) {
 		if (SEQ_LT(seq, sf->snd_max)) {

@@ -50,8 +50,17 @@ static void shuttle(struct pair *p)
 			mps_input(p->c, p->last_s_buf, (size_t)n, p->now);
 			moved = 1;
 		}
-		if (!moved)
-			break;
+		if (!moved) {
+			/* Let a delayed ACK (or anything else due within 100 ms) fire. */
+			uint64_t t = mps_next_wakeup(p->c), u = mps_next_wakeup(p->s);
+
+			t = u < t ? u : t;
+			if (t == MPS_TIME_NEVER || t > p->now + 100000)
+				break;
+			if (t > p->now)
+				p->now = t;
+			continue;
+		}
 		p->now += 1000;
 	}
 }
@@ -451,6 +460,43 @@ static void test_unacceptable_ack(void)
 	mps_stack_destroy(p.s);
 }
 
+/* Deliver every packet the client has now to the server; returns how many. */
+static int client_to_server(struct pair *p)
+{
+	uint8_t buf[2048];
+	int n, k = 0;
+
+	while ((n = mps_output(p->c, p->now, buf, sizeof(buf))) > 0) {
+		mps_input(p->s, buf, (size_t)n, p->now);
+		k++;
+	}
+	return k;
+}
+
+/* One segment is ACKed after the delayed-ACK time; the second of two at once. */
+static void test_delayed_ack(void)
+{
+	static uint8_t data[3000];
+	uint8_t buf[2048];
+	struct pair p;
+	uint64_t t0;
+
+	pair_up(&p);
+	t0 = p.now;
+	CU_ASSERT_EQUAL(mps_send(p.cc, "hello", 5), 5);
+	CU_ASSERT_EQUAL(client_to_server(&p), 1);
+	CU_ASSERT_EQUAL(mps_output(p.s, p.now, buf, sizeof(buf)), 0);
+	CU_ASSERT_EQUAL(mps_next_wakeup(p.s), t0 + 40000);
+	CU_ASSERT(mps_output(p.s, t0 + 39999, buf, sizeof(buf)) == 0);
+	CU_ASSERT(mps_output(p.s, t0 + 40000, buf, sizeof(buf)) > 0);
+	p.now = t0 + 40000;
+	CU_ASSERT_EQUAL(mps_send(p.cc, data, sizeof(data)), (ssize_t)sizeof(data));
+	CU_ASSERT(client_to_server(&p) >= 2);
+	CU_ASSERT(mps_output(p.s, p.now, buf, sizeof(buf)) > 0);
+	mps_stack_destroy(p.c);
+	mps_stack_destroy(p.s);
+}
+
 /* An allocator that fails the Nth request (counting from 0) and counts what is live. */
 struct failing {
 	long left;
@@ -559,6 +605,7 @@ static const struct fj_test tests[] = {
 	{ "rm_addr_and_prio", test_rm_addr_and_prio },
 	{ "alloc_failure", test_alloc_failure },
 	{ "unacceptable_ack", test_unacceptable_ack },
+	{ "delayed_ack", test_delayed_ack },
 	{ NULL, NULL },
 };
 
