@@ -43,6 +43,7 @@ const ProtobufCMessageDescriptor *const fj_fill_fjord_types[] = {
 	&fjord__v1__subflow_sample__descriptor,
 	&fjord__v1__event__descriptor,
 	&fjord__v1__result__descriptor,
+	&fjord__v1__probe_finding__descriptor,
 	&fjord__v1__result_ack__descriptor,
 	&fjord__v1__result_row__descriptor,
 	&fjord__v1__result_list__descriptor,
