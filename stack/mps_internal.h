@@ -136,11 +136,36 @@ struct mps_conn {
 		struct mps_addr addr; /* port 0: the peer did not give one */
 	} raddrs[MPS_MAX_REMOTE_ADDRS];
 	uint8_t nraddrs;
-	bool echo_pending; /* an ADD_ADDR echo goes on the next pure ACK */
+	bool echo_pending;   /* an ADD_ADDR echo goes on the next pure ACK */
+	struct mps_ooo *ooo; /* out-of-order segments of the subflow */
+	uint32_t ooo_bytes;
+	uint16_t ooo_segs;
 	struct mps_opt_add_addr echo;
 	enum mps_conn_state state;
 	uint64_t bytes_sent, bytes_acked, bytes_received;
 };
+
+/* A DSS mapping as received (64-bit DSN), or the implied one of MP_CAPABLE's data form. */
+struct mps_rx_map {
+	bool valid;
+	uint64_t dsn;
+	uint32_t ssn;
+	uint16_t len;
+	bool fin;
+	bool has_csum;
+	uint16_t csum;
+};
+
+/* A segment that arrived ahead of rcv_nxt, kept until the hole before it fills. */
+struct mps_ooo {
+	struct mps_ooo *next; /* sorted by seq */
+	uint32_t seq, len;
+	bool fin;
+	struct mps_rx_map map;
+	uint8_t data[];
+};
+
+#define MPS_OOO_MAX_SEGS 512 /* and never more bytes than the receive buffer holds */
 
 struct mps_rst {
 	struct mps_addr local, remote;
@@ -188,6 +213,7 @@ void mps_tcp_listen_input(struct mps_stack *st, const struct mps_seg *s,
 			  const struct mps_addr *remote, uint64_t now);
 void mps_tcp_timers(struct mps_conn *c, uint64_t now);
 uint64_t mps_tcp_next_timer(const struct mps_conn *c);
+void mps_tcp_free(struct mps_conn *c); /* what the TCP code holds for c */
 int mps_tcp_output(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap);
 int mps_tcp_build_rst(struct mps_stack *st, const struct mps_rst *r, uint8_t *buf, size_t cap);
 void mps_tcp_connect(struct mps_conn *c, uint64_t now);

@@ -130,6 +130,7 @@ static void conn_free(struct mps_conn *c)
 {
 	struct mps_stack *st = c->st;
 
+	mps_tcp_free(c);
 	mps_ring_free(st, &c->sndbuf);
 	mps_ring_free(st, &c->rcvbuf);
 	mps_free(st, c);

@@ -330,19 +330,9 @@ static void data_fin_check(struct mps_conn *c, bool have, uint64_t dsn)
 		c->state = MPS_CONN_CLOSING;
 }
 
-struct rx_map {
-	bool valid;
-	uint64_t dsn;
-	uint32_t ssn;
-	uint16_t len;
-	bool fin;
-	bool has_csum;
-	uint16_t csum;
-};
-
 /* The mapping carried by this segment, 64-bit, if any. */
 static void segment_mapping(struct mps_conn *c, const struct mps_opt *o, unsigned int n,
-			    struct rx_map *m)
+			    struct mps_rx_map *m)
 {
 	const struct mps_opt *dss = find_opt(o, n, MPS_MPTCP_SUB_DSS);
 	const struct mps_opt *mpc = find_opt(o, n, MPS_MPTCP_SUB_CAPABLE);
@@ -439,10 +429,12 @@ static void csum_failure(struct mps_conn *c, uint64_t now)
 	mps_conn_reset(c, MPS_RST_CHECKSUM, now);
 }
 
-static int handle_mapping(struct mps_conn *c, const struct rx_map *m, bool in_order, uint64_t now)
+static int handle_mapping(struct mps_conn *c, const struct mps_rx_map *m, bool in_order,
+			  uint64_t now)
 {
 	struct mps_dss_csum k;
-	uint16_t data;
+	uint16_t data, done = 0;
+	uint32_t rcv_ssn;
 
 	if (!m->valid)
 		return 0;
@@ -464,22 +456,37 @@ static int handle_mapping(struct mps_conn *c, const struct rx_map *m, bool in_or
 	}
 	if (m->len == 0)
 		return -EOPNOTSUPP; /* infinite mapping: needs the MP_FAIL path, not here yet */
-	/* A segment beyond rcv_nxt is dropped anyway; its mapping waits for its retransmission. */
+	/* A segment beyond rcv_nxt is queued with its mapping, installed when it is reached. */
 	if (!in_order)
 		return 0;
 	if (c->rx_map_valid && c->rx_map_dsn == m->dsn && c->rx_map_ssn == m->ssn &&
 	    c->rx_map_len == m->len)
 		return 0; /* the same mapping again, as Linux sends it on every segment */
-	if (c->rx_map_valid && c->rx_map_done < c->rx_map_data)
-		return -EEXIST; /* conflicts with the unfinished one */
 	data = (uint16_t)(m->len - (m->fin ? 1 : 0));
+	rcv_ssn = c->sf.rcv_nxt - c->sf.irs;
+	/*
+	 * A mapping that starts before what we hold (a sender that cut its
+	 * retransmission differently) is fine without checksums when it puts
+	 * the same bytes at the same DSNs; with checksums the part we already
+	 * took could not be verified, so it is refused.
+	 */
+	if (SEQ_LT(m->ssn, rcv_ssn)) {
+		if (SEQ_GEQ(rcv_ssn, m->ssn + data))
+			return 0; /* entirely old */
+		if (c->csum ||
+		    (c->rx_map_valid && m->dsn - m->ssn != c->rx_map_dsn - c->rx_map_ssn))
+			return -EEXIST;
+		done = (uint16_t)(rcv_ssn - m->ssn);
+	} else if (c->rx_map_valid && c->rx_map_done < c->rx_map_data) {
+		return -EEXIST; /* conflicts with the unfinished one */
+	}
 	if (c->csum && data > c->rcvbuf.cap)
 		return -EMSGSIZE; /* could never be verified within our buffer */
 	c->rx_map_dsn = m->dsn;
 	c->rx_map_ssn = m->ssn;
 	c->rx_map_len = m->len;
 	c->rx_map_data = data;
-	c->rx_map_done = 0;
+	c->rx_map_done = done;
 	c->rx_map_csum = m->csum;
 	c->rx_map_valid = true;
 	if (c->csum)
@@ -520,11 +527,8 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, uint64_t n
 	uint32_t off, n, room, ssn, skip = 0;
 	uint64_t dsn;
 
-	if (SEQ_GT(s->seq, sf->rcv_nxt)) {
-		c->st->counters[MPS_CNT_IN_OUT_OF_ORDER]++;
-		sf->ack_now = true;
-		return false;
-	}
+	if (SEQ_GT(s->seq, sf->rcv_nxt))
+		return false; /* the caller queues these */
 	off = sf->rcv_nxt - s->seq;
 	if (off >= s->payload_len)
 		return true;
@@ -580,6 +584,52 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, uint64_t n
 		sf->delack_at = now + MPS_DELACK_US;
 	}
 	return off + n == s->payload_len;
+}
+
+void mps_tcp_free(struct mps_conn *c)
+{
+	struct mps_ooo *q, *n;
+
+	for (q = c->ooo; q; q = n) {
+		n = q->next;
+		mps_free(c->st, q);
+	}
+	c->ooo = NULL;
+	c->ooo_bytes = 0;
+	c->ooo_segs = 0;
+}
+
+/*
+ * Keep a segment that arrived ahead of rcv_nxt, with its mapping, if it fits
+ * in the window and in the queue's bounds; a duplicate of a queued one is
+ * dropped. The caller sends the duplicate ACK.
+ */
+static void ooo_store(struct mps_conn *c, const struct mps_seg *s, const struct mps_rx_map *m)
+{
+	struct mps_subflow *sf = &c->sf;
+	struct mps_ooo **pp = &c->ooo, *q;
+	uint32_t len = s->payload_len;
+
+	if (len == 0 || c->ooo_segs >= MPS_OOO_MAX_SEGS ||
+	    c->ooo_bytes + len > c->rcvbuf.cap - c->rcvbuf.len ||
+	    SEQ_GT(s->seq + len, sf->rcv_nxt + rcv_space(c)))
+		return;
+	while (*pp && SEQ_LT((*pp)->seq, s->seq))
+		pp = &(*pp)->next;
+	if (*pp && (*pp)->seq == s->seq && (*pp)->len >= len)
+		return;
+	q = mps_alloc(c->st, sizeof(*q) + len);
+	if (!q)
+		return; /* the sender retransmits it */
+	q->seq = s->seq;
+	q->len = len;
+	q->fin = s->flags & MPS_TCP_FIN;
+	q->map = *m;
+	memcpy(q->data, s->payload, len);
+	q->next = *pp;
+	*pp = q;
+	c->ooo_bytes += len;
+	c->ooo_segs++;
 }
 
 static void our_fin_acked(struct mps_conn *c, uint64_t now)
@@ -837,14 +887,66 @@ static bool fastclose_for_us(const struct mps_conn *c, const struct mps_opt *o, 
 	return c->mptcp && fc && fc->fastclose_key == c->lkey;
 }
 
+/* Payload at or below rcv_nxt, then the connection- and subflow-level FINs it carries. */
+static void take_in_order(struct mps_conn *c, const struct mps_seg *s, const struct mps_rx_map *m,
+			  uint64_t now)
+{
+	struct mps_subflow *sf = &c->sf;
+	bool whole = true;
+
+	if (s->payload_len)
+		whole = take_payload(c, s, now);
+	if (c->mptcp && m->valid && m->fin && !(m->len == 1 && m->ssn == 0))
+		data_fin_check(c, true, m->dsn + m->len - 1);
+	if (c->mptcp && c->rx_fin_pending)
+		data_fin_check(c, true, c->rx_fin_dsn);
+	if (c->reset)
+		return;
+	if ((s->flags & MPS_TCP_FIN) && whole && !sf->fin_rcvd &&
+	    s->seq + s->payload_len == sf->rcv_nxt)
+		take_fin(c, now);
+	else if (s->flags & MPS_TCP_FIN)
+		sf->ack_now = true;
+}
+
+/* Queued segments that the hole before them no longer separates from rcv_nxt. */
+static void ooo_drain(struct mps_conn *c, uint64_t now)
+{
+	struct mps_subflow *sf = &c->sf;
+	struct mps_ooo *q;
+	bool drained = false;
+
+	while ((q = c->ooo) && SEQ_LEQ(q->seq, sf->rcv_nxt) && !c->reset) {
+		struct mps_seg fake = { .seq = q->seq,
+					.flags = MPS_TCP_ACK | (q->fin ? MPS_TCP_FIN : 0),
+					.payload = q->data,
+					.payload_len = q->len,
+					.payload_cap = q->len };
+
+		c->ooo = q->next;
+		c->ooo_bytes -= q->len;
+		c->ooo_segs--;
+		if (SEQ_GT(q->seq + q->len, sf->rcv_nxt) || q->fin) {
+			if (c->mptcp && handle_mapping(c, &q->map, true, now) < 0 && !c->reset)
+				c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
+			if (!c->reset)
+				take_in_order(c, &fake, &q->map, now);
+			drained = true;
+		}
+		mps_free(c->st, q);
+	}
+	/* RFC 5681 §4.2: an ACK at once when a hole is filled. */
+	if (drained)
+		sf->ack_now = true;
+}
+
 void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps_tcpopts *t,
 		   uint64_t now)
 {
 	struct mps_opt o[MPS_TCPOPTS_MPTCP_MAX];
 	struct mps_subflow *sf = &c->sf;
 	unsigned int n = mps_parse_mptcp(c->st, s, t, o, MPS_TCPOPTS_MPTCP_MAX);
-	struct rx_map m;
-	bool whole;
+	struct mps_rx_map m = { 0 };
 	int rc;
 
 	if (c->reset || sf->state == MPS_SF_CLOSED) {
@@ -930,21 +1032,20 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 		if (rc < 0)
 			c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
 	}
-	whole = true;
-	if (s->payload_len && (sf->state == MPS_SF_ESTABLISHED || sf->state == MPS_SF_FIN_WAIT_1 ||
-			       sf->state == MPS_SF_FIN_WAIT_2))
-		whole = take_payload(c, s, now);
-	if (c->mptcp && m.valid && m.fin && !(m.len == 1 && m.ssn == 0))
-		data_fin_check(c, true, m.dsn + m.len - 1);
-	if (c->mptcp && c->rx_fin_pending)
-		data_fin_check(c, true, c->rx_fin_dsn);
-	if (c->reset)
+	if (sf->state != MPS_SF_ESTABLISHED && sf->state != MPS_SF_FIN_WAIT_1 &&
+	    sf->state != MPS_SF_FIN_WAIT_2) {
+		if (s->flags & MPS_TCP_FIN)
+			sf->ack_now = true;
 		return;
-	if ((s->flags & MPS_TCP_FIN) && whole && !sf->fin_rcvd &&
-	    s->seq + s->payload_len == sf->rcv_nxt)
-		take_fin(c, now);
-	else if (s->flags & MPS_TCP_FIN)
-		sf->ack_now = true;
+	}
+	if (s->payload_len && SEQ_GT(s->seq, sf->rcv_nxt)) {
+		c->st->counters[MPS_CNT_IN_OUT_OF_ORDER]++;
+		ooo_store(c, s, &m);
+		sf->ack_now = true; /* the duplicate ACK (RFC 5681 §4.2) */
+		return;
+	}
+	take_in_order(c, s, &m, now);
+	ooo_drain(c, now);
 }
 
 void mps_tcp_timers(struct mps_conn *c, uint64_t now)

@@ -303,6 +303,8 @@ static void lossy_run(uint64_t seed, uint64_t *end_time, uint64_t *retrans)
 		   mps_stack_counter(w.st[0], MPS_CNT_RETRANS_TIMEOUT);
 	CU_ASSERT(*retrans > 0);
 	CU_ASSERT(mps_stack_counter(w.st[1], MPS_CNT_IN_OUT_OF_ORDER) > 0);
+	/* Queued segments and re-cut retransmissions never break the mapping. */
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_BAD_MAPPING), 0);
 	world_free(&w);
 }
 

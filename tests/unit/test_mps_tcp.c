@@ -497,6 +497,63 @@ static void test_delayed_ack(void)
 	mps_stack_destroy(p.s);
 }
 
+/* Segments delivered 3, 1, 4, 2 (and 3 again): queued, then delivered in order once. */
+static void test_out_of_order_queue(void)
+{
+	static uint8_t data[4 * 1000], got[sizeof(data) + 10];
+	struct mps_config cfg = { .seed = 7, .mss = 1040 }; /* 1000-byte segments */
+	uint8_t pkts[4][1200], out[256];
+	size_t lens[4];
+	struct pair p = { 0 };
+	struct mps_seg seg;
+	enum mps_seg_err serr;
+	int n, k = 0, err;
+	ssize_t r;
+	size_t i, total = 0;
+
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 13 + 1);
+	p.c = mps_stack_create(&cfg, &err);
+	cfg.seed = 8;
+	p.s = mps_stack_create(&cfg, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p.c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p.s);
+	CU_ASSERT_EQUAL_FATAL(mps_listen(p.s, &saddr), 0);
+	CU_ASSERT_EQUAL_FATAL(mps_connect(p.c, &caddr, &saddr, &p.cc), 0);
+	shuttle(&p);
+	p.sc = mps_accept(p.s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p.sc);
+	CU_ASSERT_EQUAL(mps_send(p.cc, data, sizeof(data)), (ssize_t)sizeof(data));
+	while (k < 4 && (n = mps_output(p.c, p.now, pkts[k], sizeof(pkts[k]))) > 0)
+		lens[k++] = (size_t)n;
+	CU_ASSERT_EQUAL_FATAL(k, 4);
+	mps_input(p.s, pkts[2], lens[2], p.now);
+	mps_input(p.s, pkts[0], lens[0], p.now);
+	mps_input(p.s, pkts[3], lens[3], p.now);
+	mps_input(p.s, pkts[2], lens[2], p.now);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_OUT_OF_ORDER), 3);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, got, sizeof(got)), 1000); /* only the first so far */
+	total = 1000;
+	mps_input(p.s, pkts[1], lens[1], p.now);
+	/* The hole is filled: one immediate ACK covers all four. */
+	n = mps_output(p.s, p.now, out, sizeof(out));
+	CU_ASSERT_FATAL(n > 0);
+	CU_ASSERT_EQUAL(mps_seg_parse(out, (size_t)n, 0, &seg, &serr), 0);
+	{
+		struct mps_seg last;
+
+		CU_ASSERT_EQUAL(mps_seg_parse(pkts[3], lens[3], 0, &last, &serr), 0);
+		CU_ASSERT_EQUAL(seg.ack, last.seq + last.payload_len);
+	}
+	while ((r = mps_recv(p.sc, got + total, sizeof(got) - total)) > 0)
+		total += (size_t)r;
+	CU_ASSERT_EQUAL(total, sizeof(data));
+	CU_ASSERT_EQUAL(memcmp(got, data, sizeof(data)), 0);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_BAD_MAPPING), 0);
+	mps_stack_destroy(p.c);
+	mps_stack_destroy(p.s);
+}
+
 /* An allocator that fails the Nth request (counting from 0) and counts what is live. */
 struct failing {
 	long left;
@@ -606,6 +663,7 @@ static const struct fj_test tests[] = {
 	{ "alloc_failure", test_alloc_failure },
 	{ "unacceptable_ack", test_unacceptable_ack },
 	{ "delayed_ack", test_delayed_ack },
+	{ "out_of_order_queue", test_out_of_order_queue },
 	{ NULL, NULL },
 };
 
