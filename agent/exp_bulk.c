@@ -22,6 +22,7 @@
 #include "agent_arena.h"
 #include "exp.h"
 #include "exp_link.h"
+#include "exp_pcap.h"
 #include "exp_sock.h"
 #include "fj_clock.h"
 #include "mptcp_info.h"
@@ -588,6 +589,7 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 	struct bulk_res r;
 	struct exp_target t;
 	double bps[BULK_MAX_PATHS];
+	struct exp_pcap *cap;
 	size_t runs, nb = 0, i;
 
 	out->result->ok = 1;
@@ -622,6 +624,7 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 	o.csv = exp_trace_new(out, "subflows.csv");
 	if (stack == FJORD__V1__STACK__STACK_KERNEL)
 		check_endpoints(cmd, out);
+	cap = exp_pcap_start(env->responder_port, out);
 	for (i = 0; i < nb / 2; i++)
 		bps[i] = baseline_one(cmd, env, out, &o, i);
 	bulk_once(cmd, env, out, stack, &t, &o, &r, "transfer");
@@ -640,6 +643,7 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 			bps[i] = baseline_one(cmd, env, out, &o, i);
 		baseline_verdict(bps, nb, r.goodput_bps, out);
 	}
+	exp_pcap_stop(cap, out);
 	if (bp->baseline && ho)
 		exp_add_event(out, "baseline_ignored",
 			      "a handover run measures the outage, not the aggregation", 0);

@@ -27,6 +27,7 @@
 
 #include "agent_arena.h"
 #include "exp.h"
+#include "exp_pcap.h"
 #include "exp_sock.h"
 #include "fj_clock.h"
 #include "mptcp_info.h"
@@ -273,6 +274,7 @@ int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, s
 	unsigned int timeout = pp && pp->timeout_ms ? pp->timeout_ms : PROBE_DEFAULT_TIMEOUT_MS;
 	size_t n = cmd->run->n_paths ? cmd->run->n_paths : 1, i;
 	unsigned int capable = 0, nat = 0, reach = 0, endpoints;
+	struct exp_pcap *cap;
 	Fjord__V1__Stack stack = exp_stack(cmd);
 
 	r->ok = 1;
@@ -300,11 +302,14 @@ int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, s
 	r->probe_findings = agent_arena_alloc(out->arena, n * sizeof(*r->probe_findings));
 	if (!r->probe_findings)
 		return -ENOMEM;
+	cap = exp_pcap_start(env->responder_port, out);
 	for (i = 0; i < n; i++) {
 		Fjord__V1__ProbeFinding *f = probe_path(cmd, env, i, timeout, out);
 
-		if (!f)
+		if (!f) {
+			exp_pcap_stop(cap, out);
 			return -ENOMEM;
+		}
 		/* Borrowed from cmd, which outlives the packed Result. */
 		f->path = cmd->run->n_paths ? cmd->run->paths[i] : NULL;
 		r->probe_findings[r->n_probe_findings++] = f;
@@ -313,6 +318,7 @@ int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, s
 		capable += f->mp_capable;
 		nat += f->nat;
 	}
+	exp_pcap_stop(cap, out);
 	exp_add_metric(out, "paths", (double)n);
 	exp_add_metric(out, "paths_reachable", reach);
 	exp_add_metric(out, "paths_mp_capable", capable);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "exp.h"
+#include "exp_pcap.h"
 #include "exp_sock.h"
 #include "fj_clock.h"
 #include "mptcp_info.h"
@@ -137,6 +138,7 @@ int exp_rr_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, stru
 	struct exp_target t;
 	struct exp_trace *trace, *csv;
 	struct sampler smp;
+	struct exp_pcap *cap = NULL;
 	struct rr_state s = { -1, &smp, env };
 	uint8_t *req = NULL, *rsp = NULL;
 	uint32_t *lat = NULL, n = 0, late = 0;
@@ -166,6 +168,7 @@ int exp_rr_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, stru
 	csv = exp_trace_new(out, "subflows.csv");
 	q.request_bytes = p->request_bytes;
 	q.response_bytes = p->response_bytes;
+	cap = exp_pcap_start(env->responder_port, out);
 	s.fd = exp_connect(cmd, stack, &t, env, out, &mptcp);
 	if (s.fd < 0)
 		goto prov;
@@ -217,6 +220,7 @@ done:
 	agent_sock_congestion(s.fd, cc, sizeof(cc));
 	close(s.fd);
 prov:
+	exp_pcap_stop(cap, out);
 	rr_metrics(lat, lat ? n : 0, t_end > t0 ? t_end - t0 : 0, late, out);
 	exp_provenance(out,
 		       stack == FJORD__V1__STACK__STACK_KERNEL && s.fd >= 0 && !mptcp

@@ -490,6 +490,78 @@ static size_t trace_lines(const char *run_id, const char *name)
 	return n;
 }
 
+/*
+ * The spooled capture.pcap: a pcap file whose packets are TCP to or from
+ * port; counts them, and the SYNs carrying TCP option kind 30 (MPTCP).
+ */
+static int pcap_check(const char *run_id, unsigned int port, unsigned int *pkts,
+		      unsigned int *mp_syns)
+{
+	char p[256];
+	uint8_t *buf = malloc(8u << 20);
+	size_t len, off = 24;
+	uint32_t link;
+	FILE *f;
+
+	*pkts = *mp_syns = 0;
+	if (!buf || agent_spool_trace_path(spool, run_id, "capture.pcap", p, sizeof(p)) ||
+	    !(f = fopen(p, "rb"))) {
+		free(buf);
+		return -1;
+	}
+	len = fread(buf, 1, 8u << 20, f);
+	fclose(f);
+	memcpy(&link, buf + 20, 4);
+	if (len < 24 || memcmp(buf, "\xd4\xc3\xb2\xa1", 4) || (link != 113 && link != 276)) {
+		free(buf);
+		return -1;
+	}
+	while (off + 16 <= len) {
+		uint32_t caplen;
+		const uint8_t *pk = buf + off + 16, *ip, *tcp;
+		size_t l2 = link == 113 ? 16 : 20, ihl, doff, o;
+		uint16_t proto, sport, dport;
+
+		memcpy(&caplen, buf + off + 8, 4);
+		if (off + 16 + caplen > len || caplen > 128)
+			break;
+		off += 16 + caplen;
+		if (caplen < l2 + 40)
+			continue;
+		proto = (uint16_t)(link == 113 ? pk[14] << 8 | pk[15] : pk[0] << 8 | pk[1]);
+		ip = pk + l2;
+		if (proto == 0x0800 && ip[9] == 6)
+			tcp = ip + (ihl = (size_t)(ip[0] & 15) * 4);
+		else if (proto == 0x86dd && ip[6] == 6)
+			tcp = ip + (ihl = 40);
+		else
+			continue;
+		if ((size_t)(tcp - pk) + 20 > caplen)
+			continue;
+		sport = (uint16_t)(tcp[0] << 8 | tcp[1]);
+		dport = (uint16_t)(tcp[2] << 8 | tcp[3]);
+		if (sport != port && dport != port)
+			return free(buf), -1; /* the filter let something else through */
+		(*pkts)++;
+		doff = (size_t)(tcp[12] >> 4) * 4;
+		if (!(tcp[13] & 0x02))
+			continue;
+		for (o = 20; o < doff && (size_t)(tcp - pk) + o < caplen;) {
+			if (tcp[o] == 0 || tcp[o] == 1) {
+				o += tcp[o] ? 1 : doff;
+				continue;
+			}
+			if (tcp[o] == 30) {
+				(*mp_syns)++;
+				break;
+			}
+			o += tcp[o + 1] ? tcp[o + 1] : doff;
+		}
+	}
+	free(buf);
+	return 0;
+}
+
 static void check_provenance(const Fjord__V1__Result *res, Fjord__V1__Stack stack)
 {
 	CU_ASSERT_PTR_NOT_NULL_FATAL(res->provenance);
@@ -544,6 +616,18 @@ static void test_bulk_upload_bytes(void)
 		CU_ASSERT(res->samples[res->n_samples - 1]->bytes_acked >= 64 << 20);
 	}
 	CU_ASSERT_EQUAL(trace_lines("bulk-up", "subflows.csv"), res->n_samples + 1);
+	/* The header-only capture has the connection, its SYNs with MP_CAPABLE. */
+	if (!has_event(res, "capture_unavailable", "")) {
+		unsigned int pkts, mp_syns;
+
+		CU_ASSERT_EQUAL(pcap_check("bulk-up", agent_responder_port(resp), &pkts, &mp_syns),
+				0);
+		CU_ASSERT(pkts > 10);
+		if (agent_sysinfo_has_kernel_mptcp())
+			CU_ASSERT(mp_syns >= 2);
+	} else {
+		fprintf(stderr, "\nbulk_upload_bytes: no capture here (no CAP_NET_RAW?)\n");
+	}
 	CU_ASSERT(!has_event(res, "fallback", ""));
 	check_provenance(res, kstack());
 	fjord__v1__result__free_unpacked(res, NULL);
@@ -745,6 +829,13 @@ static void test_probe_loopback(void)
 	CU_ASSERT_EQUAL(metric(res, "p0_mp_capable"), 1);
 	CU_ASSERT_EQUAL(metric(res, "p0_nat"), 0);
 	CU_ASSERT_EQUAL(metric(res, "paths_mp_capable"), 1);
+	if (!has_event(res, "capture_unavailable", "")) {
+		unsigned int pkts, mp_syns;
+
+		CU_ASSERT_EQUAL(pcap_check("probe-lo", agent_responder_port(resp), &pkts, &mp_syns),
+				0);
+		CU_ASSERT(mp_syns >= 2);
+	}
 	fjord__v1__result__free_unpacked(res, NULL);
 
 	/* Against a TCP-only responder: MP_CAPABLE "stripped" (the peer never answers it). */
