@@ -72,6 +72,7 @@ struct mps_subflow {
 	bool fin_rcvd;
 	uint8_t snd_wscale, rcv_wscale;
 	bool ts_ok;
+	bool sack_ok; /* SACK-permitted both ways: our duplicate ACKs carry a SACK block */
 	uint32_t ts_recent;
 	uint16_t peer_mss;
 	/* RTT (RFC 6298, Karn's rule: only segments never retransmitted are timed). */
@@ -140,6 +141,7 @@ struct mps_conn {
 	struct mps_ooo *ooo; /* out-of-order segments of the subflow */
 	uint32_t ooo_bytes;
 	uint16_t ooo_segs;
+	uint32_t ooo_last; /* seq of the most recently queued segment (RFC 2018 §4) */
 	struct mps_opt_add_addr echo;
 	enum mps_conn_state state;
 	uint64_t bytes_sent, bytes_acked, bytes_received;

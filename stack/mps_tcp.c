@@ -184,6 +184,7 @@ static void syn_options(struct mps_conn *c, const struct mps_tcpopts *t, bool sy
 		sf->rcv_wscale = 0;
 	}
 	sf->ts_ok = t->present & MPS_TCPOPTS_TS;
+	sf->sack_ok = t->present & MPS_TCPOPTS_SACK_PERM;
 	sf->ts_recent = t->ts_val;
 }
 
@@ -630,6 +631,34 @@ static void ooo_store(struct mps_conn *c, const struct mps_seg *s, const struct 
 	*pp = q;
 	c->ooo_bytes += len;
 	c->ooo_segs++;
+	c->ooo_last = s->seq;
+}
+
+/*
+ * The SACK block to report (RFC 2018 §4): the run of queued data that holds
+ * the most recently queued segment. Returns false if nothing is queued.
+ */
+static bool sack_block(const struct mps_conn *c, uint32_t *left, uint32_t *right)
+{
+	const struct mps_ooo *q = c->ooo;
+
+	while (q) {
+		uint32_t l = q->seq, r = q->seq + q->len;
+		bool has_last = false;
+
+		for (; q && SEQ_LEQ(q->seq, r); q = q->next) {
+			if (SEQ_GT(q->seq + q->len, r))
+				r = q->seq + q->len;
+			if (q->seq == c->ooo_last)
+				has_last = true;
+		}
+		if (has_last) {
+			*left = l;
+			*right = r;
+			return true;
+		}
+	}
+	return false;
 }
 
 static void our_fin_acked(struct mps_conn *c, uint64_t now)
@@ -1114,6 +1143,23 @@ uint64_t mps_tcp_next_timer(const struct mps_conn *c)
 	return sf->delack_at < t ? sf->delack_at : t;
 }
 
+/* A duplicate ACK says what arrived beyond the hole, if there is room for it. */
+static int add_sack(const struct mps_conn *c, uint8_t *p, int n, uint8_t flags, bool mapped)
+{
+	uint32_t l, r;
+
+	if (!c->sf.sack_ok || mapped || (flags & MPS_TCP_RST) || n + 12 > MAX_OPTS ||
+	    !sack_block(c, &l, &r))
+		return n;
+	p[n++] = MPS_TCPOPT_NOP;
+	p[n++] = MPS_TCPOPT_NOP;
+	p[n++] = MPS_TCPOPT_SACK;
+	p[n++] = 2 + MPS_TCPOLEN_SACK_BLK;
+	mps_put_be32(p + n, l);
+	mps_put_be32(p + n + 4, r);
+	return n + 8;
+}
+
 /* Options of a non-SYN segment; returns their length (a multiple of 4). */
 static int build_opts(struct mps_conn *c, uint8_t *p, uint64_t now, uint8_t flags, uint64_t dsn,
 		      uint32_t seq, uint32_t len, bool data_fin, uint32_t ring_off)
@@ -1133,7 +1179,7 @@ static int build_opts(struct mps_conn *c, uint8_t *p, uint64_t now, uint8_t flag
 		n += 8;
 	}
 	if (!c->mptcp)
-		return n;
+		return add_sack(c, p, n, flags, len || data_fin);
 	memset(&o, 0, sizeof(o));
 	if (c->is_client && !c->fully_established &&
 	    ((len && dsn == c->lidsn + 1) || (!len && seq == sf->iss + 1 && !data_fin))) {
@@ -1182,7 +1228,7 @@ static int build_opts(struct mps_conn *c, uint8_t *p, uint64_t now, uint8_t flag
 	n += k;
 	while (n % 4)
 		p[n++] = MPS_TCPOPT_NOP;
-	return n;
+	return add_sack(c, p, n, flags, len || data_fin);
 }
 
 /* Options of a SYN or SYN/ACK. */
@@ -1201,6 +1247,12 @@ static int build_syn_opts(struct mps_conn *c, uint8_t *p, uint64_t now, bool syn
 		p[n++] = MPS_TCPOPT_WS;
 		p[n++] = MPS_TCPOLEN_WS;
 		p[n++] = sf->rcv_wscale;
+	}
+	if (!synack || sf->sack_ok) {
+		p[n++] = MPS_TCPOPT_NOP;
+		p[n++] = MPS_TCPOPT_NOP;
+		p[n++] = MPS_TCPOPT_SACK_PERM;
+		p[n++] = MPS_TCPOLEN_SACK_PERM;
 	}
 	if (!synack || sf->ts_ok) {
 		p[n++] = MPS_TCPOPT_NOP;

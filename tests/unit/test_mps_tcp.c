@@ -528,6 +528,21 @@ static void test_out_of_order_queue(void)
 		lens[k++] = (size_t)n;
 	CU_ASSERT_EQUAL_FATAL(k, 4);
 	mps_input(p.s, pkts[2], lens[2], p.now);
+	/* The duplicate ACK carries a SACK block for what arrived (SACK-permitted both ways). */
+	n = mps_output(p.s, p.now, out, sizeof(out));
+	CU_ASSERT_FATAL(n > 0);
+	{
+		struct mps_seg dup, s2;
+		struct mps_tcpopts t;
+
+		CU_ASSERT_EQUAL(mps_seg_parse(out, (size_t)n, 0, &dup, &serr), 0);
+		CU_ASSERT_EQUAL(mps_seg_parse(pkts[2], lens[2], 0, &s2, &serr), 0);
+		CU_ASSERT_EQUAL(mps_tcpopt_walk(dup.opts, dup.opts_len, &t), 0);
+		CU_ASSERT_EQUAL(t.nsack, 1);
+		CU_ASSERT_EQUAL(t.sack[0].left, s2.seq);
+		CU_ASSERT_EQUAL(t.sack[0].right, s2.seq + s2.payload_len);
+		CU_ASSERT_EQUAL(t.nmptcp, 1);
+	}
 	mps_input(p.s, pkts[0], lens[0], p.now);
 	mps_input(p.s, pkts[3], lens[3], p.now);
 	mps_input(p.s, pkts[2], lens[2], p.now);
