@@ -632,6 +632,54 @@ static void test_zero_window_persist(void)
 	world_free(&w);
 }
 
+/* Both ends send and close at the same instant: the FINs cross (CLOSING), both end closed. */
+static void test_simultaneous_close(void)
+{
+	struct mps_config cfg = { .seed = 121 };
+	struct mps_subflow_info ci, si;
+	struct mps_conn *c, *s;
+	struct world w;
+	uint8_t buf[64];
+	long steps;
+	bool seen_closing = false;
+
+	world_init(&w, 4, &clean_link, &cfg, &cfg, 123);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(mps_send(c, "from client", 11), 11);
+	CU_ASSERT_EQUAL(mps_send(s, "from server", 11), 11);
+	CU_ASSERT_EQUAL(mps_shutdown(c), 0);
+	CU_ASSERT_EQUAL(mps_shutdown(s), 0);
+	for (steps = 0; steps < 10000; steps++) {
+		CU_ASSERT_EQUAL(mps_subflow_info(c, 0, &ci), 0);
+		CU_ASSERT_EQUAL(mps_subflow_info(s, 0, &si), 0);
+		if (!strcmp(ci.state, "CLOSING") || !strcmp(si.state, "CLOSING"))
+			seen_closing = true;
+		if (!strcmp(ci.state, "TIME-WAIT") && !strcmp(si.state, "TIME-WAIT"))
+			break;
+		if (!world_step(&w))
+			break;
+	}
+	CU_ASSERT_TRUE(seen_closing);
+	CU_ASSERT_STRING_EQUAL(ci.state, "TIME-WAIT");
+	CU_ASSERT_STRING_EQUAL(si.state, "TIME-WAIT");
+	CU_ASSERT_EQUAL(mps_recv(c, buf, sizeof(buf)), 11);
+	CU_ASSERT_EQUAL(memcmp(buf, "from server", 11), 0);
+	CU_ASSERT_EQUAL(mps_recv(c, buf, sizeof(buf)), 0);
+	CU_ASSERT_EQUAL(mps_recv(s, buf, sizeof(buf)), 11);
+	CU_ASSERT_EQUAL(mps_recv(s, buf, sizeof(buf)), 0);
+	mps_close(c);
+	mps_close(s);
+	for (steps = 0; steps < 10000; steps++)
+		if (!world_step(&w))
+			break;
+	CU_ASSERT_TRUE(has_event(&w, 0, MPS_EV_CONN_CLOSED, -1));
+	CU_ASSERT_TRUE(has_event(&w, 1, MPS_EV_CONN_CLOSED, -1));
+	CU_ASSERT_EQUAL(mps_next_wakeup(w.st[0]), MPS_TIME_NEVER);
+	CU_ASSERT_EQUAL(mps_next_wakeup(w.st[1]), MPS_TIME_NEVER);
+	world_free(&w);
+}
+
 static void test_rst_closed_port(void)
 {
 	struct mps_config cfg = { .seed = 41 };
@@ -720,6 +768,7 @@ static const struct fj_test tests[] = {
 	{ "checksum_catches_rewrite", test_checksum_catches_rewrite },
 	{ "trace_roundtrip", test_trace_roundtrip },
 	{ "zero_window_persist", test_zero_window_persist },
+	{ "simultaneous_close", test_simultaneous_close },
 	{ "rst_closed_port", test_rst_closed_port },
 	{ "fastclose", test_fastclose },
 	{ "syn_retransmit", test_syn_retransmit },
