@@ -230,7 +230,7 @@ static int sha_final(EVP_MD_CTX *c, uint8_t md[32])
 
 /* Checks the finished stream; 0 or -EIO after exp_fail(). */
 static int xfer_check(struct xfer *x, const struct bulk_opts *o, struct bulk_res *res,
-		      struct exp_out *out, const char *what)
+		      uint64_t elapsed_ms, struct exp_out *out, const char *what)
 {
 	uint8_t a[32], b[32];
 	struct agent_resp_trailer tr;
@@ -240,16 +240,40 @@ static int xfer_check(struct xfer *x, const struct bulk_opts *o, struct bulk_res
 			return exp_fail(out, "%s: SHA-256 failed", what), -EIO;
 		res->bytes = x->off;
 		res->sha_ok = !memcmp(a, b, 32);
-		/* With a duration too, the time may end the stream first. */
-		if (o->bytes && !o->duration_ms && x->off != o->bytes) {
-			exp_fail(out, "%s: the responder sent %llu of %llu bytes", what,
-				 (unsigned long long)x->off, (unsigned long long)o->bytes);
-			return -EIO;
+		/*
+		 * The stream must end by the byte count or by the time. The
+		 * responder's clock starts half a round trip before ours, hence
+		 * the slack; a responder that went away ends it far earlier.
+		 */
+		if (!(o->bytes && x->off == o->bytes)) {
+			uint64_t slack = o->duration_ms / 10 > 500 ? o->duration_ms / 10 : 500;
+
+			if (!o->duration_ms) {
+				exp_fail(out, "%s: the responder sent %llu of %llu bytes", what,
+					 (unsigned long long)x->off, (unsigned long long)o->bytes);
+				return -EIO;
+			}
+			if (elapsed_ms + slack < o->duration_ms) {
+				exp_fail(out,
+					 "%s: the responder ended the stream after %llu of %u ms "
+					 "(%llu bytes)",
+					 what, (unsigned long long)elapsed_ms, o->duration_ms,
+					 (unsigned long long)x->off);
+				return -EIO;
+			}
 		}
 	} else {
+		if (x->trailer_len == 0) {
+			exp_fail(out,
+				 "%s: the responder closed the connection without its trailer "
+				 "(%llu bytes sent)",
+				 what, (unsigned long long)x->off);
+			return -EIO;
+		}
 		if (x->trailer_len != sizeof(x->trailer) ||
 		    agent_resp_trailer_decode(x->trailer, &tr) < 0) {
-			exp_fail(out, "%s: the responder's trailer is missing or malformed", what);
+			exp_fail(out, "%s: the responder's trailer is cut short or malformed",
+				 what);
 			return -EIO;
 		}
 		if (sha_final(x->md, a))
@@ -397,7 +421,7 @@ static void bulk_once(const Fjord__V1__RunCommand *cmd, const struct exp_env *en
 		res->max_subflows = smp.max_alive;
 	}
 	agent_sock_congestion(x->fd, res->cc, sizeof(res->cc));
-	if (t_end && xfer_check(x, o, res, out, what) == 0) {
+	if (t_end && xfer_check(x, o, res, t_end - t0, out, what) == 0) {
 		res->done = 1;
 		res->dur_ms = t_end - t0;
 		res->goodput_bps = res->dur_ms ? (double)res->bytes * 8000.0 / (double)res->dur_ms

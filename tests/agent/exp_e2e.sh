@@ -144,5 +144,6 @@ check "$PROBE" p0_mp_capable "v in (0, 1)"
 check "$PROBE" p0_nat "v == 0"
 RUN=$($CLI runs --experiment "$BULK" --csv | grep "$BULK" | cut -d, -f1 | head -1)
 $CLI traces list "$RUN" | grep -q subflows.csv || fail "no subflows.csv trace for $RUN"
+$CLI traces list "$RUN" | grep -q capture.pcap || fail "no capture.pcap trace for $RUN"
 [ -n "${EXP_E2E_SHOW:-}" ] && $CLI runs --experiment "$BULK" --json
 echo "exp_e2e: ok: bulk, rr and probe through fjord-controller"

@@ -749,6 +749,52 @@ static void test_bulk_baseline(void)
 	agent_responder_destroy(resp);
 }
 
+/* The server side goes away mid-transfer: a failed run with the reason, soon, never a hang. */
+static void vanish(int download, const char *id, const char *want, const char *or_want)
+{
+	struct agent_responder *resp = mk_responder(0);
+	struct agent_runner *r = mk_runner(agent_responder_port(resp), 20);
+	uint64_t end = fj_mono_ms() + 15000, t0;
+	unsigned int want_done = ndone + 1;
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+	uint8_t *buf;
+	size_t len;
+
+	mk_run(&c, id, FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK,
+	       FJORD__V1__STACK__STACK_KERNEL, 1);
+	c.bulk.duration_s = 4;
+	c.bulk.direction = download ? FJORD__V1__DIRECTION__DIRECTION_DOWNLOAD
+				    : FJORD__V1__DIRECTION__DIRECTION_UPLOAD;
+	CU_ASSERT_EQUAL_FATAL(agent_runner_start(r, &c.cmd), 0);
+	pump(700);
+	agent_responder_destroy(resp);
+	t0 = fj_mono_ms();
+	while (ndone < want_done && fj_mono_ms() < end)
+		agent_loop_run_once(loop, 20);
+	/* Upload sees the reset at once; download the early end of the stream. */
+	CU_ASSERT(fj_mono_ms() - t0 < 5000);
+	CU_ASSERT_EQUAL_FATAL(agent_spool_read_result(spool, id, &buf, &len), 0);
+	res = fjord__v1__result__unpack(NULL, len, buf);
+	free(buf);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(!res->ok);
+	if (!strstr(res->error, want) && !(or_want && strstr(res->error, or_want)))
+		fprintf(stderr, "\nwant \"%s\", got \"%s\"\n", want, res->error);
+	CU_ASSERT(strstr(res->error, want) || (or_want && strstr(res->error, or_want)));
+	CU_ASSERT_PTR_NOT_NULL(res->provenance);
+	fjord__v1__result__free_unpacked(res, NULL);
+	agent_runner_destroy(r);
+}
+
+static void test_bulk_peer_vanishes(void)
+{
+	vanish(1, "vanish-down", "transfer: the responder ended the stream after", NULL);
+	/* Upload: a reset while sending, or the close seen before the trailer. */
+	vanish(0, "vanish-up", "transfer: the responder closed the connection without its trailer",
+	       "transfer: sending after");
+}
+
 static void test_rr(void)
 {
 	struct agent_responder *resp = mk_responder(0);
@@ -963,6 +1009,7 @@ static const struct fj_test tests[] = {
 	{ "bulk_download_duration", test_bulk_download_duration },
 	{ "bulk_fallback", test_bulk_fallback },
 	{ "bulk_baseline", test_bulk_baseline },
+	{ "bulk_peer_vanishes", test_bulk_peer_vanishes },
 	{ "rr", test_rr },
 	{ "probe_loopback", test_probe_loopback },
 	{ "bad_params", test_bad_params },
