@@ -461,7 +461,10 @@ static void test_handover_hook(void)
 
 	if (!usable)
 		return;
-	CU_ASSERT_EQUAL(exp_set_link_hook("ip link set dev {isp}0 {action}"), 0);
+	/* Every placeholder: the command fails unless site and address are filled in right. */
+	CU_ASSERT_EQUAL(exp_set_link_hook("test {site}/{addr} = site-c/198.18.2.1 && "
+					  "ip link set dev {isp}0 {action}"),
+			0);
 	mk_run(&c, "ns-ho", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER, "ab");
 	c.bulk.duration_s = 4;
 	c.bulk.direction = FJORD__V1__DIRECTION__DIRECTION_UPLOAD;
@@ -484,8 +487,10 @@ static void test_handover_hook(void)
 	CU_ASSERT(res->ok);
 	CU_ASSERT_EQUAL(metric(res, "sha256_ok"), 1);
 	CU_ASSERT_EQUAL(metric(res, "link_events"), 2);
-	CU_ASSERT(has_event(res, "link_event", "b down at +1000 ms: ip link set dev b0 down"));
-	CU_ASSERT(has_event(res, "link_event", "b up at +2000 ms: ip link set dev b0 up"));
+	CU_ASSERT(has_event(res, "link_event",
+			    "b down at +1000 ms: test site-c/198.18.2.1 = site-c/198.18.2.1 && "
+			    "ip link set dev b0 down"));
+	CU_ASSERT(has_event(res, "link_event", "b up at +2000 ms: test site-c/198.18.2.1"));
 	CU_ASSERT(!has_event(res, "link_event_failed", ""));
 	/*
 	 * Bounded: the data queued on b's subflow holds the connection until
