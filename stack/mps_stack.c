@@ -17,6 +17,7 @@ static const char *const counter_names[MPS_CNT__COUNT] = {
 	[MPS_CNT_IN_BAD_MPTCP] = "in_bad_mptcp",
 	[MPS_CNT_IN_NO_CONN] = "in_no_conn",
 	[MPS_CNT_IN_OUT_OF_WINDOW] = "in_out_of_window",
+	[MPS_CNT_IN_PAWS] = "in_paws",
 	[MPS_CNT_IN_OUT_OF_ORDER] = "in_out_of_order",
 	[MPS_CNT_IN_BAD_ACK] = "in_bad_ack",
 	[MPS_CNT_IN_RCVBUF_FULL] = "in_rcvbuf_full",

@@ -996,6 +996,13 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 			sf->ack_now = true; /* the client's third ACK, or a challenge ACK */
 		return;
 	}
+	/* RFC 7323 §5.3: a timestamp older than TS.Recent marks an old duplicate (PAWS). */
+	if (sf->ts_ok && (t->present & MPS_TCPOPTS_TS) && !(s->flags & MPS_TCP_RST) &&
+	    (int32_t)(t->ts_val - sf->ts_recent) < 0) {
+		c->st->counters[MPS_CNT_IN_PAWS]++;
+		sf->ack_now = true;
+		return;
+	}
 	if (!seq_acceptable(c, s)) {
 		c->st->counters[MPS_CNT_IN_OUT_OF_WINDOW]++;
 		if (!(s->flags & MPS_TCP_RST))

@@ -239,6 +239,7 @@ enum mps_counter {
 	MPS_CNT_IN_BAD_MPTCP,	  /* malformed MPTCP option (ignored, per option) */
 	MPS_CNT_IN_NO_CONN,	  /* no connection or listener: answered with RST */
 	MPS_CNT_IN_OUT_OF_WINDOW, /* sequence check failed: ACK sent */
+	MPS_CNT_IN_PAWS,	  /* timestamp older than the last one (RFC 7323 §5): ACK sent */
 	MPS_CNT_IN_OUT_OF_ORDER,  /* above rcv_nxt: queued (or dropped if no room), dup ACK sent */
 	MPS_CNT_IN_BAD_ACK,	  /* ACK of data never sent */
 	MPS_CNT_IN_RCVBUF_FULL,	  /* data beyond the receive buffer */

@@ -569,6 +569,44 @@ static void test_out_of_order_queue(void)
 	mps_stack_destroy(p.s);
 }
 
+/* PAWS: a segment whose timestamp is older than the last one is dropped, then a fresh one passes. */
+static void test_paws(void)
+{
+	struct pair p;
+	struct mps_opt o = { .subtype = MPS_MPTCP_SUB_DSS };
+	uint8_t opts[32] = { 1, 1, 8, 10 }, pkt[128], buf[16];
+	uint64_t dack;
+	int k;
+
+	pair_up(&p);
+	CU_ASSERT_EQUAL(mps_send(p.cc, "hello", 5), 5);
+	shuttle(&p);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), 5);
+	dack = last_data_ack(&p);
+	o.dss.flags = MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
+	o.dss.dsn = dack;
+	o.dss.ssn = 6;
+	o.dss.data_len = 3;
+	k = mps_opt_build(&o, opts + 12, sizeof(opts) - 12);
+	CU_ASSERT_EQUAL_FATAL(k, 18);
+	opts[30] = opts[31] = 1;
+	/* The client's timestamps so far are a few milliseconds; 100 s before is old. */
+	mps_put_be32(opts + 4, (uint32_t)-100000);
+	mps_input(p.s, pkt, make_segment(pkt, p.cseq, p.sseq, opts, 32, (const uint8_t *)"abc", 3),
+		  p.now);
+	shuttle(&p);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_PAWS), 1);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), -EAGAIN);
+	mps_put_be32(opts + 4, 1000000);
+	mps_input(p.s, pkt, make_segment(pkt, p.cseq, p.sseq, opts, 32, (const uint8_t *)"abc", 3),
+		  p.now);
+	shuttle(&p);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), 3);
+	CU_ASSERT_EQUAL(memcmp(buf, "abc", 3), 0);
+	mps_stack_destroy(p.c);
+	mps_stack_destroy(p.s);
+}
+
 /* An allocator that fails the Nth request (counting from 0) and counts what is live. */
 struct failing {
 	long left;
@@ -679,6 +717,7 @@ static const struct fj_test tests[] = {
 	{ "unacceptable_ack", test_unacceptable_ack },
 	{ "delayed_ack", test_delayed_ack },
 	{ "out_of_order_queue", test_out_of_order_queue },
+	{ "paws", test_paws },
 	{ NULL, NULL },
 };
 
