@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "agent_arena.h"
@@ -82,14 +81,6 @@ static unsigned int subflow_endpoints(void)
 		n += strstr(line, " subflow") != NULL;
 	pclose(f);
 	return n;
-}
-
-static void set_timeout(int fd, unsigned int ms)
-{
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (long)(ms % 1000) * 1000 };
-
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
 static void sock_addr(int fd, char *buf, size_t len, unsigned int *port)
@@ -156,10 +147,10 @@ static Fjord__V1__ProbeFinding *probe_path(const Fjord__V1__RunCommand *cmd,
 	sub.result = &shadow;
 	if (exp_resolve_target(cmd, env, idx, &t, &sub) < 0)
 		goto fail;
-	fd = exp_connect(cmd, FJORD__V1__STACK__STACK_KERNEL, &t, env, &sub, &mptcp);
+	fd = exp_connect_within(cmd, FJORD__V1__STACK__STACK_KERNEL, &t, env, timeout_ms, &sub,
+				&mptcp);
 	if (fd < 0)
 		goto fail;
-	set_timeout(fd, timeout_ms);
 	if (!mptcp) {
 		exp_fail(&sub, "the kernel has no MPTCP: nothing to probe");
 		close(fd);

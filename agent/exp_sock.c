@@ -144,6 +144,21 @@ int exp_connect(const Fjord__V1__RunCommand *cmd, Fjord__V1__Stack stack,
 		const struct exp_target *t, const struct exp_env *env, struct exp_out *out,
 		int *mptcp)
 {
+	return exp_connect_within(cmd, stack, t, env, 0, out, mptcp);
+}
+
+static void set_timeouts_ms(int fd, uint64_t ms)
+{
+	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (long)(ms % 1000) * 1000 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+int exp_connect_within(const Fjord__V1__RunCommand *cmd, Fjord__V1__Stack stack,
+		       const struct exp_target *t, const struct exp_env *env, unsigned int max_ms,
+		       struct exp_out *out, int *mptcp)
+{
 	int fd = -1;
 
 	*mptcp = 0;
@@ -163,6 +178,8 @@ int exp_connect(const Fjord__V1__RunCommand *cmd, Fjord__V1__Stack stack,
 		return -e;
 	}
 	exp_set_timeouts(fd, env);
+	if (max_ms && max_ms < exp_left_ms(env))
+		set_timeouts_ms(fd, max_ms);
 	if (exp_kernel_settings(cmd, fd, *mptcp, out) < 0) {
 		close(fd);
 		return -EINVAL;

@@ -47,6 +47,10 @@ int exp_resolve_target(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 int exp_connect(const Fjord__V1__RunCommand *cmd, Fjord__V1__Stack stack,
 		const struct exp_target *t, const struct exp_env *env, struct exp_out *out,
 		int *mptcp);
+/* The same with the connection attempt (and later I/O) bounded by max_ms (0: the run's deadline). */
+int exp_connect_within(const Fjord__V1__RunCommand *cmd, Fjord__V1__Stack stack,
+		       const struct exp_target *t, const struct exp_env *env, unsigned int max_ms,
+		       struct exp_out *out, int *mptcp);
 /* Socket send and receive timeouts: what is left of the run, less 300 ms for the parent. */
 void exp_set_timeouts(int fd, const struct exp_env *env);
 /* Milliseconds left before the run must have written its result. */

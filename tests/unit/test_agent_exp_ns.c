@@ -422,6 +422,35 @@ static void test_probe_join(void)
 	fjord__v1__result__free_unpacked(res, NULL);
 }
 
+/* A path that drops everything: not reachable, said within the probe's timeout. */
+static void test_probe_blackhole(void)
+{
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+	uint64_t t0;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(sh("ip netns exec %s iptables -A OUTPUT -d 198.18.3.2 -j DROP", ns_c),
+			      0);
+	mk_run(&c, "ns-hole", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE, "an");
+	c.probe.timeout_ms = 500;
+	t0 = fj_mono_ms();
+	res = run_in_client(&c);
+	sh("ip netns exec %s iptables -F OUTPUT", ns_c);
+	CU_ASSERT(fj_mono_ms() - t0 < 5000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	/* One path works, so the run does; the other is a finding. */
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL(metric(res, "p0_reachable"), 1);
+	CU_ASSERT_EQUAL(metric(res, "p1_reachable"), 0);
+	CU_ASSERT_EQUAL(metric(res, "paths_reachable"), 1);
+	CU_ASSERT_EQUAL_FATAL(res->n_probe_findings, 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res->probe_findings[1]->error, "timed out"));
+	CU_ASSERT(has_event(res, "probe_failed", "path 1 (n -> n"));
+	fjord__v1__result__free_unpacked(res, NULL);
+}
+
 /* With net.mptcp.checksum_enabled on the client, the connection negotiates DSS checksums. */
 static void test_probe_checksums(void)
 {
@@ -550,6 +579,7 @@ static const struct fj_test tests[] = {
 	{ "probe_middleboxes", test_probe_middleboxes },
 	{ "probe_join", test_probe_join },
 	{ "probe_checksums", test_probe_checksums },
+	{ "probe_blackhole", test_probe_blackhole },
 	{ "handover_hook", test_handover_hook },
 	{ "handover_endpoint", test_handover_endpoint },
 	{ NULL, NULL },
