@@ -2,27 +2,19 @@
  * One TCP subflow with MPTCP v1 on top (RFC 9293, RFC 6298, RFC 5681/6582,
  * RFC 7323, RFC 8684 §3.1 and §3.3): handshake with MP_CAPABLE, data with
  * DSS mappings and DATA_ACKs, DATA_FIN, retransmission and close. Fallback
- * to plain TCP when the peer does not complete MP_CAPABLE. Out-of-order
- * segments are dropped and answered with a duplicate ACK (no SACK yet).
+ * to plain TCP when the peer does not complete MP_CAPABLE. This file is the
+ * input side and the timers; mps_tcp_out.c builds and sends segments.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "mps_crypto.h"
 #include "mps_internal.h"
+#include "mps_tcp.h"
 #include "prot/ip4.h"
 #include "prot/ip6.h"
 #include "prot/tcp.h"
 #include "prot/wire.h"
-
-#define SEQ_LT(a, b)  ((int32_t)((a) - (b)) < 0)
-#define SEQ_LEQ(a, b) ((int32_t)((a) - (b)) <= 0)
-#define SEQ_GT(a, b)  ((int32_t)((a) - (b)) > 0)
-#define SEQ_GEQ(a, b) ((int32_t)((a) - (b)) >= 0)
-
-#define OPT_TS_LEN  12 /* NOP NOP TS */
-#define OPT_DSS_MAX 28 /* DATA_ACK 64 + mapping 64, padded */
-#define MAX_OPTS    40
 
 static const char *const sf_state_names[] = {
 	[MPS_SF_CLOSED] = "CLOSED",	    [MPS_SF_SYN_SENT] = "SYN-SENT",
@@ -39,22 +31,6 @@ const char *mps_sf_state_name(enum mps_sf_state s)
 	return sf_state_names[s];
 }
 
-/* Data sequence <-> subflow sequence for the single, initial subflow. */
-static uint32_t seq_of_dsn(const struct mps_conn *c, uint64_t dsn)
-{
-	return c->sf.iss + 1 + (uint32_t)(dsn - (c->lidsn + 1));
-}
-
-static uint64_t dsn_of_seq(const struct mps_conn *c, uint32_t seq)
-{
-	return c->snd_una_dsn + (uint32_t)(seq - seq_of_dsn(c, c->snd_una_dsn));
-}
-
-static uint64_t data_end_dsn(const struct mps_conn *c)
-{
-	return c->snd_una_dsn + c->sndbuf.len;
-}
-
 /* Expand a 32-bit value from the wire to the 64-bit value nearest ref. */
 static uint64_t expand32(uint64_t ref, uint64_t v32)
 {
@@ -67,11 +43,6 @@ static uint64_t expand32(uint64_t ref, uint64_t v32)
 	return v;
 }
 
-static uint32_t rcv_space(const struct mps_conn *c)
-{
-	return c->rcvbuf.cap - c->rcvbuf.len;
-}
-
 static uint8_t wscale_for(uint32_t cap)
 {
 	uint8_t s = 0;
@@ -79,15 +50,6 @@ static uint8_t wscale_for(uint32_t cap)
 	while (s < MPS_TCP_WS_MAX && (cap >> s) > 0xffff)
 		s++;
 	return s;
-}
-
-/* Largest payload of a data segment, options accounted for. */
-static uint32_t sf_payload_mss(const struct mps_conn *c)
-{
-	uint32_t m = c->st->cfg.mss < c->sf.peer_mss ? c->st->cfg.mss : c->sf.peer_mss;
-	uint32_t o = (c->sf.ts_ok ? OPT_TS_LEN : 0) + (c->mptcp ? OPT_DSS_MAX : 0);
-
-	return m > o + 16 ? m - o : 16;
 }
 
 static void new_key(struct mps_conn *c)
@@ -136,7 +98,7 @@ void mps_tcp_connect(struct mps_conn *c, uint64_t now)
 static void established(struct mps_conn *c, uint64_t now)
 {
 	struct mps_subflow *sf = &c->sf;
-	uint32_t mss = sf_payload_mss(c);
+	uint32_t mss = mps_payload_mss(c);
 
 	sf->state = MPS_SF_ESTABLISHED;
 	/* RFC 5681 §3.1: one segment if the SYN or SYN/ACK had to be resent. */
@@ -274,7 +236,7 @@ void mps_tcp_listen_input(struct mps_stack *st, const struct mps_seg *s,
 /* Bytes of our data (not SYN or FIN) that ack newly covers on the subflow. */
 static void fallback_data_ack(struct mps_conn *c, uint32_t ack)
 {
-	uint32_t base = seq_of_dsn(c, c->snd_una_dsn), n;
+	uint32_t base = mps_seq_of_dsn(c, c->snd_una_dsn), n;
 
 	if (!SEQ_GT(ack, base))
 		return;
@@ -290,7 +252,7 @@ static void fallback_data_ack(struct mps_conn *c, uint32_t ack)
 
 static void data_ack(struct mps_conn *c, const struct mps_opt_dss *d)
 {
-	uint64_t top = data_end_dsn(c) + (c->data_fin_sent ? 1 : 0), ack;
+	uint64_t top = mps_data_end_dsn(c) + (c->data_fin_sent ? 1 : 0), ack;
 	uint64_t n;
 
 	ack = (d->flags & MPS_DSS_FLAG_a) ? d->data_ack : expand32(c->snd_una_dsn, d->data_ack);
@@ -562,7 +524,7 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, uint64_t n
 		off += skip;
 		n -= skip;
 	}
-	room = rcv_space(c);
+	room = mps_rcv_space(c);
 	if (n > room) {
 		c->st->counters[MPS_CNT_IN_RCVBUF_FULL]++;
 		n = room;
@@ -613,7 +575,7 @@ static void ooo_store(struct mps_conn *c, const struct mps_seg *s, const struct 
 
 	if (len == 0 || c->ooo_segs >= MPS_OOO_MAX_SEGS ||
 	    c->ooo_bytes + len > c->rcvbuf.cap - c->rcvbuf.len ||
-	    SEQ_GT(s->seq + len, sf->rcv_nxt + rcv_space(c)))
+	    SEQ_GT(s->seq + len, sf->rcv_nxt + mps_rcv_space(c)))
 		return;
 	while (*pp && SEQ_LT((*pp)->seq, s->seq))
 		pp = &(*pp)->next;
@@ -638,7 +600,7 @@ static void ooo_store(struct mps_conn *c, const struct mps_seg *s, const struct 
  * The SACK block to report (RFC 2018 §4): the run of queued data that holds
  * the most recently queued segment. Returns false if nothing is queued.
  */
-static bool sack_block(const struct mps_conn *c, uint32_t *left, uint32_t *right)
+bool mps_sack_block(const struct mps_conn *c, uint32_t *left, uint32_t *right)
 {
 	const struct mps_ooo *q = c->ooo;
 
@@ -709,7 +671,7 @@ static void congestion_on_ack(struct mps_subflow *sf, uint32_t acked, uint32_t m
 static bool process_ack(struct mps_conn *c, const struct mps_seg *s, uint64_t now)
 {
 	struct mps_subflow *sf = &c->sf;
-	uint32_t mss = sf_payload_mss(c), acked, flight;
+	uint32_t mss = mps_payload_mss(c), acked, flight;
 	bool win_update = false;
 
 	/*
@@ -898,7 +860,7 @@ static bool seq_acceptable(const struct mps_conn *c, const struct mps_seg *s)
 {
 	const struct mps_subflow *sf = &c->sf;
 	uint32_t len = s->payload_len + !!(s->flags & MPS_TCP_SYN) + !!(s->flags & MPS_TCP_FIN);
-	uint32_t wnd = rcv_space(c);
+	uint32_t wnd = mps_rcv_space(c);
 
 	if (s->seq == sf->rcv_nxt)
 		return true; /* zero window: ACKs, RSTs and FINs at rcv_nxt still count */
@@ -1119,7 +1081,7 @@ void mps_tcp_timers(struct mps_conn *c, uint64_t now)
 	}
 	c->st->counters[MPS_CNT_RETRANS_TIMEOUT]++;
 	/* RFC 6298 §5.5-5.7 and RFC 5681 §3.1: back off, shrink, go back to snd_una. */
-	mss = sf_payload_mss(c);
+	mss = mps_payload_mss(c);
 	flight = sf->snd_max - sf->snd_una;
 	sf->backoff++;
 	sf->rto = sf->rto * 2 > MPS_RTO_MAX_US ? MPS_RTO_MAX_US : sf->rto * 2;
@@ -1148,471 +1110,4 @@ uint64_t mps_tcp_next_timer(const struct mps_conn *c)
 		return 0;
 	t = sf->rto_at < sf->tw_at ? sf->rto_at : sf->tw_at;
 	return sf->delack_at < t ? sf->delack_at : t;
-}
-
-/* A duplicate ACK says what arrived beyond the hole, if there is room for it. */
-static int add_sack(const struct mps_conn *c, uint8_t *p, int n, uint8_t flags, bool mapped)
-{
-	uint32_t l, r;
-
-	if (!c->sf.sack_ok || mapped || (flags & MPS_TCP_RST) || n + 12 > MAX_OPTS ||
-	    !sack_block(c, &l, &r))
-		return n;
-	p[n++] = MPS_TCPOPT_NOP;
-	p[n++] = MPS_TCPOPT_NOP;
-	p[n++] = MPS_TCPOPT_SACK;
-	p[n++] = 2 + MPS_TCPOLEN_SACK_BLK;
-	mps_put_be32(p + n, l);
-	mps_put_be32(p + n + 4, r);
-	return n + 8;
-}
-
-/* Options of a non-SYN segment; returns their length (a multiple of 4). */
-static int build_opts(struct mps_conn *c, uint8_t *p, uint64_t now, uint8_t flags, uint64_t dsn,
-		      uint32_t seq, uint32_t len, bool data_fin, uint32_t ring_off)
-{
-	struct mps_dss_csum ck;
-	struct mps_subflow *sf = &c->sf;
-	struct mps_opt o;
-	int n = 0, k;
-
-	if (sf->ts_ok && !(flags & MPS_TCP_RST)) {
-		p[n++] = MPS_TCPOPT_NOP;
-		p[n++] = MPS_TCPOPT_NOP;
-		p[n++] = MPS_TCPOPT_TS;
-		p[n++] = MPS_TCPOLEN_TS;
-		mps_put_be32(p + n, (uint32_t)(now / 1000));
-		mps_put_be32(p + n + 4, sf->ts_recent);
-		n += 8;
-	}
-	if (!c->mptcp)
-		return add_sack(c, p, n, flags, len || data_fin);
-	memset(&o, 0, sizeof(o));
-	if (c->is_client && !c->fully_established &&
-	    ((len && dsn == c->lidsn + 1) || (!len && seq == sf->iss + 1 && !data_fin))) {
-		/* MP_CAPABLE is repeated until the server is known to have our key. */
-		o.subtype = MPS_MPTCP_SUB_CAPABLE;
-		o.mpc.form = len ? MPS_MPC_DATA : MPS_MPC_ACK;
-		o.mpc.version = MPS_MPTCP_VERSION;
-		o.mpc.flags = MPS_MPC_FLAG_H | (c->csum ? MPS_MPC_FLAG_A : 0);
-		o.mpc.snd_key = c->lkey;
-		o.mpc.rcv_key = c->rkey;
-		o.mpc.data_len = (uint16_t)len;
-		if (len && c->csum) {
-			mps_dss_csum_init(&ck, dsn, 1, (uint16_t)len);
-			mps_ring_csum(&c->sndbuf, ring_off, len, &ck);
-			o.mpc.has_csum = true;
-			o.mpc.csum = mps_dss_csum_final(&ck);
-		}
-	} else if (c->echo_pending && !len && !data_fin && !(flags & MPS_TCP_RST)) {
-		/* Alone on a pure ACK, as Linux does: an IPv6 echo with a port leaves no room. */
-		o.subtype = MPS_MPTCP_SUB_ADD_ADDR;
-		o.add_addr = c->echo;
-		c->echo_pending = false;
-	} else {
-		o.subtype = MPS_MPTCP_SUB_DSS;
-		o.dss.flags = MPS_DSS_FLAG_A | MPS_DSS_FLAG_a;
-		o.dss.data_ack = c->rcv_nxt_dsn;
-		if (len || data_fin) {
-			o.dss.flags |= MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
-			o.dss.dsn = dsn;
-			o.dss.ssn = len ? seq - sf->iss : 0;
-			o.dss.data_len = (uint16_t)(len + (data_fin ? 1 : 0));
-			if (data_fin)
-				o.dss.flags |= MPS_DSS_FLAG_F;
-			if (c->csum) {
-				mps_dss_csum_init(&ck, dsn, o.dss.ssn, o.dss.data_len);
-				if (len)
-					mps_ring_csum(&c->sndbuf, ring_off, len, &ck);
-				o.dss.has_csum = true;
-				o.dss.csum = mps_dss_csum_final(&ck);
-			}
-		}
-	}
-	k = mps_opt_build(&o, p + n, (size_t)(MAX_OPTS - n));
-	if (k < 0)
-		return k;
-	n += k;
-	while (n % 4)
-		p[n++] = MPS_TCPOPT_NOP;
-	return add_sack(c, p, n, flags, len || data_fin);
-}
-
-/* Options of a SYN or SYN/ACK. */
-static int build_syn_opts(struct mps_conn *c, uint8_t *p, uint64_t now, bool synack)
-{
-	struct mps_subflow *sf = &c->sf;
-	struct mps_opt o;
-	int n = 0, k;
-
-	p[n++] = MPS_TCPOPT_MSS;
-	p[n++] = MPS_TCPOLEN_MSS;
-	mps_put_be16(p + n, c->st->cfg.mss);
-	n += 2;
-	if (!synack || sf->snd_wscale || sf->rcv_wscale) {
-		p[n++] = MPS_TCPOPT_NOP;
-		p[n++] = MPS_TCPOPT_WS;
-		p[n++] = MPS_TCPOLEN_WS;
-		p[n++] = sf->rcv_wscale;
-	}
-	if (!synack || sf->sack_ok) {
-		p[n++] = MPS_TCPOPT_NOP;
-		p[n++] = MPS_TCPOPT_NOP;
-		p[n++] = MPS_TCPOPT_SACK_PERM;
-		p[n++] = MPS_TCPOLEN_SACK_PERM;
-	}
-	if (!synack || sf->ts_ok) {
-		p[n++] = MPS_TCPOPT_NOP;
-		p[n++] = MPS_TCPOPT_NOP;
-		p[n++] = MPS_TCPOPT_TS;
-		p[n++] = MPS_TCPOLEN_TS;
-		mps_put_be32(p + n, (uint32_t)(now / 1000));
-		mps_put_be32(p + n + 4, synack ? sf->ts_recent : 0);
-		n += 8;
-	}
-	if (!c->mptcp)
-		return n;
-	memset(&o, 0, sizeof(o));
-	o.subtype = MPS_MPTCP_SUB_CAPABLE;
-	o.mpc.form = synack ? MPS_MPC_SYNACK : MPS_MPC_SYN;
-	o.mpc.version = MPS_MPTCP_VERSION;
-	o.mpc.flags = MPS_MPC_FLAG_H | (c->csum ? MPS_MPC_FLAG_A : 0);
-	o.mpc.snd_key = c->lkey;
-	k = mps_opt_build(&o, p + n, (size_t)(MAX_OPTS - n));
-	return k < 0 ? k : n + k;
-}
-
-static uint16_t csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
-
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2) {
-		sum += (uint32_t)((p[i] << 8) | p[i + 1]);
-		if (sum & 0x80000000u)
-			sum = csum_fold(sum);
-	}
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	return sum;
-}
-
-struct pkt_spec {
-	const struct mps_addr *local, *remote;
-	uint32_t seq, ack;
-	uint8_t flags;
-	uint16_t win;
-	const uint8_t *opts;
-	int optlen;
-	const struct mps_ring *ring; /* payload source, may be NULL */
-	uint32_t ring_off, len;
-};
-
-/* Write IP + TCP headers, options and payload; returns the packet length. */
-static int write_packet(struct mps_stack *st, const struct pkt_spec *ps, uint8_t *buf, size_t cap)
-{
-	size_t ihl = ps->local->family == 4 ? MPS_IP4_HLEN_MIN : MPS_IP6_HLEN;
-	size_t alen = ps->local->family == 4 ? 4 : 16;
-	size_t thl = MPS_TCP_HLEN_MIN + (size_t)ps->optlen, tot = ihl + thl + ps->len;
-	uint8_t *ip = buf, *t = buf + ihl;
-	uint32_t sum;
-
-	if (tot > cap || tot > 0xffff)
-		return -ENOSPC;
-	memset(buf, 0, ihl + MPS_TCP_HLEN_MIN);
-	if (ps->local->family == 4) {
-		ip[MPS_IP4_OFF_VHL] = 0x45;
-		mps_put_be16(ip + MPS_IP4_OFF_LEN, (uint16_t)tot);
-		mps_put_be16(ip + MPS_IP4_OFF_ID, st->ip_id++);
-		mps_put_be16(ip + MPS_IP4_OFF_FRAG, MPS_IP4_FRAG_DF);
-		ip[MPS_IP4_OFF_TTL] = 64;
-		ip[MPS_IP4_OFF_PROTO] = MPS_IPPROTO_TCP;
-		memcpy(ip + MPS_IP4_OFF_SRC, ps->local->addr, 4);
-		memcpy(ip + MPS_IP4_OFF_DST, ps->remote->addr, 4);
-		mps_put_be16(ip + MPS_IP4_OFF_CSUM, (uint16_t)~csum_fold(csum_add(0, ip, ihl)));
-	} else {
-		ip[MPS_IP6_OFF_VTCFL] = 0x60;
-		mps_put_be16(ip + MPS_IP6_OFF_PLEN, (uint16_t)(thl + ps->len));
-		ip[MPS_IP6_OFF_NXT] = MPS_IPPROTO_TCP;
-		ip[MPS_IP6_OFF_HLIM] = 64;
-		memcpy(ip + MPS_IP6_OFF_SRC, ps->local->addr, 16);
-		memcpy(ip + MPS_IP6_OFF_DST, ps->remote->addr, 16);
-	}
-	mps_put_be16(t + MPS_TCP_OFF_SPORT, ps->local->port);
-	mps_put_be16(t + MPS_TCP_OFF_DPORT, ps->remote->port);
-	mps_put_be32(t + MPS_TCP_OFF_SEQ, ps->seq);
-	mps_put_be32(t + MPS_TCP_OFF_ACK, ps->ack);
-	t[MPS_TCP_OFF_DOFF] = (uint8_t)((thl / 4) << 4);
-	t[MPS_TCP_OFF_FLAGS] = ps->flags;
-	mps_put_be16(t + MPS_TCP_OFF_WIN, ps->win);
-	if (ps->optlen)
-		memcpy(t + MPS_TCP_HLEN_MIN, ps->opts, (size_t)ps->optlen);
-	if (ps->len)
-		mps_ring_peek(ps->ring, ps->ring_off, t + thl, ps->len);
-	sum = csum_add(0, ps->local->addr, alen);
-	sum = csum_add(sum, ps->remote->addr, alen);
-	sum += MPS_IPPROTO_TCP + (uint32_t)(thl + ps->len);
-	sum = csum_add(sum, t, thl + ps->len);
-	mps_put_be16(t + MPS_TCP_OFF_CSUM, (uint16_t)~csum_fold(sum));
-	return (int)tot;
-}
-
-int mps_tcp_build_rst(struct mps_stack *st, const struct mps_rst *r, uint8_t *buf, size_t cap)
-{
-	struct pkt_spec ps = { .local = &r->local,
-			       .remote = &r->remote,
-			       .seq = r->seq,
-			       .ack = r->ack,
-			       .flags = r->flags };
-	struct mps_opt o;
-	uint8_t opts[MPS_TCPRST_LEN];
-
-	if (r->tcprst >= 0) {
-		memset(&o, 0, sizeof(o));
-		o.subtype = MPS_MPTCP_SUB_TCPRST;
-		o.tcprst.reason = (uint8_t)r->tcprst;
-		ps.optlen = mps_opt_build(&o, opts, sizeof(opts));
-		if (ps.optlen < 0)
-			return ps.optlen;
-		ps.opts = opts;
-	}
-	return write_packet(st, &ps, buf, cap);
-}
-
-static uint16_t adv_window(const struct mps_conn *c, bool syn)
-{
-	uint32_t w = rcv_space(c);
-
-	if (!syn)
-		w >>= c->sf.rcv_wscale;
-	return w > 0xffff ? 0xffff : (uint16_t)w;
-}
-
-/* An abortive close: RST with MP_FASTCLOSE (the peer's key) and MP_TCPRST. */
-static int send_fastclose(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
-{
-	struct mps_subflow *sf = &c->sf;
-	uint8_t opts[MAX_OPTS];
-	struct mps_opt o;
-	struct pkt_spec ps = { .local = &sf->local,
-			       .remote = &sf->remote,
-			       .seq = sf->snd_nxt,
-			       .ack = sf->rcv_nxt,
-			       .flags = MPS_TCP_RST | MPS_TCP_ACK,
-			       .opts = opts };
-	int k;
-
-	c->fastclose_pending = false;
-	if (c->mptcp && sf->state != MPS_SF_SYN_SENT) {
-		memset(&o, 0, sizeof(o));
-		o.subtype = MPS_MPTCP_SUB_FASTCLOSE;
-		o.fastclose_key = c->rkey;
-		k = mps_opt_build(&o, opts, sizeof(opts));
-		if (k < 0)
-			return k;
-		ps.optlen = k;
-		o.subtype = MPS_MPTCP_SUB_TCPRST;
-		o.tcprst.flags = 0;
-		o.tcprst.reason = MPS_TCPRST_UNSPEC;
-		k = mps_opt_build(&o, opts + ps.optlen, sizeof(opts) - (size_t)ps.optlen);
-		if (k < 0)
-			return k;
-		ps.optlen += k;
-	}
-	if (sf->state == MPS_SF_SYN_SENT) {
-		mps_conn_reset(c, MPS_RST_LOCAL, now);
-		return 0; /* nothing to reset on the other side */
-	}
-	mps_conn_reset(c, MPS_RST_LOCAL, now);
-	return write_packet(c->st, &ps, buf, cap);
-}
-
-static int send_syn(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
-{
-	struct mps_subflow *sf = &c->sf;
-	bool synack = sf->state == MPS_SF_SYN_RCVD;
-	uint8_t opts[MAX_OPTS];
-	struct pkt_spec ps = { .local = &sf->local,
-			       .remote = &sf->remote,
-			       .seq = sf->iss,
-			       .ack = synack ? sf->rcv_nxt : 0,
-			       .flags = MPS_TCP_SYN | (synack ? MPS_TCP_ACK : 0),
-			       .win = adv_window(c, true),
-			       .opts = opts };
-
-	ps.optlen = build_syn_opts(c, opts, now, synack);
-	if (ps.optlen < 0)
-		return ps.optlen;
-	if (sf->snd_max != sf->iss)
-		sf->retransmits++;
-	sf->snd_nxt = sf->snd_max = sf->iss + 1;
-	if (sf->backoff == 0 && !sf->rtt_timing) {
-		sf->rtt_timing = true;
-		sf->rtt_seq = sf->iss + 1;
-		sf->rtt_start = now;
-	}
-	if (sf->rto_at == MPS_TIME_NEVER)
-		sf->rto_at = now + sf->rto;
-	sf->ack_now = false;
-	return write_packet(c->st, &ps, buf, cap);
-}
-
-/* A segment from seq: len bytes of data at dsn, then FIN if fin. */
-static int send_segment(struct mps_conn *c, uint64_t now, uint32_t seq, uint64_t dsn, uint32_t len,
-			bool fin, uint8_t *buf, size_t cap)
-{
-	struct mps_subflow *sf = &c->sf;
-	uint8_t opts[MAX_OPTS];
-	struct pkt_spec ps = { .local = &sf->local,
-			       .remote = &sf->remote,
-			       .seq = seq,
-			       .ack = sf->rcv_nxt,
-			       .flags = MPS_TCP_ACK | (fin ? MPS_TCP_FIN : 0) |
-					(len ? MPS_TCP_PSH : 0),
-			       .win = adv_window(c, false),
-			       .opts = opts,
-			       .ring = &c->sndbuf,
-			       .ring_off = (uint32_t)(dsn - c->snd_una_dsn),
-			       .len = len };
-	uint32_t end = seq + len + (fin ? 1 : 0);
-	int rc;
-
-	ps.optlen = build_opts(c, opts, now, ps.flags, fin && !len ? data_end_dsn(c) : dsn, seq,
-			       len, fin && c->mptcp, ps.ring_off);
-	if (ps.optlen < 0)
-		return ps.optlen;
-	rc = write_packet(c->st, &ps, buf, cap);
-	if (rc < 0)
-		return rc;
-	/* A data or FIN segment leaves a waiting ADD_ADDR echo for a pure ACK next; a pure ACK never repeats itself. */
-	sf->unacked_segs = 0; /* this segment carries the ACK */
-	sf->delack_at = MPS_TIME_NEVER;
-	sf->ack_now = (len || fin) && c->echo_pending;
-	if (len || fin) {
-		if (SEQ_LT(seq, sf->snd_max)) {
-			sf->retransmits++;
-			sf->rtt_timing = false;
-		} else if (!sf->rtt_timing) {
-			sf->rtt_timing = true;
-			sf->rtt_seq = end;
-			sf->rtt_start = now;
-		}
-		if (SEQ_GT(end, sf->snd_max)) {
-			sf->bytes_sent += (uint32_t)(end - sf->snd_max) - (fin ? 1 : 0);
-			c->bytes_sent += (uint32_t)(end - sf->snd_max) - (fin ? 1 : 0);
-			sf->snd_max = end;
-		}
-		if (sf->rto_at == MPS_TIME_NEVER)
-			sf->rto_at = now + sf->rto;
-	}
-	return rc;
-}
-
-static bool can_send_data(const struct mps_subflow *sf)
-{
-	return sf->state == MPS_SF_ESTABLISHED || sf->state == MPS_SF_CLOSE_WAIT;
-}
-
-static bool fin_due(const struct mps_conn *c, uint32_t seq)
-{
-	const struct mps_subflow *sf = &c->sf;
-
-	if (!c->shut_wr || dsn_of_seq(c, seq) != data_end_dsn(c))
-		return false;
-	if (sf->fin_sent)
-		return seq == sf->fin_seq && SEQ_LT(sf->snd_una, sf->fin_seq + 1);
-	return can_send_data(sf);
-}
-
-static int send_fin(struct mps_conn *c, uint64_t now, uint32_t seq, uint8_t *buf, size_t cap)
-{
-	struct mps_subflow *sf = &c->sf;
-	int rc;
-
-	if (!sf->fin_sent) {
-		sf->fin_sent = true;
-		sf->fin_seq = seq;
-		c->data_fin_sent = true;
-		sf->state = sf->state == MPS_SF_CLOSE_WAIT ? MPS_SF_LAST_ACK : MPS_SF_FIN_WAIT_1;
-		if (c->state == MPS_CONN_ESTABLISHED)
-			c->state = MPS_CONN_CLOSING;
-	}
-	rc = send_segment(c, now, seq, data_end_dsn(c), 0, true, buf, cap);
-	if (rc > 0 && SEQ_GEQ(seq, sf->snd_nxt))
-		sf->snd_nxt = seq + 1;
-	return rc;
-}
-
-/* Data (or FIN) from seq, within the windows; 0 if nothing can go. */
-static int send_from(struct mps_conn *c, uint64_t now, uint32_t seq, bool one, uint8_t *buf,
-		     size_t cap)
-{
-	struct mps_subflow *sf = &c->sf;
-	uint64_t dsn = dsn_of_seq(c, seq), end = data_end_dsn(c);
-	uint32_t flight = seq - sf->snd_una, wnd, len;
-	int rc;
-
-	if (dsn < c->snd_una_dsn || dsn > end)
-		return 0;
-	if (dsn == end)
-		return fin_due(c, seq) ? send_fin(c, now, seq, buf, cap) : 0;
-	/* Zero window with nothing in flight: the RTO timer becomes the persist timer. */
-	if (sf->snd_wnd == 0 && flight == 0 && !one && sf->rto_at == MPS_TIME_NEVER)
-		sf->rto_at = now + sf->rto;
-	wnd = sf->cwnd < sf->snd_wnd ? sf->cwnd : sf->snd_wnd;
-	len = (uint32_t)(end - dsn < sf_payload_mss(c) ? end - dsn : sf_payload_mss(c));
-	if (!one) {
-		if (flight >= wnd)
-			return 0;
-		if (len > wnd - flight)
-			len = wnd - flight;
-	}
-	if (len == 0)
-		return 0;
-	rc = send_segment(c, now, seq, dsn, len, false, buf, cap);
-	if (rc > 0 && SEQ_GEQ(seq + len, sf->snd_nxt))
-		sf->snd_nxt = seq + len;
-	return rc;
-}
-
-int mps_tcp_output(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
-{
-	struct mps_subflow *sf = &c->sf;
-	int rc;
-
-	if (c->fastclose_pending)
-		return send_fastclose(c, now, buf, cap);
-	if (c->reset || sf->state == MPS_SF_CLOSED)
-		return 0;
-	if ((sf->state == MPS_SF_SYN_SENT || sf->state == MPS_SF_SYN_RCVD) &&
-	    sf->snd_nxt == sf->iss)
-		return send_syn(c, now, buf, cap);
-	if (sf->state == MPS_SF_SYN_SENT || sf->state == MPS_SF_SYN_RCVD) {
-		sf->ack_now = false; /* no bare ACK before the handshake is done */
-		return 0;
-	}
-	if (sf->rexmit_one) {
-		sf->rexmit_one = false;
-		rc = send_from(c, now, sf->snd_una, true, buf, cap);
-		if (rc != 0)
-			return rc;
-	}
-	if (sf->state != MPS_SF_TIME_WAIT) {
-		/* After an RTO with a zero window, one byte goes out as a probe. */
-		bool probe = sf->snd_wnd == 0 && sf->snd_nxt == sf->snd_una && sf->backoff > 0;
-
-		rc = send_from(c, now, sf->snd_nxt, probe, buf, cap);
-		if (rc != 0)
-			return rc;
-	}
-	if (sf->ack_now)
-		return send_segment(c, now, sf->snd_nxt, dsn_of_seq(c, sf->snd_nxt), 0, false, buf,
-				    cap);
-	return 0;
 }
