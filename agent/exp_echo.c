@@ -21,6 +21,7 @@
 #include "agent_arena.h"
 #include "fj_clock.h"
 #include "mptcp_info.h"
+#include "sampler.h"
 
 #define ECHO_DEFAULT_BYTES 64
 #define ECHO_DEFAULT_COUNT 10
@@ -55,11 +56,11 @@ static int echo_params(const Fjord__V1__RunCommand *cmd, struct exp_out *out, ui
 }
 
 /* Sends and checks every message, sampling the subflows; returns how many completed. */
-static uint32_t echo_loop(int fd, int mptcp, uint32_t bytes, uint32_t count, uint32_t *rtts,
-			  struct exp_trace *trace, struct exp_out *out)
+static uint32_t echo_loop(int fd, int mptcp, unsigned int every_ms, uint32_t bytes, uint32_t count,
+			  uint32_t *rtts, struct exp_trace *trace, struct exp_out *out)
 {
 	uint8_t *tx = malloc(bytes), *rx = malloc(bytes);
-	uint64_t next_sample = fj_mono_ms() + EXP_SAMPLE_MS;
+	uint64_t next_sample = fj_mono_ms() + every_ms;
 	uint32_t seq;
 	int rc;
 
@@ -98,7 +99,7 @@ static uint32_t echo_loop(int fd, int mptcp, uint32_t bytes, uint32_t count, uin
 		rtts[seq] = (uint32_t)(t1 - t0 > UINT32_MAX ? UINT32_MAX : t1 - t0);
 		if (t1 / 1000 >= next_sample) {
 			exp_sample_subflows(out, fd, mptcp);
-			next_sample = t1 / 1000 + EXP_SAMPLE_MS;
+			next_sample = t1 / 1000 + every_ms;
 		}
 		if (trace && exp_trace_printf(trace, "%u,%llu,%u\n", seq,
 					      (unsigned long long)(t1 / 1000 - out->start_mono_ms),
@@ -157,12 +158,14 @@ int exp_echo_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, st
 	struct exp_target t;
 	struct exp_trace *trace;
 	uint32_t bytes, count, done = 0, *rtts;
+	unsigned int every_ms;
 	uint64_t t_start = fj_mono_ms();
 	char cc[32] = "";
 	int fd, mptcp = 0;
 
 	out->result->ok = 1;
-	if (echo_params(cmd, out, &bytes, &count) || exp_resolve_target(cmd, env, 0, &t, out)) {
+	if (echo_params(cmd, out, &bytes, &count) || sampler_interval(cmd, out, &every_ms) ||
+	    exp_resolve_target(cmd, env, 0, &t, out)) {
 		exp_provenance(out, stack, NULL, cmd, env);
 		return 0;
 	}
@@ -180,7 +183,7 @@ int exp_echo_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, st
 	if (fd >= 0) {
 		/* Samples at the start and the end bracket the run even when it is short. */
 		exp_sample_subflows(out, fd, mptcp);
-		done = echo_loop(fd, mptcp, bytes, count, rtts, trace, out);
+		done = echo_loop(fd, mptcp, every_ms, bytes, count, rtts, trace, out);
 		exp_sample_subflows(out, fd, mptcp);
 		echo_subflows(fd, mptcp, &t, out);
 		agent_sock_congestion(fd, cc, sizeof(cc));
