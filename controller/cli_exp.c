@@ -56,6 +56,19 @@ static const char create_help[] =
 	"Type echo:\n"
 	"  --message-bytes N        size of each message (default 100)\n"
 	"  --messages N             messages per run (default 10)\n"
+	"Types bulk and handover (a handover run is a bulk transfer with link events):\n"
+	"  --bytes N                bytes to transfer (suffixes k, M, G or KiB, MiB, GiB)\n"
+	"  --duration S             or transfer for this long\n"
+	"  --direction D            upload (client sends) or download\n"
+	"  --baseline               bulk: also single-path TCP runs over each path\n"
+	"  --link-event AT_MS:ISP:ACTION   handover: at AT_MS ms into the transfer, take\n"
+	"                           the ISP's link down, up, or make it backup (repeat it)\n"
+	"Type rr:\n"
+	"  --request-bytes N --response-bytes N --rate N (per second) --duration S\n"
+	"Type probe:\n"
+	"  --probe-timeout-ms N     give up on a path after N ms\n"
+	"Every type:\n"
+	"  --sample-interval-ms N   per-subflow sampling interval (10..10000)\n"
 	"Other:\n"
 	"  --name N                 a name for the experiment\n"
 	"  --file FILE              the whole ExperimentSpec as JSON (canonical proto3\n"
@@ -87,11 +100,46 @@ enum {
 	OPT_DEADLINE,
 	OPT_PICKUP,
 	OPT_SHARE_LINKS,
-	OPT_MESSAGE_BYTES,
-	OPT_MESSAGES,
 	OPT_NAME,
 	OPT_FILE,
 	OPT_DRY_RUN,
+	OPT_LINK_EVENT,
+	OPT_SAMPLE_INTERVAL,
+	OPT_PARAM, /* OPT_PARAM + enum param */
+};
+
+/* Type parameters given as flags, each valid for some types only. */
+enum param {
+	P_MSG_BYTES,
+	P_MESSAGES,
+	P_BYTES,
+	P_DURATION,
+	P_DIRECTION,
+	P_BASELINE,
+	P_REQ_BYTES,
+	P_RESP_BYTES,
+	P_RATE,
+	P_PROBE_TIMEOUT,
+	N_PARAMS,
+};
+
+#define TYPE_BIT(t)	    (1u << FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_##t)
+#define CLI_MAX_LINK_EVENTS 64
+
+static const struct param_flag {
+	const char *name;
+	unsigned int types;
+} param_flags[N_PARAMS] = {
+	[P_MSG_BYTES] = { "message-bytes", TYPE_BIT(ECHO) },
+	[P_MESSAGES] = { "messages", TYPE_BIT(ECHO) },
+	[P_BYTES] = { "bytes", TYPE_BIT(BULK) | TYPE_BIT(HANDOVER) },
+	[P_DURATION] = { "duration", TYPE_BIT(BULK) | TYPE_BIT(HANDOVER) | TYPE_BIT(RR) },
+	[P_DIRECTION] = { "direction", TYPE_BIT(BULK) | TYPE_BIT(HANDOVER) },
+	[P_BASELINE] = { "baseline", TYPE_BIT(BULK) },
+	[P_REQ_BYTES] = { "request-bytes", TYPE_BIT(RR) },
+	[P_RESP_BYTES] = { "response-bytes", TYPE_BIT(RR) },
+	[P_RATE] = { "rate", TYPE_BIT(RR) },
+	[P_PROBE_TIMEOUT] = { "probe-timeout-ms", TYPE_BIT(PROBE) },
 };
 
 static const struct option create_opts[] = {
@@ -118,8 +166,18 @@ static const struct option create_opts[] = {
 	{ "deadline", required_argument, NULL, OPT_DEADLINE },
 	{ "pickup", required_argument, NULL, OPT_PICKUP },
 	{ "share-links", no_argument, NULL, OPT_SHARE_LINKS },
-	{ "message-bytes", required_argument, NULL, OPT_MESSAGE_BYTES },
-	{ "messages", required_argument, NULL, OPT_MESSAGES },
+	{ "message-bytes", required_argument, NULL, OPT_PARAM + P_MSG_BYTES },
+	{ "messages", required_argument, NULL, OPT_PARAM + P_MESSAGES },
+	{ "bytes", required_argument, NULL, OPT_PARAM + P_BYTES },
+	{ "duration", required_argument, NULL, OPT_PARAM + P_DURATION },
+	{ "direction", required_argument, NULL, OPT_PARAM + P_DIRECTION },
+	{ "baseline", no_argument, NULL, OPT_PARAM + P_BASELINE },
+	{ "request-bytes", required_argument, NULL, OPT_PARAM + P_REQ_BYTES },
+	{ "response-bytes", required_argument, NULL, OPT_PARAM + P_RESP_BYTES },
+	{ "rate", required_argument, NULL, OPT_PARAM + P_RATE },
+	{ "probe-timeout-ms", required_argument, NULL, OPT_PARAM + P_PROBE_TIMEOUT },
+	{ "link-event", required_argument, NULL, OPT_LINK_EVENT },
+	{ "sample-interval-ms", required_argument, NULL, OPT_SAMPLE_INTERVAL },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "file", required_argument, NULL, OPT_FILE },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
@@ -131,10 +189,80 @@ struct create_opts {
 	const char *type, *pairs, *sites, *isps, *local_isps, *remote_isps;
 	const char *families, *stacks, *scheduler, *cc, *pm, *name, *file;
 	int all_site_pairs, per_path, checksums, share_links, dry_run;
-	long long count, interval, jitter, deadline, pickup, msg_bytes, messages;
+	long long count, interval, jitter, deadline, pickup, sample_ms;
 	long long at_ms, until_ms;
+	long long param[N_PARAMS]; /* -1 = not given */
+	const char *events[CLI_MAX_LINK_EVENTS];
+	size_t n_events;
 	int n_flags; /* spec flags given (for --file exclusivity) */
 };
+
+/* A byte count with an optional suffix: k, M, G (powers of 1000) or KiB, MiB,
+ * GiB (powers of 1024). */
+static int parse_size(const struct cli *c, const char *opt, const char *s, long long *out)
+{
+	static const struct {
+		const char *suffix;
+		unsigned long long mult;
+	} units[] = { { "", 1 },
+		      { "k", 1000 },
+		      { "M", 1000000 },
+		      { "G", 1000000000 },
+		      { "KiB", 1ull << 10 },
+		      { "MiB", 1ull << 20 },
+		      { "GiB", 1ull << 30 } };
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		return cli_usage(
+			c, "%s: expected a byte count such as 1000000, 10M or 64KiB, got '%s'", opt,
+			s);
+	v = strtoull(s, &end, 10);
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].suffix) != 0)
+			continue;
+		if (errno == ERANGE || v > (1ull << 62) / units[i].mult)
+			return cli_usage(c, "%s: %s is too large", opt, s);
+		*out = (long long)(v * units[i].mult);
+		return CLI_OK;
+	}
+	return cli_usage(c, "%s: expected a byte count such as 1000000, 10M or 64KiB, got '%s'",
+			 opt, s);
+}
+
+static int param_opt(struct cli *c, struct create_opts *o, enum param p, const char *arg)
+{
+	char name[40];
+	unsigned int v;
+	int dir;
+
+	snprintf(name, sizeof(name), "--%s", param_flags[p].name);
+	switch (p) {
+	case P_BASELINE:
+		o->param[p] = 1;
+		return CLI_OK;
+	case P_BYTES:
+		return parse_size(c, name, arg, &o->param[p]);
+	case P_DURATION:
+		if (cli_parse_duration(c, name, arg, &v))
+			return CLI_USAGE;
+		break;
+	case P_DIRECTION:
+		if (fj_pbjson_enum_parse(&fjord__v1__direction__descriptor, arg, &dir) != 0 ||
+		    dir == 0)
+			return cli_usage(c, "--direction: '%s' is neither upload nor download",
+					 arg);
+		v = (unsigned int)dir;
+		break;
+	default:
+		if (cli_parse_u32(c, name, arg, &v))
+			return CLI_USAGE;
+	}
+	o->param[p] = v;
+	return CLI_OK;
+}
 
 static int create_opt(struct cli *c, int opt, const char *arg, void *ctx)
 {
@@ -208,14 +336,15 @@ static int create_opt(struct cli *c, int opt, const char *arg, void *ctx)
 		num = &o->count;
 		name = "--count";
 		break;
-	case OPT_MESSAGE_BYTES:
-		num = &o->msg_bytes;
-		name = "--message-bytes";
+	case OPT_SAMPLE_INTERVAL:
+		num = &o->sample_ms;
+		name = "--sample-interval-ms";
 		break;
-	case OPT_MESSAGES:
-		num = &o->messages;
-		name = "--messages";
-		break;
+	case OPT_LINK_EVENT:
+		if (o->n_events == CLI_MAX_LINK_EVENTS)
+			return cli_usage(c, "--link-event: at most %d events", CLI_MAX_LINK_EVENTS);
+		o->events[o->n_events++] = arg;
+		return CLI_OK;
 	case OPT_INTERVAL:
 	case OPT_JITTER:
 	case OPT_DEADLINE:
@@ -232,6 +361,8 @@ static int create_opt(struct cli *c, int opt, const char *arg, void *ctx)
 					: &o->pickup) = v;
 		return CLI_OK;
 	default:
+		if (opt >= OPT_PARAM && opt < OPT_PARAM + N_PARAMS)
+			return param_opt(c, o, (enum param)(opt - OPT_PARAM), arg);
 		return -1;
 	}
 	if (cli_parse_u32(c, name, arg, &v))
@@ -426,6 +557,111 @@ static int build_stack(struct cli *c, const struct create_opts *o, json_t *spec)
 	return set_list(c, st, "stacks", "--stack", o->stacks, &fjord__v1__stack__descriptor);
 }
 
+/* --link-event AT_MS:ISP:ACTION into a LinkEvent. */
+static int link_event(struct cli *c, const char *s, json_t **out)
+{
+	const char *a = strchr(s, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+	char at[16];
+	unsigned int ms;
+
+	if (!a || !b || a == s || b == a + 1 || (size_t)(a - s) >= sizeof(at))
+		return cli_usage(c, "--link-event: '%s' is not AT_MS:ISP:ACTION", s);
+	memcpy(at, s, (size_t)(a - s));
+	at[a - s] = '\0';
+	if (cli_parse_u32(c, "--link-event", at, &ms))
+		return CLI_USAGE;
+	if (strcmp(b + 1, "down") && strcmp(b + 1, "up") && strcmp(b + 1, "backup"))
+		return cli_usage(c, "--link-event: action '%s' is not down, up or backup", b + 1);
+	*out = json_pack("{s:I,s:s%,s:s}", "atMs", (json_int_t)ms, "isp", a + 1,
+			 (size_t)(b - a - 1), "action", b + 1);
+	return *out ? CLI_OK : cli_fail(CLI_USAGE, "out of memory");
+}
+
+/* Sets key to the integer v when given (>= 0); 64-bit fields as strings. */
+static void put_num(json_t *obj, const char *key, long long v, int is64)
+{
+	if (v < 0)
+		return;
+	json_object_set_new(obj, key, is64 ? json_int64(v) : json_integer(v));
+}
+
+static json_t *bulk_params(const struct create_opts *o)
+{
+	const ProtobufCEnumValue *dv;
+	json_t *b = json_object();
+
+	put_num(b, "bytes", o->param[P_BYTES], 1);
+	put_num(b, "durationS", o->param[P_DURATION], 0);
+	if (o->param[P_DIRECTION] > 0) {
+		dv = protobuf_c_enum_descriptor_get_value(&fjord__v1__direction__descriptor,
+							  (int)o->param[P_DIRECTION]);
+		if (dv)
+			json_object_set_new(b, "direction", json_string(dv->name));
+	}
+	if (o->param[P_BASELINE] > 0)
+		json_object_set_new(b, "baseline", json_true());
+	return b;
+}
+
+/* The type's parameters from the flags; the controller checks their ranges. */
+static int build_params(struct cli *c, const struct create_opts *o, int type, json_t *spec)
+{
+	json_t *p = NULL, *events, *e = NULL;
+	int r;
+
+	switch (type) {
+	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_ECHO:
+		if (o->param[P_MSG_BYTES] == 0 || o->param[P_MESSAGES] == 0)
+			return cli_usage(c, "--message-bytes and --messages must be at least 1");
+		p = json_pack("{s:I,s:I}", "messageBytes",
+			      (json_int_t)(o->param[P_MSG_BYTES] >= 0 ? o->param[P_MSG_BYTES]
+								      : CLI_DEFAULT_MESSAGE_BYTES),
+			      "count",
+			      (json_int_t)(o->param[P_MESSAGES] >= 0 ? o->param[P_MESSAGES]
+								     : CLI_DEFAULT_MESSAGES));
+		json_object_set_new(spec, "echo", p);
+		return CLI_OK;
+	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK:
+		json_object_set_new(spec, "bulk", bulk_params(o));
+		return CLI_OK;
+	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER:
+		if (o->n_events == 0)
+			return cli_usage(c, "--type handover needs at least one --link-event");
+		events = json_array();
+		for (size_t i = 0; i < o->n_events; i++) {
+			r = link_event(c, o->events[i], &e);
+			if (r != CLI_OK) {
+				json_decref(events);
+				return r;
+			}
+			json_array_append_new(events, e);
+		}
+		p = json_object();
+		json_object_set_new(p, "bulk", bulk_params(o));
+		json_object_set_new(p, "events", events);
+		json_object_set_new(spec, "handover", p);
+		return CLI_OK;
+	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_RR:
+		p = json_object();
+		put_num(p, "requestBytes", o->param[P_REQ_BYTES], 0);
+		put_num(p, "responseBytes", o->param[P_RESP_BYTES], 0);
+		put_num(p, "ratePerS", o->param[P_RATE], 0);
+		put_num(p, "durationS", o->param[P_DURATION], 0);
+		json_object_set_new(spec, "rr", p);
+		return CLI_OK;
+	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE:
+		p = json_object();
+		put_num(p, "timeoutMs", o->param[P_PROBE_TIMEOUT], 0);
+		json_object_set_new(spec, "probe", p);
+		return CLI_OK;
+	default:
+		return cli_usage(c,
+				 "--type %s: its parameters have no flags; give the whole spec "
+				 "with --file",
+				 o->type);
+	}
+}
+
 static int build_spec(struct cli *c, const struct create_opts *o, json_t **out)
 {
 	const ProtobufCEnumValue *ev;
@@ -437,13 +673,13 @@ static int build_spec(struct cli *c, const struct create_opts *o, json_t **out)
 	if (fj_pbjson_enum_parse(&fjord__v1__experiment_type__descriptor, o->type, &type) != 0 ||
 	    type == 0)
 		return cli_usage(c, "--type: unknown experiment type '%s'", o->type);
-	if (type != FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_ECHO)
-		return cli_usage(c,
-				 "--type %s: its parameters have no flags yet; "
-				 "give the whole spec with --file",
-				 o->type);
-	if ((o->msg_bytes >= 0 || o->messages >= 0) && (o->msg_bytes == 0 || o->messages == 0))
-		return cli_usage(c, "--message-bytes and --messages must be at least 1");
+	for (int p = 0; p < N_PARAMS; p++) {
+		if (o->param[p] >= 0 && !(param_flags[p].types & (1u << type)))
+			return cli_usage(c, "--%s does not apply to --type %s", param_flags[p].name,
+					 o->type);
+	}
+	if (o->n_events && type != FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER)
+		return cli_usage(c, "--link-event is for --type handover");
 	ev = protobuf_c_enum_descriptor_get_value(&fjord__v1__experiment_type__descriptor, type);
 	spec = json_object();
 	if (!spec)
@@ -451,13 +687,13 @@ static int build_spec(struct cli *c, const struct create_opts *o, json_t **out)
 	if (o->name)
 		json_object_set_new(spec, "name", json_string(o->name));
 	json_object_set_new(spec, "type", json_string(ev->name));
-	json_object_set_new(
-		spec, "echo",
-		json_pack("{s:I,s:I}", "messageBytes",
-			  (json_int_t)(o->msg_bytes >= 0 ? o->msg_bytes
-							 : CLI_DEFAULT_MESSAGE_BYTES),
-			  "count",
-			  (json_int_t)(o->messages >= 0 ? o->messages : CLI_DEFAULT_MESSAGES)));
+	r = build_params(c, o, type, spec);
+	if (r != CLI_OK) {
+		json_decref(spec);
+		return r;
+	}
+	if (o->sample_ms >= 0)
+		json_object_set_new(spec, "sampleIntervalMs", json_integer(o->sample_ms));
 	if (o->share_links)
 		json_object_set_new(spec, "shareLinks", json_true());
 	if (o->deadline >= 0)
@@ -599,8 +835,7 @@ static int experiments_create(struct cli *c, int argc, char **argv)
 				 .jitter = -1,
 				 .deadline = -1,
 				 .pickup = -1,
-				 .msg_bytes = -1,
-				 .messages = -1,
+				 .sample_ms = -1,
 				 .at_ms = -1,
 				 .until_ms = -1 };
 	ProtobufCMessage *spec = NULL, *created = NULL;
@@ -608,6 +843,8 @@ static int experiments_create(struct cli *c, int argc, char **argv)
 	json_t *js = NULL;
 	int first, r;
 
+	for (int p = 0; p < N_PARAMS; p++)
+		o.param[p] = -1;
 	r = cli_getopt(c, argc, argv, create_opts, create_help, create_opt, &o, &first);
 	if (r < 0)
 		return CLI_OK;

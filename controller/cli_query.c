@@ -44,9 +44,11 @@ static int query_add(char *q, size_t cap, const char *key, const char *value)
 	return CLI_OK;
 }
 
+/* Whole numbers and large ones (goodput in bit/s) in full, small fractions with
+ * four significant digits. */
 static void format_number(double v, char *buf, size_t len)
 {
-	if (isfinite(v) && v == floor(v) && fabs(v) < 1e15)
+	if (isfinite(v) && fabs(v) < 1e15 && (v == floor(v) || fabs(v) >= 1e4))
 		snprintf(buf, len, "%.0f", v);
 	else
 		snprintf(buf, len, "%.4g", v);

@@ -85,8 +85,21 @@ expect 2 "--stack: unknown value 'quic'" \
 	$FJ experiments create --type echo --pairs a:b --stack kernel,quic
 expect 2 "--messages: expected a whole number" \
 	$FJ experiments create --type echo --pairs a:b --messages -1
-expect 2 "--type bulk: its parameters have no flags yet" \
-	$FJ experiments create --type bulk --pairs a:b
+expect 2 "--bytes does not apply to --type echo" \
+	$FJ experiments create --type echo --pairs a:b --bytes 10M
+expect 2 "--messages does not apply to --type bulk" \
+	$FJ experiments create --type bulk --pairs a:b --messages 3
+expect 2 "--bytes: expected a byte count" $FJ experiments create --type bulk --pairs a:b --bytes 3X
+expect 2 "--direction: 'sideways' is neither upload nor download" \
+	$FJ experiments create --type bulk --pairs a:b --direction sideways
+expect 2 "--type handover needs at least one --link-event" \
+	$FJ experiments create --type handover --pairs a:b --duration 5
+expect 2 "--link-event: '3000:telenor' is not AT_MS:ISP:ACTION" \
+	$FJ experiments create --type handover --pairs a:b --link-event 3000:telenor
+expect 2 "--link-event: action 'sideways' is not down, up or backup" \
+	$FJ experiments create --type handover --pairs a:b --link-event 3000:telenor:sideways
+expect 2 "--link-event is for --type handover" \
+	$FJ experiments create --type bulk --pairs a:b --link-event 1:x:down
 expect 2 "--file holds the whole spec" $FJ experiments create --file x.json --type echo
 expect 2 "--file: cannot open $T/missing.json" \
 	$FJ experiments create --file "$T/missing.json"
@@ -143,6 +156,40 @@ then
 	cat "$T/err"
 	fails=$((fails + 1))
 fi
+# The other types' flags.
+dry()
+{
+	$FJ experiments create --pairs a:b --dry-run "$@" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+del s["targets"]
+print(json.dumps(s, sort_keys=True, separators=(",", ":")))'
+}
+check_dry()
+{
+	want=$1
+	shift
+	n=$((n + 1))
+	got=$(dry "$@" 2>&1)
+	if [ "$got" != "$want" ]; then
+		echo "FAIL: --dry-run $*"
+		echo "    got  $got"
+		echo "    want $want"
+		fails=$((fails + 1))
+	fi
+}
+check_dry '{"bulk":{"baseline":true,"bytes":"10000000","direction":"DIRECTION_DOWNLOAD"},"type":"EXPERIMENT_TYPE_BULK"}' \
+	--type bulk --bytes 10M --direction download --baseline
+check_dry '{"bulk":{"bytes":"65536","durationS":120},"type":"EXPERIMENT_TYPE_BULK"}' \
+	--type bulk --bytes 64KiB --duration 2m
+check_dry '{"handover":{"bulk":{"direction":"DIRECTION_UPLOAD","durationS":10},"events":[{"action":"down","atMs":3000,"isp":"telenor"},{"action":"up","atMs":6000,"isp":"telenor"}]},"type":"EXPERIMENT_TYPE_HANDOVER"}' \
+	--type handover --duration 10 --direction upload --link-event 3000:telenor:down \
+	--link-event 6000:telenor:up
+check_dry '{"rr":{"durationS":5,"ratePerS":50,"requestBytes":100,"responseBytes":1000},"type":"EXPERIMENT_TYPE_RR"}' \
+	--type rr --request-bytes 100 --response-bytes 1000 --rate 50 --duration 5
+check_dry '{"probe":{"timeoutMs":2000},"sampleIntervalMs":50,"type":"EXPERIMENT_TYPE_PROBE"}' \
+	--type probe --probe-timeout-ms 2000 --sample-interval-ms 50
+
 # Global options may come before the subcommand.
 expect 0 '"clientAgentId": "a"' $FJ experiments --timeout 5 create --type echo --pairs a:b \
 	--dry-run

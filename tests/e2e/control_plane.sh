@@ -147,4 +147,27 @@ fjord experiments show "$EXP" --json >"$T/show.json" || fj_die "experiments show
 [ "$(fj_json_get "$T/show.json" state)" = EXPERIMENT_STATE_DONE ] ||
 	fj_die "experiment not done: $(cat "$T/show.json")"
 fjord experiments list | grep -q "$EXP" || fj_die "experiments list lacks $EXP"
+# The other types' flags reach the agents: a bulk transfer and request/response.
+fjord experiments create --type bulk --pairs oslo:bergen --bytes 4MiB --direction download \
+	--name e2e-bulk --json >"$T/bulk.json" || fj_die "create bulk"
+fjord experiments create --type rr --pairs bergen:oslo --request-bytes 64 --response-bytes 512 \
+	--rate 50 --duration 1 --name e2e-rr --json >"$T/rr.json" || fj_die "create rr"
+BULK=$(fj_json_get "$T/bulk.json" id)
+RR=$(fj_json_get "$T/rr.json" id)
+fj_wait_for 60 fj_runs_finished "$BULK" 1 || fj_die "the bulk run did not finish"
+fj_wait_for 60 fj_runs_finished "$RR" 1 || fj_die "the rr run did not finish"
+fjord results --experiment "$BULK" --json >"$T/bulk-res.json"
+fjord results --experiment "$RR" --json >"$T/rr-res.json"
+python3 - "$T/bulk-res.json" "$T/rr-res.json" <<'PY' || fj_die "bulk or rr results"
+import json, sys
+for f, metric in ((sys.argv[1], "goodput_bps"), (sys.argv[2], "transactions")):
+    rows = json.load(open(f))["rows"]
+    assert len(rows) == 1, rows
+    res = rows[0]["result"]
+    assert res.get("ok"), res.get("error")
+    m = {x["name"]: x.get("value", 0) for x in res.get("metrics", [])}
+    assert float(m.get(metric, 0)) > 0, (metric, m)
+PY
+fjord results --experiment "$BULK"
+
 fj_log "control plane end to end: ok"
