@@ -27,9 +27,11 @@ static const char exp_help[] =
 	"\n" CLI_GLOBAL_HELP;
 
 static const char create_help[] =
-	"Usage: fjord experiments create --type echo (--pairs A:B[,C:D] | --all-site-pairs\n"
+	"Usage: fjord experiments create --type TYPE (--pairs A:B[,C:D] | --all-site-pairs\n"
 	"           [--sites s1,s2]) [options]\n"
 	"       fjord experiments create --file spec.json [--dry-run]\n"
+	"\n"
+	"TYPE is echo, bulk, rr, handover or probe (docs/experiments.md).\n"
 	"\n"
 	"Targets:\n"
 	"  --pairs A:B[,C:D]    client:server pairs; each side is an agent ID, SITE/NODE,\n"
