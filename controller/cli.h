@@ -78,7 +78,8 @@ enum {
 	"  --token T          bearer API token (fjord-controller token create)\n"                  \
 	"  --json | --csv | --table   output format (default: table)\n"                            \
 	"  --cacert FILE      CA certificate(s) for an https controller\n"                         \
-	"  --timeout S        give up on a request after S seconds (default 60)\n"                 \
+	"  --timeout S        give up on a request after S seconds, on a download\n"               \
+	"                     when it stalls that long (default 60)\n"                             \
 	"Exit codes: 0 ok, 1 refused by the controller (4xx), 2 usage error,\n"                    \
 	"  3 controller unreachable, 4 controller error (5xx or a bad answer).\n"
 

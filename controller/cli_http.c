@@ -171,7 +171,14 @@ int cli_http(const struct cli *c, const char *method, const char *path, const ch
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CLI_CONNECT_TIMEOUT_S);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, c->timeout_s);
+	if (sink) {
+		/* A large trace may take longer than any fixed limit: give up only
+		 * when it stalls (under 1 KiB/s for the timeout). */
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->timeout_s);
+	} else {
+		curl_easy_setopt(h, CURLOPT_TIMEOUT, c->timeout_s);
+	}
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (c->cacert)
