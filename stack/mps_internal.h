@@ -84,7 +84,13 @@ struct mps_subflow {
 	uint32_t cwnd, ssthresh, recover;
 	uint8_t dupacks;
 	bool in_recovery;
-	bool rexmit_one;     /* fast retransmit: resend the segment at snd_una */
+	bool rexmit_one;		 /* fast retransmit: resend the segment at rexmit_seq */
+	uint32_t rexmit_seq, rexmit_max; /* where, and at most how much (0: one segment) */
+	uint32_t rexmit_next;		 /* recovery: holes before this were resent */
+	struct {
+		uint32_t left, right;
+	} sacked[4]; /* SACK scoreboard (RFC 6675), sorted, above snd_una */
+	uint8_t nsacked;
 	bool probe_answered; /* an ACK came back while the peer's window was zero */
 	uint8_t backoff;
 	uint64_t rto_at;      /* MPS_TIME_NEVER when not armed */

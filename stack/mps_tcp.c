@@ -646,6 +646,94 @@ static void our_fin_acked(struct mps_conn *c, uint64_t now)
 	}
 }
 
+/* Fold the peer's SACK blocks into the scoreboard; drop what una has passed. */
+static void sack_update(struct mps_subflow *sf, const struct mps_tcpopts *t, uint32_t una)
+{
+	unsigned int i, j, k;
+
+	for (i = 0, k = 0; i < sf->nsacked; i++) {
+		if (SEQ_LEQ(sf->sacked[i].right, una))
+			continue;
+		if (SEQ_LT(sf->sacked[i].left, una))
+			sf->sacked[i].left = una;
+		sf->sacked[k++] = sf->sacked[i];
+	}
+	sf->nsacked = (uint8_t)k;
+	for (i = 0; sf->sack_ok && i < t->nsack; i++) {
+		uint32_t l = t->sack[i].left, r = t->sack[i].right;
+
+		/* Blocks outside what is in flight are stale or forged: ignored. */
+		if (!SEQ_LT(l, r) || SEQ_LEQ(l, una) || SEQ_GT(r, sf->snd_max))
+			continue;
+		for (j = 0; j < sf->nsacked && SEQ_LT(sf->sacked[j].right, l); j++)
+			;
+		if (j < sf->nsacked && SEQ_LEQ(sf->sacked[j].left, r)) {
+			/* Overlaps or touches range j: widen it, then absorb its successors. */
+			if (SEQ_LT(l, sf->sacked[j].left))
+				sf->sacked[j].left = l;
+			if (SEQ_GT(r, sf->sacked[j].right))
+				sf->sacked[j].right = r;
+			while (j + 1 < sf->nsacked &&
+			       SEQ_LEQ(sf->sacked[j + 1].left, sf->sacked[j].right)) {
+				if (SEQ_GT(sf->sacked[j + 1].right, sf->sacked[j].right))
+					sf->sacked[j].right = sf->sacked[j + 1].right;
+				memmove(&sf->sacked[j + 1], &sf->sacked[j + 2],
+					(size_t)(sf->nsacked - j - 2) * sizeof(sf->sacked[0]));
+				sf->nsacked--;
+			}
+			continue;
+		}
+		if (sf->nsacked == 4) {
+			if (j == 4)
+				continue; /* full: the highest ranges matter least for repair */
+			sf->nsacked--;
+		}
+		memmove(&sf->sacked[j + 1], &sf->sacked[j],
+			(size_t)(sf->nsacked - j) * sizeof(sf->sacked[0]));
+		sf->sacked[j].left = l;
+		sf->sacked[j].right = r;
+		sf->nsacked++;
+	}
+}
+
+/*
+ * The next hole at or after from that the scoreboard shows: data below a
+ * SACKed range, not itself SACKed. Sets rexmit_seq and rexmit_max and
+ * returns true if there is one.
+ */
+static bool next_hole(struct mps_subflow *sf, uint32_t from)
+{
+	uint32_t seq = SEQ_LT(from, sf->snd_una) ? sf->snd_una : from;
+	unsigned int i;
+
+	for (i = 0; i < sf->nsacked; i++) {
+		if (SEQ_LT(seq, sf->sacked[i].left)) {
+			sf->rexmit_seq = seq;
+			sf->rexmit_max = sf->sacked[i].left - seq;
+			return true;
+		}
+		if (SEQ_LT(seq, sf->sacked[i].right))
+			seq = sf->sacked[i].right;
+	}
+	return false;
+}
+
+/* Resend the next hole in recovery: by the scoreboard if there is one, else snd_una. */
+static void repair_next(struct mps_subflow *sf, uint32_t mss)
+{
+	if (sf->nsacked) {
+		if (!next_hole(sf, sf->rexmit_next))
+			return;
+		if (sf->rexmit_max > mss)
+			sf->rexmit_max = mss;
+	} else {
+		sf->rexmit_seq = sf->snd_una;
+		sf->rexmit_max = 0;
+	}
+	sf->rexmit_next = sf->rexmit_seq + (sf->rexmit_max ? sf->rexmit_max : mss);
+	sf->rexmit_one = true;
+}
+
 static void congestion_on_ack(struct mps_subflow *sf, uint32_t acked, uint32_t mss)
 {
 	if (sf->in_recovery) {
@@ -654,7 +742,7 @@ static void congestion_on_ack(struct mps_subflow *sf, uint32_t acked, uint32_t m
 			sf->cwnd = sf->ssthresh;
 		} else {
 			/* NewReno partial ACK (RFC 6582): resend the next hole, deflate. */
-			sf->rexmit_one = true;
+			repair_next(sf, mss);
 			sf->cwnd = sf->cwnd > acked ? sf->cwnd - acked + mss : mss;
 		}
 		return;
@@ -668,7 +756,8 @@ static void congestion_on_ack(struct mps_subflow *sf, uint32_t acked, uint32_t m
 }
 
 /* Returns false when the segment must be dropped (an unacceptable ACK). */
-static bool process_ack(struct mps_conn *c, const struct mps_seg *s, uint64_t now)
+static bool process_ack(struct mps_conn *c, const struct mps_seg *s, const struct mps_tcpopts *t,
+			uint64_t now)
 {
 	struct mps_subflow *sf = &c->sf;
 	uint32_t mss = mps_payload_mss(c), acked, flight;
@@ -685,6 +774,7 @@ static bool process_ack(struct mps_conn *c, const struct mps_seg *s, uint64_t no
 		sf->ack_now = true;
 		return false;
 	}
+	sack_update(sf, t, SEQ_GT(s->ack, sf->snd_una) ? s->ack : sf->snd_una);
 	if (SEQ_LT(sf->snd_wl1, s->seq) ||
 	    (sf->snd_wl1 == s->seq && SEQ_LEQ(sf->snd_wl2, s->ack))) {
 		uint32_t w = (uint32_t)s->win << sf->snd_wscale;
@@ -731,10 +821,16 @@ static bool process_ack(struct mps_conn *c, const struct mps_seg *s, uint64_t no
 			sf->cwnd = sf->ssthresh + 3 * mss;
 			sf->recover = sf->snd_max;
 			sf->in_recovery = true;
+			sf->rexmit_seq = sf->snd_una;
+			sf->rexmit_max = 0;
+			sf->rexmit_next = sf->snd_una + mss;
 			sf->rexmit_one = true;
 			c->st->counters[MPS_CNT_FAST_RETRANS]++;
 		} else if (sf->in_recovery) {
 			sf->cwnd += mss;
+			/* With SACK, every further duplicate ACK may repair one more hole. */
+			if (sf->nsacked)
+				repair_next(sf, mss);
 		}
 	}
 	return true;
@@ -1002,7 +1098,7 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 		fall_back(c, MPS_FALLBACK_NO_DSS, "server segments without DSS", now);
 	if (sf->ts_ok && (t->present & MPS_TCPOPTS_TS) && SEQ_LEQ(s->seq, sf->rcv_nxt))
 		sf->ts_recent = t->ts_val;
-	if (!process_ack(c, s, now) || c->reset)
+	if (!process_ack(c, s, t, now) || c->reset)
 		return;
 	if (c->mptcp) {
 		const struct mps_opt *dss = find_opt(o, n, MPS_MPTCP_SUB_DSS);
@@ -1091,6 +1187,7 @@ void mps_tcp_timers(struct mps_conn *c, uint64_t now)
 	}
 	sf->snd_nxt = sf->snd_una;
 	sf->rtt_timing = false;
+	sf->nsacked = 0; /* RFC 2018 §8: after a timeout, SACK information is not trusted */
 	sf->in_recovery = false;
 	sf->dupacks = 0;
 }

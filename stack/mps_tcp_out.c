@@ -414,8 +414,8 @@ static int send_fin(struct mps_conn *c, uint64_t now, uint32_t seq, uint8_t *buf
 }
 
 /* Data (or FIN) from seq, within the windows; 0 if nothing can go. */
-static int send_from(struct mps_conn *c, uint64_t now, uint32_t seq, bool one, uint8_t *buf,
-		     size_t cap)
+static int send_from(struct mps_conn *c, uint64_t now, uint32_t seq, bool one, uint32_t max,
+		     uint8_t *buf, size_t cap)
 {
 	struct mps_subflow *sf = &c->sf;
 	uint64_t dsn = mps_dsn_of_seq(c, seq), end = mps_data_end_dsn(c);
@@ -437,6 +437,8 @@ static int send_from(struct mps_conn *c, uint64_t now, uint32_t seq, bool one, u
 		if (len > wnd - flight)
 			len = wnd - flight;
 	}
+	if (max && len > max)
+		len = max;
 	if (len == 0)
 		return 0;
 	rc = send_segment(c, now, seq, dsn, len, false, buf, cap);
@@ -463,15 +465,17 @@ int mps_tcp_output(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
 	}
 	if (sf->rexmit_one) {
 		sf->rexmit_one = false;
-		rc = send_from(c, now, sf->snd_una, true, buf, cap);
-		if (rc != 0)
-			return rc;
+		if (SEQ_GEQ(sf->rexmit_seq, sf->snd_una) && SEQ_LT(sf->rexmit_seq, sf->snd_max)) {
+			rc = send_from(c, now, sf->rexmit_seq, true, sf->rexmit_max, buf, cap);
+			if (rc != 0)
+				return rc;
+		}
 	}
 	if (sf->state != MPS_SF_TIME_WAIT) {
 		/* After an RTO with a zero window, one byte goes out as a probe. */
 		bool probe = sf->snd_wnd == 0 && sf->snd_nxt == sf->snd_una && sf->backoff > 0;
 
-		rc = send_from(c, now, sf->snd_nxt, probe, buf, cap);
+		rc = send_from(c, now, sf->snd_nxt, probe, 0, buf, cap);
 		if (rc != 0)
 			return rc;
 	}
