@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 
+#include "census.h"
 #include "cli.h"
 #include "fj_clock.h"
 
@@ -27,6 +28,7 @@ static const char main_help[] =
 	"  aggregate --metric M --group-by G [filters]\n"
 	"                                   count, mean, median, p95 of a metric per group\n"
 	"  traces list RUN | get RUN NAME [-o FILE]\n"
+	"  census [--isp I] [--from T] [--to T]   what probes found per ISP pair\n"
 	"  help [COMMAND]                   this text, or a command's help\n"
 	"\n"
 	"Run 'fjord COMMAND --help' for the options of a command.\n"
@@ -233,7 +235,7 @@ static const struct command commands[] = {
 	{ "agents", cli_cmd_agents },	       { "experiments", cli_cmd_experiments },
 	{ "experiment", cli_cmd_experiments }, { "runs", cli_cmd_runs },
 	{ "results", cli_cmd_results },	       { "aggregate", cli_cmd_aggregate },
-	{ "traces", cli_cmd_traces },
+	{ "traces", cli_cmd_traces },	       { "census", cli_cmd_census },
 };
 
 static const struct command *find_command(const char *name)

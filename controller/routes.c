@@ -1,4 +1,5 @@
 /* The route table of docs/api.md: method, path pattern, caller, body and handler. */
+#include "census.h"
 #include "http_internal.h"
 
 static const char *const filters[] = { "experiment", "site", "isp", "family", "stack",	"state",
@@ -6,6 +7,8 @@ static const char *const filters[] = { "experiment", "site", "isp", "family", "s
 static const char *const agg_params[] = { "metric", "group_by", "experiment", "site",  "isp",
 					  "family", "stack",	"state",      "agent", "from",
 					  "to",	    "limit",	"offset",     NULL };
+
+static const char *const census_params[] = { "isp", "family", "from", "to", "bucket_s", NULL };
 
 #define MSG(m) (&fjord__v1__##m##__descriptor)
 
@@ -48,6 +51,8 @@ const struct ctl_route ctl_routes[] = {
 	  ctl_route_results },
 	{ "GET", "/api/v1/aggregates", "aggregates", CTL_WHO_VIEWER, CTL_BODY_NONE, NULL, 1, 0,
 	  agg_params, ctl_route_aggregates },
+	{ "GET", "/api/v1/census", "census", CTL_WHO_VIEWER, CTL_BODY_NONE, NULL, 1, 0,
+	  census_params, ctl_route_census },
 };
 
 const size_t ctl_n_routes = sizeof(ctl_routes) / sizeof(ctl_routes[0]);
