@@ -8,6 +8,8 @@ CTL_HTTP_SRCS := controller/config.c controller/auth.c controller/http.c control
 	controller/http_poll.c controller/metrics.c controller/traces.c controller/routes.c \
 	controller/routes_agent.c controller/routes_trace.c controller/routes_user.c \
 	controller/routes_query.c controller/census_http.c
+# Request text parsers without a connection (also built into fuzz_ctl_http_parse).
+CTL_HTTP_SRCS += controller/http_parse.c
 CPPFLAGS += -Icontroller
 
 LIBS_A := $(BUILD)/libfjctl.a $(LIBS_A)

@@ -7,114 +7,25 @@
 
 #include "fj_clock.h"
 #include "http_internal.h"
+#include "http_parse.h"
 #include "pbjson.h"
 
-#define MAX_LIMIT 10000
-#define CSV_MAX	  (256u << 20)
+#define CSV_MAX (256u << 20)
 
-static int bad_arg(struct ctl_req *rq, const char *key, const char *fmt, const char *value)
+static const char *req_arg(void *ctx, const char *key)
 {
-	char msg[320];
-
-	snprintf(msg, sizeof(msg), fmt, value);
-	ctl_send_error(rq, MHD_HTTP_BAD_REQUEST, key, "query parameter '%s': %s", key, msg);
-	return -1;
-}
-
-static int parse_count(const char *v, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long n;
-
-	if (!v[0] || v[0] < '0' || v[0] > '9')
-		return -EINVAL;
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (errno || *end || n > max)
-		return -EINVAL;
-	*out = n;
-	return 0;
-}
-
-static int parse_enum(const ProtobufCEnumDescriptor *d, const char *v, int *out)
-{
-	return fj_pbjson_enum_parse(d, v, out) < 0 || *out == 0 ? -EINVAL : 0;
-}
-
-static int parse_states(const char *v, uint32_t *mask)
-{
-	char buf[256], *save = NULL, *tok;
-	int s;
-
-	if (strlen(v) >= sizeof(buf) || !v[0])
-		return -EINVAL;
-	strcpy(buf, v);
-	*mask = 0;
-	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (parse_enum(&fjord__v1__run_state__descriptor, tok, &s) < 0)
-			return -EINVAL;
-		*mask |= CTL_RUN_BIT(s);
-	}
-	return *mask ? 0 : -EINVAL;
-}
-
-static int parse_string(struct ctl_req *rq, const char *key, const char **out)
-{
-	const char *v = ctl_req_arg(rq, key);
-
-	if (!v)
-		return 0;
-	if (!v[0] || strlen(v) > 128)
-		return bad_arg(rq, key, "must be 1 to 128 characters%s", "");
-	*out = v;
-	return 0;
+	return ctl_req_arg(ctx, key);
 }
 
 /* Fills q from the query string; answers 400 itself and returns -1 on a bad value. */
 static int parse_filters(struct ctl_req *rq, struct ctl_query *q)
 {
-	const char *v;
-	uint64_t n;
-	int e;
+	char field[64], msg[512];
 
-	memset(q, 0, sizeof(*q));
-	q->limit = 1000;
-	if (parse_string(rq, "experiment", &q->experiment_id) < 0 ||
-	    parse_string(rq, "site", &q->site) < 0 || parse_string(rq, "isp", &q->isp) < 0 ||
-	    parse_string(rq, "agent", &q->agent_id) < 0)
+	if (ctl_query_parse(req_arg, rq, q, field, sizeof(field), msg, sizeof(msg)) < 0) {
+		ctl_send_error(rq, MHD_HTTP_BAD_REQUEST, field, "%s", msg);
 		return -1;
-	v = ctl_req_arg(rq, "family");
-	if (v && parse_enum(&fjord__v1__address_family__descriptor, v, &e) < 0)
-		return bad_arg(rq, "family", "'%.64s' is not ipv4 or ipv6", v);
-	q->family = v ? (Fjord__V1__AddressFamily)e : 0;
-	v = ctl_req_arg(rq, "stack");
-	if (v && parse_enum(&fjord__v1__stack__descriptor, v, &e) < 0)
-		return bad_arg(rq, "stack", "'%.64s' is not bundled, kernel or tcp", v);
-	q->stack = v ? (Fjord__V1__Stack)e : 0;
-	v = ctl_req_arg(rq, "state");
-	if (v && parse_states(v, &q->state_mask) < 0)
-		return bad_arg(rq, "state",
-			       "'%.64s' is not a comma-separated list of pending, waiting_links, "
-			       "dispatched, running, succeeded, failed, missed, cancelled",
-			       v);
-	v = ctl_req_arg(rq, "from");
-	if (v && fj_parse_time(v, &q->from_ms) < 0)
-		return bad_arg(rq, "from", "'%.64s' is not RFC 3339 UTC or epoch milliseconds", v);
-	v = ctl_req_arg(rq, "to");
-	if (v && fj_parse_time(v, &q->to_ms) < 0)
-		return bad_arg(rq, "to", "'%.64s' is not RFC 3339 UTC or epoch milliseconds", v);
-	if (q->from_ms && q->to_ms && q->from_ms >= q->to_ms)
-		return bad_arg(rq, "to", "must be after from%s", "");
-	v = ctl_req_arg(rq, "limit");
-	if (v && (parse_count(v, MAX_LIMIT, &n) < 0 || n == 0))
-		return bad_arg(rq, "limit", "'%.64s' is not an integer in 1..10000", v);
-	if (v)
-		q->limit = (size_t)n;
-	v = ctl_req_arg(rq, "offset");
-	if (v && parse_count(v, 1000000000, &n) < 0)
-		return bad_arg(rq, "offset", "'%.64s' is not an integer in 0..1000000000", v);
-	if (v)
-		q->offset = (size_t)n;
+	}
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 #include "fj_clock.h"
 #include "fj_log.h"
 #include "http_internal.h"
+#include "http_parse.h"
 
 #define TRACE_DONE 2 /* phase: the trace was stored before; the body is ignored */
 
@@ -43,22 +44,6 @@ static int defer_run_check(struct ctl_req *rq, const char *run_id)
 				    rq->agent_id, run_id);
 		return -1;
 	}
-	return 0;
-}
-
-/* "bytes FIRST-LAST/TOTAL" with FIRST <= LAST < TOTAL. */
-static int parse_content_range(const char *v, uint64_t *first, uint64_t *last, uint64_t *total)
-{
-	unsigned long long a, b, c;
-	int n = 0;
-
-	if (!v || sscanf(v, "bytes %llu-%llu/%llu%n", &a, &b, &c, &n) != 3 || v[n] != 0)
-		return -EINVAL;
-	if (a > b || b >= c)
-		return -ERANGE;
-	*first = a;
-	*last = b;
-	*total = c;
 	return 0;
 }
 
@@ -110,7 +95,7 @@ void ctl_trace_put_begin(struct ctl_req *rq)
 	if (defer_run_check(rq, rq->seg[0]) < 0)
 		return;
 	cr = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Content-Range");
-	r = parse_content_range(cr, &rq->tr_first, &rq->tr_last, &rq->tr_total);
+	r = ctl_parse_content_range(cr, &rq->tr_first, &rq->tr_last, &rq->tr_total);
 	if (r < 0) {
 		ctl_req_defer_error(rq, MHD_HTTP_BAD_REQUEST, "Content-Range",
 				    r == -ERANGE

@@ -662,6 +662,21 @@ static void test_trace_refused(void)
 	CU_ASSERT_EQUAL(api_call("PUT", path, d_ctok, NULL, "abc", 3, &h, &r), 0);
 	API_ASSERT_ERROR(&r, 400, "X-Fjord-Sha256 must be", "X-Fjord-Sha256");
 	api_resp_free(&r);
+	/* Only digits: no blanks, no sign (sscanf would read "-1" as 2^64 - 1), no overflow. */
+	{
+		static const char *const malformed[] = { "bytes  0-9/10", "bytes 0-9/-1",
+							 "bytes +0-9/10", "bytes 0-9/10 ",
+							 "bytes 0-9/18446744073709551616" };
+		size_t i;
+
+		for (i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+			snprintf(cr, sizeof(cr), "Content-Range: %s", malformed[i]);
+			CU_ASSERT_EQUAL(api_call("PUT", path, d_ctok, NULL, "abc", 3, &h, &r), 0);
+			API_ASSERT_ERROR(&r, 400, "Content-Range must be 'bytes FIRST-LAST/TOTAL'",
+					 "Content-Range");
+			api_resp_free(&r);
+		}
+	}
 	CU_ASSERT_EQUAL(put_range(d_ctok, "x.pcap", 0, 99, 100, t_sha, t_file, &r), 422);
 	api_resp_free(&r);
 	/* Another file under the same name: refused without Range unless it restarts at 0. */
