@@ -216,7 +216,7 @@ static int parse_listen(struct cfg_err *e, const config_setting_t *s, struct ctl
 static int parse_one(struct cfg_err *e, const config_setting_t *s, struct ctl_config *cfg)
 {
 	const char *name = config_setting_name(s);
-	long long v;
+	long long v = 0; /* get_int leaves it alone on error; the config is then dropped */
 	int r;
 
 	if (strcmp(name, "listen") == 0)
@@ -276,13 +276,15 @@ static int finish(struct cfg_err *e, struct ctl_config *cfg)
 	return 0;
 }
 
-int ctl_config_load(const char *path, struct ctl_config **out, char *err, size_t err_len)
+/* Reads the file (text == NULL) or the text, then checks every setting. */
+static int load(const char *path, const char *text, struct ctl_config **out, char *err,
+		size_t err_len)
 {
 	struct cfg_err e = { path, err, err_len };
 	struct ctl_config *cfg;
 	config_setting_t *root;
 	config_t lc;
-	int i, r;
+	int i, r, ok;
 
 	*out = NULL;
 	err[0] = 0;
@@ -290,7 +292,8 @@ int ctl_config_load(const char *path, struct ctl_config **out, char *err, size_t
 	if (r < 0)
 		return r;
 	config_init(&lc);
-	if (!config_read_file(&lc, path)) {
+	ok = text ? config_read_string(&lc, text) : config_read_file(&lc, path);
+	if (!ok) {
 		if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
 			snprintf(err, err_len, "%s: cannot read the file", path);
 		else
@@ -316,4 +319,15 @@ out:
 	}
 	*out = cfg;
 	return 0;
+}
+
+int ctl_config_load(const char *path, struct ctl_config **out, char *err, size_t err_len)
+{
+	return load(path, NULL, out, err, err_len);
+}
+
+int ctl_config_parse(const char *text, const char *name, struct ctl_config **out, char *err,
+		     size_t err_len)
+{
+	return load(name, text, out, err, err_len);
 }

@@ -45,6 +45,13 @@ struct ctl_config {
  * holds "FILE:LINE: setting 'NAME': what is wrong".
  */
 int ctl_config_load(const char *path, struct ctl_config **out, char *err, size_t err_len);
+/*
+ * The same for a config held in memory (text, NUL-terminated); name stands
+ * for the file in messages. @include paths are relative to the working
+ * directory.
+ */
+int ctl_config_parse(const char *text, const char *name, struct ctl_config **out, char *err,
+		     size_t err_len);
 /* A config with every default and no site, for programs that build one in code. */
 int ctl_config_defaults(struct ctl_config **out);
 /* Adds (copies) a site and its secret; -EINVAL when the secret is too short. */

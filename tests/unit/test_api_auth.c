@@ -102,6 +102,13 @@ static void test_config_errors(void)
 			fprintf(stderr, "\ncase %zu: got '%s', want '%s'\n", i, err, cases[i].want);
 		CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].want));
 		CU_ASSERT_PTR_NOT_NULL(strstr(err, "fjord-cfg-"));
+		/* The same text from memory: the same refusal, under the given name. */
+		cfg = NULL;
+		CU_ASSERT_EQUAL(ctl_config_parse(cases[i].text, "mem.cfg", &cfg, err, sizeof(err)),
+				-EINVAL);
+		CU_ASSERT_PTR_NULL(cfg);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].want));
+		CU_ASSERT_EQUAL(strncmp(err, "mem.cfg:", 8), 0);
 	}
 	CU_ASSERT_EQUAL(ctl_config_load("/nonexistent/fjord.cfg", &cfg, err, sizeof(err)), -EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "/nonexistent/fjord.cfg: cannot read the file"));
