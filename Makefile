@@ -107,10 +107,13 @@ check-style:
 format:
 	@clang-format -i $(STYLE_SRCS)
 
+# Programs into bin/; the commented sample configs and the testbed topologies
+# into share/fjord/. A missing file fails the install rather than being skipped.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/fjord
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/fjord/testbed
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 deploy/*.cfg $(DESTDIR)$(PREFIX)/share/fjord/ 2>/dev/null || true
+	install -m 644 deploy/*.cfg $(DESTDIR)$(PREFIX)/share/fjord/
+	install -m 644 deploy/testbed/*.cfg $(DESTDIR)$(PREFIX)/share/fjord/testbed/
 
 clean:
 	rm -rf build
