@@ -40,6 +40,7 @@ static const char *const known_settings[] = {
 	"run_deadline_s",
 	"backoff_base_ms",
 	"backoff_max_ms",
+	"link_hook",
 	"interfaces",
 	NULL,
 };
@@ -338,6 +339,9 @@ static int parse_strings(const config_setting_t *root, struct agent_config *cfg,
 	if (!rc && fj_log_parse_level(level, &cfg->log_level) < 0)
 		rc = fail(err, errlen, config_setting_get_member(root, "log_level"), "log_level",
 			  "must be one of err, warn, info, debug (got \"%s\")", level);
+	if (!rc)
+		rc = get_str(root, "link_hook", cfg->link_hook, sizeof(cfg->link_hook), 0, err,
+			     errlen);
 	return rc;
 }
 

@@ -46,6 +46,8 @@ struct agent_config {
 	unsigned int run_deadline_s; /* when a run carries no deadline_ms */
 	unsigned int backoff_base_ms;
 	unsigned int backoff_max_ms;
+	/* Command template for handover link events ({site} {isp} {action} {addr}); empty: none. */
+	char link_hook[512];
 	struct agent_iface_cfg ifaces[AGENT_MAX_IFACES];
 	unsigned int n_ifaces;
 };

@@ -5,6 +5,7 @@
 
 #include "agent.h"
 #include "agent_config.h"
+#include "exp.h"
 #include "fj_log.h"
 
 static void usage(FILE *f)
@@ -50,6 +51,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	fj_log_init("fjord-agent", cfg.log_level);
+	if (cfg.link_hook[0])
+		exp_set_link_hook(cfg.link_hook);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	rc = agent_create(&cfg, once, &a, err, sizeof(err));
 	if (rc < 0) {

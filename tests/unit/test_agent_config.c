@@ -21,7 +21,8 @@ static void test_good(void)
 	const char *text = GOOD_HEAD GOOD_IFACES
 		"spool_cap_bytes = 2147483648L;\npoll_wait_s = 5;\nresponder_port = 9000;\n"
 		"log_level = \"debug\";\nmax_runs = 3;\nrun_deadline_s = 10;\n"
-		"responder_addresses = [ \"127.0.0.1\", \"::1\" ];\n";
+		"responder_addresses = [ \"127.0.0.1\", \"::1\" ];\n"
+		"link_hook = \"fjord-testbed set {site}/{isp} {action}\";\n";
 
 	CU_ASSERT_EQUAL_FATAL(agent_config_parse(text, &c, err, sizeof(err)), 0);
 	CU_ASSERT_STRING_EQUAL(c.controller_url, "http://127.0.0.1:8080");
@@ -36,6 +37,7 @@ static void test_good(void)
 	CU_ASSERT_EQUAL(c.run_deadline_s, 10);
 	CU_ASSERT_EQUAL(c.n_responder_addrs, 2);
 	CU_ASSERT_STRING_EQUAL(c.responder_addrs[1], "::1");
+	CU_ASSERT_STRING_EQUAL(c.link_hook, "fjord-testbed set {site}/{isp} {action}");
 	CU_ASSERT_EQUAL_FATAL(c.n_ifaces, 1);
 	CU_ASSERT_STRING_EQUAL(c.ifaces[0].name, "eth0");
 	CU_ASSERT_STRING_EQUAL(c.ifaces[0].isp, "telenor");

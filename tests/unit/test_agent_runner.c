@@ -286,9 +286,9 @@ static void test_refusals(void)
 	CU_ASSERT_EQUAL(agent_runner_start(r, &b.cmd), 0);
 	check_failed("bundled-1", "bundled stack not built into this agent yet");
 	make_cmd(&b, "bulk-1", FJORD__V1__STACK__STACK_KERNEL, 0);
-	b.spec.type = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK;
+	b.spec.type = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_UNSPECIFIED;
 	CU_ASSERT_EQUAL(agent_runner_start(r, &b.cmd), 0);
-	check_failed("bulk-1", "experiment type EXPERIMENT_TYPE_BULK is not supported");
+	check_failed("bulk-1", "experiment type EXPERIMENT_TYPE_UNSPECIFIED is not supported");
 	make_cmd(&b, "late-1", FJORD__V1__STACK__STACK_KERNEL, fj_wall_ms() - 10);
 	CU_ASSERT_EQUAL(agent_runner_start(r, &b.cmd), 0);
 	check_failed("late-1", "deadline passed before the run could start");
