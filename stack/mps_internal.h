@@ -12,6 +12,7 @@
 #include "mps_seg.h"
 
 #define MPS_MAX_LISTENERS  8
+#define MPS_MAX_SUBFLOWS   8 /* per connection, the initial one included */
 #define MPS_MAX_RST_QUEUE  16
 #define MPS_MAX_EVENTS	   256
 #define MPS_PUMP_MAX	   1024 /* packets each way per mps_pump() call */
@@ -100,6 +101,12 @@ struct mps_subflow {
 	bool ack_now;
 	uint64_t bytes_sent, bytes_acked, bytes_received;
 	uint32_t retransmits;
+	/* MP_JOIN subflows (mps_join.c); the initial subflow has is_join false. */
+	bool is_join;
+	bool join_pre_est; /* initiator: third ACK sent, the fourth not yet received */
+	bool join_up;	   /* MPS_EV_SUBFLOW_UP reported */
+	uint8_t remote_id; /* the peer's address ID of this subflow */
+	uint32_t lnonce, rnonce;
 };
 
 struct mps_conn {
@@ -107,6 +114,9 @@ struct mps_conn {
 	struct mps_conn *next;
 	uint32_t id;
 	struct mps_subflow sf;
+	struct mps_subflow *joins[MPS_MAX_SUBFLOWS - 1]; /* MP_JOIN subflows, in creation order */
+	uint8_t njoins;
+	uint8_t next_local_id; /* last local address ID handed out (0 is the initial one) */
 	bool is_client;
 	bool mptcp; /* MPTCP negotiated and not fallen back */
 	bool fallback;
@@ -212,6 +222,29 @@ struct mps_conn *mps_conn_by_token(struct mps_stack *st, uint32_t token);
 struct mps_conn *mps_conn_new(struct mps_stack *st, const struct mps_addr *local,
 			      const struct mps_addr *remote, bool client, int *err);
 void mps_conn_reset(struct mps_conn *c, int reason, uint64_t now);
+/* As mps_event(), for the subflow with local ID sf_id. */
+void mps_event_sf(struct mps_stack *st, enum mps_event_type type, const struct mps_conn *c,
+		  uint8_t sf_id, int reason, uint64_t now);
+bool mps_addr_eq(const struct mps_addr *a, const struct mps_addr *b);
+bool mps_tuple_free(struct mps_stack *st, const struct mps_addr *local,
+		    const struct mps_addr *remote);
+
+/* MP_JOIN subflows (mps_join.c). */
+bool mps_seg_has_join(const struct mps_seg *s, const struct mps_tcpopts *t);
+void mps_join_syn_input(struct mps_stack *st, const struct mps_seg *s, const struct mps_tcpopts *t,
+			const struct mps_addr *local, const struct mps_addr *remote, uint64_t now);
+void mps_join_input(struct mps_conn *c, struct mps_subflow *sf, const struct mps_seg *s,
+		    const struct mps_tcpopts *t, uint64_t now);
+void mps_join_timers(struct mps_conn *c, uint64_t now);
+uint64_t mps_join_next_timer(const struct mps_conn *c);
+/* Next packet of c's join subflows; *sf_id says which subflow sent it. */
+int mps_join_output(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap, int *sf_id);
+void mps_join_free_all(struct mps_conn *c);
+/* Report the join subflows of a connection about to be freed as down. */
+void mps_join_gone(struct mps_conn *c, uint64_t now);
+/* A join subflow is still closing (its FIN exchange not done): the connection waits for it. */
+bool mps_join_closing(const struct mps_conn *c);
+unsigned int mps_join_count(const struct mps_conn *c); /* live join subflows */
 
 /* TCP and MPTCP subflow processing (mps_tcp.c). */
 void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps_tcpopts *t,

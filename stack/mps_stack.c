@@ -25,6 +25,10 @@ static const char *const counter_names[MPS_CNT__COUNT] = {
 	[MPS_CNT_IN_DSS_CSUM] = "in_dss_csum",
 	[MPS_CNT_IN_ACCEPT_FULL] = "in_accept_full",
 	[MPS_CNT_IN_JOIN_REFUSED] = "in_join_refused",
+	[MPS_CNT_IN_JOIN_TOKEN] = "in_join_token",
+	[MPS_CNT_IN_JOIN_HMAC] = "in_join_hmac",
+	[MPS_CNT_IN_JOIN_LIMIT] = "in_join_limit",
+	[MPS_CNT_IN_JOIN_DATA] = "in_join_data",
 	[MPS_CNT_IN_ADD_ADDR_HMAC] = "in_add_addr_hmac",
 	[MPS_CNT_IN_ADD_ADDR_FULL] = "in_add_addr_full",
 	[MPS_CNT_OUT_RST_DROPPED] = "out_rst_dropped",
@@ -101,7 +105,8 @@ struct mps_stack *mps_stack_create(const struct mps_config *cfg, int *err)
 	*err = 0;
 	if (!cfg || (cfg->mss && (cfg->mss < 88 || cfg->mss > 65000)) ||
 	    (cfg->sndbuf && cfg->sndbuf < 4096) || (cfg->rcvbuf && cfg->rcvbuf < 4096) ||
-	    cfg->sndbuf > (1u << 30) || cfg->rcvbuf > (1u << 30) || !cfg->alloc != !cfg->free) {
+	    cfg->sndbuf > (1u << 30) || cfg->rcvbuf > (1u << 30) ||
+	    cfg->max_subflows > MPS_MAX_SUBFLOWS || !cfg->alloc != !cfg->free) {
 		*err = -EINVAL;
 		return NULL;
 	}
@@ -119,6 +124,8 @@ struct mps_stack *mps_stack_create(const struct mps_config *cfg, int *err)
 		st->cfg.rcvbuf = 256 * 1024;
 	if (!st->cfg.max_conns)
 		st->cfg.max_conns = 64;
+	if (!st->cfg.max_subflows)
+		st->cfg.max_subflows = 3;
 	if (!st->cfg.msl_us)
 		st->cfg.msl_us = 30000000u;
 	st->rng = cfg->seed;
@@ -132,6 +139,7 @@ static void conn_free(struct mps_conn *c)
 	struct mps_stack *st = c->st;
 
 	mps_tcp_free(c);
+	mps_join_free_all(c);
 	mps_ring_free(st, &c->sndbuf);
 	mps_ring_free(st, &c->rcvbuf);
 	mps_free(st, c);
@@ -157,7 +165,7 @@ static bool addr_unspec(const struct mps_addr *a)
 	return memcmp(a->addr, zero, a->family == 4 ? 4 : 16) == 0;
 }
 
-static bool addr_eq(const struct mps_addr *a, const struct mps_addr *b)
+bool mps_addr_eq(const struct mps_addr *a, const struct mps_addr *b)
 {
 	return a->family == b->family && a->port == b->port &&
 	       memcmp(a->addr, b->addr, a->family == 4 ? 4 : 16) == 0;
@@ -175,7 +183,7 @@ int mps_listen(struct mps_stack *st, const struct mps_addr *local)
 	if (!addr_valid(local) || local->port == 0)
 		return -EINVAL;
 	for (i = 0; i < st->nlisteners; i++)
-		if (addr_eq(&st->listeners[i], local))
+		if (mps_addr_eq(&st->listeners[i], local))
 			return -EADDRINUSE;
 	if (st->nlisteners == MPS_MAX_LISTENERS)
 		return -ENOSPC;
@@ -193,21 +201,43 @@ static const struct mps_addr *find_listener(const struct mps_stack *st,
 
 		if (l->family != local->family || l->port != local->port)
 			continue;
-		if (addr_unspec(l) || addr_eq(l, local))
+		if (addr_unspec(l) || mps_addr_eq(l, local))
 			return l;
 	}
 	return NULL;
 }
 
+/* The connection owning the 4-tuple, and in *sfp its subflow (initial or join). */
 static struct mps_conn *find_conn(struct mps_stack *st, const struct mps_addr *local,
-				  const struct mps_addr *remote)
+				  const struct mps_addr *remote, struct mps_subflow **sfp)
 {
 	struct mps_conn *c;
+	unsigned int i;
 
-	for (c = st->conns; c; c = c->next)
-		if (addr_eq(&c->sf.local, local) && addr_eq(&c->sf.remote, remote))
+	for (c = st->conns; c; c = c->next) {
+		if (mps_addr_eq(&c->sf.local, local) && mps_addr_eq(&c->sf.remote, remote)) {
+			*sfp = &c->sf;
 			return c;
+		}
+		for (i = 0; i < c->njoins; i++)
+			if (c->joins[i]->state != MPS_SF_CLOSED &&
+			    mps_addr_eq(&c->joins[i]->local, local) &&
+			    mps_addr_eq(&c->joins[i]->remote, remote)) {
+				*sfp = c->joins[i];
+				return c;
+			}
+	}
+	*sfp = NULL;
 	return NULL;
+}
+
+/* Is this 4-tuple free for a new subflow? */
+bool mps_tuple_free(struct mps_stack *st, const struct mps_addr *local,
+		    const struct mps_addr *remote)
+{
+	struct mps_subflow *sf;
+
+	return find_conn(st, local, remote, &sf) == NULL;
 }
 
 struct mps_conn *mps_conn_new(struct mps_stack *st, const struct mps_addr *local,
@@ -272,7 +302,7 @@ int mps_connect(struct mps_stack *st, const struct mps_addr *local, const struct
 	    remote->port == 0 || addr_unspec(local) || addr_unspec(remote))
 		return -EINVAL;
 	l = *local;
-	for (tries = 0; l.port == 0 || find_conn(st, &l, remote); tries++) {
+	for (tries = 0; l.port == 0 || !mps_tuple_free(st, &l, remote); tries++) {
 		if (local->port || tries == 64)
 			return -EADDRINUSE;
 		l.port = (uint16_t)(49152 + mps_rand64(st) % 16384);
@@ -387,7 +417,7 @@ int mps_conn_info(const struct mps_conn *c, struct mps_conn_info *info)
 	info->bytes_sent = c->bytes_sent;
 	info->bytes_acked = c->bytes_acked;
 	info->bytes_received = c->bytes_received;
-	info->nsubflows = 1;
+	info->nsubflows = (uint8_t)(1 + mps_join_count(c));
 	info->nremote_addrs = c->nraddrs;
 	return 0;
 }
@@ -395,9 +425,16 @@ int mps_conn_info(const struct mps_conn *c, struct mps_conn_info *info)
 int mps_subflow_info(const struct mps_conn *c, unsigned int idx, struct mps_subflow_info *info)
 {
 	const struct mps_subflow *sf = &c->sf;
+	unsigned int i, k = 0;
 
-	if (idx != 0)
-		return -ENOENT;
+	if (idx != 0) {
+		/* Live joins in creation order, as mps_join_count() counts them. */
+		for (sf = NULL, i = 0; i < c->njoins && !sf; i++)
+			if (c->joins[i]->state != MPS_SF_CLOSED && ++k == idx)
+				sf = c->joins[i];
+		if (!sf)
+			return -ENOENT;
+	}
 	memset(info, 0, sizeof(*info));
 	info->id = sf->id;
 	info->local = sf->local;
@@ -413,11 +450,20 @@ int mps_subflow_info(const struct mps_conn *c, unsigned int idx, struct mps_subf
 	info->bytes_received = sf->bytes_received;
 	info->retransmits = sf->retransmits;
 	info->backup = sf->backup;
+	info->join = sf->is_join;
+	info->remote_id = sf->remote_id;
+	info->up = sf->state == MPS_SF_ESTABLISHED && !sf->join_pre_est;
 	return 0;
 }
 
 void mps_event(struct mps_stack *st, enum mps_event_type type, const struct mps_conn *c, int reason,
 	       uint64_t now)
+{
+	mps_event_sf(st, type, c, c->sf.id, reason, now);
+}
+
+void mps_event_sf(struct mps_stack *st, enum mps_event_type type, const struct mps_conn *c,
+		  uint8_t sf_id, int reason, uint64_t now)
 {
 	struct mps_event *ev;
 
@@ -430,7 +476,7 @@ void mps_event(struct mps_stack *st, enum mps_event_type type, const struct mps_
 	ev = &st->events[(st->ev_head + st->ev_len) % MPS_MAX_EVENTS];
 	ev->type = type;
 	ev->conn_id = c->id;
-	ev->subflow_id = c->sf.id;
+	ev->subflow_id = sf_id;
 	ev->reason = reason;
 	ev->time = now;
 	st->ev_len++;
@@ -538,6 +584,7 @@ int mps_input(struct mps_stack *st, const uint8_t *pkt, size_t len, uint64_t now
 	struct mps_tcpopts t;
 	struct mps_addr local, remote;
 	enum mps_seg_err serr;
+	struct mps_subflow *sf;
 	struct mps_conn *c;
 	uint32_t tcp_len;
 
@@ -561,11 +608,20 @@ int mps_input(struct mps_stack *st, const uint8_t *pkt, size_t len, uint64_t now
 	memcpy(remote.addr, s.src, 16);
 	local.port = s.dport;
 	remote.port = s.sport;
-	c = find_conn(st, &local, &remote);
+	c = find_conn(st, &local, &remote, &sf);
 	if (st->cfg.trace)
-		st->cfg.trace(st->cfg.trace_ctx, pkt, len, 0, c ? c->sf.id : -1, now);
+		st->cfg.trace(st->cfg.trace_ctx, pkt, len, 0, c ? sf->id : -1, now);
 	if (c) {
-		mps_tcp_input(c, &s, &t, now);
+		if (sf->is_join)
+			mps_join_input(c, sf, &s, &t, now);
+		else
+			mps_tcp_input(c, &s, &t, now);
+		return 0;
+	}
+	/* A join may come to any of our addresses; the token says which connection. */
+	if ((s.flags & (MPS_TCP_SYN | MPS_TCP_ACK | MPS_TCP_RST)) == MPS_TCP_SYN &&
+	    !st->cfg.mptcp_disabled && mps_seg_has_join(&s, &t)) {
+		mps_join_syn_input(st, &s, &t, &local, &remote, now);
 		return 0;
 	}
 	if ((s.flags & (MPS_TCP_SYN | MPS_TCP_ACK | MPS_TCP_RST)) == MPS_TCP_SYN &&
@@ -579,15 +635,17 @@ int mps_input(struct mps_stack *st, const uint8_t *pkt, size_t len, uint64_t now
 }
 
 /* Connections that are finished and given back are freed here, between packets. */
-static void reap(struct mps_stack *st)
+static void reap(struct mps_stack *st, uint64_t now)
 {
 	struct mps_conn *c, *n;
 
 	for (c = st->conns; c; c = n) {
 		n = c->next;
-		if (c->app_closed && (c->reset || c->sf.state == MPS_SF_CLOSED))
+		if (c->app_closed && (c->reset || c->sf.state == MPS_SF_CLOSED) &&
+		    !mps_join_closing(c)) {
+			mps_join_gone(c, now);
 			conn_unlink(c);
-		else if (!c->is_client && !c->accepted && !c->app_closed && c->reset)
+		} else if (!c->is_client && !c->accepted && !c->app_closed && c->reset)
 			conn_unlink(c); /* never accepted: nobody holds it */
 	}
 }
@@ -595,11 +653,13 @@ static void reap(struct mps_stack *st)
 int mps_output(struct mps_stack *st, uint64_t now, uint8_t *buf, size_t cap)
 {
 	struct mps_conn *c;
-	int n;
+	int n, sf_id;
 
-	for (c = st->conns; c; c = c->next)
+	for (c = st->conns; c; c = c->next) {
 		mps_tcp_timers(c, now);
-	reap(st);
+		mps_join_timers(c, now);
+	}
+	reap(st, now);
 	if (st->nrsts) {
 		n = mps_tcp_build_rst(st, &st->rsts[0], buf, cap);
 		if (n < 0)
@@ -616,8 +676,13 @@ int mps_output(struct mps_stack *st, uint64_t now, uint8_t *buf, size_t cap)
 			st->cfg.trace(st->cfg.trace_ctx, buf, (size_t)n, 1, c->sf.id, now);
 		if (n != 0)
 			return n;
+		n = mps_join_output(c, now, buf, cap, &sf_id);
+		if (n > 0 && st->cfg.trace)
+			st->cfg.trace(st->cfg.trace_ctx, buf, (size_t)n, 1, sf_id, now);
+		if (n != 0)
+			return n;
 	}
-	reap(st);
+	reap(st, now);
 	return 0;
 }
 
@@ -628,6 +693,9 @@ uint64_t mps_next_wakeup(const struct mps_stack *st)
 
 	for (c = st->conns; c; c = c->next) {
 		x = mps_tcp_next_timer(c);
+		if (x < t)
+			t = x;
+		x = mps_join_next_timer(c);
 		if (x < t)
 			t = x;
 	}

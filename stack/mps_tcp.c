@@ -43,15 +43,6 @@ static uint64_t expand32(uint64_t ref, uint64_t v32)
 	return v;
 }
 
-static uint8_t wscale_for(uint32_t cap)
-{
-	uint8_t s = 0;
-
-	while (s < MPS_TCP_WS_MAX && (cap >> s) > 0xffff)
-		s++;
-	return s;
-}
-
 static void new_key(struct mps_conn *c)
 {
 	struct mps_conn *o;
@@ -85,7 +76,7 @@ void mps_tcp_connect(struct mps_conn *c, uint64_t now)
 	sf->snd_una = sf->snd_nxt = sf->snd_max = sf->iss;
 	sf->state = MPS_SF_SYN_SENT;
 	sf->rto = MPS_RTO_INIT_US;
-	sf->rcv_wscale = wscale_for(c->rcvbuf.cap);
+	sf->rcv_wscale = mps_wscale_for(c->rcvbuf.cap);
 	c->lidsn = 0;
 	c->snd_una_dsn = 1;
 	if (!c->st->cfg.mptcp_disabled) {
@@ -110,7 +101,7 @@ static void established(struct mps_conn *c, uint64_t now)
 	mps_event(c->st, MPS_EV_SUBFLOW_UP, c, 0, now);
 }
 
-static void rtt_sample(struct mps_subflow *sf, uint32_t r)
+void mps_rtt_sample(struct mps_subflow *sf, uint32_t r)
 {
 	uint32_t d;
 
@@ -140,7 +131,7 @@ static void syn_options(struct mps_conn *c, const struct mps_tcpopts *t, bool sy
 	if (t->present & MPS_TCPOPTS_WS) {
 		sf->snd_wscale = t->ws > MPS_TCP_WS_MAX ? MPS_TCP_WS_MAX : t->ws;
 		if (!synack)
-			sf->rcv_wscale = wscale_for(c->rcvbuf.cap);
+			sf->rcv_wscale = mps_wscale_for(c->rcvbuf.cap);
 	} else {
 		sf->snd_wscale = 0;
 		sf->rcv_wscale = 0;
@@ -169,22 +160,12 @@ unsigned int mps_parse_mptcp(struct mps_stack *st, const struct mps_seg *s,
 	return n;
 }
 
-static const struct mps_opt *find_opt(const struct mps_opt *o, unsigned int n, uint8_t sub)
-{
-	unsigned int i;
-
-	for (i = 0; i < n; i++)
-		if (o[i].subtype == sub)
-			return &o[i];
-	return NULL;
-}
-
 void mps_tcp_listen_input(struct mps_stack *st, const struct mps_seg *s,
 			  const struct mps_tcpopts *t, const struct mps_addr *local,
 			  const struct mps_addr *remote, uint64_t now)
 {
 	struct mps_opt opts[MPS_TCPOPTS_MPTCP_MAX];
-	const struct mps_opt *mpc, *join;
+	const struct mps_opt *mpc;
 	struct mps_subflow *sf;
 	struct mps_conn *c;
 	unsigned int n;
@@ -192,20 +173,6 @@ void mps_tcp_listen_input(struct mps_stack *st, const struct mps_seg *s,
 
 	(void)now;
 	n = mps_parse_mptcp(st, s, t, opts, MPS_TCPOPTS_MPTCP_MAX);
-	join = find_opt(opts, n, MPS_MPTCP_SUB_JOIN);
-	if (join && !st->cfg.mptcp_disabled) {
-		/*
-		 * A join never falls back to TCP (RFC 8684 §3.2). Joins are not
-		 * implemented yet: an unknown token gets "MPTCP error" as in
-		 * Linux, a known one "administratively prohibited".
-		 */
-		st->counters[MPS_CNT_IN_JOIN_REFUSED]++;
-		mps_queue_rst_reason(st, s, local, remote,
-				     mps_conn_by_token(st, join->join.token)
-					     ? MPS_TCPRST_ADMIN
-					     : MPS_TCPRST_MPTCP_ERR);
-		return;
-	}
 	c = mps_conn_new(st, local, remote, false, &err);
 	if (!c) {
 		/* The client retries its SYN; nothing else to do under pressure. */
@@ -225,7 +192,7 @@ void mps_tcp_listen_input(struct mps_stack *st, const struct mps_seg *s,
 	syn_options(c, t, false);
 	c->lidsn = 0;
 	c->snd_una_dsn = 1;
-	mpc = find_opt(opts, n, MPS_MPTCP_SUB_CAPABLE);
+	mpc = mps_find_opt(opts, n, MPS_MPTCP_SUB_CAPABLE);
 	if (mpc && !st->cfg.mptcp_disabled) {
 		c->mptcp = true;
 		c->csum = (mpc->mpc.flags & MPS_MPC_FLAG_A) || st->cfg.checksum;
@@ -250,7 +217,7 @@ static void fallback_data_ack(struct mps_conn *c, uint32_t ack)
 		c->data_fin_acked = true;
 }
 
-static void data_ack(struct mps_conn *c, const struct mps_opt_dss *d)
+void mps_data_ack(struct mps_conn *c, const struct mps_opt_dss *d)
 {
 	uint64_t top = mps_data_end_dsn(c) + (c->data_fin_sent ? 1 : 0), ack;
 	uint64_t n;
@@ -297,8 +264,8 @@ static void data_fin_check(struct mps_conn *c, bool have, uint64_t dsn)
 static void segment_mapping(struct mps_conn *c, const struct mps_opt *o, unsigned int n,
 			    struct mps_rx_map *m)
 {
-	const struct mps_opt *dss = find_opt(o, n, MPS_MPTCP_SUB_DSS);
-	const struct mps_opt *mpc = find_opt(o, n, MPS_MPTCP_SUB_CAPABLE);
+	const struct mps_opt *dss = mps_find_opt(o, n, MPS_MPTCP_SUB_DSS);
+	const struct mps_opt *mpc = mps_find_opt(o, n, MPS_MPTCP_SUB_CAPABLE);
 
 	memset(m, 0, sizeof(*m));
 	if (dss && (dss->dss.flags & MPS_DSS_FLAG_M)) {
@@ -325,7 +292,7 @@ static void segment_mapping(struct mps_conn *c, const struct mps_opt *o, unsigne
  * ADD_ADDR from the peer (RFC 8684 §3.4.1): keep the address if its HMAC
  * (keyed peer key || our key) verifies, and echo it once per announcement.
  */
-static void add_addr_input(struct mps_conn *c, const struct mps_opt_add_addr *a, uint64_t now)
+void mps_add_addr_input(struct mps_conn *c, const struct mps_opt_add_addr *a, uint64_t now)
 {
 	size_t alen = a->family == 4 ? 4 : 16;
 	uint64_t h = 0;
@@ -368,7 +335,7 @@ static void add_addr_input(struct mps_conn *c, const struct mps_opt_add_addr *a,
  * Unknown IDs are ignored. Closing subflows on a withdrawn address comes
  * with joins; the initial subflow is never closed this way.
  */
-static void rm_addr_input(struct mps_conn *c, const struct mps_opt_rm_addr *r, uint64_t now)
+void mps_rm_addr_input(struct mps_conn *c, const struct mps_opt_rm_addr *r, uint64_t now)
 {
 	unsigned int i, k;
 
@@ -794,7 +761,7 @@ static bool process_ack(struct mps_conn *c, const struct mps_seg *s, const struc
 		sf->bytes_acked += acked;
 		if (sf->rtt_timing && SEQ_GEQ(s->ack, sf->rtt_seq)) {
 			sf->rtt_timing = false;
-			rtt_sample(sf, (uint32_t)(now - sf->rtt_start));
+			mps_rtt_sample(sf, (uint32_t)(now - sf->rtt_start));
 		}
 		sf->backoff = 0;
 		sf->dupacks = 0;
@@ -869,7 +836,7 @@ static void synsent_input(struct mps_conn *c, const struct mps_seg *s, const str
 			  const struct mps_opt *o, unsigned int n, uint64_t now)
 {
 	struct mps_subflow *sf = &c->sf;
-	const struct mps_opt *mpc = find_opt(o, n, MPS_MPTCP_SUB_CAPABLE);
+	const struct mps_opt *mpc = mps_find_opt(o, n, MPS_MPTCP_SUB_CAPABLE);
 	bool ack_ok = (s->flags & MPS_TCP_ACK) && SEQ_GT(s->ack, sf->iss) &&
 		      SEQ_LEQ(s->ack, sf->snd_max);
 
@@ -893,7 +860,7 @@ static void synsent_input(struct mps_conn *c, const struct mps_seg *s, const str
 	sf->snd_wl2 = s->ack;
 	syn_options(c, t, true);
 	if (sf->rtt_timing && sf->backoff == 0)
-		rtt_sample(sf, (uint32_t)(now - sf->rtt_start));
+		mps_rtt_sample(sf, (uint32_t)(now - sf->rtt_start));
 	sf->rtt_timing = false;
 	sf->rto_at = MPS_TIME_NEVER;
 	if (c->mptcp) {
@@ -918,7 +885,7 @@ static bool synrcvd_ack(struct mps_conn *c, const struct mps_seg *s, const struc
 			unsigned int n, uint64_t now)
 {
 	struct mps_subflow *sf = &c->sf;
-	const struct mps_opt *mpc = find_opt(o, n, MPS_MPTCP_SUB_CAPABLE);
+	const struct mps_opt *mpc = mps_find_opt(o, n, MPS_MPTCP_SUB_CAPABLE);
 
 	if (s->ack != sf->iss + 1) {
 		mps_queue_rst(c->st, s, &sf->local, &sf->remote);
@@ -930,7 +897,7 @@ static bool synrcvd_ack(struct mps_conn *c, const struct mps_seg *s, const struc
 			c->rkey = mpc->mpc.snd_key;
 			mps_key_token_idsn(c->rkey, &c->rtoken, &c->ridsn);
 			c->rcv_nxt_dsn = c->ridsn + 1;
-		} else if (find_opt(o, n, MPS_MPTCP_SUB_DSS)) {
+		} else if (mps_find_opt(o, n, MPS_MPTCP_SUB_DSS)) {
 			/* MPTCP, but the key is not here: wait for a segment that has it. */
 			return false;
 		} else {
@@ -940,7 +907,7 @@ static bool synrcvd_ack(struct mps_conn *c, const struct mps_seg *s, const struc
 	if (!c->mptcp)
 		c->rcv_nxt_dsn = 1;
 	if (sf->rtt_timing && sf->backoff == 0)
-		rtt_sample(sf, (uint32_t)(now - sf->rtt_start));
+		mps_rtt_sample(sf, (uint32_t)(now - sf->rtt_start));
 	sf->rtt_timing = false;
 	sf->snd_una = s->ack;
 	sf->rto_at = MPS_TIME_NEVER;
@@ -969,7 +936,7 @@ static bool seq_acceptable(const struct mps_conn *c, const struct mps_seg *s)
 
 static bool fastclose_for_us(const struct mps_conn *c, const struct mps_opt *o, unsigned int n)
 {
-	const struct mps_opt *fc = find_opt(o, n, MPS_MPTCP_SUB_FASTCLOSE);
+	const struct mps_opt *fc = mps_find_opt(o, n, MPS_MPTCP_SUB_FASTCLOSE);
 
 	return c->mptcp && fc && fc->fastclose_key == c->lkey;
 }
@@ -1101,19 +1068,19 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 	if (!process_ack(c, s, t, now) || c->reset)
 		return;
 	if (c->mptcp) {
-		const struct mps_opt *dss = find_opt(o, n, MPS_MPTCP_SUB_DSS);
+		const struct mps_opt *dss = mps_find_opt(o, n, MPS_MPTCP_SUB_DSS);
 
-		const struct mps_opt *aa = find_opt(o, n, MPS_MPTCP_SUB_ADD_ADDR);
+		const struct mps_opt *aa = mps_find_opt(o, n, MPS_MPTCP_SUB_ADD_ADDR);
 
 		if (dss && (dss->dss.flags & MPS_DSS_FLAG_A))
-			data_ack(c, &dss->dss);
-		const struct mps_opt *rm = find_opt(o, n, MPS_MPTCP_SUB_RM_ADDR);
-		const struct mps_opt *prio = find_opt(o, n, MPS_MPTCP_SUB_PRIO);
+			mps_data_ack(c, &dss->dss);
+		const struct mps_opt *rm = mps_find_opt(o, n, MPS_MPTCP_SUB_RM_ADDR);
+		const struct mps_opt *prio = mps_find_opt(o, n, MPS_MPTCP_SUB_PRIO);
 
 		if (aa)
-			add_addr_input(c, &aa->add_addr, now);
+			mps_add_addr_input(c, &aa->add_addr, now);
 		if (rm)
-			rm_addr_input(c, &rm->rm_addr, now);
+			mps_rm_addr_input(c, &rm->rm_addr, now);
 		/* MP_PRIO applies to the subflow it arrives on (RFC 8684 §3.3.8). */
 		if (prio && prio->prio_backup != sf->backup) {
 			sf->backup = prio->prio_backup;

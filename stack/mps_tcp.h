@@ -7,6 +7,7 @@
 #define MPS_TCP_H
 
 #include "mps_internal.h"
+#include "prot/tcp.h"
 
 #define SEQ_LT(a, b)  ((int32_t)((a) - (b)) < 0)
 #define SEQ_LEQ(a, b) ((int32_t)((a) - (b)) <= 0)
@@ -46,6 +47,48 @@ static inline uint32_t mps_payload_mss(const struct mps_conn *c)
 
 	return m > o + 16 ? m - o : 16;
 }
+
+static inline uint8_t mps_wscale_for(uint32_t cap)
+{
+	uint8_t s = 0;
+
+	while (s < MPS_TCP_WS_MAX && (cap >> s) > 0xffff)
+		s++;
+	return s;
+}
+
+static inline const struct mps_opt *mps_find_opt(const struct mps_opt *o, unsigned int n,
+						 uint8_t sub)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (o[i].subtype == sub)
+			return &o[i];
+	return NULL;
+}
+
+/* What mps_tcp_write_packet() puts on the wire. */
+struct mps_pkt_spec {
+	const struct mps_addr *local, *remote;
+	uint32_t seq, ack;
+	uint8_t flags;
+	uint16_t win;
+	const uint8_t *opts;
+	int optlen;
+	const struct mps_ring *ring; /* payload source, may be NULL */
+	uint32_t ring_off, len;
+};
+
+/* Write IP + TCP headers, options and payload; returns the packet length or -ENOSPC. */
+int mps_tcp_write_packet(struct mps_stack *st, const struct mps_pkt_spec *ps, uint8_t *buf,
+			 size_t cap);
+
+/* Connection-level option handling shared with join subflows (mps_tcp.c). */
+void mps_data_ack(struct mps_conn *c, const struct mps_opt_dss *d);
+void mps_add_addr_input(struct mps_conn *c, const struct mps_opt_add_addr *a, uint64_t now);
+void mps_rm_addr_input(struct mps_conn *c, const struct mps_opt_rm_addr *r, uint64_t now);
+void mps_rtt_sample(struct mps_subflow *sf, uint32_t r);
 
 /* The SACK block of a duplicate ACK (mps_tcp.c); false if nothing is queued. */
 bool mps_sack_block(const struct mps_conn *c, uint32_t *left, uint32_t *right);

@@ -167,19 +167,9 @@ static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
 	return sum;
 }
 
-struct pkt_spec {
-	const struct mps_addr *local, *remote;
-	uint32_t seq, ack;
-	uint8_t flags;
-	uint16_t win;
-	const uint8_t *opts;
-	int optlen;
-	const struct mps_ring *ring; /* payload source, may be NULL */
-	uint32_t ring_off, len;
-};
-
 /* Write IP + TCP headers, options and payload; returns the packet length. */
-static int write_packet(struct mps_stack *st, const struct pkt_spec *ps, uint8_t *buf, size_t cap)
+int mps_tcp_write_packet(struct mps_stack *st, const struct mps_pkt_spec *ps, uint8_t *buf,
+			 size_t cap)
 {
 	size_t ihl = ps->local->family == 4 ? MPS_IP4_HLEN_MIN : MPS_IP6_HLEN;
 	size_t alen = ps->local->family == 4 ? 4 : 16;
@@ -229,11 +219,11 @@ static int write_packet(struct mps_stack *st, const struct pkt_spec *ps, uint8_t
 
 int mps_tcp_build_rst(struct mps_stack *st, const struct mps_rst *r, uint8_t *buf, size_t cap)
 {
-	struct pkt_spec ps = { .local = &r->local,
-			       .remote = &r->remote,
-			       .seq = r->seq,
-			       .ack = r->ack,
-			       .flags = r->flags };
+	struct mps_pkt_spec ps = { .local = &r->local,
+				   .remote = &r->remote,
+				   .seq = r->seq,
+				   .ack = r->ack,
+				   .flags = r->flags };
 	struct mps_opt o;
 	uint8_t opts[MPS_TCPRST_LEN];
 
@@ -246,7 +236,7 @@ int mps_tcp_build_rst(struct mps_stack *st, const struct mps_rst *r, uint8_t *bu
 			return ps.optlen;
 		ps.opts = opts;
 	}
-	return write_packet(st, &ps, buf, cap);
+	return mps_tcp_write_packet(st, &ps, buf, cap);
 }
 
 static uint16_t adv_window(const struct mps_conn *c, bool syn)
@@ -264,12 +254,12 @@ static int send_fastclose(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t
 	struct mps_subflow *sf = &c->sf;
 	uint8_t opts[MPS_MAX_OPTS];
 	struct mps_opt o;
-	struct pkt_spec ps = { .local = &sf->local,
-			       .remote = &sf->remote,
-			       .seq = sf->snd_nxt,
-			       .ack = sf->rcv_nxt,
-			       .flags = MPS_TCP_RST | MPS_TCP_ACK,
-			       .opts = opts };
+	struct mps_pkt_spec ps = { .local = &sf->local,
+				   .remote = &sf->remote,
+				   .seq = sf->snd_nxt,
+				   .ack = sf->rcv_nxt,
+				   .flags = MPS_TCP_RST | MPS_TCP_ACK,
+				   .opts = opts };
 	int k;
 
 	c->fastclose_pending = false;
@@ -294,7 +284,7 @@ static int send_fastclose(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t
 		return 0; /* nothing to reset on the other side */
 	}
 	mps_conn_reset(c, MPS_RST_LOCAL, now);
-	return write_packet(c->st, &ps, buf, cap);
+	return mps_tcp_write_packet(c->st, &ps, buf, cap);
 }
 
 static int send_syn(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
@@ -302,13 +292,13 @@ static int send_syn(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
 	struct mps_subflow *sf = &c->sf;
 	bool synack = sf->state == MPS_SF_SYN_RCVD;
 	uint8_t opts[MPS_MAX_OPTS];
-	struct pkt_spec ps = { .local = &sf->local,
-			       .remote = &sf->remote,
-			       .seq = sf->iss,
-			       .ack = synack ? sf->rcv_nxt : 0,
-			       .flags = MPS_TCP_SYN | (synack ? MPS_TCP_ACK : 0),
-			       .win = adv_window(c, true),
-			       .opts = opts };
+	struct mps_pkt_spec ps = { .local = &sf->local,
+				   .remote = &sf->remote,
+				   .seq = sf->iss,
+				   .ack = synack ? sf->rcv_nxt : 0,
+				   .flags = MPS_TCP_SYN | (synack ? MPS_TCP_ACK : 0),
+				   .win = adv_window(c, true),
+				   .opts = opts };
 
 	ps.optlen = build_syn_opts(c, opts, now, synack);
 	if (ps.optlen < 0)
@@ -324,7 +314,7 @@ static int send_syn(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
 	if (sf->rto_at == MPS_TIME_NEVER)
 		sf->rto_at = now + sf->rto;
 	sf->ack_now = false;
-	return write_packet(c->st, &ps, buf, cap);
+	return mps_tcp_write_packet(c->st, &ps, buf, cap);
 }
 
 /* A segment from seq: len bytes of data at dsn, then FIN if fin. */
@@ -333,17 +323,17 @@ static int send_segment(struct mps_conn *c, uint64_t now, uint32_t seq, uint64_t
 {
 	struct mps_subflow *sf = &c->sf;
 	uint8_t opts[MPS_MAX_OPTS];
-	struct pkt_spec ps = { .local = &sf->local,
-			       .remote = &sf->remote,
-			       .seq = seq,
-			       .ack = sf->rcv_nxt,
-			       .flags = MPS_TCP_ACK | (fin ? MPS_TCP_FIN : 0) |
-					(len ? MPS_TCP_PSH : 0),
-			       .win = adv_window(c, false),
-			       .opts = opts,
-			       .ring = &c->sndbuf,
-			       .ring_off = (uint32_t)(dsn - c->snd_una_dsn),
-			       .len = len };
+	struct mps_pkt_spec ps = { .local = &sf->local,
+				   .remote = &sf->remote,
+				   .seq = seq,
+				   .ack = sf->rcv_nxt,
+				   .flags = MPS_TCP_ACK | (fin ? MPS_TCP_FIN : 0) |
+					    (len ? MPS_TCP_PSH : 0),
+				   .win = adv_window(c, false),
+				   .opts = opts,
+				   .ring = &c->sndbuf,
+				   .ring_off = (uint32_t)(dsn - c->snd_una_dsn),
+				   .len = len };
 	uint32_t end = seq + len + (fin ? 1 : 0);
 	int rc;
 
@@ -351,7 +341,7 @@ static int send_segment(struct mps_conn *c, uint64_t now, uint32_t seq, uint64_t
 			       len, fin && c->mptcp, ps.ring_off);
 	if (ps.optlen < 0)
 		return ps.optlen;
-	rc = write_packet(c->st, &ps, buf, cap);
+	rc = mps_tcp_write_packet(c->st, &ps, buf, cap);
 	if (rc < 0)
 		return rc;
 	/* A data or FIN segment leaves a waiting ADD_ADDR echo for a pure ACK next; a pure ACK never repeats itself. */

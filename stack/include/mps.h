@@ -42,6 +42,11 @@ struct mps_config {
 	bool mptcp_disabled; /* behave as plain TCP (baselines) */
 	bool checksum;	     /* ask for DSS checksums (a peer that asks gets them anyway) */
 	/*
+	 * Subflows per connection, the initial one included, in either role;
+	 * joins beyond it are refused. 0: 3 (Linux's default of 2 extra); at most 8.
+	 */
+	uint8_t max_subflows;
+	/*
 	 * Randomness for keys, ISNs and ports. NULL: an internal generator
 	 * seeded with seed, for deterministic tests only (its output is
 	 * predictable). Production callers pass a getrandom()-backed function.
@@ -115,6 +120,19 @@ ssize_t mps_send(struct mps_conn *c, const void *buf, size_t len);
  */
 ssize_t mps_recv(struct mps_conn *c, void *buf, size_t len);
 
+/*
+ * Open another subflow of c (MP_JOIN, RFC 8684 §3.2) from local to remote;
+ * local->port 0 picks a free ephemeral port, backup asks the peer to use it
+ * only when no regular subflow works. c must be an MPTCP connection that is
+ * fully established (a client has seen a DATA_ACK). The subflow carries no
+ * data before the peer's fourth ACK. Returns 0, -EINVAL, -ENOTCONN (not
+ * MPTCP or not fully established), -ENOSPC (cfg.max_subflows reached),
+ * -EADDRINUSE or -ENOMEM. Its progress is reported by MPS_EV_SUBFLOW_UP and
+ * MPS_EV_SUBFLOW_DOWN.
+ */
+int mps_join(struct mps_conn *c, const struct mps_addr *local, const struct mps_addr *remote,
+	     bool backup);
+
 /* Send DATA_FIN after the queued data; receiving continues. Returns 0 or -ENOTCONN. */
 int mps_shutdown(struct mps_conn *c);
 
@@ -166,6 +184,9 @@ struct mps_subflow_info {
 	uint64_t bytes_sent, bytes_acked, bytes_received;
 	uint32_t retransmits; /* segments sent again */
 	bool backup;
+	bool join;	   /* opened by MP_JOIN (idx > 0) */
+	bool up;	   /* usable: established and, for a join we opened, its fourth ACK seen */
+	uint8_t remote_id; /* the peer's address ID */
 };
 
 #define MPS_MAX_REMOTE_ADDRS 8 /* addresses learnt from ADD_ADDR, per connection */
@@ -180,7 +201,7 @@ struct mps_conn_info {
 	uint64_t local_key, remote_key;
 	uint32_t local_token, remote_token;
 	uint64_t bytes_sent, bytes_acked, bytes_received; /* data level */
-	uint8_t nsubflows;
+	uint8_t nsubflows;     /* the initial one and every live join, up or in its handshake */
 	uint8_t nremote_addrs; /* learnt from ADD_ADDR */
 };
 
@@ -192,11 +213,11 @@ int mps_subflow_info(const struct mps_conn *c, unsigned int idx, struct mps_subf
 /* Events, queued by the stack (at most 256; older ones dropped and counted). */
 enum mps_event_type {
 	MPS_EV_CONN_ESTABLISHED,
-	MPS_EV_CONN_CLOSED, /* close handshake done, both directions */
-	MPS_EV_CONN_RESET,  /* reason: MPS_RST_* */
-	MPS_EV_FALLBACK,    /* reason: MPS_FALLBACK_* */
-	MPS_EV_SUBFLOW_UP,
-	MPS_EV_SUBFLOW_DOWN,
+	MPS_EV_CONN_CLOSED,    /* close handshake done, both directions */
+	MPS_EV_CONN_RESET,     /* reason: MPS_RST_* */
+	MPS_EV_FALLBACK,       /* reason: MPS_FALLBACK_* */
+	MPS_EV_SUBFLOW_UP,     /* subflow_id: its local ID */
+	MPS_EV_SUBFLOW_DOWN,   /* reason: MPS_SF_DOWN_* (0 for the initial subflow's close) */
 	MPS_EV_ADD_ADDR_IN,    /* the peer announced an address (HMAC verified); reason: its ID */
 	MPS_EV_REMOVE_ADDR_IN, /* the peer withdrew an address it announced; reason: its ID */
 	MPS_EV_SUBFLOW_PRIO,   /* MP_PRIO changed a subflow's backup flag; reason: the new flag */
@@ -215,6 +236,17 @@ enum mps_rst_reason {
 	MPS_RST_TIMEOUT,  /* too many retransmissions */
 	MPS_RST_LOCAL,	  /* mps_abort() */
 	MPS_RST_CHECKSUM, /* DSS checksum wrong or its presence not as negotiated */
+};
+
+/* Why a join subflow went away. */
+enum mps_sf_down_reason {
+	MPS_SF_DOWN_RST = 1, /* RST from the peer (a refused join included) */
+	MPS_SF_DOWN_HMAC,    /* the peer's MP_JOIN HMAC did not verify */
+	MPS_SF_DOWN_NO_JOIN, /* the SYN/ACK carried no MP_JOIN */
+	MPS_SF_DOWN_TIMEOUT, /* handshake or FIN retransmissions exhausted */
+	MPS_SF_DOWN_CLOSED,  /* FIN exchange done */
+	MPS_SF_DOWN_CONN,    /* the connection was reset */
+	MPS_SF_DOWN_DATA,    /* data arrived on it (not carried on joins yet): reset */
 };
 
 struct mps_event {
@@ -246,7 +278,12 @@ enum mps_counter {
 	MPS_CNT_IN_BAD_MAPPING,	  /* DSS mapping disagreeing with the stream */
 	MPS_CNT_IN_DSS_CSUM,	  /* DSS checksum wrong, missing or unexpected: reset */
 	MPS_CNT_IN_ACCEPT_FULL,	  /* SYN dropped: connection table full or no memory */
-	MPS_CNT_IN_JOIN_REFUSED,  /* MP_JOIN SYN: answered with RST (joins not implemented) */
+	MPS_CNT_IN_JOIN_REFUSED,  /* MP_JOIN SYN for a connection not fully established, fallen
+				     back, or to a port it does not use: RST */
+	MPS_CNT_IN_JOIN_TOKEN,	  /* MP_JOIN SYN with an unknown token: RST */
+	MPS_CNT_IN_JOIN_HMAC,	  /* MP_JOIN SYN/ACK or third ACK whose HMAC is wrong or missing */
+	MPS_CNT_IN_JOIN_LIMIT,	  /* MP_JOIN SYN beyond cfg.max_subflows: RST */
+	MPS_CNT_IN_JOIN_DATA,	  /* data on a join subflow (not carried yet): subflow reset */
 	MPS_CNT_IN_ADD_ADDR_HMAC, /* ADD_ADDR with a wrong HMAC: ignored */
 	MPS_CNT_IN_ADD_ADDR_FULL, /* ADD_ADDR beyond MPS_MAX_REMOTE_ADDRS: echoed, not kept */
 	MPS_CNT_OUT_RST_DROPPED,  /* RST queue full */

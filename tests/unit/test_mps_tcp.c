@@ -229,8 +229,12 @@ static void test_mapping_gap_refused(void)
 	mps_stack_destroy(p.s);
 }
 
-/* Send a join SYN from another port; returns the MP_TCPRST reason of the answer, or -1. */
-static int join_answer(struct pair *p, uint32_t token)
+/*
+ * Send a join SYN from port sport; returns the MP_TCPRST reason of an RST
+ * answer, -1 for an RST without it, or -3 for a SYN/ACK, whose MP_JOIN
+ * goes to *join.
+ */
+static int join_answer(struct pair *p, uint32_t token, uint16_t sport, struct mps_opt *join)
 {
 	struct mps_opt o = { .subtype = MPS_MPTCP_SUB_JOIN };
 	uint8_t opts[12], pkt[128], out[256];
@@ -248,7 +252,7 @@ static int join_answer(struct pair *p, uint32_t token)
 	CU_ASSERT_EQUAL_FATAL(mps_opt_build(&o, opts, sizeof(opts)), 12);
 	len = make_segment(pkt, 1000, 0, opts, 12, (const uint8_t *)"", 0);
 	pkt[33] = 0x02; /* SYN */
-	mps_put_be16(pkt + 20, 40001);
+	mps_put_be16(pkt + 20, sport);
 	pkt[36] = pkt[37] = 0;
 	{
 		uint32_t sum = sum16(pkt + 12, 8, 0) + 6 + 32;
@@ -262,10 +266,18 @@ static int join_answer(struct pair *p, uint32_t token)
 	n = mps_output(p->s, p->now, out, sizeof(out));
 	if (n <= 0 || mps_seg_parse(out, (size_t)n, 0, &seg, &serr) != 0)
 		return -2;
-	CU_ASSERT_EQUAL(seg.flags, 0x14); /* RST, ACK */
 	CU_ASSERT_EQUAL(seg.ack, 1001);
-	CU_ASSERT_EQUAL(seg.dport, 40001);
+	CU_ASSERT_EQUAL(seg.dport, sport);
 	mps_tcpopt_walk(seg.opts, seg.opts_len, &t);
+	if (seg.flags == 0x12) { /* SYN, ACK */
+		for (i = 0; i < t.nmptcp; i++)
+			if (mps_opt_parse(seg.opts + t.mptcp[i].off, t.mptcp[i].len, seg.flags,
+					  join, &oerr) == 0 &&
+			    join->subtype == MPS_MPTCP_SUB_JOIN)
+				return -3;
+		return -2;
+	}
+	CU_ASSERT_EQUAL(seg.flags, 0x14); /* RST, ACK */
 	for (i = 0; i < t.nmptcp; i++)
 		if (mps_opt_parse(seg.opts + t.mptcp[i].off, t.mptcp[i].len, seg.flags, &o,
 				  &oerr) == 0 &&
@@ -274,17 +286,35 @@ static int join_answer(struct pair *p, uint32_t token)
 	return -1;
 }
 
-/* Joins are refused with an RST carrying MP_TCPRST; they never become plain TCP connections. */
-static void test_join_refused(void)
+/*
+ * A join SYN with a known token gets a SYN/ACK with MP_JOIN carrying the
+ * responder's truncated HMAC; an unknown token gets RST + MP_TCPRST and is
+ * counted; joins beyond cfg.max_subflows are refused and counted. None of
+ * them becomes a plain TCP connection.
+ */
+static void test_join_syn_answers(void)
 {
-	struct mps_conn_info ci;
+	struct mps_conn_info si;
+	struct mps_opt j;
 	struct pair p;
+	uint64_t h;
+	int rc;
 
 	pair_up(&p);
-	CU_ASSERT_EQUAL(mps_conn_info(p.cc, &ci), 0);
-	CU_ASSERT_EQUAL(join_answer(&p, ci.remote_token), MPS_TCPRST_ADMIN);
-	CU_ASSERT_EQUAL(join_answer(&p, ci.remote_token + 1), MPS_TCPRST_MPTCP_ERR);
-	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_JOIN_REFUSED), 2);
+	CU_ASSERT_EQUAL(mps_conn_info(p.sc, &si), 0);
+	CU_ASSERT_EQUAL(join_answer(&p, si.local_token, 40001, &j), -3);
+	CU_ASSERT_EQUAL(j.join.form, MPS_JOIN_SYNACK);
+	h = mps_join_hmac64(si.local_key, si.remote_key, j.join.nonce, 0x12345678, &rc);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_EQUAL(j.join.hmac64, h);
+	CU_ASSERT_EQUAL(mps_conn_info(p.sc, &si), 0);
+	CU_ASSERT_EQUAL(si.nsubflows, 2);
+	CU_ASSERT_EQUAL(join_answer(&p, si.local_token + 1, 40002, &j), MPS_TCPRST_MPTCP_ERR);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_JOIN_TOKEN), 1);
+	/* The default limit is 3 subflows: one more join fits, the next does not. */
+	CU_ASSERT_EQUAL(join_answer(&p, si.local_token, 40003, &j), -3);
+	CU_ASSERT_EQUAL(join_answer(&p, si.local_token, 40004, &j), MPS_TCPRST_RESOURCES);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_JOIN_LIMIT), 1);
 	CU_ASSERT_PTR_NULL(mps_accept(p.s));
 	mps_stack_destroy(p.c);
 	mps_stack_destroy(p.s);
@@ -803,7 +833,7 @@ static void test_alloc_failure(void)
 static const struct fj_test tests[] = {
 	{ "duplicate_dsn_probe", test_duplicate_dsn_probe },
 	{ "mapping_gap_refused", test_mapping_gap_refused },
-	{ "join_refused", test_join_refused },
+	{ "join_syn_answers", test_join_syn_answers },
 	{ "add_addr_echo", test_add_addr_echo },
 	{ "rm_addr_and_prio", test_rm_addr_and_prio },
 	{ "alloc_failure", test_alloc_failure },

@@ -1,0 +1,753 @@
+/*
+ * MP_JOIN subflows (RFC 8684 §3.2) in both roles: the initiator sends the
+ * join SYN (token, nonce, address ID, backup flag), checks the responder's
+ * truncated HMAC, sends the 160-bit HMAC on its third ACK and repeats it
+ * until the responder's fourth ACK arrives; the responder finds the
+ * connection by token, checks limits and the third ACK's HMAC, and answers
+ * every failure with RST + MP_TCPRST, counted.
+ *
+ * In this version a join subflow carries no data: it carries DATA_ACKs and
+ * the connection-level options (ADD_ADDR, REMOVE_ADDR, MP_PRIO,
+ * MP_FASTCLOSE), and is closed with a FIN exchange when the connection
+ * ends. Data arriving on it resets the subflow (counted), so that the peer
+ * sends it again on the initial subflow, which RFC 8684 §3.3.6 lets it do.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "mps_crypto.h"
+#include "mps_internal.h"
+#include "mps_tcp.h"
+#include "prot/tcp.h"
+#include "prot/wire.h"
+
+#define JOIN_ACK_HMAC_LEN 20 /* 160 bits on the third ACK */
+
+bool mps_seg_has_join(const struct mps_seg *s, const struct mps_tcpopts *t)
+{
+	unsigned int i;
+
+	for (i = 0; i < t->nmptcp; i++)
+		if (t->mptcp[i].len >= 3 &&
+		    (s->opts[t->mptcp[i].off + 2] >> 4) == MPS_MPTCP_SUB_JOIN)
+			return true;
+	return false;
+}
+
+unsigned int mps_join_count(const struct mps_conn *c)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < c->njoins; i++)
+		n += c->joins[i]->state != MPS_SF_CLOSED;
+	return n;
+}
+
+/* The local address ID of local: 0 for the initial subflow's address, else one per address. */
+static uint8_t local_id_for(struct mps_conn *c, const struct mps_addr *local)
+{
+	struct mps_addr a = *local, b;
+	unsigned int i;
+
+	a.port = 0;
+	b = c->sf.local;
+	b.port = 0;
+	if (mps_addr_eq(&a, &b))
+		return 0;
+	for (i = 0; i < c->njoins; i++) {
+		b = c->joins[i]->local;
+		b.port = 0;
+		if (mps_addr_eq(&a, &b))
+			return c->joins[i]->id;
+	}
+	return ++c->next_local_id;
+}
+
+/* Joins need both keys: a server has them once established, a client after a DATA_ACK. */
+static bool conn_joinable(const struct mps_conn *c)
+{
+	return c->mptcp && !c->reset && c->state == MPS_CONN_ESTABLISHED &&
+	       (!c->is_client || c->fully_established);
+}
+
+static void sweep(struct mps_conn *c)
+{
+	unsigned int i, k = 0;
+
+	for (i = 0; i < c->njoins; i++) {
+		if (c->joins[i]->state == MPS_SF_CLOSED)
+			mps_free(c->st, c->joins[i]);
+		else
+			c->joins[k++] = c->joins[i];
+	}
+	c->njoins = (uint8_t)k;
+}
+
+static struct mps_subflow *join_new(struct mps_conn *c, const struct mps_addr *local,
+				    const struct mps_addr *remote)
+{
+	struct mps_subflow *sf;
+
+	sweep(c);
+	if (c->njoins == MPS_MAX_SUBFLOWS - 1)
+		return NULL;
+	sf = mps_alloc(c->st, sizeof(*sf));
+	if (!sf)
+		return NULL;
+	sf->conn = c;
+	sf->is_join = true;
+	sf->local = *local;
+	sf->remote = *remote;
+	sf->id = local_id_for(c, local);
+	sf->iss = (uint32_t)mps_rand64(c->st);
+	sf->snd_una = sf->snd_nxt = sf->snd_max = sf->iss;
+	sf->lnonce = (uint32_t)mps_rand64(c->st);
+	sf->rto = MPS_RTO_INIT_US;
+	sf->rto_at = MPS_TIME_NEVER;
+	sf->tw_at = MPS_TIME_NEVER;
+	sf->delack_at = MPS_TIME_NEVER;
+	c->joins[c->njoins++] = sf;
+	return sf;
+}
+
+/* A subflow goes away: reported once, freed by the next sweep. */
+static void sf_down(struct mps_conn *c, struct mps_subflow *sf, int reason, uint64_t now)
+{
+	if (sf->state == MPS_SF_CLOSED)
+		return;
+	sf->state = MPS_SF_CLOSED;
+	sf->rto_at = MPS_TIME_NEVER;
+	sf->tw_at = MPS_TIME_NEVER;
+	sf->ack_now = false;
+	mps_event_sf(c->st, MPS_EV_SUBFLOW_DOWN, c, sf->id, reason, now);
+}
+
+/* Queue an RST (with MP_TCPRST reason, or -1 for none) on a subflow we are dropping. */
+static void sf_rst(struct mps_conn *c, struct mps_subflow *sf, int reason)
+{
+	struct mps_stack *st = c->st;
+	struct mps_rst *r;
+
+	if (st->nrsts == MPS_MAX_RST_QUEUE) {
+		st->counters[MPS_CNT_OUT_RST_DROPPED]++;
+		return;
+	}
+	r = &st->rsts[st->nrsts++];
+	r->local = sf->local;
+	r->remote = sf->remote;
+	r->seq = sf->snd_nxt;
+	r->ack = sf->rcv_nxt;
+	r->flags = MPS_TCP_RST | MPS_TCP_ACK;
+	r->tcprst = reason;
+}
+
+static void syn_options(struct mps_conn *c, struct mps_subflow *sf, const struct mps_tcpopts *t,
+			bool synack)
+{
+	sf->peer_mss = (t->present & MPS_TCPOPTS_MSS) && t->mss >= 64 ? t->mss : MPS_DEFAULT_MSS;
+	if (t->present & MPS_TCPOPTS_WS) {
+		sf->snd_wscale = t->ws > MPS_TCP_WS_MAX ? MPS_TCP_WS_MAX : t->ws;
+		if (!synack)
+			sf->rcv_wscale = mps_wscale_for(c->rcvbuf.cap);
+	} else {
+		sf->snd_wscale = 0;
+		sf->rcv_wscale = 0;
+	}
+	sf->ts_ok = t->present & MPS_TCPOPTS_TS;
+	sf->ts_recent = t->ts_val;
+	sf->cwnd = MPS_INIT_CWND_SEGS *
+		   (c->st->cfg.mss < sf->peer_mss ? c->st->cfg.mss : sf->peer_mss);
+	sf->ssthresh = UINT32_MAX;
+}
+
+int mps_join(struct mps_conn *c, const struct mps_addr *local, const struct mps_addr *remote,
+	     bool backup)
+{
+	static const uint8_t zero[16];
+	struct mps_subflow *sf;
+	struct mps_addr l;
+	int tries;
+
+	if (!local || !remote || (local->family != 4 && local->family != 6) ||
+	    local->family != remote->family || local->family != c->sf.local.family ||
+	    remote->port == 0 || !memcmp(local->addr, zero, local->family == 4 ? 4 : 16) ||
+	    !memcmp(remote->addr, zero, remote->family == 4 ? 4 : 16))
+		return -EINVAL;
+	if (!conn_joinable(c))
+		return -ENOTCONN;
+	if (1 + mps_join_count(c) >= c->st->cfg.max_subflows)
+		return -ENOSPC;
+	l = *local;
+	for (tries = 0; l.port == 0 || !mps_tuple_free(c->st, &l, remote); tries++) {
+		if (local->port || tries == 64)
+			return -EADDRINUSE;
+		l.port = (uint16_t)(49152 + mps_rand64(c->st) % 16384);
+	}
+	sf = join_new(c, &l, remote);
+	if (!sf)
+		return -ENOMEM;
+	sf->backup = backup;
+	sf->state = MPS_SF_SYN_SENT;
+	sf->rcv_wscale = mps_wscale_for(c->rcvbuf.cap);
+	return 0;
+}
+
+void mps_join_syn_input(struct mps_stack *st, const struct mps_seg *s, const struct mps_tcpopts *t,
+			const struct mps_addr *local, const struct mps_addr *remote, uint64_t now)
+{
+	struct mps_opt opts[MPS_TCPOPTS_MPTCP_MAX];
+	const struct mps_opt *join;
+	struct mps_subflow *sf;
+	struct mps_conn *c;
+	unsigned int n;
+
+	(void)now;
+	n = mps_parse_mptcp(st, s, t, opts, MPS_TCPOPTS_MPTCP_MAX);
+	join = mps_find_opt(opts, n, MPS_MPTCP_SUB_JOIN);
+	if (!join || join->join.form != MPS_JOIN_SYN) {
+		/* Malformed (already counted per reason); a join never becomes plain TCP. */
+		mps_queue_rst_reason(st, s, local, remote, MPS_TCPRST_MPTCP_ERR);
+		return;
+	}
+	c = mps_conn_by_token(st, join->join.token);
+	if (!c) {
+		st->counters[MPS_CNT_IN_JOIN_TOKEN]++;
+		mps_queue_rst_reason(st, s, local, remote, MPS_TCPRST_MPTCP_ERR);
+		return;
+	}
+	/* We announce no other port, so a join must come to the connection's own. */
+	if (!conn_joinable(c) || local->family != c->sf.local.family ||
+	    local->port != c->sf.local.port) {
+		st->counters[MPS_CNT_IN_JOIN_REFUSED]++;
+		mps_queue_rst_reason(st, s, local, remote, MPS_TCPRST_ADMIN);
+		return;
+	}
+	if (1 + mps_join_count(c) >= st->cfg.max_subflows) {
+		st->counters[MPS_CNT_IN_JOIN_LIMIT]++;
+		mps_queue_rst_reason(st, s, local, remote, MPS_TCPRST_RESOURCES);
+		return;
+	}
+	sf = join_new(c, local, remote);
+	if (!sf) {
+		st->counters[MPS_CNT_IN_ACCEPT_FULL]++;
+		return; /* the peer retries its SYN */
+	}
+	sf->state = MPS_SF_SYN_RCVD;
+	sf->irs = s->seq;
+	sf->rcv_nxt = s->seq + 1;
+	sf->snd_wnd = s->win;
+	sf->snd_wl1 = s->seq;
+	sf->snd_wl2 = s->ack;
+	sf->rnonce = join->join.nonce;
+	sf->remote_id = join->join.addr_id;
+	sf->backup = join->join.backup;
+	syn_options(c, sf, t, false);
+}
+
+/* Options of one segment of a join subflow; returns their length, a multiple of 4. */
+static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, uint64_t now,
+		      uint8_t flags)
+{
+	uint8_t h[MPS_HMAC_LEN];
+	struct mps_opt o;
+	int n = 0, k, rc = 0;
+
+	if (flags & MPS_TCP_SYN) {
+		p[n++] = MPS_TCPOPT_MSS;
+		p[n++] = MPS_TCPOLEN_MSS;
+		mps_put_be16(p + n, c->st->cfg.mss);
+		n += 2;
+	}
+	if ((flags & MPS_TCP_SYN) &&
+	    (sf->state == MPS_SF_SYN_SENT || sf->snd_wscale || sf->rcv_wscale)) {
+		p[n++] = MPS_TCPOPT_NOP;
+		p[n++] = MPS_TCPOPT_WS;
+		p[n++] = MPS_TCPOLEN_WS;
+		p[n++] = sf->rcv_wscale;
+	}
+	if (sf->ts_ok || sf->state == MPS_SF_SYN_SENT) {
+		p[n++] = MPS_TCPOPT_NOP;
+		p[n++] = MPS_TCPOPT_NOP;
+		p[n++] = MPS_TCPOPT_TS;
+		p[n++] = MPS_TCPOLEN_TS;
+		mps_put_be32(p + n, (uint32_t)(now / 1000));
+		mps_put_be32(p + n + 4, sf->state == MPS_SF_SYN_SENT ? 0 : sf->ts_recent);
+		n += 8;
+	}
+	memset(&o, 0, sizeof(o));
+	if (sf->state == MPS_SF_SYN_SENT) {
+		o.subtype = MPS_MPTCP_SUB_JOIN;
+		o.join.form = MPS_JOIN_SYN;
+		o.join.backup = sf->backup;
+		o.join.addr_id = sf->id;
+		o.join.token = c->rtoken;
+		o.join.nonce = sf->lnonce;
+	} else if (sf->state == MPS_SF_SYN_RCVD) {
+		o.subtype = MPS_MPTCP_SUB_JOIN;
+		o.join.form = MPS_JOIN_SYNACK;
+		o.join.backup = sf->backup;
+		o.join.addr_id = sf->id;
+		o.join.nonce = sf->lnonce;
+		o.join.hmac64 = mps_join_hmac64(c->lkey, c->rkey, sf->lnonce, sf->rnonce, &rc);
+	} else if (sf->join_pre_est) {
+		o.subtype = MPS_MPTCP_SUB_JOIN;
+		o.join.form = MPS_JOIN_ACK;
+		rc = mps_join_hmac(c->lkey, c->rkey, sf->lnonce, sf->rnonce, h);
+		memcpy(o.join.hmac, h, JOIN_ACK_HMAC_LEN);
+	} else if (c->mptcp && !(flags & MPS_TCP_RST)) {
+		o.subtype = MPS_MPTCP_SUB_DSS;
+		o.dss.flags = MPS_DSS_FLAG_A | MPS_DSS_FLAG_a;
+		o.dss.data_ack = c->rcv_nxt_dsn;
+	}
+	if (rc < 0)
+		return rc;
+	if (o.subtype) {
+		k = mps_opt_build(&o, p + n, (size_t)(MPS_MAX_OPTS - n));
+		if (k < 0)
+			return k;
+		n += k;
+	}
+	while (n % 4)
+		p[n++] = MPS_TCPOPT_NOP;
+	return n;
+}
+
+static int send_seg(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint8_t flags,
+		    uint8_t *buf, size_t cap)
+{
+	uint8_t opts[MPS_MAX_OPTS];
+	uint32_t w = mps_rcv_space(c);
+	struct mps_pkt_spec ps = { .local = &sf->local,
+				   .remote = &sf->remote,
+				   .seq = (flags & MPS_TCP_SYN) ? sf->iss : sf->snd_nxt,
+				   .ack = (flags & MPS_TCP_ACK) ? sf->rcv_nxt : 0,
+				   .flags = flags,
+				   .opts = opts };
+
+	if (!(flags & MPS_TCP_SYN))
+		w >>= sf->rcv_wscale;
+	ps.win = w > 0xffff ? 0xffff : (uint16_t)w;
+	ps.optlen = build_opts(c, sf, opts, now, flags);
+	if (ps.optlen < 0)
+		return ps.optlen;
+	sf->ack_now = false;
+	return mps_tcp_write_packet(c->st, &ps, buf, cap);
+}
+
+/* Our FIN goes once the connection is over at the data level, or the peer closed the subflow. */
+static bool fin_due(const struct mps_conn *c, const struct mps_subflow *sf)
+{
+	if (sf->fin_sent || sf->join_pre_est ||
+	    (sf->state != MPS_SF_ESTABLISHED && sf->state != MPS_SF_CLOSE_WAIT))
+		return false;
+	return sf->fin_rcvd || c->state == MPS_CONN_CLOSED ||
+	       (c->data_fin_sent && c->data_fin_acked && c->data_fin_rcvd);
+}
+
+static int sf_output(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint8_t *buf,
+		     size_t cap)
+{
+	int rc;
+
+	if (sf->state == MPS_SF_SYN_SENT || sf->state == MPS_SF_SYN_RCVD) {
+		if (sf->snd_nxt != sf->iss)
+			return 0;
+		rc = send_seg(c, sf, now,
+			      MPS_TCP_SYN | (sf->state == MPS_SF_SYN_RCVD ? MPS_TCP_ACK : 0), buf,
+			      cap);
+		if (rc < 0)
+			return rc;
+		if (sf->snd_max != sf->iss)
+			sf->retransmits++;
+		sf->snd_nxt = sf->snd_max = sf->iss + 1;
+		if (sf->backoff == 0 && !sf->rtt_timing) {
+			sf->rtt_timing = true;
+			sf->rtt_start = now;
+		}
+		if (sf->rto_at == MPS_TIME_NEVER)
+			sf->rto_at = now + sf->rto;
+		return rc;
+	}
+	if (fin_due(c, sf) || (sf->fin_sent && sf->snd_nxt == sf->fin_seq)) {
+		if (!sf->fin_sent) {
+			sf->fin_sent = true;
+			sf->fin_seq = sf->snd_nxt;
+			sf->state = sf->state == MPS_SF_CLOSE_WAIT ? MPS_SF_LAST_ACK
+								   : MPS_SF_FIN_WAIT_1;
+		}
+		rc = send_seg(c, sf, now, MPS_TCP_FIN | MPS_TCP_ACK, buf, cap);
+		if (rc < 0)
+			return rc;
+		sf->snd_nxt = sf->snd_max = sf->fin_seq + 1;
+		if (sf->rto_at == MPS_TIME_NEVER)
+			sf->rto_at = now + sf->rto;
+		return rc;
+	}
+	if (!sf->ack_now)
+		return 0;
+	rc = send_seg(c, sf, now, MPS_TCP_ACK, buf, cap);
+	/* The third ACK is repeated on the timer until the fourth ACK comes. */
+	if (rc > 0 && sf->join_pre_est && sf->rto_at == MPS_TIME_NEVER)
+		sf->rto_at = now + sf->rto;
+	return rc;
+}
+
+int mps_join_output(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap, int *sf_id)
+{
+	unsigned int i;
+	int rc;
+
+	for (i = 0; i < c->njoins; i++) {
+		struct mps_subflow *sf = c->joins[i];
+
+		if (sf->state == MPS_SF_CLOSED || c->reset)
+			continue;
+		rc = sf_output(c, sf, now, buf, cap);
+		if (rc != 0) {
+			*sf_id = sf->id;
+			return rc;
+		}
+	}
+	return 0;
+}
+
+void mps_join_timers(struct mps_conn *c, uint64_t now)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->njoins; i++) {
+		struct mps_subflow *sf = c->joins[i];
+		bool hs = sf->state == MPS_SF_SYN_SENT || sf->state == MPS_SF_SYN_RCVD ||
+			  sf->join_pre_est;
+
+		if (sf->state == MPS_SF_CLOSED)
+			continue;
+		if (c->reset) {
+			/* The connection is gone: so is every subflow (RFC 8684 §3.5). */
+			if (sf->state != MPS_SF_SYN_SENT)
+				sf_rst(c, sf, MPS_TCPRST_UNSPEC);
+			sf_down(c, sf, MPS_SF_DOWN_CONN, now);
+			continue;
+		}
+		if (sf->tw_at <= now) {
+			sf_down(c, sf, MPS_SF_DOWN_CLOSED, now);
+			continue;
+		}
+		if (sf->rto_at > now)
+			continue;
+		sf->rto_at = MPS_TIME_NEVER;
+		if (sf->backoff >= (hs ? MPS_SYN_RETRIES : MPS_MAX_BACKOFF)) {
+			if (sf->state != MPS_SF_SYN_SENT)
+				sf_rst(c, sf, MPS_TCPRST_UNSPEC);
+			sf_down(c, sf, MPS_SF_DOWN_TIMEOUT, now);
+			continue;
+		}
+		c->st->counters[MPS_CNT_RETRANS_TIMEOUT]++;
+		sf->backoff++;
+		sf->rto = sf->rto * 2 > MPS_RTO_MAX_US ? MPS_RTO_MAX_US : sf->rto * 2;
+		sf->rtt_timing = false;
+		if (sf->state == MPS_SF_SYN_SENT || sf->state == MPS_SF_SYN_RCVD)
+			sf->snd_nxt = sf->iss;
+		else if (sf->join_pre_est)
+			sf->ack_now = true;
+		else if (sf->fin_sent && SEQ_LEQ(sf->snd_una, sf->fin_seq))
+			sf->snd_nxt = sf->fin_seq;
+		if (sf->join_pre_est || sf->fin_sent)
+			sf->retransmits++;
+	}
+	sweep(c);
+}
+
+uint64_t mps_join_next_timer(const struct mps_conn *c)
+{
+	uint64_t t = MPS_TIME_NEVER;
+	unsigned int i;
+
+	for (i = 0; i < c->njoins; i++) {
+		const struct mps_subflow *sf = c->joins[i];
+
+		if (sf->state == MPS_SF_CLOSED)
+			continue;
+		if (c->reset || sf->ack_now || fin_due(c, sf) ||
+		    (sf->fin_sent && sf->snd_nxt == sf->fin_seq) ||
+		    ((sf->state == MPS_SF_SYN_SENT || sf->state == MPS_SF_SYN_RCVD) &&
+		     sf->snd_nxt == sf->iss))
+			return 0;
+		if (sf->rto_at < t)
+			t = sf->rto_at;
+		if (sf->tw_at < t)
+			t = sf->tw_at;
+	}
+	return t;
+}
+
+bool mps_join_closing(const struct mps_conn *c)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->njoins; i++)
+		if (c->joins[i]->state != MPS_SF_CLOSED && c->joins[i]->state != MPS_SF_TIME_WAIT &&
+		    !c->reset)
+			return true;
+	return false;
+}
+
+void mps_join_gone(struct mps_conn *c, uint64_t now)
+{
+	unsigned int i;
+
+	/* A subflow still in TIME-WAIT when its connection goes is reported as closed. */
+	for (i = 0; i < c->njoins; i++)
+		sf_down(c, c->joins[i],
+			c->joins[i]->state == MPS_SF_TIME_WAIT ? MPS_SF_DOWN_CLOSED
+							       : MPS_SF_DOWN_CONN,
+			now);
+}
+
+void mps_join_free_all(struct mps_conn *c)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->njoins; i++)
+		mps_free(c->st, c->joins[i]);
+	c->njoins = 0;
+}
+
+static void subflow_up(struct mps_conn *c, struct mps_subflow *sf, uint64_t now)
+{
+	sf->join_pre_est = false;
+	sf->rto_at = MPS_TIME_NEVER;
+	sf->backoff = 0;
+	sf->rto = sf->srtt ? sf->rto : MPS_RTO_INIT_US;
+	sf->join_up = true;
+	mps_event_sf(c->st, MPS_EV_SUBFLOW_UP, c, sf->id, 0, now);
+}
+
+/* SYN-SENT: the SYN/ACK must carry MP_JOIN with the responder's truncated HMAC. */
+static void synsent_input(struct mps_conn *c, struct mps_subflow *sf, const struct mps_seg *s,
+			  const struct mps_tcpopts *t, const struct mps_opt *o, unsigned int n,
+			  uint64_t now)
+{
+	const struct mps_opt *join = mps_find_opt(o, n, MPS_MPTCP_SUB_JOIN);
+	bool ack_ok = (s->flags & MPS_TCP_ACK) && s->ack == sf->iss + 1;
+	uint64_t h;
+	int rc = 0;
+
+	if ((s->flags & MPS_TCP_ACK) && !ack_ok) {
+		mps_queue_rst(c->st, s, &sf->local, &sf->remote);
+		return;
+	}
+	if (s->flags & MPS_TCP_RST) {
+		if (ack_ok)
+			sf_down(c, sf, MPS_SF_DOWN_RST, now); /* a refused join */
+		return;
+	}
+	if (!(s->flags & MPS_TCP_SYN) || !ack_ok)
+		return;
+	if (!join || join->join.form != MPS_JOIN_SYNACK) {
+		c->st->counters[MPS_CNT_IN_JOIN_HMAC]++;
+		mps_queue_rst_reason(c->st, s, &sf->local, &sf->remote, MPS_TCPRST_MPTCP_ERR);
+		sf_down(c, sf, MPS_SF_DOWN_NO_JOIN, now);
+		return;
+	}
+	h = mps_join_hmac64(c->rkey, c->lkey, join->join.nonce, sf->lnonce, &rc);
+	if (rc < 0 || h != join->join.hmac64) {
+		c->st->counters[MPS_CNT_IN_JOIN_HMAC]++;
+		mps_queue_rst_reason(c->st, s, &sf->local, &sf->remote, MPS_TCPRST_MPTCP_ERR);
+		sf_down(c, sf, MPS_SF_DOWN_HMAC, now);
+		return;
+	}
+	sf->irs = s->seq;
+	sf->rcv_nxt = s->seq + 1;
+	sf->snd_una = sf->snd_nxt = s->ack;
+	sf->snd_wnd = s->win;
+	sf->snd_wl1 = s->seq;
+	sf->snd_wl2 = s->ack;
+	sf->rnonce = join->join.nonce;
+	sf->remote_id = join->join.addr_id;
+	syn_options(c, sf, t, true);
+	if (sf->rtt_timing && sf->backoff == 0)
+		mps_rtt_sample(sf, (uint32_t)(now - sf->rtt_start));
+	sf->rtt_timing = false;
+	sf->rto_at = MPS_TIME_NEVER;
+	sf->backoff = 0;
+	sf->state = MPS_SF_ESTABLISHED;
+	sf->join_pre_est = true; /* no data before the fourth ACK (RFC 8684 §3.2) */
+	sf->ack_now = true;
+}
+
+/* SYN-RECEIVED: the third ACK must carry the initiator's 160-bit HMAC. */
+static void synrcvd_ack(struct mps_conn *c, struct mps_subflow *sf, const struct mps_seg *s,
+			const struct mps_opt *o, unsigned int n, uint64_t now)
+{
+	const struct mps_opt *join = mps_find_opt(o, n, MPS_MPTCP_SUB_JOIN);
+	uint8_t h[MPS_HMAC_LEN];
+
+	if (s->ack != sf->iss + 1) {
+		mps_queue_rst(c->st, s, &sf->local, &sf->remote);
+		return;
+	}
+	if (!join || join->join.form != MPS_JOIN_ACK ||
+	    mps_join_hmac(c->rkey, c->lkey, sf->rnonce, sf->lnonce, h) != 0 ||
+	    memcmp(h, join->join.hmac, JOIN_ACK_HMAC_LEN) != 0) {
+		c->st->counters[MPS_CNT_IN_JOIN_HMAC]++;
+		mps_queue_rst_reason(c->st, s, &sf->local, &sf->remote, MPS_TCPRST_MPTCP_ERR);
+		sf_down(c, sf, MPS_SF_DOWN_HMAC, now);
+		return;
+	}
+	if (sf->rtt_timing && sf->backoff == 0)
+		mps_rtt_sample(sf, (uint32_t)(now - sf->rtt_start));
+	sf->rtt_timing = false;
+	sf->snd_una = s->ack;
+	sf->snd_wnd = (uint32_t)s->win << sf->snd_wscale;
+	sf->snd_wl1 = s->seq;
+	sf->snd_wl2 = s->ack;
+	sf->state = MPS_SF_ESTABLISHED;
+	sf->ack_now = true; /* the fourth ACK */
+	subflow_up(c, sf, now);
+}
+
+/* Our FIN acknowledged. */
+static void fin_acked(struct mps_conn *c, struct mps_subflow *sf, uint64_t now)
+{
+	sf->rto_at = MPS_TIME_NEVER;
+	sf->backoff = 0;
+	switch (sf->state) {
+	case MPS_SF_FIN_WAIT_1:
+		sf->state = MPS_SF_FIN_WAIT_2;
+		break;
+	case MPS_SF_CLOSING:
+		sf->state = MPS_SF_TIME_WAIT;
+		sf->tw_at = now + 2ULL * c->st->cfg.msl_us;
+		break;
+	case MPS_SF_LAST_ACK:
+		sf_down(c, sf, MPS_SF_DOWN_CLOSED, now);
+		break;
+	default:
+		break;
+	}
+}
+
+static void fin_input(struct mps_conn *c, struct mps_subflow *sf, uint64_t now)
+{
+	sf->rcv_nxt++;
+	sf->fin_rcvd = true;
+	sf->ack_now = true;
+	switch (sf->state) {
+	case MPS_SF_ESTABLISHED:
+		sf->state = MPS_SF_CLOSE_WAIT;
+		break;
+	case MPS_SF_FIN_WAIT_1:
+		sf->state = MPS_SF_CLOSING;
+		break;
+	case MPS_SF_FIN_WAIT_2:
+		sf->state = MPS_SF_TIME_WAIT;
+		sf->tw_at = now + 2ULL * c->st->cfg.msl_us;
+		break;
+	default:
+		break;
+	}
+}
+
+/* Connection-level options that may arrive on any subflow. */
+static void conn_options(struct mps_conn *c, struct mps_subflow *sf, const struct mps_opt *o,
+			 unsigned int n, uint64_t now)
+{
+	const struct mps_opt *dss = mps_find_opt(o, n, MPS_MPTCP_SUB_DSS);
+	const struct mps_opt *aa = mps_find_opt(o, n, MPS_MPTCP_SUB_ADD_ADDR);
+	const struct mps_opt *rm = mps_find_opt(o, n, MPS_MPTCP_SUB_RM_ADDR);
+	const struct mps_opt *prio = mps_find_opt(o, n, MPS_MPTCP_SUB_PRIO);
+
+	if (!c->mptcp)
+		return;
+	if (dss && (dss->dss.flags & MPS_DSS_FLAG_A))
+		mps_data_ack(c, &dss->dss);
+	if (aa)
+		mps_add_addr_input(c, &aa->add_addr, now);
+	if (rm)
+		mps_rm_addr_input(c, &rm->rm_addr, now);
+	if (prio && prio->prio_backup != sf->backup) {
+		sf->backup = prio->prio_backup;
+		mps_event_sf(c->st, MPS_EV_SUBFLOW_PRIO, c, sf->id, sf->backup, now);
+	}
+}
+
+void mps_join_input(struct mps_conn *c, struct mps_subflow *sf, const struct mps_seg *s,
+		    const struct mps_tcpopts *t, uint64_t now)
+{
+	struct mps_opt o[MPS_TCPOPTS_MPTCP_MAX];
+	unsigned int n = mps_parse_mptcp(c->st, s, t, o, MPS_TCPOPTS_MPTCP_MAX);
+	const struct mps_opt *fc = mps_find_opt(o, n, MPS_MPTCP_SUB_FASTCLOSE);
+	bool fastclose = c->mptcp && fc && fc->fastclose_key == c->lkey;
+
+	if (c->reset || sf->state == MPS_SF_CLOSED)
+		return;
+	if (sf->state == MPS_SF_SYN_SENT) {
+		synsent_input(c, sf, s, t, o, n, now);
+		return;
+	}
+	/* A retransmitted SYN or SYN/ACK: our answer was lost, give it again. */
+	if ((s->flags & MPS_TCP_SYN) && s->seq == sf->irs) {
+		if (sf->state == MPS_SF_SYN_RCVD && !(s->flags & MPS_TCP_ACK))
+			sf->snd_nxt = sf->iss;
+		else
+			sf->ack_now = true;
+		return;
+	}
+	if (s->flags & MPS_TCP_RST) {
+		/* RFC 5961 §3.2: exact match resets, anything else is challenged. */
+		if (s->seq != sf->rcv_nxt) {
+			sf->ack_now = true;
+			return;
+		}
+		if (fastclose)
+			mps_conn_reset(c, MPS_RST_FASTCLOSE, now);
+		else
+			sf_down(c, sf, MPS_SF_DOWN_RST, now);
+		return;
+	}
+	if ((s->flags & MPS_TCP_SYN) || !(s->flags & MPS_TCP_ACK)) {
+		if (s->flags & MPS_TCP_SYN)
+			sf->ack_now = true; /* RFC 5961 §4.2: challenge ACK */
+		return;
+	}
+	if (s->seq != sf->rcv_nxt) {
+		c->st->counters[MPS_CNT_IN_OUT_OF_WINDOW]++;
+		sf->ack_now = true;
+		return;
+	}
+	if (s->payload_len) {
+		/* Joins carry no data in this version; the peer resends it on the initial subflow. */
+		c->st->counters[MPS_CNT_IN_JOIN_DATA]++;
+		mps_queue_rst_reason(c->st, s, &sf->local, &sf->remote, MPS_TCPRST_UNSPEC);
+		sf_down(c, sf, MPS_SF_DOWN_DATA, now);
+		return;
+	}
+	if (fastclose) {
+		mps_conn_reset(c, MPS_RST_FASTCLOSE, now);
+		mps_queue_rst(c->st, s, &sf->local, &sf->remote);
+		return;
+	}
+	if (sf->state == MPS_SF_SYN_RCVD) {
+		synrcvd_ack(c, sf, s, o, n, now);
+		return;
+	}
+	if (sf->join_pre_est)
+		subflow_up(c, sf, now); /* the fourth ACK */
+	if (sf->ts_ok && (t->present & MPS_TCPOPTS_TS))
+		sf->ts_recent = t->ts_val;
+	if (SEQ_GT(s->ack, sf->snd_max) || SEQ_LT(s->ack, sf->snd_una)) {
+		c->st->counters[MPS_CNT_IN_BAD_ACK]++;
+		sf->ack_now = true;
+		return;
+	}
+	sf->snd_wnd = (uint32_t)s->win << sf->snd_wscale;
+	if (SEQ_GT(s->ack, sf->snd_una)) {
+		sf->snd_una = s->ack;
+		if (sf->fin_sent && SEQ_GT(s->ack, sf->fin_seq))
+			fin_acked(c, sf, now);
+	}
+	conn_options(c, sf, o, n, now);
+	if (sf->state != MPS_SF_CLOSED && (s->flags & MPS_TCP_FIN) && !sf->fin_rcvd)
+		fin_input(c, sf, now);
+}

@@ -1,0 +1,461 @@
+/*
+ * MP_JOIN on the simulated network, fake clock: a second subflow over a
+ * second path in both roles between two stacks (fourth ACK awaited, limits,
+ * clean close of both subflows), and a hand-driven peer that answers with a
+ * wrong HMAC in either role or uses an unknown token: each is refused with
+ * RST + MP_TCPRST and counted, and the connection carries on.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "../unit/fj_test.h"
+#include "mps.h"
+#include "mps_crypto.h"
+#include "mps_internal.h"
+#include "mps_opt.h"
+#include "mps_seg.h"
+#include "mps_sim.h"
+#include "mps_tcp.h"
+
+#define SRV_PORT 5002
+#define STEPS	 2000000
+
+/* Client node 0 (10.0.1.1 and 10.0.2.1), server node 1 (10.0.1.2), hand-driven node 2 (10.0.3.1). */
+struct jworld {
+	struct mps_sim *sim;
+	struct mps_stack *st[2];
+	struct mps_sim_port *port[3];
+	struct mps_stack *raw; /* only builds the hand-driven node's packets */
+	uint64_t now;
+	struct mps_addr c1, c2, srv, x;
+	struct mps_event log[2][64];
+	unsigned int nlog[2];
+};
+
+static void addr4(struct mps_addr *a, uint8_t net, uint8_t host, uint16_t port)
+{
+	memset(a, 0, sizeof(*a));
+	a->family = 4;
+	a->addr[0] = 10;
+	a->addr[2] = net;
+	a->addr[3] = host;
+	a->port = port;
+}
+
+static const struct mps_sim_link_cfg path1 = { .delay_us = 10000, .mtu = 1500 };
+static const struct mps_sim_link_cfg path2 = { .delay_us = 20000, .mtu = 1500 };
+
+static void jworld_init(struct jworld *w, const struct mps_config *ccfg,
+			const struct mps_config *scfg)
+{
+	struct mps_config rcfg = { .seed = 99 };
+	int err, i;
+
+	memset(w, 0, sizeof(*w));
+	w->sim = mps_sim_create(17);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w->sim);
+	for (i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL_FATAL(mps_sim_add_node(w->sim), i);
+	addr4(&w->c1, 1, 1, 0);
+	addr4(&w->c2, 2, 1, 0);
+	addr4(&w->srv, 1, 2, SRV_PORT);
+	addr4(&w->x, 3, 1, SRV_PORT);
+	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c1.addr, 1, w->srv.addr, 4, &path1) >= 0);
+	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c2.addr, 1, w->srv.addr, 4, &path2) >= 0);
+	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 2, w->x.addr, 1, w->srv.addr, 4, &path1) >= 0);
+	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c2.addr, 2, w->x.addr, 4, &path1) >= 0);
+	for (i = 0; i < 3; i++)
+		w->port[i] = mps_sim_port(w->sim, i);
+	w->st[0] = mps_stack_create(ccfg, &err);
+	w->st[1] = mps_stack_create(scfg, &err);
+	w->raw = mps_stack_create(&rcfg, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w->st[0]);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w->st[1]);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w->raw);
+	CU_ASSERT_EQUAL(mps_listen(w->st[1], &w->srv), 0);
+}
+
+static void jworld_free(struct jworld *w)
+{
+	mps_stack_destroy(w->st[0]);
+	mps_stack_destroy(w->st[1]);
+	mps_stack_destroy(w->raw);
+	mps_sim_destroy(w->sim);
+}
+
+/* One round for both stacks, then the clock moves to the next thing due (node 2 included). */
+static bool jstep(struct jworld *w)
+{
+	uint64_t t = MPS_TIME_NEVER, x;
+	struct mps_event ev;
+	int i, err;
+
+	for (i = 0; i < 2; i++) {
+		mps_pump(w->st[i], &mps_sim_link_ops, w->port[i], w->now, &err);
+		CU_ASSERT_EQUAL(err, 0);
+		while (mps_next_event(w->st[i], &ev) == 0)
+			if (w->nlog[i] < 64)
+				w->log[i][w->nlog[i]++] = ev;
+	}
+	for (i = 0; i < 2; i++) {
+		x = mps_next_wakeup(w->st[i]);
+		t = x < t ? x : t;
+	}
+	for (i = 0; i < 3; i++) {
+		x = mps_sim_link_ops.next_ready(w->port[i]);
+		t = x < t ? x : t;
+	}
+	if (t == MPS_TIME_NEVER)
+		return false;
+	if (t > w->now)
+		w->now = t;
+	return true;
+}
+
+/* The latest event of this type (and subflow ID, unless sf_id < 0). */
+static const struct mps_event *find_ev(const struct jworld *w, int side, enum mps_event_type type,
+				       int sf_id)
+{
+	unsigned int i;
+
+	for (i = w->nlog[side]; i-- > 0;)
+		if (w->log[side][i].type == type &&
+		    (sf_id < 0 || w->log[side][i].subflow_id == sf_id))
+			return &w->log[side][i];
+	return NULL;
+}
+
+static uint8_t stream_byte(uint64_t i)
+{
+	return (uint8_t)((i * 131) ^ (i >> 9));
+}
+
+/* Send total bytes from tx to rx while stepping; with close, both ends close after. */
+static uint64_t move_data(struct jworld *w, struct mps_conn *tx, struct mps_conn *rx,
+			  uint64_t total, bool shut)
+{
+	uint8_t buf[8192];
+	uint64_t sent = 0, rcvd = 0;
+	bool bad = false, eof = false;
+	ssize_t n;
+	long steps;
+	size_t i, want;
+
+	for (steps = 0; steps < STEPS && (shut ? !eof : rcvd < total); steps++) {
+		while (sent < total) {
+			want = total - sent < sizeof(buf) ? total - sent : sizeof(buf);
+			for (i = 0; i < want; i++)
+				buf[i] = stream_byte(sent + i);
+			n = mps_send(tx, buf, want);
+			if (n <= 0)
+				break;
+			sent += (uint64_t)n;
+			if (sent == total && shut)
+				CU_ASSERT_EQUAL(mps_shutdown(tx), 0);
+		}
+		while ((n = mps_recv(rx, buf, sizeof(buf))) > 0) {
+			for (i = 0; i < (size_t)n; i++)
+				bad |= buf[i] != stream_byte(rcvd + i);
+			rcvd += (uint64_t)n;
+		}
+		eof = n == 0;
+		if (!jstep(w))
+			break;
+	}
+	CU_ASSERT_FALSE(bad);
+	return rcvd;
+}
+
+/* Establish over path 1 and move data so that the client sees a DATA_ACK. */
+static void connect_both(struct jworld *w, struct mps_conn **c, struct mps_conn **s)
+{
+	long steps;
+
+	CU_ASSERT_EQUAL_FATAL(mps_connect(w->st[0], &w->c1, &w->srv, c), 0);
+	*s = NULL;
+	for (steps = 0; steps < 1000 && !*s; steps++) {
+		jstep(w);
+		*s = mps_accept(w->st[1]);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(*s);
+	/* The client has no DATA_ACK yet, so it cannot know the server holds its key. */
+	CU_ASSERT_EQUAL(mps_join(*c, &w->c2, &w->srv, false), -ENOTCONN);
+	CU_ASSERT_EQUAL(move_data(w, *c, *s, 1000, false), 1000);
+	for (steps = 0; steps < 100 && mps_next_wakeup(w->st[0]) != MPS_TIME_NEVER; steps++)
+		jstep(w);
+}
+
+static void run_for(struct jworld *w, uint64_t us)
+{
+	uint64_t end = w->now + us;
+	long steps;
+
+	for (steps = 0; steps < STEPS && w->now < end; steps++)
+		if (!jstep(w))
+			break;
+}
+
+static void test_join_two_paths(void)
+{
+	struct mps_config ccfg = { .seed = 1, .max_subflows = 2 }, scfg = { .seed = 2 };
+	const struct mps_event *cup, *sup, *down;
+	struct mps_subflow_info fi;
+	struct mps_conn_info ci, si;
+	struct mps_conn *c, *s;
+	struct jworld w;
+	long steps;
+
+	jworld_init(&w, &ccfg, &scfg);
+	connect_both(&w, &c, &s);
+	CU_ASSERT_EQUAL(mps_join(c, &w.c2, &w.srv, false), 0);
+	/* max_subflows 2: the initial subflow and this join. */
+	CU_ASSERT_EQUAL(mps_join(c, &w.c2, &w.srv, false), -ENOSPC);
+	run_for(&w, 200000);
+	cup = find_ev(&w, 0, MPS_EV_SUBFLOW_UP, 1);
+	sup = find_ev(&w, 1, MPS_EV_SUBFLOW_UP, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cup);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sup);
+	/*
+	 * The server is up on the third ACK; the client only on the fourth ACK,
+	 * one path-2 delay (20 ms) later.
+	 */
+	CU_ASSERT_EQUAL(cup->time, sup->time + 20000);
+	CU_ASSERT_EQUAL(mps_conn_info(c, &ci), 0);
+	CU_ASSERT_EQUAL(mps_conn_info(s, &si), 0);
+	CU_ASSERT_EQUAL(ci.nsubflows, 2);
+	CU_ASSERT_EQUAL(si.nsubflows, 2);
+	CU_ASSERT_EQUAL_FATAL(mps_subflow_info(c, 1, &fi), 0);
+	CU_ASSERT_TRUE(fi.join);
+	CU_ASSERT_TRUE(fi.up);
+	CU_ASSERT_FALSE(fi.backup);
+	CU_ASSERT_EQUAL(fi.id, 1);
+	CU_ASSERT_EQUAL(fi.remote_id, 0);
+	CU_ASSERT_EQUAL(memcmp(fi.local.addr, w.c2.addr, 4), 0);
+	CU_ASSERT_STRING_EQUAL(fi.state, "ESTABLISHED");
+	CU_ASSERT_EQUAL(fi.srtt_us, 40000); /* SYN to SYN/ACK over path 2 */
+	CU_ASSERT_EQUAL_FATAL(mps_subflow_info(s, 1, &fi), 0);
+	CU_ASSERT_TRUE(fi.join);
+	CU_ASSERT_EQUAL(fi.remote_id, 1);
+	CU_ASSERT_EQUAL(mps_subflow_info(s, 2, &fi), -ENOENT);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_JOIN_HMAC), 0);
+	/* Data still flows (on the initial subflow) and both ends close every subflow. */
+	CU_ASSERT_EQUAL(move_data(&w, c, s, 200000, true), 200000);
+	mps_close(s);
+	mps_close(c);
+	for (steps = 0; steps < STEPS; steps++)
+		if (!jstep(&w))
+			break;
+	CU_ASSERT_EQUAL(mps_next_wakeup(w.st[0]), MPS_TIME_NEVER);
+	CU_ASSERT_EQUAL(mps_next_wakeup(w.st[1]), MPS_TIME_NEVER);
+	down = find_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 1);
+	CU_ASSERT_PTR_NOT_NULL(down);
+	if (down)
+		CU_ASSERT_EQUAL(down->reason, MPS_SF_DOWN_CLOSED);
+	CU_ASSERT_PTR_NOT_NULL(find_ev(&w, 0, MPS_EV_CONN_CLOSED, -1));
+	CU_ASSERT_PTR_NOT_NULL(find_ev(&w, 1, MPS_EV_CONN_CLOSED, -1));
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_IN_NO_CONN), 0);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_NO_CONN), 0);
+	jworld_free(&w);
+}
+
+/* A packet from the hand-driven node x to dst, with one MPTCP option o (or none). */
+static void raw_send(struct jworld *w, const struct mps_addr *from, const struct mps_addr *to,
+		     uint32_t seq, uint32_t ack, uint8_t flags, struct mps_opt *o)
+{
+	uint8_t opts[MPS_MAX_OPTS], pkt[256];
+	struct mps_pkt_spec ps = { .local = from,
+				   .remote = to,
+				   .seq = seq,
+				   .ack = ack,
+				   .flags = flags,
+				   .win = 65535,
+				   .opts = opts };
+	int n = 0;
+
+	if (o) {
+		n = mps_opt_build(o, opts, sizeof(opts));
+		CU_ASSERT_FATAL(n > 0);
+		while (n % 4)
+			opts[n++] = MPS_TCPOPT_NOP;
+	}
+	ps.optlen = n;
+	n = mps_tcp_write_packet(w->raw, &ps, pkt, sizeof(pkt));
+	CU_ASSERT_FATAL(n > 0);
+	CU_ASSERT_EQUAL(mps_sim_link_ops.send(w->port[2], pkt, (size_t)n, w->now), 0);
+}
+
+/* Step until node x receives a packet; parse it and its first MPTCP option of subtype sub. */
+static bool raw_recv(struct jworld *w, uint8_t *pkt, struct mps_seg *seg, uint8_t sub,
+		     struct mps_opt *o)
+{
+	struct mps_tcpopts t;
+	enum mps_seg_err serr;
+	enum mps_opt_err oerr;
+	long steps;
+	int n = 0, i;
+
+	for (steps = 0; steps < 100000; steps++) {
+		n = mps_sim_link_ops.recv(w->port[2], pkt, 2048, w->now);
+		if (n > 0 || !jstep(w))
+			break;
+	}
+	if (n <= 0 || mps_seg_parse(pkt, (size_t)n, 0, seg, &serr) != 0)
+		return false;
+	memset(o, 0, sizeof(*o));
+	mps_tcpopt_walk(seg->opts, seg->opts_len, &t);
+	for (i = 0; i < t.nmptcp; i++)
+		if (mps_opt_parse(seg->opts + t.mptcp[i].off, t.mptcp[i].len,
+				  seg->flags | (seg->payload_len ? MPS_SEG_DATA : 0), o,
+				  &oerr) == 0 &&
+		    o->subtype == sub)
+			return true;
+	o->subtype = 0;
+	return true;
+}
+
+/* Node x joins the server's connection: SYN with token, checks the SYN/ACK's HMAC. */
+static void x_join_syn(struct jworld *w, const struct mps_addr *xa, uint32_t token,
+		       const struct mps_conn_info *si, struct mps_seg *seg, uint8_t *pkt,
+		       struct mps_opt *j)
+{
+	struct mps_opt o = { .subtype = MPS_MPTCP_SUB_JOIN };
+	uint64_t h;
+	int rc;
+
+	o.join.form = MPS_JOIN_SYN;
+	o.join.addr_id = 7;
+	o.join.token = token;
+	o.join.nonce = 0xabcdef01;
+	raw_send(w, xa, &w->srv, 5000, 0, MPS_TCP_SYN, &o);
+	CU_ASSERT_FATAL(raw_recv(w, pkt, seg, si ? MPS_MPTCP_SUB_JOIN : MPS_MPTCP_SUB_TCPRST, j));
+	if (!si)
+		return;
+	CU_ASSERT_EQUAL(seg->flags, MPS_TCP_SYN | MPS_TCP_ACK);
+	CU_ASSERT_EQUAL(seg->ack, 5001);
+	CU_ASSERT_EQUAL_FATAL(j->subtype, MPS_MPTCP_SUB_JOIN);
+	CU_ASSERT_EQUAL(j->join.form, MPS_JOIN_SYNACK);
+	/* RFC 8684 §3.2: HMAC(K_B || K_A, R_B || R_A), leftmost 64 bits. */
+	h = mps_join_hmac64(si->local_key, si->remote_key, j->join.nonce, 0xabcdef01, &rc);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_EQUAL(j->join.hmac64, h);
+}
+
+static void test_join_responder_checks(void)
+{
+	struct mps_config ccfg = { .seed = 3 }, scfg = { .seed = 4 };
+	struct mps_opt j, o = { .subtype = MPS_MPTCP_SUB_JOIN }, r;
+	uint8_t pkt[2048], h[MPS_HMAC_LEN];
+	struct mps_conn_info si;
+	struct mps_addr xa = { 0 };
+	const struct mps_event *down;
+	struct mps_conn *c, *s;
+	struct mps_seg seg;
+	struct jworld w;
+
+	jworld_init(&w, &ccfg, &scfg);
+	connect_both(&w, &c, &s);
+	CU_ASSERT_EQUAL(mps_conn_info(s, &si), 0);
+	xa = w.x;
+	xa.port = 41000;
+	/* Unknown token: RST with MP_TCPRST "MPTCP-specific error", counted. */
+	x_join_syn(&w, &xa, si.local_token ^ 1, NULL, &seg, pkt, &r);
+	CU_ASSERT_EQUAL(seg.flags & MPS_TCP_RST, MPS_TCP_RST);
+	CU_ASSERT_EQUAL_FATAL(r.subtype, MPS_MPTCP_SUB_TCPRST);
+	CU_ASSERT_EQUAL(r.tcprst.reason, MPS_TCPRST_MPTCP_ERR);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_JOIN_TOKEN), 1);
+	/* Known token, third ACK with a wrong HMAC: RST, counted, the subflow is gone. */
+	xa.port = 41001;
+	x_join_syn(&w, &xa, si.local_token, &si, &seg, pkt, &j);
+	o.join.form = MPS_JOIN_ACK;
+	CU_ASSERT_EQUAL(mps_join_hmac(si.remote_key, si.local_key, 0xabcdef01, j.join.nonce, h), 0);
+	memcpy(o.join.hmac, h, sizeof(o.join.hmac));
+	o.join.hmac[5] ^= 0x40;
+	raw_send(&w, &xa, &w.srv, 5001, seg.seq + 1, MPS_TCP_ACK, &o);
+	CU_ASSERT_FATAL(raw_recv(&w, pkt, &seg, MPS_MPTCP_SUB_TCPRST, &r));
+	CU_ASSERT_EQUAL(seg.flags & MPS_TCP_RST, MPS_TCP_RST);
+	CU_ASSERT_EQUAL(r.subtype, MPS_MPTCP_SUB_TCPRST);
+	CU_ASSERT_EQUAL(r.tcprst.reason, MPS_TCPRST_MPTCP_ERR);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_JOIN_HMAC), 1);
+	CU_ASSERT_EQUAL(mps_conn_info(s, &si), 0);
+	CU_ASSERT_EQUAL(si.nsubflows, 1);
+	down = find_ev(&w, 1, MPS_EV_SUBFLOW_DOWN, -1);
+	CU_ASSERT_PTR_NOT_NULL(down);
+	if (down)
+		CU_ASSERT_EQUAL(down->reason, MPS_SF_DOWN_HMAC);
+	/* The right HMAC: the subflow comes up and the server sends the fourth ACK. */
+	xa.port = 41002;
+	x_join_syn(&w, &xa, si.local_token, &si, &seg, pkt, &j);
+	CU_ASSERT_EQUAL(mps_join_hmac(si.remote_key, si.local_key, 0xabcdef01, j.join.nonce, h), 0);
+	memcpy(o.join.hmac, h, sizeof(o.join.hmac));
+	raw_send(&w, &xa, &w.srv, 5001, seg.seq + 1, MPS_TCP_ACK, &o);
+	CU_ASSERT_FATAL(raw_recv(&w, pkt, &seg, MPS_MPTCP_SUB_DSS, &r));
+	CU_ASSERT_EQUAL(seg.flags, MPS_TCP_ACK);
+	CU_ASSERT_EQUAL(seg.payload_len, 0);
+	CU_ASSERT_EQUAL(r.subtype, MPS_MPTCP_SUB_DSS);
+	CU_ASSERT_TRUE(r.dss.flags & MPS_DSS_FLAG_A);
+	CU_ASSERT_EQUAL(mps_conn_info(s, &si), 0);
+	CU_ASSERT_EQUAL(si.nsubflows, 2);
+	CU_ASSERT_PTR_NOT_NULL(find_ev(&w, 1, MPS_EV_SUBFLOW_UP, -1));
+	/* The connection itself is untouched: data still flows on the initial subflow. */
+	CU_ASSERT_EQUAL(move_data(&w, c, s, 50000, false), 50000);
+	jworld_free(&w);
+}
+
+static void test_join_initiator_bad_hmac(void)
+{
+	struct mps_config ccfg = { .seed = 5 }, scfg = { .seed = 6 };
+	struct mps_opt j, o = { .subtype = MPS_MPTCP_SUB_JOIN }, r;
+	struct mps_conn_info ci, si;
+	const struct mps_event *down;
+	struct mps_conn *c, *s;
+	struct mps_seg seg;
+	uint8_t pkt[2048];
+	struct mps_addr from, to;
+	struct jworld w;
+	int rc;
+
+	jworld_init(&w, &ccfg, &scfg);
+	connect_both(&w, &c, &s);
+	CU_ASSERT_EQUAL(mps_conn_info(s, &si), 0);
+	/* The client joins to node x, as if x were an address the server announced. */
+	CU_ASSERT_EQUAL(mps_join(c, &w.c2, &w.x, true), 0);
+	CU_ASSERT_FATAL(raw_recv(&w, pkt, &seg, MPS_MPTCP_SUB_JOIN, &j));
+	CU_ASSERT_EQUAL(seg.flags, MPS_TCP_SYN);
+	CU_ASSERT_EQUAL_FATAL(j.subtype, MPS_MPTCP_SUB_JOIN);
+	CU_ASSERT_EQUAL(j.join.form, MPS_JOIN_SYN);
+	CU_ASSERT_EQUAL(j.join.token, si.local_token);
+	CU_ASSERT_TRUE(j.join.backup);
+	CU_ASSERT_EQUAL(j.join.addr_id, 1);
+	addr4(&from, 3, 1, seg.dport);
+	addr4(&to, 2, 1, seg.sport);
+	o.join.form = MPS_JOIN_SYNACK;
+	o.join.addr_id = 3;
+	o.join.nonce = 0x55aa55aa;
+	o.join.hmac64 =
+		mps_join_hmac64(si.local_key, si.remote_key, o.join.nonce, j.join.nonce, &rc) ^ 1;
+	raw_send(&w, &from, &to, 9000, seg.seq + 1, MPS_TCP_SYN | MPS_TCP_ACK, &o);
+	CU_ASSERT_FATAL(raw_recv(&w, pkt, &seg, MPS_MPTCP_SUB_TCPRST, &r));
+	CU_ASSERT_EQUAL(seg.flags & MPS_TCP_RST, MPS_TCP_RST);
+	CU_ASSERT_EQUAL(r.subtype, MPS_MPTCP_SUB_TCPRST);
+	CU_ASSERT_EQUAL(r.tcprst.reason, MPS_TCPRST_MPTCP_ERR);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_IN_JOIN_HMAC), 1);
+	run_for(&w, 10000);
+	CU_ASSERT_EQUAL(mps_conn_info(c, &ci), 0);
+	CU_ASSERT_EQUAL(ci.nsubflows, 1);
+	down = find_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 1);
+	CU_ASSERT_PTR_NOT_NULL(down);
+	if (down)
+		CU_ASSERT_EQUAL(down->reason, MPS_SF_DOWN_HMAC);
+	CU_ASSERT_PTR_NULL(find_ev(&w, 0, MPS_EV_SUBFLOW_UP, 1));
+	CU_ASSERT_EQUAL(move_data(&w, c, s, 50000, false), 50000);
+	jworld_free(&w);
+}
+
+static const struct fj_test tests[] = {
+	{ "two_paths", test_join_two_paths },
+	{ "responder_checks", test_join_responder_checks },
+	{ "initiator_bad_hmac", test_join_initiator_bad_hmac },
+	{ NULL, NULL },
+};
+
+const struct fj_suite fj_suite_sim_join = { "sim_join", NULL, NULL, tests };
