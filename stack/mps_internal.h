@@ -159,6 +159,22 @@ struct mps_conn {
 	uint16_t ooo_segs;
 	uint32_t ooo_last; /* seq of the most recently queued segment (RFC 2018 §4) */
 	struct mps_opt_add_addr echo;
+	/* Path manager state (mps_pm.c). */
+	const struct mps_pm_ops *pm;
+	bool pm_started;  /* established() called */
+	bool pm_new_addr; /* the peer announced an address since the last tick */
+	struct {
+		uint8_t id;
+		struct mps_addr addr; /* port 0 */
+		bool announce;	      /* we announce it (server role) */
+		bool echoed, removed;
+		uint8_t tries;
+		uint64_t next_at; /* next (re)transmission of its ADD_ADDR, MPS_TIME_NEVER if none */
+	} laddrs[MPS_MAX_LOCAL_ADDRS];
+	uint8_t nladdrs;
+	int8_t announce_idx; /* laddrs index whose ADD_ADDR goes on the next pure ACK, or -1 */
+	uint8_t rm_ids[MPS_RM_ADDR_MAX];
+	uint8_t nrm_ids; /* REMOVE_ADDR to send on the next pure ACK */
 	enum mps_conn_state state;
 	uint64_t bytes_sent, bytes_acked, bytes_received;
 };
@@ -207,6 +223,28 @@ struct mps_stack {
 	uint64_t counters[MPS_CNT__COUNT];
 	uint64_t opt_errors[MPS_OPT_E_COUNT];
 };
+
+/*
+ * A path manager: which subflows a connection opens and which addresses it
+ * announces. Called by the stack between packets, never re-entered.
+ */
+struct mps_pm_ops {
+	const char *name;
+	void (*established)(struct mps_conn *c, uint64_t now); /* fully established, once */
+	void (*addr_learnt)(struct mps_conn *c, uint64_t now); /* the peer announced an address */
+	void (*addr_removed)(struct mps_conn *c, uint8_t id, uint64_t now); /* peer withdrew id */
+};
+
+const struct mps_pm_ops *mps_pm_find(const char *name); /* NULL name: the default */
+void mps_pm_conn_init(struct mps_conn *c);		/* IDs for cfg.local_addrs */
+void mps_pm_tick(struct mps_conn *c, uint64_t now);	/* calls the ops; ADD_ADDR timers */
+uint64_t mps_pm_next_timer(const struct mps_conn *c);
+/* An echo of our ADD_ADDR arrived. */
+void mps_pm_echo_input(struct mps_conn *c, const struct mps_opt_add_addr *a, uint64_t now);
+/* The local ID of addr (port ignored) on c, or -1. */
+int mps_pm_local_id(const struct mps_conn *c, const struct mps_addr *addr);
+/* Reset every join subflow of c whose remote (remote true) or local address ID is id. */
+void mps_join_close_id(struct mps_conn *c, uint8_t id, bool remote, uint64_t now);
 
 /* Stack services used by the TCP code. */
 uint64_t mps_rand64(struct mps_stack *st);

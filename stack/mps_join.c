@@ -48,7 +48,10 @@ static uint8_t local_id_for(struct mps_conn *c, const struct mps_addr *local)
 {
 	struct mps_addr a = *local, b;
 	unsigned int i;
+	int id = mps_pm_local_id(c, local);
 
+	if (id >= 0)
+		return (uint8_t)id; /* the ID it has, or will have, in our ADD_ADDR */
 	a.port = 0;
 	b = c->sf.local;
 	b.port = 0;
@@ -479,6 +482,21 @@ uint64_t mps_join_next_timer(const struct mps_conn *c)
 			t = sf->tw_at;
 	}
 	return t;
+}
+
+void mps_join_close_id(struct mps_conn *c, uint8_t id, bool remote, uint64_t now)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->njoins; i++) {
+		struct mps_subflow *sf = c->joins[i];
+
+		if (sf->state == MPS_SF_CLOSED || (remote ? sf->remote_id : sf->id) != id)
+			continue;
+		if (sf->state != MPS_SF_SYN_SENT)
+			sf_rst(c, sf, MPS_TCPRST_ADMIN);
+		sf_down(c, sf, MPS_SF_DOWN_REMOVED, now);
+	}
 }
 
 bool mps_join_closing(const struct mps_conn *c)

@@ -106,7 +106,8 @@ struct mps_stack *mps_stack_create(const struct mps_config *cfg, int *err)
 	if (!cfg || (cfg->mss && (cfg->mss < 88 || cfg->mss > 65000)) ||
 	    (cfg->sndbuf && cfg->sndbuf < 4096) || (cfg->rcvbuf && cfg->rcvbuf < 4096) ||
 	    cfg->sndbuf > (1u << 30) || cfg->rcvbuf > (1u << 30) ||
-	    cfg->max_subflows > MPS_MAX_SUBFLOWS || !cfg->alloc != !cfg->free) {
+	    cfg->max_subflows > MPS_MAX_SUBFLOWS || cfg->nlocal_addrs > MPS_MAX_LOCAL_ADDRS ||
+	    (cfg->path_manager && !mps_pm_find(cfg->path_manager)) || !cfg->alloc != !cfg->free) {
 		*err = -EINVAL;
 		return NULL;
 	}
@@ -271,6 +272,7 @@ struct mps_conn *mps_conn_new(struct mps_stack *st, const struct mps_addr *local
 	c->sf.tw_at = MPS_TIME_NEVER;
 	c->sf.delack_at = MPS_TIME_NEVER;
 	c->state = MPS_CONN_CONNECTING;
+	mps_pm_conn_init(c);
 	c->next = st->conns;
 	st->conns = c;
 	st->nconns++;
@@ -658,6 +660,7 @@ int mps_output(struct mps_stack *st, uint64_t now, uint8_t *buf, size_t cap)
 	for (c = st->conns; c; c = c->next) {
 		mps_tcp_timers(c, now);
 		mps_join_timers(c, now);
+		mps_pm_tick(c, now);
 	}
 	reap(st, now);
 	if (st->nrsts) {
@@ -696,6 +699,9 @@ uint64_t mps_next_wakeup(const struct mps_stack *st)
 		if (x < t)
 			t = x;
 		x = mps_join_next_timer(c);
+		if (x < t)
+			t = x;
+		x = mps_pm_next_timer(c);
 		if (x < t)
 			t = x;
 	}

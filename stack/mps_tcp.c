@@ -298,8 +298,10 @@ void mps_add_addr_input(struct mps_conn *c, const struct mps_opt_add_addr *a, ui
 	uint64_t h = 0;
 	unsigned int i;
 
-	if (a->echo)
-		return; /* we announce nothing yet, so there is nothing to confirm */
+	if (a->echo) {
+		mps_pm_echo_input(c, a, now);
+		return;
+	}
 	if (mps_add_addr_hmac(c->rkey, c->lkey, a->addr_id, a->addr, alen,
 			      a->has_port ? a->port : 0, &h) != 0 ||
 	    h != a->hmac) {
@@ -321,6 +323,7 @@ void mps_add_addr_input(struct mps_conn *c, const struct mps_opt_add_addr *a, ui
 		memcpy(c->raddrs[i].addr.addr, a->addr, alen);
 		c->raddrs[i].addr.port = a->has_port ? a->port : 0;
 		mps_event(c->st, MPS_EV_ADD_ADDR_IN, c, a->addr_id, now);
+		c->pm_new_addr = true;
 	}
 	/* A retransmitted announcement is echoed again: our echo may have been lost. */
 	c->echo = *a;
@@ -348,6 +351,10 @@ void mps_rm_addr_input(struct mps_conn *c, const struct mps_opt_rm_addr *r, uint
 			mps_event(c->st, MPS_EV_REMOVE_ADDR_IN, c, r->ids[k], now);
 			break;
 		}
+	/* Subflows to a withdrawn address go, whether or not it was announced (the initial stays). */
+	for (k = 0; k < r->n; k++)
+		if (c->pm)
+			c->pm->addr_removed(c, r->ids[k], now);
 }
 
 /* A checksum failure, or a checksum present against the negotiation: abort. */

@@ -73,6 +73,24 @@ static int build_opts(struct mps_conn *c, uint8_t *p, uint64_t now, uint8_t flag
 		o.subtype = MPS_MPTCP_SUB_ADD_ADDR;
 		o.add_addr = c->echo;
 		c->echo_pending = false;
+	} else if (c->nrm_ids && !len && !data_fin && !(flags & MPS_TCP_RST)) {
+		o.subtype = MPS_MPTCP_SUB_RM_ADDR;
+		o.rm_addr.n = c->nrm_ids;
+		memcpy(o.rm_addr.ids, c->rm_ids, c->nrm_ids);
+		c->nrm_ids = 0;
+	} else if (c->announce_idx >= 0 && !len && !data_fin && !(flags & MPS_TCP_RST)) {
+		/* Our ADD_ADDR (RFC 8684 §3.4.1): HMAC keyed our key || peer key, no port. */
+		const struct mps_addr *a = &c->laddrs[c->announce_idx].addr;
+
+		o.subtype = MPS_MPTCP_SUB_ADD_ADDR;
+		o.add_addr.addr_id = c->laddrs[c->announce_idx].id;
+		o.add_addr.family = a->family;
+		memcpy(o.add_addr.addr, a->addr, a->family == 4 ? 4 : 16);
+		c->announce_idx = -1;
+		k = mps_add_addr_hmac(c->lkey, c->rkey, o.add_addr.addr_id, a->addr,
+				      a->family == 4 ? 4 : 16, 0, &o.add_addr.hmac);
+		if (k < 0)
+			return k;
 	} else {
 		o.subtype = MPS_MPTCP_SUB_DSS;
 		o.dss.flags = MPS_DSS_FLAG_A | MPS_DSS_FLAG_a;
@@ -347,7 +365,7 @@ static int send_segment(struct mps_conn *c, uint64_t now, uint32_t seq, uint64_t
 	/* A data or FIN segment leaves a waiting ADD_ADDR echo for a pure ACK next; a pure ACK never repeats itself. */
 	sf->unacked_segs = 0; /* this segment carries the ACK */
 	sf->delack_at = MPS_TIME_NEVER;
-	sf->ack_now = (len || fin) && c->echo_pending;
+	sf->ack_now = (len || fin) && (c->echo_pending || c->nrm_ids || c->announce_idx >= 0);
 	if (len || fin) {
 		if (SEQ_LT(seq, sf->snd_max)) {
 			sf->retransmits++;

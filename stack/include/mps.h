@@ -21,7 +21,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define MPS_TIME_NEVER UINT64_MAX
+#define MPS_TIME_NEVER	    UINT64_MAX
+#define MPS_MAX_LOCAL_ADDRS 8 /* extra local addresses a path manager may use */
 
 struct mps_stack;
 struct mps_conn;
@@ -46,6 +47,17 @@ struct mps_config {
 	 * joins beyond it are refused. 0: 3 (Linux's default of 2 extra); at most 8.
 	 */
 	uint8_t max_subflows;
+	/*
+	 * Path manager by name: NULL or "fullmesh" (the only one so far). With
+	 * it, a server announces each address of local_addrs (ADD_ADDR with
+	 * HMAC, repeated until echoed) and a client opens a subflow from every
+	 * local address (the connection's own and local_addrs) to every address
+	 * of the peer it knows (the connection's own and those learnt by
+	 * ADD_ADDR), within max_subflows. Ports of local_addrs are ignored.
+	 */
+	const char *path_manager;
+	struct mps_addr local_addrs[MPS_MAX_LOCAL_ADDRS];
+	uint8_t nlocal_addrs; /* at most MPS_MAX_LOCAL_ADDRS */
 	/*
 	 * Randomness for keys, ISNs and ports. NULL: an internal generator
 	 * seeded with seed, for deterministic tests only (its output is
@@ -133,6 +145,14 @@ ssize_t mps_recv(struct mps_conn *c, void *buf, size_t len);
 int mps_join(struct mps_conn *c, const struct mps_addr *local, const struct mps_addr *remote,
 	     bool backup);
 
+/*
+ * Withdraw local address addr (port ignored) from c: REMOVE_ADDR with its
+ * ID goes to the peer, and every join subflow of c using it is reset. The
+ * initial subflow is never closed this way. Returns 0, -ENOENT if c has no
+ * ID for addr, or -EINVAL for the initial subflow's address.
+ */
+int mps_remove_addr(struct mps_conn *c, const struct mps_addr *addr);
+
 /* Send DATA_FIN after the queued data; receiving continues. Returns 0 or -ENOTCONN. */
 int mps_shutdown(struct mps_conn *c);
 
@@ -213,14 +233,18 @@ int mps_subflow_info(const struct mps_conn *c, unsigned int idx, struct mps_subf
 /* Events, queued by the stack (at most 256; older ones dropped and counted). */
 enum mps_event_type {
 	MPS_EV_CONN_ESTABLISHED,
-	MPS_EV_CONN_CLOSED,    /* close handshake done, both directions */
-	MPS_EV_CONN_RESET,     /* reason: MPS_RST_* */
-	MPS_EV_FALLBACK,       /* reason: MPS_FALLBACK_* */
-	MPS_EV_SUBFLOW_UP,     /* subflow_id: its local ID */
-	MPS_EV_SUBFLOW_DOWN,   /* reason: MPS_SF_DOWN_* (0 for the initial subflow's close) */
-	MPS_EV_ADD_ADDR_IN,    /* the peer announced an address (HMAC verified); reason: its ID */
-	MPS_EV_REMOVE_ADDR_IN, /* the peer withdrew an address it announced; reason: its ID */
-	MPS_EV_SUBFLOW_PRIO,   /* MP_PRIO changed a subflow's backup flag; reason: the new flag */
+	MPS_EV_CONN_CLOSED,	/* close handshake done, both directions */
+	MPS_EV_CONN_RESET,	/* reason: MPS_RST_* */
+	MPS_EV_FALLBACK,	/* reason: MPS_FALLBACK_* */
+	MPS_EV_SUBFLOW_UP,	/* subflow_id: its local ID */
+	MPS_EV_SUBFLOW_DOWN,	/* reason: MPS_SF_DOWN_* (0 for the initial subflow's close) */
+	MPS_EV_ADD_ADDR_IN,	/* the peer announced an address (HMAC verified); reason: its ID */
+	MPS_EV_REMOVE_ADDR_IN,	/* the peer withdrew an address it announced; reason: its ID */
+	MPS_EV_SUBFLOW_PRIO,	/* MP_PRIO changed a subflow's backup flag; reason: the new flag */
+	MPS_EV_ADD_ADDR_OUT,	/* we announced an address (first transmission); reason: its ID */
+	MPS_EV_ADD_ADDR_ECHOED, /* the peer echoed our announcement; reason: its ID */
+	MPS_EV_ADD_ADDR_LOST, /* announcement never echoed after every retransmission; reason: ID */
+	MPS_EV_REMOVE_ADDR_OUT, /* we withdrew an address; reason: its ID */
 };
 
 enum mps_fallback_reason {
@@ -247,6 +271,7 @@ enum mps_sf_down_reason {
 	MPS_SF_DOWN_CLOSED,  /* FIN exchange done */
 	MPS_SF_DOWN_CONN,    /* the connection was reset */
 	MPS_SF_DOWN_DATA,    /* data arrived on it (not carried on joins yet): reset */
+	MPS_SF_DOWN_REMOVED, /* its address was withdrawn (REMOVE_ADDR either way) */
 };
 
 struct mps_event {

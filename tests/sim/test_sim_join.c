@@ -27,7 +27,8 @@ struct jworld {
 	struct mps_sim_port *port[3];
 	struct mps_stack *raw; /* only builds the hand-driven node's packets */
 	uint64_t now;
-	struct mps_addr c1, c2, srv, x;
+	struct mps_addr c1, c2, srv, srv2, x;
+	int p1; /* the path c1 - srv */
 	struct mps_event log[2][64];
 	unsigned int nlog[2];
 };
@@ -59,8 +60,12 @@ static void jworld_init(struct jworld *w, const struct mps_config *ccfg,
 	addr4(&w->c1, 1, 1, 0);
 	addr4(&w->c2, 2, 1, 0);
 	addr4(&w->srv, 1, 2, SRV_PORT);
+	addr4(&w->srv2, 2, 2, 0);
 	addr4(&w->x, 3, 1, SRV_PORT);
-	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c1.addr, 1, w->srv.addr, 4, &path1) >= 0);
+	w->p1 = mps_sim_add_path(w->sim, 0, w->c1.addr, 1, w->srv.addr, 4, &path1);
+	CU_ASSERT_FATAL(w->p1 >= 0);
+	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c1.addr, 1, w->srv2.addr, 4, &path2) >= 0);
+	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c2.addr, 1, w->srv2.addr, 4, &path1) >= 0);
 	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c2.addr, 1, w->srv.addr, 4, &path2) >= 0);
 	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 2, w->x.addr, 1, w->srv.addr, 4, &path1) >= 0);
 	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c2.addr, 2, w->x.addr, 4, &path1) >= 0);
@@ -451,7 +456,127 @@ static void test_join_initiator_bad_hmac(void)
 	jworld_free(&w);
 }
 
+static unsigned int count_ev(const struct jworld *w, int side, enum mps_event_type type)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < w->nlog[side]; i++)
+		n += w->log[side][i].type == type;
+	return n;
+}
+
+/*
+ * Full mesh: the server announces its second address, the client opens a
+ * subflow from each of its two addresses to each of the server's two; then
+ * each side withdraws its second address and the subflows using it go.
+ */
+static void test_pm_fullmesh(void)
+{
+	struct mps_config ccfg = { .seed = 7, .max_subflows = 4, .nlocal_addrs = 1 };
+	struct mps_config scfg = { .seed = 8, .max_subflows = 4, .nlocal_addrs = 1 };
+	struct mps_subflow_info fi;
+	struct mps_conn_info ci, si;
+	struct mps_conn *c = NULL, *s = NULL;
+	struct jworld w;
+	unsigned int i, up = 0;
+	long steps;
+
+	addr4(&ccfg.local_addrs[0], 2, 1, 0);
+	addr4(&scfg.local_addrs[0], 2, 2, 0);
+	ccfg.path_manager = "fullmesh";
+	jworld_init(&w, &ccfg, &scfg);
+	CU_ASSERT_EQUAL_FATAL(mps_connect(w.st[0], &w.c1, &w.srv, &c), 0);
+	for (steps = 0; steps < 1000 && !s; steps++) {
+		jstep(&w);
+		s = mps_accept(w.st[1]);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	run_for(&w, 500000);
+	CU_ASSERT_EQUAL(count_ev(&w, 1, MPS_EV_ADD_ADDR_OUT), 1);
+	CU_ASSERT_EQUAL(count_ev(&w, 1, MPS_EV_ADD_ADDR_ECHOED), 1);
+	CU_ASSERT_EQUAL(count_ev(&w, 0, MPS_EV_ADD_ADDR_IN), 1);
+	CU_ASSERT_EQUAL(mps_conn_info(c, &ci), 0);
+	CU_ASSERT_EQUAL(mps_conn_info(s, &si), 0);
+	CU_ASSERT_EQUAL(ci.nremote_addrs, 1);
+	CU_ASSERT_EQUAL(ci.nsubflows, 4);
+	CU_ASSERT_EQUAL(si.nsubflows, 4);
+	for (i = 1; i < 4; i++)
+		if (mps_subflow_info(c, i, &fi) == 0 && fi.up)
+			up++;
+	CU_ASSERT_EQUAL(up, 3);
+	CU_ASSERT_EQUAL(count_ev(&w, 0, MPS_EV_SUBFLOW_UP), 4);
+	CU_ASSERT_EQUAL(count_ev(&w, 1, MPS_EV_SUBFLOW_UP), 4);
+	/* The server withdraws 10.0.2.2: both subflows to it go, on both sides. */
+	CU_ASSERT_EQUAL(mps_remove_addr(s, &w.srv), -EINVAL);
+	CU_ASSERT_EQUAL(mps_remove_addr(s, &w.x), -ENOENT);
+	CU_ASSERT_EQUAL(mps_remove_addr(s, &w.srv2), 0);
+	run_for(&w, 200000);
+	CU_ASSERT_EQUAL(mps_conn_info(c, &ci), 0);
+	CU_ASSERT_EQUAL(mps_conn_info(s, &si), 0);
+	CU_ASSERT_EQUAL(ci.nremote_addrs, 0);
+	CU_ASSERT_EQUAL(count_ev(&w, 0, MPS_EV_REMOVE_ADDR_IN), 1);
+	CU_ASSERT_EQUAL(ci.nsubflows, 2);
+	CU_ASSERT_EQUAL(si.nsubflows, 2);
+	/* The client withdraws 10.0.2.1: its last join goes too. */
+	CU_ASSERT_EQUAL(mps_remove_addr(c, &w.c2), 0);
+	run_for(&w, 200000);
+	CU_ASSERT_EQUAL(mps_conn_info(c, &ci), 0);
+	CU_ASSERT_EQUAL(mps_conn_info(s, &si), 0);
+	CU_ASSERT_EQUAL(ci.nsubflows, 1);
+	CU_ASSERT_EQUAL(si.nsubflows, 1);
+	CU_ASSERT_EQUAL(count_ev(&w, 1, MPS_EV_REMOVE_ADDR_IN), 0); /* never announced to it */
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_IN_JOIN_HMAC) +
+				mps_stack_counter(w.st[1], MPS_CNT_IN_JOIN_HMAC),
+			0);
+	CU_ASSERT_EQUAL(move_data(&w, c, s, 100000, false), 100000);
+	jworld_free(&w);
+}
+
+/* The client's echo is lost: the server repeats its ADD_ADDR until an echo comes. */
+static void test_add_addr_retransmit(void)
+{
+	static const struct mps_sim_link_cfg cut = { .delay_us = 10000, .loss_ppm = 1000000 };
+	struct mps_config ccfg = { .seed = 9 }, scfg = { .seed = 10, .nlocal_addrs = 1 };
+	const struct mps_event *out, *echoed;
+	struct mps_conn_info ci;
+	struct mps_conn *c = NULL, *s = NULL;
+	struct jworld w;
+	long steps;
+
+	addr4(&scfg.local_addrs[0], 2, 2, 0);
+	jworld_init(&w, &ccfg, &scfg);
+	CU_ASSERT_EQUAL_FATAL(mps_connect(w.st[0], &w.c1, &w.srv, &c), 0);
+	for (steps = 0; steps < 1000 && !s; steps++) {
+		jstep(&w);
+		s = mps_accept(w.st[1]);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	/* The ADD_ADDR is on its way; what the client sends back now is lost. */
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p1, &cut), 0);
+	run_for(&w, 100000);
+	CU_ASSERT_EQUAL(count_ev(&w, 0, MPS_EV_ADD_ADDR_IN), 1);
+	CU_ASSERT_EQUAL(count_ev(&w, 1, MPS_EV_ADD_ADDR_ECHOED), 0);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p1, &path1), 0);
+	run_for(&w, 2000000);
+	out = find_ev(&w, 1, MPS_EV_ADD_ADDR_OUT, -1);
+	echoed = find_ev(&w, 1, MPS_EV_ADD_ADDR_ECHOED, -1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(echoed);
+	/* Echoed only after a retransmission, at least one RTO (200 ms) after the first. */
+	CU_ASSERT(echoed->time >= out->time + 200000);
+	CU_ASSERT_EQUAL(count_ev(&w, 1, MPS_EV_ADD_ADDR_OUT), 1);
+	CU_ASSERT_EQUAL(count_ev(&w, 1, MPS_EV_ADD_ADDR_ECHOED), 1);
+	/* The client saw the announcement twice (one event each) and keeps one address. */
+	CU_ASSERT_EQUAL(count_ev(&w, 0, MPS_EV_ADD_ADDR_IN), 2);
+	CU_ASSERT_EQUAL(mps_conn_info(c, &ci), 0);
+	CU_ASSERT_EQUAL(ci.nremote_addrs, 1);
+	CU_ASSERT_EQUAL(move_data(&w, c, s, 10000, false), 10000);
+	jworld_free(&w);
+}
+
 static const struct fj_test tests[] = {
+	{ "pm_fullmesh", test_pm_fullmesh },
+	{ "add_addr_retransmit", test_add_addr_retransmit },
 	{ "two_paths", test_join_two_paths },
 	{ "responder_checks", test_join_responder_checks },
 	{ "initiator_bad_hmac", test_join_initiator_bad_hmac },

@@ -1,0 +1,235 @@
+/*
+ * Path managers (RFC 8684 §3.4): which addresses a connection announces and
+ * which subflows it opens, as small named ops tables. "fullmesh", the
+ * default: a server announces every configured local address (ADD_ADDR
+ * with HMAC, repeated until the peer echoes it); a client opens a subflow
+ * from every local address it has to every address of the peer it knows,
+ * the ones learnt by ADD_ADDR included, within cfg.max_subflows.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "mps_internal.h"
+#include "mps_tcp.h"
+
+#define ADD_ADDR_TRIES 5 /* transmissions of one announcement before giving up */
+
+static bool same_host(const struct mps_addr *a, const struct mps_addr *b)
+{
+	return a->family == b->family && memcmp(a->addr, b->addr, a->family == 4 ? 4 : 16) == 0;
+}
+
+int mps_pm_local_id(const struct mps_conn *c, const struct mps_addr *addr)
+{
+	unsigned int i;
+
+	if (same_host(addr, &c->sf.local))
+		return 0;
+	for (i = 0; i < c->nladdrs; i++)
+		if (same_host(addr, &c->laddrs[i].addr))
+			return c->laddrs[i].id;
+	return -1;
+}
+
+void mps_pm_conn_init(struct mps_conn *c)
+{
+	const struct mps_config *cfg = &c->st->cfg;
+	unsigned int i;
+
+	c->announce_idx = -1;
+	c->pm = mps_pm_find(cfg->path_manager);
+	for (i = 0; i < cfg->nlocal_addrs && c->nladdrs < MPS_MAX_LOCAL_ADDRS; i++) {
+		const struct mps_addr *a = &cfg->local_addrs[i];
+
+		if (a->family != c->sf.local.family || mps_pm_local_id(c, a) >= 0)
+			continue;
+		c->laddrs[c->nladdrs].id = ++c->next_local_id;
+		c->laddrs[c->nladdrs].addr = *a;
+		c->laddrs[c->nladdrs].addr.port = 0;
+		c->laddrs[c->nladdrs].next_at = MPS_TIME_NEVER;
+		c->nladdrs++;
+	}
+}
+
+/* Client: a subflow for every (local, remote) pair not yet covered, within the limit. */
+static void fullmesh_fill(struct mps_conn *c)
+{
+	struct mps_addr locals[1 + MPS_MAX_LOCAL_ADDRS], remotes[1 + MPS_MAX_REMOTE_ADDRS];
+	unsigned int nl = 0, nr = 0, i, j, k;
+
+	if (!c->is_client)
+		return;
+	locals[nl++] = c->sf.local;
+	for (i = 0; i < c->nladdrs; i++)
+		if (!c->laddrs[i].removed)
+			locals[nl++] = c->laddrs[i].addr;
+	remotes[nr++] = c->sf.remote;
+	for (i = 0; i < c->nraddrs; i++) {
+		if (c->raddrs[i].addr.family != c->sf.remote.family)
+			continue;
+		remotes[nr] = c->raddrs[i].addr;
+		if (!remotes[nr].port)
+			remotes[nr].port = c->sf.remote.port;
+		nr++;
+	}
+	for (i = 0; i < nl; i++)
+		for (j = 0; j < nr; j++) {
+			bool have = same_host(&locals[i], &c->sf.local) &&
+				    same_host(&remotes[j], &c->sf.remote);
+
+			for (k = 0; k < c->njoins && !have; k++)
+				have = c->joins[k]->state != MPS_SF_CLOSED &&
+				       same_host(&locals[i], &c->joins[k]->local) &&
+				       same_host(&remotes[j], &c->joins[k]->remote);
+			if (have)
+				continue;
+			locals[i].port = 0;
+			if (mps_join(c, &locals[i], &remotes[j], false) == -ENOSPC)
+				return;
+		}
+}
+
+/* Server: announce every local address once the connection is fully established. */
+static void fullmesh_established(struct mps_conn *c, uint64_t now)
+{
+	unsigned int i;
+
+	if (c->is_client) {
+		fullmesh_fill(c);
+		return;
+	}
+	for (i = 0; i < c->nladdrs; i++) {
+		c->laddrs[i].announce = true;
+		c->laddrs[i].next_at = now;
+	}
+}
+
+static void fullmesh_addr_learnt(struct mps_conn *c, uint64_t now)
+{
+	(void)now;
+	fullmesh_fill(c);
+}
+
+static void fullmesh_addr_removed(struct mps_conn *c, uint8_t id, uint64_t now)
+{
+	mps_join_close_id(c, id, true, now);
+}
+
+static const struct mps_pm_ops fullmesh = {
+	.name = "fullmesh",
+	.established = fullmesh_established,
+	.addr_learnt = fullmesh_addr_learnt,
+	.addr_removed = fullmesh_addr_removed,
+};
+
+static const struct mps_pm_ops *const pms[] = { &fullmesh };
+
+const struct mps_pm_ops *mps_pm_find(const char *name)
+{
+	unsigned int i;
+
+	if (!name)
+		return pms[0];
+	for (i = 0; i < sizeof(pms) / sizeof(pms[0]); i++)
+		if (strcmp(pms[i]->name, name) == 0)
+			return pms[i];
+	return NULL;
+}
+
+void mps_pm_tick(struct mps_conn *c, uint64_t now)
+{
+	unsigned int i;
+	bool ready = c->mptcp && !c->reset && c->state == MPS_CONN_ESTABLISHED &&
+		     (!c->is_client || c->fully_established);
+
+	if (!c->pm || !ready)
+		return;
+	if (!c->pm_started) {
+		c->pm_started = true;
+		c->pm_new_addr = false;
+		c->pm->established(c, now);
+	} else if (c->pm_new_addr) {
+		c->pm_new_addr = false;
+		c->pm->addr_learnt(c, now);
+	}
+	if (c->announce_idx >= 0)
+		return; /* one announcement at a time on the next pure ACK */
+	for (i = 0; i < c->nladdrs; i++) {
+		if (!c->laddrs[i].announce || c->laddrs[i].echoed || c->laddrs[i].removed ||
+		    c->laddrs[i].next_at > now)
+			continue;
+		if (c->laddrs[i].tries == ADD_ADDR_TRIES) {
+			c->laddrs[i].next_at = MPS_TIME_NEVER;
+			mps_event(c->st, MPS_EV_ADD_ADDR_LOST, c, c->laddrs[i].id, now);
+			continue;
+		}
+		if (c->laddrs[i].tries++ == 0)
+			mps_event(c->st, MPS_EV_ADD_ADDR_OUT, c, c->laddrs[i].id, now);
+		/* Repeated after an RTO of the initial subflow, doubled each time. */
+		c->laddrs[i].next_at = now + ((uint64_t)(c->sf.rto ? c->sf.rto : MPS_RTO_INIT_US)
+					      << (c->laddrs[i].tries - 1));
+		c->announce_idx = (int8_t)i;
+		c->sf.ack_now = true;
+		return;
+	}
+}
+
+uint64_t mps_pm_next_timer(const struct mps_conn *c)
+{
+	uint64_t t = MPS_TIME_NEVER;
+	unsigned int i;
+
+	if (!c->pm || c->reset)
+		return t;
+	if (c->pm_new_addr && c->pm_started)
+		return 0;
+	if (!c->pm_started && c->mptcp && c->state == MPS_CONN_ESTABLISHED &&
+	    (!c->is_client || c->fully_established))
+		return 0;
+	for (i = 0; i < c->nladdrs; i++)
+		if (c->laddrs[i].announce && !c->laddrs[i].echoed && !c->laddrs[i].removed &&
+		    c->laddrs[i].next_at < t)
+			t = c->laddrs[i].next_at;
+	return t;
+}
+
+void mps_pm_echo_input(struct mps_conn *c, const struct mps_opt_add_addr *a, uint64_t now)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->nladdrs; i++)
+		if (c->laddrs[i].announce && c->laddrs[i].id == a->addr_id &&
+		    c->laddrs[i].addr.family == a->family &&
+		    memcmp(c->laddrs[i].addr.addr, a->addr, a->family == 4 ? 4 : 16) == 0 &&
+		    !c->laddrs[i].echoed) {
+			c->laddrs[i].echoed = true;
+			c->laddrs[i].next_at = MPS_TIME_NEVER;
+			mps_event(c->st, MPS_EV_ADD_ADDR_ECHOED, c, a->addr_id, now);
+		}
+}
+
+int mps_remove_addr(struct mps_conn *c, const struct mps_addr *addr)
+{
+	int id;
+	unsigned int i;
+
+	if (!addr || (addr->family != 4 && addr->family != 6))
+		return -EINVAL;
+	id = mps_pm_local_id(c, addr);
+	if (id == 0)
+		return -EINVAL;
+	if (id < 0)
+		return -ENOENT;
+	for (i = 0; i < c->nladdrs; i++)
+		if (c->laddrs[i].id == id)
+			c->laddrs[i].removed = true;
+	if (c->announce_idx >= 0 && c->laddrs[c->announce_idx].id == id)
+		c->announce_idx = -1;
+	mps_join_close_id(c, (uint8_t)id, false, 0);
+	if (c->mptcp && !c->reset && c->nrm_ids < MPS_RM_ADDR_MAX) {
+		c->rm_ids[c->nrm_ids++] = (uint8_t)id;
+		c->sf.ack_now = true;
+	}
+	mps_event(c->st, MPS_EV_REMOVE_ADDR_OUT, c, id, 0);
+	return 0;
+}
