@@ -48,3 +48,12 @@ TEST_SCRIPTS += tests/e2e/testbed_campaign.sh
 $(BUILD)/fjord: $(call objs,$(CLI_SRCS)) $(BUILD)/libfjproto.a $(BUILD)/libfjcommon.a
 	$(CC) $(LDFLAGS) -o $@ $(call objs,$(CLI_SRCS)) $(BUILD)/libfjproto.a \
 		$(BUILD)/libfjcommon.a $(LDLIBS)
+
+# Fuzz targets for the config file and the HTTP layer's text parsers.
+FUZZ_TARGETS += fuzz_ctl_config fuzz_ctl_http_parse
+FUZZ_SRCS_fuzz_ctl_config := controller/config.c common/fj_log.c
+$(BUILD)/fuzz/fuzz_ctl_config: $(FUZZ_SRCS_fuzz_ctl_config) controller/config.h
+FUZZ_SRCS_fuzz_ctl_http_parse := controller/http_parse.c controller/traces.c controller/auth.c \
+	common/fj_clock.c $(PROTO_GEN_C) proto/pbjson.c proto/pbjson_enc.c proto/pbjson_dec.c
+$(BUILD)/fuzz/fuzz_ctl_http_parse: $(FUZZ_SRCS_fuzz_ctl_http_parse) controller/http_parse.h \
+	controller/traces.h

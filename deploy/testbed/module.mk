@@ -25,3 +25,8 @@ $(BUILD)/.stamp-all: $(BUILD)/fjtb-mptcp-probe
 TEST_SCRIPTS += tests/testbed/updown.sh tests/testbed/links.sh tests/testbed/middlebox.sh \
 	tests/testbed/shipped.sh
 BENCH_SCRIPTS += tests/bench/testbed_emu.sh
+
+# Fuzz target for the topology parser (tests/fuzz/fuzz_tb_config.c).
+FUZZ_TARGETS += fuzz_tb_config
+FUZZ_SRCS_fuzz_tb_config := deploy/testbed/tb_config.c
+$(BUILD)/fuzz/fuzz_tb_config: $(FUZZ_SRCS_fuzz_tb_config) deploy/testbed/tb_config.h
