@@ -21,6 +21,7 @@
 
 #define UPLOAD_MAX_REJECTED 256
 #define UPLOAD_MAX_SHA_FAIL 2
+#define UPLOAD_MAX_RESTARTS 5
 
 struct up_item {
 	struct agent_spool_item it;
@@ -28,6 +29,7 @@ struct up_item {
 	uint64_t offset;
 	char sha[65];
 	unsigned int sha_failures;
+	unsigned int restarts; /* answers that claimed the whole file without storing it */
 };
 
 struct agent_upload {
@@ -359,8 +361,22 @@ static void after_trace_answer(struct agent_upload *u, const struct agent_http_r
 		done_item(u, 0);
 		return;
 	}
-	if (u->cur.offset >= u->cur.it.size)
+	if (u->cur.offset >= u->cur.it.size) {
+		/*
+		 * The controller says it holds every byte yet has not stored the
+		 * trace. Starting again at byte 0 at once could spin forever
+		 * against such a controller, so go through the backoff, and after
+		 * a few rounds leave the trace in the spool, skipped until restart.
+		 */
 		u->cur.offset = 0;
+		if (++u->cur.restarts > UPLOAD_MAX_RESTARTS) {
+			reject(u, "controller holds the whole trace but does not store it");
+			done_item(u, 0);
+		} else {
+			retry_later(u, "controller holds the whole trace but did not store it");
+		}
+		return;
+	}
 	if (send_chunk(u) < 0)
 		retry_later(u, "cannot send a chunk");
 }

@@ -46,6 +46,7 @@ struct fake_ctl {
 	unsigned int ntraces;
 	unsigned int fail_next, put_budget, hold_ms;
 	int put_budget_on, refuse_results, stopping, vanish;
+	int stuck_traces; /* hold every byte of a trace but never store it */
 	unsigned int enrolls, polls, puts, heads, put_bytes;
 	char last_running[65], last_version[32];
 	unsigned int last_n_running, last_wait_s;
@@ -370,7 +371,8 @@ static enum MHD_Result do_put(struct fake_ctl *f, struct MHD_Connection *c, cons
 	t->len += b->len;
 	t->total = total;
 	f->put_bytes += (unsigned int)b->len;
-	rc = t->len == total ? finish_trace(f, c, t, sha) : held_reply(c, 308, t);
+	rc = t->len == total && !f->stuck_traces ? finish_trace(f, c, t, sha)
+						 : held_reply(c, 308, t);
 	pthread_mutex_unlock(&f->mu);
 	return rc;
 }
@@ -630,6 +632,13 @@ void fake_ctl_revoke_tokens(struct fake_ctl *f)
 {
 	pthread_mutex_lock(&f->mu);
 	f->ntok = 0;
+	pthread_mutex_unlock(&f->mu);
+}
+
+void fake_ctl_stick_traces(struct fake_ctl *f, int on)
+{
+	pthread_mutex_lock(&f->mu);
+	f->stuck_traces = on;
 	pthread_mutex_unlock(&f->mu);
 }
 

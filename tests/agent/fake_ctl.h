@@ -43,6 +43,8 @@ void fake_ctl_revoke_tokens(struct fake_ctl *f);
 /* After the first poll that carries commands, every request gets a 503. */
 void fake_ctl_vanish_after_dispatch(struct fake_ctl *f);
 void fake_ctl_refuse_results(struct fake_ctl *f, int on); /* results: 400 */
+/* Traces: every byte is taken but the upload never completes (308 with the full range). */
+void fake_ctl_stick_traces(struct fake_ctl *f, int on);
 void fake_ctl_set_hold_ms(struct fake_ctl *f, unsigned int ms);
 
 /* What arrived. */

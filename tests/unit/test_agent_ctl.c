@@ -359,6 +359,39 @@ static void test_result_refused_kept(void)
 	fake_ctl_stop(cur_fake);
 }
 
+static int one_result(void *arg)
+{
+	(void)arg;
+	return fake_ctl_results(cur_fake) == 1;
+}
+
+/* A controller that claims every byte of a trace yet never stores it must not
+ * make the agent spin: a few rounds through the backoff, then the trace stays
+ * in the spool, skipped. */
+static void test_trace_stuck_bounded(void)
+{
+	struct harness h;
+	struct agent_spool_item *it = NULL;
+	size_t n = 0, i, traces = 0;
+
+	CU_ASSERT_EQUAL_FATAL(fake_ctl_start(0, "sesame", NULL, &cur_fake), 0);
+	fake_ctl_stick_traces(cur_fake, 1);
+	fake_ctl_queue_echo(cur_fake, "r-stuck", 5, 100, 0);
+	h_start(&h, fake_ctl_port(cur_fake), NULL, child_with_trace);
+	CU_ASSERT(pump_until(&h, rejected_one, &h, 15000));
+	/* The result still goes through; the trace does not, and is kept. */
+	CU_ASSERT(pump_until(&h, one_result, NULL, 5000));
+	CU_ASSERT(fake_ctl_count(cur_fake, "head") + fake_ctl_count(cur_fake, "put") <= 40);
+	CU_ASSERT_EQUAL(agent_spool_list(h.spool, &it, &n, 10), 0);
+	for (i = 0; i < n; i++)
+		if (strcmp(it[i].name, "big.bin") == 0)
+			traces++;
+	CU_ASSERT_EQUAL(traces, 1);
+	free(it);
+	h_stop(&h);
+	fake_ctl_stop(cur_fake);
+}
+
 static int polled_again(void *arg)
 {
 	return agent_ctl_polls(((struct harness *)arg)->ctl) >= 4;
@@ -401,6 +434,7 @@ static const struct fj_test tests[] = {
 	{ "controller_away", test_controller_away },
 	{ "trace_resume", test_trace_resume },
 	{ "result_refused_kept", test_result_refused_kept },
+	{ "trace_stuck_bounded", test_trace_stuck_bounded },
 	{ "cancel_by_poll", test_cancel_by_poll },
 	{ NULL, NULL },
 };
