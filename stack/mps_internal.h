@@ -107,6 +107,11 @@ struct mps_subflow {
 	bool join_up;	   /* MPS_EV_SUBFLOW_UP reported */
 	uint8_t remote_id; /* the peer's address ID of this subflow */
 	uint32_t lnonce, rnonce;
+	/* The current receive mapping of a join subflow (the initial one keeps it in conn). */
+	bool rx_map_valid;
+	uint64_t rx_map_dsn;
+	uint32_t rx_map_ssn;
+	uint16_t rx_map_len;
 };
 
 struct mps_conn {
@@ -153,7 +158,10 @@ struct mps_conn {
 		struct mps_addr addr; /* port 0: the peer did not give one */
 	} raddrs[MPS_MAX_REMOTE_ADDRS];
 	uint8_t nraddrs;
-	bool echo_pending;   /* an ADD_ADDR echo goes on the next pure ACK */
+	bool echo_pending;     /* an ADD_ADDR echo goes on the next pure ACK */
+	struct mps_dooo *dooo; /* data ahead of rcv_nxt_dsn from any subflow */
+	uint32_t dooo_bytes;
+	uint16_t dooo_segs;
 	struct mps_ooo *ooo; /* out-of-order segments of the subflow */
 	uint32_t ooo_bytes;
 	uint16_t ooo_segs;
@@ -200,6 +208,25 @@ struct mps_ooo {
 };
 
 #define MPS_OOO_MAX_SEGS 512 /* and never more bytes than the receive buffer holds */
+
+/* Data that arrived on some subflow ahead of the connection's rcv_nxt_dsn. */
+struct mps_dooo {
+	struct mps_dooo *next; /* sorted by dsn */
+	uint64_t dsn;
+	uint32_t len;
+	uint8_t data[];
+};
+
+/*
+ * Hand n bytes at dsn, taken in order on some subflow, to the connection:
+ * delivered if at rcv_nxt_dsn (then held data that follows), held if ahead
+ * and within the receive window, skipped if already had. Returns how many
+ * bytes the subflow may consume (fewer than n when the buffer is full).
+ * Only without DSS checksums, which need whole mappings.
+ */
+uint32_t mps_conn_deliver(struct mps_conn *c, uint64_t dsn, const uint8_t *p, uint32_t n);
+/* A DATA_FIN at dsn seen on any subflow (mps_tcp.c). */
+void mps_data_fin_check(struct mps_conn *c, bool have, uint64_t dsn);
 
 struct mps_rst {
 	struct mps_addr local, remote;

@@ -334,6 +334,8 @@ static int send_seg(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, ui
 	if (ps.optlen < 0)
 		return ps.optlen;
 	sf->ack_now = false;
+	sf->unacked_segs = 0;
+	sf->delack_at = MPS_TIME_NEVER;
 	return mps_tcp_write_packet(c->st, &ps, buf, cap);
 }
 
@@ -436,6 +438,10 @@ void mps_join_timers(struct mps_conn *c, uint64_t now)
 			sf_down(c, sf, MPS_SF_DOWN_CLOSED, now);
 			continue;
 		}
+		if (sf->delack_at <= now) {
+			sf->delack_at = MPS_TIME_NEVER;
+			sf->ack_now = true;
+		}
 		if (sf->rto_at > now)
 			continue;
 		sf->rto_at = MPS_TIME_NEVER;
@@ -480,6 +486,8 @@ uint64_t mps_join_next_timer(const struct mps_conn *c)
 			t = sf->rto_at;
 		if (sf->tw_at < t)
 			t = sf->tw_at;
+		if (sf->delack_at < t)
+			t = sf->delack_at;
 	}
 	return t;
 }
@@ -690,6 +698,75 @@ static void conn_options(struct mps_conn *c, struct mps_subflow *sf, const struc
 	}
 }
 
+/*
+ * The mapping and payload of a segment at rcv_nxt; returns false if part of
+ * it was refused (then its FIN waits too).
+ */
+static bool join_data(struct mps_conn *c, struct mps_subflow *sf, const struct mps_seg *s,
+		      const struct mps_opt *o, unsigned int n, uint64_t now)
+{
+	const struct mps_opt *dss = mps_find_opt(o, n, MPS_MPTCP_SUB_DSS);
+	uint32_t off, len, ssn, data, took;
+	uint64_t dsn;
+	bool fin;
+
+	if (c->mptcp && dss && (dss->dss.flags & MPS_DSS_FLAG_M)) {
+		dsn = (dss->dss.flags & MPS_DSS_FLAG_m)
+			      ? dss->dss.dsn
+			      : mps_expand32(c->rcv_nxt_dsn, dss->dss.dsn);
+		fin = dss->dss.flags & MPS_DSS_FLAG_F;
+		if (fin && dss->dss.data_len == 1 && dss->dss.ssn == 0) {
+			mps_data_fin_check(c, true, dsn); /* a DATA_FIN alone */
+		} else if (dss->dss.data_len == 0) {
+			c->st->counters[MPS_CNT_IN_BAD_MAPPING]++; /* infinite mapping: not here */
+		} else {
+			sf->rx_map_valid = true;
+			sf->rx_map_dsn = dsn;
+			sf->rx_map_ssn = dss->dss.ssn;
+			sf->rx_map_len = dss->dss.data_len;
+			if (fin && !s->payload_len)
+				mps_data_fin_check(c, true, dsn + dss->dss.data_len - 1);
+		}
+		if (c->reset)
+			return false;
+	}
+	if (!s->payload_len)
+		return true;
+	off = sf->rcv_nxt - s->seq;
+	len = s->payload_len - off;
+	ssn = sf->rcv_nxt - sf->irs;
+	fin = false;
+	data = sf->rx_map_len;
+	if (sf->rx_map_valid && dss && (dss->dss.flags & MPS_DSS_FLAG_F) &&
+	    dss->dss.data_len == sf->rx_map_len) {
+		fin = true;
+		data--;
+	}
+	if (!sf->rx_map_valid || SEQ_LT(ssn, sf->rx_map_ssn) ||
+	    SEQ_GEQ(ssn, sf->rx_map_ssn + data)) {
+		c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
+		sf->ack_now = true;
+		return false;
+	}
+	if (len > sf->rx_map_ssn + data - ssn)
+		len = sf->rx_map_ssn + data - ssn;
+	dsn = sf->rx_map_dsn + (ssn - sf->rx_map_ssn);
+	took = mps_conn_deliver(c, dsn, s->payload + off, len);
+	sf->rcv_nxt += took;
+	sf->bytes_received += took;
+	if (fin && ssn + took == sf->rx_map_ssn + data)
+		mps_data_fin_check(c, true, sf->rx_map_dsn + sf->rx_map_len - 1);
+	if (took < s->payload_len - off) {
+		sf->ack_now = true; /* refused: say so at once */
+		return false;
+	}
+	if (++sf->unacked_segs >= 2)
+		sf->ack_now = true;
+	else if (sf->delack_at == MPS_TIME_NEVER)
+		sf->delack_at = now + MPS_DELACK_US;
+	return true;
+}
+
 void mps_join_input(struct mps_conn *c, struct mps_subflow *sf, const struct mps_seg *s,
 		    const struct mps_tcpopts *t, uint64_t now)
 {
@@ -729,13 +806,21 @@ void mps_join_input(struct mps_conn *c, struct mps_subflow *sf, const struct mps
 			sf->ack_now = true; /* RFC 5961 §4.2: challenge ACK */
 		return;
 	}
-	if (s->seq != sf->rcv_nxt) {
-		c->st->counters[MPS_CNT_IN_OUT_OF_WINDOW]++;
+	/*
+	 * Only segments at rcv_nxt are taken (data may start before it); a join
+	 * keeps no out-of-order queue, so one ahead is dropped and the duplicate
+	 * ACK makes the peer send again.
+	 */
+	if (s->payload_len
+		    ? (SEQ_GT(s->seq, sf->rcv_nxt) || SEQ_LEQ(s->seq + s->payload_len, sf->rcv_nxt))
+		    : s->seq != sf->rcv_nxt) {
+		c->st->counters[SEQ_GT(s->seq, sf->rcv_nxt) ? MPS_CNT_IN_OUT_OF_ORDER
+							    : MPS_CNT_IN_OUT_OF_WINDOW]++;
 		sf->ack_now = true;
 		return;
 	}
-	if (s->payload_len) {
-		/* Joins carry no data in this version; the peer resends it on the initial subflow. */
+	if (s->payload_len && (c->csum || !c->mptcp || sf->state == MPS_SF_SYN_RCVD)) {
+		/* With checksums joins carry no data yet; the peer resends it on the initial subflow. */
 		c->st->counters[MPS_CNT_IN_JOIN_DATA]++;
 		mps_queue_rst_reason(c->st, s, &sf->local, &sf->remote, MPS_TCPRST_UNSPEC);
 		sf_down(c, sf, MPS_SF_DOWN_DATA, now);
@@ -766,6 +851,10 @@ void mps_join_input(struct mps_conn *c, struct mps_subflow *sf, const struct mps
 			fin_acked(c, sf, now);
 	}
 	conn_options(c, sf, o, n, now);
-	if (sf->state != MPS_SF_CLOSED && (s->flags & MPS_TCP_FIN) && !sf->fin_rcvd)
+	if (sf->state == MPS_SF_CLOSED || c->reset)
+		return;
+	if (!join_data(c, sf, s, o, n, now))
+		return;
+	if ((s->flags & MPS_TCP_FIN) && !sf->fin_rcvd && s->seq + s->payload_len == sf->rcv_nxt)
 		fin_input(c, sf, now);
 }

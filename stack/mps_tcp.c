@@ -32,7 +32,7 @@ const char *mps_sf_state_name(enum mps_sf_state s)
 }
 
 /* Expand a 32-bit value from the wire to the 64-bit value nearest ref. */
-static uint64_t expand32(uint64_t ref, uint64_t v32)
+uint64_t mps_expand32(uint64_t ref, uint64_t v32)
 {
 	uint64_t v = (ref & ~0xffffffffULL) | (v32 & 0xffffffffULL);
 
@@ -222,7 +222,7 @@ void mps_data_ack(struct mps_conn *c, const struct mps_opt_dss *d)
 	uint64_t top = mps_data_end_dsn(c) + (c->data_fin_sent ? 1 : 0), ack;
 	uint64_t n;
 
-	ack = (d->flags & MPS_DSS_FLAG_a) ? d->data_ack : expand32(c->snd_una_dsn, d->data_ack);
+	ack = (d->flags & MPS_DSS_FLAG_a) ? d->data_ack : mps_expand32(c->snd_una_dsn, d->data_ack);
 	/* Linux ignores a DATA_ACK above what it sent; so do we (spec §3 item 4). */
 	if (ack > top || ack < c->snd_una_dsn - (1ULL << 31)) {
 		c->st->counters[MPS_CNT_IN_BAD_ACK]++;
@@ -242,7 +242,7 @@ void mps_data_ack(struct mps_conn *c, const struct mps_opt_dss *d)
 }
 
 /* Connection-level DATA_FIN at dsn: consumed once everything before it is. */
-static void data_fin_check(struct mps_conn *c, bool have, uint64_t dsn)
+void mps_data_fin_check(struct mps_conn *c, bool have, uint64_t dsn)
 {
 	if (have && !c->data_fin_rcvd && dsn > c->rcv_nxt_dsn) {
 		/* Data before it is still missing; act on it once that has arrived. */
@@ -270,8 +270,9 @@ static void segment_mapping(struct mps_conn *c, const struct mps_opt *o, unsigne
 	memset(m, 0, sizeof(*m));
 	if (dss && (dss->dss.flags & MPS_DSS_FLAG_M)) {
 		m->valid = true;
-		m->dsn = (dss->dss.flags & MPS_DSS_FLAG_m) ? dss->dss.dsn
-							   : expand32(c->rcv_nxt_dsn, dss->dss.dsn);
+		m->dsn = (dss->dss.flags & MPS_DSS_FLAG_m)
+				 ? dss->dss.dsn
+				 : mps_expand32(c->rcv_nxt_dsn, dss->dss.dsn);
 		m->ssn = dss->dss.ssn;
 		m->len = dss->dss.data_len;
 		m->fin = dss->dss.flags & MPS_DSS_FLAG_F;
@@ -388,7 +389,7 @@ static int handle_mapping(struct mps_conn *c, const struct mps_rx_map *m, bool i
 				return -EPROTO;
 			}
 		}
-		data_fin_check(c, true, m->dsn);
+		mps_data_fin_check(c, true, m->dsn);
 		return 0;
 	}
 	if (m->len == 0)
@@ -480,6 +481,14 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, uint64_t n
 		if (n > c->rx_map_ssn + c->rx_map_data - ssn)
 			n = c->rx_map_ssn + c->rx_map_data - ssn;
 		dsn = c->rx_map_dsn + (ssn - c->rx_map_ssn);
+		if (!c->csum) {
+			/* Data ahead of the connection (a gap on another subflow) is held there. */
+			n = mps_conn_deliver(c, dsn, s->payload + off, n);
+			c->rx_map_done += (uint16_t)n;
+			sf->rcv_nxt += n;
+			sf->bytes_received += n;
+			goto ack;
+		}
 		if (dsn > c->rcv_nxt_dsn) {
 			c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
 			return false;
@@ -513,6 +522,7 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, uint64_t n
 	c->rcv_nxt_dsn += n;
 	sf->bytes_received += n;
 	c->bytes_received += n;
+ack:
 	if (n == 0 || off + n < s->payload_len) {
 		sf->ack_now = true; /* data refused: say so at once */
 	} else if (++sf->unacked_segs >= 2) {
@@ -523,9 +533,84 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, uint64_t n
 	return off + n == s->payload_len;
 }
 
+static void dooo_drain(struct mps_conn *c)
+{
+	struct mps_dooo *q;
+	uint32_t skip, w;
+
+	while ((q = c->dooo) && q->dsn <= c->rcv_nxt_dsn) {
+		skip = c->rcv_nxt_dsn - q->dsn < q->len ? (uint32_t)(c->rcv_nxt_dsn - q->dsn)
+							: q->len;
+		/* Held data was within the window when it came, so it fits. */
+		w = mps_ring_write(&c->rcvbuf, q->data + skip, q->len - skip);
+		c->rcv_nxt_dsn += w;
+		c->bytes_received += w;
+		c->dooo = q->next;
+		c->dooo_bytes -= q->len;
+		c->dooo_segs--;
+		mps_free(c->st, q);
+	}
+}
+
+uint32_t mps_conn_deliver(struct mps_conn *c, uint64_t dsn, const uint8_t *p, uint32_t n)
+{
+	struct mps_dooo **pp, *q;
+	uint32_t skip = 0, w;
+
+	if (dsn + n <= c->rcv_nxt_dsn)
+		return n; /* the connection has it already (another subflow, or a probe) */
+	if (dsn < c->rcv_nxt_dsn) {
+		skip = (uint32_t)(c->rcv_nxt_dsn - dsn);
+		dsn += skip;
+		p += skip;
+		n -= skip;
+	}
+	if (dsn == c->rcv_nxt_dsn) {
+		w = mps_ring_write(&c->rcvbuf, p, n);
+		if (w < n)
+			c->st->counters[MPS_CNT_IN_RCVBUF_FULL]++;
+		c->rcv_nxt_dsn += w;
+		c->bytes_received += w;
+		dooo_drain(c);
+		if (c->rx_fin_pending)
+			mps_data_fin_check(c, true, c->rx_fin_dsn);
+		return skip + w;
+	}
+	/* Ahead: held if it fits in the window and the bounds; else the subflow refuses it. */
+	if (dsn + n - c->rcv_nxt_dsn > mps_rcv_space(c) || c->dooo_segs >= MPS_OOO_MAX_SEGS ||
+	    c->dooo_bytes + n > c->rcvbuf.cap) {
+		c->st->counters[MPS_CNT_IN_RCVBUF_FULL]++;
+		return skip;
+	}
+	for (pp = &c->dooo; *pp && (*pp)->dsn < dsn; pp = &(*pp)->next)
+		;
+	if (*pp && (*pp)->dsn == dsn && (*pp)->len >= n)
+		return skip + n; /* held already */
+	q = mps_alloc(c->st, sizeof(*q) + n);
+	if (!q)
+		return skip; /* the peer sends it again */
+	q->dsn = dsn;
+	q->len = n;
+	memcpy(q->data, p, n);
+	q->next = *pp;
+	*pp = q;
+	c->dooo_bytes += n;
+	c->dooo_segs++;
+	return skip + n;
+}
+
 void mps_tcp_free(struct mps_conn *c)
 {
 	struct mps_ooo *q, *n;
+	struct mps_dooo *d, *dn;
+
+	for (d = c->dooo; d; d = dn) {
+		dn = d->next;
+		mps_free(c->st, d);
+	}
+	c->dooo = NULL;
+	c->dooo_bytes = 0;
+	c->dooo_segs = 0;
 
 	for (q = c->ooo; q; q = n) {
 		n = q->next;
@@ -958,9 +1043,9 @@ static void take_in_order(struct mps_conn *c, const struct mps_seg *s, const str
 	if (s->payload_len)
 		whole = take_payload(c, s, now);
 	if (c->mptcp && m->valid && m->fin && !(m->len == 1 && m->ssn == 0))
-		data_fin_check(c, true, m->dsn + m->len - 1);
+		mps_data_fin_check(c, true, m->dsn + m->len - 1);
 	if (c->mptcp && c->rx_fin_pending)
-		data_fin_check(c, true, c->rx_fin_dsn);
+		mps_data_fin_check(c, true, c->rx_fin_dsn);
 	if (c->reset)
 		return;
 	if ((s->flags & MPS_TCP_FIN) && whole && !sf->fin_rcvd &&

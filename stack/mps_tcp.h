@@ -89,6 +89,8 @@ void mps_data_ack(struct mps_conn *c, const struct mps_opt_dss *d);
 void mps_add_addr_input(struct mps_conn *c, const struct mps_opt_add_addr *a, uint64_t now);
 void mps_rm_addr_input(struct mps_conn *c, const struct mps_opt_rm_addr *r, uint64_t now);
 void mps_rtt_sample(struct mps_subflow *sf, uint32_t r);
+/* Expand a 32-bit value from the wire to the 64-bit value nearest ref. */
+uint64_t mps_expand32(uint64_t ref, uint64_t v32);
 
 /* The SACK block of a duplicate ACK (mps_tcp.c); false if nothing is queued. */
 bool mps_sack_block(const struct mps_conn *c, uint32_t *left, uint32_t *right);

@@ -1,8 +1,8 @@
 /*
  * mpsperf: the bundled stack's own iperf, over a TUN device.
  *
- *   mpsperf server --tun DEV --addr A --port P [--once] [--mode sink|source] [--bytes N]
- *   mpsperf client --tun DEV --addr A --remote R --port P --mode send|recv [--bytes N]
+ *   mpsperf server --tun DEV --addr A[,A2...] --port P [--once] [--mode sink|source] [--bytes N]
+ *   mpsperf client --tun DEV --addr A[,A2...] --remote R --port P --mode send|recv [--bytes N]
  *                  [--time S] [--pcap FILE]
  *
  * Prints one JSON line per connection on stdout; errors go to stderr with a
@@ -34,6 +34,8 @@ struct perf_opts {
 	bool server, once;
 	const char *tun;
 	struct mps_addr addr, remote;
+	struct mps_addr more[MPS_MAX_LOCAL_ADDRS]; /* --addr after the first: the path manager's */
+	unsigned int nmore;
 	bool have_addr, have_remote;
 	uint16_t port;
 	enum perf_mode mode;
@@ -49,6 +51,12 @@ struct perf_conn {
 	bool eof, shut, finished;
 	struct mps_conn_info info;
 	struct mps_subflow_info sfi;
+	/* Every subflow seen, in order of appearance, with its latest byte count. */
+	struct {
+		struct mps_addr local, remote;
+		uint64_t bytes;
+	} seen[16];
+	unsigned int nseen, max_up;
 };
 
 static volatile sig_atomic_t stop;
@@ -84,15 +92,45 @@ static uint8_t stream_byte(uint64_t i)
 static int parse_addr(const char *s, struct mps_addr *a)
 {
 	memset(a, 0, sizeof(*a));
-	if (strchr(s, ',')) {
-		fprintf(stderr, "mpsperf: %s: only one address per side is supported so far\n", s);
-		return -EINVAL;
-	}
 	if (inet_pton(AF_INET, s, a->addr) == 1)
 		a->family = 4;
 	else if (inet_pton(AF_INET6, s, a->addr) == 1)
 		a->family = 6;
 	else {
+		fprintf(stderr, "mpsperf: %s: not an IPv4 or IPv6 address\n", s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* A[,A2...]: the first is the connection's address, the others the path manager's. */
+static int parse_addrs(const char *s, struct perf_opts *o)
+{
+	char buf[512], *tok, *save = NULL;
+	unsigned int n = 0;
+
+	if (strlen(s) >= sizeof(buf)) {
+		fprintf(stderr, "mpsperf: address list too long\n");
+		return -EINVAL;
+	}
+	strcpy(buf, s);
+	o->nmore = 0;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save), n++) {
+		if (n > MPS_MAX_LOCAL_ADDRS) {
+			fprintf(stderr, "mpsperf: %s: at most %d addresses\n", s,
+				MPS_MAX_LOCAL_ADDRS + 1);
+			return -EINVAL;
+		}
+		if (parse_addr(tok, n ? &o->more[o->nmore] : &o->addr))
+			return -EINVAL;
+		if (n && o->more[o->nmore].family != o->addr.family) {
+			fprintf(stderr, "mpsperf: %s: addresses of one family only\n", s);
+			return -EINVAL;
+		}
+		if (n)
+			o->nmore++;
+	}
+	if (n == 0) {
 		fprintf(stderr, "mpsperf: %s: not an IPv4 or IPv6 address\n", s);
 		return -EINVAL;
 	}
@@ -115,13 +153,15 @@ static int parse_u64(const char *s, const char *what, uint64_t *v)
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: mpsperf server --tun DEV --addr A --port P [--once] [--mode sink|source] "
-		"[--bytes N]\n"
-		"       mpsperf client --tun DEV --addr A --remote R --port P --mode send|recv "
+		"usage: mpsperf server --tun DEV --addr A[,A2...] --port P [--once] "
+		"[--mode sink|source] [--bytes N]\n"
+		"       mpsperf client --tun DEV --addr A[,A2...] --remote R --port P --mode send|recv "
 		"[--bytes N] [--time S] [--pcap FILE]\n"
 		"       (--pcap works in both roles: headers of every packet, both ways)\n");
 	return 2;
 }
+
+static void track_subflows(const struct perf_opts *o, struct perf_conn *p);
 
 static int parse_args(int argc, char **argv, struct perf_opts *o)
 {
@@ -151,7 +191,7 @@ static int parse_args(int argc, char **argv, struct perf_opts *o)
 			o->tun = optarg;
 			break;
 		case 'a':
-			if (parse_addr(optarg, &o->addr))
+			if (parse_addrs(optarg, o))
 				return -EINVAL;
 			o->have_addr = true;
 			break;
@@ -246,9 +286,42 @@ static void perf_io(const struct perf_opts *o, struct perf_conn *p, uint64_t now
 	}
 	mps_conn_info(p->c, &p->info);
 	mps_subflow_info(p->c, 0, &p->sfi);
+	track_subflows(o, p);
 	/* Done when our data is acknowledged and the peer has finished too. */
 	if (p->eof && (o->mode == MODE_SINK || (p->shut && p->info.bytes_acked == p->done)))
 		p->finished = true;
+}
+
+static bool same_ep(const struct mps_addr *a, const struct mps_addr *b)
+{
+	return a->family == b->family && a->port == b->port && !memcmp(a->addr, b->addr, 16);
+}
+
+/* The most subflows up at once, and each subflow's bytes (received, or acknowledged). */
+static void track_subflows(const struct perf_opts *o, struct perf_conn *p)
+{
+	struct mps_subflow_info fi;
+	unsigned int i, k, up = 0;
+
+	for (i = 0; i < p->info.nsubflows; i++) {
+		if (mps_subflow_info(p->c, i, &fi) != 0)
+			continue;
+		up += fi.up;
+		for (k = 0; k < p->nseen; k++)
+			if (same_ep(&p->seen[k].local, &fi.local) &&
+			    same_ep(&p->seen[k].remote, &fi.remote))
+				break;
+		if (k == p->nseen) {
+			if (k == sizeof(p->seen) / sizeof(p->seen[0]))
+				continue;
+			p->seen[k].local = fi.local;
+			p->seen[k].remote = fi.remote;
+			p->nseen++;
+		}
+		p->seen[k].bytes = o->mode == MODE_SINK ? fi.bytes_received : fi.bytes_acked;
+	}
+	if (up > p->max_up)
+		p->max_up = up;
 }
 
 static void report(const struct perf_opts *o, struct perf_conn *p)
@@ -264,20 +337,20 @@ static void report(const struct perf_opts *o, struct perf_conn *p)
 	hex[2 * i] = 0;
 	printf("{\"role\":\"%s\",\"mode\":\"%s\",\"bytes\":%" PRIu64 ",\"seconds\":%.6f,"
 	       "\"goodput_bps\":%.0f,\"sha256\":\"%s\",\"subflows\":%u,\"fallback\":%s,"
-	       "\"fallback_reason\":%s%s%s,\"mptcp\":%s,\"checksum\":%s,\"remote_addrs\":%u,\"subflow_bytes\":[%" PRIu64
-	       "],"
-	       "\"retransmits\":%u,\"srtt_us\":%u}\n",
+	       "\"fallback_reason\":%s%s%s,\"mptcp\":%s,\"checksum\":%s,\"remote_addrs\":%u,"
+	       "\"subflow_bytes\":[",
 	       o->server ? "server" : "client",
 	       o->mode == MODE_SINK ? (o->server ? "sink" : "recv")
 				    : (o->server ? "source" : "send"),
 	       p->done, secs, secs > 0 ? (double)p->done * 8 / secs : 0.0, hex,
-	       (unsigned int)p->info.nsubflows, p->info.fallback ? "true" : "false",
+	       p->max_up ? p->max_up : 1, p->info.fallback ? "true" : "false",
 	       p->info.fallback_reason ? "\"" : "",
 	       p->info.fallback_reason ? p->info.fallback_reason : "null",
 	       p->info.fallback_reason ? "\"" : "", p->info.mptcp ? "true" : "false",
-	       p->info.checksum ? "true" : "false", (unsigned int)p->info.nremote_addrs,
-	       o->mode == MODE_SINK ? p->sfi.bytes_received : p->sfi.bytes_acked,
-	       p->sfi.retransmits, p->sfi.srtt_us);
+	       p->info.checksum ? "true" : "false", (unsigned int)p->info.nremote_addrs);
+	for (i = 0; i < p->nseen; i++)
+		printf("%s%" PRIu64, i ? "," : "", p->seen[i].bytes);
+	printf("],\"retransmits\":%u,\"srtt_us\":%u}\n", p->sfi.retransmits, p->sfi.srtt_us);
 	fflush(stdout);
 }
 
@@ -372,6 +445,9 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &o))
 		return usage();
+	memcpy(cfg.local_addrs, o.more, sizeof(o.more));
+	cfg.nlocal_addrs = (uint8_t)o.nmore;
+	cfg.max_subflows = 8;
 	if (o.pcap) {
 		trace = mps_trace_open(o.pcap, &err);
 		if (!trace) {

@@ -5,8 +5,10 @@
   kernel_peer.py recv HOST PORT         listen once, read to EOF, close
 
 Prints one JSON line: bytes, sha256, whether the socket still spoke MPTCP at
-the end (MPTCP_INFO is refused on a socket that fell back to TCP), and the
-seconds from the first byte to the end of the stream with the goodput.
+the end (MPTCP_INFO is refused on a socket that fell back to TCP), the
+seconds from the first byte to the end of the stream with the goodput, and
+extra_subflows_max: the most subflows beyond the initial one that
+MPTCP_INFO (mptcpi_subflows, its first byte) reported during the transfer.
 """
 import hashlib
 import json
@@ -28,6 +30,13 @@ def mptcp_alive(s):
         return False
 
 
+def extra_subflows(s):
+    try:
+        return s.getsockopt(SOL_MPTCP, MPTCP_INFO, 256)[0]
+    except (OSError, IndexError):
+        return 0
+
+
 def family(host):
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
@@ -37,6 +46,7 @@ def main():
     h = hashlib.sha256()
     n = 0
     first = last = None
+    extra = 0
     if mode == "send":
         total = int(sys.argv[4])
         # One random block, sent again and again: the sender must not be the bottleneck.
@@ -50,6 +60,7 @@ def main():
             s.sendall(chunk)
             h.update(chunk)
             n += len(chunk)
+            extra = max(extra, extra_subflows(s))
         alive = mptcp_alive(s)
         s.shutdown(socket.SHUT_WR)
         while s.recv(65536):
@@ -72,12 +83,15 @@ def main():
                 first = time.monotonic()
             h.update(b)
             n += len(b)
+            if n % (1 << 20) < len(b):
+                extra = max(extra, extra_subflows(s))
         alive = alive and mptcp_alive(s)
     last = time.monotonic()
     s.close()
     secs = last - first if first is not None else 0.0
     print(json.dumps({"bytes": n, "sha256": h.hexdigest(), "mptcp": alive, "seconds": secs,
-                      "goodput_bps": n * 8 / secs if secs > 0 else 0}))
+                      "goodput_bps": n * 8 / secs if secs > 0 else 0,
+                      "extra_subflows_max": extra}))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ expect 2 "usage:" bogus
 expect 2 "usage:" server --tun x --port 5
 expect 2 "usage:" client --tun x --addr 10.0.0.1 --port 5 --mode send
 expect 2 "not an IPv4 or IPv6 address" server --tun x --addr 10.0.0.300 --port 5
-expect 2 "only one address" server --tun x --addr 10.0.0.1,10.0.0.2 --port 5
+expect 2 "one family only" server --tun x --addr 10.0.0.1,fd00::2 --port 5
+expect 2 "at most 9 addresses" server --tun x --addr 10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.4,10.0.0.5,10.0.0.6,10.0.0.7,10.0.0.8,10.0.0.9,10.0.0.10 --port 5
+expect 2 "not an IPv4" server --tun x --addr 10.0.0.1,10.0.0.x --port 5
 expect 2 "bad port" server --tun x --addr 10.0.0.1 --port 70000
 expect 2 "bad mode" server --tun x --addr 10.0.0.1 --port 5 --mode send
 expect 2 "bad byte count" client --tun x --addr 10.0.0.1 --remote 10.0.0.2 --port 5 --mode send --bytes -1

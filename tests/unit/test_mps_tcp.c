@@ -194,8 +194,12 @@ static void test_duplicate_dsn_probe(void)
 	mps_stack_destroy(p.s);
 }
 
-/* A mapping whose DSN lies ahead of the data still expected is refused and counted. */
-static void test_mapping_gap_refused(void)
+/*
+ * A mapping whose DSN lies ahead of the data still expected (a gap another
+ * subflow fills) is held at the connection level within the receive window,
+ * not delivered; one beyond the window is refused and counted.
+ */
+static void test_mapping_ahead_held(void)
 {
 	struct mps_conn_info ci;
 	struct pair p;
@@ -221,10 +225,22 @@ static void test_mapping_gap_refused(void)
 	mps_input(p.s, pkt, make_segment(pkt, p.cseq, p.sseq, opts, 20, (const uint8_t *)"abc", 3),
 		  p.now);
 	shuttle(&p);
-	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_BAD_MAPPING), 1);
-	CU_ASSERT_EQUAL(p.last_s.ack, before);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_BAD_MAPPING), 0);
+	CU_ASSERT_EQUAL(p.last_s.ack, before + 3); /* taken on the subflow */
+	CU_ASSERT_EQUAL(last_data_ack(&p), dack);  /* but not at the data level */
 	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), 5);
 	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), -EAGAIN);
+	/* Far beyond the receive window (256 KiB): refused, the subflow does not move. */
+	o.dss.dsn = dack + (1u << 20);
+	o.dss.ssn = 9;
+	k = mps_opt_build(&o, opts, sizeof(opts));
+	CU_ASSERT_EQUAL_FATAL(k, 18);
+	mps_input(p.s, pkt,
+		  make_segment(pkt, p.cseq + 3, p.sseq, opts, 20, (const uint8_t *)"xyz", 3),
+		  p.now);
+	shuttle(&p);
+	CU_ASSERT_EQUAL(p.last_s.ack, before + 3);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_RCVBUF_FULL), 1);
 	mps_stack_destroy(p.c);
 	mps_stack_destroy(p.s);
 }
@@ -832,7 +848,7 @@ static void test_alloc_failure(void)
 
 static const struct fj_test tests[] = {
 	{ "duplicate_dsn_probe", test_duplicate_dsn_probe },
-	{ "mapping_gap_refused", test_mapping_gap_refused },
+	{ "mapping_ahead_held", test_mapping_ahead_held },
 	{ "join_syn_answers", test_join_syn_answers },
 	{ "add_addr_echo", test_add_addr_echo },
 	{ "rm_addr_and_prio", test_rm_addr_and_prio },
