@@ -264,17 +264,31 @@ static void test_join_two_paths(void)
 }
 
 /* A packet from the hand-driven node x to dst, with one MPTCP option o (or none). */
+static void raw_send_data(struct jworld *w, const struct mps_addr *from, const struct mps_addr *to,
+			  uint32_t seq, uint32_t ack, uint8_t flags, struct mps_opt *o,
+			  uint8_t *data, uint32_t len);
+
 static void raw_send(struct jworld *w, const struct mps_addr *from, const struct mps_addr *to,
 		     uint32_t seq, uint32_t ack, uint8_t flags, struct mps_opt *o)
 {
-	uint8_t opts[MPS_MAX_OPTS], pkt[256];
+	raw_send_data(w, from, to, seq, ack, flags, o, NULL, 0);
+}
+
+static void raw_send_data(struct jworld *w, const struct mps_addr *from, const struct mps_addr *to,
+			  uint32_t seq, uint32_t ack, uint8_t flags, struct mps_opt *o,
+			  uint8_t *data, uint32_t len)
+{
+	struct mps_ring ring = { .buf = data, .cap = len, .len = len };
+	uint8_t opts[MPS_MAX_OPTS], pkt[2048];
 	struct mps_pkt_spec ps = { .local = from,
 				   .remote = to,
 				   .seq = seq,
 				   .ack = ack,
 				   .flags = flags,
 				   .win = 65535,
-				   .opts = opts };
+				   .opts = opts,
+				   .ring = len ? &ring : NULL,
+				   .len = len };
 	int n = 0;
 
 	if (o) {
@@ -403,6 +417,94 @@ static void test_join_responder_checks(void)
 	CU_ASSERT_PTR_NOT_NULL(find_ev(&w, 1, MPS_EV_SUBFLOW_UP, -1));
 	/* The connection itself is untouched: data still flows on the initial subflow. */
 	CU_ASSERT_EQUAL(move_data(&w, c, s, 50000, false), 50000);
+	jworld_free(&w);
+}
+
+/*
+ * Data of the client's stream arriving on a join subflow ahead of what the
+ * initial subflow has delivered is held at the connection level and handed
+ * to the application, in order, once the initial subflow fills the gap.
+ */
+static void test_reassembly_across_subflows(void)
+{
+	struct mps_config ccfg = { .seed = 11 }, scfg = { .seed = 12 };
+	struct mps_opt j, o = { .subtype = MPS_MPTCP_SUB_JOIN }, r;
+	uint8_t pkt[2048], h[MPS_HMAC_LEN], data[300], buf[4096];
+	struct mps_conn_info si;
+	struct mps_addr xa;
+	struct mps_conn *c, *s;
+	struct mps_seg seg;
+	struct jworld w;
+	uint64_t idsn, base, got = 0;
+	uint32_t token, i;
+	bool bad = false;
+	ssize_t n;
+	long steps;
+
+	jworld_init(&w, &ccfg, &scfg);
+	connect_both(&w, &c, &s); /* stream bytes 0..999 delivered */
+	CU_ASSERT_EQUAL(mps_conn_info(s, &si), 0);
+	mps_key_token_idsn(si.remote_key, &token, &idsn);
+	base = idsn + 1 + 1000; /* DSN of stream byte 1000 */
+	xa = w.x;
+	xa.port = 42000;
+	x_join_syn(&w, &xa, si.local_token, &si, &seg, pkt, &j);
+	CU_ASSERT_EQUAL(mps_join_hmac(si.remote_key, si.local_key, 0xabcdef01, j.join.nonce, h), 0);
+	o.join.form = MPS_JOIN_ACK;
+	memcpy(o.join.hmac, h, sizeof(o.join.hmac));
+	raw_send(&w, &xa, &w.srv, 5001, seg.seq + 1, MPS_TCP_ACK, &o);
+	CU_ASSERT_FATAL(raw_recv(&w, pkt, &seg, MPS_MPTCP_SUB_DSS, &r)); /* the fourth ACK */
+	/* Stream bytes 1500..1799 on the join: ahead of the connection, so held. */
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = stream_byte(1500 + i);
+	memset(&o, 0, sizeof(o));
+	o.subtype = MPS_MPTCP_SUB_DSS;
+	o.dss.flags = MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
+	o.dss.dsn = base + 500;
+	o.dss.ssn = 1;
+	o.dss.data_len = sizeof(data);
+	raw_send_data(&w, &xa, &w.srv, 5001, seg.seq, MPS_TCP_ACK, &o, data, sizeof(data));
+	CU_ASSERT_FATAL(raw_recv(&w, pkt, &seg, MPS_MPTCP_SUB_DSS, &r));
+	CU_ASSERT_EQUAL(seg.ack, 5001 + sizeof(data)); /* taken on the join subflow */
+	CU_ASSERT_TRUE(r.dss.flags & MPS_DSS_FLAG_A);
+	CU_ASSERT_EQUAL(r.dss.data_ack, base); /* not at the data level */
+	CU_ASSERT_EQUAL(mps_recv(s, buf, sizeof(buf)), -EAGAIN);
+	/* The client sends bytes 1000..1499 on the initial subflow: 800 bytes become readable. */
+	for (i = 0; i < 500; i++)
+		buf[i] = stream_byte(1000 + i);
+	CU_ASSERT_EQUAL(mps_send(c, buf, 500), 500);
+	for (steps = 0; steps < 10000 && got < 800; steps++) {
+		if (!jstep(&w))
+			break;
+		while ((n = mps_recv(s, buf, sizeof(buf))) > 0) {
+			for (i = 0; i < (uint32_t)n; i++)
+				bad |= buf[i] != stream_byte(1000 + got + i);
+			got += (uint64_t)n;
+		}
+	}
+	CU_ASSERT_EQUAL(got, 800);
+	CU_ASSERT_FALSE(bad);
+	CU_ASSERT_EQUAL(mps_conn_info(s, &si), 0);
+	CU_ASSERT_EQUAL(si.bytes_received, 1800);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_BAD_MAPPING), 0);
+	/* The client goes on from 1500 (it does not know the join sent those): no byte twice. */
+	for (i = 0; i < 1000; i++)
+		buf[i] = stream_byte(1500 + i);
+	CU_ASSERT_EQUAL(mps_send(c, buf, 1000), 1000);
+	for (steps = 0; steps < 10000 && got < 1500; steps++) {
+		if (!jstep(&w))
+			break;
+		while ((n = mps_recv(s, buf, sizeof(buf))) > 0) {
+			for (i = 0; i < (uint32_t)n; i++)
+				bad |= buf[i] != stream_byte(1000 + got + i);
+			got += (uint64_t)n;
+		}
+	}
+	CU_ASSERT_EQUAL(got, 1500); /* stream bytes 1000..2499, each once */
+	CU_ASSERT_FALSE(bad);
+	CU_ASSERT_EQUAL(mps_recv(s, buf, sizeof(buf)), -EAGAIN);
+	CU_ASSERT_EQUAL(mps_conn_info(s, &si), 0);
+	CU_ASSERT_EQUAL(si.bytes_received, 2500);
 	jworld_free(&w);
 }
 
@@ -580,6 +682,7 @@ static const struct fj_test tests[] = {
 	{ "two_paths", test_join_two_paths },
 	{ "responder_checks", test_join_responder_checks },
 	{ "initiator_bad_hmac", test_join_initiator_bad_hmac },
+	{ "reassembly_across_subflows", test_reassembly_across_subflows },
 	{ NULL, NULL },
 };
 
