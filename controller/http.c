@@ -19,6 +19,7 @@
 #include "fj_clock.h"
 #include "fj_log.h"
 #include "http_internal.h"
+#include "http_parse.h"
 #include "pbjson.h"
 
 /* A body this much over its cap is not read to the end: the connection is closed instead. */
@@ -264,52 +265,6 @@ static const struct ctl_route *route_find(struct ctl_req *rq, const char *method
 
 /* ---- negotiation ---------------------------------------------------------- */
 
-/* q of the most specific media range of accept matching type/sub, or -1 when none does. */
-static double accept_q(const char *accept, const char *type, const char *sub)
-{
-	double best_q = -1;
-	int best_spec = -1;
-	const char *p = accept;
-
-	while (*p) {
-		size_t len = strcspn(p, ",");
-		char range[128], *semi, *slash, *q;
-		double qv = 1;
-		int spec;
-
-		snprintf(range, sizeof(range), "%.*s", (int)(len < 127 ? len : 127), p);
-		p += len + (p[len] == ',');
-		semi = strchr(range, ';');
-		q = semi ? strstr(semi, "q=") : NULL;
-		if (q)
-			qv = strtod(q + 2, NULL);
-		if (semi)
-			*semi = 0;
-		for (q = range; *q == ' '; q++)
-			;
-		memmove(range, q, strlen(q) + 1);
-		for (q = range + strlen(range); q > range && q[-1] == ' ';)
-			*--q = 0;
-		slash = strchr(range, '/');
-		if (!slash)
-			continue;
-		*slash = 0;
-		if (strcmp(range, "*") == 0 && strcmp(slash + 1, "*") == 0)
-			spec = 0;
-		else if (strcasecmp(range, type) == 0 && strcmp(slash + 1, "*") == 0)
-			spec = 1;
-		else if (strcasecmp(range, type) == 0 && strcasecmp(slash + 1, sub) == 0)
-			spec = 2;
-		else
-			continue;
-		if (spec > best_spec) {
-			best_spec = spec;
-			best_q = qv;
-		}
-	}
-	return best_q;
-}
-
 static int negotiate(struct ctl_req *rq, const char *accept)
 {
 	static const struct {
@@ -320,18 +275,18 @@ static int negotiate(struct ctl_req *rq, const char *accept)
 		{ CTL_FMT_PB, "application", "x-protobuf" },
 		{ CTL_FMT_CSV, "text", "csv" },
 	};
-	double best = 0;
+	int best = 0;
 	size_t i;
 
 	rq->out_fmt = CTL_FMT_JSON;
 	if (!accept || !accept[0] || rq->route->raw)
 		return 0;
 	for (i = 0; i < sizeof(cand) / sizeof(cand[0]); i++) {
-		double q;
+		int q;
 
 		if (cand[i].fmt == CTL_FMT_CSV && !rq->route->csv)
 			continue;
-		q = accept_q(accept, cand[i].type, cand[i].sub);
+		q = ctl_accept_q(accept, cand[i].type, cand[i].sub);
 		if (q > best) {
 			best = q;
 			rq->out_fmt = cand[i].fmt;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "fj_clock.h"
 #include "http_parse.h"
@@ -174,4 +175,108 @@ int ctl_parse_content_range(const char *v, uint64_t *first, uint64_t *last, uint
 	*last = b;
 	*total = c;
 	return 0;
+}
+
+/* RFC 9110 qvalue: "0" ["." 0-3 digits] or "1" ["." 0-3 zeros], into thousandths; -1 if not one. */
+static int parse_qvalue(const char *s, size_t n)
+{
+	int v, scale = 100;
+	size_t i;
+
+	if (n == 0 || (s[0] != '0' && s[0] != '1'))
+		return -1;
+	v = (s[0] - '0') * 1000;
+	if (n == 1)
+		return v;
+	if (s[1] != '.' || n > 5)
+		return -1;
+	for (i = 2; i < n; i++, scale /= 10) {
+		if (s[i] < '0' || s[i] > '9' || (v == 1000 && s[i] != '0'))
+			return -1;
+		v += (s[i] - '0') * scale;
+	}
+	return v;
+}
+
+static const char *skip_ows(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	return p;
+}
+
+static const char *trim_ows(const char *p, const char *end)
+{
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	return end;
+}
+
+/* Whether [p, end) equals s, ignoring case. */
+static int token_is(const char *p, const char *end, const char *s)
+{
+	size_t n = strlen(s);
+
+	return (size_t)(end - p) == n && strncasecmp(p, s, n) == 0;
+}
+
+/*
+ * One media range [p, end): its specificity (0 for star/star, 1 for type/star, 2 for
+ * type/sub) when it matches, else -1; its q in thousandths into *q. A malformed
+ * q parameter makes the range match nothing.
+ */
+static int accept_range(const char *p, const char *end, const char *type, const char *sub, int *q)
+{
+	const char *semi = memchr(p, ';', (size_t)(end - p)), *rend = semi ? semi : end;
+	const char *slash;
+	int spec;
+
+	*q = 1000;
+	p = skip_ows(p, rend);
+	rend = trim_ows(p, rend);
+	slash = memchr(p, '/', (size_t)(rend - p));
+	if (!slash)
+		return -1;
+	if (token_is(p, slash, "*") && token_is(slash + 1, rend, "*"))
+		spec = 0;
+	else if (token_is(p, slash, type) && token_is(slash + 1, rend, "*"))
+		spec = 1;
+	else if (token_is(p, slash, type) && token_is(slash + 1, rend, sub))
+		spec = 2;
+	else
+		return -1;
+	while (semi) {
+		const char *pstart = semi + 1, *pend, *eq;
+
+		semi = memchr(pstart, ';', (size_t)(end - pstart));
+		pend = semi ? semi : end;
+		pstart = skip_ows(pstart, pend);
+		pend = trim_ows(pstart, pend);
+		eq = memchr(pstart, '=', (size_t)(pend - pstart));
+		if (!eq || !token_is(pstart, trim_ows(pstart, eq), "q"))
+			continue;
+		eq = skip_ows(eq + 1, pend);
+		*q = parse_qvalue(eq, (size_t)(pend - eq));
+		if (*q < 0)
+			return -1;
+	}
+	return spec;
+}
+
+int ctl_accept_q(const char *accept, const char *type, const char *sub)
+{
+	int best_q = -1, best_spec = -1;
+	const char *p = accept;
+
+	while (*p) {
+		const char *end = p + strcspn(p, ",");
+		int q, spec = accept_range(p, end, type, sub, &q);
+
+		if (spec > best_spec) {
+			best_spec = spec;
+			best_q = q;
+		}
+		p = *end ? end + 1 : end;
+	}
+	return best_q;
 }

@@ -30,4 +30,11 @@ int ctl_query_parse(ctl_arg_fn *arg, void *ctx, struct ctl_query *q, char *field
  */
 int ctl_parse_content_range(const char *v, uint64_t *first, uint64_t *last, uint64_t *total);
 
+/*
+ * The weight an Accept header value gives type/sub, in thousandths (0..1000),
+ * taken from its most specific matching media range; -1 when none matches.
+ * A range whose q parameter is not an RFC 9110 qvalue matches nothing.
+ */
+int ctl_accept_q(const char *accept, const char *type, const char *sub);
+
 #endif

@@ -1,9 +1,9 @@
 /*
  * libFuzzer target for the controller's request text parsers
  * (controller/http_parse.c and the trace names of controller/traces.c).
- * The input is three parts separated by newlines: a Content-Range value, a
- * trace name, then a query string "key=value&..." (already URL-decoded, as
- * libmicrohttpd hands it over). Every value is either accepted within its
+ * The input is four parts separated by newlines: a Content-Range value, a
+ * trace name, an Accept header, then a query string "key=value&..." (already
+ * URL-decoded, as libmicrohttpd hands it over). Every value is either accepted within its
  * documented bounds or refused with the parameter's name and a message.
  */
 #include <errno.h>
@@ -67,6 +67,21 @@ static void check_name(const char *name)
 		abort();
 }
 
+static void check_accept(const char *accept)
+{
+	static const char *const types[][2] = { { "application", "json" },
+						{ "application", "x-protobuf" },
+						{ "text", "csv" } };
+	size_t i;
+
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		int q = ctl_accept_q(accept, types[i][0], types[i][1]);
+
+		if (q < -1 || q > 1000)
+			abort();
+	}
+}
+
 static void check_query(char *qs)
 {
 	struct args a = { .n = 0 };
@@ -102,7 +117,7 @@ static void check_query(char *qs)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *text, *range, *name, *qs;
+	char *text, *range, *name, *accept, *qs;
 
 	if (size > 16384)
 		return 0;
@@ -115,12 +130,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	name = strchr(range, '\n');
 	if (name)
 		*name++ = 0;
-	qs = name ? strchr(name, '\n') : NULL;
+	accept = name ? strchr(name, '\n') : NULL;
+	if (accept)
+		*accept++ = 0;
+	qs = accept ? strchr(accept, '\n') : NULL;
 	if (qs)
 		*qs++ = 0;
 	check_range(range);
 	if (name)
 		check_name(name);
+	if (accept)
+		check_accept(accept);
 	if (qs)
 		check_query(qs);
 	free(text);

@@ -639,6 +639,40 @@ static void test_content_types(void)
 			0);
 	API_ASSERT_ERROR(&r, 406, "cannot answer in any type of Accept 'image/png'", NULL);
 	api_resp_free(&r);
+	/* Weights: the highest q wins; a parameter merely ending in "q" is not q; a q
+	 * that is no RFC 9110 qvalue disqualifies its range. */
+	{
+		static const struct {
+			const char *accept;
+			unsigned int status;
+			const char *ctype;
+		} acc[] = {
+			{ "application/json;q=0, application/x-protobuf;q=0.5", 200,
+			  "application/x-protobuf" },
+			{ "application/x-protobuf; xq=0", 200, "application/x-protobuf" },
+			{ "Application/JSON ; Q=0.25 , */*;q=0.2", 200, "application/json" },
+			{ "application/json;q=2", 406, NULL },
+			{ "application/json;q=nan", 406, NULL },
+			{ "application/json;q=1.5, image/png", 406, NULL },
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof(acc) / sizeof(acc[0]); i++) {
+			struct api_hdrs h = { acc[i].accept, { NULL } };
+
+			CU_ASSERT_EQUAL(api_call("GET", "/api/v1/experiments", e_exper, NULL, NULL,
+						 0, &h, &r),
+					0);
+			CU_ASSERT_EQUAL(r.status, acc[i].status);
+			if (acc[i].ctype) {
+				CU_ASSERT_STRING_EQUAL(r.ctype, acc[i].ctype);
+			} else {
+				API_ASSERT_ERROR(&r, 406, "cannot answer in any type of Accept",
+						 NULL);
+			}
+			api_resp_free(&r);
+		}
+	}
 	/* Errors come in the format the client accepts. */
 	CU_ASSERT_EQUAL(
 		api_call("GET", "/api/v1/experiments/none", e_exper, NULL, NULL, 0, &pb, &r), 0);
