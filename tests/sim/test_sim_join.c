@@ -33,13 +33,23 @@ struct jworld {
 	unsigned int nlog[2];
 };
 
-static void addr4(struct mps_addr *a, uint8_t net, uint8_t host, uint16_t port)
+/* Family of the addresses addr_at() builds: the IPv6 tests set 6 and put 4 back. */
+static uint8_t fam = 4;
+
+/* 10.0.net.host, or fd00::net:host in IPv6 tests. */
+static void addr_at(struct mps_addr *a, uint8_t net, uint8_t host, uint16_t port)
 {
 	memset(a, 0, sizeof(*a));
-	a->family = 4;
-	a->addr[0] = 10;
-	a->addr[2] = net;
-	a->addr[3] = host;
+	a->family = fam;
+	if (fam == 4) {
+		a->addr[0] = 10;
+		a->addr[2] = net;
+		a->addr[3] = host;
+	} else {
+		a->addr[0] = 0xfd;
+		a->addr[13] = net;
+		a->addr[15] = host;
+	}
 	a->port = port;
 }
 
@@ -57,18 +67,18 @@ static void jworld_init(struct jworld *w, const struct mps_config *ccfg,
 	CU_ASSERT_PTR_NOT_NULL_FATAL(w->sim);
 	for (i = 0; i < 3; i++)
 		CU_ASSERT_EQUAL_FATAL(mps_sim_add_node(w->sim), i);
-	addr4(&w->c1, 1, 1, 0);
-	addr4(&w->c2, 2, 1, 0);
-	addr4(&w->srv, 1, 2, SRV_PORT);
-	addr4(&w->srv2, 2, 2, 0);
-	addr4(&w->x, 3, 1, SRV_PORT);
-	w->p1 = mps_sim_add_path(w->sim, 0, w->c1.addr, 1, w->srv.addr, 4, &path1);
+	addr_at(&w->c1, 1, 1, 0);
+	addr_at(&w->c2, 2, 1, 0);
+	addr_at(&w->srv, 1, 2, SRV_PORT);
+	addr_at(&w->srv2, 2, 2, 0);
+	addr_at(&w->x, 3, 1, SRV_PORT);
+	w->p1 = mps_sim_add_path(w->sim, 0, w->c1.addr, 1, w->srv.addr, fam, &path1);
 	CU_ASSERT_FATAL(w->p1 >= 0);
-	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c1.addr, 1, w->srv2.addr, 4, &path2) >= 0);
-	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c2.addr, 1, w->srv2.addr, 4, &path1) >= 0);
-	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c2.addr, 1, w->srv.addr, 4, &path2) >= 0);
-	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 2, w->x.addr, 1, w->srv.addr, 4, &path1) >= 0);
-	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c2.addr, 2, w->x.addr, 4, &path1) >= 0);
+	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c1.addr, 1, w->srv2.addr, fam, &path2) >= 0);
+	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c2.addr, 1, w->srv2.addr, fam, &path1) >= 0);
+	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c2.addr, 1, w->srv.addr, fam, &path2) >= 0);
+	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 2, w->x.addr, 1, w->srv.addr, fam, &path1) >= 0);
+	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c2.addr, 2, w->x.addr, fam, &path1) >= 0);
 	for (i = 0; i < 3; i++)
 		w->port[i] = mps_sim_port(w->sim, i);
 	w->st[0] = mps_stack_create(ccfg, &err);
@@ -533,8 +543,8 @@ static void test_join_initiator_bad_hmac(void)
 	CU_ASSERT_EQUAL(j.join.token, si.local_token);
 	CU_ASSERT_TRUE(j.join.backup);
 	CU_ASSERT_EQUAL(j.join.addr_id, 1);
-	addr4(&from, 3, 1, seg.dport);
-	addr4(&to, 2, 1, seg.sport);
+	addr_at(&from, 3, 1, seg.dport);
+	addr_at(&to, 2, 1, seg.sport);
 	o.join.form = MPS_JOIN_SYNACK;
 	o.join.addr_id = 3;
 	o.join.nonce = 0x55aa55aa;
@@ -572,7 +582,7 @@ static unsigned int count_ev(const struct jworld *w, int side, enum mps_event_ty
  * subflow from each of its two addresses to each of the server's two; then
  * each side withdraws its second address and the subflows using it go.
  */
-static void test_pm_fullmesh(void)
+static void pm_fullmesh_run(void)
 {
 	struct mps_config ccfg = { .seed = 7, .max_subflows = 4, .nlocal_addrs = 1 };
 	struct mps_config scfg = { .seed = 8, .max_subflows = 4, .nlocal_addrs = 1 };
@@ -583,8 +593,8 @@ static void test_pm_fullmesh(void)
 	unsigned int i, up = 0;
 	long steps;
 
-	addr4(&ccfg.local_addrs[0], 2, 1, 0);
-	addr4(&scfg.local_addrs[0], 2, 2, 0);
+	addr_at(&ccfg.local_addrs[0], 2, 1, 0);
+	addr_at(&scfg.local_addrs[0], 2, 2, 0);
 	ccfg.path_manager = "fullmesh";
 	jworld_init(&w, &ccfg, &scfg);
 	CU_ASSERT_EQUAL_FATAL(mps_connect(w.st[0], &w.c1, &w.srv, &c), 0);
@@ -634,6 +644,19 @@ static void test_pm_fullmesh(void)
 	jworld_free(&w);
 }
 
+static void test_pm_fullmesh(void)
+{
+	pm_fullmesh_run();
+}
+
+/* The same over IPv6: ADD_ADDR and REMOVE_ADDR with 16-byte addresses, joins over IPv6 paths. */
+static void test_pm_fullmesh_ipv6(void)
+{
+	fam = 6;
+	pm_fullmesh_run();
+	fam = 4;
+}
+
 /* The client's echo is lost: the server repeats its ADD_ADDR until an echo comes. */
 static void test_add_addr_retransmit(void)
 {
@@ -645,7 +668,7 @@ static void test_add_addr_retransmit(void)
 	struct jworld w;
 	long steps;
 
-	addr4(&scfg.local_addrs[0], 2, 2, 0);
+	addr_at(&scfg.local_addrs[0], 2, 2, 0);
 	jworld_init(&w, &ccfg, &scfg);
 	CU_ASSERT_EQUAL_FATAL(mps_connect(w.st[0], &w.c1, &w.srv, &c), 0);
 	for (steps = 0; steps < 1000 && !s; steps++) {
@@ -678,6 +701,7 @@ static void test_add_addr_retransmit(void)
 
 static const struct fj_test tests[] = {
 	{ "pm_fullmesh", test_pm_fullmesh },
+	{ "pm_fullmesh_ipv6", test_pm_fullmesh_ipv6 },
 	{ "add_addr_retransmit", test_add_addr_retransmit },
 	{ "two_paths", test_join_two_paths },
 	{ "responder_checks", test_join_responder_checks },
