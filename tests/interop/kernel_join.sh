@@ -10,6 +10,7 @@
 #  2. Bundled client -> kernel server: the kernel announces 10.81.2.2, we
 #     join to it and send (on the initial subflow; our scheduler is not
 #     multipath yet).
+#  3. As 1 over IPv6 (fd80:1::2 and fd80:2::2, paths fd81:1::/64, fd81:2::/64).
 # Checks: equal SHA-256, two subflows seen by the kernel (MPTCP_INFO) and by
 # us (mpsperf "subflows"), the kernel's join counters, no fallback or DSS
 # errors.
@@ -44,6 +45,9 @@ ip -n "$A" tuntap add dev mps0 mode tun
 ip -n "$A" link set mps0 up
 ip -n "$A" route add 10.80.1.2/32 dev mps0
 ip -n "$A" route add 10.80.2.2/32 dev mps0
+ip -n "$A" -6 route add fd80:1::2/128 dev mps0
+ip -n "$A" -6 route add fd80:2::2/128 dev mps0
+ip netns exec "$A" sysctl -q net.ipv6.conf.all.forwarding=1
 ip netns exec "$A" sysctl -q net.ipv4.ip_forward=1
 ip netns exec "$A" sysctl -q net.ipv4.conf.all.rp_filter=0
 ip netns exec "$A" sysctl -q net.ipv4.conf.default.rp_filter=0
@@ -56,6 +60,9 @@ for p in a b; do
 	ip -n "$A" link set "v${p}0-$$" up
 	ip -n "$B" link set "v${p}1-$$" up
 	ip -n "$B" route add "10.80.$n.2/32" via "10.81.$n.1"
+	ip -n "$A" -6 addr add "fd81:$n::1/64" dev "v${p}0-$$" nodad
+	ip -n "$B" -6 addr add "fd81:$n::2/64" dev "v${p}1-$$" nodad
+	ip -n "$B" -6 route add "fd80:$n::2/128" via "fd81:$n::1"
 done
 ip netns exec "$B" sysctl -q net.mptcp.enabled=1
 ip -n "$B" mptcp limits set subflows 2 add_addr_accepted 2
@@ -137,6 +144,24 @@ check "bundled->kernel kernel took our join (SYN, then ACK HMAC)" "1 1" \
 check "bundled->kernel kernel saw a second subflow" 1 "$(jget extra_subflows_max <"$TMP/peer.json")"
 check "bundled->kernel we saw two subflows" 2 "$(jget subflows <"$TMP/perf.json")"
 check "bundled->kernel no fallback, DSS or HMAC errors" "" "$(nonzero_bad)"
+
+# 3. IPv6, kernel client -> bundled server: a 16-byte ADD_ADDR, the join and data over both paths.
+ip -n "$B" mptcp endpoint flush
+ip netns exec "$B" nstat -n >/dev/null
+ip netns exec "$A" timeout -k 5 60 "$PERF" server --tun mps0 --addr fd80:1::2,fd80:2::2 \
+	--port 5004 --once --mode sink >"$TMP/perf.json" 2>"$TMP/perf.err" &
+PID=$!
+sleep 0.5
+ip netns exec "$B" timeout -k 5 60 python3 "$PEER" send fd80:1::2 5004 "$BYTES" >"$TMP/peer.json" ||
+	{ echo "kernel_join: kernel client failed (IPv6)" >&2; cat "$TMP/perf.err" >&2; fail=1; }
+wait "$PID" || { echo "kernel_join: mpsperf server failed (IPv6)" >&2; cat "$TMP/perf.err" >&2; fail=1; }
+PID=
+snapshot
+check "v6 kernel->bundled sha256" "$(jget sha256 <"$TMP/peer.json")" "$(jget sha256 <"$TMP/perf.json")"
+check "v6 kernel->bundled kernel accepted our ADD_ADDR" 1 "$(counter MPTcpExtAddAddr)"
+check "v6 kernel->bundled kernel saw a second subflow" 1 "$(jget extra_subflows_max <"$TMP/peer.json")"
+check "v6 kernel->bundled we saw two subflows" 2 "$(jget subflows <"$TMP/perf.json")"
+check "v6 kernel->bundled no fallback, DSS or HMAC errors" "" "$(nonzero_bad)"
 
 [ "$fail" = 0 ] && echo "kernel_join: all passed"
 exit "$fail"
