@@ -10,7 +10,7 @@ $(OBJ)/tests/unit/runner.o: tests/unit/suites.def
 # Fuzz targets: tests/fuzz/fuzz_NAME.c, built with clang and libFuzzer
 # against the sources listed in FUZZ_SRCS_NAME.
 FUZZ_CC ?= clang
-FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icommon -Iproto \
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Icommon -Iproto \
 	-I$(BUILD)/gen -Istack/include -Istack $(PKG_CFLAGS)
 .PHONY: fuzz-build
 fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/$(t))

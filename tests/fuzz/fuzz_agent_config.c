@@ -11,6 +11,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 const char *__lsan_default_suppressions(void);
+const char *__asan_default_options(void);
 
 /*
  * libconfig 1.5's scanner loses small buffers when a syntax error cuts a
@@ -20,6 +21,16 @@ const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void)
 {
 	return "leak:strbuf_append\nleak:libconfig_yylex\n";
+}
+
+/*
+ * Each of those library leaks makes libFuzzer run a full leak check, whose
+ * cost grows with ASan's quarantine of freed blocks: a small one keeps the
+ * smoke pass short, and still catches a use after free within one input.
+ */
+const char *__asan_default_options(void)
+{
+	return "quarantine_size_mb=1";
 }
 
 static void check(const struct agent_config *c)
