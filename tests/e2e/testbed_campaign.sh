@@ -32,7 +32,7 @@ V4='"ADDRESS_FAMILY_IPV4"'
 V6='"ADDRESS_FAMILY_IPV6"'
 
 cat >"$T/probe.json" <<JSON
-{ "name": "tbc-probe", "type": "EXPERIMENT_TYPE_PROBE", "probe": { "timeoutMs": 2000 },
+{ "name": "tbc-probe", "type": "EXPERIMENT_TYPE_PROBE", "probe": { "timeoutMs": 5000 },
   "targets": { "pairs": [ { "clientAgentId": "$A", "serverAgentId": "$B" } ],
                "perPath": true, "families": [ $V4, $V6 ] },
   "shareLinks": true, "deadlineS": 240, "pickupS": 200 }

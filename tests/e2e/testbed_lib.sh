@@ -57,6 +57,12 @@ tbc_begin()
 		[ -x "$FJ_BUILD/$_b" ] || tbc_die "missing $FJ_BUILD/$_b: run make"
 	done
 	unset FJORD_CONTROLLER FJORD_TOKEN http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
+	# The namespace names are fixed: a testbed that is up belongs to someone
+	# else (ours would be taken down by theirs, or theirs by ours).
+	if ip netns list 2>/dev/null | grep -q '^fjtb-'; then
+		tbc_die "another testbed is up (namespaces $(ip netns list | grep -o '^fjtb-[a-z0-9-]*' |
+			tr '\n' ' ')); only one can run at a time"
+	fi
 	T=$(mktemp -d "${TMPDIR:-/tmp}/fjord-tbc.XXXXXX") || tbc_die "mktemp"
 	trap tbc_cleanup EXIT
 	trap 'exit 130' INT TERM
@@ -112,13 +118,22 @@ tbc_wait()
 	_end=$(($(date +%s) + $1))
 	shift
 	while [ "$(tbc_unfinished "$@")" != 0 ]; do
+		tbc_alive
 		[ "$(date +%s)" -lt "$_end" ] ||
 			tbc_die "runs still unfinished after the wait: $(for e in "$@"; do cli runs --experiment "$e" --state pending,waiting_links,dispatched,running; done)"
 		sleep 1
 	done
 }
 
-# tbc_pair SITE: the agent (site/node) of that site, as agents.sh runs one per site.
+# tbc_alive: dies when the testbed's controller namespace is gone (someone
+# took the testbed down under us) instead of waiting for it.
+tbc_alive()
+{
+	ip netns list 2>/dev/null | grep -q '^fjtb-ctl' ||
+		tbc_die "the testbed was taken down while the campaign ran (namespace fjtb-ctl is gone)"
+}
+
+# tbc_agent SITE: the agent (site/node) of that site, as agents.sh runs one per site.
 tbc_agent()
 {
 	awk -v s="$1" '$1 == s { print $1 "/" $2; exit }' "$T/state/nodes"
