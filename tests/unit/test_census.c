@@ -15,6 +15,7 @@
 #include "ctl_store.h"
 #include "fj_test.h"
 #include "pbjson.h"
+#include "test_api.h"
 
 #define FAM4 FJORD__V1__ADDRESS_FAMILY__ADDRESS_FAMILY_IPV4
 #define FAM6 FJORD__V1__ADDRESS_FAMILY__ADDRESS_FAMILY_IPV6
@@ -561,6 +562,98 @@ static void test_store_scan(void)
 	rmdir(tdir);
 }
 
+/* ---- the HTTP route ------------------------------------------------------------ */
+
+static void test_http(void)
+{
+	struct api_hdrs csv = { .accept = "text/csv" };
+	struct api_hdrs pb = { .accept = "application/x-protobuf" };
+	struct api_resp r = { 0 };
+	struct census *back;
+	struct ctl_store *st;
+	char viewer[65], a[64], ta[65], b[64], tb[65];
+	json_t *cells;
+
+	CU_ASSERT_FATAL(api_start(NULL) == 0);
+	CU_ASSERT_FATAL(api_user_token("viewer", viewer) == 0);
+	CU_ASSERT_EQUAL_FATAL(api_enroll("oslo", "n1", API_SECRET_OSLO, a, ta), 200);
+	CU_ASSERT_EQUAL_FATAL(api_enroll("bergen", "n1", API_SECRET_BERGEN, b, tb), 200);
+	st = ctl_http_store(api_srv);
+	make_run(st, "p1", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE, a, b, "telenor",
+		 100000);
+	make_run(st, "p2", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE, a, b, "uninett",
+		 200000);
+	put(st, "p1", a, "telenor", 1, 0);
+	put(st, "p2", a, "uninett", 1, 1);
+
+	/* JSON: two cells, sorted, counts as strings (uint64). */
+	CU_ASSERT_EQUAL(api_json("GET", "/api/v1/census", viewer, NULL, &r), 0);
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_FATAL(r.json != NULL);
+	cells = json_object_get(r.json, "cells");
+	CU_ASSERT_EQUAL_FATAL(json_array_size(cells), 2);
+	CU_ASSERT_STRING_EQUAL(
+		json_string_value(json_object_get(json_array_get(cells, 0), "localIsp")),
+		"telenor");
+	CU_ASSERT_STRING_EQUAL(
+		json_string_value(json_object_get(json_array_get(cells, 0), "mpCapableStripped")),
+		"1");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r.json, "probeResults")), "2");
+	api_resp_free(&r);
+
+	/* Filters. */
+	CU_ASSERT_EQUAL(api_json("GET", "/api/v1/census?isp=uninett&from=150000", viewer, NULL, &r),
+			0);
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_EQUAL(json_array_size(json_object_get(r.json, "cells")), 1);
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL(api_json("GET", "/api/v1/census?family=ipv6", viewer, NULL, &r), 0);
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_EQUAL(json_array_size(json_object_get(r.json, "cells")), 0);
+	api_resp_free(&r);
+
+	/* CSV and protobuf. */
+	CU_ASSERT_EQUAL(api_call("GET", "/api/v1/census", viewer, NULL, NULL, 0, &csv, &r), 0);
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.ctype, "text/csv"));
+	CU_ASSERT_EQUAL(strncmp(r.body, "local_isp,remote_isp,family,", 28), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\r\ntelenor,uninett,ipv4,,1,1,0,0,1,"));
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL(api_call("GET", "/api/v1/census", viewer, NULL, NULL, 0, &pb, &r), 0);
+	CU_ASSERT_EQUAL(r.status, 200);
+	back = (struct census *)protobuf_c_message_unpack(&census_descriptor, NULL, r.len,
+							  (const uint8_t *)r.body);
+	CU_ASSERT_FATAL(back != NULL);
+	CU_ASSERT_EQUAL(back->n_cells, 2);
+	CU_ASSERT_EQUAL(back->probe_results, 2);
+	protobuf_c_message_free_unpacked(&back->base, NULL);
+	api_resp_free(&r);
+
+	/* Bad values name the parameter; no token is 401; unknown parameters 400. */
+	CU_ASSERT_EQUAL(api_json("GET", "/api/v1/census?family=ipx", viewer, NULL, &r), 0);
+	API_ASSERT_ERROR(&r, 400, "not ipv4 or ipv6", "family");
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL(api_json("GET", "/api/v1/census?bucket_s=10", viewer, NULL, &r), 0);
+	API_ASSERT_ERROR(&r, 400, "60..", "bucket_s");
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL(api_json("GET", "/api/v1/census?from=5000&to=4000", viewer, NULL, &r), 0);
+	API_ASSERT_ERROR(&r, 400, "after from", "to");
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL(api_json("GET", "/api/v1/census?from=yesterday", viewer, NULL, &r), 0);
+	API_ASSERT_ERROR(&r, 400, "RFC 3339", "from");
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL(api_json("GET", "/api/v1/census?site=x", viewer, NULL, &r), 0);
+	CU_ASSERT_EQUAL(r.status, 400);
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL(api_json("GET", "/api/v1/census", NULL, NULL, &r), 0);
+	CU_ASSERT_EQUAL(r.status, 401);
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL(api_json("GET", "/api/v1/census", ta, NULL, &r), 0);
+	CU_ASSERT_EQUAL(r.status, 403);
+	api_resp_free(&r);
+	api_stop();
+}
+
 static const struct fj_test tests[] = {
 	{ "descriptors", test_descriptors },
 	{ "roundtrip", test_roundtrip },
@@ -570,6 +663,7 @@ static const struct fj_test tests[] = {
 	{ "csv", test_csv },
 	{ "cell_cap", test_cell_cap },
 	{ "store_scan", test_store_scan },
+	{ "http", test_http },
 	{ NULL, NULL },
 };
 
