@@ -13,7 +13,7 @@
 
 /* ---- folding ------------------------------------------------------------- */
 
-static void cell_free(struct census_cell *cell)
+static void cell_free(Fjord__V1__CensusCell *cell)
 {
 	if (cell->local_isp != protobuf_c_empty_string)
 		free(cell->local_isp);
@@ -22,14 +22,14 @@ static void cell_free(struct census_cell *cell)
 	free(cell);
 }
 
-void census_clear(struct census *c)
+void census_clear(Fjord__V1__Census *c)
 {
 	size_t i;
 
 	for (i = 0; i < c->n_cells; i++)
 		cell_free(c->cells[i]);
 	free(c->cells);
-	census_init(c);
+	fjord__v1__census__init(c);
 }
 
 static const char *str0(const char *s)
@@ -38,10 +38,10 @@ static const char *str0(const char *s)
 }
 
 /* The cell of (local, remote, family, bucket), created when absent; NULL with *err set. */
-static struct census_cell *cell_get(struct census *c, const char *l, const char *r,
-				    Fjord__V1__AddressFamily fam, int64_t bucket, int *err)
+static Fjord__V1__CensusCell *cell_get(Fjord__V1__Census *c, const char *l, const char *r,
+				       Fjord__V1__AddressFamily fam, int64_t bucket, int *err)
 {
-	struct census_cell *cell, **n;
+	Fjord__V1__CensusCell *cell, **n;
 	size_t i;
 
 	/* Linear: a census has tens of cells (ISPs x ISPs x 2), at most CENSUS_MAX_CELLS. */
@@ -65,7 +65,7 @@ static struct census_cell *cell_get(struct census *c, const char *l, const char 
 	cell = malloc(sizeof(*cell));
 	if (!cell)
 		goto nomem;
-	census_cell_init(cell);
+	fjord__v1__census_cell__init(cell);
 	cell->family = fam;
 	cell->bucket_start_ms = bucket;
 	cell->local_isp = strdup(l);
@@ -99,7 +99,7 @@ static int join_failed(const Fjord__V1__Result *res, size_t i)
 	return 0;
 }
 
-int census_add(struct census *c, const struct census_filter *f, const Fjord__V1__Run *run,
+int census_add(Fjord__V1__Census *c, const struct census_filter *f, const Fjord__V1__Run *run,
 	       const Fjord__V1__Result *res)
 {
 	int64_t t, bucket = 0;
@@ -115,7 +115,7 @@ int census_add(struct census *c, const struct census_filter *f, const Fjord__V1_
 	for (i = 0; i < res->n_probe_findings; i++) {
 		const Fjord__V1__ProbeFinding *pf = res->probe_findings[i];
 		const Fjord__V1__Path *p = pf->path;
-		struct census_cell *cell;
+		Fjord__V1__CensusCell *cell;
 
 		if (!p || !p->local_isp || !p->local_isp[0] || !p->remote_isp ||
 		    !p->remote_isp[0]) {
@@ -160,8 +160,8 @@ int census_add(struct census *c, const struct census_filter *f, const Fjord__V1_
 
 static int cell_cmp(const void *a, const void *b)
 {
-	const struct census_cell *x = *(struct census_cell *const *)a;
-	const struct census_cell *y = *(struct census_cell *const *)b;
+	const Fjord__V1__CensusCell *x = *(Fjord__V1__CensusCell *const *)a;
+	const Fjord__V1__CensusCell *y = *(Fjord__V1__CensusCell *const *)b;
 	int r = strcmp(x->local_isp, y->local_isp);
 
 	if (!r)
@@ -174,7 +174,7 @@ static int cell_cmp(const void *a, const void *b)
 	return r;
 }
 
-void census_sort(struct census *c)
+void census_sort(Fjord__V1__Census *c)
 {
 	if (c->n_cells > 1)
 		qsort(c->cells, c->n_cells, sizeof(*c->cells), cell_cmp);
@@ -191,7 +191,7 @@ static void csv_time(struct ctl_buf *b, int64_t ms)
 	ctl_buf_puts(b, t);
 }
 
-char *census_csv(const struct census *c, size_t *len)
+char *census_csv(const Fjord__V1__Census *c, size_t *len)
 {
 	struct ctl_buf b;
 	size_t i;
@@ -201,7 +201,7 @@ char *census_csv(const struct census *c, size_t *len)
 			 "mp_capable_ok,mp_capable_stripped,mp_join_ok,mp_join_failed,add_addr_ok,"
 			 "nat,checksums,checksum_failures,checksum_errors,first,last\r\n");
 	for (i = 0; i < c->n_cells; i++) {
-		const struct census_cell *x = c->cells[i];
+		const Fjord__V1__CensusCell *x = c->cells[i];
 		const char *fam = fj_pbjson_enum_short(&fjord__v1__address_family__descriptor,
 						       (int)x->family);
 

@@ -86,7 +86,7 @@ static void u64(char *buf, size_t len, uint64_t v)
 	snprintf(buf, len, "%llu", (unsigned long long)v);
 }
 
-static int print_census(struct cli *c, const struct census *cs)
+static int print_census(struct cli *c, const Fjord__V1__Census *cs)
 {
 	static const char *const hdr[] = { "LOCAL",    "REMOTE",      "FAMILY",	  "BUCKET",
 					   "PROBES",   "UNREACHABLE", "MPC_OK",	  "MPC_STRIPPED",
@@ -96,7 +96,7 @@ static int print_census(struct cli *c, const struct census *cs)
 	size_t i;
 
 	for (i = 0; t && i < cs->n_cells; i++) {
-		const struct census_cell *x = cs->cells[i];
+		const Fjord__V1__CensusCell *x = cs->cells[i];
 		char v[10][40], fb[32];
 		const char *row[13];
 		const char *fam = cli_enum(&fjord__v1__address_family__descriptor, (int)x->family,
@@ -134,7 +134,7 @@ static int print_census(struct cli *c, const struct census *cs)
 int cli_cmd_census(struct cli *c, int argc, char **argv)
 {
 	struct census_opts co = { .q = "" };
-	struct census *cs;
+	Fjord__V1__Census *cs;
 	char path[sizeof(co.q) + 32];
 	int first, r;
 
@@ -146,7 +146,7 @@ int cli_cmd_census(struct cli *c, int argc, char **argv)
 	if (first < argc)
 		return cli_usage(c, "unexpected argument '%s'", argv[first]);
 	snprintf(path, sizeof(path), "/api/v1/census%s", co.q);
-	r = cli_get_msg(c, path, &census_descriptor, (ProtobufCMessage **)&cs);
+	r = cli_get_msg(c, path, &fjord__v1__census__descriptor, (ProtobufCMessage **)&cs);
 	if (r != CLI_OK)
 		return r;
 	if (c->fmt == CLI_FMT_JSON)

@@ -14,7 +14,7 @@
 #define BUCKET_MAX_S (366 * 86400)
 
 struct fold {
-	struct census *c;
+	Fjord__V1__Census *c;
 	const struct census_filter *f;
 };
 
@@ -91,7 +91,7 @@ enum MHD_Result ctl_route_census(struct ctl_req *rq)
 {
 	struct census_filter f;
 	struct ctl_query q;
-	struct census c;
+	Fjord__V1__Census c;
 	struct fold fo = { &c, &f };
 	enum MHD_Result mr;
 	size_t len = 0;
@@ -100,7 +100,7 @@ enum MHD_Result ctl_route_census(struct ctl_req *rq)
 
 	if (parse_census_query(rq, &q, &f) < 0)
 		return MHD_YES;
-	census_init(&c);
+	fjord__v1__census__init(&c);
 	r = ctl_store_census_scan(rq->h->st, &q, fold_one, &fo);
 	if (r == -E2BIG) {
 		census_clear(&c);

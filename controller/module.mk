@@ -3,7 +3,7 @@
 # form libfjctl.a, which the unit tests link too.
 CTL_CORE_SRCS := controller/store_sqlite.c controller/store_sqlite_runs.c controller/store_sqlite_results.c \
 	controller/store_sqlite_agg.c controller/sched.c controller/sched_expand.c \
-	controller/census.c controller/census_pb.c controller/store_sqlite_census.c
+	controller/census.c controller/store_sqlite_census.c
 CTL_HTTP_SRCS := controller/config.c controller/auth.c controller/http.c controller/http_buf.c \
 	controller/http_poll.c controller/metrics.c controller/traces.c controller/routes.c \
 	controller/routes_agent.c controller/routes_trace.c controller/routes_user.c \
@@ -40,7 +40,7 @@ $(BUILD)/tests/bench-poll: $(call objs,tests/bench/bench_poll.c) $(CTL_HTTP_LIBS
 
 # --- fjord CLI (CLI engineer) ---
 CLI_SRCS := controller/cli_main.c controller/cli_http.c controller/cli_fmt.c \
-	controller/cli_query.c controller/cli_exp.c controller/census_cli.c controller/census_pb.c
+	controller/cli_query.c controller/cli_exp.c controller/census_cli.c
 BINS += $(BUILD)/fjord
 TEST_SCRIPTS += tests/cli/exit_codes.sh tests/e2e/control_plane.sh tests/e2e/kill_controller.sh
 TEST_SCRIPTS += tests/e2e/testbed_campaign.sh

@@ -51,6 +51,8 @@ const ProtobufCMessageDescriptor *const fj_fill_fjord_types[] = {
 	&fjord__v1__trace_list__descriptor,
 	&fjord__v1__aggregate_row__descriptor,
 	&fjord__v1__aggregate_response__descriptor,
+	&fjord__v1__census_cell__descriptor,
+	&fjord__v1__census__descriptor,
 	&fjord__v1__error__descriptor,
 	&fjord__v1__health__descriptor,
 };

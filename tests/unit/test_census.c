@@ -1,5 +1,5 @@
 /*
- * The operational-experience census: its message descriptors (protobuf and
+ * The operational-experience census: its messages (protobuf and
  * JSON round trips), folding probe findings into cells, the ISP, family and
  * time-bucket filters, the CSV table, the cell cap, and the store scan that
  * reads probe results only.
@@ -75,13 +75,13 @@ static void fx_event(struct probe_fx *x, const char *kind, const char *detail)
 	x->res.n_events++;
 }
 
-static const struct census_cell *find(const struct census *c, const char *l, const char *r,
-				      Fjord__V1__AddressFamily fam, int64_t bucket)
+static const Fjord__V1__CensusCell *find(const Fjord__V1__Census *c, const char *l, const char *r,
+					 Fjord__V1__AddressFamily fam, int64_t bucket)
 {
 	size_t i;
 
 	for (i = 0; i < c->n_cells; i++) {
-		const struct census_cell *x = c->cells[i];
+		const Fjord__V1__CensusCell *x = c->cells[i];
 
 		if (!strcmp(x->local_isp, l) && !strcmp(x->remote_isp, r) && x->family == fam &&
 		    x->bucket_start_ms == bucket)
@@ -117,35 +117,7 @@ static void fx_campaign(struct probe_fx *x, int64_t t)
 	fx_event(x, "nat", "path 0 (uninett -> uninett): not a join failure");
 }
 
-/* ---- descriptors ------------------------------------------------------------ */
-
-static void check_descriptor(const ProtobufCMessageDescriptor *d)
-{
-	unsigned int i;
-
-	CU_ASSERT_EQUAL(d->magic, PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC);
-	for (i = 0; i < d->n_fields; i++) {
-		/* Field numbers 1..n in order, as the ranges claim. */
-		CU_ASSERT_EQUAL(d->fields[i].id, i + 1);
-		if (i)
-			CU_ASSERT(strcmp(d->fields[d->fields_sorted_by_name[i - 1]].name,
-					 d->fields[d->fields_sorted_by_name[i]].name) < 0);
-	}
-	CU_ASSERT_EQUAL(d->n_field_ranges, 1);
-	CU_ASSERT_EQUAL(d->field_ranges[1].orig_index, (int)d->n_fields);
-	for (i = 0; i < d->n_fields; i++)
-		CU_ASSERT_PTR_EQUAL(
-			protobuf_c_message_descriptor_get_field_by_name(d, d->fields[i].name),
-			&d->fields[i]);
-}
-
-static void test_descriptors(void)
-{
-	check_descriptor(&census_cell_descriptor);
-	check_descriptor(&census_descriptor);
-}
-
-static void assert_same(const struct census *a, const struct census *b)
+static void assert_same(const Fjord__V1__Census *a, const Fjord__V1__Census *b)
 {
 	size_t i;
 
@@ -153,7 +125,7 @@ static void assert_same(const struct census *a, const struct census *b)
 	CU_ASSERT_EQUAL(a->probe_results, b->probe_results);
 	CU_ASSERT_EQUAL(a->findings_without_path, b->findings_without_path);
 	for (i = 0; i < a->n_cells; i++) {
-		const struct census_cell *x = a->cells[i], *y = b->cells[i];
+		const Fjord__V1__CensusCell *x = a->cells[i], *y = b->cells[i];
 
 		CU_ASSERT_STRING_EQUAL(x->local_isp, y->local_isp);
 		CU_ASSERT_STRING_EQUAL(x->remote_isp, y->remote_isp);
@@ -178,14 +150,14 @@ static void assert_same(const struct census *a, const struct census *b)
 
 static void test_roundtrip(void)
 {
-	struct census c, *back = NULL;
+	Fjord__V1__Census c, *back = NULL;
 	struct census_filter f = { .bucket_ms = 3600000 };
 	struct probe_fx x;
 	uint8_t *buf;
 	size_t len;
 	char *json = NULL, err[256];
 
-	census_init(&c);
+	fjord__v1__census__init(&c);
 	fx_campaign(&x, 1790000000123);
 	CU_ASSERT_EQUAL(census_add(&c, &f, &x.run, &x.res), 0);
 	census_sort(&c);
@@ -196,7 +168,8 @@ static void test_roundtrip(void)
 	buf = malloc(len);
 	CU_ASSERT_FATAL(buf != NULL);
 	CU_ASSERT_EQUAL(protobuf_c_message_pack(&c.base, buf), len);
-	back = (struct census *)protobuf_c_message_unpack(&census_descriptor, NULL, len, buf);
+	back = (Fjord__V1__Census *)protobuf_c_message_unpack(&fjord__v1__census__descriptor, NULL,
+							      len, buf);
 	CU_ASSERT_FATAL(back != NULL);
 	assert_same(&c, back);
 	protobuf_c_message_free_unpacked(&back->base, NULL);
@@ -208,8 +181,8 @@ static void test_roundtrip(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"family\":\"ADDRESS_FAMILY_IPV6\""));
 	CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"localIsp\":\"telenor\""));
 	back = NULL;
-	CU_ASSERT_EQUAL(fj_pbjson_decode(&census_descriptor, json, strlen(json), 1 << 20,
-					 (ProtobufCMessage **)&back, err, sizeof(err)),
+	CU_ASSERT_EQUAL(fj_pbjson_decode(&fjord__v1__census__descriptor, json, strlen(json),
+					 1 << 20, (ProtobufCMessage **)&back, err, sizeof(err)),
 			0);
 	CU_ASSERT_FATAL(back != NULL);
 	assert_same(&c, back);
@@ -223,11 +196,11 @@ static void test_roundtrip(void)
 
 static void test_fold(void)
 {
-	const struct census_cell *cell;
-	struct census c;
+	const Fjord__V1__CensusCell *cell;
+	Fjord__V1__Census c;
 	struct probe_fx x, y;
 
-	census_init(&c);
+	fjord__v1__census__init(&c);
 	fx_campaign(&x, 5000);
 	CU_ASSERT_EQUAL(census_add(&c, NULL, &x.run, &x.res), 0);
 	/* The same paths a second time, later: the stripped path was clean then. */
@@ -285,10 +258,10 @@ static void test_fold(void)
 
 static void test_ignored(void)
 {
-	struct census c;
+	Fjord__V1__Census c;
 	struct probe_fx x;
 
-	census_init(&c);
+	fjord__v1__census__init(&c);
 	fx_campaign(&x, 5000);
 	/* Not a probe run: nothing. */
 	x.run.type = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK;
@@ -311,11 +284,11 @@ static void test_ignored(void)
 static void test_filters(void)
 {
 	struct census_filter f = { 0 };
-	struct census c;
+	Fjord__V1__Census c;
 	struct probe_fx x, y;
 
 	/* isp: paths with it at either end. */
-	census_init(&c);
+	fjord__v1__census__init(&c);
 	fx_campaign(&x, 5000);
 	f.isp = "uninett";
 	CU_ASSERT_EQUAL(census_add(&c, &f, &x.run, &x.res), 0);
@@ -355,12 +328,12 @@ static void test_csv(void)
 				  "unreachable,mp_capable_ok,mp_capable_stripped,mp_join_ok,"
 				  "mp_join_failed,add_addr_ok,nat,checksums,checksum_failures,"
 				  "checksum_errors,first,last\r\n";
-	struct census c;
+	Fjord__V1__Census c;
 	struct probe_fx x;
 	size_t len = 0;
 	char *csv;
 
-	census_init(&c);
+	fjord__v1__census__init(&c);
 	fx_campaign(&x, 1790000000000);
 	x.paths[0].local_isp = "uni,\"nett\"";
 	CU_ASSERT_EQUAL(census_add(&c, NULL, &x.run, &x.res), 0);
@@ -381,14 +354,14 @@ static void test_csv(void)
 
 static void test_cell_cap(void)
 {
-	struct census c;
+	Fjord__V1__Census c;
 	struct probe_fx x;
 	char(*names)[16] = calloc(CENSUS_MAX_CELLS + 1, sizeof(*names));
 	size_t i;
 	int r = 0;
 
 	CU_ASSERT_FATAL(names != NULL);
-	census_init(&c);
+	fjord__v1__census__init(&c);
 	for (i = 0; i <= CENSUS_MAX_CELLS && r == 0; i++) {
 		fx_init(&x, 1000);
 		snprintf(names[i], sizeof(names[i]), "isp%zu", i);
@@ -499,7 +472,7 @@ static void test_store_scan(void)
 	const char *base = getenv("TMPDIR");
 	struct ctl_query q = { 0 };
 	struct ctl_store *st = NULL;
-	struct census c;
+	Fjord__V1__Census c;
 	char *a, *b, p[320];
 	int calls = 0;
 
@@ -522,7 +495,7 @@ static void test_store_scan(void)
 	put(st, "p2", a, "uninett", 1, 1);
 	put(st, "b1", a, "telenor", 0, 0);
 
-	census_init(&c);
+	fjord__v1__census__init(&c);
 	CU_ASSERT_EQUAL(ctl_store_census_scan(st, NULL, fold, &c), 0);
 	CU_ASSERT_EQUAL(c.probe_results, 2);
 	CU_ASSERT_EQUAL(c.n_cells, 2);
@@ -569,7 +542,7 @@ static void test_http(void)
 	struct api_hdrs csv = { .accept = "text/csv" };
 	struct api_hdrs pb = { .accept = "application/x-protobuf" };
 	struct api_resp r = { 0 };
-	struct census *back;
+	Fjord__V1__Census *back;
 	struct ctl_store *st;
 	char viewer[65], a[64], ta[65], b[64], tb[65];
 	json_t *cells;
@@ -621,8 +594,8 @@ static void test_http(void)
 	api_resp_free(&r);
 	CU_ASSERT_EQUAL(api_call("GET", "/api/v1/census", viewer, NULL, NULL, 0, &pb, &r), 0);
 	CU_ASSERT_EQUAL(r.status, 200);
-	back = (struct census *)protobuf_c_message_unpack(&census_descriptor, NULL, r.len,
-							  (const uint8_t *)r.body);
+	back = (Fjord__V1__Census *)protobuf_c_message_unpack(&fjord__v1__census__descriptor, NULL,
+							      r.len, (const uint8_t *)r.body);
 	CU_ASSERT_FATAL(back != NULL);
 	CU_ASSERT_EQUAL(back->n_cells, 2);
 	CU_ASSERT_EQUAL(back->probe_results, 2);
@@ -655,16 +628,9 @@ static void test_http(void)
 }
 
 static const struct fj_test tests[] = {
-	{ "descriptors", test_descriptors },
-	{ "roundtrip", test_roundtrip },
-	{ "fold", test_fold },
-	{ "ignored", test_ignored },
-	{ "filters", test_filters },
-	{ "csv", test_csv },
-	{ "cell_cap", test_cell_cap },
-	{ "store_scan", test_store_scan },
-	{ "http", test_http },
-	{ NULL, NULL },
+	{ "roundtrip", test_roundtrip },   { "fold", test_fold }, { "ignored", test_ignored },
+	{ "filters", test_filters },	   { "csv", test_csv },	  { "cell_cap", test_cell_cap },
+	{ "store_scan", test_store_scan }, { "http", test_http }, { NULL, NULL },
 };
 
 const struct fj_suite fj_suite_census = { "census", NULL, NULL, tests };
