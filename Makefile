@@ -30,7 +30,7 @@ BENCH_SCRIPTS :=
 FUZZ_TARGETS :=
 GEN_HDRS  :=
 
-.PHONY: all deps test unit demo bench fuzz fuzz-smoke asan check-style format install clean
+.PHONY: all deps test unit demo demo-local bench fuzz fuzz-smoke asan check-style format install clean
 
 all: $(BUILD)/.stamp-all
 
@@ -75,7 +75,13 @@ asan: deps
 		build/asan/fjord-unit
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/fjord-unit
 
+# make demo: the main job on the emulated NorNet-style testbed (root).
+# make demo-local: the control plane alone on 127.0.0.1 (no root needed).
 demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/e2e/demo_testbed.sh
+
+demo-local: deps
 	@$(MAKE) --no-print-directory all
 	@sh tests/e2e/demo.sh
 
