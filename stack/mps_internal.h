@@ -12,7 +12,9 @@
 #include "mps_seg.h"
 
 #define MPS_MAX_LISTENERS  8
-#define MPS_MAX_SUBFLOWS   8 /* per connection, the initial one included */
+#define MPS_MAX_SUBFLOWS   8   /* per connection, the initial one included */
+#define MPS_SMAP_MAX	   512 /* send-map pieces per subflow; a full map takes no new data */
+#define MPS_REINJECT_MAX   64  /* pieces waiting for reinjection per connection */
 #define MPS_MAX_RST_QUEUE  16
 #define MPS_MAX_EVENTS	   256
 #define MPS_PUMP_MAX	   1024 /* packets each way per mps_pump() call */
@@ -107,6 +109,16 @@ struct mps_subflow {
 	bool join_up;	   /* MPS_EV_SUBFLOW_UP reported */
 	uint8_t remote_id; /* the peer's address ID of this subflow */
 	uint32_t lnonce, rnonce;
+	/* Send map: the DSNs this subflow's sequence numbers carry, oldest first (a ring). */
+	struct {
+		uint32_t seq, len;
+		uint64_t dsn;
+	} smap[MPS_SMAP_MAX];
+	uint16_t smap_head, smap_len;
+	uint32_t serial;	   /* unique within the connection */
+	struct mps_join_ooo *jooo; /* a join's segments ahead of rcv_nxt (mps_join.c) */
+	uint16_t jooo_segs;
+	uint32_t jooo_bytes;
 	/* The current receive mapping of a join subflow (the initial one keeps it in conn). */
 	bool rx_map_valid;
 	uint64_t rx_map_dsn;
@@ -130,8 +142,21 @@ struct mps_conn {
 	bool csum;		/* DSS checksums negotiated (either side set A) */
 	uint64_t lkey, rkey, lidsn, ridsn;
 	uint32_t ltoken, rtoken;
-	/* Data sequence space: snd_una_dsn is the base of sndbuf. */
-	uint64_t snd_una_dsn, rcv_nxt_dsn;
+	/*
+	 * Data sequence space: snd_una_dsn is the DATA_ACK, snd_nxt_dsn the
+	 * next DSN no subflow has sent, snd_base_dsn the DSN of the first byte
+	 * of sndbuf (at most snd_una_dsn: a subflow may still have to resend
+	 * bytes that arrived through another).
+	 */
+	uint64_t snd_una_dsn, rcv_nxt_dsn, snd_nxt_dsn, snd_base_dsn;
+	struct {
+		uint64_t dsn;
+		uint32_t len;
+		uint32_t from; /* serial of the subflow it was taken from */
+	} rq[MPS_REINJECT_MAX];
+	uint8_t nrq;
+	uint32_t next_serial;
+	const struct mps_sched_ops *sched;
 	uint64_t rx_map_dsn; /* the last mapping received (64-bit) */
 	uint32_t rx_map_ssn;
 	uint16_t rx_map_len;  /* DSN space, DATA_FIN included */
@@ -261,6 +286,16 @@ struct mps_pm_ops {
 	void (*addr_learnt)(struct mps_conn *c, uint64_t now); /* the peer announced an address */
 	void (*addr_removed)(struct mps_conn *c, uint8_t id, uint64_t now); /* peer withdrew id */
 };
+
+/* A scheduler: which subflow takes new data next. */
+struct mps_sched_ops {
+	const char *name;
+	bool multipath; /* gives data to joins, so their data is reinjected when they fail */
+	/* The subflow that should send new data now, or NULL to wait. */
+	struct mps_subflow *(*pick)(struct mps_conn *c);
+};
+
+const struct mps_sched_ops *mps_sched_find(const char *name); /* NULL name: the default */
 
 const struct mps_pm_ops *mps_pm_find(const char *name); /* NULL name: the default */
 void mps_pm_conn_init(struct mps_conn *c);		/* IDs for cfg.local_addrs */

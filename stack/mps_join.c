@@ -23,6 +23,28 @@
 
 #define JOIN_ACK_HMAC_LEN 20 /* 160 bits on the third ACK */
 
+/* A segment that arrived on a join ahead of its rcv_nxt, with its DSS option. */
+struct mps_join_ooo {
+	struct mps_join_ooo *next; /* sorted by seq */
+	uint32_t seq, len;
+	bool has_dss;
+	struct mps_opt dss;
+	uint8_t data[];
+};
+
+static void jooo_free(struct mps_conn *c, struct mps_subflow *sf)
+{
+	struct mps_join_ooo *q, *n;
+
+	for (q = sf->jooo; q; q = n) {
+		n = q->next;
+		mps_free(c->st, q);
+	}
+	sf->jooo = NULL;
+	sf->jooo_segs = 0;
+	sf->jooo_bytes = 0;
+}
+
 bool mps_seg_has_join(const struct mps_seg *s, const struct mps_tcpopts *t)
 {
 	unsigned int i;
@@ -78,10 +100,12 @@ static void sweep(struct mps_conn *c)
 	unsigned int i, k = 0;
 
 	for (i = 0; i < c->njoins; i++) {
-		if (c->joins[i]->state == MPS_SF_CLOSED)
+		if (c->joins[i]->state == MPS_SF_CLOSED) {
+			jooo_free(c, c->joins[i]);
 			mps_free(c->st, c->joins[i]);
-		else
+		} else {
 			c->joins[k++] = c->joins[i];
+		}
 	}
 	c->njoins = (uint8_t)k;
 }
@@ -98,6 +122,7 @@ static struct mps_subflow *join_new(struct mps_conn *c, const struct mps_addr *l
 	if (!sf)
 		return NULL;
 	sf->conn = c;
+	sf->serial = c->next_serial++;
 	sf->is_join = true;
 	sf->local = *local;
 	sf->remote = *remote;
@@ -118,6 +143,9 @@ static void sf_down(struct mps_conn *c, struct mps_subflow *sf, int reason, uint
 {
 	if (sf->state == MPS_SF_CLOSED)
 		return;
+	/* What it sent and was not acknowledged goes on the other subflows. */
+	if (SEQ_LT(sf->snd_una, sf->snd_max))
+		mps_reinject(c, sf);
 	sf->state = MPS_SF_CLOSED;
 	sf->rto_at = MPS_TIME_NEVER;
 	sf->tw_at = MPS_TIME_NEVER;
@@ -342,7 +370,7 @@ static int send_seg(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, ui
 /* Our FIN goes once the connection is over at the data level, or the peer closed the subflow. */
 static bool fin_due(const struct mps_conn *c, const struct mps_subflow *sf)
 {
-	if (sf->fin_sent || sf->join_pre_est ||
+	if (sf->fin_sent || sf->join_pre_est || sf->snd_una != sf->snd_max ||
 	    (sf->state != MPS_SF_ESTABLISHED && sf->state != MPS_SF_CLOSE_WAIT))
 		return false;
 	return sf->fin_rcvd || c->state == MPS_CONN_CLOSED ||
@@ -376,7 +404,7 @@ static int sf_output(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, u
 	if (fin_due(c, sf) || (sf->fin_sent && sf->snd_nxt == sf->fin_seq)) {
 		if (!sf->fin_sent) {
 			sf->fin_sent = true;
-			sf->fin_seq = sf->snd_nxt;
+			sf->fin_seq = sf->snd_max;
 			sf->state = sf->state == MPS_SF_CLOSE_WAIT ? MPS_SF_LAST_ACK
 								   : MPS_SF_FIN_WAIT_1;
 		}
@@ -387,6 +415,11 @@ static int sf_output(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, u
 		if (sf->rto_at == MPS_TIME_NEVER)
 			sf->rto_at = now + sf->rto;
 		return rc;
+	}
+	if (!sf->join_pre_est && sf->state != MPS_SF_TIME_WAIT) {
+		rc = mps_tcp_send_data(c, sf, now, buf, cap);
+		if (rc != 0)
+			return rc;
 	}
 	if (!sf->ack_now)
 		return 0;
@@ -416,6 +449,22 @@ int mps_join_output(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap, 
 	return 0;
 }
 
+/* RFC 6298 §5.5-5.7 and RFC 5681 §3.1 for data; the first timeout also reinjects. */
+static void data_timeout(struct mps_conn *c, struct mps_subflow *sf)
+{
+	uint32_t mss = mps_sf_mss(c, sf), flight = sf->snd_max - sf->snd_una;
+
+	sf->ssthresh = flight / 2 > 2 * mss ? flight / 2 : 2 * mss;
+	sf->cwnd = mss;
+	sf->snd_nxt = sf->snd_una;
+	sf->in_recovery = false;
+	sf->dupacks = 0;
+	sf->nsacked = 0;
+	sf->retransmits++;
+	if (sf->backoff == 1)
+		mps_reinject(c, sf);
+}
+
 void mps_join_timers(struct mps_conn *c, uint64_t now)
 {
 	unsigned int i;
@@ -436,6 +485,19 @@ void mps_join_timers(struct mps_conn *c, uint64_t now)
 		}
 		if (sf->tw_at <= now) {
 			sf_down(c, sf, MPS_SF_DOWN_CLOSED, now);
+			continue;
+		}
+		/*
+		 * A subflow whose unacknowledged bytes the peer already has through
+		 * the others keeps them in the send buffer, as it may have to send
+		 * them again; one in retransmission timeout that holds back more
+		 * than half the buffer stalls the connection, so it is reset as
+		 * stale.
+		 */
+		if (c->mptcp && sf->backoff && mps_sf_low_dsn(sf) < c->snd_una_dsn &&
+		    c->snd_una_dsn - mps_sf_low_dsn(sf) > c->sndbuf.cap / 2) {
+			sf_rst(c, sf, MPS_TCPRST_PERF);
+			sf_down(c, sf, MPS_SF_DOWN_STALE, now);
 			continue;
 		}
 		if (sf->delack_at <= now) {
@@ -461,10 +523,14 @@ void mps_join_timers(struct mps_conn *c, uint64_t now)
 			sf->ack_now = true;
 		else if (sf->fin_sent && SEQ_LEQ(sf->snd_una, sf->fin_seq))
 			sf->snd_nxt = sf->fin_seq;
+		else if (SEQ_LT(sf->snd_una, sf->snd_max))
+			data_timeout(c, sf);
 		if (sf->join_pre_est || sf->fin_sent)
 			sf->retransmits++;
 	}
 	sweep(c);
+	/* A subflow gone may have been the last to hold old data in the send buffer. */
+	mps_snd_trim(c);
 }
 
 uint64_t mps_join_next_timer(const struct mps_conn *c)
@@ -534,8 +600,10 @@ void mps_join_free_all(struct mps_conn *c)
 {
 	unsigned int i;
 
-	for (i = 0; i < c->njoins; i++)
+	for (i = 0; i < c->njoins; i++) {
+		jooo_free(c, c->joins[i]);
 		mps_free(c->st, c->joins[i]);
+	}
 	c->njoins = 0;
 }
 
@@ -767,6 +835,58 @@ static bool join_data(struct mps_conn *c, struct mps_subflow *sf, const struct m
 	return true;
 }
 
+/* Keep a segment ahead of rcv_nxt, within the window and the queue's bounds. */
+static void jooo_store(struct mps_conn *c, struct mps_subflow *sf, const struct mps_seg *s,
+		       const struct mps_opt *dss)
+{
+	struct mps_join_ooo **pp = &sf->jooo, *q;
+	uint32_t len = s->payload_len;
+
+	if (sf->jooo_segs >= MPS_OOO_MAX_SEGS || sf->jooo_bytes + len > c->rcvbuf.cap ||
+	    SEQ_GT(s->seq + len, sf->rcv_nxt + mps_rcv_space(c)))
+		return; /* the peer sends it again */
+	while (*pp && SEQ_LT((*pp)->seq, s->seq))
+		pp = &(*pp)->next;
+	if (*pp && (*pp)->seq == s->seq && (*pp)->len >= len)
+		return;
+	q = mps_alloc(c->st, sizeof(*q) + len);
+	if (!q)
+		return;
+	q->seq = s->seq;
+	q->len = len;
+	q->has_dss = dss != NULL;
+	if (dss)
+		q->dss = *dss;
+	memcpy(q->data, s->payload, len);
+	q->next = *pp;
+	*pp = q;
+	sf->jooo_segs++;
+	sf->jooo_bytes += len;
+}
+
+/* Queued segments the hole before them no longer separates from rcv_nxt. */
+static void jooo_drain(struct mps_conn *c, struct mps_subflow *sf, uint64_t now)
+{
+	struct mps_join_ooo *q;
+	bool ok = true;
+
+	while ((q = sf->jooo) && SEQ_LEQ(q->seq, sf->rcv_nxt) && !c->reset) {
+		struct mps_seg fake = { .seq = q->seq,
+					.flags = MPS_TCP_ACK,
+					.payload = q->data,
+					.payload_len = q->len,
+					.payload_cap = q->len };
+
+		sf->jooo = q->next;
+		sf->jooo_segs--;
+		sf->jooo_bytes -= q->len;
+		if (ok && SEQ_GT(q->seq + q->len, sf->rcv_nxt))
+			ok = join_data(c, sf, &fake, &q->dss, q->has_dss ? 1 : 0, now);
+		mps_free(c->st, q);
+		sf->ack_now = true; /* RFC 5681 §4.2: at once when a hole is filled */
+	}
+}
+
 void mps_join_input(struct mps_conn *c, struct mps_subflow *sf, const struct mps_seg *s,
 		    const struct mps_tcpopts *t, uint64_t now)
 {
@@ -811,6 +931,13 @@ void mps_join_input(struct mps_conn *c, struct mps_subflow *sf, const struct mps
 	 * keeps no out-of-order queue, so one ahead is dropped and the duplicate
 	 * ACK makes the peer send again.
 	 */
+	if (s->payload_len && SEQ_GT(s->seq, sf->rcv_nxt) && sf->state != MPS_SF_SYN_RCVD &&
+	    !sf->join_pre_est && c->mptcp && !c->csum) {
+		c->st->counters[MPS_CNT_IN_OUT_OF_ORDER]++;
+		jooo_store(c, sf, s, mps_find_opt(o, n, MPS_MPTCP_SUB_DSS));
+		sf->ack_now = true; /* the duplicate ACK */
+		return;
+	}
 	if (s->payload_len
 		    ? (SEQ_GT(s->seq, sf->rcv_nxt) || SEQ_LEQ(s->seq + s->payload_len, sf->rcv_nxt))
 		    : s->seq != sf->rcv_nxt) {
@@ -839,22 +966,21 @@ void mps_join_input(struct mps_conn *c, struct mps_subflow *sf, const struct mps
 		subflow_up(c, sf, now); /* the fourth ACK */
 	if (sf->ts_ok && (t->present & MPS_TCPOPTS_TS))
 		sf->ts_recent = t->ts_val;
-	if (SEQ_GT(s->ack, sf->snd_max) || SEQ_LT(s->ack, sf->snd_una)) {
-		c->st->counters[MPS_CNT_IN_BAD_ACK]++;
-		sf->ack_now = true;
+	if (!mps_process_ack(c, sf, s, t, now) || c->reset)
 		return;
-	}
-	sf->snd_wnd = (uint32_t)s->win << sf->snd_wscale;
-	if (SEQ_GT(s->ack, sf->snd_una)) {
-		sf->snd_una = s->ack;
-		if (sf->fin_sent && SEQ_GT(s->ack, sf->fin_seq))
-			fin_acked(c, sf, now);
-	}
+	if (sf->fin_sent && SEQ_GT(sf->snd_una, sf->fin_seq) &&
+	    (sf->state == MPS_SF_FIN_WAIT_1 || sf->state == MPS_SF_CLOSING ||
+	     sf->state == MPS_SF_LAST_ACK))
+		fin_acked(c, sf, now);
+	if (sf->state == MPS_SF_CLOSED)
+		return;
 	conn_options(c, sf, o, n, now);
 	if (sf->state == MPS_SF_CLOSED || c->reset)
 		return;
 	if (!join_data(c, sf, s, o, n, now))
 		return;
+	if (s->payload_len)
+		jooo_drain(c, sf, now);
 	if ((s->flags & MPS_TCP_FIN) && !sf->fin_rcvd && s->seq + s->payload_len == sf->rcv_nxt)
 		fin_input(c, sf, now);
 }

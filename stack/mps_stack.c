@@ -35,6 +35,7 @@ static const char *const counter_names[MPS_CNT__COUNT] = {
 	[MPS_CNT_EVENTS_DROPPED] = "events_dropped",
 	[MPS_CNT_RETRANS_TIMEOUT] = "retrans_timeout",
 	[MPS_CNT_FAST_RETRANS] = "fast_retrans",
+	[MPS_CNT_REINJECTED] = "reinjected",
 };
 
 const char *mps_stack_counter_name(enum mps_counter which)
@@ -107,7 +108,8 @@ struct mps_stack *mps_stack_create(const struct mps_config *cfg, int *err)
 	    (cfg->sndbuf && cfg->sndbuf < 4096) || (cfg->rcvbuf && cfg->rcvbuf < 4096) ||
 	    cfg->sndbuf > (1u << 30) || cfg->rcvbuf > (1u << 30) ||
 	    cfg->max_subflows > MPS_MAX_SUBFLOWS || cfg->nlocal_addrs > MPS_MAX_LOCAL_ADDRS ||
-	    (cfg->path_manager && !mps_pm_find(cfg->path_manager)) || !cfg->alloc != !cfg->free) {
+	    (cfg->path_manager && !mps_pm_find(cfg->path_manager)) ||
+	    (cfg->scheduler && !mps_sched_find(cfg->scheduler)) || !cfg->alloc != !cfg->free) {
 		*err = -EINVAL;
 		return NULL;
 	}
@@ -273,6 +275,8 @@ struct mps_conn *mps_conn_new(struct mps_stack *st, const struct mps_addr *local
 	c->sf.delack_at = MPS_TIME_NEVER;
 	c->state = MPS_CONN_CONNECTING;
 	mps_pm_conn_init(c);
+	c->sched = mps_sched_find(st->cfg.scheduler);
+	c->sf.serial = c->next_serial++;
 	c->next = st->conns;
 	st->conns = c;
 	st->nconns++;
@@ -360,8 +364,15 @@ ssize_t mps_recv(struct mps_conn *c, void *buf, size_t len)
 	mps_ring_peek(&c->rcvbuf, 0, buf, n);
 	mps_ring_drop(&c->rcvbuf, n);
 	/* A window that opens from a quarter of the buffer or less is announced at once. */
-	if (before < c->rcvbuf.cap / 4)
+	if (before < c->rcvbuf.cap / 4) {
+		unsigned int i;
+
+		/* On every subflow: the one that would carry it may be the one that failed. */
 		c->sf.ack_now = true;
+		for (i = 0; i < c->njoins; i++)
+			if (c->joins[i]->state == MPS_SF_ESTABLISHED && !c->joins[i]->join_pre_est)
+				c->joins[i]->ack_now = true;
+	}
 	return n;
 }
 

@@ -56,7 +56,7 @@ static void new_key(struct mps_conn *c)
 		for (o = c->st->conns; o && !clash; o = o->next)
 			clash = o != c && o->mptcp && o->ltoken == c->ltoken;
 	} while (clash);
-	c->snd_una_dsn = c->lidsn + 1;
+	c->snd_una_dsn = c->snd_nxt_dsn = c->snd_base_dsn = c->lidsn + 1;
 }
 
 static void fall_back(struct mps_conn *c, int reason, const char *why, uint64_t now)
@@ -78,7 +78,7 @@ void mps_tcp_connect(struct mps_conn *c, uint64_t now)
 	sf->rto = MPS_RTO_INIT_US;
 	sf->rcv_wscale = mps_wscale_for(c->rcvbuf.cap);
 	c->lidsn = 0;
-	c->snd_una_dsn = 1;
+	c->snd_una_dsn = c->snd_nxt_dsn = c->snd_base_dsn = 1;
 	if (!c->st->cfg.mptcp_disabled) {
 		c->mptcp = true;
 		c->csum = c->st->cfg.checksum;
@@ -191,7 +191,7 @@ void mps_tcp_listen_input(struct mps_stack *st, const struct mps_seg *s,
 	sf->snd_wl2 = s->ack;
 	syn_options(c, t, false);
 	c->lidsn = 0;
-	c->snd_una_dsn = 1;
+	c->snd_una_dsn = c->snd_nxt_dsn = c->snd_base_dsn = 1;
 	mpc = mps_find_opt(opts, n, MPS_MPTCP_SUB_CAPABLE);
 	if (mpc && !st->cfg.mptcp_disabled) {
 		c->mptcp = true;
@@ -203,16 +203,17 @@ void mps_tcp_listen_input(struct mps_stack *st, const struct mps_seg *s,
 /* Bytes of our data (not SYN or FIN) that ack newly covers on the subflow. */
 static void fallback_data_ack(struct mps_conn *c, uint32_t ack)
 {
-	uint32_t base = mps_seq_of_dsn(c, c->snd_una_dsn), n;
+	uint64_t dsn;
 
-	if (!SEQ_GT(ack, base))
-		return;
-	n = ack - base;
-	if (n > c->sndbuf.len)
-		n = c->sndbuf.len;
-	mps_ring_drop(&c->sndbuf, n);
-	c->snd_una_dsn += n;
-	c->bytes_acked += n;
+	/* Without MPTCP only the initial subflow sends, so its send map is the stream. */
+	if (!mps_smap_dsn_at(&c->sf, ack, &dsn) || dsn <= c->snd_una_dsn)
+		goto fin;
+	if (dsn > mps_data_end_dsn(c))
+		dsn = mps_data_end_dsn(c);
+	c->bytes_acked += dsn - c->snd_una_dsn;
+	c->snd_una_dsn = dsn;
+	mps_snd_trim(c);
+fin:
 	if (c->data_fin_sent && c->sndbuf.len == 0 && c->sf.fin_sent && SEQ_GT(ack, c->sf.fin_seq))
 		c->data_fin_acked = true;
 }
@@ -232,11 +233,11 @@ void mps_data_ack(struct mps_conn *c, const struct mps_opt_dss *d)
 	if (ack <= c->snd_una_dsn)
 		return;
 	n = ack - c->snd_una_dsn;
-	if (n > c->sndbuf.len)
-		n = c->sndbuf.len;
-	mps_ring_drop(&c->sndbuf, (uint32_t)n);
+	if (n > mps_data_end_dsn(c) - c->snd_una_dsn)
+		n = mps_data_end_dsn(c) - c->snd_una_dsn;
 	c->snd_una_dsn += n;
 	c->bytes_acked += n;
+	mps_snd_trim(c);
 	if (c->data_fin_sent && ack == top)
 		c->data_fin_acked = true;
 }
@@ -815,11 +816,10 @@ static void congestion_on_ack(struct mps_subflow *sf, uint32_t acked, uint32_t m
 }
 
 /* Returns false when the segment must be dropped (an unacceptable ACK). */
-static bool process_ack(struct mps_conn *c, const struct mps_seg *s, const struct mps_tcpopts *t,
-			uint64_t now)
+bool mps_process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct mps_seg *s,
+		     const struct mps_tcpopts *t, uint64_t now)
 {
-	struct mps_subflow *sf = &c->sf;
-	uint32_t mss = mps_payload_mss(c), acked, flight;
+	uint32_t mss = mps_sf_mss(c, sf), acked, flight;
 	bool win_update = false;
 
 	/*
@@ -859,9 +859,12 @@ static bool process_ack(struct mps_conn *c, const struct mps_seg *s, const struc
 		sf->dupacks = 0;
 		congestion_on_ack(sf, acked, mss);
 		sf->rto_at = sf->snd_una == sf->snd_max ? MPS_TIME_NEVER : now + sf->rto;
-		if (!c->mptcp)
+		if (!c->mptcp && !sf->is_join)
 			fallback_data_ack(c, s->ack);
-		if (sf->fin_sent && SEQ_GT(s->ack, sf->fin_seq))
+		mps_smap_trim(sf);
+		mps_snd_trim(c);
+		/* A join's FIN is its own business (mps_join.c). */
+		if (sf->fin_sent && SEQ_GT(s->ack, sf->fin_seq) && !sf->is_join)
 			our_fin_acked(c, now);
 		return true;
 	}
@@ -1157,7 +1160,7 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 		fall_back(c, MPS_FALLBACK_NO_DSS, "server segments without DSS", now);
 	if (sf->ts_ok && (t->present & MPS_TCPOPTS_TS) && SEQ_LEQ(s->seq, sf->rcv_nxt))
 		sf->ts_recent = t->ts_val;
-	if (!process_ack(c, s, t, now) || c->reset)
+	if (!mps_process_ack(c, &c->sf, s, t, now) || c->reset)
 		return;
 	if (c->mptcp) {
 		const struct mps_opt *dss = mps_find_opt(o, n, MPS_MPTCP_SUB_DSS);
@@ -1246,6 +1249,9 @@ void mps_tcp_timers(struct mps_conn *c, uint64_t now)
 	}
 	sf->snd_nxt = sf->snd_una;
 	sf->rtt_timing = false;
+	/* The first timeout marks the subflow as failing: its data also goes on the others. */
+	if (sf->backoff == 1 && c->mptcp && c->njoins)
+		mps_reinject(c, sf);
 	sf->nsacked = 0; /* RFC 2018 §8: after a timeout, SACK information is not trusted */
 	sf->in_recovery = false;
 	sf->dupacks = 0;

@@ -18,34 +18,63 @@
 #define MPS_OPT_DSS_MAX 28 /* DATA_ACK 64 + mapping 64, padded */
 #define MPS_MAX_OPTS	40
 
-/* Data sequence <-> subflow sequence for the single, initial subflow. */
-static inline uint32_t mps_seq_of_dsn(const struct mps_conn *c, uint64_t dsn)
-{
-	return c->sf.iss + 1 + (uint32_t)(dsn - (c->lidsn + 1));
-}
-
-static inline uint64_t mps_dsn_of_seq(const struct mps_conn *c, uint32_t seq)
-{
-	return c->snd_una_dsn + (uint32_t)(seq - mps_seq_of_dsn(c, c->snd_una_dsn));
-}
-
+/* DSN just past the data queued for sending (the send buffer starts at snd_base_dsn). */
 static inline uint64_t mps_data_end_dsn(const struct mps_conn *c)
 {
-	return c->snd_una_dsn + c->sndbuf.len;
+	return c->snd_base_dsn + c->sndbuf.len;
 }
+
+/*
+ * Send map of a subflow (mps_sched.c): which DSNs its sequence numbers
+ * carry. smap_find gives the DSN at seq and the bytes of that piece from
+ * there; smap_dsn_at also answers for the end of the last piece.
+ */
+bool mps_smap_find(const struct mps_subflow *sf, uint32_t seq, uint64_t *dsn, uint32_t *room);
+bool mps_smap_dsn_at(const struct mps_subflow *sf, uint32_t seq, uint64_t *dsn);
+int mps_smap_add(struct mps_subflow *sf, uint32_t seq, uint64_t dsn, uint32_t len);
+void mps_smap_trim(struct mps_subflow *sf); /* drop pieces below snd_una */
+/* Lowest DSN sf may still have to resend, or UINT64_MAX. */
+uint64_t mps_sf_low_dsn(const struct mps_subflow *sf);
+/* Drop acknowledged data from the send buffer that no subflow may still need to resend. */
+void mps_snd_trim(struct mps_conn *c);
+/*
+ * New data for sf (one: a probe or forced segment, the scheduler's room
+ * check skipped): reinjected data first, then data never sent. Returns
+ * false when sf gets none now.
+ */
+bool mps_sched_take(struct mps_conn *c, struct mps_subflow *sf, bool one, uint64_t *dsn,
+		    uint32_t *room, bool *reinject);
+void mps_sched_took(struct mps_conn *c, uint64_t dsn, uint32_t len, bool reinject);
+/* Queue sf's unacknowledged data for sending on the other subflows. */
+void mps_reinject(struct mps_conn *c, struct mps_subflow *sf);
+/* A subflow that may carry data now (for the scheduler). */
+bool mps_sf_usable(const struct mps_subflow *sf);
+/* Data (new, retransmitted or FIN) of subflow sf; 0 if nothing goes. */
+int mps_tcp_send_data(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint8_t *buf,
+		      size_t cap);
+int mps_tcp_send_ack(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint8_t *buf,
+		     size_t cap);
+/* ACK processing of any subflow; false when the segment must be dropped. */
+bool mps_process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct mps_seg *s,
+		     const struct mps_tcpopts *t, uint64_t now);
 
 static inline uint32_t mps_rcv_space(const struct mps_conn *c)
 {
 	return c->rcvbuf.cap - c->rcvbuf.len;
 }
 
-/* Largest payload of a data segment, options accounted for. */
-static inline uint32_t mps_payload_mss(const struct mps_conn *c)
+/* Largest payload of a data segment on sf, options accounted for. */
+static inline uint32_t mps_sf_mss(const struct mps_conn *c, const struct mps_subflow *sf)
 {
-	uint32_t m = c->st->cfg.mss < c->sf.peer_mss ? c->st->cfg.mss : c->sf.peer_mss;
-	uint32_t o = (c->sf.ts_ok ? MPS_OPT_TS_LEN : 0) + (c->mptcp ? MPS_OPT_DSS_MAX : 0);
+	uint32_t m = c->st->cfg.mss < sf->peer_mss ? c->st->cfg.mss : sf->peer_mss;
+	uint32_t o = (sf->ts_ok ? MPS_OPT_TS_LEN : 0) + (c->mptcp ? MPS_OPT_DSS_MAX : 0);
 
 	return m > o + 16 ? m - o : 16;
+}
+
+static inline uint32_t mps_payload_mss(const struct mps_conn *c)
+{
+	return mps_sf_mss(c, &c->sf);
 }
 
 static inline uint8_t mps_wscale_for(uint32_t cap)

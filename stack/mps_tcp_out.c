@@ -15,12 +15,14 @@
 #include "prot/wire.h"
 
 /* A duplicate ACK says what arrived beyond the hole, if there is room for it. */
-static int add_sack(const struct mps_conn *c, uint8_t *p, int n, uint8_t flags, bool mapped)
+static int add_sack(const struct mps_conn *c, const struct mps_subflow *sf, uint8_t *p, int n,
+		    uint8_t flags, bool mapped)
 {
 	uint32_t l, r;
 
-	if (!c->sf.sack_ok || mapped || (flags & MPS_TCP_RST) || n + 12 > MPS_MAX_OPTS ||
-	    !mps_sack_block(c, &l, &r))
+	/* Only the initial subflow keeps an out-of-order queue to describe. */
+	if (!sf->sack_ok || sf->is_join || mapped || (flags & MPS_TCP_RST) ||
+	    n + 12 > MPS_MAX_OPTS || !mps_sack_block(c, &l, &r))
 		return n;
 	p[n++] = MPS_TCPOPT_NOP;
 	p[n++] = MPS_TCPOPT_NOP;
@@ -32,11 +34,11 @@ static int add_sack(const struct mps_conn *c, uint8_t *p, int n, uint8_t flags, 
 }
 
 /* Options of a non-SYN segment; returns their length (a multiple of 4). */
-static int build_opts(struct mps_conn *c, uint8_t *p, uint64_t now, uint8_t flags, uint64_t dsn,
-		      uint32_t seq, uint32_t len, bool data_fin, uint32_t ring_off)
+static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, uint64_t now,
+		      uint8_t flags, uint64_t dsn, uint32_t seq, uint32_t len, bool data_fin,
+		      uint32_t ring_off)
 {
 	struct mps_dss_csum ck;
-	struct mps_subflow *sf = &c->sf;
 	struct mps_opt o;
 	int n = 0, k;
 
@@ -50,9 +52,9 @@ static int build_opts(struct mps_conn *c, uint8_t *p, uint64_t now, uint8_t flag
 		n += 8;
 	}
 	if (!c->mptcp)
-		return add_sack(c, p, n, flags, len || data_fin);
+		return add_sack(c, sf, p, n, flags, len || data_fin);
 	memset(&o, 0, sizeof(o));
-	if (c->is_client && !c->fully_established &&
+	if (c->is_client && !c->fully_established && !sf->is_join &&
 	    ((len && dsn == c->lidsn + 1) || (!len && seq == sf->iss + 1 && !data_fin))) {
 		/* MP_CAPABLE is repeated until the server is known to have our key. */
 		o.subtype = MPS_MPTCP_SUB_CAPABLE;
@@ -68,17 +70,18 @@ static int build_opts(struct mps_conn *c, uint8_t *p, uint64_t now, uint8_t flag
 			o.mpc.has_csum = true;
 			o.mpc.csum = mps_dss_csum_final(&ck);
 		}
-	} else if (c->echo_pending && !len && !data_fin && !(flags & MPS_TCP_RST)) {
+	} else if (c->echo_pending && !sf->is_join && !len && !data_fin && !(flags & MPS_TCP_RST)) {
 		/* Alone on a pure ACK, as Linux does: an IPv6 echo with a port leaves no room. */
 		o.subtype = MPS_MPTCP_SUB_ADD_ADDR;
 		o.add_addr = c->echo;
 		c->echo_pending = false;
-	} else if (c->nrm_ids && !len && !data_fin && !(flags & MPS_TCP_RST)) {
+	} else if (c->nrm_ids && !sf->is_join && !len && !data_fin && !(flags & MPS_TCP_RST)) {
 		o.subtype = MPS_MPTCP_SUB_RM_ADDR;
 		o.rm_addr.n = c->nrm_ids;
 		memcpy(o.rm_addr.ids, c->rm_ids, c->nrm_ids);
 		c->nrm_ids = 0;
-	} else if (c->announce_idx >= 0 && !len && !data_fin && !(flags & MPS_TCP_RST)) {
+	} else if (c->announce_idx >= 0 && !sf->is_join && !len && !data_fin &&
+		   !(flags & MPS_TCP_RST)) {
 		/* Our ADD_ADDR (RFC 8684 §3.4.1): HMAC keyed our key || peer key, no port. */
 		const struct mps_addr *a = &c->laddrs[c->announce_idx].addr;
 
@@ -117,7 +120,7 @@ static int build_opts(struct mps_conn *c, uint8_t *p, uint64_t now, uint8_t flag
 	n += k;
 	while (n % 4)
 		p[n++] = MPS_TCPOPT_NOP;
-	return add_sack(c, p, n, flags, len || data_fin);
+	return add_sack(c, sf, p, n, flags, len || data_fin);
 }
 
 /* Options of a SYN or SYN/ACK. */
@@ -257,12 +260,12 @@ int mps_tcp_build_rst(struct mps_stack *st, const struct mps_rst *r, uint8_t *bu
 	return mps_tcp_write_packet(st, &ps, buf, cap);
 }
 
-static uint16_t adv_window(const struct mps_conn *c, bool syn)
+static uint16_t adv_window(const struct mps_conn *c, const struct mps_subflow *sf, bool syn)
 {
 	uint32_t w = mps_rcv_space(c);
 
 	if (!syn)
-		w >>= c->sf.rcv_wscale;
+		w >>= sf->rcv_wscale;
 	return w > 0xffff ? 0xffff : (uint16_t)w;
 }
 
@@ -315,7 +318,7 @@ static int send_syn(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
 				   .seq = sf->iss,
 				   .ack = synack ? sf->rcv_nxt : 0,
 				   .flags = MPS_TCP_SYN | (synack ? MPS_TCP_ACK : 0),
-				   .win = adv_window(c, true),
+				   .win = adv_window(c, sf, true),
 				   .opts = opts };
 
 	ps.optlen = build_syn_opts(c, opts, now, synack);
@@ -336,10 +339,9 @@ static int send_syn(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
 }
 
 /* A segment from seq: len bytes of data at dsn, then FIN if fin. */
-static int send_segment(struct mps_conn *c, uint64_t now, uint32_t seq, uint64_t dsn, uint32_t len,
-			bool fin, uint8_t *buf, size_t cap)
+static int send_segment(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint32_t seq,
+			uint64_t dsn, uint32_t len, bool fin, uint8_t *buf, size_t cap)
 {
-	struct mps_subflow *sf = &c->sf;
 	uint8_t opts[MPS_MAX_OPTS];
 	struct mps_pkt_spec ps = { .local = &sf->local,
 				   .remote = &sf->remote,
@@ -347,16 +349,16 @@ static int send_segment(struct mps_conn *c, uint64_t now, uint32_t seq, uint64_t
 				   .ack = sf->rcv_nxt,
 				   .flags = MPS_TCP_ACK | (fin ? MPS_TCP_FIN : 0) |
 					    (len ? MPS_TCP_PSH : 0),
-				   .win = adv_window(c, false),
+				   .win = adv_window(c, sf, false),
 				   .opts = opts,
 				   .ring = &c->sndbuf,
-				   .ring_off = (uint32_t)(dsn - c->snd_una_dsn),
+				   .ring_off = (uint32_t)(dsn - c->snd_base_dsn),
 				   .len = len };
 	uint32_t end = seq + len + (fin ? 1 : 0);
 	int rc;
 
-	ps.optlen = build_opts(c, opts, now, ps.flags, fin && !len ? mps_data_end_dsn(c) : dsn, seq,
-			       len, fin && c->mptcp, ps.ring_off);
+	ps.optlen = build_opts(c, sf, opts, now, ps.flags, fin && !len ? mps_data_end_dsn(c) : dsn,
+			       seq, len, fin && c->mptcp && !sf->is_join, ps.ring_off);
 	if (ps.optlen < 0)
 		return ps.optlen;
 	rc = mps_tcp_write_packet(c->st, &ps, buf, cap);
@@ -365,7 +367,8 @@ static int send_segment(struct mps_conn *c, uint64_t now, uint32_t seq, uint64_t
 	/* A data or FIN segment leaves a waiting ADD_ADDR echo for a pure ACK next; a pure ACK never repeats itself. */
 	sf->unacked_segs = 0; /* this segment carries the ACK */
 	sf->delack_at = MPS_TIME_NEVER;
-	sf->ack_now = (len || fin) && (c->echo_pending || c->nrm_ids || c->announce_idx >= 0);
+	sf->ack_now = (len || fin) && !sf->is_join &&
+		      (c->echo_pending || c->nrm_ids || c->announce_idx >= 0);
 	if (len || fin) {
 		if (SEQ_LT(seq, sf->snd_max)) {
 			sf->retransmits++;
@@ -391,20 +394,27 @@ static bool can_send_data(const struct mps_subflow *sf)
 	return sf->state == MPS_SF_ESTABLISHED || sf->state == MPS_SF_CLOSE_WAIT;
 }
 
-static bool fin_due(const struct mps_conn *c, uint32_t seq)
+/*
+ * DATA_FIN (with the initial subflow's FIN) once every byte has been handed
+ * to a subflow and none waits for reinjection. Data reinjected later goes
+ * on the join subflows.
+ */
+static bool fin_due(const struct mps_conn *c, const struct mps_subflow *sf, uint32_t seq)
 {
-	const struct mps_subflow *sf = &c->sf;
+	uint64_t end = mps_data_end_dsn(c);
 
-	if (!c->shut_wr || mps_dsn_of_seq(c, seq) != mps_data_end_dsn(c))
+	if (!c->shut_wr || sf->is_join)
 		return false;
 	if (sf->fin_sent)
 		return seq == sf->fin_seq && SEQ_LT(sf->snd_una, sf->fin_seq + 1);
+	if (seq != sf->snd_max || c->snd_nxt_dsn != end || c->nrq)
+		return false;
 	return can_send_data(sf);
 }
 
-static int send_fin(struct mps_conn *c, uint64_t now, uint32_t seq, uint8_t *buf, size_t cap)
+static int send_fin(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint32_t seq,
+		    uint8_t *buf, size_t cap)
 {
-	struct mps_subflow *sf = &c->sf;
 	int rc;
 
 	if (!sf->fin_sent) {
@@ -415,44 +425,96 @@ static int send_fin(struct mps_conn *c, uint64_t now, uint32_t seq, uint8_t *buf
 		if (c->state == MPS_CONN_ESTABLISHED)
 			c->state = MPS_CONN_CLOSING;
 	}
-	rc = send_segment(c, now, seq, mps_data_end_dsn(c), 0, true, buf, cap);
+	rc = send_segment(c, sf, now, seq, mps_data_end_dsn(c), 0, true, buf, cap);
 	if (rc > 0 && SEQ_GEQ(seq, sf->snd_nxt))
 		sf->snd_nxt = seq + 1;
 	return rc;
 }
 
 /* Data (or FIN) from seq, within the windows; 0 if nothing can go. */
-static int send_from(struct mps_conn *c, uint64_t now, uint32_t seq, bool one, uint32_t max,
-		     uint8_t *buf, size_t cap)
+static int send_from(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint32_t seq,
+		     bool one, uint32_t max, uint8_t *buf, size_t cap)
 {
-	struct mps_subflow *sf = &c->sf;
-	uint64_t dsn = mps_dsn_of_seq(c, seq), end = mps_data_end_dsn(c);
-	uint32_t flight = seq - sf->snd_una, wnd, len;
+	uint64_t dsn = 0;
+	uint32_t flight = seq - sf->snd_una, wnd, len, room = 0, mss = mps_sf_mss(c, sf);
+	bool fresh = !SEQ_LT(seq, sf->snd_max), reinject = false;
 	int rc;
 
-	if (dsn < c->snd_una_dsn || dsn > end)
-		return 0;
-	if (dsn == end)
-		return fin_due(c, seq) ? send_fin(c, now, seq, buf, cap) : 0;
-	/* Zero window with nothing in flight: the RTO timer becomes the persist timer. */
-	if (sf->snd_wnd == 0 && flight == 0 && !one && sf->rto_at == MPS_TIME_NEVER)
-		sf->rto_at = now + sf->rto;
+	if (!fresh) {
+		/* A retransmission carries the DSNs the first transmission carried. */
+		if (!mps_smap_find(sf, seq, &dsn, &room))
+			return fin_due(c, sf, seq) ? send_fin(c, sf, now, seq, buf, cap) : 0;
+		if (dsn < c->snd_base_dsn)
+			return 0; /* cannot happen: the buffer keeps what a subflow may resend */
+	} else {
+		/* Zero window with nothing in flight: the RTO timer becomes the persist timer. */
+		if (sf->snd_wnd == 0 && flight == 0 && !one && sf->rto_at == MPS_TIME_NEVER)
+			sf->rto_at = now + sf->rto;
+		if (!mps_sched_take(c, sf, one, &dsn, &room, &reinject))
+			return fin_due(c, sf, seq) ? send_fin(c, sf, now, seq, buf, cap) : 0;
+	}
 	wnd = sf->cwnd < sf->snd_wnd ? sf->cwnd : sf->snd_wnd;
-	len = (uint32_t)(end - dsn < mps_payload_mss(c) ? end - dsn : mps_payload_mss(c));
+	len = room < mss ? room : mss;
 	if (!one) {
 		if (flight >= wnd)
 			return 0;
 		if (len > wnd - flight)
 			len = wnd - flight;
 	}
+	/* With several subflows, the window is the peer's, counted from the DATA_ACK. */
+	if (fresh && !reinject && c->njoins && c->mptcp && !one) {
+		uint64_t lim = c->snd_una_dsn + sf->snd_wnd;
+
+		if (dsn >= lim)
+			return 0;
+		if (len > lim - dsn)
+			len = (uint32_t)(lim - dsn);
+	}
 	if (max && len > max)
 		len = max;
 	if (len == 0)
 		return 0;
-	rc = send_segment(c, now, seq, dsn, len, false, buf, cap);
-	if (rc > 0 && SEQ_GEQ(seq + len, sf->snd_nxt))
+	if (fresh && mps_smap_add(sf, seq, dsn, len) < 0)
+		return 0; /* the send map is full: this subflow takes nothing new for now */
+	rc = send_segment(c, sf, now, seq, dsn, len, false, buf, cap);
+	if (rc <= 0)
+		return rc;
+	if (fresh)
+		mps_sched_took(c, dsn, len, reinject);
+	if (SEQ_GEQ(seq + len, sf->snd_nxt))
 		sf->snd_nxt = seq + len;
 	return rc;
+}
+
+int mps_tcp_send_data(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint8_t *buf,
+		      size_t cap)
+{
+	int rc;
+
+	if (sf->rexmit_one) {
+		sf->rexmit_one = false;
+		if (SEQ_GEQ(sf->rexmit_seq, sf->snd_una) && SEQ_LT(sf->rexmit_seq, sf->snd_max)) {
+			rc = send_from(c, sf, now, sf->rexmit_seq, true, sf->rexmit_max, buf, cap);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	if (sf->state != MPS_SF_TIME_WAIT) {
+		/* After an RTO with a zero window, one byte goes out as a probe. */
+		bool probe = sf->snd_wnd == 0 && sf->snd_nxt == sf->snd_una && sf->backoff > 0;
+
+		rc = send_from(c, sf, now, sf->snd_nxt, probe, 0, buf, cap);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* A pure ACK of sf (used by join subflows too). */
+int mps_tcp_send_ack(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint8_t *buf,
+		     size_t cap)
+{
+	return send_segment(c, sf, now, sf->snd_nxt, c->snd_base_dsn, 0, false, buf, cap);
 }
 
 int mps_tcp_output(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
@@ -471,24 +533,10 @@ int mps_tcp_output(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
 		sf->ack_now = false; /* no bare ACK before the handshake is done */
 		return 0;
 	}
-	if (sf->rexmit_one) {
-		sf->rexmit_one = false;
-		if (SEQ_GEQ(sf->rexmit_seq, sf->snd_una) && SEQ_LT(sf->rexmit_seq, sf->snd_max)) {
-			rc = send_from(c, now, sf->rexmit_seq, true, sf->rexmit_max, buf, cap);
-			if (rc != 0)
-				return rc;
-		}
-	}
-	if (sf->state != MPS_SF_TIME_WAIT) {
-		/* After an RTO with a zero window, one byte goes out as a probe. */
-		bool probe = sf->snd_wnd == 0 && sf->snd_nxt == sf->snd_una && sf->backoff > 0;
-
-		rc = send_from(c, now, sf->snd_nxt, probe, 0, buf, cap);
-		if (rc != 0)
-			return rc;
-	}
+	rc = mps_tcp_send_data(c, sf, now, buf, cap);
+	if (rc != 0)
+		return rc;
 	if (sf->ack_now)
-		return send_segment(c, now, sf->snd_nxt, mps_dsn_of_seq(c, sf->snd_nxt), 0, false,
-				    buf, cap);
+		return mps_tcp_send_ack(c, sf, now, buf, cap);
 	return 0;
 }

@@ -56,6 +56,14 @@ struct mps_config {
 	 * ADD_ADDR), within max_subflows. Ports of local_addrs are ignored.
 	 */
 	const char *path_manager;
+	/*
+	 * Scheduler by name. "lowrtt": new data goes to the working subflow
+	 * with room in its window and the lowest smoothed RTT, backup subflows
+	 * only when no regular one works, and a failing subflow's data is
+	 * reinjected on the others. NULL or "initial": new data on the initial
+	 * subflow only (the default for now; see docs/stack.md).
+	 */
+	const char *scheduler;
 	struct mps_addr local_addrs[MPS_MAX_LOCAL_ADDRS];
 	uint8_t nlocal_addrs; /* at most MPS_MAX_LOCAL_ADDRS */
 	/*
@@ -272,6 +280,8 @@ enum mps_sf_down_reason {
 	MPS_SF_DOWN_CONN,    /* the connection was reset */
 	MPS_SF_DOWN_DATA,    /* data arrived on it (not carried on joins yet): reset */
 	MPS_SF_DOWN_REMOVED, /* its address was withdrawn (REMOVE_ADDR either way) */
+	MPS_SF_DOWN_STALE,   /* it held back more than half the send buffer of data the peer
+				already has through other subflows: reset (MP_TCPRST 5) */
 };
 
 struct mps_event {
@@ -315,6 +325,7 @@ enum mps_counter {
 	MPS_CNT_EVENTS_DROPPED,
 	MPS_CNT_RETRANS_TIMEOUT, /* RTO expiries */
 	MPS_CNT_FAST_RETRANS,
+	MPS_CNT_REINJECTED, /* segments sent again on another subflow than the first one */
 	MPS_CNT__COUNT
 };
 

@@ -8,8 +8,8 @@
 #     kernel joins to it over path b and sends over both subflows; we
 #     reassemble.
 #  2. Bundled client -> kernel server: the kernel announces 10.81.2.2, we
-#     join to it and send (on the initial subflow; our scheduler is not
-#     multipath yet).
+#     join to it and send (on the initial subflow: mpsperf uses the default
+#     scheduler, "initial").
 #  3. As 1 over IPv6 (fd80:1::2 and fd80:2::2, paths fd81:1::/64, fd81:2::/64).
 # Checks: equal SHA-256, two subflows seen by the kernel (MPTCP_INFO) and by
 # us (mpsperf "subflows"), the kernel's join counters, no fallback or DSS

@@ -29,6 +29,7 @@ struct jworld {
 	uint64_t now;
 	struct mps_addr c1, c2, srv, srv2, x;
 	int p1; /* the path c1 - srv */
+	int p2; /* the path c2 - srv */
 	struct mps_event log[2][64];
 	unsigned int nlog[2];
 };
@@ -76,7 +77,8 @@ static void jworld_init(struct jworld *w, const struct mps_config *ccfg,
 	CU_ASSERT_FATAL(w->p1 >= 0);
 	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c1.addr, 1, w->srv2.addr, fam, &path2) >= 0);
 	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c2.addr, 1, w->srv2.addr, fam, &path1) >= 0);
-	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c2.addr, 1, w->srv.addr, fam, &path2) >= 0);
+	w->p2 = mps_sim_add_path(w->sim, 0, w->c2.addr, 1, w->srv.addr, fam, &path2);
+	CU_ASSERT_FATAL(w->p2 >= 0);
 	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 2, w->x.addr, 1, w->srv.addr, fam, &path1) >= 0);
 	CU_ASSERT_FATAL(mps_sim_add_path(w->sim, 0, w->c2.addr, 2, w->x.addr, fam, &path1) >= 0);
 	for (i = 0; i < 3; i++)
@@ -699,7 +701,218 @@ static void test_add_addr_retransmit(void)
 	jworld_free(&w);
 }
 
+/* Client c sends total stream bytes to s while steps run; hook(w, sent) is called each step. */
+static void stream_to(struct jworld *w, struct mps_conn *c, struct mps_conn *s, uint64_t total,
+		      void (*hook)(struct jworld *, struct mps_conn *, uint64_t))
+{
+	uint8_t buf[16384];
+	uint64_t sent = 0, rcvd = 0;
+	bool bad = false, eof = false, idle = false;
+	ssize_t n;
+	size_t i, want;
+	long steps;
+
+	for (steps = 0; steps < STEPS && !eof; steps++) {
+		uint64_t before = sent;
+
+		while (sent < total) {
+			want = total - sent < sizeof(buf) ? total - sent : sizeof(buf);
+			for (i = 0; i < want; i++)
+				buf[i] = stream_byte(sent + i);
+			n = mps_send(c, buf, want);
+			if (n <= 0)
+				break;
+			sent += (uint64_t)n;
+			if (sent == total)
+				CU_ASSERT_EQUAL(mps_shutdown(c), 0);
+		}
+		while ((n = mps_recv(s, buf, sizeof(buf))) > 0) {
+			for (i = 0; i < (size_t)n; i++)
+				bad |= buf[i] != stream_byte(rcvd + i);
+			rcvd += (uint64_t)n;
+		}
+		eof = n == 0;
+		if (hook)
+			hook(w, c, sent);
+		/* Idle stacks end the run only if the application then has nothing to add. */
+		if (!eof && !jstep(w)) {
+			if (idle && sent == before)
+				break;
+			idle = true;
+		} else {
+			idle = false;
+		}
+	}
+	CU_ASSERT_TRUE(eof);
+	CU_ASSERT_FALSE(bad);
+	CU_ASSERT_EQUAL(rcvd, total);
+}
+
+/* Close both ends and run until both stacks are idle, every connection gone. */
+static void close_all(struct jworld *w, struct mps_conn *c, struct mps_conn *s)
+{
+	long steps;
+
+	mps_close(s);
+	mps_close(c);
+	for (steps = 0; steps < STEPS; steps++)
+		if (!jstep(w))
+			break;
+	CU_ASSERT_EQUAL(mps_next_wakeup(w->st[0]), MPS_TIME_NEVER);
+	CU_ASSERT_EQUAL(mps_next_wakeup(w->st[1]), MPS_TIME_NEVER);
+	CU_ASSERT_PTR_NOT_NULL(find_ev(w, 0, MPS_EV_CONN_CLOSED, -1));
+	CU_ASSERT_PTR_NOT_NULL(find_ev(w, 1, MPS_EV_CONN_CLOSED, -1));
+}
+
+static uint64_t sf_sent(struct mps_conn *c, unsigned int idx)
+{
+	struct mps_subflow_info fi;
+
+	return mps_subflow_info(c, idx, &fi) == 0 ? fi.bytes_sent : 0;
+}
+
+/* Connect over path 1; the full-mesh client joins from its second address over path 2. */
+static void two_subflows(struct jworld *w, struct mps_conn **c, struct mps_conn **s)
+{
+	struct mps_conn_info ci;
+
+	connect_both(w, c, s);
+	run_for(w, 1000000);
+	CU_ASSERT_EQUAL(mps_conn_info(*c, &ci), 0);
+	CU_ASSERT_EQUAL_FATAL(ci.nsubflows, 2);
+}
+
+/* Two lossy, reordering paths: the stream arrives intact and both subflows carried data. */
+static void test_two_path_lossy(void)
+{
+	static const struct mps_sim_link_cfg lossy1 = { .delay_us = 15000,
+							.jitter_us = 2000,
+							.loss_ppm = 10000,
+							.reorder_ppm = 10000,
+							.reorder_delay_us = 5000,
+							.mtu = 1500,
+							.rate_bps = 20000000 };
+	static const struct mps_sim_link_cfg lossy2 = { .delay_us = 25000,
+							.jitter_us = 2000,
+							.loss_ppm = 10000,
+							.reorder_ppm = 10000,
+							.reorder_delay_us = 5000,
+							.mtu = 1500,
+							.rate_bps = 20000000 };
+	struct mps_config ccfg = { .scheduler = "lowrtt", .seed = 21, .nlocal_addrs = 1 },
+			  scfg = { .seed = 22 };
+	struct mps_sim_stats ss;
+	struct mps_conn *c, *s;
+	struct jworld w;
+
+	addr_at(&ccfg.local_addrs[0], 2, 1, 0);
+	jworld_init(&w, &ccfg, &scfg);
+	two_subflows(&w, &c, &s);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p1, &lossy1), 0);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p2, &lossy2), 0);
+	stream_to(&w, c, s, 2 << 20, NULL);
+	mps_sim_get_stats(w.sim, &ss);
+	CU_ASSERT(ss.lost > 0);
+	CU_ASSERT(ss.reordered > 0);
+	/* Both subflows carried a real share of the data. */
+	CU_ASSERT(sf_sent(c, 0) > 200000);
+	CU_ASSERT(sf_sent(c, 1) > 200000);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_BAD_MAPPING), 0);
+	close_all(&w, c, s);
+	jworld_free(&w);
+}
+
+static bool hook_done; /* the hook's one change is made */
+
+/*
+ * Path 2 fails between two transfers, while its subflow still looks fine:
+ * the data the scheduler gives it next is lost and is reinjected on path 1.
+ */
+static void test_path_failure_reinjection(void)
+{
+	static const struct mps_sim_link_cfg fast = { .delay_us = 5000, .mtu = 1500 };
+	static const struct mps_sim_link_cfg cut = { .delay_us = 5000, .loss_ppm = 1000000 };
+	struct mps_config ccfg = { .scheduler = "lowrtt", .seed = 23, .nlocal_addrs = 1 },
+			  scfg = { .seed = 24 };
+	const struct mps_event *down;
+	struct mps_conn *c, *s;
+	struct jworld w;
+	uint64_t join_before;
+
+	addr_at(&ccfg.local_addrs[0], 2, 1, 0);
+	jworld_init(&w, &ccfg, &scfg);
+	/* Path 2 is the faster one, so the scheduler prefers the join. */
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p2, &fast), 0);
+	two_subflows(&w, &c, &s);
+	CU_ASSERT_EQUAL(move_data(&w, c, s, 1 << 20, false), 1 << 20);
+	join_before = sf_sent(c, 1);
+	CU_ASSERT(join_before > 100000);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_REINJECTED), 0);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p2, &cut), 0);
+	stream_to(&w, c, s, 2 << 20, NULL);
+	CU_ASSERT(mps_stack_counter(w.st[0], MPS_CNT_REINJECTED) > 0);
+	close_all(&w, c, s);
+	/* The dead subflow was given up; the connection was not. */
+	down = find_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 1);
+	CU_ASSERT_PTR_NOT_NULL(down);
+	if (down)
+		CU_ASSERT(down->reason == MPS_SF_DOWN_STALE || down->reason == MPS_SF_DOWN_TIMEOUT);
+	CU_ASSERT_PTR_NULL(find_ev(&w, 0, MPS_EV_CONN_RESET, -1));
+	jworld_free(&w);
+}
+
+static uint64_t backup_before_cut, cut_at;
+
+/* Path 1 goes down for 3 s once 1 MiB is queued, then comes back. */
+static void cut_path1_for_3s(struct jworld *w, struct mps_conn *c, uint64_t sent)
+{
+	static const struct mps_sim_link_cfg cut = { .delay_us = 10000, .loss_ppm = 1000000 };
+
+	if (sent < (1 << 20) || hook_done) {
+		if (cut_at && w->now >= cut_at + 3000000) {
+			CU_ASSERT_EQUAL(mps_sim_set_path(w->sim, w->p1, &path1), 0);
+			cut_at = 0;
+		}
+		return;
+	}
+	backup_before_cut = sf_sent(c, 1);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w->sim, w->p1, &cut), 0);
+	cut_at = w->now;
+	hook_done = true;
+}
+
+/* A backup subflow carries nothing while the regular path works, and the data when it fails. */
+static void test_backup_after_failure(void)
+{
+	struct mps_config ccfg = { .scheduler = "lowrtt", .seed = 25 }, scfg = { .seed = 26 };
+	struct mps_subflow_info fi;
+	struct mps_conn *c, *s;
+	struct jworld w;
+
+	jworld_init(&w, &ccfg, &scfg);
+	connect_both(&w, &c, &s);
+	CU_ASSERT_EQUAL(mps_join(c, &w.c2, &w.srv, true), 0);
+	run_for(&w, 1000000);
+	CU_ASSERT_EQUAL_FATAL(mps_subflow_info(c, 1, &fi), 0);
+	CU_ASSERT_TRUE(fi.backup);
+	CU_ASSERT_TRUE(fi.up);
+	CU_ASSERT_EQUAL_FATAL(mps_subflow_info(s, 1, &fi), 0);
+	CU_ASSERT_TRUE(fi.backup); /* the responder took the B flag of the join SYN */
+	hook_done = false;
+	cut_at = 0;
+	stream_to(&w, c, s, 3 << 20, cut_path1_for_3s);
+	CU_ASSERT_TRUE(hook_done);
+	CU_ASSERT_EQUAL(backup_before_cut, 0);
+	CU_ASSERT(sf_sent(c, 1) > 100000);
+	CU_ASSERT(mps_stack_counter(w.st[0], MPS_CNT_REINJECTED) > 0);
+	close_all(&w, c, s);
+	jworld_free(&w);
+}
+
 static const struct fj_test tests[] = {
+	{ "two_path_lossy", test_two_path_lossy },
+	{ "path_failure_reinjection", test_path_failure_reinjection },
+	{ "backup_after_failure", test_backup_after_failure },
 	{ "pm_fullmesh", test_pm_fullmesh },
 	{ "pm_fullmesh_ipv6", test_pm_fullmesh_ipv6 },
 	{ "add_addr_retransmit", test_add_addr_retransmit },

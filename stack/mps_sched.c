@@ -1,0 +1,275 @@
+/*
+ * Sending over several subflows (RFC 8684 §3.3): each subflow's send map
+ * (which DSNs its sequence numbers carry, so that a retransmission carries
+ * the same mapping), the send buffer kept until no subflow may need to
+ * resend a byte, reinjection of a failing subflow's data on the others,
+ * and schedulers as small named ops tables. "lowrtt": new data goes to
+ * the working subflow with room in its window and the lowest smoothed RTT;
+ * backup subflows only when no regular one works. "initial" (the default
+ * for now) sends new data on the initial subflow only.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "mps_internal.h"
+#include "mps_tcp.h"
+
+#define SMAP_PIECE_MAX (1u << 30) /* a piece never grows beyond this */
+
+#define SMAP(sf, i) ((sf)->smap[((sf)->smap_head + (i)) % MPS_SMAP_MAX])
+
+bool mps_smap_find(const struct mps_subflow *sf, uint32_t seq, uint64_t *dsn, uint32_t *room)
+{
+	unsigned int i;
+
+	for (i = 0; i < sf->smap_len; i++) {
+		const __typeof__(sf->smap[0]) *p = &SMAP(sf, i);
+
+		if (SEQ_GEQ(seq, p->seq) && SEQ_LT(seq, p->seq + p->len)) {
+			*dsn = p->dsn + (seq - p->seq);
+			*room = p->seq + p->len - seq;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool mps_smap_dsn_at(const struct mps_subflow *sf, uint32_t seq, uint64_t *dsn)
+{
+	uint32_t room;
+
+	if (mps_smap_find(sf, seq, dsn, &room))
+		return true;
+	if (!sf->smap_len)
+		return false;
+	{
+		const __typeof__(sf->smap[0]) *last = &SMAP(sf, sf->smap_len - 1u);
+
+		/* At or past the end of what was mapped (a FIN may follow): the end. */
+		if (SEQ_LT(seq, last->seq + last->len))
+			return false;
+		*dsn = last->dsn + last->len;
+	}
+	return true;
+}
+
+int mps_smap_add(struct mps_subflow *sf, uint32_t seq, uint64_t dsn, uint32_t len)
+{
+	if (!len)
+		return 0;
+	if (sf->smap_len) {
+		__typeof__(sf->smap[0]) *last = &SMAP(sf, sf->smap_len - 1u);
+
+		if (last->seq + last->len == seq && last->dsn + last->len == dsn &&
+		    last->len + len < SMAP_PIECE_MAX) {
+			last->len += len;
+			return 0;
+		}
+	}
+	if (sf->smap_len == MPS_SMAP_MAX)
+		return -ENOSPC;
+	SMAP(sf, sf->smap_len).seq = seq;
+	SMAP(sf, sf->smap_len).dsn = dsn;
+	SMAP(sf, sf->smap_len).len = len;
+	sf->smap_len++;
+	return 0;
+}
+
+void mps_smap_trim(struct mps_subflow *sf)
+{
+	while (sf->smap_len && SEQ_LEQ(SMAP(sf, 0).seq + SMAP(sf, 0).len, sf->snd_una)) {
+		sf->smap_head = (uint16_t)((sf->smap_head + 1) % MPS_SMAP_MAX);
+		sf->smap_len--;
+	}
+}
+
+/* Lowest DSN that sf may still have to resend, or UINT64_MAX. */
+uint64_t mps_sf_low_dsn(const struct mps_subflow *sf)
+{
+	const __typeof__(sf->smap[0]) *p;
+
+	if (!sf->smap_len || sf->state == MPS_SF_CLOSED)
+		return UINT64_MAX;
+	p = &SMAP(sf, 0);
+	return SEQ_GT(sf->snd_una, p->seq) ? p->dsn + (sf->snd_una - p->seq) : p->dsn;
+}
+
+void mps_snd_trim(struct mps_conn *c)
+{
+	uint64_t keep = c->snd_una_dsn, x;
+	unsigned int i;
+
+	if (c->mptcp) {
+		x = mps_sf_low_dsn(&c->sf);
+		keep = x < keep ? x : keep;
+		for (i = 0; i < c->njoins; i++) {
+			x = mps_sf_low_dsn(c->joins[i]);
+			keep = x < keep ? x : keep;
+		}
+	}
+	/* Reinjection takes only what is not DATA_ACKed, so the queue needs nothing older. */
+	while (c->nrq && c->rq[0].dsn + c->rq[0].len <= c->snd_una_dsn) {
+		memmove(&c->rq[0], &c->rq[1], (c->nrq - 1u) * sizeof(c->rq[0]));
+		c->nrq--;
+	}
+	if (keep <= c->snd_base_dsn)
+		return;
+	mps_ring_drop(&c->sndbuf, (uint32_t)(keep - c->snd_base_dsn));
+	c->snd_base_dsn = keep;
+}
+
+bool mps_sf_usable(const struct mps_subflow *sf)
+{
+	if (sf->fin_sent)
+		return false;
+	if (sf->is_join)
+		return sf->state == MPS_SF_ESTABLISHED && !sf->join_pre_est;
+	return sf->state == MPS_SF_ESTABLISHED || sf->state == MPS_SF_CLOSE_WAIT;
+}
+
+static bool has_room(const struct mps_subflow *sf)
+{
+	uint32_t flight = sf->snd_max - sf->snd_una;
+	uint32_t wnd = sf->cwnd < sf->snd_wnd ? sf->cwnd : sf->snd_wnd;
+
+	return flight < wnd || (sf->snd_wnd == 0 && flight == 0);
+}
+
+static struct mps_subflow *lowrtt_pick(struct mps_conn *c)
+{
+	struct mps_subflow *all[MPS_MAX_SUBFLOWS], *best = NULL;
+	unsigned int n = 0, i;
+	bool regular = false;
+
+	all[n++] = &c->sf;
+	for (i = 0; i < c->njoins; i++)
+		all[n++] = c->joins[i];
+	/* A subflow in retransmission timeout does not count as working. */
+	for (i = 0; i < n; i++)
+		if (mps_sf_usable(all[i]) && !all[i]->backup && all[i]->backoff == 0)
+			regular = true;
+	for (i = 0; i < n; i++) {
+		struct mps_subflow *sf = all[i];
+
+		if (!mps_sf_usable(sf) || sf->backoff || sf->backup == regular || !has_room(sf))
+			continue;
+		if (!best || sf->srtt < best->srtt)
+			best = sf;
+	}
+	return best;
+}
+
+/* "initial": new data on the initial subflow only, as a single-path sender. */
+static struct mps_subflow *initial_pick(struct mps_conn *c)
+{
+	return mps_sf_usable(&c->sf) ? &c->sf : NULL;
+}
+
+static const struct mps_sched_ops lowrtt = { .name = "lowrtt",
+					     .multipath = true,
+					     .pick = lowrtt_pick };
+static const struct mps_sched_ops initial = { .name = "initial", .pick = initial_pick };
+
+/*
+ * The default is "initial" for now: against the Linux kernel, a transfer
+ * that lowrtt spreads over two subflows sometimes never completes its close
+ * (see docs/stack.md), so lowrtt is opt-in until that is found.
+ */
+static const struct mps_sched_ops *const scheds[] = { &initial, &lowrtt };
+
+const struct mps_sched_ops *mps_sched_find(const char *name)
+{
+	unsigned int i;
+
+	if (!name)
+		return scheds[0];
+	for (i = 0; i < sizeof(scheds) / sizeof(scheds[0]); i++)
+		if (strcmp(scheds[i]->name, name) == 0)
+			return scheds[i];
+	return NULL;
+}
+
+bool mps_sched_take(struct mps_conn *c, struct mps_subflow *sf, bool one, uint64_t *dsn,
+		    uint32_t *room, bool *reinject)
+{
+	uint64_t end = mps_data_end_dsn(c);
+	unsigned int i;
+
+	*reinject = false;
+	if (c->njoins && c->mptcp && !one && c->sched->pick(c) != sf)
+		return false;
+	/* Reinjected data first: what DATA_ACKs already cover is dropped from the queue. */
+	while (c->nrq && c->rq[0].dsn + c->rq[0].len <= c->snd_una_dsn) {
+		memmove(&c->rq[0], &c->rq[1], (c->nrq - 1u) * sizeof(c->rq[0]));
+		c->nrq--;
+	}
+	for (i = 0; i < c->nrq; i++) {
+		uint64_t from = c->rq[i].dsn > c->snd_una_dsn ? c->rq[i].dsn : c->snd_una_dsn;
+
+		if (c->rq[i].from == sf->serial || from >= c->rq[i].dsn + c->rq[i].len)
+			continue;
+		*dsn = from;
+		*room = (uint32_t)(c->rq[i].dsn + c->rq[i].len - from);
+		*reinject = true;
+		return true;
+	}
+	if (c->snd_nxt_dsn >= end)
+		return false;
+	*dsn = c->snd_nxt_dsn;
+	*room = end - c->snd_nxt_dsn < SMAP_PIECE_MAX ? (uint32_t)(end - c->snd_nxt_dsn)
+						      : SMAP_PIECE_MAX;
+	return true;
+}
+
+void mps_sched_took(struct mps_conn *c, uint64_t dsn, uint32_t len, bool reinject)
+{
+	unsigned int i;
+
+	if (!reinject) {
+		c->snd_nxt_dsn = dsn + len;
+		return;
+	}
+	c->st->counters[MPS_CNT_REINJECTED]++;
+	for (i = 0; i < c->nrq; i++) {
+		if (dsn < c->rq[i].dsn || dsn >= c->rq[i].dsn + c->rq[i].len)
+			continue;
+		/* Taken from the front of the piece (what lay before it was DATA_ACKed). */
+		len = dsn + len - c->rq[i].dsn < c->rq[i].len ? (uint32_t)(dsn + len - c->rq[i].dsn)
+							      : c->rq[i].len;
+		c->rq[i].dsn += len;
+		c->rq[i].len -= len;
+		if (!c->rq[i].len) {
+			memmove(&c->rq[i], &c->rq[i + 1], (c->nrq - i - 1u) * sizeof(c->rq[0]));
+			c->nrq--;
+		}
+		return;
+	}
+}
+
+void mps_reinject(struct mps_conn *c, struct mps_subflow *sf)
+{
+	unsigned int i;
+
+	if (!c->mptcp || !c->sched->multipath)
+		return;
+	for (i = 0; i < sf->smap_len && c->nrq < MPS_REINJECT_MAX; i++) {
+		const __typeof__(sf->smap[0]) *p = &SMAP(sf, i);
+		uint64_t lo = p->dsn, hi = p->dsn + p->len;
+
+		if (SEQ_GT(sf->snd_una, p->seq))
+			lo += sf->snd_una - p->seq;
+		if (lo < c->snd_una_dsn)
+			lo = c->snd_una_dsn;
+		if (lo >= hi)
+			continue;
+		if (c->nrq && c->rq[c->nrq - 1].from == sf->serial &&
+		    c->rq[c->nrq - 1].dsn + c->rq[c->nrq - 1].len == lo) {
+			c->rq[c->nrq - 1].len += (uint32_t)(hi - lo);
+			continue;
+		}
+		c->rq[c->nrq].dsn = lo;
+		c->rq[c->nrq].len = (uint32_t)(hi - lo);
+		c->rq[c->nrq].from = sf->serial;
+		c->nrq++;
+	}
+}
