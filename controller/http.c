@@ -673,6 +673,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		atomic_fetch_sub(&h->polls_held, 1);
 	if (rq->up)
 		ctl_traces_abort(rq->up);
+	ctl_batch_free(rq->batch);
 	for (i = 0; i < rq->n_seg; i++)
 		free(rq->seg[i]);
 	if (rq->msg)

@@ -144,6 +144,7 @@ struct ctl_req {
 	/* Result upload. */
 	Fjord__V1__Result res_copy;
 	int async_err, async_dup;
+	struct ctl_batch *batch; /* batch upload: items in flight, freed at completion */
 
 	/* Trace upload. */
 	struct ctl_trace_upload *up;
@@ -231,5 +232,10 @@ void ctl_trace_put_data(struct ctl_req *rq, const char *data, size_t len);
 /* Checks that the agent rq->agent_id is the client or server of run; answers
  * (404/403) and returns nonzero when not. *out may be NULL. */
 int ctl_check_run_agent(struct ctl_req *rq, const char *run_id, Fjord__V1__Run **out);
+
+/* Most results one POST /api/v1/results:batch may carry. */
+#define CTL_BATCH_MAX 1000
+enum MHD_Result ctl_route_result_batch(struct ctl_req *rq);
+void ctl_batch_free(struct ctl_batch *b);
 
 #endif

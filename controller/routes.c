@@ -23,6 +23,8 @@ const struct ctl_route ctl_routes[] = {
 	  NULL, ctl_route_poll },
 	{ "POST", "/api/v1/runs/*/result", "result", CTL_WHO_AGENT, CTL_BODY_MSG, MSG(result), 0, 0,
 	  NULL, ctl_route_result },
+	{ "POST", "/api/v1/results:batch", "result_batch", CTL_WHO_AGENT, CTL_BODY_MSG,
+	  MSG(result_batch), 0, 0, NULL, ctl_route_result_batch },
 	{ "HEAD", "/api/v1/runs/*/traces/*", "trace_head", CTL_WHO_AGENT, CTL_BODY_NONE, NULL, 0, 0,
 	  NULL, ctl_route_trace_head },
 	{ "PUT", "/api/v1/runs/*/traces/*", "trace_put", CTL_WHO_AGENT, CTL_BODY_STREAM, NULL, 0, 0,

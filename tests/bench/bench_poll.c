@@ -5,14 +5,17 @@
  *	enrolls AGENTS agents directly through the store (DIR/fjord.db) and
  *	stores one experiment with RUNS runs between them; writes
  *	DIR/agents.txt ("id token" per line) and DIR/runs.txt ("run token").
- *   bench-poll load -u URL -d DIR -m poll|healthz|result -c CONNS -s SECONDS [-w WAIT]
+ *   bench-poll load -u URL -d DIR -m poll|healthz|result|batch -c CONNS -s SECONDS [-w WAIT]
+ *	[-b BATCH]
  *	keeps CONNS keep-alive requests in flight with libcurl's multi
  *	interface: polls cycle through every agent's token (wait_s WAIT,
  *	default 0 so the answer comes at once; with no command for the agents,
  *	WAIT > 0 holds each poll that long: CONNS held at once); healthz is the same load on /healthz, the
  *	floor of the HTTP stack; result uploads one result per run (durable
- *	before its 201) until the runs or the time run out. Prints the rate
- *	and the latency percentiles.
+ *	before its 201) until the runs or the time run out; batch uploads the
+ *	same results BATCH (default 100) of one agent's runs per POST
+ *	/api/v1/results:batch and counts the items acknowledged 201. Prints the
+ *	rate and the latency percentiles (per request).
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -36,6 +39,7 @@ struct opts {
 	size_t agents, runs, conns;
 	double seconds;
 	unsigned int wait_s; /* poll: how long each poll may be held */
+	size_t batch;	     /* batch: results per request */
 };
 
 /* ---- setup --------------------------------------------------------------------- */
@@ -239,6 +243,16 @@ struct target {
 struct slot {
 	CURL *e;
 	uint64_t t0;
+	struct batch *b; /* batch mode: what this request carries */
+	uint8_t *resp;	 /* batch mode: the answer, to count its items */
+	size_t resp_len, resp_cap;
+};
+
+/* One request of batch mode: results for runs of the same agent. */
+struct batch {
+	uint8_t *body;
+	size_t len, n;
+	struct curl_slist *hdrs;
 };
 
 struct load {
@@ -251,6 +265,9 @@ struct load {
 	uint64_t *lat;
 	size_t n_lat, cap_lat;
 	size_t errors, first_status;
+	struct batch *batches;
+	size_t n_batches;
+	size_t stored; /* batch mode: items acknowledged 201 */
 };
 
 static size_t sink(char *p, size_t size, size_t n, void *arg)
@@ -258,6 +275,28 @@ static size_t sink(char *p, size_t size, size_t n, void *arg)
 	(void)p;
 	(void)arg;
 	return size * n;
+}
+
+/* Keeps the answer of a batch request (capped: an answer of 1000 items is < 100 KB). */
+static size_t keep(char *p, size_t size, size_t n, void *arg)
+{
+	struct slot *s = arg;
+	size_t len = size * n;
+
+	if (s->resp_len + len > (1u << 20))
+		return 0;
+	if (s->resp_len + len > s->resp_cap) {
+		size_t cap = 2 * (s->resp_len + len);
+		uint8_t *q = realloc(s->resp, cap);
+
+		if (!q)
+			return 0;
+		s->resp = q;
+		s->resp_cap = cap;
+	}
+	memcpy(s->resp + s->resp_len, p, len);
+	s->resp_len += len;
+	return len;
 }
 
 static int read_targets(struct load *l, const char *file)
@@ -327,32 +366,101 @@ static void poll_body(struct load *l)
 	fjord__v1__poll_request__pack(&p, l->body);
 }
 
-static void result_body(struct load *l)
+static const char *const metric_names[4] = { "goodput_bps", "rtt_p50_us", "rtt_p95_us",
+					     "retransmissions" };
+
+/* The result every upload sends (its run id aside); m and pv are its parts. */
+static void result_fill(Fjord__V1__Result *r, Fjord__V1__Metric m[4], Fjord__V1__Metric *mp[4],
+			Fjord__V1__Provenance *pv)
 {
-	Fjord__V1__Result r = FJORD__V1__RESULT__INIT;
-	Fjord__V1__Metric m[4], *mp[4];
-	Fjord__V1__Provenance pv = FJORD__V1__PROVENANCE__INIT;
-	static const char *const names[4] = { "goodput_bps", "rtt_p50_us", "rtt_p95_us",
-					      "retransmissions" };
 	size_t i;
 
+	fjord__v1__result__init(r);
+	fjord__v1__provenance__init(pv);
 	for (i = 0; i < 4; i++) {
 		fjord__v1__metric__init(&m[i]);
-		m[i].name = (char *)names[i];
+		m[i].name = (char *)metric_names[i];
 		m[i].value = 1000.0 * (double)(i + 1);
 		mp[i] = &m[i];
 	}
-	pv.stack = FJORD__V1__STACK__STACK_KERNEL;
-	pv.scheduler = (char *)"default";
-	r.ok = 1;
-	r.started_ms = 1000;
-	r.finished_ms = 2000;
-	r.metrics = mp;
-	r.n_metrics = 4;
-	r.provenance = &pv;
+	pv->stack = FJORD__V1__STACK__STACK_KERNEL;
+	pv->scheduler = (char *)"default";
+	r->ok = 1;
+	r->started_ms = 1000;
+	r->finished_ms = 2000;
+	r->metrics = mp;
+	r->n_metrics = 4;
+	r->provenance = pv;
+}
+
+static void result_body(struct load *l)
+{
+	Fjord__V1__Result r;
+	Fjord__V1__Metric m[4], *mp[4];
+	Fjord__V1__Provenance pv;
+
+	result_fill(&r, m, mp, &pv);
 	l->body_len = fjord__v1__result__get_packed_size(&r);
 	l->body = malloc(l->body_len);
 	fjord__v1__result__pack(&r, l->body);
+}
+
+static int cmp_token(const void *a, const void *b)
+{
+	const struct target *x = a, *y = b;
+	int c = strcmp(x->token, y->token);
+
+	return c ? c : strcmp(x->name, y->name);
+}
+
+/* Batch mode: each agent's runs, BATCH at a time, packed once before the load. */
+static int batch_bodies(struct load *l)
+{
+	Fjord__V1__ResultBatch rb = FJORD__V1__RESULT_BATCH__INIT;
+	Fjord__V1__Result *rs, **rp;
+	Fjord__V1__Metric m[4], *mp[4];
+	Fjord__V1__Provenance pv;
+	size_t i = 0, j, n, bs = l->o->batch;
+
+	qsort(l->t, l->n_t, sizeof(*l->t), cmp_token);
+	rs = calloc(bs, sizeof(*rs));
+	rp = calloc(bs, sizeof(*rp));
+	l->batches = calloc(l->n_t, sizeof(*l->batches));
+	if (!rs || !rp || !l->batches)
+		return -1;
+	while (i < l->n_t) {
+		struct batch *b = &l->batches[l->n_batches++];
+
+		for (n = 0;
+		     n < bs && i + n < l->n_t && strcmp(l->t[i + n].token, l->t[i].token) == 0;
+		     n++) {
+			result_fill(&rs[n], m, mp, &pv);
+			rs[n].run_id = l->t[i + n].name;
+			rp[n] = &rs[n];
+		}
+		rb.results = rp;
+		rb.n_results = n;
+		b->len = fjord__v1__result_batch__get_packed_size(&rb);
+		b->body = malloc(b->len);
+		if (!b->body)
+			return -1;
+		fjord__v1__result_batch__pack(&rb, b->body);
+		b->n = n;
+		b->hdrs = l->t[i].hdrs;
+		i += n;
+	}
+	/* Interleave agents, as many agents uploading at once would. */
+	for (i = l->n_batches; i > 1; i--) {
+		struct batch tmp;
+
+		j = (size_t)rand() % i;
+		tmp = l->batches[i - 1];
+		l->batches[i - 1] = l->batches[j];
+		l->batches[j] = tmp;
+	}
+	free(rs);
+	free(rp);
+	return 0;
 }
 
 /* Points the handle at the next target; 0 when there is none left. */
@@ -361,6 +469,23 @@ static int arm(struct load *l, struct slot *s, const char *mode)
 	char url[512];
 	struct target *t;
 
+	if (strcmp(mode, "batch") == 0) {
+		if (l->next >= l->n_batches)
+			return 0;
+		s->b = &l->batches[l->next++];
+		s->resp_len = 0;
+		curl_easy_reset(s->e);
+		curl_easy_setopt(s->e, CURLOPT_WRITEFUNCTION, keep);
+		curl_easy_setopt(s->e, CURLOPT_WRITEDATA, s);
+		curl_easy_setopt(s->e, CURLOPT_HTTPHEADER, s->b->hdrs);
+		snprintf(url, sizeof(url), "%s/api/v1/results:batch", l->o->url);
+		curl_easy_setopt(s->e, CURLOPT_POSTFIELDS, s->b->body);
+		curl_easy_setopt(s->e, CURLOPT_POSTFIELDSIZE, (long)s->b->len);
+		curl_easy_setopt(s->e, CURLOPT_URL, url);
+		curl_easy_setopt(s->e, CURLOPT_PRIVATE, s);
+		s->t0 = fj_mono_us();
+		return 1;
+	}
 	if (strcmp(mode, "result") == 0 && l->next >= l->n_t)
 		return 0;
 	t = &l->t[l->next++ % l->n_t];
@@ -407,19 +532,37 @@ static void record(struct load *l, struct slot *s, CURLcode rc, long want)
 		l->lat = realloc(l->lat, l->cap_lat * sizeof(*l->lat));
 	}
 	l->lat[l->n_lat++] = fj_mono_us() - s->t0;
+	if (s->b) {
+		/* Only items the answer acknowledges as stored count. */
+		Fjord__V1__ResultBatchAck *ack =
+			fjord__v1__result_batch_ack__unpack(NULL, s->resp_len, s->resp);
+		size_t i, ok = 0;
+
+		for (i = 0; ack && i < ack->n_items; i++)
+			ok += ack->items[i]->status == 201;
+		if (!ack || ok != s->b->n) {
+			if (!l->errors)
+				l->first_status = ack && ack->n_items ? ack->items[0]->status : 0;
+			l->errors += s->b->n - ok;
+		}
+		l->stored += ok;
+		if (ack)
+			fjord__v1__result_batch_ack__free_unpacked(ack, NULL);
+	}
 }
 
 static int load(const struct opts *o)
 {
 	struct load l = { .o = o };
 	const char *mode = o->mode;
+	int is_res = strcmp(mode, "result") == 0 || strcmp(mode, "batch") == 0;
 	long want = strcmp(mode, "result") == 0 ? 201 : 200;
 	struct slot *slots = calloc(o->conns, sizeof(*slots));
 	uint64_t t0, end, elapsed;
 	size_t i, running = 0;
 	CURLM *m;
 
-	if (read_targets(&l, strcmp(mode, "result") == 0 ? "runs.txt" : "agents.txt") < 0) {
+	if (read_targets(&l, is_res ? "runs.txt" : "agents.txt") < 0) {
 		fprintf(stderr, "bench-poll: no targets in %s\n", o->dir);
 		return 1;
 	}
@@ -428,6 +571,10 @@ static int load(const struct opts *o)
 		result_body(&l);
 	else
 		poll_body(&l);
+	if (strcmp(mode, "batch") == 0 && batch_bodies(&l) < 0) {
+		fprintf(stderr, "bench-poll: out of memory\n");
+		return 1;
+	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	m = curl_multi_init();
 	curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)o->conns);
@@ -473,9 +620,17 @@ static int load(const struct opts *o)
 	       l.n_lat ? (double)l.lat[l.n_lat - 1] / 1000 : 0, l.errors);
 	if (l.errors)
 		printf(" (first: %zu)", l.first_status);
+	if (l.batches)
+		printf("; %zu results per request: %zu results stored, %.0f results/s", o->batch,
+		       l.stored, (double)l.stored / ((double)elapsed / 1e6));
 	printf("\n");
-	for (i = 0; i < o->conns; i++)
+	for (i = 0; i < l.n_batches; i++)
+		free(l.batches[i].body);
+	free(l.batches);
+	for (i = 0; i < o->conns; i++) {
 		curl_easy_cleanup(slots[i].e);
+		free(slots[i].resp);
+	}
 	curl_multi_cleanup(m);
 	for (i = 0; i < l.n_t; i++) {
 		curl_slist_free_all(l.t[i].hdrs);
@@ -491,17 +646,17 @@ static int load(const struct opts *o)
 
 int main(int argc, char **argv)
 {
-	struct opts o = { .agents = 10000, .runs = 0, .conns = 64, .seconds = 5 };
+	struct opts o = { .agents = 10000, .runs = 0, .conns = 64, .seconds = 5, .batch = 100 };
 	int c;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: bench-poll setup -d DIR -n AGENTS -r RUNS\n"
-				"       bench-poll load -u URL -d DIR -m poll|healthz|result "
-				"-c CONNS -s SECONDS [-w WAIT_S]\n");
+				"       bench-poll load -u URL -d DIR -m poll|healthz|result|batch "
+				"-c CONNS -s SECONDS [-w WAIT_S] [-b BATCH]\n");
 		return 2;
 	}
 	optind = 2;
-	while ((c = getopt(argc, argv, "d:n:r:u:m:c:s:w:")) != -1) {
+	while ((c = getopt(argc, argv, "d:n:r:u:m:c:s:w:b:")) != -1) {
 		switch (c) {
 		case 'd':
 			o.dir = optarg;
@@ -527,18 +682,23 @@ int main(int argc, char **argv)
 		case 'w':
 			o.wait_s = (unsigned int)strtoul(optarg, NULL, 10);
 			break;
+		case 'b':
+			o.batch = strtoul(optarg, NULL, 10);
+			break;
 		default:
 			return 2;
 		}
 	}
-	if (!o.dir || o.agents == 0 || o.conns == 0) {
-		fprintf(stderr, "bench-poll: -d DIR is required; -n and -c must be positive\n");
+	if (!o.dir || o.agents == 0 || o.conns == 0 || o.batch == 0 || o.batch > 1000) {
+		fprintf(stderr, "bench-poll: -d DIR is required; -n and -c must be positive, "
+				"-b 1 to 1000\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "setup") == 0)
 		return setup(&o);
 	if (strcmp(argv[1], "load") == 0 && o.url && o.mode &&
-	    (!strcmp(o.mode, "poll") || !strcmp(o.mode, "healthz") || !strcmp(o.mode, "result")))
+	    (!strcmp(o.mode, "poll") || !strcmp(o.mode, "healthz") || !strcmp(o.mode, "result") ||
+	     !strcmp(o.mode, "batch")))
 		return load(&o);
 	fprintf(stderr, "bench-poll: bad command or options\n");
 	return 2;

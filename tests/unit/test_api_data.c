@@ -320,10 +320,200 @@ static void test_result_concurrent(void)
 	}
 }
 
+/* Results stored for the runs of experiment exp, straight from the store. */
+static size_t stored_results(const char *exp, const char *agent, int *ok)
+{
+	struct ctl_query q = { 0 };
+	Fjord__V1__ResultList *l = NULL;
+	size_t i, n = 0;
+
+	q.experiment_id = exp;
+	if (ctl_store_results_query(ctl_http_store(api_srv), &q, &l) < 0)
+		return (size_t)-1;
+	for (i = 0; i < l->n_rows; i++) {
+		if (strcmp(l->rows[i]->result->agent_id, agent) != 0)
+			continue;
+		n++;
+		if (ok)
+			*ok = l->rows[i]->result->ok;
+	}
+	protobuf_c_message_free_unpacked(&l->base, NULL);
+	return n;
+}
+
+static json_t *batch_item(const struct api_resp *r, size_t i)
+{
+	return json_array_get(json_object_get(r->json, "items"), i);
+}
+
+static long item_status(const struct api_resp *r, size_t i)
+{
+	return (long)json_integer_value(json_object_get(batch_item(r, i), "status"));
+}
+
+static const char *item_str(const struct api_resp *r, size_t i, const char *key)
+{
+	const char *s = json_string_value(json_object_get(batch_item(r, i), key));
+
+	return s ? s : "";
+}
+
+static void test_batch_mixed(void)
+{
+	enum { N = 8 };
+	char exp[N][64], run[N][64], body[4096];
+	struct api_resp r;
+	int ok = -1;
+
+	/* 0, 1 new; 2 already stored (the same again); 3 another agent's run;
+	 * 4 no such run; 5 stored with ok=true, now ok=false; 6 no runId;
+	 * 7 refused by the store (a metric twice). */
+	CU_ASSERT_FATAL(api_seed_run(d_client, d_server, exp[0], run[0]) == 0);
+	CU_ASSERT_FATAL(api_seed_run(d_client, d_server, exp[1], run[1]) == 0);
+	CU_ASSERT_FATAL(api_seed_run(d_client, d_server, exp[2], run[2]) == 0);
+	CU_ASSERT_FATAL(api_seed_run(d_other, d_server, exp[3], run[3]) == 0);
+	CU_ASSERT_FATAL(api_seed_run(d_client, d_server, exp[5], run[5]) == 0);
+	CU_ASSERT_FATAL(api_seed_run(d_client, d_server, exp[7], run[7]) == 0);
+	CU_ASSERT_EQUAL(post_result(d_ctok, run[2], NULL, &r), 201);
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL(post_result(d_ctok, run[5], NULL, &r), 201);
+	api_resp_free(&r);
+#define SAME                                                                                       \
+	"\"ok\":true,\"startedMs\":\"1000\",\"finishedMs\":\"2000\",\"metrics\":["                 \
+	"{\"name\":\"goodput_bps\",\"value\":1500000},{\"name\":\"rtt_p50_us\","                   \
+	"\"value\":2100}],\"provenance\":{\"stack\":\"STACK_KERNEL\",\"scheduler\":"               \
+	"\"default\"}"
+	snprintf(body, sizeof(body),
+		 "{\"results\":[{\"runId\":\"%s\"," SAME "},{\"runId\":\"%s\",\"ok\":false,"
+		 "\"error\":\"timeout\"},{\"runId\":\"%s\"," SAME "},{\"runId\":\"%s\"," SAME
+		 "},{\"runId\":\"no-such-run\"," SAME "},{\"runId\":\"%s\",\"ok\":false},"
+		 "{\"ok\":true},{\"runId\":\"%s\",\"metrics\":[{\"name\":\"m\",\"value\":1},"
+		 "{\"name\":\"m\",\"value\":2}]}]}",
+		 run[0], run[1], run[2], run[3], run[5], run[7]);
+#undef SAME
+	CU_ASSERT_EQUAL_FATAL(api_json("POST", "/api/v1/results:batch", d_ctok, body, &r), 0);
+	CU_ASSERT_EQUAL_FATAL(r.status, 200);
+	CU_ASSERT_EQUAL_FATAL(json_array_size(json_object_get(r.json, "items")), N);
+	CU_ASSERT_EQUAL(item_status(&r, 0), 201);
+	CU_ASSERT_STRING_EQUAL(item_str(&r, 0, "runId"), run[0]);
+	CU_ASSERT_PTR_NULL(json_object_get(batch_item(&r, 0), "duplicate"));
+	CU_ASSERT_EQUAL(item_status(&r, 1), 201);
+	CU_ASSERT_EQUAL(item_status(&r, 2), 200);
+	CU_ASSERT(json_is_true(json_object_get(batch_item(&r, 2), "duplicate")));
+	CU_ASSERT_EQUAL(item_status(&r, 3), 403);
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(item_str(&r, 3, "message"), "is neither the client nor the server of run"));
+	CU_ASSERT_EQUAL(item_status(&r, 4), 404);
+	CU_ASSERT_STRING_EQUAL(item_str(&r, 4, "message"), "run 'no-such-run' not found");
+	CU_ASSERT_EQUAL(item_status(&r, 5), 409);
+	CU_ASSERT_EQUAL(item_status(&r, 6), 400);
+	CU_ASSERT_STRING_EQUAL(item_str(&r, 6, "message"), "runId is required");
+	CU_ASSERT_EQUAL(item_status(&r, 7), 400);
+	CU_ASSERT_STRING_EQUAL(item_str(&r, 7, "message"),
+			       "result refused: metric m appears twice");
+	api_resp_free(&r);
+	/* Every item acknowledged as stored is in the store, once, as sent. */
+	CU_ASSERT_EQUAL(stored_results(exp[0], d_client, &ok), 1);
+	CU_ASSERT_EQUAL(ok, 1);
+	CU_ASSERT_EQUAL(stored_results(exp[1], d_client, &ok), 1);
+	CU_ASSERT_EQUAL(ok, 0);
+	CU_ASSERT_EQUAL(stored_results(exp[2], d_client, NULL), 1);
+	CU_ASSERT_EQUAL(stored_results(exp[3], d_client, NULL), 0);
+	CU_ASSERT_EQUAL(stored_results(exp[3], d_other, NULL), 0);
+	CU_ASSERT_EQUAL(stored_results(exp[5], d_client, &ok), 1);
+	CU_ASSERT_EQUAL(ok, 1);
+	CU_ASSERT_EQUAL(stored_results(exp[7], d_client, NULL), 0);
+	/* The same batch item again is a duplicate, not a conflict. */
+	snprintf(body, sizeof(body),
+		 "{\"results\":[{\"runId\":\"%s\",\"ok\":false,\"error\":\"timeout\"}]}", run[1]);
+	CU_ASSERT_EQUAL_FATAL(api_json("POST", "/api/v1/results:batch", d_ctok, body, &r), 0);
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_EQUAL(item_status(&r, 0), 200);
+	api_resp_free(&r);
+}
+
+static void test_batch_many(void)
+{
+	enum { N = 150 };
+	char exp[N][64], run[N][64];
+	char *body = malloc(N * 128 + 64);
+	size_t len, i;
+	struct api_resp r;
+	int ok;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+	len = (size_t)sprintf(body, "{\"results\":[");
+	for (i = 0; i < N; i++) {
+		CU_ASSERT_FATAL(api_seed_run(d_client, d_server, exp[i], run[i]) == 0);
+		len += (size_t)sprintf(body + len, "%s{\"runId\":\"%s\",\"ok\":%s}", i ? "," : "",
+				       run[i], i % 2 ? "true" : "false");
+	}
+	sprintf(body + len, "]}");
+	CU_ASSERT_EQUAL_FATAL(api_json("POST", "/api/v1/results:batch", d_ctok, body, &r), 0);
+	free(body);
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_EQUAL_FATAL(json_array_size(json_object_get(r.json, "items")), N);
+	for (i = 0; i < N; i++) {
+		CU_ASSERT_EQUAL(item_status(&r, i), 201);
+		CU_ASSERT_STRING_EQUAL(item_str(&r, i, "runId"), run[i]);
+		ok = -1;
+		CU_ASSERT_EQUAL(stored_results(exp[i], d_client, &ok), 1);
+		CU_ASSERT_EQUAL(ok, (int)(i % 2));
+	}
+	api_resp_free(&r);
+}
+
+static void test_batch_refused(void)
+{
+	size_t n = 1001, i, len = 0, big = 70000;
+	char *body = malloc(big + 64);
+	struct api_resp r;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+	/* More than 1000 results. */
+	len = (size_t)sprintf(body, "{\"results\":[");
+	for (i = 0; i < n; i++)
+		len += (size_t)sprintf(body + len, "%s{\"runId\":\"r%zu\"}", i ? "," : "", i);
+	sprintf(body + len, "]}");
+	CU_ASSERT_EQUAL(api_json("POST", "/api/v1/results:batch", d_ctok, body, &r), 0);
+	API_ASSERT_ERROR(&r, 413, "1001 results: a batch carries at most 1000", "results");
+	api_resp_free(&r);
+	/* More than max_body_bytes (64 KiB in these tests). */
+	len = (size_t)sprintf(body, "{\"results\":[{\"runId\":\"r\",\"error\":\"");
+	memset(body + len, 'x', big - len);
+	sprintf(body + big, "\"}]}");
+	CU_ASSERT_EQUAL(api_json("POST", "/api/v1/results:batch", d_ctok, body, &r), 0);
+	API_ASSERT_ERROR(&r, 413, "is over the limit of 65536 bytes", NULL);
+	api_resp_free(&r);
+	free(body);
+	/* Bad bodies: the field is named. */
+	CU_ASSERT_EQUAL(api_json("POST", "/api/v1/results:batch", d_ctok,
+				 "{\"results\":[{\"runId\":\"r\",\"metrics\":3}]}", &r),
+			0);
+	API_ASSERT_ERROR(&r, 400, "metrics", "results[0].metrics");
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL(api_json("POST", "/api/v1/results:batch", d_ctok, "{\"results\":{}}", &r),
+			0);
+	API_ASSERT_ERROR(&r, 400, "results", "results");
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL(api_json("POST", "/api/v1/results:batch", d_ctok, "{}", &r), 0);
+	API_ASSERT_ERROR(&r, 400, "results is empty", "results");
+	api_resp_free(&r);
+	/* Agents only. */
+	CU_ASSERT_EQUAL(api_json("POST", "/api/v1/results:batch", d_viewer,
+				 "{\"results\":[{\"runId\":\"r\"}]}", &r),
+			0);
+	CU_ASSERT(r.status == 401 || r.status == 403);
+	api_resp_free(&r);
+}
+
 static const struct fj_test result_tests[] = {
 	{ "durable_then_duplicate", test_result_durable },
 	{ "refused", test_result_refused },
 	{ "concurrent", test_result_concurrent },
+	{ "batch_mixed", test_batch_mixed },
+	{ "batch_many", test_batch_many },
+	{ "batch_refused", test_batch_refused },
 	{ NULL, NULL },
 };
 
