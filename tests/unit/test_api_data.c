@@ -463,6 +463,58 @@ static void test_batch_many(void)
 	api_resp_free(&r);
 }
 
+struct batch_arg {
+	char run[30][64], exp[30][64];
+	long status;
+	size_t stored;
+};
+
+static void *batch_thread(void *arg)
+{
+	struct batch_arg *a = arg;
+	char body[30 * 100 + 32];
+	size_t len, i;
+	struct api_resp r;
+
+	len = (size_t)sprintf(body, "{\"results\":[");
+	for (i = 0; i < 30; i++)
+		len += (size_t)sprintf(body + len, "%s{\"runId\":\"%s\",\"ok\":true}", i ? "," : "",
+				       a->run[i]);
+	sprintf(body + len, "]}");
+	if (api_json("POST", "/api/v1/results:batch", d_ctok, body, &r) == 0) {
+		a->status = r.status;
+		for (i = 0; i < 30; i++)
+			a->stored += item_status(&r, i) == 201;
+	}
+	api_resp_free(&r);
+	return NULL;
+}
+
+static void test_batch_concurrent(void)
+{
+	enum { T = 4 };
+	struct batch_arg *a = calloc(T, sizeof(*a));
+	pthread_t th[T];
+	size_t i, j;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	for (i = 0; i < T; i++)
+		for (j = 0; j < 30; j++)
+			CU_ASSERT_FATAL(
+				api_seed_run(d_client, d_server, a[i].exp[j], a[i].run[j]) == 0);
+	/* Batches in flight together share the writer's group commits. */
+	for (i = 0; i < T; i++)
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, batch_thread, &a[i]), 0);
+	for (i = 0; i < T; i++) {
+		pthread_join(th[i], NULL);
+		CU_ASSERT_EQUAL(a[i].status, 200);
+		CU_ASSERT_EQUAL(a[i].stored, 30);
+		for (j = 0; j < 30; j++)
+			CU_ASSERT_EQUAL(stored_results(a[i].exp[j], d_client, NULL), 1);
+	}
+	free(a);
+}
+
 static void test_batch_refused(void)
 {
 	size_t n = 1001, i, len = 0, big = 70000;
@@ -513,6 +565,7 @@ static const struct fj_test result_tests[] = {
 	{ "concurrent", test_result_concurrent },
 	{ "batch_mixed", test_batch_mixed },
 	{ "batch_many", test_batch_many },
+	{ "batch_concurrent", test_batch_concurrent },
 	{ "batch_refused", test_batch_refused },
 	{ NULL, NULL },
 };
