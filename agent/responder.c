@@ -763,8 +763,18 @@ void agent_responder_destroy(struct agent_responder *r)
 
 	if (!r)
 		return;
-	while (r->conns)
+	/*
+	 * A responder going away aborts what it serves: with a zero linger
+	 * the close resets the connection (MP_FASTCLOSE on MPTCP) instead of
+	 * flushing what is queued and ending with a FIN, which a client of a
+	 * duration-bound download could not tell from the stream's normal end.
+	 */
+	while (r->conns) {
+		struct linger lg = { 1, 0 };
+
+		setsockopt(r->conns->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 		conn_close(r->conns);
+	}
 	for (i = 0; i < r->nl; i++) {
 		agent_loop_fd_del(r->loop, r->lfd[i]);
 		close(r->lfd[i]);
