@@ -239,6 +239,20 @@ struct store_conn *st_conn_get(struct ctl_store *st, int *err)
 	return *err ? NULL : c;
 }
 
+void *st_grow(void *arr, size_t n, size_t *cap, size_t elem)
+{
+	size_t ncap;
+	void *p;
+
+	if (n < *cap)
+		return arr;
+	ncap = *cap ? *cap * 2 : 16;
+	p = realloc(arr, ncap * elem);
+	if (p)
+		*cap = ncap;
+	return p;
+}
+
 void st_conn_put(struct ctl_store *st, struct store_conn *c)
 {
 	/* A statement left mid-step would hold a read snapshot open and keep
@@ -1075,17 +1089,13 @@ int ctl_store_agent_list(struct ctl_store *st, Fjord__V1__AgentList **out)
 	if (!s)
 		err = -EIO;
 	while (!err && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (l->n_agents == cap) {
-			Fjord__V1__Agent **n;
+		Fjord__V1__Agent **n = st_grow(l->agents, l->n_agents, &cap, sizeof(*n));
 
-			cap = cap ? cap * 2 : 16;
-			n = realloc(l->agents, cap * sizeof(*n));
-			if (!n) {
-				err = -ENOMEM;
-				break;
-			}
-			l->agents = n;
+		if (!n) {
+			err = -ENOMEM;
+			break;
 		}
+		l->agents = n;
 		err = agent_from_row(st, s, &l->agents[l->n_agents]);
 		if (!err)
 			l->n_agents++;

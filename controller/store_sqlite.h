@@ -95,6 +95,12 @@ sqlite3_stmt *st_stmt(struct store_conn *c, const char *sql);
 /* A read connection from the pool (opened on demand); NULL with *err. */
 struct store_conn *st_conn_get(struct ctl_store *st, int *err);
 void st_conn_put(struct ctl_store *st, struct store_conn *c);
+/*
+ * Room for one more element in an array of n used elements of size elem,
+ * *cap allocated: returns arr itself, or arr grown (doubling, from 16) with
+ * *cap updated, or NULL on ENOMEM with arr still valid and its owner's.
+ */
+void *st_grow(void *arr, size_t n, size_t *cap, size_t elem);
 
 /* Queues op and waits until it is committed; returns op->err. */
 int st_submit_wait(struct ctl_store *st, struct store_wop *op);

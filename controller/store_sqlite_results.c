@@ -338,17 +338,13 @@ int ctl_store_results_query(struct ctl_store *st, const struct ctl_query *q,
 	while (!err && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		Fjord__V1__ResultRow *row;
 
-		if (l->n_rows == cap) {
-			Fjord__V1__ResultRow **n;
+		Fjord__V1__ResultRow **n = st_grow(l->rows, l->n_rows, &cap, sizeof(*n));
 
-			cap = cap ? cap * 2 : 16;
-			n = realloc(l->rows, cap * sizeof(*n));
-			if (!n) {
-				err = -ENOMEM;
-				break;
-			}
-			l->rows = n;
+		if (!n) {
+			err = -ENOMEM;
+			break;
 		}
+		l->rows = n;
 		row = malloc(sizeof(*row));
 		if (!row) {
 			err = -ENOMEM;
@@ -587,17 +583,13 @@ int ctl_store_trace_list(struct ctl_store *st, const char *run_id, Fjord__V1__Tr
 	else
 		sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
 	while (!err && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (l->n_traces == cap) {
-			Fjord__V1__TraceInfo **n;
+		Fjord__V1__TraceInfo **n = st_grow(l->traces, l->n_traces, &cap, sizeof(*n));
 
-			cap = cap ? cap * 2 : 8;
-			n = realloc(l->traces, cap * sizeof(*n));
-			if (!n) {
-				err = -ENOMEM;
-				break;
-			}
-			l->traces = n;
+		if (!n) {
+			err = -ENOMEM;
+			break;
 		}
+		l->traces = n;
 		err = trace_from_row(s, &l->traces[l->n_traces]);
 		if (!err)
 			l->n_traces++;

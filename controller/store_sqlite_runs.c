@@ -205,17 +205,13 @@ static int run_list_collect(sqlite3 *db, sqlite3_stmt *s, Fjord__V1__RunList **o
 		return -ENOMEM;
 	fjord__v1__run_list__init(l);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (l->n_runs == cap) {
-			Fjord__V1__Run **n;
+		Fjord__V1__Run **n = st_grow(l->runs, l->n_runs, &cap, sizeof(*n));
 
-			cap = cap ? cap * 2 : 16;
-			n = realloc(l->runs, cap * sizeof(*n));
-			if (!n) {
-				err = -ENOMEM;
-				break;
-			}
-			l->runs = n;
+		if (!n) {
+			err = -ENOMEM;
+			break;
 		}
+		l->runs = n;
 		err = st_run_from_row(s, 0, &l->runs[l->n_runs]);
 		if (err)
 			break;
@@ -590,17 +586,14 @@ int ctl_store_experiment_list(struct ctl_store *st, Fjord__V1__ExperimentList **
 	if (!s)
 		err = -EIO;
 	while (!err && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (l->n_experiments == cap) {
-			Fjord__V1__Experiment **n;
+		Fjord__V1__Experiment **n =
+			st_grow(l->experiments, l->n_experiments, &cap, sizeof(*n));
 
-			cap = cap ? cap * 2 : 16;
-			n = realloc(l->experiments, cap * sizeof(*n));
-			if (!n) {
-				err = -ENOMEM;
-				break;
-			}
-			l->experiments = n;
+		if (!n) {
+			err = -ENOMEM;
+			break;
 		}
+		l->experiments = n;
 		err = exp_from_row(s, &l->experiments[l->n_experiments]);
 		if (!err)
 			l->n_experiments++;
