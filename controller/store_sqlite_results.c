@@ -337,7 +337,6 @@ int ctl_store_results_query(struct ctl_store *st, const struct ctl_query *q,
 	err = st_qb_prepare(c, &qb, &s);
 	while (!err && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		Fjord__V1__ResultRow *row;
-
 		Fjord__V1__ResultRow **n = st_grow(l->rows, l->n_rows, &cap, sizeof(*n));
 
 		if (!n) {
