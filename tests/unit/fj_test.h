@@ -19,6 +19,9 @@ struct fj_suite {
 	const struct fj_test *tests; /* ends with { NULL, NULL } */
 };
 
+/* Removes a directory tree a test made (no links followed). 0 or -1. */
+int fj_test_rmtree(const char *dir);
+
 /* Directory with the shared test data (kernel captures), or NULL. */
 const char *fj_test_shared_dir(void);
 

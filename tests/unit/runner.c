@@ -8,6 +8,7 @@
  *   fjord-unit proto/json_roundtrip   one test
  */
 #include <CUnit/Basic.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,19 @@ static const struct fj_suite *const suites[] = {
 };
 
 #define NSUITES (sizeof(suites) / sizeof(suites[0]))
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+int fj_test_rmtree(const char *dir)
+{
+	return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 const char *fj_test_shared_dir(void)
 {

@@ -8,7 +8,6 @@
  */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,14 +42,6 @@ struct harness {
 static char tmpdir[32];
 static unsigned int dir_seq;
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
 static int ctl_setup(void)
 {
 	/* Loopback only: never through a proxy from the environment. */
@@ -62,7 +53,7 @@ static int ctl_setup(void)
 
 static int ctl_teardown(void)
 {
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return fj_test_rmtree(tmpdir);
 }
 
 static void trace_bytes(uint8_t *buf)

@@ -9,7 +9,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -38,14 +37,6 @@ static struct agent_loop *loop;
 static struct agent_spool *spool;
 static unsigned int ndone;
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
 static int echo_setup(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/fjord-echo-XXXXXX");
@@ -59,7 +50,7 @@ static int echo_teardown(void)
 {
 	agent_spool_close(spool);
 	agent_loop_destroy(loop);
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return fj_test_rmtree(tmpdir);
 }
 
 static void on_done(void *arg, const char *run_id, int ok)

@@ -6,7 +6,6 @@
 #define _XOPEN_SOURCE 700
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -27,14 +26,6 @@ static char tmpdir[64];
 static struct agent_loop *loop;
 static struct agent_spool *spool;
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
 static int exp_setup(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/fjord-exp-XXXXXX");
@@ -48,7 +39,7 @@ static int exp_teardown(void)
 {
 	agent_spool_close(spool);
 	agent_loop_destroy(loop);
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return fj_test_rmtree(tmpdir);
 }
 
 static struct agent_responder *mk_responder(int force_tcp)

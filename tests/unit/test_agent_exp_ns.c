@@ -16,7 +16,6 @@
  */
 #include <stdarg.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,14 +53,6 @@ static int sh(const char *fmt, ...)
 	if (rc != 0)
 		fprintf(stderr, "\ncommand failed (%d): %s\n", rc, cmd);
 	return rc;
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
 }
 
 /* Runs fn with the calling thread in network namespace ns, then comes back. */
@@ -171,7 +162,7 @@ static int ns_teardown(void)
 	exp_set_link_hook(NULL);
 	agent_spool_close(spool);
 	agent_loop_destroy(loop);
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return fj_test_rmtree(tmpdir);
 }
 
 static void on_done(void *arg, const char *run_id, int ok)

@@ -5,7 +5,6 @@
  */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,14 +22,6 @@ static struct agent_loop *loop;
 static struct agent_spool *spool;
 static unsigned int ndone;
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
 static int runner_setup(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/fjord-runner-XXXXXX");
@@ -44,7 +35,7 @@ static int runner_teardown(void)
 {
 	agent_spool_close(spool);
 	agent_loop_destroy(loop);
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return fj_test_rmtree(tmpdir);
 }
 
 static void on_done(void *arg, const char *run_id, int ok)

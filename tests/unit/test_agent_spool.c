@@ -2,7 +2,6 @@
 #define _XOPEN_SOURCE 700
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,14 +14,6 @@
 
 static char tmpdir[64];
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
 static int spool_setup(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/fjord-spool-XXXXXX");
@@ -31,7 +22,7 @@ static int spool_setup(void)
 
 static int spool_teardown(void)
 {
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return fj_test_rmtree(tmpdir);
 }
 
 /* A fresh spool folder per test. */

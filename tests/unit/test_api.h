@@ -47,8 +47,6 @@ extern char api_dir[256];
  * sites oslo and bergen. tweak (may be NULL) edits the config first. */
 int api_start(void (*tweak)(struct ctl_config *cfg));
 void api_stop(void);
-/* Removes dir and everything under it. */
-void api_rmtree(const char *dir);
 
 /*
  * One request to the running controller. token may be NULL (no

@@ -239,7 +239,7 @@ static void test_config_tls(void)
 		CU_ASSERT_NOT_EQUAL(healthz_over("http", ctl_http_port(h), cert, body), 200);
 		ctl_http_destroy(h);
 	}
-	api_rmtree(dir);
+	fj_test_rmtree(dir);
 }
 
 /* The binary: a bad setting is a message naming it and exit status 1. */

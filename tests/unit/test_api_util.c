@@ -1,6 +1,5 @@
 /* Helpers of the api_* suites: in-process controller and libcurl client. */
 #include <curl/curl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,25 +53,12 @@ int api_start(void (*tweak)(struct ctl_config *cfg))
 	return 0;
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-void api_rmtree(const char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 void api_stop(void)
 {
 	ctl_http_destroy(api_srv);
 	api_srv = NULL;
 	if (api_dir[0])
-		api_rmtree(api_dir);
+		fj_test_rmtree(api_dir);
 	api_dir[0] = 0;
 }
 
