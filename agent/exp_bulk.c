@@ -140,10 +140,11 @@ struct xfer {
 	int fd;
 	EVP_MD_CTX *md, *md_exp; /* the stream as sent or received; the expected one */
 	uint8_t buf[BULK_CHUNK], exp[BULK_CHUNK];
-	size_t buf_pos, buf_len; /* upload: generated, not yet sent */
-	uint64_t off;		 /* bytes sent (upload) or received (download) */
-	uint8_t trailer[AGENT_RESP_TRAILER_LEN];
+	size_t buf_pos, buf_len;		 /* upload: generated, not yet sent */
+	uint64_t off;				 /* bytes sent (upload) or received (download) */
+	uint8_t trailer[AGENT_RESP_TRAILER_LEN]; /* upload: the sink's */
 	size_t trailer_len;
+	struct agent_resp_deframer df; /* download: the source's frames */
 	int send_done, eof;
 	uint32_t seed;
 };
@@ -213,6 +214,9 @@ static int xfer_recv(struct xfer *x, const struct bulk_opts *o)
 				return 0;
 			continue;
 		}
+		n = agent_resp_deframe(&x->df, x->buf, (size_t)n);
+		if (n < 0)
+			return -EPROTO;
 		EVP_DigestUpdate(x->md, x->buf, (size_t)n);
 		agent_resp_fill(x->seed, x->off, x->exp, (size_t)n);
 		EVP_DigestUpdate(x->md_exp, x->exp, (size_t)n);
@@ -236,31 +240,31 @@ static int xfer_check(struct xfer *x, const struct bulk_opts *o, struct bulk_res
 	struct agent_resp_trailer tr;
 
 	if (o->download) {
+		/*
+		 * Only the end trailer says the stream is whole: a responder
+		 * killed outright ends the connection with a FIN as well.
+		 */
+		if (!x->df.done) {
+			exp_fail(out,
+				 "%s: the responder's stream ended without its end trailer after "
+				 "%llu bytes and %llu ms (the responder went away or the "
+				 "connection was cut)",
+				 what, (unsigned long long)x->off, (unsigned long long)elapsed_ms);
+			return -EIO;
+		}
 		if (sha_final(x->md, a) || sha_final(x->md_exp, b))
 			return exp_fail(out, "%s: SHA-256 failed", what), -EIO;
 		res->bytes = x->off;
-		res->sha_ok = !memcmp(a, b, 32);
-		/*
-		 * The stream must end by the byte count or by the time. The
-		 * responder's clock starts half a round trip before ours, hence
-		 * the slack; a responder that went away ends it far earlier.
-		 */
-		if (!(o->bytes && x->off == o->bytes)) {
-			uint64_t slack = o->duration_ms / 10 > 500 ? o->duration_ms / 10 : 500;
-
-			if (!o->duration_ms) {
-				exp_fail(out, "%s: the responder sent %llu of %llu bytes", what,
-					 (unsigned long long)x->off, (unsigned long long)o->bytes);
-				return -EIO;
-			}
-			if (elapsed_ms + slack < o->duration_ms) {
-				exp_fail(out,
-					 "%s: the responder ended the stream after %llu of %u ms "
-					 "(%llu bytes)",
-					 what, (unsigned long long)elapsed_ms, o->duration_ms,
-					 (unsigned long long)x->off);
-				return -EIO;
-			}
+		res->sha_ok = !memcmp(a, b, 32) && !memcmp(a, x->df.tr.sha256, 32);
+		if (x->df.tr.bytes != x->off) {
+			exp_fail(out, "%s: received %llu bytes, the responder sent %llu", what,
+				 (unsigned long long)x->off, (unsigned long long)x->df.tr.bytes);
+			return -EIO;
+		}
+		if (o->bytes && x->off != o->bytes && (!o->duration_ms || x->off > o->bytes)) {
+			exp_fail(out, "%s: the responder sent %llu of %llu bytes", what,
+				 (unsigned long long)x->off, (unsigned long long)o->bytes);
+			return -EIO;
 		}
 	} else {
 		if (x->trailer_len == 0) {
@@ -393,7 +397,8 @@ static void bulk_once(const Fjord__V1__RunCommand *cmd, const struct exp_env *en
 			if (!x->send_done)
 				pfd.events |= POLLOUT;
 		}
-		if (x->eof || (!o->download && x->trailer_len == sizeof(x->trailer))) {
+		if (x->eof || (o->download && x->df.done) ||
+		    (!o->download && x->trailer_len == sizeof(x->trailer))) {
 			t_end = fj_mono_ms();
 			break;
 		}

@@ -42,15 +42,17 @@ struct resp_conn {
 	struct agent_resp_request q;
 	uint8_t hdr[AGENT_RESP_REQ_LEN];
 	size_t hdr_len;
-	uint8_t ctl[AGENT_RESP_REPLY_LEN]; /* reply or trailer still to send */
+	/* Reply, frame header or end marker and trailer still to send. */
+	uint8_t ctl[AGENT_RESP_REPLY_LEN];
 	size_t ctl_off, ctl_len;
 	struct sockaddr_storage peer;
-	uint64_t off;	  /* source and rr: stream offset sent so far */
-	uint64_t owed;	  /* rr: response bytes not sent yet; sink: bytes read */
-	uint64_t req_got; /* rr: bytes of the current request */
-	uint64_t end_ms;  /* source: stop at this loop time (0: no limit) */
-	EVP_MD_CTX *md;	  /* sink */
-	size_t head, len; /* echo ring buffer */
+	uint64_t off;	     /* source and rr: stream offset sent so far */
+	uint64_t owed;	     /* rr: response bytes not sent yet; sink: bytes read */
+	uint64_t req_got;    /* rr: bytes of the current request */
+	uint64_t end_ms;     /* source: stop at this loop time (0: no limit) */
+	uint32_t frame_left; /* source: data bytes of the current frame still to send */
+	EVP_MD_CTX *md;	     /* sink and source */
+	size_t head, len;    /* echo ring buffer */
 	int eof;
 	uint64_t last_ms;
 	unsigned char buf[AGENT_RESPONDER_BUF];
@@ -185,6 +187,65 @@ int agent_resp_trailer_decode(const uint8_t in[AGENT_RESP_TRAILER_LEN],
 	t->bytes = get_u64(in + 8);
 	memcpy(t->sha256, in + 16, 32);
 	return 0;
+}
+
+void agent_resp_trailer_encode(const struct agent_resp_trailer *t,
+			       uint8_t out[AGENT_RESP_TRAILER_LEN])
+{
+	memset(out, 0, AGENT_RESP_TRAILER_LEN);
+	memcpy(out, "FJT1", 4);
+	put_u64(out + 8, t->bytes);
+	memcpy(out + 16, t->sha256, 32);
+}
+
+void agent_resp_frame_header(uint32_t len, uint8_t out[AGENT_RESP_FRAME_HDR])
+{
+	put_u32(out, len);
+}
+
+ssize_t agent_resp_deframe(struct agent_resp_deframer *d, uint8_t *buf, size_t len)
+{
+	size_t in = 0, out = 0;
+
+	while (in < len) {
+		if (d->done)
+			return -EPROTO; /* nothing may follow the trailer */
+		if (d->in_trailer) {
+			size_t n = AGENT_RESP_TRAILER_LEN - d->trailer_len;
+
+			n = n < len - in ? n : len - in;
+			memcpy(d->trailer + d->trailer_len, buf + in, n);
+			d->trailer_len += n;
+			in += n;
+			if (d->trailer_len == AGENT_RESP_TRAILER_LEN) {
+				if (agent_resp_trailer_decode(d->trailer, &d->tr) < 0)
+					return -EPROTO;
+				d->done = 1;
+			}
+			continue;
+		}
+		if (d->left == 0) {
+			d->hdr[d->hdr_len++] = buf[in++];
+			if (d->hdr_len < AGENT_RESP_FRAME_HDR)
+				continue;
+			d->hdr_len = 0;
+			d->left = get_u32(d->hdr);
+			if (d->left > AGENT_RESP_FRAME_MAX)
+				return -EPROTO;
+			if (d->left == 0)
+				d->in_trailer = 1;
+			continue;
+		}
+		{
+			size_t n = d->left < len - in ? d->left : len - in;
+
+			memmove(buf + out, buf + in, n);
+			out += n;
+			in += n;
+			d->left -= (uint32_t)n;
+		}
+	}
+	return (ssize_t)out;
 }
 
 /* splitmix64: a counter-based generator, so any offset is computable directly. */
@@ -361,6 +422,9 @@ static int conn_header(struct resp_conn *c)
 		c->st = CS_SINK;
 		break;
 	case AGENT_RESP_SOURCE:
+		c->md = EVP_MD_CTX_new();
+		if (!c->md || !EVP_DigestInit_ex(c->md, EVP_sha256(), NULL))
+			return -1;
 		c->st = CS_SOURCE;
 		if (c->q.duration_ms)
 			c->end_ms = agent_loop_now_ms(c->r->loop) + c->q.duration_ms;
@@ -427,7 +491,7 @@ static int drain(struct resp_conn *c, uint64_t *got)
 		ssize_t n = recv(c->fd, c->buf, sizeof(c->buf), 0);
 
 		if (n > 0) {
-			if (c->md && !EVP_DigestUpdate(c->md, c->buf, (size_t)n))
+			if (c->st == CS_SINK && !EVP_DigestUpdate(c->md, c->buf, (size_t)n))
 				return -1;
 			*got += (uint64_t)n;
 			budget = budget > (size_t)n ? budget - (size_t)n : 0;
@@ -456,10 +520,12 @@ static int sink_io(struct resp_conn *c)
 		return rc;
 	if (!EVP_DigestFinal_ex(c->md, md, &mdlen) || mdlen != 32)
 		return -1;
-	memset(c->ctl, 0, sizeof(c->ctl));
-	memcpy(c->ctl, "FJT1", 4);
-	put_u64(c->ctl + 8, c->owed);
-	memcpy(c->ctl + 16, md, 32);
+	{
+		struct agent_resp_trailer tr = { .bytes = c->owed };
+
+		memcpy(tr.sha256, md, 32);
+		agent_resp_trailer_encode(&tr, c->ctl);
+	}
 	c->ctl_off = 0;
 	c->ctl_len = AGENT_RESP_TRAILER_LEN;
 	c->st = CS_FLUSH_CLOSE;
@@ -487,19 +553,63 @@ static int send_generated(struct resp_conn *c, uint64_t limit)
 	return c->off >= limit;
 }
 
+/* The end marker and the trailer: what the source sent, counted and hashed. */
+static int source_end(struct resp_conn *c)
+{
+	struct agent_resp_trailer tr = { .bytes = c->off };
+	unsigned int mdlen = 0;
+
+	if (!EVP_DigestFinal_ex(c->md, tr.sha256, &mdlen) || mdlen != 32)
+		return -1;
+	agent_resp_frame_header(0, c->ctl);
+	agent_resp_trailer_encode(&tr, c->ctl + AGENT_RESP_FRAME_HDR);
+	c->ctl_off = 0;
+	c->ctl_len = AGENT_RESP_FRAME_HDR + AGENT_RESP_TRAILER_LEN;
+	c->st = CS_FLUSH_CLOSE;
+	return 0;
+}
+
+/* Frames of the stream; 0 when the socket is full or the budget spent, -1 on error. */
 static int source_io(struct resp_conn *c, uint64_t now)
 {
 	uint64_t limit = c->q.bytes ? c->q.bytes : UINT64_MAX, got;
+	size_t budget = RESP_PASS_BYTES;
 	int rc;
 
 	/* The client sends nothing after its request; reading shows it closing. */
 	rc = drain(c, &got);
 	if (rc != 0)
 		return -1;
-	if (c->end_ms && now >= c->end_ms)
-		return -1; /* time is up: closing ends the stream */
-	rc = send_generated(c, limit);
-	return rc == 1 ? -1 : rc;
+	while (budget > 0) {
+		size_t chunk, sent;
+
+		rc = ctl_flush(c);
+		if (rc <= 0)
+			return rc;
+		if (c->frame_left == 0) {
+			/* A frame begun is finished; the time is checked between frames. */
+			if (c->off >= limit || (c->end_ms && now >= c->end_ms))
+				return source_end(c);
+			c->frame_left = limit - c->off < AGENT_RESP_FRAME_MAX
+						? (uint32_t)(limit - c->off)
+						: AGENT_RESP_FRAME_MAX;
+			agent_resp_frame_header(c->frame_left, c->ctl);
+			c->ctl_off = 0;
+			c->ctl_len = AGENT_RESP_FRAME_HDR;
+			continue;
+		}
+		chunk = c->frame_left;
+		agent_resp_fill(c->q.seed, c->off, c->buf, chunk);
+		rc = send_some(c, c->buf, chunk, &sent);
+		if (sent && !EVP_DigestUpdate(c->md, c->buf, sent))
+			return -1;
+		c->off += sent;
+		c->frame_left -= (uint32_t)sent;
+		budget = budget > sent ? budget - sent : 0;
+		if (rc <= 0)
+			return rc;
+	}
+	return 0;
 }
 
 static int rr_io(struct resp_conn *c)
@@ -640,11 +750,13 @@ static void on_sweep(struct agent_loop *loop, uint64_t id, void *arg)
 	(void)id;
 	for (; c; c = next) {
 		next = c->next;
+		/*
+		 * A source whose socket stays full past its duration is not cut
+		 * here: it finishes its frame and sends its trailer once the
+		 * client reads, and a client that stopped reading is idle.
+		 */
 		if (now - c->last_ms >= (uint64_t)r->idle_s * 1000) {
 			r->idle_closed++;
-			conn_close(c);
-		} else if (c->st == CS_SOURCE && c->end_ms && now >= c->end_ms) {
-			/* A source whose socket stayed full past its duration. */
 			conn_close(c);
 		}
 	}

@@ -28,15 +28,21 @@
  * echo: every byte is sent back. sink: bytes are read and counted until the
  * client shuts down its side; then the responder sends a 48-byte trailer
  * ("FJT1", u32 zero, u64 bytes, u8[32] SHA-256 of the bytes) and closes.
- * source: agent_resp_fill(seed) data from offset 0 until the byte count or
- * the duration is reached, then the responder closes. rr: for every complete
- * request_bytes received, response_bytes of data are sent back.
+ * source: agent_resp_fill(seed) data from offset 0 in frames, each a u32
+ * length (1..AGENT_RESP_FRAME_MAX) and that many bytes of the stream, until the
+ * byte count or the duration is reached (a frame begun is finished); then a
+ * u32 zero and the same 48-byte trailer as the sink's (byte count and SHA-256
+ * of the data sent), and the responder closes. The trailer is what tells a
+ * complete stream from one cut short: a responder killed outright ends its
+ * connection with a FIN as well. rr: for every complete request_bytes
+ * received, response_bytes of data are sent back.
  */
 #ifndef AGENT_RESPONDER_H
 #define AGENT_RESPONDER_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct agent_loop;
 struct agent_responder;
@@ -46,6 +52,8 @@ struct agent_responder;
 #define AGENT_RESP_REQ_LEN	   32
 #define AGENT_RESP_REPLY_LEN	   96
 #define AGENT_RESP_TRAILER_LEN	   48
+#define AGENT_RESP_FRAME_HDR	   4
+#define AGENT_RESP_FRAME_MAX	   16384 /* small: a duration-bound source overshoots by < 1 frame */
 #define AGENT_RESP_MAX_BYTES	   (1ull << 40)
 #define AGENT_RESP_MAX_DURATION_MS 3600000u
 #define AGENT_RESP_MAX_RR_BYTES	   (1u << 20)
@@ -87,6 +95,31 @@ int agent_resp_request_decode(const uint8_t in[AGENT_RESP_REQ_LEN], struct agent
 int agent_resp_reply_decode(const uint8_t in[AGENT_RESP_REPLY_LEN], struct agent_resp_reply *r);
 int agent_resp_trailer_decode(const uint8_t in[AGENT_RESP_TRAILER_LEN],
 			      struct agent_resp_trailer *t);
+void agent_resp_trailer_encode(const struct agent_resp_trailer *t,
+			       uint8_t out[AGENT_RESP_TRAILER_LEN]);
+void agent_resp_frame_header(uint32_t len, uint8_t out[AGENT_RESP_FRAME_HDR]);
+
+/*
+ * The client's side of the source framing. Feed what arrives, in any pieces;
+ * the stream's data is moved to the front of buf. done is set once the end
+ * marker and the whole trailer are in.
+ */
+struct agent_resp_deframer {
+	uint8_t hdr[AGENT_RESP_FRAME_HDR];
+	size_t hdr_len;
+	uint32_t left; /* data bytes of the current frame still to come */
+	int in_trailer, done;
+	uint8_t trailer[AGENT_RESP_TRAILER_LEN];
+	size_t trailer_len;
+	struct agent_resp_trailer tr; /* valid once done */
+};
+
+/*
+ * Returns how many data bytes of buf[0..len) there were (now at buf[0..n)),
+ * or -EPROTO for a frame length above AGENT_RESP_FRAME_MAX, a trailer that is
+ * not one, or bytes after the trailer.
+ */
+ssize_t agent_resp_deframe(struct agent_resp_deframer *d, uint8_t *buf, size_t len);
 /*
  * The deterministic pseudo-random stream of seed: fills buf with its bytes
  * [off, off + len). Both ends generate it, so the receiver can check it.

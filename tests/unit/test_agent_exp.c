@@ -244,9 +244,29 @@ static void sink_source(int family, int force_tcp)
 	send_request(fd, &q);
 	read_reply(fd, &reply);
 	CU_ASSERT(reply.ok);
-	/* Exactly len bytes of the stream, then end of stream. */
-	CU_ASSERT_EQUAL(read_pumped(fd, back, len + 1, 3000), len);
-	CU_ASSERT_EQUAL(memcmp(back, data, len), 0);
+	/*
+	 * Exactly len bytes of the stream in frames, then the end marker and
+	 * the trailer (count and SHA-256), then end of stream.
+	 */
+	{
+		size_t cap = len + len / AGENT_RESP_FRAME_MAX * AGENT_RESP_FRAME_HDR + 4096;
+		uint8_t *raw = malloc(cap + 1);
+		struct agent_resp_deframer df = { 0 };
+		size_t n = read_pumped(fd, raw, cap + 1, 3000);
+
+		CU_ASSERT_FATAL(n > len);
+		/* Frames of at most AGENT_RESP_FRAME_MAX: one header per frame, 4 + 48 at the end. */
+		CU_ASSERT_EQUAL(n, len +
+					   (len + AGENT_RESP_FRAME_MAX - 1) / AGENT_RESP_FRAME_MAX *
+						   AGENT_RESP_FRAME_HDR +
+					   AGENT_RESP_FRAME_HDR + AGENT_RESP_TRAILER_LEN);
+		CU_ASSERT_EQUAL(agent_resp_deframe(&df, raw, n), (ssize_t)len);
+		CU_ASSERT(df.done);
+		CU_ASSERT_EQUAL(df.tr.bytes, len);
+		CU_ASSERT_EQUAL(memcmp(raw, data, len), 0);
+		CU_ASSERT_EQUAL(memcmp(df.tr.sha256, md, 32), 0);
+		free(raw);
+	}
 	close(fd);
 	free(data);
 	free(back);
@@ -261,6 +281,61 @@ static void test_resp_sink_source_v4(void)
 static void test_resp_sink_source_v6_tcp(void)
 {
 	sink_source(AF_INET6, 1);
+}
+
+/* The source framing, fed in every cut: data back in order, the trailer, and every bad input. */
+static void test_resp_deframe(void)
+{
+	uint8_t wire[3 * AGENT_RESP_FRAME_HDR + 300 + 100 + AGENT_RESP_TRAILER_LEN], data[400],
+		copy[sizeof(wire)];
+	struct agent_resp_trailer tr = { .bytes = 400 }, *got;
+	struct agent_resp_deframer df;
+	size_t w = 0, step, i, out;
+
+	agent_resp_fill(5, 0, data, sizeof(data));
+	memset(tr.sha256, 0xab, 32);
+	agent_resp_frame_header(300, wire);
+	memcpy(wire + 4, data, 300);
+	agent_resp_frame_header(100, wire + 304);
+	memcpy(wire + 308, data + 300, 100);
+	agent_resp_frame_header(0, wire + 408);
+	agent_resp_trailer_encode(&tr, wire + 412);
+	w = 412 + AGENT_RESP_TRAILER_LEN;
+	CU_ASSERT_EQUAL_FATAL(w, sizeof(wire));
+	for (step = 1; step <= w; step = step * 3 + 1) {
+		uint8_t back[sizeof(data)];
+
+		memset(&df, 0, sizeof(df));
+		memcpy(copy, wire, w);
+		for (i = 0, out = 0; i < w; i += step) {
+			size_t len = w - i < step ? w - i : step;
+			ssize_t n = agent_resp_deframe(&df, copy + i, len);
+
+			CU_ASSERT_FATAL(n >= 0 && out + (size_t)n <= sizeof(back));
+			memcpy(back + out, copy + i, (size_t)n);
+			out += (size_t)n;
+			CU_ASSERT_EQUAL(df.done, i + len == w);
+		}
+		CU_ASSERT_EQUAL(out, sizeof(data));
+		CU_ASSERT_EQUAL(memcmp(back, data, sizeof(data)), 0);
+	}
+	got = &df.tr;
+	CU_ASSERT_EQUAL(got->bytes, 400);
+	CU_ASSERT_EQUAL(memcmp(got->sha256, tr.sha256, 32), 0);
+	/* A byte after the trailer, a frame above the cap, a trailer that is not one. */
+	CU_ASSERT_EQUAL(agent_resp_deframe(&df, copy, 1), -EPROTO);
+	memset(&df, 0, sizeof(df));
+	agent_resp_frame_header(AGENT_RESP_FRAME_MAX + 1, copy);
+	CU_ASSERT_EQUAL(agent_resp_deframe(&df, copy, 4), -EPROTO);
+	memset(&df, 0, sizeof(df));
+	memcpy(copy, wire + 408, 4 + AGENT_RESP_TRAILER_LEN);
+	copy[4] = 'X';
+	CU_ASSERT_EQUAL(agent_resp_deframe(&df, copy, 4 + AGENT_RESP_TRAILER_LEN), -EPROTO);
+	/* A stream cut before its trailer is simply not done. */
+	memset(&df, 0, sizeof(df));
+	memcpy(copy, wire, w);
+	CU_ASSERT_EQUAL(agent_resp_deframe(&df, copy, w - 1), 400);
+	CU_ASSERT(!df.done);
 }
 
 /* The stream at any offset is the same as from the start. */
@@ -790,7 +865,8 @@ static void vanish(int download, const char *id, const char *const *want)
 static void test_bulk_peer_vanishes(void)
 {
 	/* Download: a reset, or a stream that ended well before its time. */
-	static const char *const down[] = { "transfer: the responder ended the stream after",
+	static const char *const down[] = { "transfer: the responder's stream ended without its end "
+					    "trailer",
 					    "Connection reset by peer", NULL };
 	/* Upload: the close seen before the trailer, or a reset while sending or reading. */
 	static const char *const up[] = { "without its trailer", "Connection reset by peer",
@@ -1009,6 +1085,7 @@ static const struct fj_test tests[] = {
 	{ "resp_sink_source_v4", test_resp_sink_source_v4 },
 	{ "resp_sink_source_v6_tcp", test_resp_sink_source_v6_tcp },
 	{ "resp_fill_offsets", test_resp_fill_offsets },
+	{ "resp_deframe", test_resp_deframe },
 	{ "resp_rr_and_duration", test_resp_rr_and_duration },
 	{ "bulk_upload_bytes", test_bulk_upload_bytes },
 	{ "bulk_download_duration", test_bulk_download_duration },
