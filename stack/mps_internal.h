@@ -26,6 +26,7 @@
 #define MPS_INIT_CWND_SEGS 10	 /* RFC 6928 */
 #define MPS_DEFAULT_MSS	   536	 /* when the peer sends no MSS option (RFC 9293) */
 #define MPS_DELACK_US	   40000 /* Linux's minimum delayed-ACK time; RFC 9293 allows up to 500 ms */
+#define MPS_PAWS_IDLE_US   (24ULL * 86400 * 1000000) /* RFC 7323 §5.5: TS.Recent expires */
 
 /* A byte ring with a fixed capacity: the cap of every stream buffer. */
 struct mps_ring {
@@ -77,6 +78,7 @@ struct mps_subflow {
 	bool ts_ok;
 	bool sack_ok; /* SACK-permitted both ways: our duplicate ACKs carry a SACK block */
 	uint32_t ts_recent;
+	uint64_t ts_recent_at; /* when ts_recent was last set (RFC 7323 §5.5: stale after 24 days) */
 	uint16_t peer_mss;
 	/* RTT (RFC 6298, Karn's rule: only segments never retransmitted are timed). */
 	uint32_t srtt, rttvar, rto;
@@ -138,6 +140,7 @@ struct mps_conn {
 	bool mptcp; /* MPTCP negotiated and not fallen back */
 	bool fallback;
 	const char *fallback_reason;
+	int fallback_why;	/* MPS_FALLBACK_* */
 	bool fully_established; /* client: a DSS DATA_ACK arrived from the server */
 	bool csum;		/* DSS checksums negotiated (either side set A) */
 	uint64_t lkey, rkey, lidsn, ridsn;
@@ -173,6 +176,13 @@ struct mps_conn {
 	bool data_fin_rcvd;  /* peer's DATA_FIN (or FIN after fallback) consumed */
 	bool rx_fin_pending; /* a DATA_FIN seen ahead of data still missing */
 	uint64_t rx_fin_dsn;
+	/* MP_FAIL and the infinite mapping (RFC 8684 §3.7; mps_tcp.c). */
+	bool mp_fail_tx;      /* our MP_FAIL goes on every segment until the peer answers */
+	bool mp_fail_echo;    /* the peer's MP_FAIL is answered on our next pure ACK */
+	bool inf_map_pending; /* our next data segment carries the infinite mapping */
+	uint64_t mp_fail_dsn; /* the DSN of ours, or of the one we answer */
+	bool csum_seen;	 /* a DSS checksum verified (Linux then resets rather than falls back) */
+	int rst_tcprst;	 /* MP_TCPRST reason of our fast close (MPS_TCPRST_*) */
 	bool app_closed; /* handle given back with mps_close() */
 	bool in_accept_q;
 	bool accepted;

@@ -29,6 +29,7 @@ struct sim_path {
 	uint8_t family;
 	struct mps_sim_link_cfg cfg;
 	struct sim_dir dir[2]; /* 0: from node[0] to node[1] */
+	uint32_t rewritten;    /* since cfg was set, for cfg.rewrite_max */
 };
 
 struct mps_sim_port {
@@ -118,6 +119,7 @@ int mps_sim_set_path(struct mps_sim *sim, int path, const struct mps_sim_link_cf
 	if (path < 0 || path >= sim->npaths || !cfg)
 		return -EINVAL;
 	sim->paths[path].cfg = *cfg;
+	sim->paths[path].rewritten = 0;
 	return 0;
 }
 
@@ -224,13 +226,16 @@ static void strip_mptcp(struct mps_sim *sim, uint8_t *pkt, size_t len, unsigned 
 }
 
 /* The application-level gateway: change one payload byte and fix the TCP checksum. */
-static void rewrite_payload(struct mps_sim *sim, uint8_t *pkt, size_t len)
+static void rewrite_payload(struct mps_sim *sim, struct sim_path *p, uint8_t *pkt, size_t len)
 {
 	struct mps_seg s;
 	enum mps_seg_err err;
 
 	if (mps_seg_parse(pkt, len, 0, &s, &err) != 0 || s.payload_len == 0)
 		return;
+	if (p->cfg.rewrite_max && p->rewritten >= p->cfg.rewrite_max)
+		return;
+	p->rewritten++;
 	((uint8_t *)s.payload)[sim_rand(sim) % s.payload_len] ^= 0x20;
 	fix_tcp_csum(&s);
 	sim->stats.rewritten++;
@@ -273,7 +278,7 @@ static int sim_send(void *ctx, const uint8_t *data, size_t len, uint64_t now)
 	pkt->len = (uint32_t)len;
 	strip_mptcp(sim, pkt->data, len, p->cfg.strip_mptcp);
 	if (p->cfg.rewrite_ppm && sim_rand(sim) % 1000000 < p->cfg.rewrite_ppm)
-		rewrite_payload(sim, pkt->data, len);
+		rewrite_payload(sim, p, pkt->data, len);
 	pkt->order = sim->order++;
 	t = now;
 	if (p->cfg.rate_bps) {

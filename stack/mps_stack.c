@@ -36,6 +36,13 @@ static const char *const counter_names[MPS_CNT__COUNT] = {
 	[MPS_CNT_RETRANS_TIMEOUT] = "retrans_timeout",
 	[MPS_CNT_FAST_RETRANS] = "fast_retrans",
 	[MPS_CNT_REINJECTED] = "reinjected",
+	[MPS_CNT_PAWS_EXPIRED] = "paws_expired",
+	[MPS_CNT_IN_MP_FAIL] = "in_mp_fail",
+	[MPS_CNT_OUT_MP_FAIL] = "out_mp_fail",
+	[MPS_CNT_IN_INFINITE_MAP] = "in_infinite_map",
+	[MPS_CNT_OUT_INFINITE_MAP] = "out_infinite_map",
+	[MPS_CNT_IN_NO_DSS] = "in_no_dss",
+	[MPS_CNT_SIMULT_OPEN] = "simult_open",
 };
 
 const char *mps_stack_counter_name(enum mps_counter which)

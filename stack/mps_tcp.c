@@ -64,6 +64,7 @@ static void fall_back(struct mps_conn *c, int reason, const char *why, uint64_t 
 	c->mptcp = false;
 	c->fallback = true;
 	c->fallback_reason = why;
+	c->fallback_why = reason;
 	mps_event(c->st, MPS_EV_FALLBACK, c, reason, now);
 }
 
@@ -123,7 +124,7 @@ void mps_rtt_sample(struct mps_subflow *sf, uint32_t r)
 }
 
 /* Peer options of a SYN or SYN/ACK. */
-static void syn_options(struct mps_conn *c, const struct mps_tcpopts *t, bool synack)
+static void syn_options(struct mps_conn *c, const struct mps_tcpopts *t, bool synack, uint64_t now)
 {
 	struct mps_subflow *sf = &c->sf;
 
@@ -139,6 +140,7 @@ static void syn_options(struct mps_conn *c, const struct mps_tcpopts *t, bool sy
 	sf->ts_ok = t->present & MPS_TCPOPTS_TS;
 	sf->sack_ok = t->present & MPS_TCPOPTS_SACK_PERM;
 	sf->ts_recent = t->ts_val;
+	sf->ts_recent_at = now;
 }
 
 unsigned int mps_parse_mptcp(struct mps_stack *st, const struct mps_seg *s,
@@ -189,7 +191,7 @@ void mps_tcp_listen_input(struct mps_stack *st, const struct mps_seg *s,
 	sf->snd_wnd = s->win;
 	sf->snd_wl1 = s->seq;
 	sf->snd_wl2 = s->ack;
-	syn_options(c, t, false);
+	syn_options(c, t, false, now);
 	c->lidsn = 0;
 	c->snd_una_dsn = c->snd_nxt_dsn = c->snd_base_dsn = 1;
 	mpc = mps_find_opt(opts, n, MPS_MPTCP_SUB_CAPABLE);
@@ -359,13 +361,43 @@ void mps_rm_addr_input(struct mps_conn *c, const struct mps_opt_rm_addr *r, uint
 			c->pm->addr_removed(c, r->ids[k], now);
 }
 
-/* A checksum failure, or a checksum present against the negotiation: abort. */
-static void csum_failure(struct mps_conn *c, uint64_t now)
+/*
+ * May this connection fall back to TCP in the middle (RFC 8684 §3.7)? As
+ * Linux's allow_infinite_fallback: one subflow that never had a join beside
+ * it, and no data held ahead at the connection level.
+ */
+static bool infinite_ok(const struct mps_conn *c)
+{
+	return c->next_serial <= 1 && mps_join_count(c) == 0 && !c->dooo;
+}
+
+/*
+ * A DSS checksum failed (presence false), or its presence contradicts the
+ * negotiation (true). A wrong checksum on the only subflow is answered with
+ * MP_FAIL naming the failed mapping's DSN, and the connection goes on as
+ * TCP: the peer's infinite mapping covers, retroactively, everything from
+ * that DSN (RFC 8684 §3.7), so the mapping's data is taken as it came.
+ * Otherwise the subflow is reset (MP_TCPRST 6, or 1 for the presence), and
+ * as the initial subflow cannot be lost yet, the connection with it.
+ * Returns true when the connection goes on.
+ */
+static bool csum_failure(struct mps_conn *c, bool presence, uint64_t dsn, uint64_t now)
 {
 	c->st->counters[MPS_CNT_IN_DSS_CSUM]++;
-	/* MP_FAIL and the infinite mapping are not implemented; the peer is told by MP_FASTCLOSE. */
+	if (!presence && infinite_ok(c)) {
+		c->mp_fail_tx = true;
+		c->mp_fail_dsn = dsn;
+		c->rx_unverified = 0;
+		c->rx_map_valid = false;
+		c->sf.ack_now = true;
+		mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_SENT, now);
+		fall_back(c, MPS_FALLBACK_MP_FAIL, "DSS checksum failed: MP_FAIL sent", now);
+		return true;
+	}
+	c->rst_tcprst = presence ? MPS_TCPRST_MPTCP_ERR : MPS_TCPRST_MIDDLEBOX;
 	c->fastclose_pending = true;
 	mps_conn_reset(c, MPS_RST_CHECKSUM, now);
+	return false;
 }
 
 static int handle_mapping(struct mps_conn *c, const struct mps_rx_map *m, bool in_order,
@@ -378,15 +410,16 @@ static int handle_mapping(struct mps_conn *c, const struct mps_rx_map *m, bool i
 	if (!m->valid)
 		return 0;
 	if (m->has_csum != c->csum) {
-		csum_failure(c, now);
+		csum_failure(c, true, m->dsn, now);
 		return -EPROTO;
 	}
 	if (m->fin && m->len == 1 && m->ssn == 0) {
 		/* A DATA_FIN alone (Linux's form): no subflow bytes, the checksum covers the header. */
 		if (c->csum) {
 			mps_dss_csum_init(&k, m->dsn, 0, 1);
+			/* After an MP_FAIL the subflow's own FIN ends the stream. */
 			if (mps_dss_csum_final(&k) != m->csum) {
-				csum_failure(c, now);
+				csum_failure(c, false, m->dsn, now);
 				return -EPROTO;
 			}
 		}
@@ -450,11 +483,10 @@ static bool map_consume(struct mps_conn *c, const uint8_t *p, uint32_t n, bool d
 	if (deliver)
 		c->rx_unverified += n;
 	if (c->rx_map_done == c->rx_map_data) {
-		if (mps_dss_csum_final(&c->rx_csum) != c->rx_map_csum) {
-			csum_failure(c, now);
-			return false;
-		}
+		if (mps_dss_csum_final(&c->rx_csum) != c->rx_map_csum)
+			return csum_failure(c, false, c->rx_map_dsn, now);
 		c->rx_unverified = 0;
+		c->csum_seen = true;
 	}
 	return true;
 }
@@ -953,7 +985,7 @@ static void synsent_input(struct mps_conn *c, const struct mps_seg *s, const str
 	sf->snd_wnd = s->win; /* never scaled in a SYN */
 	sf->snd_wl1 = s->seq;
 	sf->snd_wl2 = s->ack;
-	syn_options(c, t, true);
+	syn_options(c, t, true, now);
 	if (sf->rtt_timing && sf->backoff == 0)
 		mps_rtt_sample(sf, (uint32_t)(now - sf->rtt_start));
 	sf->rtt_timing = false;
@@ -1089,6 +1121,86 @@ static void ooo_drain(struct mps_conn *c, uint64_t now)
 		sf->ack_now = true;
 }
 
+/*
+ * MP_FAIL from the peer (RFC 8684 §3.7). If ours is pending this is the
+ * answer. Otherwise the peer's checksum failed: with one subflow we fall
+ * back, our next data segment carries the infinite mapping and a pure ACK
+ * echoes the MP_FAIL (as Linux, so the peer stops repeating it). After a
+ * join Linux ignores MP_FAIL, and so do we: the peer resets instead.
+ */
+static void mp_fail_input(struct mps_conn *c, uint64_t dsn, uint64_t now)
+{
+	c->st->counters[MPS_CNT_IN_MP_FAIL]++;
+	if (c->mp_fail_tx) {
+		c->mp_fail_tx = false;
+		return;
+	}
+	if (!c->mptcp) {
+		/* Fell back on an earlier copy: our answer was lost, give it again. */
+		c->mp_fail_echo = c->fallback_why == MPS_FALLBACK_MP_FAIL_RCVD;
+		c->sf.ack_now = c->mp_fail_echo;
+		return;
+	}
+	if (!infinite_ok(c)) {
+		mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_IGNORED, now);
+		return;
+	}
+	mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_RCVD, now);
+	fall_back(c, MPS_FALLBACK_MP_FAIL_RCVD, "MP_FAIL received: infinite mapping sent", now);
+	c->mp_fail_dsn = dsn;
+	c->mp_fail_echo = true;
+	c->inf_map_pending = true;
+	c->sf.ack_now = true;
+}
+
+/*
+ * MPTCP options gone from an established connection: a middlebox began to
+ * strip them (RFC 8684 §3.7). With one subflow the stream goes on as TCP,
+ * the infinite mapping implied; Linux does the same unless a join happened
+ * or, with checksums, one has verified, and then resets the subflow (here,
+ * being the initial one, the connection).
+ */
+static void options_lost(struct mps_conn *c, uint64_t now)
+{
+	c->st->counters[MPS_CNT_IN_NO_DSS]++;
+	if (infinite_ok(c) && !(c->csum && c->csum_seen)) {
+		fall_back(c, MPS_FALLBACK_OPTS_LOST, "MPTCP options lost mid-connection", now);
+		return;
+	}
+	c->rst_tcprst = MPS_TCPRST_MPTCP_ERR;
+	c->fastclose_pending = true;
+	mps_conn_reset(c, MPS_RST_OPTS_LOST, now);
+}
+
+/*
+ * What can end MPTCP on an established connection, looked at before the
+ * ACK is processed so that an ACK that ends it is taken as TCP: MP_FAIL,
+ * the infinite mapping, and a segment without any MPTCP option. Our peer
+ * and Linux put a DSS on every segment, so data, or an ACK of new data,
+ * without one means a middlebox removed it.
+ */
+static void robust_input(struct mps_conn *c, const struct mps_seg *s, const struct mps_tcpopts *t,
+			 const struct mps_opt *o, unsigned int n, uint64_t now)
+{
+	const struct mps_opt *fail = mps_find_opt(o, n, MPS_MPTCP_SUB_FAIL);
+	const struct mps_opt *dss = mps_find_opt(o, n, MPS_MPTCP_SUB_DSS);
+	const struct mps_subflow *sf = &c->sf;
+
+	if (fail)
+		mp_fail_input(c, fail->fail_dsn, now);
+	if (dss && (dss->dss.flags & MPS_DSS_FLAG_M) && dss->dss.data_len == 0) {
+		c->st->counters[MPS_CNT_IN_INFINITE_MAP]++;
+		c->mp_fail_tx = false; /* the answer to our MP_FAIL */
+		if (c->mptcp && infinite_ok(c))
+			fall_back(c, MPS_FALLBACK_INFINITE_MAP, "infinite mapping received", now);
+	}
+	if (c->mptcp && t->nmptcp == 0 &&
+	    (sf->state == MPS_SF_ESTABLISHED || sf->state == MPS_SF_CLOSE_WAIT ||
+	     sf->state == MPS_SF_FIN_WAIT_1 || sf->state == MPS_SF_FIN_WAIT_2) &&
+	    (s->payload_len || SEQ_GT(s->ack, sf->snd_una)))
+		options_lost(c, now);
+}
+
 void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps_tcpopts *t,
 		   uint64_t now)
 {
@@ -1116,7 +1228,17 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 			sf->ack_now = true; /* the client's third ACK, or a challenge ACK */
 		return;
 	}
-	/* RFC 7323 §5.3: a timestamp older than TS.Recent marks an old duplicate (PAWS). */
+	/*
+	 * RFC 7323 §5.3: a timestamp older than TS.Recent marks an old duplicate
+	 * (PAWS). §5.5: after 24 idle days the peer's clock may have wrapped
+	 * past TS.Recent's sign bit, so a TS.Recent that old is not trusted.
+	 */
+	if (sf->ts_ok && (t->present & MPS_TCPOPTS_TS) && !(s->flags & MPS_TCP_RST) &&
+	    now - sf->ts_recent_at > MPS_PAWS_IDLE_US) {
+		c->st->counters[MPS_CNT_PAWS_EXPIRED]++;
+		sf->ts_recent = t->ts_val;
+		sf->ts_recent_at = now;
+	}
 	if (sf->ts_ok && (t->present & MPS_TCPOPTS_TS) && !(s->flags & MPS_TCP_RST) &&
 	    (int32_t)(t->ts_val - sf->ts_recent) < 0) {
 		c->st->counters[MPS_CNT_IN_PAWS]++;
@@ -1158,8 +1280,15 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 	 */
 	if (c->mptcp && c->is_client && !c->fully_established && n == 0 && t->nmptcp == 0)
 		fall_back(c, MPS_FALLBACK_NO_DSS, "server segments without DSS", now);
-	if (sf->ts_ok && (t->present & MPS_TCPOPTS_TS) && SEQ_LEQ(s->seq, sf->rcv_nxt))
+	if (c->rkey) {
+		robust_input(c, s, t, o, n, now);
+		if (c->reset)
+			return;
+	}
+	if (sf->ts_ok && (t->present & MPS_TCPOPTS_TS) && SEQ_LEQ(s->seq, sf->rcv_nxt)) {
 		sf->ts_recent = t->ts_val;
+		sf->ts_recent_at = now;
+	}
 	if (!mps_process_ack(c, &c->sf, s, t, now) || c->reset)
 		return;
 	if (c->mptcp) {

@@ -67,7 +67,9 @@ static inline uint32_t mps_rcv_space(const struct mps_conn *c)
 static inline uint32_t mps_sf_mss(const struct mps_conn *c, const struct mps_subflow *sf)
 {
 	uint32_t m = c->st->cfg.mss < sf->peer_mss ? c->st->cfg.mss : sf->peer_mss;
-	uint32_t o = (sf->ts_ok ? MPS_OPT_TS_LEN : 0) + (c->mptcp ? MPS_OPT_DSS_MAX : 0);
+	/* After a fallback, MP_FAIL or the infinite mapping may still need room. */
+	bool mp = c->mptcp || c->mp_fail_tx || c->mp_fail_echo || c->inf_map_pending;
+	uint32_t o = (sf->ts_ok ? MPS_OPT_TS_LEN : 0) + (mp ? MPS_OPT_DSS_MAX : 0);
 
 	return m > o + 16 ? m - o : 16;
 }

@@ -33,6 +33,46 @@ static int add_sack(const struct mps_conn *c, const struct mps_subflow *sf, uint
 	return n + 8;
 }
 
+/*
+ * After a fallback only MP_FAIL and the infinite mapping still go (RFC 8684
+ * §3.7): our MP_FAIL on every segment until the peer answers it, the
+ * infinite mapping on the first data segment after the peer's MP_FAIL, and
+ * an echo of the peer's MP_FAIL on a pure ACK if no data goes first.
+ */
+static int fallback_opts(struct mps_conn *c, uint8_t *p, int n, uint64_t dsn, uint32_t seq,
+			 uint32_t len)
+{
+	struct mps_opt o;
+	int k;
+
+	memset(&o, 0, sizeof(o));
+	if (c->inf_map_pending && len) {
+		/* Data-level length 0 and checksum 0; DSN and SSN of this segment, as Linux. */
+		o.subtype = MPS_MPTCP_SUB_DSS;
+		o.dss.flags = MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
+		o.dss.dsn = dsn;
+		o.dss.ssn = seq - c->sf.iss;
+		o.dss.has_csum = c->csum;
+		c->inf_map_pending = false;
+		c->mp_fail_echo = false; /* the mapping answers the MP_FAIL too */
+		c->st->counters[MPS_CNT_OUT_INFINITE_MAP]++;
+	} else if (c->mp_fail_tx || (c->mp_fail_echo && !len)) {
+		o.subtype = MPS_MPTCP_SUB_FAIL;
+		o.fail_dsn = c->mp_fail_dsn;
+		c->mp_fail_echo = false;
+		c->st->counters[MPS_CNT_OUT_MP_FAIL]++;
+	} else {
+		return n;
+	}
+	k = mps_opt_build(&o, p + n, (size_t)(MPS_MAX_OPTS - n));
+	if (k < 0)
+		return k;
+	n += k;
+	while (n % 4)
+		p[n++] = MPS_TCPOPT_NOP;
+	return n;
+}
+
 /* Options of a non-SYN segment; returns their length (a multiple of 4). */
 static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, uint64_t now,
 		      uint8_t flags, uint64_t dsn, uint32_t seq, uint32_t len, bool data_fin,
@@ -51,8 +91,14 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 		mps_put_be32(p + n + 4, sf->ts_recent);
 		n += 8;
 	}
-	if (!c->mptcp)
+	if (!c->mptcp) {
+		if (sf == &c->sf && !(flags & MPS_TCP_RST)) {
+			n = fallback_opts(c, p, n, dsn, seq, len);
+			if (n < 0)
+				return n;
+		}
 		return add_sack(c, sf, p, n, flags, len || data_fin);
+	}
 	memset(&o, 0, sizeof(o));
 	if (c->is_client && !c->fully_established && !sf->is_join &&
 	    ((len && dsn == c->lidsn + 1) || (!len && seq == sf->iss + 1 && !data_fin))) {
@@ -294,7 +340,7 @@ static int send_fastclose(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t
 		ps.optlen = k;
 		o.subtype = MPS_MPTCP_SUB_TCPRST;
 		o.tcprst.flags = 0;
-		o.tcprst.reason = MPS_TCPRST_UNSPEC;
+		o.tcprst.reason = (uint8_t)c->rst_tcprst; /* why, if we know (0: unspecified) */
 		k = mps_opt_build(&o, opts + ps.optlen, sizeof(opts) - (size_t)ps.optlen);
 		if (k < 0)
 			return k;

@@ -253,6 +253,7 @@ enum mps_event_type {
 	MPS_EV_ADD_ADDR_ECHOED, /* the peer echoed our announcement; reason: its ID */
 	MPS_EV_ADD_ADDR_LOST, /* announcement never echoed after every retransmission; reason: ID */
 	MPS_EV_REMOVE_ADDR_OUT, /* we withdrew an address; reason: its ID */
+	MPS_EV_MP_FAIL,		/* MP_FAIL (RFC 8684 §3.7); reason: MPS_MP_FAIL_* */
 };
 
 enum mps_fallback_reason {
@@ -260,14 +261,27 @@ enum mps_fallback_reason {
 	MPS_FALLBACK_SYN_NO_MPC,	/* the client's SYN lacked it */
 	MPS_FALLBACK_ACK_NO_MPC,	/* the third ACK / first data lacked it */
 	MPS_FALLBACK_NO_DSS,		/* the server's first segments carried no DSS */
+	MPS_FALLBACK_MP_FAIL,		/* a DSS checksum failed: we sent MP_FAIL */
+	MPS_FALLBACK_MP_FAIL_RCVD,	/* the peer sent MP_FAIL: we send the infinite mapping */
+	MPS_FALLBACK_INFINITE_MAP,	/* the peer sent an infinite mapping unasked */
+	MPS_FALLBACK_OPTS_LOST,		/* MPTCP options vanished from an established connection */
+	MPS_FALLBACK_SIMULT_OPEN,	/* both SYNs crossed: plain TCP, as Linux does */
+};
+
+/* What an MPS_EV_MP_FAIL reports. */
+enum mps_mp_fail_reason {
+	MPS_MP_FAIL_SENT = 1, /* our DSS checksum check failed; the fallback follows */
+	MPS_MP_FAIL_RCVD,     /* the peer's failed; the fallback follows */
+	MPS_MP_FAIL_IGNORED,  /* received after a join: no infinite mapping possible (as Linux) */
 };
 
 enum mps_rst_reason {
 	MPS_RST_PEER = 1, /* RST received */
 	MPS_RST_FASTCLOSE,
-	MPS_RST_TIMEOUT,  /* too many retransmissions */
-	MPS_RST_LOCAL,	  /* mps_abort() */
-	MPS_RST_CHECKSUM, /* DSS checksum wrong or its presence not as negotiated */
+	MPS_RST_TIMEOUT,   /* too many retransmissions */
+	MPS_RST_LOCAL,	   /* mps_abort() */
+	MPS_RST_CHECKSUM,  /* DSS checksum wrong or its presence not as negotiated */
+	MPS_RST_OPTS_LOST, /* MPTCP options vanished where no fallback is allowed (RFC 8684 §3.7) */
 };
 
 /* Why a join subflow went away. */
@@ -325,7 +339,14 @@ enum mps_counter {
 	MPS_CNT_EVENTS_DROPPED,
 	MPS_CNT_RETRANS_TIMEOUT, /* RTO expiries */
 	MPS_CNT_FAST_RETRANS,
-	MPS_CNT_REINJECTED, /* segments sent again on another subflow than the first one */
+	MPS_CNT_REINJECTED,	  /* segments sent again on another subflow than the first one */
+	MPS_CNT_PAWS_EXPIRED,	  /* TS.Recent older than 24 days, not trusted (RFC 7323 §5.5) */
+	MPS_CNT_IN_MP_FAIL,	  /* MP_FAIL received */
+	MPS_CNT_OUT_MP_FAIL,	  /* MP_FAIL sent (each transmission) */
+	MPS_CNT_IN_INFINITE_MAP,  /* infinite mapping received */
+	MPS_CNT_OUT_INFINITE_MAP, /* infinite mapping sent */
+	MPS_CNT_IN_NO_DSS,	  /* MPTCP options gone mid-connection: fallback or reset */
+	MPS_CNT_SIMULT_OPEN,	  /* simultaneous open (crossing SYNs) */
 	MPS_CNT__COUNT
 };
 

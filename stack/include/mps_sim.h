@@ -28,6 +28,11 @@ struct mps_sim_link_cfg {
 	uint64_t rate_bps;	  /* serialisation rate; 0: unlimited */
 	unsigned int strip_mptcp; /* MPS_SIM_STRIP_*: a middlebox that removes MPTCP options */
 	uint32_t rewrite_ppm;	  /* payload rewritten, TCP checksum fixed (as an ALG does) */
+	/*
+	 * At most this many packets rewritten from the mps_sim_add_path() or
+	 * mps_sim_set_path() call that set it on; 0: no limit.
+	 */
+	uint32_t rewrite_max;
 };
 
 /* Which segments lose their MPTCP options (overwritten with NOPs, checksum fixed). */

@@ -653,6 +653,57 @@ static void test_paws(void)
 	mps_stack_destroy(p.s);
 }
 
+/*
+ * RFC 7323 §5.5: a TS.Recent older than 24 days is not trusted. The fake
+ * clock jumps 23 days: an older timestamp is still refused; then 25 days:
+ * the same old timestamp is taken and becomes TS.Recent.
+ */
+static void test_paws_expiry(void)
+{
+	struct pair p;
+	struct mps_opt o = { .subtype = MPS_MPTCP_SUB_DSS };
+	uint8_t opts[32] = { 1, 1, 8, 10 }, pkt[128], buf[16];
+	const uint64_t day = 86400ULL * 1000000;
+	uint64_t dack;
+	int k;
+
+	pair_up(&p);
+	CU_ASSERT_EQUAL(mps_send(p.cc, "hello", 5), 5);
+	shuttle(&p);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), 5);
+	dack = last_data_ack(&p);
+	o.dss.flags = MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
+	o.dss.dsn = dack;
+	o.dss.ssn = 6;
+	o.dss.data_len = 3;
+	k = mps_opt_build(&o, opts + 12, sizeof(opts) - 12);
+	CU_ASSERT_EQUAL_FATAL(k, 18);
+	opts[30] = opts[31] = 1;
+	mps_put_be32(opts + 4, (uint32_t)-100000);
+	p.now += 23 * day;
+	mps_input(p.s, pkt, make_segment(pkt, p.cseq, p.sseq, opts, 32, (const uint8_t *)"abc", 3),
+		  p.now);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_PAWS), 1);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_PAWS_EXPIRED), 0);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), -EAGAIN);
+	/* The refused segment did not refresh TS.Recent's age; two more days make it stale. */
+	p.now += 2 * day;
+	mps_input(p.s, pkt, make_segment(pkt, p.cseq, p.sseq, opts, 32, (const uint8_t *)"abc", 3),
+		  p.now);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_PAWS), 1);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_PAWS_EXPIRED), 1);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), 3);
+	CU_ASSERT_EQUAL(memcmp(buf, "abc", 3), 0);
+	/* That timestamp is TS.Recent now: one just below it is an old duplicate again. */
+	mps_put_be32(opts + 4, (uint32_t)-100001);
+	mps_input(p.s, pkt,
+		  make_segment(pkt, p.cseq + 3, p.sseq, opts, 32, (const uint8_t *)"abc", 3),
+		  p.now);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_PAWS), 2);
+	mps_stack_destroy(p.c);
+	mps_stack_destroy(p.s);
+}
+
 /* A server -> client pure ACK with the given options, checksummed. */
 static size_t make_server_ack(uint8_t *pkt, uint32_t seq, uint32_t ack, const uint8_t *opts,
 			      size_t optlen)
@@ -857,6 +908,7 @@ static const struct fj_test tests[] = {
 	{ "delayed_ack", test_delayed_ack },
 	{ "out_of_order_queue", test_out_of_order_queue },
 	{ "paws", test_paws },
+	{ "paws_expiry", test_paws_expiry },
 	{ "sack_repair", test_sack_repair },
 	{ NULL, NULL },
 };
