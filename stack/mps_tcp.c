@@ -395,6 +395,7 @@ static bool csum_failure(struct mps_conn *c, bool presence, uint64_t dsn, uint64
 		return true;
 	}
 	c->rst_tcprst = presence ? MPS_TCPRST_MPTCP_ERR : MPS_TCPRST_MIDDLEBOX;
+	c->mp_fail_dsn = dsn; /* the RST carries MP_FAIL too (RFC 8684 §3.7) */
 	c->fastclose_pending = true;
 	mps_conn_reset(c, MPS_RST_CHECKSUM, now);
 	return false;
@@ -959,6 +960,33 @@ static void take_fin(struct mps_conn *c, uint64_t now)
 	}
 }
 
+/*
+ * A SYN without ACK in SYN-SENT: both ends opened at once (RFC 9293 §3.5,
+ * figure 8). We go to SYN-RECEIVED and send SYN,ACK with our ISS; the
+ * peer's SYN,ACK or ACK completes it. MPTCP falls back to TCP, as Linux
+ * does (SimultConnectFallback): the SYN,ACK carries no MP_CAPABLE, and
+ * RFC 8684 has no way to say which end is the client.
+ */
+static void simultaneous_open(struct mps_conn *c, const struct mps_seg *s,
+			      const struct mps_tcpopts *t, uint64_t now)
+{
+	struct mps_subflow *sf = &c->sf;
+
+	c->st->counters[MPS_CNT_SIMULT_OPEN]++;
+	sf->irs = s->seq;
+	sf->rcv_nxt = s->seq + 1;
+	sf->snd_wnd = s->win; /* never scaled in a SYN */
+	sf->snd_wl1 = s->seq;
+	sf->snd_wl2 = s->ack;
+	syn_options(c, t, false, now);
+	sf->state = MPS_SF_SYN_RCVD;
+	sf->snd_nxt = sf->iss;	/* our SYN again, now as SYN,ACK */
+	sf->rtt_timing = false; /* Karn: the SYN,ACK is a retransmission of the SYN */
+	if (c->mptcp)
+		fall_back(c, MPS_FALLBACK_SIMULT_OPEN, "simultaneous open", now);
+	c->rcv_nxt_dsn = 1;
+}
+
 static void synsent_input(struct mps_conn *c, const struct mps_seg *s, const struct mps_tcpopts *t,
 			  const struct mps_opt *o, unsigned int n, uint64_t now)
 {
@@ -976,7 +1004,10 @@ static void synsent_input(struct mps_conn *c, const struct mps_seg *s, const str
 			mps_conn_reset(c, MPS_RST_PEER, now);
 		return;
 	}
-	/* Simultaneous open is not supported yet: a bare SYN is ignored. */
+	if ((s->flags & (MPS_TCP_SYN | MPS_TCP_ACK)) == MPS_TCP_SYN) {
+		simultaneous_open(c, s, t, now);
+		return;
+	}
 	if (!(s->flags & MPS_TCP_SYN) || !ack_ok)
 		return;
 	sf->irs = s->seq;
@@ -1038,11 +1069,13 @@ static bool synrcvd_ack(struct mps_conn *c, const struct mps_seg *s, const struc
 	sf->rtt_timing = false;
 	sf->snd_una = s->ack;
 	sf->rto_at = MPS_TIME_NEVER;
-	sf->snd_wnd = (uint32_t)s->win << sf->snd_wscale;
+	/* A window in a SYN is never scaled. */
+	sf->snd_wnd = (uint32_t)s->win << ((s->flags & MPS_TCP_SYN) ? 0 : sf->snd_wscale);
 	sf->snd_wl1 = s->seq;
 	sf->snd_wl2 = s->ack;
 	established(c, now);
-	c->in_accept_q = !c->app_closed;
+	/* A client got here by a simultaneous open: it is nobody's to accept. */
+	c->in_accept_q = !c->app_closed && !c->is_client;
 	return true;
 }
 
@@ -1218,6 +1251,17 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 	}
 	if (sf->state == MPS_SF_SYN_SENT) {
 		synsent_input(c, s, t, o, n, now);
+		return;
+	}
+	/*
+	 * Simultaneous open: the peer's SYN,ACK in SYN-RECEIVED acknowledges our
+	 * SYN and completes the handshake (RFC 9293 figure 8; Linux lets it past
+	 * the RFC 5961 SYN check the same way).
+	 */
+	if (sf->state == MPS_SF_SYN_RCVD && c->is_client &&
+	    (s->flags & (MPS_TCP_SYN | MPS_TCP_ACK | MPS_TCP_RST)) == (MPS_TCP_SYN | MPS_TCP_ACK) &&
+	    s->seq == sf->irs && s->ack == sf->iss + 1) {
+		synrcvd_ack(c, s, NULL, 0, now);
 		return;
 	}
 	/* Retransmitted SYN or SYN/ACK: our answer was lost, give it again. */

@@ -345,6 +345,17 @@ static int send_fastclose(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t
 		if (k < 0)
 			return k;
 		ps.optlen += k;
+		if (c->rst_tcprst == MPS_TCPRST_MIDDLEBOX) {
+			/* A checksum failure that could not fall back: MP_FAIL names the mapping. */
+			memset(&o, 0, sizeof(o));
+			o.subtype = MPS_MPTCP_SUB_FAIL;
+			o.fail_dsn = c->mp_fail_dsn;
+			k = mps_opt_build(&o, opts + ps.optlen, sizeof(opts) - (size_t)ps.optlen);
+			if (k < 0)
+				return k;
+			ps.optlen += k;
+			c->st->counters[MPS_CNT_OUT_MP_FAIL]++;
+		}
 	}
 	if (sf->state == MPS_SF_SYN_SENT) {
 		mps_conn_reset(c, MPS_RST_LOCAL, now);

@@ -601,6 +601,72 @@ static void test_mp_fail_server_sends(void)
 }
 
 /*
+ * The same failure once a join exists (RFC 8684 §3.7, and Linux, allow no
+ * infinite mapping then): the receiver resets the subflow that saw it with
+ * MP_TCPRST 6 and MP_FAIL. With checksums only the initial subflow carries
+ * data here, and losing it still ends the connection, so the RST also
+ * carries MP_FASTCLOSE and both ends are reset; nothing of the failed
+ * mapping reaches the application.
+ */
+static void test_mp_fail_after_join(void)
+{
+	struct mps_config ask = { .seed = 97, .checksum = true };
+	struct mps_sim_link_cfg alg = clean_link;
+	struct mps_conn *c, *s;
+	struct mps_addr jl;
+	struct mps_sim_stats ss;
+	struct world w;
+	uint8_t buf[20000];
+	uint64_t got = 0;
+	long steps;
+	ssize_t n;
+	size_t i;
+
+	world_init(&w, 4, &clean_link, &ask, &ask, 98);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	/* A DATA_ACK makes the client fully established; then a second subflow. */
+	CU_ASSERT_EQUAL(mps_send(s, "x", 1), 1);
+	for (steps = 0; steps < 100 && mps_recv(c, buf, 1) != 1; steps++)
+		world_step(&w);
+	for (steps = 0; steps < 100 && !has_event(&w, 1, MPS_EV_CONN_ESTABLISHED, -1); steps++)
+		world_step(&w);
+	jl = w.caddr;
+	jl.port = 0;
+	CU_ASSERT_EQUAL_FATAL(mps_join(c, &jl, &w.saddr, false), 0);
+	for (steps = 0; steps < 1000 && !has_event(&w, 0, MPS_EV_SUBFLOW_UP, -1); steps++)
+		world_step(&w);
+	for (steps = 0; steps < 100; steps++)
+		world_step(&w);
+	CU_ASSERT_TRUE_FATAL(has_event(&w, 0, MPS_EV_SUBFLOW_UP, -1));
+	alg.rewrite_ppm = 1000000;
+	alg.rewrite_max = 1;
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.path, &alg), 0);
+	for (i = 0; i < sizeof(buf); i++)
+		buf[i] = stream_byte(i);
+	CU_ASSERT_EQUAL(mps_send(c, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	for (steps = 0; steps < 2000; steps++) {
+		while ((n = mps_recv(s, buf, sizeof(buf))) > 0) {
+			for (i = 0; i < (size_t)n; i++)
+				CU_ASSERT_EQUAL(buf[i], stream_byte(got + i));
+			got += (uint64_t)n;
+		}
+		if (!world_step(&w))
+			break;
+	}
+	mps_sim_get_stats(w.sim, &ss);
+	CU_ASSERT_EQUAL(ss.rewritten, 1);
+	CU_ASSERT(got < sizeof(buf));
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_DSS_CSUM), 1);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_OUT_MP_FAIL), 1);
+	CU_ASSERT_FALSE(has_event(&w, 1, MPS_EV_FALLBACK, -1));
+	CU_ASSERT_TRUE(has_event(&w, 1, MPS_EV_CONN_RESET, MPS_RST_CHECKSUM));
+	CU_ASSERT_TRUE(has_event(&w, 0, MPS_EV_CONN_RESET, MPS_RST_FASTCLOSE));
+	CU_ASSERT_EQUAL(mps_recv(s, buf, sizeof(buf)), -ECONNRESET);
+	world_free(&w);
+}
+
+/*
  * A middlebox starts stripping every MPTCP option after 1 MiB of a 4 MiB
  * transfer, both ways (RFC 8684 §3.7): each side sees segments without DSS
  * on an established connection, falls back to TCP, and the whole stream
@@ -642,6 +708,86 @@ static void test_opts_lost_client_sends(void)
 static void test_opts_lost_server_sends(void)
 {
 	opts_lost_run(false, 105);
+}
+
+/*
+ * Simultaneous open (RFC 9293 §3.5): two stacks connect to each other at
+ * the same moment, so both SYNs cross. Each goes SYN-SENT, SYN-RECEIVED,
+ * ESTABLISHED on the other's SYN,ACK, one round trip after the SYNs. With
+ * MPTCP both fall back to TCP, as Linux does. Data then flows both ways and
+ * both close cleanly.
+ */
+static void simultaneous_open_run(bool mptcp, uint64_t seed)
+{
+	struct mps_config cfg = { .seed = seed, .mptcp_disabled = !mptcp };
+	struct mps_conn *a = NULL, *b = NULL;
+	struct mps_addr la, lb;
+	struct mps_conn_info ai, bi;
+	struct xfer ab = { .total = 200000 }, ba = { .total = 150000 };
+	struct world w;
+	long steps;
+	int i;
+
+	world_init(&w, 4, &clean_link, &cfg, &cfg, seed + 1);
+	la = w.caddr;
+	la.port = 41000;
+	lb = w.saddr;
+	lb.port = 42000;
+	CU_ASSERT_EQUAL_FATAL(mps_connect(w.st[0], &la, &lb, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(mps_connect(w.st[1], &lb, &la, &b), 0);
+	for (steps = 0; steps < 1000; steps++) {
+		bool more = world_step(&w);
+
+		CU_ASSERT_EQUAL(mps_conn_info(a, &ai), 0);
+		CU_ASSERT_EQUAL(mps_conn_info(b, &bi), 0);
+		if (!more || (ai.state == MPS_CONN_ESTABLISHED && bi.state == MPS_CONN_ESTABLISHED))
+			break;
+	}
+	CU_ASSERT_EQUAL_FATAL(ai.state, MPS_CONN_ESTABLISHED);
+	CU_ASSERT_EQUAL_FATAL(bi.state, MPS_CONN_ESTABLISHED);
+	/* SYNs at 0 cross, SYN,ACKs at 10 ms cross, both established at 20 ms. */
+	CU_ASSERT_EQUAL(w.now, 20000);
+	/* Nobody listens: neither connection waits in an accept queue. */
+	CU_ASSERT_PTR_NULL(mps_accept(w.st[0]));
+	CU_ASSERT_PTR_NULL(mps_accept(w.st[1]));
+	for (i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL(mps_stack_counter(w.st[i], MPS_CNT_SIMULT_OPEN), 1);
+		CU_ASSERT_EQUAL(has_event(&w, i, MPS_EV_FALLBACK, MPS_FALLBACK_SIMULT_OPEN), mptcp);
+		CU_ASSERT_FALSE(has_event(&w, i, MPS_EV_CONN_RESET, -1));
+	}
+	CU_ASSERT_FALSE(ai.mptcp);
+	CU_ASSERT_FALSE(bi.mptcp);
+	CU_ASSERT_EQUAL(ai.fallback, mptcp);
+	ab.tx = ba.rx = a;
+	ab.rx = ba.tx = b;
+	for (steps = 0; steps < STEP_CAP && !(ab.rx_eof && ba.rx_eof); steps++) {
+		xfer_pump(&ab);
+		xfer_pump(&ba);
+		if (!world_step(&w))
+			break;
+	}
+	CU_ASSERT_TRUE(ab.rx_eof && ba.rx_eof);
+	CU_ASSERT_FALSE(ab.mismatch || ba.mismatch);
+	CU_ASSERT_EQUAL(ab.rcvd, ab.total);
+	CU_ASSERT_EQUAL(ba.rcvd, ba.total);
+	mps_close(a);
+	mps_close(b);
+	for (steps = 0; steps < STEP_CAP; steps++)
+		if (!world_step(&w))
+			break;
+	CU_ASSERT_TRUE(has_event(&w, 0, MPS_EV_CONN_CLOSED, -1));
+	CU_ASSERT_TRUE(has_event(&w, 1, MPS_EV_CONN_CLOSED, -1));
+	world_free(&w);
+}
+
+static void test_simultaneous_open_tcp(void)
+{
+	simultaneous_open_run(false, 111);
+}
+
+static void test_simultaneous_open_mptcp(void)
+{
+	simultaneous_open_run(true, 115);
 }
 
 struct trace_count {
@@ -904,11 +1050,14 @@ static const struct fj_test tests[] = {
 	{ "checksum_transfer", test_checksum_transfer },
 	{ "mp_fail_client_sends", test_mp_fail_client_sends },
 	{ "mp_fail_server_sends", test_mp_fail_server_sends },
+	{ "mp_fail_after_join", test_mp_fail_after_join },
 	{ "opts_lost_client_sends", test_opts_lost_client_sends },
 	{ "opts_lost_server_sends", test_opts_lost_server_sends },
 	{ "trace_roundtrip", test_trace_roundtrip },
 	{ "zero_window_persist", test_zero_window_persist },
 	{ "simultaneous_close", test_simultaneous_close },
+	{ "simultaneous_open_tcp", test_simultaneous_open_tcp },
+	{ "simultaneous_open_mptcp", test_simultaneous_open_mptcp },
 	{ "rst_closed_port", test_rst_closed_port },
 	{ "fastclose", test_fastclose },
 	{ "syn_retransmit", test_syn_retransmit },
