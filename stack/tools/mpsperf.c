@@ -3,11 +3,17 @@
  *
  *   mpsperf server --tun DEV --addr A[,A2...] --port P [--once] [--mode sink|source] [--bytes N]
  *   mpsperf client --tun DEV --addr A[,A2...] --remote R --port P --mode send|recv [--bytes N]
- *                  [--time S] [--pcap FILE]
+ *   common options: [--time S] [--pcap FILE] [--abort-after BYTES] [--interval MS]
+ *                   [--scheduler NAME]
  *
  * Prints one JSON line per connection on stdout; errors go to stderr with a
  * non-zero exit. The data sent is a deterministic pseudo-random stream, so
- * both ends' SHA-256 must agree.
+ * both ends' SHA-256 must agree. --time bounds a sender's or a receiver's
+ * run; --abort-after ends the connection with MP_FASTCLOSE (mps_abort) once
+ * that many bytes were sent or received; --interval prints a JSON line per
+ * interval on stderr (monotonic time, bytes in the interval, total) so that
+ * benchmarks can see stalls. A connection the peer resets or fast-closes is
+ * reported with its reason and a non-zero exit.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,13 +48,18 @@ struct perf_opts {
 	uint64_t bytes;
 	double seconds;
 	const char *pcap;
+	uint64_t abort_after;  /* 0: never */
+	uint32_t interval_ms;  /* 0: no progress lines */
+	const char *scheduler; /* NULL: the stack's default */
 };
 
 struct perf_conn {
 	struct mps_conn *c;
 	EVP_MD_CTX *md;
 	uint64_t done, start_us, end_us;
-	bool eof, shut, finished;
+	uint64_t tick_us, tick_done; /* last progress line: when, and the total then */
+	bool eof, shut, finished, aborted;
+	const char *reset; /* why the connection was reset, NULL if it was not */
 	struct mps_conn_info info;
 	struct mps_subflow_info sfi;
 	/* Every subflow seen, in order of appearance, with its latest byte count. */
@@ -156,8 +167,11 @@ static int usage(void)
 		"usage: mpsperf server --tun DEV --addr A[,A2...] --port P [--once] "
 		"[--mode sink|source] [--bytes N]\n"
 		"       mpsperf client --tun DEV --addr A[,A2...] --remote R --port P --mode send|recv "
-		"[--bytes N] [--time S] [--pcap FILE]\n"
-		"       (--pcap works in both roles: headers of every packet, both ways)\n");
+		"[--bytes N]\n"
+		"       either role: [--time S] [--pcap FILE] [--abort-after BYTES] [--interval MS]\n"
+		"                    [--scheduler initial|lowrtt]\n"
+		"       (--pcap: headers of every packet, both ways; --interval: progress as JSON\n"
+		"       lines on stderr; --abort-after: MP_FASTCLOSE after that many bytes)\n");
 	return 2;
 }
 
@@ -166,9 +180,12 @@ static void track_subflows(const struct perf_opts *o, struct perf_conn *p);
 static int parse_args(int argc, char **argv, struct perf_opts *o)
 {
 	static const struct option lo[] = {
-		{ "tun", 1, NULL, 't' },   { "addr", 1, NULL, 'a' }, { "remote", 1, NULL, 'r' },
-		{ "port", 1, NULL, 'p' },  { "once", 0, NULL, 'o' }, { "mode", 1, NULL, 'm' },
-		{ "bytes", 1, NULL, 'b' }, { "time", 1, NULL, 's' }, { "pcap", 1, NULL, 'w' },
+		{ "tun", 1, NULL, 't' },      { "addr", 1, NULL, 'a' },
+		{ "remote", 1, NULL, 'r' },   { "port", 1, NULL, 'p' },
+		{ "once", 0, NULL, 'o' },     { "mode", 1, NULL, 'm' },
+		{ "bytes", 1, NULL, 'b' },    { "time", 1, NULL, 's' },
+		{ "pcap", 1, NULL, 'w' },     { "abort-after", 1, NULL, 'A' },
+		{ "interval", 1, NULL, 'i' }, { "scheduler", 1, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool mode_set = false;
@@ -231,9 +248,34 @@ static int parse_args(int argc, char **argv, struct perf_opts *o)
 				return -EINVAL;
 			break;
 		case 's':
-			if (parse_u64(optarg, "time", &v) || v == 0)
+			if (parse_u64(optarg, "time", &v))
 				return -EINVAL;
+			if (v == 0 || v > 86400) {
+				fprintf(stderr, "mpsperf: %s: bad time (1-86400 s)\n", optarg);
+				return -EINVAL;
+			}
 			o->seconds = (double)v;
+			break;
+		case 'A':
+			if (parse_u64(optarg, "abort byte count", &o->abort_after))
+				return -EINVAL;
+			if (o->abort_after == 0) {
+				fprintf(stderr, "mpsperf: %s: bad abort byte count (at least 1)\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'i':
+			if (parse_u64(optarg, "interval", &v))
+				return -EINVAL;
+			if (v == 0 || v > 60000) {
+				fprintf(stderr, "mpsperf: %s: bad interval (1-60000 ms)\n", optarg);
+				return -EINVAL;
+			}
+			o->interval_ms = (uint32_t)v;
+			break;
+		case 'S':
+			o->scheduler = optarg;
 			break;
 		default:
 			return -EINVAL;
@@ -290,6 +332,33 @@ static void perf_io(const struct perf_opts *o, struct perf_conn *p, uint64_t now
 	/* Done when our data is acknowledged and the peer has finished too. */
 	if (p->eof && (o->mode == MODE_SINK || (p->shut && p->info.bytes_acked == p->done)))
 		p->finished = true;
+	/* A receiver's --time ends the run whether or not the peer has finished. */
+	if (!p->finished && o->mode == MODE_SINK && o->seconds > 0 &&
+	    now - p->start_us >= (uint64_t)(o->seconds * 1e6)) {
+		p->finished = true;
+		p->end_us = now;
+	}
+	if (!p->finished && o->abort_after && p->done >= o->abort_after) {
+		p->finished = true;
+		p->aborted = true;
+		p->end_us = now;
+	}
+}
+
+/*
+ * One progress line per interval: the receiver counts bytes read, the sender
+ * bytes the peer acknowledged at the data level, so a stall shows on both.
+ */
+static void progress(const struct perf_opts *o, struct perf_conn *p, uint64_t now)
+{
+	uint64_t total = o->mode == MODE_SINK ? p->done : p->info.bytes_acked;
+
+	if (!o->interval_ms || now < p->tick_us + (uint64_t)o->interval_ms * 1000)
+		return;
+	fprintf(stderr, "{\"t\":%.6f,\"bytes\":%" PRIu64 ",\"total\":%" PRIu64 "}\n",
+		(double)now / 1e6, total - p->tick_done, total);
+	p->tick_us = now;
+	p->tick_done = total;
 }
 
 static bool same_ep(const struct mps_addr *a, const struct mps_addr *b)
@@ -350,21 +419,47 @@ static void report(const struct perf_opts *o, struct perf_conn *p)
 	       p->info.checksum ? "true" : "false", (unsigned int)p->info.nremote_addrs);
 	for (i = 0; i < p->nseen; i++)
 		printf("%s%" PRIu64, i ? "," : "", p->seen[i].bytes);
-	printf("],\"retransmits\":%u,\"srtt_us\":%u}\n", p->sfi.retransmits, p->sfi.srtt_us);
+	printf("],\"retransmits\":%u,\"srtt_us\":%u,\"aborted\":%s,\"reset\":%s%s%s}\n",
+	       p->sfi.retransmits, p->sfi.srtt_us, p->aborted ? "true" : "false",
+	       p->reset ? "\"" : "", p->reset ? p->reset : "null", p->reset ? "\"" : "");
 	fflush(stdout);
 }
 
-static int check_events(struct mps_stack *st)
+static const char *reset_name(int reason)
+{
+	switch (reason) {
+	case MPS_RST_PEER:
+		return "peer";
+	case MPS_RST_FASTCLOSE:
+		return "fastclose";
+	case MPS_RST_TIMEOUT:
+		return "timeout";
+	case MPS_RST_LOCAL:
+		return "local";
+	case MPS_RST_CHECKSUM:
+		return "checksum";
+	}
+	return "unknown";
+}
+
+/*
+ * Drain the stack's events. A reset of the connection in hand (other than our
+ * own abort) ends the run: it is reported with its reason and -ECONNRESET.
+ */
+static int check_events(struct mps_stack *st, struct perf_conn *p)
 {
 	struct mps_event ev;
 	int rc = 0;
 
-	while (mps_next_event(st, &ev) == 0)
-		if (ev.type == MPS_EV_CONN_RESET) {
-			fprintf(stderr, "mpsperf: connection %u reset (reason %d)\n", ev.conn_id,
-				ev.reason);
-			rc = -ECONNRESET;
-		}
+	while (mps_next_event(st, &ev) == 0) {
+		if (ev.type != MPS_EV_CONN_RESET || ev.reason == MPS_RST_LOCAL)
+			continue;
+		fprintf(stderr, "mpsperf: connection %u reset: %s (reason %d)\n", ev.conn_id,
+			reset_name(ev.reason), ev.reason);
+		if (p->c && !p->finished && p->info.id == ev.conn_id)
+			p->reset = reset_name(ev.reason);
+		rc = -ECONNRESET;
+	}
 	return rc;
 }
 
@@ -391,8 +486,16 @@ static int run(const struct perf_opts *o, struct mps_stack *st, struct mps_tun *
 		next = mps_pump(st, &mps_tun_link_ops, tun, now, &err);
 		if (err && err != -EAGAIN)
 			fprintf(stderr, "mpsperf: tun: %s\n", strerror(-err));
-		if (check_events(st))
+		if (p.c && !p.finished)
+			mps_conn_info(p.c, &p.info);
+		if (check_events(st, &p)) {
+			if (p.reset) {
+				p.end_us = now;
+				report(o, &p);
+				EVP_MD_CTX_free(p.md);
+			}
 			return 1;
+		}
 		if (!p.c && o->server)
 			p.c = mps_accept(st);
 		if (p.c && !p.md) {
@@ -400,13 +503,19 @@ static int run(const struct perf_opts *o, struct mps_stack *st, struct mps_tun *
 			if (!p.md || !EVP_DigestInit_ex(p.md, EVP_sha256(), NULL))
 				return 1;
 			p.start_us = now;
+			p.tick_us = now;
 		}
 		if (p.c && !p.finished) {
 			perf_io(o, &p, now);
+			progress(o, &p, now);
 			if (p.finished) {
 				report(o, &p);
 				EVP_MD_CTX_free(p.md);
-				mps_close(p.c);
+				/* An abort sends MP_FASTCLOSE; the grace period lets it leave. */
+				if (p.aborted)
+					mps_abort(p.c);
+				else
+					mps_close(p.c);
 				grace_end = now + CLOSE_GRACE_US;
 				if (o->server && !o->once) {
 					memset(&p, 0, sizeof(p));
@@ -422,6 +531,9 @@ static int run(const struct perf_opts *o, struct mps_stack *st, struct mps_tun *
 			mps_pump(st, &mps_tun_link_ops, tun, now, &err);
 		}
 		next = mps_next_wakeup(st);
+		if (o->interval_ms && p.c && !p.finished &&
+		    next > p.tick_us + (uint64_t)o->interval_ms * 1000)
+			next = p.tick_us + (uint64_t)o->interval_ms * 1000;
 		if (poll(&pfd, 1,
 			 next <= now
 				 ? 0
@@ -448,6 +560,7 @@ int main(int argc, char **argv)
 	memcpy(cfg.local_addrs, o.more, sizeof(o.more));
 	cfg.nlocal_addrs = (uint8_t)o.nmore;
 	cfg.max_subflows = 8;
+	cfg.scheduler = o.scheduler;
 	if (o.pcap) {
 		trace = mps_trace_open(o.pcap, &err);
 		if (!trace) {
@@ -460,16 +573,21 @@ int main(int argc, char **argv)
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	tun = mps_tun_open(o.tun, &err);
-	if (!tun) {
-		fprintf(stderr, "mpsperf: %s: %s\n", o.tun, strerror(-err));
+	/* The stack first: a bad setting is refused before any device is touched. */
+	st = mps_stack_create(&cfg, &err);
+	if (!st) {
+		if (err == -EINVAL && o.scheduler)
+			fprintf(stderr, "mpsperf: %s: unknown scheduler (or a bad setting)\n",
+				o.scheduler);
+		else
+			fprintf(stderr, "mpsperf: %s\n", strerror(-err));
 		mps_trace_close(trace);
 		return 1;
 	}
-	st = mps_stack_create(&cfg, &err);
-	if (!st) {
-		fprintf(stderr, "mpsperf: %s\n", strerror(-err));
-		mps_tun_close(tun);
+	tun = mps_tun_open(o.tun, &err);
+	if (!tun) {
+		fprintf(stderr, "mpsperf: %s: %s\n", o.tun, strerror(-err));
+		mps_stack_destroy(st);
 		mps_trace_close(trace);
 		return 1;
 	}

@@ -30,6 +30,13 @@ expect 2 "bad port" server --tun x --addr 10.0.0.1 --port 70000
 expect 2 "bad mode" server --tun x --addr 10.0.0.1 --port 5 --mode send
 expect 2 "bad byte count" client --tun x --addr 10.0.0.1 --remote 10.0.0.2 --port 5 --mode send --bytes -1
 expect 2 "usage:" client --tun x --addr 10.0.0.1 --remote fd00::2 --port 5 --mode send
+expect 2 "bad time" client --tun x --addr 10.0.0.1 --remote 10.0.0.2 --port 5 --mode recv --time 0
+expect 2 "bad abort byte count" client --tun x --addr 10.0.0.1 --remote 10.0.0.2 --port 5 \
+	--mode send --abort-after 0
+expect 2 "bad interval" server --tun x --addr 10.0.0.1 --port 5 --interval 0
+expect 2 "bad interval" server --tun x --addr 10.0.0.1 --port 5 --interval 60001
+expect 1 "unknown scheduler" client --tun x --addr 10.0.0.1 --remote 10.0.0.2 --port 5 \
+	--mode send --scheduler nosuch
 expect 1 "cannot write the trace" client --tun x --addr 10.0.0.1 --remote 10.0.0.2 --port 5 \
 	--mode send --pcap /nonexistent-dir/trace.pcap
 [ "$fail" = 0 ] && echo "mpsperf_cli: all passed"
