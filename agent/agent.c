@@ -18,6 +18,7 @@
 #include "agent_spool.h"
 #include "agent_sysinfo.h"
 #include "agent_upload.h"
+#include "bundled.h"
 #include "fj_log.h"
 #include "responder.h"
 
@@ -33,6 +34,7 @@ struct agent {
 	struct agent_ctl *ctl;
 	struct agent_upload *up;
 	int sigfd;
+	int bundled_resp_pid; /* the bundled responder's process, or -1 */
 	int once;
 	int stopped_by_signal;
 };
@@ -141,12 +143,15 @@ static int create_parts(struct agent *a, char *err, size_t errlen)
 	struct agent_runner_cfg rc = { a->cfg.max_runs, a->cfg.run_deadline_s,
 				       a->cfg.responder_port, FJORD_AGENT_VERSION };
 	const char *addrs[AGENT_MAX_RESP_ADDRS];
+	static struct bundled_cfg bc;
+	static char info[BUNDLED_INFO_MAX + 1];
 	struct agent_responder_cfg resp = { addrs,
 					    a->cfg.n_responder_addrs,
 					    a->cfg.responder_port,
 					    a->cfg.responder_max_conns,
 					    a->cfg.responder_idle_s,
-					    0 };
+					    0,
+					    NULL };
 	struct agent_ctl_ops ops = { on_status, on_commands, on_enrolled };
 	unsigned int i, recovered = 0;
 	int r;
@@ -161,6 +166,21 @@ static int create_parts(struct agent *a, char *err, size_t errlen)
 	if (recovered)
 		fj_warn("%u run(s) interrupted by the last shutdown are reported failed",
 			recovered);
+	/* The bundled stack: runs inherit its settings; the responder is a process of its own. */
+	bundled_cfg_from_agent(&a->cfg, &bc);
+	bundled_set(&bc);
+	if (bc.resp_tun[0]) {
+		char why[200];
+
+		r = bundled_resp_start(
+			&bc, a->cfg.responder_port,
+			a->cfg.responder_max_conns < 16 ? a->cfg.responder_max_conns : 16,
+			a->cfg.responder_idle_s, &a->bundled_resp_pid, why, sizeof(why));
+		if (r < 0)
+			fj_warn("no bundled responder: %s", why);
+		else if (bundled_info_text(&bc, info, sizeof(info)) > 0)
+			resp.bundled_info = info;
+	}
 	r = agent_responder_create(a->loop, &resp, &a->responder, err, (unsigned int)errlen);
 	if (r < 0)
 		return r;
@@ -190,6 +210,7 @@ int agent_create(const struct agent_config *cfg, int once, struct agent **out, c
 	a->cfg = *cfg;
 	a->once = once;
 	a->sigfd = -1;
+	a->bundled_resp_pid = -1;
 	a->loop = agent_loop_create(AGENT_MAX_FDS);
 	if (!a->loop) {
 		free(a);
@@ -243,6 +264,7 @@ void agent_destroy(struct agent *a)
 	agent_runner_destroy(a->runner);
 	agent_http_destroy(a->http);
 	agent_responder_destroy(a->responder);
+	bundled_resp_stop(a->bundled_resp_pid);
 	agent_spool_close(a->spool);
 	if (a->sigfd >= 0) {
 		agent_loop_fd_del(a->loop, a->sigfd);

@@ -42,6 +42,8 @@ static const char *const known_settings[] = {
 	"backoff_max_ms",
 	"link_hook",
 	"interfaces",
+	"bundled_tun",
+	"bundled_responder_tun",
 	NULL,
 };
 
@@ -155,6 +157,43 @@ static int get_uint32(const config_setting_t *root, const char *name, uint64_t l
 	return rc;
 }
 
+/* The bundled stack's addresses of one interface: one IPv4 and one IPv6 literal at most. */
+static int parse_iface_bundled(const config_setting_t *e, unsigned int idx,
+			       struct agent_iface_cfg *ic, char *err, size_t errlen)
+{
+	static const char *const keys[4] = { "bundled_ipv4", "bundled_ipv6",
+					     "bundled_responder_ipv4", "bundled_responder_ipv6" };
+	unsigned int j;
+
+	for (j = 0; j < (unsigned int)config_setting_length(e); j++) {
+		const char *k = config_setting_name(config_setting_get_elem(e, j));
+		unsigned int i;
+
+		for (i = 0; i < 4 && strcmp(k, keys[i]); i++)
+			;
+		if (strncmp(k, "bundled_", 8) == 0 && i == 4)
+			return fail(
+				err, errlen, e, k,
+				"interfaces[%u]: unknown key (known: bundled_ipv4, bundled_ipv6, "
+				"bundled_responder_ipv4, bundled_responder_ipv6)",
+				idx);
+	}
+	for (j = 0; j < 4; j++) {
+		char *dst = j < 2 ? ic->bundled[j] : ic->bundled_responder[j - 2];
+		unsigned char buf[16];
+		char name[64];
+
+		snprintf(name, sizeof(name), "interfaces[%u].%s", idx, keys[j]);
+		if (get_str(e, keys[j], dst, AGENT_ADDR_MAX, 0, err, errlen))
+			return fail(err, errlen, config_setting_get_member(e, keys[j]), name,
+				    "must be an address literal");
+		if (dst[0] && inet_pton(j % 2 ? AF_INET6 : AF_INET, dst, buf) != 1)
+			return fail(err, errlen, config_setting_get_member(e, keys[j]), name,
+				    "\"%s\" is not an %s address", dst, j % 2 ? "IPv6" : "IPv4");
+	}
+	return 0;
+}
+
 static int parse_iface(const config_setting_t *e, unsigned int idx, struct agent_config *cfg,
 		       char *err, size_t errlen)
 {
@@ -169,9 +208,12 @@ static int parse_iface(const config_setting_t *e, unsigned int idx, struct agent
 	for (j = 0; j < (unsigned int)config_setting_length(e); j++) {
 		const char *k = config_setting_name(config_setting_get_elem(e, j));
 
-		if (strcmp(k, "name") && strcmp(k, "isp") && strcmp(k, "link_type"))
+		if (strcmp(k, "name") && strcmp(k, "isp") && strcmp(k, "link_type") &&
+		    strncmp(k, "bundled_", 8))
 			return fail(err, errlen, e, name,
-				    "unknown key '%s' (known: name, isp, link_type)", k);
+				    "unknown key '%s' (known: name, isp, link_type, bundled_ipv4, "
+				    "bundled_ipv6, bundled_responder_ipv4, bundled_responder_ipv6)",
+				    k);
 	}
 	snprintf(name, sizeof(name), "interfaces[%u].name", idx);
 	if (!config_setting_get_member(e, "name"))
@@ -197,7 +239,7 @@ static int parse_iface(const config_setting_t *e, unsigned int idx, struct agent
 			err, errlen, config_setting_get_member(e, "link_type"), name,
 			"must be one of ethernet, fiber, dsl, cable, mobile, satellite, emulated");
 	ic->link_type = agent_link_type_parse(lt);
-	return 0;
+	return parse_iface_bundled(e, idx, ic, err, errlen);
 }
 
 static int parse_ifaces(const config_setting_t *root, struct agent_config *cfg, char *err,
@@ -342,6 +384,16 @@ static int parse_strings(const config_setting_t *root, struct agent_config *cfg,
 	if (!rc)
 		rc = get_str(root, "link_hook", cfg->link_hook, sizeof(cfg->link_hook), 0, err,
 			     errlen);
+	if (!rc)
+		rc = get_str(root, "bundled_tun", cfg->bundled_tun, sizeof(cfg->bundled_tun), 0,
+			     err, errlen);
+	if (!rc)
+		rc = get_str(root, "bundled_responder_tun", cfg->bundled_responder_tun,
+			     sizeof(cfg->bundled_responder_tun), 0, err, errlen);
+	if (!rc && cfg->bundled_tun[0] && !strcmp(cfg->bundled_tun, cfg->bundled_responder_tun))
+		rc = fail(err, errlen, config_setting_get_member(root, "bundled_responder_tun"),
+			  "bundled_responder_tun",
+			  "must differ from bundled_tun (a TUN device serves one process)");
 	return rc;
 }
 

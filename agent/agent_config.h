@@ -20,10 +20,19 @@
 #define AGENT_MIN_SPOOL_CAP  65536
 #define AGENT_IFNAME_MAX     16
 
+#define AGENT_ADDR_MAX 46 /* an IPv6 literal with its NUL */
+
 struct agent_iface_cfg {
 	char name[AGENT_IFNAME_MAX];
 	char isp[AGENT_LABEL_MAX + 1];
 	int link_type; /* fjord.v1.LinkType value */
+	/*
+	 * Addresses of the bundled stack on this ISP (routed into bundled_tun),
+	 * and of its responder (routed into bundled_responder_tun); index 0
+	 * IPv4, 1 IPv6; empty: none.
+	 */
+	char bundled[2][AGENT_ADDR_MAX];
+	char bundled_responder[2][AGENT_ADDR_MAX];
 };
 
 struct agent_config {
@@ -50,6 +59,9 @@ struct agent_config {
 	char link_hook[512];
 	struct agent_iface_cfg ifaces[AGENT_MAX_IFACES];
 	unsigned int n_ifaces;
+	/* TUN devices of the bundled stack: client runs, and the responder; empty: none. */
+	char bundled_tun[AGENT_IFNAME_MAX];
+	char bundled_responder_tun[AGENT_IFNAME_MAX];
 };
 
 /* Fills cfg with the defaults of every optional setting. */

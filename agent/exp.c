@@ -9,6 +9,7 @@
 
 #include "agent_arena.h"
 #include "agent_sysinfo.h"
+#include "bundled.h"
 #include "fj_clock.h"
 #include "mptcp_info.h"
 
@@ -45,8 +46,15 @@ int exp_check(const Fjord__V1__RunCommand *cmd, char *buf, size_t len)
 		return -EINVAL;
 	}
 	if (run_stack(cmd) == FJORD__V1__STACK__STACK_BUNDLED) {
-		snprintf(buf, len, "bundled stack not built into this agent yet");
-		return -ENOTSUP;
+		if (!bundled_get()->tun[0]) {
+			snprintf(buf, len,
+				 "this agent has no bundled stack (bundled_tun is not configured)");
+			return -ENOTSUP;
+		}
+		if (cmd->spec->type != FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK) {
+			snprintf(buf, len, "the bundled stack runs bulk experiments only so far");
+			return -ENOTSUP;
+		}
 	}
 	switch (cmd->spec->type) {
 	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_ECHO:

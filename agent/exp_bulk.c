@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "agent_arena.h"
+#include "bundled.h"
 #include "exp.h"
 #include "exp_link.h"
 #include "exp_pcap.h"
@@ -608,6 +609,44 @@ static void check_endpoints(const Fjord__V1__RunCommand *cmd, struct exp_out *ou
 	}
 }
 
+/* The transfer on the bundled stack (exp_bundled.c), its figures in r as a kernel run's. */
+static void bundled_once(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+			 struct exp_out *out, const struct bulk_opts *o, struct bulk_res *r,
+			 struct exp_bundled_res *br)
+{
+	struct exp_bundled_xfer x = { o->bytes, o->duration_ms, o->download, o->interval_ms,
+				      o->csv };
+
+	exp_bundled_bulk(cmd, env, out, &x, br);
+	r->done = br->done;
+	r->sha_ok = br->sha_ok;
+	r->mptcp = br->mptcp;
+	r->bytes = br->bytes;
+	r->dur_ms = br->dur_ms;
+	r->goodput_bps = br->goodput_bps;
+	r->max_subflows = br->max_subflows;
+	snprintf(r->cc, sizeof(r->cc), "reno");
+	exp_add_metric(out, "fallback", br->fallback);
+}
+
+/* What the bundled run used: libmps, its scheduler, path manager, checksums, bundled paths. */
+static void bundled_provenance(struct exp_out *out, const struct exp_bundled_res *br)
+{
+	Fjord__V1__Provenance *p = out->result->provenance;
+
+	if (!p)
+		return;
+	p->stack = FJORD__V1__STACK__STACK_BUNDLED;
+	p->stack_version = agent_arena_strdup(out->arena, BUNDLED_LIBMPS_VERSION);
+	p->scheduler = agent_arena_strdup(out->arena, br->scheduler[0] ? br->scheduler : "initial");
+	p->path_manager = agent_arena_strdup(out->arena, "fullmesh");
+	p->checksums = br->checksum;
+	if (br->n_paths) {
+		p->paths = br->paths;
+		p->n_paths = br->n_paths;
+	}
+}
+
 static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
 		       struct exp_out *out, const Fjord__V1__BulkParams *bp, const char *field,
 		       const Fjord__V1__HandoverParams *ho)
@@ -619,11 +658,13 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 	struct exp_target t;
 	double bps[BULK_MAX_PATHS];
 	struct exp_pcap *cap;
+	struct exp_bundled_res br;
 	size_t runs, nb = 0, i;
 
 	out->result->ok = 1;
 	memset(&r, 0, sizeof(r));
 	memset(&t, 0, sizeof(t));
+	memset(&br, 0, sizeof(br));
 	if (bulk_params(bp, field, out, &o) || sampler_interval(cmd, out, &o.interval_ms))
 		goto prov;
 	if (cmd->run->n_paths > BULK_MAX_PATHS) {
@@ -632,7 +673,7 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 		goto prov;
 	}
 	/* The baseline repeats the transfer per path: all of it must fit the deadline. */
-	if (bp->baseline && stack == FJORD__V1__STACK__STACK_KERNEL && !ho)
+	if (bp->baseline && stack != FJORD__V1__STACK__STACK_TCP && !ho)
 		nb = cmd->run->n_paths ? cmd->run->n_paths : 1;
 	runs = 1 + nb;
 	if (o.duration_ms && (uint64_t)o.duration_ms * runs + 1000 > exp_left_ms(env)) {
@@ -640,6 +681,10 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 			 "%s.duration_s: %zu transfers of %u s do not fit the run's deadline "
 			 "(%llu ms left)",
 			 field, runs, bp->duration_s, (unsigned long long)exp_left_ms(env));
+		goto prov;
+	}
+	if (ho && stack == FJORD__V1__STACK__STACK_BUNDLED) {
+		exp_fail(out, "handover runs are not available on the bundled stack yet");
 		goto prov;
 	}
 	if (ho) {
@@ -653,10 +698,15 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 	o.csv = exp_trace_new(out, "subflows.csv");
 	if (stack == FJORD__V1__STACK__STACK_KERNEL)
 		check_endpoints(cmd, out);
-	cap = exp_pcap_start(env->responder_port, out);
+	/* The bundled stack writes its own trace; kernel runs are captured on the node. */
+	cap = stack == FJORD__V1__STACK__STACK_BUNDLED ? NULL
+						       : exp_pcap_start(env->responder_port, out);
 	for (i = 0; i < nb / 2; i++)
 		bps[i] = baseline_one(cmd, env, out, &o, i);
-	bulk_once(cmd, env, out, stack, &t, &o, &r, "transfer");
+	if (stack == FJORD__V1__STACK__STACK_BUNDLED)
+		bundled_once(cmd, env, out, &o, &r, &br);
+	else
+		bulk_once(cmd, env, out, stack, &t, &o, &r, "transfer");
 	if (ls)
 		exp_link_finish(ls, out);
 	main_metrics(&r, out);
@@ -682,7 +732,9 @@ prov:
 			       ? FJORD__V1__STACK__STACK_TCP
 			       : stack,
 		       r.cc[0] ? r.cc : NULL, cmd, env);
-	if (t.remote_str[0])
+	if (stack == FJORD__V1__STACK__STACK_BUNDLED)
+		bundled_provenance(out, &br);
+	else if (t.remote_str[0])
 		exp_synth_path(&t, out);
 	free(r.prog);
 	free(ls);

@@ -30,6 +30,7 @@ enum conn_state {
 	CS_SINK,
 	CS_SOURCE,
 	CS_RR,
+	CS_INFO,	/* send buf[off..len), then shut down our side */
 	CS_FLUSH_CLOSE, /* send what is in ctl, then shut down our side */
 	CS_LINGER,	/* read and drop until the client closes (no RST over the reply) */
 };
@@ -68,6 +69,7 @@ struct agent_responder {
 	unsigned long refused, idle_closed, bad_requests;
 	struct resp_conn *conns;
 	uint64_t sweep_timer;
+	char info[AGENT_RESP_INFO_MAX + 1]; /* "" : no bundled responder */
 };
 
 /* ---- wire format ---------------------------------------------------------- */
@@ -129,6 +131,7 @@ int agent_resp_request_decode(const uint8_t in[AGENT_RESP_REQ_LEN], struct agent
 	switch (q->type) {
 	case AGENT_RESP_ECHO:
 	case AGENT_RESP_SINK:
+	case AGENT_RESP_INFO:
 		return 0;
 	case AGENT_RESP_SOURCE:
 		if (!q->bytes && !q->duration_ms) {
@@ -318,6 +321,9 @@ static void conn_update_mask(struct resp_conn *c)
 	case CS_SOURCE:
 		mask |= AGENT_EV_READ | AGENT_EV_WRITE;
 		break;
+	case CS_INFO:
+		mask |= AGENT_EV_WRITE;
+		break;
 	case CS_RR:
 		if (!c->eof && c->owed < RESP_RR_BACKLOG)
 			mask |= AGENT_EV_READ;
@@ -408,6 +414,23 @@ static int conn_header(struct resp_conn *c)
 		fj_warn("responder: bad request: %s", err);
 		make_reply(c, 0, err);
 		c->st = CS_FLUSH_CLOSE;
+		return 0;
+	}
+	if (c->q.type == AGENT_RESP_INFO) {
+		size_t n = strlen(c->r->info);
+
+		if (!n) {
+			make_reply(c, 0, "this agent has no bundled responder");
+			c->st = CS_FLUSH_CLOSE;
+			return 0;
+		}
+		make_reply(c, 1, "");
+		c->buf[0] = (unsigned char)(n >> 8);
+		c->buf[1] = (unsigned char)n;
+		memcpy(c->buf + 2, c->r->info, n);
+		c->off = 0;
+		c->len = n + 2;
+		c->st = CS_INFO;
 		return 0;
 	}
 	make_reply(c, 1, "");
@@ -697,6 +720,19 @@ static void on_conn(struct agent_loop *loop, int fd, unsigned int ev, void *arg)
 		if (rr_io(c) < 0)
 			goto close;
 		break;
+	case CS_INFO: {
+		size_t sent;
+
+		rc = send_some(c, c->buf + c->off, c->len - c->off, &sent);
+		c->off += sent;
+		if (rc < 0)
+			goto close;
+		if (rc == 1) {
+			shutdown(c->fd, SHUT_WR);
+			c->st = CS_LINGER;
+		}
+		break;
+	}
 	}
 	conn_update_mask(c);
 	return;
@@ -842,6 +878,13 @@ int agent_responder_create(struct agent_loop *loop, const struct agent_responder
 	r->proto = IPPROTO_TCP;
 	r->max_conns = cfg->max_conns;
 	r->idle_s = cfg->idle_s;
+	if (cfg->bundled_info && strlen(cfg->bundled_info) > AGENT_RESP_INFO_MAX) {
+		snprintf(err, errlen, "responder: bundled info above %u bytes",
+			 AGENT_RESP_INFO_MAX);
+		free(r);
+		return -EINVAL;
+	}
+	snprintf(r->info, sizeof(r->info), "%s", cfg->bundled_info ? cfg->bundled_info : "");
 	for (i = 0; i < n; i++) {
 		char e[200];
 		int lrc = open_listener(r, addrs[i], cfg->force_tcp, e, sizeof(e));

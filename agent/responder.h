@@ -35,7 +35,10 @@
  * of the data sent), and the responder closes. The trailer is what tells a
  * complete stream from one cut short: a responder killed outright ends its
  * connection with a FIN as well. rr: for every complete request_bytes
- * received, response_bytes of data are sent back.
+ * received, response_bytes of data are sent back. info: a u16 length and
+ * that much text, "ISP V4 V6\n" per ISP: the addresses of this agent's bundled
+ * responder ("-" for none), then the responder closes; refused when the agent
+ * has none. A bundled run learns its peer's bundled addresses this way.
  */
 #ifndef AGENT_RESPONDER_H
 #define AGENT_RESPONDER_H
@@ -57,12 +60,14 @@ struct agent_responder;
 #define AGENT_RESP_MAX_BYTES	   (1ull << 40)
 #define AGENT_RESP_MAX_DURATION_MS 3600000u
 #define AGENT_RESP_MAX_RR_BYTES	   (1u << 20)
+#define AGENT_RESP_INFO_MAX	   1024
 
 enum agent_resp_type {
 	AGENT_RESP_ECHO = 1,
 	AGENT_RESP_SINK = 2,
 	AGENT_RESP_SOURCE = 3,
 	AGENT_RESP_RR = 4,
+	AGENT_RESP_INFO = 5,
 };
 
 struct agent_resp_request {
@@ -133,6 +138,8 @@ struct agent_responder_cfg {
 	unsigned int max_conns;
 	unsigned int idle_s;
 	int force_tcp; /* listen with IPPROTO_TCP even if MPTCP is there */
+	/* The info answer (bundled.h, bundled_info_text()), copied; NULL: info is refused. */
+	const char *bundled_info;
 };
 
 /* Returns 0 or a negative errno (no listener could be opened); err explains. */

@@ -6,7 +6,7 @@
 #   deploy/testbed/agents.sh start DIR [PORT]   controller + agents, state in DIR
 #   deploy/testbed/agents.sh stop DIR           ends what start started (by pid)
 #   deploy/testbed/agents.sh mptcp              only the MPTCP endpoints/limits
-#   deploy/testbed/agents.sh nodes              "site node isp v4 v6" per uplink
+#   deploy/testbed/agents.sh nodes              "site node isp dev v4 v6 ..." per uplink
 #
 # Everything it learns about the topology comes from `fjord-testbed status`
 # (sites, nodes, ISPs, each node's kernel addresses), so it works for any
@@ -37,7 +37,9 @@ die()
 	exit 1
 }
 
-# nodes: one line "site node isp dev v4 v6" per node and uplink, from status.
+# nodes: one line "site node isp dev v4 v6 b4 b6 btun r4 r6 rtun" per node and
+# uplink, from status: kernel addresses, then the bundled stack's addresses and
+# TUN, then its responder's ("-" where status shows none).
 nodes()
 {
 	tb status 2>/dev/null | awk '
@@ -45,8 +47,13 @@ nodes()
 		/^  node / && / kernel / {
 			node = $2; isp = $4
 			dev = $0; sub(/.*\(dev /, "", dev); sub(/,.*/, "", dev)
-			for (i = 1; i <= NF; i++) if ($i == "kernel") { v4 = $(i + 1); v6 = $(i + 2) }
-			print site, node, isp, dev, v4, v6
+			b4 = b6 = bt = r4 = r6 = rt = "-"
+			for (i = 1; i <= NF; i++) {
+				if ($i == "kernel") { v4 = $(i + 1); v6 = $(i + 2) }
+				if ($i == "bundled") { b4 = $(i + 1); b6 = $(i + 2); bt = $(i + 4) }
+				if ($i == "responder") { r4 = $(i + 1); r6 = $(i + 2); rt = $(i + 4) }
+			}
+			print site, node, isp, dev, v4, v6, b4, b6, bt, r4, r6, rt
 		}'
 }
 
@@ -165,11 +172,19 @@ start()
 			echo "backoff_max_ms = 1000;"
 			echo "log_level = \"info\";"
 			echo "interfaces = ("
+			# The bundled stack's addresses per ISP (docs/testbed.md, address plan).
 			awk -v n="$_n" '$2 == n {
-				printf "%s\t{ name = \"%s\"; isp = \"%s\"; link_type = \"emulated\"; }", sep, $4, $3
+				b = ""
+				if ($7 != "-") b = b sprintf(" bundled_ipv4 = \"%s\";", $7)
+				if ($8 != "-") b = b sprintf(" bundled_ipv6 = \"%s\";", $8)
+				if ($10 != "-") b = b sprintf(" bundled_responder_ipv4 = \"%s\";", $10)
+				if ($11 != "-") b = b sprintf(" bundled_responder_ipv6 = \"%s\";", $11)
+				printf "%s\t{ name = \"%s\"; isp = \"%s\"; link_type = \"emulated\";%s }", sep, $4, $3, b
 				sep = ",\n" }' "$DIR/nodes"
 			echo
 			echo ");"
+			awk -v n="$_n" '$2 == n && $9 != "-" { printf "bundled_tun = \"%s\";\n", $9; exit }' "$DIR/nodes"
+			awk -v n="$_n" '$2 == n && $12 != "-" { printf "bundled_responder_tun = \"%s\";\n", $12; exit }' "$DIR/nodes"
 		} >"$DIR/agent-$_n.cfg"
 		# Handover runs change links through the emulator (docs/experiments.md).
 		FJORD_LINK_HOOK="$TB_HOOK set {site}/{isp} {action}" \

@@ -670,22 +670,48 @@ static int parse_sites(struct ctx *c, const config_setting_t *root, struct tb_to
 			r = get_name(c, ns, "name", node->name, sizeof(node->name));
 			if (!r)
 				r = get_name(c, ns, "tun", node->tun, sizeof(node->tun));
+			if (!r && config_setting_get_member(ns, "responder_tun"))
+				r = get_name(c, ns, "responder_tun", node->resp_tun,
+					     sizeof(node->resp_tun));
+			else if (!r && strlen(node->tun) + 1 < sizeof(node->resp_tun))
+				snprintf(node->resp_tun, sizeof(node->resp_tun), "%sr", node->tun);
+			else if (!r)
+				r = bad(c, ns,
+					"TUN \"%s\" is too long to name its responder TUN "
+					"after it: set responder_tun",
+					node->tun);
 			if (r)
 				return r;
+			if (!strcmp(node->tun, node->resp_tun))
+				return bad(c, ns, "responder_tun must differ from tun");
 			for (unsigned int s2 = 0; s2 <= (unsigned int)i; s2++)
 				for (unsigned int n2 = 0; n2 < t->sites[s2].n_nodes; n2++)
 					if (!strcmp(t->sites[s2].nodes[n2].name, node->name))
 						return bad(c, ns, "node \"%s\" is listed twice",
 							   node->name);
-			for (unsigned int n2 = 0; n2 < site->n_nodes; n2++)
-				if (!strcmp(site->nodes[n2].tun, node->tun))
+			for (unsigned int n2 = 0; n2 < site->n_nodes; n2++) {
+				const struct tb_node *o = &site->nodes[n2];
+				const char *clash =
+					!strcmp(o->tun, node->tun) ||
+							!strcmp(o->resp_tun, node->tun)
+						? node->tun
+					: !strcmp(o->tun, node->resp_tun) ||
+							!strcmp(o->resp_tun, node->resp_tun)
+						? node->resp_tun
+						: NULL;
+
+				if (clash)
 					return bad(c, ns, "TUN \"%s\" is used twice in site \"%s\"",
-						   node->tun, site->name);
+						   clash, site->name);
+			}
 			for (unsigned int q = 0; q < t->n_isps; q++)
-				if (!strcmp(t->isps[q].name, node->tun))
+				if (!strcmp(t->isps[q].name, node->tun) ||
+				    !strcmp(t->isps[q].name, node->resp_tun))
 					return bad(c, ns,
 						   "TUN \"%s\" has the name of an ISP uplink",
-						   node->tun);
+						   !strcmp(t->isps[q].name, node->tun)
+							   ? node->tun
+							   : node->resp_tun);
 			site->n_nodes++;
 		}
 		ul = config_setting_get_member(s, "uplinks");
@@ -859,6 +885,9 @@ int tb_addr_v4(const struct tb_topology *t, unsigned int site, unsigned int isp,
 	case TB_HOST_BUNDLED:
 		host = 128 + n;
 		break;
+	case TB_HOST_BUNDLED_RESP:
+		host = 160 + n;
+		break;
 	case TB_HOST_PUBLIC:
 		host = 2;
 		break;
@@ -888,6 +917,11 @@ int tb_addr_v6(const struct tb_topology *t, unsigned int site, unsigned int isp,
 		break;
 	case TB_HOST_BUNDLED:
 		out->s6_addr[13] = 1;
+		out->s6_addr[15] = (unsigned char)n;
+		break;
+	case TB_HOST_BUNDLED_RESP:
+		out->s6_addr[13] = 1;
+		out->s6_addr[14] = 1;
 		out->s6_addr[15] = (unsigned char)n;
 		break;
 	default:

@@ -64,7 +64,8 @@ struct tb_isp {
 
 struct tb_node {
 	char name[TB_NAME_MAX];
-	char tun[TB_NAME_MAX]; /* TUN device of the bundled stack */
+	char tun[TB_NAME_MAX];	    /* TUN device of the bundled stack (client side of runs) */
+	char resp_tun[TB_NAME_MAX]; /* TUN device of its bundled responder */
 };
 
 enum tb_dir {
@@ -145,15 +146,18 @@ int tb_link_at(const struct tb_topology *t, unsigned int i, unsigned int *site,
  * The address plan. Site s (0-based) on ISP i uses the /24 (IPv4) and /64
  * (IPv6) numbered s + 1 inside the ISP's prefix. Host 1 is the core's side of
  * the uplink, host 2 + n is node n's kernel address, and node n's bundled
- * stack address is .128 + n (IPv4) or ::1:n (IPv6), routed into its TUN.
+ * stack address is .128 + n (IPv4) or ::1:n (IPv6), routed into its TUN, and
+ * its bundled responder's .160 + n or ::1:100 + n, routed into its responder
+ * TUN (both inside the /25 and /112 the core routes to the site).
  * On a NAT uplink the site side uses the ISP's inside_ipv4 block and the
  * site's public IPv4 address is host 2 of its public /24.
  */
 enum tb_host {
-	TB_HOST_CORE,	 /* core end of the uplink */
-	TB_HOST_NODE,	 /* node's kernel address (n) */
-	TB_HOST_BUNDLED, /* node's bundled-stack address (n) */
-	TB_HOST_PUBLIC,	 /* NAT: the site's public address */
+	TB_HOST_CORE,	      /* core end of the uplink */
+	TB_HOST_NODE,	      /* node's kernel address (n) */
+	TB_HOST_BUNDLED,      /* node's bundled-stack address (n) */
+	TB_HOST_BUNDLED_RESP, /* node's bundled responder address (n) */
+	TB_HOST_PUBLIC,	      /* NAT: the site's public address */
 };
 /* Returns 0 or -EINVAL (bad indices). */
 int tb_addr_v4(const struct tb_topology *t, unsigned int site, unsigned int isp, enum tb_host h,

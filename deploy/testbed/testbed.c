@@ -491,6 +491,18 @@ static int up_uplink(const struct tb_topology *t, unsigned int s, unsigned int u
 		    step(what, "ip -n %s -6 route add %s dev %s", ns, a6(&bun6, b),
 			 site->nodes[n].tun))
 			return -EIO;
+		/* The bundled responder: its own addresses, TUN, rules, as the stack's. */
+		tb_addr_v4(t, s, i, TB_HOST_BUNDLED_RESP, n, &bun4);
+		tb_addr_v6(t, s, i, TB_HOST_BUNDLED_RESP, n, &bun6);
+		if (step(what, "ip -n %s rule add from %s table %u pref %u", ns, a4(&bun4, b),
+			 table, 1000 + i) ||
+		    step(what, "ip -n %s -6 rule add from %s table %u pref %u", ns, a6(&bun6, b),
+			 table, 1000 + i) ||
+		    step(what, "ip -n %s route add %s dev %s", ns, a4(&bun4, b),
+			 site->nodes[n].resp_tun) ||
+		    step(what, "ip -n %s -6 route add %s dev %s", ns, a6(&bun6, b),
+			 site->nodes[n].resp_tun))
+			return -EIO;
 	}
 	/* The core reaches the bundled stacks through the site (node 0's address). */
 	snprintf(what, sizeof(what), "routes of %s/%s", site->name, isp);
@@ -731,10 +743,16 @@ static int cmd_up(const char *file)
 		for (unsigned int n = 0; n < t.sites[s].n_nodes; n++) {
 			const char *tun = t.sites[s].nodes[n].tun;
 
+			const char *rtun = t.sites[s].nodes[n].resp_tun;
+
 			if (step("TUN device of the bundled stack",
 				 "ip -n %s tuntap add dev %s mode tun", ns, tun) ||
 			    step("TUN device of the bundled stack", "ip -n %s link set %s up", ns,
-				 tun))
+				 tun) ||
+			    step("TUN device of the bundled responder",
+				 "ip -n %s tuntap add dev %s mode tun", ns, rtun) ||
+			    step("TUN device of the bundled responder", "ip -n %s link set %s up",
+				 ns, rtun))
 				goto fail;
 		}
 	}
@@ -839,11 +857,15 @@ static int cmd_status(void)
 				tb_addr_v4(&t, s, i, TB_HOST_BUNDLED, n, &y4);
 				tb_addr_v6(&t, s, i, TB_HOST_BUNDLED, n, &y6);
 				printf("  node %s on %s (dev %s, mtu %u, middlebox %s): kernel %s %s"
-				       "  bundled %s %s via %s\n",
+				       "  bundled %s %s via %s",
 				       site->nodes[n].name, t.isps[i].name, t.isps[i].name,
 				       site->uplinks[u].mtu,
 				       tb_middlebox_name(site->uplinks[u].middlebox), a4(&x4, b4),
 				       a6(&x6, b6), a4(&y4, bb4), a6(&y6, bb6), site->nodes[n].tun);
+				tb_addr_v4(&t, s, i, TB_HOST_BUNDLED_RESP, n, &y4);
+				tb_addr_v6(&t, s, i, TB_HOST_BUNDLED_RESP, n, &y6);
+				printf("  responder %s %s via %s\n", a4(&y4, bb4), a6(&y6, bb6),
+				       site->nodes[n].resp_tun);
 			}
 		}
 	}

@@ -64,7 +64,7 @@ static void on_done(void *arg, const char *run_id, int ok)
 static struct agent_responder *mk_responder(int force_tcp)
 {
 	static const char *const lo[] = { "127.0.0.1", "::1" };
-	struct agent_responder_cfg rc = { lo, 2, 0, 8, 30, force_tcp };
+	struct agent_responder_cfg rc = { lo, 2, 0, 8, 30, force_tcp, NULL };
 	struct agent_responder *r = NULL;
 	char err[256] = "";
 
@@ -429,7 +429,7 @@ static void pump(unsigned int ms)
 static void test_responder_caps(void)
 {
 	static const char *const lo[] = { "127.0.0.1" };
-	struct agent_responder_cfg rc = { lo, 1, 0, 2, 1, 1 };
+	struct agent_responder_cfg rc = { lo, 1, 0, 2, 1, 1, NULL };
 	struct agent_responder *resp = NULL;
 	struct agent_resp_request q = { .type = AGENT_RESP_ECHO };
 	uint8_t req[AGENT_RESP_REQ_LEN], rep[AGENT_RESP_REPLY_LEN];

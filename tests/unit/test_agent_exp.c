@@ -45,7 +45,7 @@ static int exp_teardown(void)
 static struct agent_responder *mk_responder(int force_tcp)
 {
 	static const char *const lo[] = { "127.0.0.1", "::1" };
-	struct agent_responder_cfg rc = { lo, 2, 0, 16, 30, force_tcp };
+	struct agent_responder_cfg rc = { lo, 2, 0, 16, 30, force_tcp, NULL };
 	struct agent_responder *r = NULL;
 	char err[256] = "";
 

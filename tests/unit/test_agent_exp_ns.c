@@ -123,7 +123,7 @@ static int create_ns(void)
 static void mk_resp(void *arg)
 {
 	static const char *const any[] = { "0.0.0.0" };
-	struct agent_responder_cfg rc = { any, 1, 0, 16, 30, 0 };
+	struct agent_responder_cfg rc = { any, 1, 0, 16, 30, 0, NULL };
 	char err[256] = "";
 
 	(void)arg;

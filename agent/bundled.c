@@ -1,0 +1,273 @@
+/* The agent's bundled stack: its addresses, the info text, one stack on one TUN. */
+#include "bundled.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "fj_clock.h"
+#include "mps_trace.h"
+#include "mps_tun.h"
+
+static struct bundled_cfg the_cfg;
+
+void bundled_cfg_from_agent(const struct agent_config *c, struct bundled_cfg *b)
+{
+	unsigned int i;
+
+	memset(b, 0, sizeof(*b));
+	snprintf(b->tun, sizeof(b->tun), "%s", c->bundled_tun);
+	snprintf(b->resp_tun, sizeof(b->resp_tun), "%s", c->bundled_responder_tun);
+	for (i = 0; i < c->n_ifaces && b->n_isps < BUNDLED_MAX_ISPS; i++) {
+		const struct agent_iface_cfg *f = &c->ifaces[i];
+		struct bundled_isp *p = &b->isps[b->n_isps];
+
+		if (!f->bundled[0][0] && !f->bundled[1][0] && !f->bundled_responder[0][0] &&
+		    !f->bundled_responder[1][0])
+			continue;
+		snprintf(p->isp, sizeof(p->isp), "%s", f->isp);
+		memcpy(p->addr, f->bundled, sizeof(p->addr));
+		memcpy(p->resp, f->bundled_responder, sizeof(p->resp));
+		b->n_isps++;
+	}
+}
+
+void bundled_set(const struct bundled_cfg *b)
+{
+	if (b)
+		the_cfg = *b;
+	else
+		memset(&the_cfg, 0, sizeof(the_cfg));
+}
+
+const struct bundled_cfg *bundled_get(void)
+{
+	return &the_cfg;
+}
+
+int bundled_addr(const char *s, uint16_t port, struct mps_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->port = port;
+	if (inet_pton(AF_INET, s, a->addr) == 1)
+		a->family = 4;
+	else if (inet_pton(AF_INET6, s, a->addr) == 1)
+		a->family = 6;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+void bundled_addr_str(const struct mps_addr *a, char *buf, size_t len)
+{
+	if (!inet_ntop(a->family == 6 ? AF_INET6 : AF_INET, a->addr, buf, (socklen_t)len))
+		snprintf(buf, len, "?");
+}
+
+void bundled_rand(void *ctx, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	(void)ctx;
+	while (len) {
+		ssize_t n = getrandom(p, len, 0);
+
+		if (n <= 0)
+			abort(); /* the kernel's CSPRNG does not fail once booted */
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+int bundled_info_text(const struct bundled_cfg *b, char *buf, size_t len)
+{
+	size_t off = 0;
+	unsigned int i;
+
+	if (len)
+		buf[0] = 0;
+	for (i = 0; i < b->n_isps; i++) {
+		const struct bundled_isp *p = &b->isps[i];
+		int n;
+
+		if (!p->resp[0][0] && !p->resp[1][0])
+			continue;
+		n = snprintf(buf + off, len - off, "%s %s %s\n", p->isp,
+			     p->resp[0][0] ? p->resp[0] : "-", p->resp[1][0] ? p->resp[1] : "-");
+		if (n < 0 || (size_t)n >= len - off)
+			return -ENOSPC;
+		off += (size_t)n;
+	}
+	return (int)off;
+}
+
+int bundled_info_lookup(const char *text, const char *isp, int family, char *out, size_t len)
+{
+	const char *line = text;
+
+	while (line && *line) {
+		char name[AGENT_LABEL_MAX + 1], a[2][AGENT_ADDR_MAX];
+		const char *nl = strchr(line, '\n');
+		char buf[AGENT_LABEL_MAX + 2 * AGENT_ADDR_MAX + 8];
+		size_t l = nl ? (size_t)(nl - line) : strlen(line);
+		uint8_t bin[16];
+
+		if (l >= sizeof(buf))
+			return -EPROTO;
+		memcpy(buf, line, l);
+		buf[l] = 0;
+		if (sscanf(buf, "%64s %45s %45s", name, a[0], a[1]) != 3)
+			return -EPROTO;
+		if (strcmp(name, isp) == 0) {
+			const char *v = a[family == 6];
+
+			if (!strcmp(v, "-"))
+				return -ENOENT;
+			if (inet_pton(family == 6 ? AF_INET6 : AF_INET, v, bin) != 1)
+				return -EPROTO;
+			snprintf(out, len, "%s", v);
+			return 0;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
+int bundled_io_open(struct bundled_io *io, const char *dev, struct mps_config *cfg, int trace,
+		    char *err, size_t errlen)
+{
+	int rc;
+
+	memset(io, 0, sizeof(*io));
+	io->trace_fd = -1;
+	if (!dev || !dev[0]) {
+		snprintf(err, errlen, "no TUN device configured");
+		return -ENODEV;
+	}
+	/* mps_tun_open would create a missing device, one without routes: useless. */
+	if (if_nametoindex(dev) == 0) {
+		snprintf(err, errlen, "TUN device %s does not exist", dev);
+		return -ENODEV;
+	}
+	io->tun = mps_tun_open(dev, &rc);
+	if (!io->tun) {
+		if (rc == -EBUSY)
+			snprintf(err, errlen,
+				 "TUN device %s is busy (another process has it open: another "
+				 "bundled run on this node?)",
+				 dev);
+		else
+			snprintf(err, errlen, "TUN device %s: %s", dev, strerror(-rc));
+		return rc;
+	}
+	if (trace) {
+		char path[64];
+
+		io->trace_fd = memfd_create("bundled-trace", MFD_CLOEXEC);
+		if (io->trace_fd < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "trace: memfd_create: %s", strerror(-rc));
+			bundled_io_close(io, NULL, NULL, 0, NULL);
+			return rc;
+		}
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", io->trace_fd);
+		io->trace = mps_trace_open(path, &rc);
+		if (!io->trace) {
+			snprintf(err, errlen, "trace: %s", strerror(-rc));
+			bundled_io_close(io, NULL, NULL, 0, NULL);
+			return rc;
+		}
+		cfg->trace = mps_trace_packet;
+		cfg->trace_ctx = io->trace;
+	}
+	cfg->rand_bytes = bundled_rand;
+	io->st = mps_stack_create(cfg, &rc);
+	if (!io->st) {
+		snprintf(err, errlen, "bundled stack: %s",
+			 rc == -EINVAL ? "bad settings" : strerror(-rc));
+		bundled_io_close(io, NULL, NULL, 0, NULL);
+		return rc;
+	}
+	return 0;
+}
+
+int bundled_io_step(struct bundled_io *io, unsigned int max_ms)
+{
+	struct pollfd pfd = { .fd = mps_tun_fd(io->tun), .events = POLLIN };
+	uint64_t now = fj_mono_us(), next;
+	int err = 0, wait;
+
+	next = mps_pump(io->st, &mps_tun_link_ops, io->tun, now, &err);
+	if (err && err != -EAGAIN)
+		io->link_errors++;
+	if (!max_ms || next <= now)
+		return 0;
+	wait = next - now >= (uint64_t)max_ms * 1000 ? (int)max_ms
+						     : (int)((next - now + 999) / 1000);
+	if (poll(&pfd, 1, wait) < 0 && errno != EINTR)
+		return -errno;
+	return 0;
+}
+
+/* The pcap in fd: the 24-byte file header and whole 16-byte-headed records within cap. */
+static void read_trace(int fd, char **data, size_t *len, size_t cap, int *cut)
+{
+	off_t size = lseek(fd, 0, SEEK_END);
+	size_t n, keep = 24;
+	char *d;
+
+	*data = NULL;
+	*len = 0;
+	*cut = 0;
+	if (size < 24)
+		return;
+	n = (size_t)size;
+	d = malloc(n);
+	if (!d || pread(fd, d, n, 0) != (ssize_t)n) {
+		free(d);
+		return;
+	}
+	while (keep + 16 <= n) {
+		uint32_t incl;
+
+		memcpy(&incl, d + keep + 8, 4); /* written in this host's order */
+		if (keep + 16 + incl > n)
+			break;
+		if (keep + 16 + incl > cap) {
+			*cut = 1;
+			break;
+		}
+		keep += 16 + incl;
+	}
+	*data = d;
+	*len = keep;
+}
+
+void bundled_io_close(struct bundled_io *io, char **trace, size_t *len, size_t cap, int *cut)
+{
+	if (io->st)
+		mps_stack_destroy(io->st);
+	io->st = NULL;
+	/* Closing the writer flushes it into the memory file. */
+	mps_trace_close(io->trace);
+	io->trace = NULL;
+	if (trace) {
+		*trace = NULL;
+		*len = 0;
+		*cut = 0;
+		if (io->trace_fd >= 0)
+			read_trace(io->trace_fd, trace, len, cap, cut);
+	}
+	if (io->trace_fd >= 0)
+		close(io->trace_fd);
+	io->trace_fd = -1;
+	mps_tun_close(io->tun);
+	io->tun = NULL;
+}

@@ -1,0 +1,141 @@
+/*
+ * The bundled stack (libmps) in the agent: what the agent knows about its own
+ * bundled addresses, the "info" text the kernel responder gives a peer that
+ * asks for them, and a small driver that runs one libmps stack on one TUN
+ * device (pump, wait on the device or the stack's next timer).
+ *
+ * Two TUN devices per node: bundled_tun for the client side of runs (opened by
+ * the run's child process, one bundled run at a time per node) and
+ * bundled_responder_tun for the long-lived bundled responder (bundled_resp.c),
+ * each with its own addresses per ISP. docs/agent.md says why.
+ */
+#ifndef AGENT_BUNDLED_H
+#define AGENT_BUNDLED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent_config.h"
+#include "agent_sysinfo.h"
+#include "exp.h"
+#include "mps.h"
+
+struct mps_tun;
+struct mps_trace;
+
+#define BUNDLED_MAX_ISPS AGENT_MAX_IFACES
+/* libmps is built from the same tree as the agent: its version is the agent's. */
+#define BUNDLED_LIBMPS_VERSION "libmps " FJORD_AGENT_VERSION
+#define BUNDLED_INFO_MAX       1024 /* the info text: "ISP V4 V6\n" per ISP, "-" for none */
+
+struct bundled_isp {
+	char isp[AGENT_LABEL_MAX + 1];
+	char addr[2][AGENT_ADDR_MAX]; /* client side: [0] IPv4, [1] IPv6; "" none */
+	char resp[2][AGENT_ADDR_MAX]; /* responder side */
+};
+
+struct bundled_cfg {
+	char tun[AGENT_IFNAME_MAX];	 /* "" : no bundled stack on this agent */
+	char resp_tun[AGENT_IFNAME_MAX]; /* "" : no bundled responder */
+	struct bundled_isp isps[BUNDLED_MAX_ISPS];
+	unsigned int n_isps;
+};
+
+/* The bundled part of the agent's configuration (interfaces with a bundled address). */
+void bundled_cfg_from_agent(const struct agent_config *c, struct bundled_cfg *b);
+/* Set once at start; the run's children inherit it. NULL clears it. */
+void bundled_set(const struct bundled_cfg *b);
+const struct bundled_cfg *bundled_get(void);
+
+/* Address literal (no prefix) into a libmps endpoint; 0 or -EINVAL. */
+int bundled_addr(const char *s, uint16_t port, struct mps_addr *a);
+/* Back to text, for traces and results. */
+void bundled_addr_str(const struct mps_addr *a, char *buf, size_t len);
+/* getrandom() for mps_config.rand_bytes. */
+void bundled_rand(void *ctx, void *buf, size_t len);
+
+/*
+ * The responder addresses as the kernel responder's "info" answer: one line
+ * "ISP V4 V6" per ISP ("-" where there is none). Returns the length, or
+ * -ENOSPC if it does not fit len (BUNDLED_INFO_MAX is always enough).
+ */
+int bundled_info_text(const struct bundled_cfg *b, char *buf, size_t len);
+/*
+ * The address of isp and family (4 or 6) in an info text into out.
+ * 0, -ENOENT (no such ISP or no address of that family) or -EPROTO (bad line).
+ */
+int bundled_info_lookup(const char *text, const char *isp, int family, char *out, size_t len);
+
+/* One stack on one TUN device. */
+struct bundled_io {
+	struct mps_stack *st;
+	struct mps_tun *tun;
+	struct mps_trace *trace;
+	int trace_fd; /* memfd the trace is written to, or -1 */
+	uint64_t link_errors;
+};
+
+/*
+ * Opens the TUN device dev (which must exist: a missing device is an error,
+ * never created here, as it would have no routes), creates the stack with cfg
+ * (rand_bytes and trace set here), and with trace a header-only pcap into a
+ * memory file. 0, or a negative errno with the reason in err: "TUN device
+ * fjtun0 does not exist", "TUN device fjtun0 is busy (...)".
+ */
+int bundled_io_open(struct bundled_io *io, const char *dev, struct mps_config *cfg, int trace,
+		    char *err, size_t errlen);
+/*
+ * One round: packets in and out, then wait at most max_ms for the device or
+ * the stack's next timer (0: do not wait). Returns 0 or a negative errno.
+ */
+int bundled_io_step(struct bundled_io *io, unsigned int max_ms);
+/*
+ * Frees the stack (every connection in it), the trace and the device. With
+ * trace non-NULL, *trace gets the pcap written (malloc'ed, at most cap bytes,
+ * whole records only; *cut says whether records were left out), or NULL.
+ */
+void bundled_io_close(struct bundled_io *io, char **trace, size_t *len, size_t cap, int *cut);
+
+/* A bulk transfer on the bundled stack (exp_bundled.c), called by exp_bulk.c. */
+struct exp_bundled_xfer {
+	uint64_t bytes;
+	uint32_t duration_ms;
+	int download;
+	unsigned int interval_ms;
+	struct exp_trace *csv; /* subflows.csv */
+};
+
+struct exp_bundled_res {
+	int done, sha_ok, mptcp, fallback, checksum;
+	uint64_t bytes, dur_ms;
+	double goodput_bps;
+	unsigned int max_subflows;
+	char scheduler[32];
+	Fjord__V1__Path **paths; /* the bundled addresses used, per run path (arena) */
+	size_t n_paths;
+};
+
+/*
+ * Runs the transfer: the peer's bundled responder addresses from its kernel
+ * responder (info), the client TUN, one connection from path 0's bundled
+ * address with a join per further path, samples, events and the trace
+ * "capture.pcap". Failures go to exp_fail() with the reason; returns 0.
+ */
+int exp_bundled_bulk(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+		     struct exp_out *out, const struct exp_bundled_xfer *x,
+		     struct exp_bundled_res *res);
+
+/*
+ * The bundled responder: a child process of the agent that owns the responder
+ * TUN and one libmps stack listening on port (IPv4 and IPv6, every address the
+ * device carries), serving echo, sink and source as agent/responder.h
+ * describes (rr is refused with its reason). The device is opened before the
+ * fork, so a missing or busy one is reported here. 0 and *pid, or a negative
+ * errno with the reason in err. The child dies with the agent.
+ */
+int bundled_resp_start(const struct bundled_cfg *b, unsigned int port, unsigned int max_conns,
+		       unsigned int idle_s, int *pid, char *err, size_t errlen);
+/* Ends it (SIGTERM, then waits). pid <= 0 is fine. */
+void bundled_resp_stop(int pid);
+
+#endif

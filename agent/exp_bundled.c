@@ -1,0 +1,849 @@
+/*
+ * Bulk transfers on the bundled stack (libmps over the node's client TUN),
+ * inside the run's child process. The peer's bundled responder addresses come
+ * from its kernel responder (the "info" request over the run's first path),
+ * our own from the agent's configuration, per ISP of each run path. Sampling
+ * reads mps_conn_info()/mps_subflow_info() every interval into the same
+ * samples and subflows.csv as kernel runs; the stack's trace hook writes the
+ * header-only pcap "capture.pcap".
+ */
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "agent_arena.h"
+#include "bundled.h"
+#include "exp_sock.h"
+#include "fj_clock.h"
+
+#define BX_ANSWER_MS 5000 /* the peer's bundled responder must answer within this */
+#define BX_CLOSE_MS  1000 /* time given to the close handshake after the data */
+#define BX_CHUNK     16384
+#define BX_MAX_SF    16
+#define BX_SLACK_MS  300 /* left to the parent to collect our result */
+#define BX_BUF_BYTES (4u << 20)
+#define BX_MAX_PATHS 8
+
+struct bpath {
+	struct mps_addr local, remote;
+	const char *local_isp, *remote_isp;
+	char local_str[AGENT_ADDR_MAX], remote_str[AGENT_ADDR_MAX];
+	int joined;
+};
+
+struct bsf {
+	struct mps_subflow_info last;
+	uint32_t id;
+	int alive;
+	uint64_t prev_bytes;
+};
+
+struct bsampler {
+	struct exp_out *out;
+	struct exp_trace *csv;
+	struct mps_conn *c;
+	const struct bpath *paths;
+	size_t n_paths;
+	unsigned int interval_ms, n_sf, max_alive;
+	uint64_t next_ms, prev_ms;
+	struct bsf sf[BX_MAX_SF];
+	int finishing;
+	uint64_t dropped;
+};
+
+struct bx {
+	struct bundled_io io;
+	struct mps_conn *c;
+	EVP_MD_CTX *md, *md_exp;
+	uint8_t buf[BX_CHUNK], exp[BX_CHUNK];
+	uint8_t trailer[AGENT_RESP_TRAILER_LEN];
+	size_t trailer_len;
+	struct agent_resp_deframer df;
+	uint64_t off;
+	uint32_t seed;
+	int shut, eof, reset;
+};
+
+static int same_ep(const struct mps_addr *a, const struct mps_addr *b)
+{
+	return a->family == b->family && a->port == b->port && !memcmp(a->addr, b->addr, 16);
+}
+
+static const char *isp_of(const struct bsampler *s, const struct mps_addr *a, int local)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_paths; i++) {
+		const struct mps_addr *p = local ? &s->paths[i].local : &s->paths[i].remote;
+
+		if (p->family == a->family && !memcmp(p->addr, a->addr, 16))
+			return local ? s->paths[i].local_isp : s->paths[i].remote_isp;
+	}
+	return NULL;
+}
+
+static void sf_event(struct bsampler *s, const char *kind, const struct bsf *f)
+{
+	char l[AGENT_ADDR_MAX], r[AGENT_ADDR_MAX], d[160];
+
+	bundled_addr_str(&f->last.local, l, sizeof(l));
+	bundled_addr_str(&f->last.remote, r, sizeof(r));
+	snprintf(d, sizeof(d), "%s:%u -> %s:%u", l, f->last.local.port, r, f->last.remote.port);
+	exp_add_event(s->out, kind, d, f->id);
+}
+
+static void add_sample(struct bsampler *s, const struct bsf *f, int64_t now)
+{
+	Fjord__V1__Result *r = s->out->result;
+	Fjord__V1__SubflowSample *smp;
+
+	if (!r->samples)
+		r->samples =
+			agent_arena_alloc(s->out->arena, EXP_MAX_SAMPLES * sizeof(*r->samples));
+	if (!r->samples || r->n_samples >= EXP_MAX_SAMPLES) {
+		s->dropped++;
+		return;
+	}
+	smp = agent_arena_alloc(s->out->arena, sizeof(*smp));
+	if (!smp)
+		return;
+	fjord__v1__subflow_sample__init(smp);
+	smp->t_ms = now;
+	smp->subflow_id = f->id;
+	smp->bytes_acked = f->last.bytes_acked;
+	smp->bytes_received = f->last.bytes_received;
+	smp->srtt_us = f->last.srtt_us;
+	smp->cwnd = f->last.cwnd;
+	r->samples[r->n_samples++] = smp;
+}
+
+static struct bsf *find_sf(struct bsampler *s, const struct mps_subflow_info *si)
+{
+	unsigned int i;
+
+	for (i = 0; i < s->n_sf; i++)
+		if (same_ep(&s->sf[i].last.local, &si->local) &&
+		    same_ep(&s->sf[i].last.remote, &si->remote))
+			return &s->sf[i];
+	return NULL;
+}
+
+static void csv_line(struct bsampler *s, const struct bsf *f, uint64_t mono, double bps)
+{
+	char l[AGENT_ADDR_MAX], r[AGENT_ADDR_MAX];
+
+	if (!s->csv)
+		return;
+	bundled_addr_str(&f->last.local, l, sizeof(l));
+	bundled_addr_str(&f->last.remote, r, sizeof(r));
+	if (exp_trace_printf(s->csv, "%llu,%u,%s,%u,%s,%u,%llu,%llu,%.0f,%u,%u,%u\n",
+			     (unsigned long long)(mono - s->out->start_mono_ms), f->id, l,
+			     f->last.local.port, r, f->last.remote.port,
+			     (unsigned long long)f->last.bytes_acked,
+			     (unsigned long long)f->last.bytes_received, bps, f->last.srtt_us,
+			     f->last.cwnd, f->last.retransmits))
+		s->csv = NULL; /* trace cap reached: keep measuring */
+}
+
+static void bs_sample(struct bsampler *s)
+{
+	int seen[BX_MAX_SF] = { 0 };
+	struct mps_conn_info ci;
+	uint64_t mono = fj_mono_ms();
+	int64_t now = fj_wall_ms();
+	unsigned int i, alive = 0;
+
+	if (mps_conn_info(s->c, &ci) < 0)
+		return;
+	for (i = 0; i < ci.nsubflows; i++) {
+		struct mps_subflow_info si;
+		struct bsf *f;
+		uint64_t bytes, delta;
+
+		if (mps_subflow_info(s->c, i, &si) < 0)
+			continue;
+		f = find_sf(s, &si);
+		if (!f) {
+			/* Not news while in its handshake. */
+			if (!si.up || s->n_sf >= BX_MAX_SF)
+				continue;
+			f = &s->sf[s->n_sf];
+			f->id = s->n_sf++;
+			f->last = si;
+			if (f->id > 0)
+				sf_event(s, "subflow_up", f);
+		} else if (!f->alive && si.up) {
+			sf_event(s, "subflow_up", f);
+		}
+		f->last = si;
+		if (si.up) {
+			f->alive = 1;
+			seen[f - s->sf] = 1;
+		}
+		bytes = si.bytes_acked + si.bytes_received;
+		delta = bytes > f->prev_bytes ? bytes - f->prev_bytes : 0;
+		f->prev_bytes = bytes;
+		add_sample(s, f, now);
+		csv_line(s, f, mono,
+			 s->prev_ms && mono > s->prev_ms
+				 ? (double)delta * 8000.0 / (double)(mono - s->prev_ms)
+				 : 0);
+	}
+	for (i = 0; i < s->n_sf; i++) {
+		if (s->sf[i].alive && !seen[i]) {
+			s->sf[i].alive = 0;
+			if (!s->finishing)
+				sf_event(s, "subflow_down", &s->sf[i]);
+		}
+		alive += s->sf[i].alive;
+	}
+	if (alive > s->max_alive)
+		s->max_alive = alive;
+	s->prev_ms = mono;
+	s->next_ms = mono + s->interval_ms;
+}
+
+static void bs_finish(struct bsampler *s)
+{
+	Fjord__V1__Result *r = s->out->result;
+	unsigned int i;
+
+	s->finishing = 1;
+	bs_sample(s);
+	if (s->dropped) {
+		char d[96];
+
+		snprintf(d, sizeof(d), "%llu samples beyond the cap of %u are only in the trace",
+			 (unsigned long long)s->dropped, EXP_MAX_SAMPLES);
+		exp_add_event(s->out, "samples_capped", d, 0);
+	}
+	r->subflows = agent_arena_alloc(s->out->arena, (s->n_sf + 1) * sizeof(*r->subflows));
+	r->n_subflows = 0;
+	for (i = 0; r->subflows && i < s->n_sf; i++) {
+		const struct mps_subflow_info *l = &s->sf[i].last;
+		Fjord__V1__SubflowMetrics *m = agent_arena_alloc(s->out->arena, sizeof(*m));
+		char a[AGENT_ADDR_MAX], b[AGENT_ADDR_MAX];
+
+		if (!m)
+			return;
+		fjord__v1__subflow_metrics__init(m);
+		bundled_addr_str(&l->local, a, sizeof(a));
+		bundled_addr_str(&l->remote, b, sizeof(b));
+		m->id = s->sf[i].id;
+		m->local_address = agent_arena_strdup(s->out->arena, a);
+		m->remote_address = agent_arena_strdup(s->out->arena, b);
+		if (!m->local_address || !m->remote_address)
+			return;
+		m->bytes_sent = l->bytes_sent;
+		m->bytes_acked = l->bytes_acked;
+		m->bytes_received = l->bytes_received;
+		m->retransmissions = l->retransmits;
+		m->srtt_us = l->srtt_us;
+		m->rttvar_us = l->rttvar_us;
+		m->cwnd = l->cwnd;
+		m->ssthresh = l->ssthresh;
+		m->local_isp = (char *)isp_of(s, &l->local, 1);
+		m->remote_isp = (char *)isp_of(s, &l->remote, 0);
+		r->subflows[r->n_subflows++] = m;
+	}
+}
+
+/* The peer's info text over its kernel responder on path 0. 0, or <0 after exp_fail(). */
+static int ask_info(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+		    struct exp_out *out, char *text, size_t cap)
+{
+	struct agent_resp_request q = { .type = AGENT_RESP_INFO };
+	struct agent_resp_reply reply;
+	struct exp_target t;
+	uint8_t len[2];
+	size_t n;
+	int fd, mptcp = 0, rc;
+
+	rc = exp_resolve_target(cmd, env, 0, &t, out);
+	if (rc < 0)
+		return rc;
+	fd = exp_connect_within(cmd, FJORD__V1__STACK__STACK_TCP, &t, env, BX_ANSWER_MS, out,
+				&mptcp);
+	if (fd < 0)
+		return fd;
+	rc = exp_handshake(fd, &q, &reply, out);
+	if (!rc)
+		rc = exp_recv_all(fd, len, 2);
+	n = (size_t)len[0] << 8 | len[1];
+	if (!rc && (n == 0 || n >= cap))
+		rc = -EPROTO;
+	if (!rc)
+		rc = exp_recv_all(fd, (uint8_t *)text, n);
+	close(fd);
+	if (rc == -EPROTO)
+		exp_fail(out, "the peer's bundled address list is malformed");
+	else if (rc && rc != -EINVAL)
+		exp_fail(out, "reading the peer's bundled addresses: %s", strerror(-rc));
+	if (rc)
+		return rc;
+	text[n] = 0;
+	return 0;
+}
+
+static const struct bundled_isp *own_isp(const struct bundled_cfg *bc, const char *isp)
+{
+	unsigned int i;
+
+	for (i = 0; isp && i < bc->n_isps; i++)
+		if (!strcmp(bc->isps[i].isp, isp))
+			return &bc->isps[i];
+	return NULL;
+}
+
+/* Bundled endpoints of every run path. 0, or <0 after exp_fail(). */
+static int resolve_paths(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+			 struct exp_out *out, struct bpath *bp, size_t *n)
+{
+	const struct bundled_cfg *bc = bundled_get();
+	char info[BUNDLED_INFO_MAX + 1];
+	size_t i;
+	int rc;
+
+	if (!bc->tun[0]) {
+		exp_fail(out, "this agent has no bundled stack (bundled_tun is not configured)");
+		return -ENODEV;
+	}
+	if (cmd->run->n_paths == 0) {
+		exp_fail(out, "a bundled run needs run paths (local ISP x remote ISP)");
+		return -EINVAL;
+	}
+	*n = cmd->run->n_paths < BX_MAX_PATHS ? cmd->run->n_paths : BX_MAX_PATHS;
+	rc = ask_info(cmd, env, out, info, sizeof(info));
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < *n; i++) {
+		struct bpath *p = &bp[i];
+		const struct bundled_isp *own;
+		struct exp_target t;
+		int fam;
+
+		rc = exp_resolve_target(cmd, env, i, &t, out);
+		if (rc < 0)
+			return rc;
+		fam = t.family == AF_INET6 ? 6 : 4;
+		p->local_isp = cmd->run->paths[i]->local_isp;
+		p->remote_isp = cmd->run->paths[i]->remote_isp;
+		own = own_isp(bc, p->local_isp);
+		if (!own || !own->addr[fam == 6][0]) {
+			exp_fail(out, "path %zu: this agent has no bundled IPv%d address on ISP %s",
+				 i, fam, p->local_isp ? p->local_isp : "(none)");
+			return -ENOENT;
+		}
+		snprintf(p->local_str, sizeof(p->local_str), "%s", own->addr[fam == 6]);
+		if (!p->remote_isp || bundled_info_lookup(info, p->remote_isp, fam, p->remote_str,
+							  sizeof(p->remote_str)) < 0) {
+			exp_fail(out,
+				 "path %zu: the peer agent has no bundled responder IPv%d address "
+				 "on ISP %s",
+				 i, fam, p->remote_isp ? p->remote_isp : "(none)");
+			return -ENOENT;
+		}
+		if (bundled_addr(p->local_str, 0, &p->local) ||
+		    bundled_addr(p->remote_str, (uint16_t)env->responder_port, &p->remote))
+			return exp_fail(out, "path %zu: bad bundled address", i), -EINVAL;
+	}
+	return 0;
+}
+
+/* Events of the stack: fallback and resets become the run's events. */
+static void drain_events(struct bx *x, struct exp_out *out, struct exp_bundled_res *res)
+{
+	struct mps_event ev;
+
+	while (mps_next_event(x->io.st, &ev) == 0) {
+		char d[96];
+
+		switch (ev.type) {
+		case MPS_EV_FALLBACK:
+			res->fallback = 1;
+			snprintf(d, sizeof(d), "connection fell back to TCP (libmps reason %d)",
+				 ev.reason);
+			exp_add_event(out, "fallback", d, 0);
+			break;
+		case MPS_EV_CONN_RESET:
+			x->reset = ev.reason ? ev.reason : -1;
+			break;
+		case MPS_EV_ADD_ADDR_IN:
+			snprintf(d, sizeof(d), "the peer announced address ID %d", ev.reason);
+			exp_add_event(out, "add_addr", d, 0);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static const char *rst_reason(int r)
+{
+	switch (r) {
+	case MPS_RST_PEER:
+		return "reset by the peer";
+	case MPS_RST_FASTCLOSE:
+		return "closed by the peer (MP_FASTCLOSE)";
+	case MPS_RST_TIMEOUT:
+		return "too many retransmissions (the peer or the path went away)";
+	case MPS_RST_CHECKSUM:
+		return "DSS checksum failure";
+	default:
+		return "reset";
+	}
+}
+
+/* Pumps until the connection is established and the request answered. 0 or <0 after exp_fail(). */
+static int bx_open(struct bx *x, const struct bpath *p0, const struct agent_resp_request *q,
+		   const struct exp_env *env, struct exp_out *out, struct exp_bundled_res *res)
+{
+	uint8_t req[AGENT_RESP_REQ_LEN], rep[AGENT_RESP_REPLY_LEN];
+	size_t sent = 0, got = 0;
+	uint64_t end = fj_mono_ms() + BX_ANSWER_MS;
+	struct agent_resp_reply reply;
+	int rc;
+
+	if (end > env->deadline_mono_ms - BX_SLACK_MS)
+		end = env->deadline_mono_ms - BX_SLACK_MS;
+	rc = mps_connect(x->io.st, &p0->local, &p0->remote, &x->c);
+	if (rc < 0) {
+		exp_fail(out, "bundled connect from %s: %s", p0->local_str, strerror(-rc));
+		return rc;
+	}
+	agent_resp_request_encode(q, req);
+	while (got < sizeof(rep)) {
+		ssize_t n;
+
+		if (fj_mono_ms() >= end) {
+			exp_fail(out,
+				 "the peer's bundled responder at %s port %u did not answer within "
+				 "%u ms",
+				 p0->remote_str, p0->remote.port, BX_ANSWER_MS);
+			return -ETIMEDOUT;
+		}
+		bundled_io_step(&x->io, 10);
+		drain_events(x, out, res);
+		if (x->reset) {
+			exp_fail(out, "the peer's bundled responder at %s port %u: %s",
+				 p0->remote_str, p0->remote.port, rst_reason(x->reset));
+			return -ECONNRESET;
+		}
+		if (sent < sizeof(req)) {
+			n = mps_send(x->c, req + sent, sizeof(req) - sent);
+			if (n > 0)
+				sent += (size_t)n;
+			continue;
+		}
+		n = mps_recv(x->c, rep + got, sizeof(rep) - got);
+		if (n == 0) {
+			exp_fail(out, "reading the responder's reply: connection closed by the "
+				      "responder");
+			return -ECONNRESET;
+		}
+		if (n > 0)
+			got += (size_t)n;
+	}
+	if (agent_resp_reply_decode(rep, &reply) < 0) {
+		exp_fail(out, "the peer is not a Fjord responder (bad reply)");
+		return -EPROTO;
+	}
+	if (!reply.ok) {
+		exp_fail(out, "responder refused the request: %s", reply.message);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Upload: the stream until the byte count or the time, then DATA_FIN. */
+static int bx_send(struct bx *x, const struct exp_bundled_xfer *xf, uint64_t elapsed)
+{
+	while (!x->shut) {
+		size_t len = BX_CHUNK;
+		ssize_t n;
+
+		if ((xf->bytes && x->off >= xf->bytes) ||
+		    (xf->duration_ms && elapsed >= xf->duration_ms)) {
+			mps_shutdown(x->c);
+			x->shut = 1;
+			break;
+		}
+		if (xf->bytes && xf->bytes - x->off < len)
+			len = (size_t)(xf->bytes - x->off);
+		agent_resp_fill(x->seed, x->off, x->buf, len);
+		n = mps_send(x->c, x->buf, len);
+		if (n == -EAGAIN)
+			return 0;
+		if (n <= 0)
+			return (int)n;
+		EVP_DigestUpdate(x->md, x->buf, (size_t)n);
+		x->off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int bx_recv(struct bx *x, const struct exp_bundled_xfer *xf)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (xf->download)
+			n = mps_recv(x->c, x->buf, sizeof(x->buf));
+		else
+			n = mps_recv(x->c, x->trailer + x->trailer_len,
+				     sizeof(x->trailer) - x->trailer_len);
+		if (n == -EAGAIN)
+			return 0;
+		if (n < 0)
+			return (int)n;
+		if (n == 0) {
+			x->eof = 1;
+			return 0;
+		}
+		if (!xf->download) {
+			x->trailer_len += (size_t)n;
+			if (x->trailer_len == sizeof(x->trailer))
+				return 0;
+			continue;
+		}
+		n = agent_resp_deframe(&x->df, x->buf, (size_t)n);
+		if (n < 0)
+			return -EPROTO;
+		EVP_DigestUpdate(x->md, x->buf, (size_t)n);
+		agent_resp_fill(x->seed, x->off, x->exp, (size_t)n);
+		EVP_DigestUpdate(x->md_exp, x->exp, (size_t)n);
+		x->off += (uint64_t)n;
+	}
+}
+
+static int sha_final(EVP_MD_CTX *c, uint8_t md[32])
+{
+	unsigned int len = 0;
+
+	return EVP_DigestFinal_ex(c, md, &len) && len == 32 ? 0 : -EIO;
+}
+
+/* The finished stream against the responder's trailer. 0 or -EIO after exp_fail(). */
+static int bx_check(struct bx *x, const struct exp_bundled_xfer *xf, struct exp_out *out,
+		    struct exp_bundled_res *res, uint64_t elapsed)
+{
+	struct agent_resp_trailer tr;
+	uint8_t a[32], b[32];
+
+	if (xf->download) {
+		if (!x->df.done) {
+			exp_fail(out,
+				 "transfer: the responder's stream ended without its end trailer "
+				 "after %llu bytes and %llu ms (the responder went away or the "
+				 "connection was cut)",
+				 (unsigned long long)x->off, (unsigned long long)elapsed);
+			return -EIO;
+		}
+		if (sha_final(x->md, a) || sha_final(x->md_exp, b))
+			return exp_fail(out, "transfer: SHA-256 failed"), -EIO;
+		res->bytes = x->off;
+		res->sha_ok = !memcmp(a, b, 32) && !memcmp(a, x->df.tr.sha256, 32);
+		if (x->df.tr.bytes != x->off) {
+			exp_fail(out, "transfer: received %llu bytes, the responder sent %llu",
+				 (unsigned long long)x->off, (unsigned long long)x->df.tr.bytes);
+			return -EIO;
+		}
+	} else {
+		if (x->trailer_len != sizeof(x->trailer) ||
+		    agent_resp_trailer_decode(x->trailer, &tr) < 0) {
+			exp_fail(
+				out,
+				"transfer: the responder closed the connection without its trailer "
+				"(%llu bytes sent)",
+				(unsigned long long)x->off);
+			return -EIO;
+		}
+		if (sha_final(x->md, a))
+			return exp_fail(out, "transfer: SHA-256 failed"), -EIO;
+		res->bytes = tr.bytes;
+		res->sha_ok = tr.bytes == x->off && !memcmp(a, tr.sha256, 32);
+		if (tr.bytes != x->off) {
+			exp_fail(out, "transfer: sent %llu bytes, the responder got %llu",
+				 (unsigned long long)x->off, (unsigned long long)tr.bytes);
+			return -EIO;
+		}
+	}
+	if (!res->sha_ok) {
+		exp_fail(out, "transfer: SHA-256 of the stream differs between the two ends");
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Joins for paths 1..n-1 once the connection takes them; a refusal is an event, not a failure. */
+static void bx_joins(struct bx *x, struct bpath *bp, size_t n, struct exp_out *out)
+{
+	size_t i;
+
+	for (i = 1; i < n; i++) {
+		char d[160];
+		int rc;
+
+		if (bp[i].joined)
+			continue;
+		rc = mps_join(x->c, &bp[i].local, &bp[i].remote, false);
+		if (rc == -ENOTCONN)
+			return; /* not fully established yet: again on the next pass */
+		bp[i].joined = 1;
+		if (rc < 0) {
+			snprintf(d, sizeof(d), "path %zu: join from %s to %s: %s", i,
+				 bp[i].local_str, bp[i].remote_str, strerror(-rc));
+			exp_add_event(out, "join_failed", d, 0);
+		}
+	}
+}
+
+static void bx_transfer(struct bx *x, struct bpath *bp, size_t n, const struct exp_bundled_xfer *xf,
+			const struct exp_env *env, struct exp_out *out, struct exp_bundled_res *res)
+{
+	struct bsampler s = { .out = out,
+			      .csv = xf->csv,
+			      .c = x->c,
+			      .paths = bp,
+			      .n_paths = n,
+			      .interval_ms = xf->interval_ms };
+	uint64_t t0 = fj_mono_ms(), t_end = 0;
+	int rc;
+
+	if (s.csv && s.csv->len == 0)
+		exp_trace_printf(s.csv, "t_ms,subflow_id,local,lport,remote,rport,bytes_acked,"
+					"bytes_received,goodput_bps,srtt_us,cwnd,retrans\n");
+	bs_sample(&s);
+	for (;;) {
+		uint64_t now = fj_mono_ms();
+		unsigned int wait = 20;
+
+		if (exp_left_ms(env) <= BX_SLACK_MS + BX_CLOSE_MS / 2) {
+			exp_fail(out,
+				 "transfer: not finished before the run's deadline (%llu bytes "
+				 "so far)",
+				 (unsigned long long)x->off);
+			break;
+		}
+		if (now >= s.next_ms)
+			bs_sample(&s);
+		bx_joins(x, bp, n, out);
+		/* Once our side is shut, subflows closing are the end, not news. */
+		s.finishing = x->shut || (xf->download && x->df.in_trailer);
+		if (!xf->download && !x->shut) {
+			rc = bx_send(x, xf, now - t0);
+			if (rc < 0) {
+				exp_fail(out, "transfer: sending after %llu bytes: %s",
+					 (unsigned long long)x->off, strerror(-rc));
+				break;
+			}
+			if (!x->shut)
+				wait = 0; /* the send buffer took data: pump it out now */
+		}
+		rc = bx_recv(x, xf);
+		if (rc < 0 && rc != -ECONNRESET) {
+			exp_fail(out, "transfer: receiving after %llu bytes: %s",
+				 (unsigned long long)x->off, strerror(-rc));
+			break;
+		}
+		drain_events(x, out, res);
+		if (x->reset || rc == -ECONNRESET) {
+			exp_fail(out, "transfer: after %llu bytes: %s", (unsigned long long)x->off,
+				 rst_reason(x->reset));
+			break;
+		}
+		if (x->eof || (xf->download && x->df.done) ||
+		    (!xf->download && x->trailer_len == sizeof(x->trailer))) {
+			t_end = fj_mono_ms();
+			break;
+		}
+		if (wait && s.next_ms > now && s.next_ms - now < wait)
+			wait = (unsigned int)(s.next_ms - now);
+		bundled_io_step(&x->io, wait);
+	}
+	bs_finish(&s);
+	res->max_subflows = s.max_alive;
+	if (t_end && bx_check(x, xf, out, res, t_end - t0) == 0) {
+		res->done = 1;
+		res->dur_ms = t_end - t0;
+		res->goodput_bps = res->dur_ms ? (double)res->bytes * 8000.0 / (double)res->dur_ms
+					       : 0;
+	}
+}
+
+/* Closes the connection and gives the close handshake a moment, so the responder is freed too. */
+static void bx_close(struct bx *x, const struct exp_env *env)
+{
+	uint64_t end = fj_mono_ms() + BX_CLOSE_MS;
+	struct mps_event ev;
+
+	if (!x->c)
+		return;
+	if (x->reset)
+		mps_abort(x->c);
+	else
+		mps_close(x->c);
+	x->c = NULL;
+	while (fj_mono_ms() < end && exp_left_ms(env) > BX_SLACK_MS) {
+		int closed = 0;
+
+		bundled_io_step(&x->io, 10);
+		while (mps_next_event(x->io.st, &ev) == 0)
+			closed |= ev.type == MPS_EV_CONN_CLOSED || ev.type == MPS_EV_CONN_RESET;
+		if (closed || mps_next_wakeup(x->io.st) == MPS_TIME_NEVER)
+			break;
+	}
+}
+
+static void add_paths(struct exp_out *out, const struct bpath *bp, size_t n,
+		      const Fjord__V1__RunCommand *cmd, struct exp_bundled_res *res)
+{
+	size_t i;
+
+	res->paths = agent_arena_alloc(out->arena, n * sizeof(*res->paths));
+	if (!res->paths)
+		return;
+	for (i = 0; i < n; i++) {
+		Fjord__V1__Path *p = agent_arena_alloc(out->arena, sizeof(*p));
+
+		if (!p)
+			return;
+		fjord__v1__path__init(p);
+		p->local_isp = cmd->run->paths[i]->local_isp;
+		p->remote_isp = cmd->run->paths[i]->remote_isp;
+		p->family = cmd->run->paths[i]->family;
+		p->local_address = agent_arena_strdup(out->arena, bp[i].local_str);
+		p->remote_address = agent_arena_strdup(out->arena, bp[i].remote_str);
+		res->paths[res->n_paths++] = p;
+	}
+}
+
+/* The stack's settings from the run's StackSettings. 0, or -EINVAL after exp_fail(). */
+static int bx_settings(const Fjord__V1__RunCommand *cmd, struct mps_config *cfg,
+		       struct exp_out *out, struct exp_bundled_res *res)
+{
+	const Fjord__V1__StackSettings *ss = cmd->spec ? cmd->spec->stack : NULL;
+
+	snprintf(res->scheduler, sizeof(res->scheduler), "initial");
+	if (!ss)
+		return 0;
+	if (ss->congestion_control && ss->congestion_control[0] &&
+	    strcmp(ss->congestion_control, "reno")) {
+		exp_fail(out,
+			 "the bundled stack has one congestion control, reno (NewReno); the run "
+			 "asks for '%.64s'",
+			 ss->congestion_control);
+		return -EINVAL;
+	}
+	if (ss->path_manager && ss->path_manager[0] && strcmp(ss->path_manager, "fullmesh")) {
+		exp_fail(out,
+			 "the bundled stack has one path manager, fullmesh; the run asks for "
+			 "'%.64s'",
+			 ss->path_manager);
+		return -EINVAL;
+	}
+	if (ss->scheduler && ss->scheduler[0]) {
+		if (strlen(ss->scheduler) >= sizeof(res->scheduler)) {
+			exp_fail(out, "scheduler name too long");
+			return -EINVAL;
+		}
+		snprintf(res->scheduler, sizeof(res->scheduler), "%s", ss->scheduler);
+		cfg->scheduler = res->scheduler;
+	}
+	cfg->checksum = ss->checksums;
+	return 0;
+}
+
+int exp_bundled_bulk(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+		     struct exp_out *out, const struct exp_bundled_xfer *xf,
+		     struct exp_bundled_res *res)
+{
+	struct mps_config cfg = { .sndbuf = BX_BUF_BYTES,
+				  .rcvbuf = BX_BUF_BYTES,
+				  .msl_us = 1000000 };
+	struct agent_resp_request q = { 0 };
+	struct bpath bp[BX_MAX_PATHS];
+	struct bx *x = NULL;
+	struct mps_conn_info ci;
+	char why[200];
+	size_t n = 0;
+	int rc;
+
+	memset(bp, 0, sizeof(bp));
+	if (bx_settings(cmd, &cfg, out, res) || resolve_paths(cmd, env, out, bp, &n))
+		return 0;
+	add_paths(out, bp, n, cmd, res);
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return exp_fail(out, "out of memory"), 0;
+	cfg.max_subflows = (uint8_t)(n > 1 ? n : 1);
+	rc = bundled_io_open(&x->io, bundled_get()->tun, &cfg, 1, why, sizeof(why));
+	if (rc < 0) {
+		if (rc == -EINVAL && cfg.scheduler)
+			snprintf(why, sizeof(why),
+				 "the bundled stack has no scheduler '%.32s' (it has initial, "
+				 "lowrtt)",
+				 cfg.scheduler);
+		exp_fail(out, "%s", why);
+		free(x);
+		return 0;
+	}
+	x->md = EVP_MD_CTX_new();
+	x->md_exp = EVP_MD_CTX_new();
+	if (!x->md || !x->md_exp || !EVP_DigestInit_ex(x->md, EVP_sha256(), NULL) ||
+	    !EVP_DigestInit_ex(x->md_exp, EVP_sha256(), NULL)) {
+		exp_fail(out, "SHA-256 unavailable");
+		goto done;
+	}
+	if (getrandom(&x->seed, sizeof(x->seed), 0) != sizeof(x->seed))
+		x->seed = (uint32_t)fj_mono_us();
+	q.type = xf->download ? AGENT_RESP_SOURCE : AGENT_RESP_SINK;
+	q.bytes = xf->download ? xf->bytes : 0;
+	q.duration_ms = xf->download ? xf->duration_ms : 0;
+	q.seed = x->seed;
+	if (bx_open(x, &bp[0], &q, env, out, res) == 0)
+		bx_transfer(x, bp, n, xf, env, out, res);
+	if (x->c && mps_conn_info(x->c, &ci) == 0) {
+		res->mptcp = ci.mptcp;
+		res->checksum = ci.checksum;
+		if (ci.fallback && !res->fallback) {
+			res->fallback = 1;
+			exp_add_event(out, "fallback",
+				      ci.fallback_reason ? ci.fallback_reason
+							 : "connection fell back to TCP",
+				      0);
+		}
+	}
+	bx_close(x, env);
+done : {
+	char *trace = NULL;
+	size_t len = 0;
+	int cut = 0;
+
+	bundled_io_close(&x->io, &trace, &len, EXP_TRACE_MAX, &cut);
+	if (trace) {
+		struct exp_trace *t = exp_trace_new(out, "capture.pcap");
+
+		if (t) {
+			t->data = trace;
+			t->len = len;
+			t->cap = len;
+		} else {
+			free(trace);
+		}
+		if (cut)
+			exp_add_event(out, "capture_capped",
+				      "the packet trace reached its cap; later packets are "
+				      "not in capture.pcap",
+				      0);
+	}
+}
+	EVP_MD_CTX_free(x->md);
+	EVP_MD_CTX_free(x->md_exp);
+	free(x);
+	return 0;
+}
