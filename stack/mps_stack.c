@@ -43,6 +43,7 @@ static const char *const counter_names[MPS_CNT__COUNT] = {
 	[MPS_CNT_OUT_INFINITE_MAP] = "out_infinite_map",
 	[MPS_CNT_IN_NO_DSS] = "in_no_dss",
 	[MPS_CNT_SIMULT_OPEN] = "simult_open",
+	[MPS_CNT_IN_FASTCLOSE_KEY] = "in_fastclose_key",
 };
 
 const char *mps_stack_counter_name(enum mps_counter which)
@@ -621,8 +622,11 @@ int mps_input(struct mps_stack *st, const uint8_t *pkt, size_t len, uint64_t now
 		st->counters[MPS_CNT_IN_BAD_CSUM]++;
 		return -EBADMSG;
 	}
-	if (mps_tcpopt_walk(s.opts, s.opts_len, &t) != 0)
+	if (mps_tcpopt_walk(s.opts, s.opts_len, &t) != 0) {
+		/* Per reason too, as for MPTCP options (the walk reports its first). */
 		st->counters[MPS_CNT_IN_BAD_OPTS]++;
+		st->opt_errors[t.err]++;
+	}
 	local.family = remote.family = s.family;
 	memcpy(local.addr, s.dst, 16);
 	memcpy(remote.addr, s.src, 16);

@@ -65,6 +65,7 @@ static void fall_back(struct mps_conn *c, int reason, const char *why, uint64_t 
 	c->fallback = true;
 	c->fallback_reason = why;
 	c->fallback_why = reason;
+	c->rx_unverified = 0; /* from here the stream is TCP's: nothing left to verify */
 	mps_event(c->st, MPS_EV_FALLBACK, c, reason, now);
 }
 
@@ -492,8 +493,27 @@ static bool map_consume(struct mps_conn *c, const uint8_t *p, uint32_t n, bool d
 	return true;
 }
 
+/*
+ * New in-order data that no mapping covers, on a segment that brought none
+ * (its DSS was malformed and ignored): the DSS was corrupted on the way. As
+ * Linux (DssCorruptionFallback/Reset): fall back to TCP where RFC 8684 §3.7
+ * allows it, otherwise reset (MP_TCPRST 1). A mapping that was refused as
+ * conflicting is left to the sender's retransmission instead.
+ */
+static void mapping_missing(struct mps_conn *c, uint64_t now)
+{
+	c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
+	if (infinite_ok(c) && !(c->csum && c->csum_seen)) {
+		fall_back(c, MPS_FALLBACK_BAD_MAPPING, "data without a DSS mapping", now);
+		return;
+	}
+	c->rst_tcprst = MPS_TCPRST_MPTCP_ERR;
+	c->fastclose_pending = true;
+	mps_conn_reset(c, MPS_RST_BAD_MAPPING, now);
+}
+
 /* Take in-order payload; returns false if the segment must be dropped. */
-static bool take_payload(struct mps_conn *c, const struct mps_seg *s, uint64_t now)
+static bool take_payload(struct mps_conn *c, const struct mps_seg *s, bool mapped, uint64_t now)
 {
 	struct mps_subflow *sf = &c->sf;
 	uint32_t off, n, room, ssn, skip = 0;
@@ -505,8 +525,15 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, uint64_t n
 	if (off >= s->payload_len)
 		return true;
 	n = s->payload_len - off;
+	ssn = sf->rcv_nxt - sf->irs;
+	if (c->mptcp && !mapped &&
+	    (!c->rx_map_valid || SEQ_LT(ssn, c->rx_map_ssn) ||
+	     SEQ_GEQ(ssn, c->rx_map_ssn + c->rx_map_data))) {
+		mapping_missing(c, now);
+		if (c->reset)
+			return false;
+	}
 	if (c->mptcp) {
-		ssn = sf->rcv_nxt - sf->irs;
 		if (!c->rx_map_valid || SEQ_LT(ssn, c->rx_map_ssn) ||
 		    SEQ_GEQ(ssn, c->rx_map_ssn + c->rx_map_data)) {
 			c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
@@ -1109,7 +1136,7 @@ static void take_in_order(struct mps_conn *c, const struct mps_seg *s, const str
 	bool whole = true;
 
 	if (s->payload_len)
-		whole = take_payload(c, s, now);
+		whole = take_payload(c, s, m->valid, now);
 	if (c->mptcp && m->valid && m->fin && !(m->len == 1 && m->ssn == 0))
 		mps_data_fin_check(c, true, m->dsn + m->len - 1);
 	if (c->mptcp && c->rx_fin_pending)
@@ -1316,6 +1343,9 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 		mps_queue_rst(c->st, s, &sf->local, &sf->remote);
 		return;
 	}
+	/* RFC 8684 §3.5: a key that is not ours proves nothing; the option is ignored. */
+	if (c->mptcp && mps_find_opt(o, n, MPS_MPTCP_SUB_FASTCLOSE))
+		c->st->counters[MPS_CNT_IN_FASTCLOSE_KEY]++;
 	if (sf->state == MPS_SF_SYN_RCVD && !synrcvd_ack(c, s, o, n, now))
 		return;
 	/*

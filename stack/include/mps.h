@@ -266,6 +266,7 @@ enum mps_fallback_reason {
 	MPS_FALLBACK_INFINITE_MAP,	/* the peer sent an infinite mapping unasked */
 	MPS_FALLBACK_OPTS_LOST,		/* MPTCP options vanished from an established connection */
 	MPS_FALLBACK_SIMULT_OPEN,	/* both SYNs crossed: plain TCP, as Linux does */
+	MPS_FALLBACK_BAD_MAPPING,	/* in-order data arrived with a malformed DSS, no mapping */
 };
 
 /* What an MPS_EV_MP_FAIL reports. */
@@ -282,6 +283,7 @@ enum mps_rst_reason {
 	MPS_RST_LOCAL,	   /* mps_abort() */
 	MPS_RST_CHECKSUM,  /* DSS checksum wrong or its presence not as negotiated */
 	MPS_RST_OPTS_LOST, /* MPTCP options vanished where no fallback is allowed (RFC 8684 §3.7) */
+	MPS_RST_BAD_MAPPING, /* data without a mapping where no fallback is allowed */
 };
 
 /* Why a join subflow went away. */
@@ -347,6 +349,7 @@ enum mps_counter {
 	MPS_CNT_OUT_INFINITE_MAP, /* infinite mapping sent */
 	MPS_CNT_IN_NO_DSS,	  /* MPTCP options gone mid-connection: fallback or reset */
 	MPS_CNT_SIMULT_OPEN,	  /* simultaneous open (crossing SYNs) */
+	MPS_CNT_IN_FASTCLOSE_KEY, /* MP_FASTCLOSE whose key is not ours: ignored */
 	MPS_CNT__COUNT
 };
 

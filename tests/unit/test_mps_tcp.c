@@ -4,6 +4,7 @@
  * simulated network cannot produce because our own stack never sends it.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -803,6 +804,324 @@ struct failing {
 	long live;
 };
 
+/*
+ * Section 3 of the spec ("input checks"), one row per malformed or
+ * contradictory input: each is fed to an established connection (the
+ * client has sent "hello"; the row's segment carries "abc" at the next
+ * subflow and data sequence numbers) and the answer is checked: the data
+ * delivered, dropped, taken as TCP after a fallback with its reason, or
+ * the connection reset with the MP_TCPRST reason on the RST; and the
+ * counter (and per-reason option counter) that records it.
+ */
+enum ic_answer { IC_DELIVER, IC_DROP, IC_FALLBACK, IC_RESET };
+
+struct ic_case {
+	const char *name;
+	int (*opts)(uint64_t dsn, uint8_t *o); /* the row's TCP options; returns their length */
+	enum mps_counter counter;	       /* grows */
+	int opt_err;			       /* enum mps_opt_err that grows, or -1 */
+	enum ic_answer answer;
+	int reason; /* IC_FALLBACK: MPS_FALLBACK_*; IC_RESET: MP_TCPRST reason on the RST */
+};
+
+static int ic_put(uint8_t *o, int n, struct mps_opt *opt)
+{
+	int k = mps_opt_build(opt, o + n, (size_t)(40 - n));
+
+	CU_ASSERT_FATAL(k > 0);
+	return n + k;
+}
+
+static int ic_pad(uint8_t *o, int n)
+{
+	while (n % 4)
+		o[n++] = 1;
+	return n;
+}
+
+/* The mapping of "abc": ssn 6 follows "hello". */
+static int ic_map(uint64_t dsn, uint8_t *o, int n)
+{
+	struct mps_opt d = { .subtype = MPS_MPTCP_SUB_DSS };
+
+	d.dss.flags = MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
+	d.dss.dsn = dsn;
+	d.dss.ssn = 6;
+	d.dss.data_len = 3;
+	return ic_put(o, n, &d);
+}
+
+static int ic_tcp_bad_len(uint64_t dsn, uint8_t *o)
+{
+	int n = ic_map(dsn, o, 0);
+
+	/* A TCP option whose length byte is 1: the walk stops there, keeping the DSS. */
+	o[n++] = 8;
+	o[n++] = 1;
+	return ic_pad(o, n);
+}
+
+static int ic_dss_bad_len(uint64_t dsn, uint8_t *o)
+{
+	int n = ic_map(dsn, o, 0);
+
+	o[1] = 16; /* M and m need 18 bytes */
+	o[16] = o[17] = 1;
+	return ic_pad(o, n);
+}
+
+static int ic_dss_csum_unexpected(uint64_t dsn, uint8_t *o)
+{
+	struct mps_opt d = { .subtype = MPS_MPTCP_SUB_DSS };
+
+	d.dss.flags = MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
+	d.dss.dsn = dsn;
+	d.dss.ssn = 6;
+	d.dss.data_len = 3;
+	d.dss.has_csum = true;
+	return ic_pad(o, ic_put(o, 0, &d));
+}
+
+static int ic_data_ack_beyond(uint64_t dsn, uint8_t *o)
+{
+	struct mps_opt d = { .subtype = MPS_MPTCP_SUB_DSS };
+
+	/* The server has sent no data: a DATA_ACK 1000 bytes on acknowledges nothing it sent. */
+	d.dss.flags = MPS_DSS_FLAG_A | MPS_DSS_FLAG_a | MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
+	d.dss.data_ack = 1000 + (1ULL << 40);
+	d.dss.dsn = dsn;
+	d.dss.ssn = 6;
+	d.dss.data_len = 3;
+	return ic_pad(o, ic_put(o, 0, &d));
+}
+
+static int ic_tcprst_no_rst(uint64_t dsn, uint8_t *o)
+{
+	struct mps_opt r = { .subtype = MPS_MPTCP_SUB_TCPRST };
+
+	r.tcprst.reason = MPS_TCPRST_MIDDLEBOX;
+	return ic_pad(o, ic_put(o, ic_map(dsn, o, 0), &r));
+}
+
+static int ic_fastclose_wrong_key(uint64_t dsn, uint8_t *o)
+{
+	struct mps_opt f = { .subtype = MPS_MPTCP_SUB_FASTCLOSE, .fastclose_key = 0x1234 };
+
+	return ic_pad(o, ic_put(o, ic_map(dsn, o, 0), &f));
+}
+
+static int ic_add_addr_bad_hmac(uint64_t dsn, uint8_t *o)
+{
+	struct mps_opt a = { .subtype = MPS_MPTCP_SUB_ADD_ADDR };
+
+	a.add_addr.addr_id = 3;
+	a.add_addr.family = 4;
+	a.add_addr.addr[0] = 10;
+	a.add_addr.addr[3] = 9;
+	a.add_addr.hmac = 0x0102030405060708ULL;
+	return ic_pad(o, ic_put(o, ic_map(dsn, o, 0), &a));
+}
+
+static int ic_rm_addr_empty(uint64_t dsn, uint8_t *o)
+{
+	int n = ic_map(dsn, o, 0);
+
+	o[n++] = 30;
+	o[n++] = 3;
+	o[n++] = 0x40; /* REMOVE_ADDR naming no address */
+	return ic_pad(o, n);
+}
+
+static int ic_mpc_flag_b(uint64_t dsn, uint8_t *o)
+{
+	struct mps_opt m = { .subtype = MPS_MPTCP_SUB_CAPABLE };
+	int n;
+
+	m.mpc.form = MPS_MPC_DATA;
+	m.mpc.version = 1;
+	m.mpc.flags = MPS_MPC_FLAG_H;
+	m.mpc.snd_key = 1;
+	m.mpc.rcv_key = 2;
+	m.mpc.data_len = 3;
+	(void)dsn;
+	n = ic_put(o, 0, &m);
+	o[3] |= 0x40; /* B: extensibility, must be 0 */
+	return ic_pad(o, n);
+}
+
+static int ic_join_on_ack(uint64_t dsn, uint8_t *o)
+{
+	int n = ic_map(dsn, o, 0);
+
+	/* The 12-byte MP_JOIN of a SYN, on a segment that is not one. */
+	o[n++] = 30;
+	o[n++] = 12;
+	o[n++] = 0x10;
+	memset(o + n, 0, 9);
+	return ic_pad(o, n + 9);
+}
+
+static int ic_no_mptcp(uint64_t dsn, uint8_t *o)
+{
+	(void)dsn;
+	(void)o;
+	return 0;
+}
+
+static int ic_infinite_map(uint64_t dsn, uint8_t *o)
+{
+	struct mps_opt d = { .subtype = MPS_MPTCP_SUB_DSS };
+
+	d.dss.flags = MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
+	d.dss.dsn = dsn;
+	d.dss.ssn = 6;
+	return ic_pad(o, ic_put(o, 0, &d));
+}
+
+static int ic_mp_fail(uint64_t dsn, uint8_t *o)
+{
+	struct mps_opt f = { .subtype = MPS_MPTCP_SUB_FAIL, .fail_dsn = 77 };
+
+	return ic_pad(o, ic_put(o, ic_map(dsn, o, 0), &f));
+}
+
+static int ic_mapping_conflict(uint64_t dsn, uint8_t *o)
+{
+	struct mps_opt d = { .subtype = MPS_MPTCP_SUB_DSS };
+
+	/* Starts at "lo" of "hello" but puts it 100 DSNs elsewhere. */
+	d.dss.flags = MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
+	d.dss.dsn = dsn - 2 + 100;
+	d.dss.ssn = 4;
+	d.dss.data_len = 5;
+	return ic_pad(o, ic_put(o, 0, &d));
+}
+
+static const struct ic_case ic_cases[] = {
+	{ "tcp_option_bad_length", ic_tcp_bad_len, MPS_CNT_IN_BAD_OPTS, MPS_OPT_E_TCP_LEN_SHORT,
+	  IC_DELIVER, 0 },
+	{ "dss_bad_length", ic_dss_bad_len, MPS_CNT_IN_BAD_MPTCP, MPS_OPT_E_DSS_LEN, IC_FALLBACK,
+	  MPS_FALLBACK_BAD_MAPPING },
+	{ "dss_csum_not_negotiated", ic_dss_csum_unexpected, MPS_CNT_IN_DSS_CSUM, -1, IC_RESET,
+	  MPS_TCPRST_MPTCP_ERR },
+	{ "data_ack_beyond_sent", ic_data_ack_beyond, MPS_CNT_IN_BAD_ACK, -1, IC_DELIVER, 0 },
+	{ "tcprst_without_rst", ic_tcprst_no_rst, MPS_CNT_IN_BAD_MPTCP, MPS_OPT_E_TCPRST_NO_RST,
+	  IC_DELIVER, 0 },
+	{ "fastclose_wrong_key", ic_fastclose_wrong_key, MPS_CNT_IN_FASTCLOSE_KEY, -1, IC_DELIVER,
+	  0 },
+	{ "add_addr_bad_hmac", ic_add_addr_bad_hmac, MPS_CNT_IN_ADD_ADDR_HMAC, -1, IC_DELIVER, 0 },
+	{ "rm_addr_no_ids", ic_rm_addr_empty, MPS_CNT_IN_BAD_MPTCP, MPS_OPT_E_RM_ADDR_LEN,
+	  IC_DELIVER, 0 },
+	{ "mp_capable_flag_b", ic_mpc_flag_b, MPS_CNT_IN_BAD_MPTCP, MPS_OPT_E_MPC_FLAG_B,
+	  IC_FALLBACK, MPS_FALLBACK_BAD_MAPPING },
+	{ "mp_join_syn_form_on_ack", ic_join_on_ack, MPS_CNT_IN_BAD_MPTCP, MPS_OPT_E_JOIN_LEN,
+	  IC_DELIVER, 0 },
+	{ "no_mptcp_option", ic_no_mptcp, MPS_CNT_IN_NO_DSS, -1, IC_FALLBACK,
+	  MPS_FALLBACK_OPTS_LOST },
+	{ "infinite_mapping", ic_infinite_map, MPS_CNT_IN_INFINITE_MAP, -1, IC_FALLBACK,
+	  MPS_FALLBACK_INFINITE_MAP },
+	{ "mp_fail", ic_mp_fail, MPS_CNT_IN_MP_FAIL, -1, IC_FALLBACK, MPS_FALLBACK_MP_FAIL_RCVD },
+	{ "mapping_conflict", ic_mapping_conflict, MPS_CNT_IN_BAD_MAPPING, -1, IC_DROP, 0 },
+};
+
+/* The MP_TCPRST reason of an RST among the server's packets, or -1. */
+static int ic_tcprst(const uint8_t *pkt, size_t len)
+{
+	struct mps_seg seg;
+	struct mps_tcpopts t;
+	struct mps_opt o;
+	enum mps_seg_err serr;
+	enum mps_opt_err err;
+	int i;
+
+	if (mps_seg_parse(pkt, len, 0, &seg, &serr) != 0 || !(seg.flags & 0x04))
+		return -1;
+	mps_tcpopt_walk(seg.opts, seg.opts_len, &t);
+	for (i = 0; i < t.nmptcp; i++)
+		if (mps_opt_parse(seg.opts + t.mptcp[i].off, t.mptcp[i].len, seg.flags, &o, &err) ==
+			    0 &&
+		    o.subtype == MPS_MPTCP_SUB_TCPRST)
+			return o.tcprst.reason;
+	return -1;
+}
+
+static void ic_run(const struct ic_case *ic)
+{
+	struct pair p;
+	struct mps_conn_info si;
+	uint8_t opts[40], pkt[160], out[2048], buf[16];
+	uint64_t before, err_before = 0;
+	int optlen, n, rst = -1;
+	ssize_t r;
+
+	pair_up(&p);
+	CU_ASSERT_EQUAL(mps_send(p.cc, "hello", 5), 5);
+	shuttle(&p);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), 5);
+	memset(opts, 0, sizeof(opts));
+	optlen = ic->opts(last_data_ack(&p), opts);
+	before = mps_stack_counter(p.s, ic->counter);
+	if (ic->opt_err >= 0)
+		err_before = mps_stack_opt_errors(p.s, (unsigned int)ic->opt_err);
+	mps_input(p.s, pkt,
+		  make_segment(pkt, p.cseq, p.sseq, opts, (size_t)optlen, (const uint8_t *)"abc",
+			       3),
+		  p.now);
+	/* The server's answer, straight away, before the client reacts to it. */
+	while ((n = mps_output(p.s, p.now, out, sizeof(out))) > 0) {
+		if (rst < 0)
+			rst = ic_tcprst(out, (size_t)n);
+		mps_input(p.c, out, (size_t)n, p.now);
+	}
+	shuttle(&p);
+	if (mps_stack_counter(p.s, ic->counter) <= before)
+		fprintf(stderr, "input check %s: counter %s did not grow\n", ic->name,
+			mps_stack_counter_name(ic->counter));
+	CU_ASSERT(mps_stack_counter(p.s, ic->counter) > before);
+	if (ic->opt_err >= 0 &&
+	    mps_stack_opt_errors(p.s, (unsigned int)ic->opt_err) != err_before + 1)
+		fprintf(stderr, "input check %s: option error %s not counted once\n", ic->name,
+			mps_opt_err_name((enum mps_opt_err)ic->opt_err));
+	if (ic->opt_err >= 0)
+		CU_ASSERT_EQUAL(mps_stack_opt_errors(p.s, (unsigned int)ic->opt_err),
+				err_before + 1);
+	CU_ASSERT_EQUAL(mps_conn_info(p.sc, &si), 0);
+	r = mps_recv(p.sc, buf, sizeof(buf));
+	switch (ic->answer) {
+	case IC_DELIVER:
+	case IC_FALLBACK:
+		CU_ASSERT_EQUAL(r, 3);
+		CU_ASSERT_EQUAL(memcmp(buf, "abc", 3), 0);
+		CU_ASSERT_EQUAL(si.state, MPS_CONN_ESTABLISHED);
+		CU_ASSERT_EQUAL(si.fallback, ic->answer == IC_FALLBACK);
+		if (ic->answer == IC_FALLBACK)
+			CU_ASSERT_TRUE(logged(p.s, MPS_EV_FALLBACK, ic->reason));
+		break;
+	case IC_DROP:
+		CU_ASSERT_EQUAL(r, -EAGAIN);
+		CU_ASSERT_EQUAL(si.state, MPS_CONN_ESTABLISHED);
+		CU_ASSERT_FALSE(si.fallback);
+		break;
+	case IC_RESET:
+		CU_ASSERT_EQUAL(r, -ECONNRESET);
+		CU_ASSERT_EQUAL(si.state, MPS_CONN_RESET);
+		CU_ASSERT_EQUAL(rst, ic->reason);
+		break;
+	}
+	if (ic->answer != IC_RESET)
+		CU_ASSERT_EQUAL(rst, -1);
+	mps_stack_destroy(p.c);
+	mps_stack_destroy(p.s);
+}
+
+static void test_input_checks(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(ic_cases) / sizeof(ic_cases[0]); i++)
+		ic_run(&ic_cases[i]);
+}
+
 static void *failing_alloc(void *ctx, size_t size)
 {
 	struct failing *f = ctx;
@@ -909,6 +1228,7 @@ static const struct fj_test tests[] = {
 	{ "out_of_order_queue", test_out_of_order_queue },
 	{ "paws", test_paws },
 	{ "paws_expiry", test_paws_expiry },
+	{ "input_checks", test_input_checks },
 	{ "sack_repair", test_sack_repair },
 	{ NULL, NULL },
 };
