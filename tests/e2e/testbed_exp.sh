@@ -1,0 +1,115 @@
+#!/bin/sh
+# Experiments on the emulated testbed (topology tests/e2e/testbed_exp.cfg),
+# with the real controller and one agent per site (deploy/testbed/agents.sh),
+# asserting what the topology implies:
+#
+# - bulk: kernel MPTCP from ea over its two 20 Mbit/s uplinks to eb, three
+#   runs of 8 s: the median goodput lies between 80% and 105% of the sum of
+#   the two uplinks' rates (issue 5's band), every run at most 105%, and both
+#   uplinks carry data in every run.
+#
+# Needs root; takes about 1 minute. Only one testbed can be up on a machine
+# (fixed namespace names): it refuses to start while another one is up.
+# Network traffic only inside the testbed's namespaces, which are always
+# removed (trap in testbed_lib.sh).
+set -u
+. tests/e2e/testbed_lib.sh
+TOPO=tests/e2e/testbed_exp.cfg
+tbc_begin "$TOPO"
+tbc_log "fjtb-exp up, controller and $TBC_NSITES agents online"
+
+EA=$(tbc_agent ea)
+EB=$(tbc_agent eb)
+V4='"ADDRESS_FAMILY_IPV4"'
+
+for i in 1 2 3; do
+	cat >"$T/bulk$i.json" <<JSON
+{ "name": "tbe-bulk$i", "type": "EXPERIMENT_TYPE_BULK", "bulk": { "durationS": 8 },
+  "stack": { "stacks": [ "STACK_KERNEL" ] },
+  "targets": { "pairs": [ { "clientAgentId": "$EA", "serverAgentId": "$EB" } ],
+               "localIsps": [ "ispa", "ispb" ], "remoteIsps": [ "ispa" ], "families": [ $V4 ] },
+  "deadlineS": 120, "pickupS": 110 }
+JSON
+done
+
+NAMES="bulk1 bulk2 bulk3"
+EXPS=""
+for n in $NAMES; do
+	e=$(tbc_create "$n")
+	[ -n "$e" ] || tbc_die "no experiment id for $n: $(cat "$T/create-$n.out")"
+	eval "E_$n=$e"
+	EXPS="$EXPS $e"
+done
+tbc_log "created:$EXPS"
+tbc_wait 150 $EXPS
+tbc_log "every run finished"
+for n in $NAMES; do
+	eval "e=\$E_$n"
+	cli results --experiment "$e" --json >"$T/res-$n.json" || tbc_die "fjord results $n"
+done
+
+python3 - "$T" <<'PY'
+import json, re, statistics, sys
+
+T = sys.argv[1]
+fails = []
+
+
+def check(cond, what):
+    print(("ok: " if cond else "FAIL: ") + what)
+    if not cond:
+        fails.append(what)
+
+
+rate = {}
+for line in open(T + "/status"):
+    m = re.match(r"(\S+)/(\S+) (up|down) queue=\d+ configured: rate=(\d+)(kbit|mbit|gbit)", line)
+    if m:
+        rate[(m.group(1), m.group(2), m.group(3))] = float(m.group(4)) * {
+            "kbit": 1e3, "mbit": 1e6, "gbit": 1e9}[m.group(5)]
+
+
+def rows(name):
+    d = json.load(open(T + "/res-" + name + ".json"))
+    return d.get("rows", []) if isinstance(d, dict) else d
+
+
+def metrics(res):
+    return {m["name"]: m.get("value", 0.0) for m in res.get("metrics", [])}
+
+
+# Bulk: the band of issue 5 on the sum of the client's two uplinks (the
+# server's 100 Mbit/s downlinks are not the bottleneck).
+up_sum = rate[("ea", "ispa", "up")] + rate[("ea", "ispb", "up")]
+gs = []
+for n in ("bulk1", "bulk2", "bulk3"):
+    for r in rows(n):
+        res, m = r["result"], metrics(r["result"])
+        g = m.get("goodput_bps", 0)
+        gs.append(g)
+        check(res.get("ok", False) and m.get("sha256_ok", 0) == 1,
+              "%s succeeded, every byte arrived %s" % (n, res.get("error", "")))
+        check(g <= 1.05 * up_sum, "%s: goodput %.2f Mbit/s <= 105%% of %.0f" % (
+            n, g / 1e6, up_sum / 1e6))
+        per = {}
+        for s in res.get("subflows", []):
+            per[s.get("localIsp", "?")] = per.get(s.get("localIsp", "?"), 0) + int(
+                s.get("bytesAcked", 0))
+        print("  %s: %.2f Mbit/s (%.1f%% of %.0f), bytes acked per local ISP %s" % (
+            n, g / 1e6, 100 * g / up_sum, up_sum / 1e6, per))
+        check(per.get("ispa", 0) > 2000000 and per.get("ispb", 0) > 2000000,
+              "%s: both uplinks carried more than 2 MB" % n)
+check(len(gs) == 3, "bulk: three results, got %d" % len(gs))
+if gs:
+    med = statistics.median(gs)
+    check(0.80 * up_sum <= med <= 1.05 * up_sum,
+          "bulk: median goodput %.2f Mbit/s = %.1f%% of the uplinks' sum %.0f Mbit/s "
+          "(band 80-105%%; runs %s)" % (med / 1e6, 100 * med / up_sum, up_sum / 1e6,
+                                       " ".join("%.2f" % (g / 1e6) for g in gs)))
+
+print("%d checks failed" % len(fails))
+sys.exit(1 if fails else 0)
+PY
+rc=$?
+[ $rc = 0 ] || tbc_die "testbed_exp checks failed (see above)"
+tbc_log "testbed_exp: ok"
