@@ -22,6 +22,11 @@
 #define UPLOAD_MAX_REJECTED 256
 #define UPLOAD_MAX_SHA_FAIL 2
 #define UPLOAD_MAX_RESTARTS 5
+/* Pending results go in one POST .../results:batch of at most this many and this many bytes. */
+#define UPLOAD_BATCH_MAX   100
+#define UPLOAD_BATCH_BYTES (2u << 20)
+/* Spool items looked at when gathering a batch (traces are listed too). */
+#define UPLOAD_LIST_MAX 4096
 
 struct up_item {
 	struct agent_spool_item it;
@@ -47,9 +52,18 @@ struct agent_upload {
 	char rejected[UPLOAD_MAX_REJECTED][2 * AGENT_ID_MAX + 2];
 	unsigned int n_rejected;
 	unsigned int acked;
+	/* The batch route: one request for every pending result. */
+	int batch_off;		/* the controller has no batch route: one result per request */
+	int in_batch;		/* the request in flight (or its backoff) is a batch */
+	unsigned int batch_cap; /* results per batch; halved on 413 */
+	unsigned int singles;	/* results to send alone before batching again */
+	unsigned int batch_n;
+	char batch_ids[UPLOAD_BATCH_MAX][AGENT_ID_MAX + 1];
+	unsigned int batches; /* batches answered item by item */
 };
 
 static void upload_next(struct agent_upload *u);
+static void on_batch(const struct agent_http_resp *resp, void *arg);
 
 int agent_upload_create(struct agent_loop *loop, struct agent_http *http, struct agent_spool *spool,
 			struct agent_ctl *ctl, unsigned int backoff_base_ms,
@@ -64,6 +78,7 @@ int agent_upload_create(struct agent_loop *loop, struct agent_http *http, struct
 	u->spool = spool;
 	u->ctl = ctl;
 	u->chunk = AGENT_UPLOAD_CHUNK;
+	u->batch_cap = UPLOAD_BATCH_MAX;
 	agent_backoff_init(&u->backoff, backoff_base_ms, backoff_max_ms, 0);
 	*out = u;
 	return 0;
@@ -95,9 +110,14 @@ unsigned int agent_upload_acked(const struct agent_upload *u)
 	return u->acked;
 }
 
-static void item_key(const struct agent_spool_item *it, char *buf, size_t len)
+unsigned int agent_upload_batches(const struct agent_upload *u)
 {
-	snprintf(buf, len, "%s/%s", it->run_id, it->name);
+	return u->batches;
+}
+
+static void item_key(const char *run_id, const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s", run_id, name);
 }
 
 static int is_rejected(const struct agent_upload *u, const struct agent_spool_item *it)
@@ -105,24 +125,28 @@ static int is_rejected(const struct agent_upload *u, const struct agent_spool_it
 	char key[2 * AGENT_ID_MAX + 2];
 	unsigned int i;
 
-	item_key(it, key, sizeof(key));
+	item_key(it->run_id, it->name, key, sizeof(key));
 	for (i = 0; i < u->n_rejected; i++)
 		if (strcmp(u->rejected[i], key) == 0)
 			return 1;
 	return 0;
 }
 
-static void reject(struct agent_upload *u, const char *why)
+/* name "" is the run's result. */
+static void reject_item(struct agent_upload *u, const char *run_id, const char *name,
+			const char *why)
 {
-	const struct agent_spool_item *it = &u->cur.it;
-
 	fj_err("upload of %s %s%s%s refused by the controller (%s); it stays in the spool",
-	       it->name[0] ? "trace" : "result of run", it->run_id, it->name[0] ? "/" : "",
-	       it->name, why);
+	       name[0] ? "trace" : "result of run", run_id, name[0] ? "/" : "", name, why);
 	if (u->n_rejected < UPLOAD_MAX_REJECTED) {
-		item_key(it, u->rejected[u->n_rejected], sizeof(u->rejected[0]));
+		item_key(run_id, name, u->rejected[u->n_rejected], sizeof(u->rejected[0]));
 		u->n_rejected++;
 	}
+}
+
+static void reject(struct agent_upload *u, const char *why)
+{
+	reject_item(u, u->cur.it.run_id, u->cur.it.name, why);
 }
 
 /* Picks the oldest item not refused before; 0 if there is one. */
@@ -161,6 +185,7 @@ static void on_retry(struct agent_loop *loop, uint64_t id, void *arg)
 	(void)id;
 	u->timer = 0;
 	u->busy = 0;
+	u->in_batch = 0;
 	upload_next(u);
 }
 
@@ -168,9 +193,13 @@ static void retry_later(struct agent_upload *u, const char *why)
 {
 	uint64_t d = agent_backoff_next(&u->backoff);
 
-	fj_warn("upload of run %s%s%s failed: %s; retrying in %llu ms", u->cur.it.run_id,
-		u->cur.it.name[0] ? " trace " : " result", u->cur.it.name, why,
-		(unsigned long long)d);
+	if (u->in_batch)
+		fj_warn("upload of a batch of %u results failed: %s; retrying in %llu ms",
+			u->batch_n, why, (unsigned long long)d);
+	else
+		fj_warn("upload of run %s%s%s failed: %s; retrying in %llu ms", u->cur.it.run_id,
+			u->cur.it.name[0] ? " trace " : " result", u->cur.it.name, why,
+			(unsigned long long)d);
 	u->busy = 1;
 	u->timer = agent_loop_timer_add(u->loop, d, on_retry, u);
 }
@@ -270,6 +299,8 @@ static int send_result(struct agent_upload *u)
 	rc = agent_spool_read_result(u->spool, u->cur.it.run_id, &buf, &len);
 	if (rc < 0)
 		return rc;
+	if (u->singles)
+		u->singles--;
 	snprintf(url, sizeof(url), "%s/api/v1/runs/%s/result", agent_ctl_base(u->ctl),
 		 u->cur.it.run_id);
 	q.method = "POST";
@@ -282,6 +313,212 @@ static int send_result(struct agent_upload *u)
 	rc = agent_http_start(u->http, &q, on_result, u, &u->req);
 	free(buf);
 	return rc;
+}
+
+/* ---- several results in one request ---- */
+
+/*
+ * Gathers the pending results (oldest first, none refused before) into
+ * batch_ids, at most batch_cap of them; returns how many.
+ */
+static unsigned int collect_batch(struct agent_upload *u)
+{
+	struct agent_spool_item *items = NULL;
+	size_t n = 0, i;
+
+	u->batch_n = 0;
+	if (agent_spool_list(u->spool, &items, &n, UPLOAD_LIST_MAX) < 0)
+		return 0;
+	for (i = 0; i < n && u->batch_n < u->batch_cap && u->batch_n < UPLOAD_BATCH_MAX; i++) {
+		if (items[i].name[0] || is_rejected(u, &items[i]))
+			continue;
+		snprintf(u->batch_ids[u->batch_n], sizeof(u->batch_ids[0]), "%s", items[i].run_id);
+		u->batch_n++;
+	}
+	free(items);
+	return u->batch_n;
+}
+
+/* Reads and decodes one spooled result; NULL if it cannot (it is then sent alone). */
+static Fjord__V1__Result *load_result(struct agent_upload *u, const char *run_id, size_t *len)
+{
+	Fjord__V1__Result *r;
+	uint8_t *buf;
+
+	if (agent_spool_read_result(u->spool, run_id, &buf, len) < 0)
+		return NULL;
+	r = fjord__v1__result__unpack(NULL, *len, buf);
+	free(buf);
+	return r;
+}
+
+/*
+ * Packs the gathered results into one ResultBatch (at most UPLOAD_BATCH_BYTES
+ * of results) and posts it. batch_ids keeps exactly the runs sent, in order.
+ * -EAGAIN when fewer than two could go in: they are then sent alone.
+ */
+static int send_batch(struct agent_upload *u)
+{
+	Fjord__V1__ResultBatch b = FJORD__V1__RESULT_BATCH__INIT;
+	Fjord__V1__Result *rs[UPLOAD_BATCH_MAX];
+	char *orig[UPLOAD_BATCH_MAX];
+	struct agent_http_req q = { 0 };
+	char url[AGENT_URL_MAX + 64];
+	size_t total = 0, len = 0, i, n = 0;
+	uint8_t *body = NULL;
+	int rc = -EAGAIN;
+
+	for (i = 0; i < u->batch_n; i++) {
+		Fjord__V1__Result *r = load_result(u, u->batch_ids[i], &len);
+
+		if (!r)
+			continue;
+		if (n > 0 && total + len > UPLOAD_BATCH_BYTES) {
+			fjord__v1__result__free_unpacked(r, NULL);
+			break;
+		}
+		if (r->run_id[0] && strcmp(r->run_id, u->batch_ids[i]) != 0) {
+			/* Names another run than its folder: it goes alone, answered alone. */
+			fjord__v1__result__free_unpacked(r, NULL);
+			continue;
+		}
+		total += len;
+		/* The batch names each run in the result, as the single route's URL does. */
+		orig[n] = r->run_id;
+		if (n != i)
+			memmove(u->batch_ids[n], u->batch_ids[i], sizeof(u->batch_ids[0]));
+		r->run_id = u->batch_ids[n];
+		rs[n++] = r;
+	}
+	u->batch_n = (unsigned int)n;
+	if (n >= 2) {
+		b.results = rs;
+		b.n_results = n;
+		len = fjord__v1__result_batch__get_packed_size(&b);
+		body = malloc(len ? len : 1);
+		rc = body ? 0 : -ENOMEM;
+		if (body)
+			fjord__v1__result_batch__pack(&b, body);
+	}
+	for (i = 0; i < n; i++) {
+		rs[i]->run_id = orig[i];
+		fjord__v1__result__free_unpacked(rs[i], NULL);
+	}
+	if (rc)
+		return rc;
+	snprintf(url, sizeof(url), "%s/api/v1/results:batch", agent_ctl_base(u->ctl));
+	q.method = "POST";
+	q.url = url;
+	q.bearer = u->token;
+	q.content_type = "application/x-protobuf";
+	q.body = body;
+	q.len = len;
+	q.timeout_ms = 60000;
+	rc = agent_http_start(u->http, &q, on_batch, u, &u->req);
+	free(body);
+	if (!rc) {
+		u->busy = 1;
+		u->in_batch = 1;
+	}
+	return rc;
+}
+
+/* The answer to one item: 1 stored, 0 refused for good, -1 to send again. */
+static int batch_item(struct agent_upload *u, const char *run_id, const Fjord__V1__ResultItemAck *a)
+{
+	char why[300];
+	int rc;
+
+	if (a->status == 200 || a->status == 201) {
+		rc = agent_spool_ack_result(u->spool, run_id);
+		if (rc < 0 && rc != -ENOENT)
+			fj_err("spool: cannot remove acknowledged result of run %s: %s", run_id,
+			       strerror(-rc));
+		u->acked++;
+		fj_info("uploaded result of run %s (batch%s)", run_id,
+			a->duplicate ? ", stored before" : "");
+		return 1;
+	}
+	if (a->status >= 400 && a->status < 500 && a->status != 408 && a->status != 429) {
+		snprintf(why, sizeof(why), "%u in a batch%s%s", a->status,
+			 a->message[0] ? ": " : "", a->message);
+		reject_item(u, run_id, "", why);
+		return 0;
+	}
+	fj_warn("result of run %s: %u in a batch%s%s; sending it again", run_id, a->status,
+		a->message[0] ? ": " : "", a->message);
+	return -1;
+}
+
+/* Whole-batch answers that say "not this way": fall back to single results. */
+static void batch_refused(struct agent_upload *u, const struct agent_http_resp *resp)
+{
+	unsigned int half = (u->batch_n < u->batch_cap ? u->batch_n : u->batch_cap) / 2;
+	char why[300];
+
+	describe(resp, why, sizeof(why));
+	if (resp->status == 404 || resp->status == 405 || resp->status == 501) {
+		/* A controller without the route: one result per request from now on. */
+		fj_info("the controller has no batch route (%s); one result per request", why);
+		u->batch_off = 1;
+	} else if (resp->status == 413 && half >= 2) {
+		u->batch_cap = half;
+		fj_info("batch of %u results too large (%s); at most %u per batch now", u->batch_n,
+			why, u->batch_cap);
+	} else {
+		/*
+		 * Refused as a whole (a malformed item, or too large even at two):
+		 * these go one by one, where the controller's answer is about
+		 * one result and a bad one is set aside alone.
+		 */
+		fj_warn("batch of %u results refused (%s); sending them one by one", u->batch_n,
+			why);
+		u->singles = u->batch_n;
+	}
+}
+
+static void on_batch(const struct agent_http_resp *resp, void *arg)
+{
+	struct agent_upload *u = arg;
+	Fjord__V1__ResultBatchAck *ack = NULL;
+	unsigned int i, again = 0;
+
+	if (handle_common(u, resp))
+		return;
+	u->in_batch = 0;
+	if (resp->status == 200)
+		ack = fjord__v1__result_batch_ack__unpack(NULL, resp->len, resp->body);
+	if (resp->status == 200 && (!ack || ack->n_items != u->batch_n)) {
+		/* Without one ack per result, none is known to be stored: go one by one. */
+		fj_warn("the answer to a batch of %u results is not a ResultBatchAck for it; "
+			"sending them one by one",
+			u->batch_n);
+		u->singles = u->batch_n;
+	} else if (resp->status == 200) {
+		for (i = 0; i < u->batch_n; i++) {
+			const Fjord__V1__ResultItemAck *a = ack->items[i];
+
+			if (strcmp(a->run_id, u->batch_ids[i]) != 0) {
+				fj_warn("batch answer %u names run %s, not %s; sending it again", i,
+					a->run_id, u->batch_ids[i]);
+				again++;
+			} else if (batch_item(u, u->batch_ids[i], a) < 0) {
+				again++;
+			}
+		}
+		u->batches++;
+	} else {
+		batch_refused(u, resp);
+	}
+	if (ack)
+		fjord__v1__result_batch_ack__free_unpacked(ack, NULL);
+	if (again) {
+		u->in_batch = 1;
+		retry_later(u, "some results were not stored");
+		return;
+	}
+	agent_backoff_reset(&u->backoff);
+	upload_next(u);
 }
 
 /* ---- traces ---- */
@@ -480,7 +717,18 @@ static void upload_next(struct agent_upload *u)
 
 	if (u->busy || !tok)
 		return;
+	u->in_batch = 0;
 	snprintf(u->token, sizeof(u->token), "%s", tok);
+	/* Several results pending: one request for them all, ahead of traces. */
+	if (!u->have_item && !u->batch_off && !u->singles && collect_batch(u) >= 2) {
+		rc = send_batch(u);
+		if (!rc)
+			return;
+		if (rc != -EAGAIN)
+			fj_warn("cannot send a batch of results (%s); sending them one by one",
+				strerror(-rc));
+		u->singles = u->batch_n;
+	}
 	if (!u->have_item) {
 		if (pick_item(u) < 0)
 			return;

@@ -1,7 +1,14 @@
 /*
- * Uploads what the spool holds, one item at a time, oldest run first: the
- * Result (POST .../result, removed from the spool on 200/201 with a
- * ResultAck), then each trace, resumably (HEAD for what the controller holds,
+ * Uploads what the spool holds, oldest run first. When two or more results
+ * are pending they go first, up to 100 (and 2 MiB) in one POST
+ * /api/v1/results:batch; each is removed from the spool when its
+ * ResultItemAck says 201 or 200, set aside as refused on a final 4xx, and sent
+ * again after a backoff on a 5xx. A controller without the route (404, 405,
+ * 501) gets one result per request from then on; 413 halves the batch; any
+ * other refusal of the whole batch, or an answer that is not one ack per
+ * result, sends those results one by one. A single result goes by POST
+ * .../result (removed from the spool on 200/201 with a ResultAck). Traces
+ * go after the results, resumably (HEAD for what the controller holds,
  * PUT of Content-Range chunks with X-Fjord-Sha256; removed on 201, or 200 on
  * HEAD). Transport failures and 5xx back off and retry; an item the controller
  * refuses for good (4xx other than 401) stays in the spool, logged, and is
@@ -35,5 +42,7 @@ int agent_upload_idle(struct agent_upload *u);
 unsigned int agent_upload_rejected(const struct agent_upload *u);
 /* Results and traces acknowledged so far. */
 unsigned int agent_upload_acked(const struct agent_upload *u);
+/* Batch requests answered item by item so far. */
+unsigned int agent_upload_batches(const struct agent_upload *u);
 
 #endif

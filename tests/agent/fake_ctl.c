@@ -48,6 +48,11 @@ struct fake_ctl {
 	int put_budget_on, refuse_results, stopping, vanish;
 	int stuck_traces; /* hold every byte of a trace but never store it */
 	unsigned int enrolls, polls, puts, heads, put_bytes;
+	/* results:batch: off (404), at most batch_max items (413 above; 0: any) */
+	int batch_off, batch_bad_ack;
+	unsigned int batch_max, batch_status_all, single_posts, batches, batch_items;
+	char item_fail_run[65];
+	unsigned int item_fail_status, item_fail_times;
 	char last_running[65], last_version[32];
 	unsigned int last_n_running, last_wait_s;
 };
@@ -210,33 +215,17 @@ static enum MHD_Result do_poll(struct fake_ctl *f, struct MHD_Connection *c,
 	return rc;
 }
 
-static enum MHD_Result do_result(struct fake_ctl *f, struct MHD_Connection *c, const char *run,
-				 const struct conn_body *b)
+/* Stores one result (caller holds f->mu); 201 new, 200 duplicate. */
+static unsigned int store_result(struct fake_ctl *f, const Fjord__V1__Result *r, const char *run)
 {
-	Fjord__V1__Result *r = fjord__v1__result__unpack(NULL, b->len, b->buf);
-	Fjord__V1__ResultAck ack = FJORD__V1__RESULT_ACK__INIT;
 	struct fake_result *fr = NULL;
 	unsigned int i, status = 201;
-	enum MHD_Result rc;
 
-	if (!r)
-		return reply_error(c, 400, "body is not a Result");
-	if (strcmp(r->run_id, run) != 0) {
-		fjord__v1__result__free_unpacked(r, NULL);
-		return reply_error(c, 400, "run_id differs from the URL");
-	}
-	pthread_mutex_lock(&f->mu);
-	if (f->refuse_results) {
-		pthread_mutex_unlock(&f->mu);
-		fjord__v1__result__free_unpacked(r, NULL);
-		return reply_error(c, 400, "results refused by the test");
-	}
 	for (i = 0; i < f->nresults; i++)
 		if (strcmp(f->results[i].run_id, run) == 0)
 			fr = &f->results[i];
 	if (fr) {
 		status = 200;
-		ack.duplicate = 1;
 	} else if (f->nresults < FAKE_MAX_RESULTS) {
 		fr = &f->results[f->nresults++];
 		snprintf(fr->run_id, sizeof(fr->run_id), "%.64s", run);
@@ -248,6 +237,104 @@ static enum MHD_Result do_result(struct fake_ctl *f, struct MHD_Connection *c, c
 	}
 	if (fr)
 		fr->posts++;
+	return status;
+}
+
+/* One item of a batch (caller holds f->mu): its ack, as the controller gives it. */
+static void batch_one(struct fake_ctl *f, const Fjord__V1__Result *r, Fjord__V1__ResultItemAck *a)
+{
+	a->run_id = r->run_id;
+	if (!r->run_id[0]) {
+		a->status = 400;
+		a->message = "runId is missing";
+	} else if (f->item_fail_times && strcmp(r->run_id, f->item_fail_run) == 0) {
+		f->item_fail_times--;
+		a->status = f->item_fail_status;
+		a->message = "failure injected by the test";
+	} else if (f->refuse_results) {
+		a->status = 400;
+		a->message = "results refused by the test";
+	} else {
+		a->status = store_result(f, r, r->run_id);
+		a->duplicate = a->status == 200;
+	}
+}
+
+static enum MHD_Result do_batch(struct fake_ctl *f, struct MHD_Connection *c,
+				const struct conn_body *b)
+{
+	Fjord__V1__ResultBatch *rb;
+	Fjord__V1__ResultBatchAck ack = FJORD__V1__RESULT_BATCH_ACK__INIT;
+	Fjord__V1__ResultItemAck *items, **ptrs;
+	enum MHD_Result rc;
+	unsigned int st;
+	size_t i;
+
+	pthread_mutex_lock(&f->mu);
+	f->batches++;
+	st = f->batch_off ? 404 : f->batch_status_all;
+	pthread_mutex_unlock(&f->mu);
+	if (st)
+		return reply_error(c, st,
+				   st == 404 ? "no route for POST /api/v1/results:batch"
+					     : "batch refused by the test");
+	rb = fjord__v1__result_batch__unpack(NULL, b->len, b->buf);
+	if (!rb)
+		return reply_error(c, 400, "body is not a ResultBatch");
+	if (rb->n_results == 0 || (f->batch_max && rb->n_results > f->batch_max)) {
+		st = rb->n_results ? 413 : 400;
+		fjord__v1__result_batch__free_unpacked(rb, NULL);
+		return reply_error(c, st, "results: 1 to batch_max results");
+	}
+	items = calloc(rb->n_results, sizeof(*items));
+	ptrs = calloc(rb->n_results, sizeof(*ptrs));
+	if (!items || !ptrs) {
+		free(items);
+		free(ptrs);
+		fjord__v1__result_batch__free_unpacked(rb, NULL);
+		return reply_error(c, 500, "out of memory");
+	}
+	pthread_mutex_lock(&f->mu);
+	for (i = 0; i < rb->n_results; i++) {
+		fjord__v1__result_item_ack__init(&items[i]);
+		batch_one(f, rb->results[i], &items[i]);
+		ptrs[i] = &items[i];
+	}
+	f->batch_items += (unsigned int)rb->n_results;
+	ack.items = ptrs;
+	/* A broken controller: one ack short. */
+	ack.n_items = rb->n_results - (f->batch_bad_ack ? 1 : 0);
+	rc = reply_msg(c, 200, &ack.base);
+	pthread_mutex_unlock(&f->mu);
+	free(items);
+	free(ptrs);
+	fjord__v1__result_batch__free_unpacked(rb, NULL);
+	return rc;
+}
+
+static enum MHD_Result do_result(struct fake_ctl *f, struct MHD_Connection *c, const char *run,
+				 const struct conn_body *b)
+{
+	Fjord__V1__Result *r = fjord__v1__result__unpack(NULL, b->len, b->buf);
+	Fjord__V1__ResultAck ack = FJORD__V1__RESULT_ACK__INIT;
+	unsigned int status;
+	enum MHD_Result rc;
+
+	if (!r)
+		return reply_error(c, 400, "body is not a Result");
+	if (strcmp(r->run_id, run) != 0) {
+		fjord__v1__result__free_unpacked(r, NULL);
+		return reply_error(c, 400, "run_id differs from the URL");
+	}
+	pthread_mutex_lock(&f->mu);
+	f->single_posts++;
+	if (f->refuse_results) {
+		pthread_mutex_unlock(&f->mu);
+		fjord__v1__result__free_unpacked(r, NULL);
+		return reply_error(c, 400, "results refused by the test");
+	}
+	status = store_result(f, r, run);
+	ack.duplicate = status == 200;
 	ack.run_id = (char *)run;
 	rc = reply_msg(c, status, &ack.base);
 	pthread_mutex_unlock(&f->mu);
@@ -411,6 +498,8 @@ static enum MHD_Result route(struct fake_ctl *f, struct MHD_Connection *c, const
 		return reply_error(c, 401, "unknown agent token");
 	if (strcmp(url, "/api/v1/poll") == 0 && strcmp(method, "POST") == 0)
 		return do_poll(f, c, b);
+	if (strcmp(url, "/api/v1/results:batch") == 0 && strcmp(method, "POST") == 0)
+		return do_batch(f, c, b);
 	if (strncmp(url, "/api/v1/runs/", 13) != 0 || split_run_path(url, run, rest, sizeof(run)))
 		return reply_error(c, 404, "no such route");
 	if (strcmp(rest, "result") == 0 && strcmp(method, "POST") == 0)
@@ -649,6 +738,27 @@ void fake_ctl_refuse_results(struct fake_ctl *f, int on)
 	pthread_mutex_unlock(&f->mu);
 }
 
+void fake_ctl_batch_mode(struct fake_ctl *f, int off, unsigned int max, unsigned int status_all,
+			 int bad_ack)
+{
+	pthread_mutex_lock(&f->mu);
+	f->batch_off = off;
+	f->batch_max = max;
+	f->batch_status_all = status_all;
+	f->batch_bad_ack = bad_ack;
+	pthread_mutex_unlock(&f->mu);
+}
+
+void fake_ctl_batch_fail_item(struct fake_ctl *f, const char *run_id, unsigned int status,
+			      unsigned int times)
+{
+	pthread_mutex_lock(&f->mu);
+	snprintf(f->item_fail_run, sizeof(f->item_fail_run), "%.64s", run_id);
+	f->item_fail_status = status;
+	f->item_fail_times = times;
+	pthread_mutex_unlock(&f->mu);
+}
+
 void fake_ctl_set_hold_ms(struct fake_ctl *f, unsigned int ms)
 {
 	pthread_mutex_lock(&f->mu);
@@ -713,6 +823,12 @@ unsigned int fake_ctl_count(struct fake_ctl *f, const char *what)
 		n = f->heads;
 	else if (strcmp(what, "put_bytes") == 0)
 		n = f->put_bytes;
+	else if (strcmp(what, "result") == 0)
+		n = f->single_posts;
+	else if (strcmp(what, "batch") == 0)
+		n = f->batches;
+	else if (strcmp(what, "batch_items") == 0)
+		n = f->batch_items;
 	pthread_mutex_unlock(&f->mu);
 	return n;
 }

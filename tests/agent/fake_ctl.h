@@ -1,6 +1,6 @@
 /*
  * A small stand-in for fjord-controller, for the agent's tests: the agent
- * routes of docs/api.md (enroll, long-poll, result, resumable trace upload)
+ * routes of docs/api.md (enroll, long-poll, result, results:batch, resumable trace upload)
  * on loopback, with fault injection (503s, a PUT that fails part-way, revoked
  * tokens, refused results). libmicrohttpd, one thread per connection.
  */
@@ -46,6 +46,16 @@ void fake_ctl_refuse_results(struct fake_ctl *f, int on); /* results: 400 */
 /* Traces: every byte is taken but the upload never completes (308 with the full range). */
 void fake_ctl_stick_traces(struct fake_ctl *f, int on);
 void fake_ctl_set_hold_ms(struct fake_ctl *f, unsigned int ms);
+/*
+ * POST /api/v1/results:batch: off answers 404 (a controller without the
+ * route); max > 0 answers 413 above max results; status_all != 0 answers
+ * every batch with that status; bad_ack answers one ResultItemAck short.
+ */
+void fake_ctl_batch_mode(struct fake_ctl *f, int off, unsigned int max, unsigned int status_all,
+			 int bad_ack);
+/* The next `times` batch items of run_id get status (e.g. 500 or 409) instead of being stored. */
+void fake_ctl_batch_fail_item(struct fake_ctl *f, const char *run_id, unsigned int status,
+			      unsigned int times);
 
 /* What arrived. */
 unsigned int fake_ctl_results(struct fake_ctl *f);
@@ -57,6 +67,7 @@ long fake_ctl_trace(struct fake_ctl *f, const char *run_id, const char *name, ui
 void fake_ctl_last_poll(struct fake_ctl *f, char *first_running, size_t len,
 			unsigned int *n_running, char *version, size_t vlen, unsigned int *wait_s);
 unsigned int fake_ctl_count(struct fake_ctl *f,
-			    const char *what); /* "enroll", "poll", "put", "head", "put_bytes" */
+			    const char *what); /* "enroll", "poll", "put", "head", "put_bytes",
+						  "result" (single posts), "batch", "batch_items" */
 
 #endif

@@ -4,7 +4,9 @@
  * and re-enrollment, retry while the controller is away, a run delivered by
  * poll and its result and trace uploaded, a trace upload that breaks part-way
  * and resumes from what the controller holds, a refused result kept in the
- * spool, a cancel delivered by poll.
+ * spool, a cancel delivered by poll; several pending results in one
+ * results:batch request, with every fallback (no route, an item's 500 or 409,
+ * 503, 413, an answer one ack short, a batch refused whole).
  */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
@@ -419,6 +421,210 @@ static void test_cancel_by_poll(void)
 	fake_ctl_stop(cur_fake);
 }
 
+/* ---- several results in one request (POST /api/v1/results:batch) ---- */
+
+/* Spools n finished runs b-0 .. b-(n-1), each with a result and no trace. */
+static void spool_results(struct harness *h, unsigned int first, unsigned int n)
+{
+	Fjord__V1__Metric m = FJORD__V1__METRIC__INIT, *mp = &m;
+	char id[32];
+
+	for (unsigned int i = first; i < first + n; i++) {
+		Fjord__V1__Result r = FJORD__V1__RESULT__INIT;
+
+		snprintf(id, sizeof(id), "b-%u", i);
+		m.name = "goodput_bps";
+		m.value = 1000.0 * i;
+		r.run_id = id;
+		r.ok = 1;
+		r.metrics = &mp;
+		r.n_metrics = 1;
+		CU_ASSERT_EQUAL(agent_spool_run_begin(h->spool, id), 0);
+		CU_ASSERT_EQUAL(agent_spool_put_result(h->spool, id, &r), 0);
+	}
+}
+
+/* Every run b-first .. b-(first+n-1) is stored once at the fake controller. */
+static void assert_stored(unsigned int first, unsigned int n)
+{
+	struct fake_result fr;
+	char id[32];
+
+	for (unsigned int i = first; i < first + n; i++) {
+		snprintf(id, sizeof(id), "b-%u", i);
+		CU_ASSERT_EQUAL(fake_ctl_result(cur_fake, id, &fr), 0);
+		CU_ASSERT(fr.ok);
+		CU_ASSERT_EQUAL(fr.n_metrics, 1);
+	}
+}
+
+static void batch_start(struct harness *h, unsigned int n)
+{
+	CU_ASSERT_EQUAL_FATAL(fake_ctl_start(0, "sesame", NULL, &cur_fake), 0);
+	h_start(h, fake_ctl_port(cur_fake), NULL, child_with_trace);
+	/* In the spool before the enrollment kicks the uploader. */
+	spool_results(h, 0, n);
+}
+
+static void test_batch_upload(void)
+{
+	struct harness h;
+
+	batch_start(&h, 7);
+	CU_ASSERT(pump_until(&h, spool_empty, &h, 5000));
+	assert_stored(0, 7);
+	CU_ASSERT_EQUAL(fake_ctl_results(cur_fake), 7);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "batch"), 1);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "batch_items"), 7);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "result"), 0);
+	CU_ASSERT_EQUAL(agent_upload_batches(h.up), 1);
+	CU_ASSERT_EQUAL(agent_upload_acked(h.up), 7);
+	/* One pending result goes alone, by the single route. */
+	spool_results(&h, 7, 1);
+	agent_upload_kick(h.up);
+	CU_ASSERT(pump_until(&h, spool_empty, &h, 5000));
+	assert_stored(7, 1);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "batch"), 1);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "result"), 1);
+	h_stop(&h);
+	fake_ctl_stop(cur_fake);
+}
+
+/* A controller without the route: every result by the single route, and no batch again. */
+static void test_batch_no_route(void)
+{
+	struct harness h;
+
+	batch_start(&h, 5);
+	fake_ctl_batch_mode(cur_fake, 1, 0, 0, 0);
+	CU_ASSERT(pump_until(&h, spool_empty, &h, 5000));
+	assert_stored(0, 5);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "batch"), 1);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "result"), 5);
+	spool_results(&h, 5, 3);
+	agent_upload_kick(h.up);
+	CU_ASSERT(pump_until(&h, spool_empty, &h, 5000));
+	assert_stored(5, 3);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "batch"), 1);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "result"), 8);
+	CU_ASSERT_EQUAL(agent_upload_batches(h.up), 0);
+	h_stop(&h);
+	fake_ctl_stop(cur_fake);
+}
+
+static int stored_four_rejected_one(void *arg)
+{
+	struct harness *h = arg;
+
+	return fake_ctl_results(cur_fake) == 4 && agent_upload_rejected(h->up) == 1 &&
+	       agent_upload_idle(h->up);
+}
+
+/*
+ * Item by item: a 500 is sent again (after the backoff) and stored; a 409 is
+ * refused for good and stays in the spool, skipped; the others are stored at once.
+ */
+static void test_batch_item_errors(void)
+{
+	struct harness h;
+	struct fake_result fr;
+	struct agent_spool_item *it = NULL;
+	size_t n = 0;
+
+	batch_start(&h, 5);
+	fake_ctl_batch_fail_item(cur_fake, "b-2", 500, 1);
+	CU_ASSERT(pump_until(&h, spool_empty, &h, 5000));
+	assert_stored(0, 5);
+	/* The other four in the batch, b-2 again alone after the backoff. */
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "batch"), 1);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "result"), 1);
+	CU_ASSERT_EQUAL(agent_upload_rejected(h.up), 0);
+	h_stop(&h);
+	fake_ctl_stop(cur_fake);
+
+	batch_start(&h, 5);
+	fake_ctl_batch_fail_item(cur_fake, "b-4", 409, 100);
+	CU_ASSERT(pump_until(&h, stored_four_rejected_one, &h, 5000));
+	assert_stored(0, 4);
+	CU_ASSERT_EQUAL(fake_ctl_result(cur_fake, "b-4", &fr), -ENOENT);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "batch"), 1);
+	CU_ASSERT_EQUAL(agent_spool_list(h.spool, &it, &n, 10), 0);
+	CU_ASSERT_EQUAL(n, 1);
+	if (n == 1) {
+		CU_ASSERT_STRING_EQUAL(it[0].run_id, "b-4");
+		CU_ASSERT_STRING_EQUAL(it[0].name, "");
+	}
+	free(it);
+	h_stop(&h);
+	fake_ctl_stop(cur_fake);
+}
+
+static int one_batch_seen(void *arg)
+{
+	(void)arg;
+	return fake_ctl_count(cur_fake, "batch") >= 1;
+}
+
+/*
+ * Whole-batch failures: a 503 is retried as a batch after the backoff; a 413
+ * makes the batches smaller; an answer one ack short, or a 400 for the whole
+ * batch, sends the results one by one (stored ones come back as duplicates).
+ */
+static void test_batch_fallbacks(void)
+{
+	struct harness h;
+
+	batch_start(&h, 5);
+	fake_ctl_batch_mode(cur_fake, 0, 0, 503, 0);
+	CU_ASSERT(pump_until(&h, one_batch_seen, NULL, 5000));
+	fake_ctl_batch_mode(cur_fake, 0, 0, 0, 0);
+	CU_ASSERT(pump_until(&h, spool_empty, &h, 5000));
+	assert_stored(0, 5);
+	CU_ASSERT(fake_ctl_count(cur_fake, "batch") >= 2);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "result"), 0);
+	h_stop(&h);
+	fake_ctl_stop(cur_fake);
+
+	/* 413 above two results: 5 -> refused, then two batches of 2 and one alone. */
+	batch_start(&h, 5);
+	fake_ctl_batch_mode(cur_fake, 0, 2, 0, 0);
+	CU_ASSERT(pump_until(&h, spool_empty, &h, 5000));
+	assert_stored(0, 5);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "batch"), 3);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "batch_items"), 4);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "result"), 1);
+	CU_ASSERT_EQUAL(agent_upload_batches(h.up), 2);
+	h_stop(&h);
+	fake_ctl_stop(cur_fake);
+
+	/* One ack short: not trusted; each result again by the single route. */
+	batch_start(&h, 4);
+	fake_ctl_batch_mode(cur_fake, 0, 0, 0, 1);
+	CU_ASSERT(pump_until(&h, spool_empty, &h, 5000));
+	assert_stored(0, 4);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "batch"), 1);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "result"), 4);
+	CU_ASSERT_EQUAL(agent_upload_batches(h.up), 0);
+	h_stop(&h);
+	fake_ctl_stop(cur_fake);
+
+	/* The whole batch refused with 400: one by one, then batches again. */
+	batch_start(&h, 3);
+	fake_ctl_batch_mode(cur_fake, 0, 0, 400, 0);
+	CU_ASSERT(pump_until(&h, spool_empty, &h, 5000));
+	assert_stored(0, 3);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "result"), 3);
+	fake_ctl_batch_mode(cur_fake, 0, 0, 0, 0);
+	spool_results(&h, 3, 2);
+	agent_upload_kick(h.up);
+	CU_ASSERT(pump_until(&h, spool_empty, &h, 5000));
+	assert_stored(3, 2);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "batch"), 2);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "result"), 3);
+	h_stop(&h);
+	fake_ctl_stop(cur_fake);
+}
+
 static const struct fj_test tests[] = {
 	{ "enroll_run_upload", test_enroll_run_upload },
 	{ "token_reuse_and_401", test_token_reuse_and_401 },
@@ -427,6 +633,10 @@ static const struct fj_test tests[] = {
 	{ "result_refused_kept", test_result_refused_kept },
 	{ "trace_stuck_bounded", test_trace_stuck_bounded },
 	{ "cancel_by_poll", test_cancel_by_poll },
+	{ "batch_upload", test_batch_upload },
+	{ "batch_no_route", test_batch_no_route },
+	{ "batch_item_errors", test_batch_item_errors },
+	{ "batch_fallbacks", test_batch_fallbacks },
 	{ NULL, NULL },
 };
 
