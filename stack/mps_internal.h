@@ -152,6 +152,24 @@ struct mps_conn {
 	 * bytes that arrived through another).
 	 */
 	uint64_t snd_una_dsn, rcv_nxt_dsn, snd_nxt_dsn, snd_base_dsn;
+	/*
+	 * Right edge of the peer's connection-level receive window: the largest
+	 * DATA_ACK + window carried by one segment (RFC 8684 §3.3.7), 0 until a
+	 * DATA_ACK came. Data never goes beyond it: Linux drops data beyond the
+	 * window it announced at the connection level after its subflow has
+	 * acknowledged it.
+	 */
+	uint64_t snd_wnd_edge;
+	/*
+	 * Data-level retransmission (mps_sched.c): armed while data or our
+	 * DATA_FIN waits for a DATA_ACK (0: not armed). When it fires and no
+	 * subflow still has the oldest byte in flight, the data is reinjected
+	 * and a lone DATA_FIN is sent again on subflow dfin_serial.
+	 */
+	uint64_t dtx_at;
+	uint8_t dtx_backoff;
+	bool dfin_resend;
+	uint32_t dfin_serial;
 	struct {
 		uint64_t dsn;
 		uint32_t len;

@@ -421,6 +421,8 @@ static int sf_output(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, u
 		if (rc != 0)
 			return rc;
 	}
+	if (c->dfin_resend && c->dfin_serial == sf->serial && !sf->join_pre_est)
+		return mps_tcp_send_data_fin(c, sf, now, buf, cap);
 	if (!sf->ack_now)
 		return 0;
 	rc = send_seg(c, sf, now, MPS_TCP_ACK, buf, cap);
@@ -744,8 +746,8 @@ static void fin_input(struct mps_conn *c, struct mps_subflow *sf, uint64_t now)
 }
 
 /* Connection-level options that may arrive on any subflow. */
-static void conn_options(struct mps_conn *c, struct mps_subflow *sf, const struct mps_opt *o,
-			 unsigned int n, uint64_t now)
+static void conn_options(struct mps_conn *c, struct mps_subflow *sf, const struct mps_seg *s,
+			 const struct mps_opt *o, unsigned int n, uint64_t now)
 {
 	const struct mps_opt *dss = mps_find_opt(o, n, MPS_MPTCP_SUB_DSS);
 	const struct mps_opt *aa = mps_find_opt(o, n, MPS_MPTCP_SUB_ADD_ADDR);
@@ -755,7 +757,7 @@ static void conn_options(struct mps_conn *c, struct mps_subflow *sf, const struc
 	if (!c->mptcp)
 		return;
 	if (dss && (dss->dss.flags & MPS_DSS_FLAG_A))
-		mps_data_ack(c, &dss->dss);
+		mps_data_ack(c, &dss->dss, (uint32_t)s->win << sf->snd_wscale);
 	if (aa)
 		mps_add_addr_input(c, &aa->add_addr, now);
 	if (rm)
@@ -974,7 +976,7 @@ void mps_join_input(struct mps_conn *c, struct mps_subflow *sf, const struct mps
 		fin_acked(c, sf, now);
 	if (sf->state == MPS_SF_CLOSED)
 		return;
-	conn_options(c, sf, o, n, now);
+	conn_options(c, sf, s, o, n, now);
 	if (sf->state == MPS_SF_CLOSED || c->reset)
 		return;
 	if (!join_data(c, sf, s, o, n, now))

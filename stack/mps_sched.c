@@ -3,10 +3,11 @@
  * (which DSNs its sequence numbers carry, so that a retransmission carries
  * the same mapping), the send buffer kept until no subflow may need to
  * resend a byte, reinjection of a failing subflow's data on the others,
- * and schedulers as small named ops tables. "lowrtt": new data goes to
- * the working subflow with room in its window and the lowest smoothed RTT;
- * backup subflows only when no regular one works. "initial" (the default
- * for now) sends new data on the initial subflow only.
+ * and schedulers as small named ops tables. "lowrtt", the default: new
+ * data goes to the working subflow with room in its window and the lowest
+ * smoothed RTT; backup subflows only when no regular one works. "initial"
+ * sends new data on the initial subflow only. Also the connection-level
+ * window and the data-level retransmission timer.
  */
 #include <errno.h>
 #include <string.h>
@@ -170,12 +171,8 @@ static const struct mps_sched_ops lowrtt = { .name = "lowrtt",
 					     .pick = lowrtt_pick };
 static const struct mps_sched_ops initial = { .name = "initial", .pick = initial_pick };
 
-/*
- * The default is "initial" for now: against the Linux kernel, a transfer
- * that lowrtt spreads over two subflows sometimes never completes its close
- * (see docs/stack.md), so lowrtt is opt-in until that is found.
- */
-static const struct mps_sched_ops *const scheds[] = { &initial, &lowrtt };
+/* The first is the default. */
+static const struct mps_sched_ops *const scheds[] = { &lowrtt, &initial };
 
 const struct mps_sched_ops *mps_sched_find(const char *name)
 {
@@ -272,4 +269,126 @@ void mps_reinject(struct mps_conn *c, struct mps_subflow *sf)
 		c->rq[c->nrq].from = sf->serial;
 		c->nrq++;
 	}
+}
+
+uint64_t mps_conn_wnd_edge(const struct mps_conn *c)
+{
+	/* Before the first DATA_ACK, the initial subflow's window is the connection's. */
+	return c->snd_wnd_edge ? c->snd_wnd_edge : c->snd_una_dsn + c->sf.snd_wnd;
+}
+
+static bool dtx_outstanding(const struct mps_conn *c)
+{
+	return c->mptcp && !c->reset &&
+	       (c->snd_una_dsn < c->snd_nxt_dsn || (c->data_fin_sent && !c->data_fin_acked));
+}
+
+/* The largest RTO of the live subflows, backed off: a subflow's own RTO comes first. */
+static uint64_t dtx_timeout(const struct mps_conn *c)
+{
+	uint64_t rto = c->sf.state != MPS_SF_CLOSED ? c->sf.rto : 0;
+	unsigned int i;
+
+	for (i = 0; i < c->njoins; i++)
+		if (c->joins[i]->state != MPS_SF_CLOSED && c->joins[i]->rto > rto)
+			rto = c->joins[i]->rto;
+	if (rto < MPS_RTO_MIN_US)
+		rto = MPS_RTO_MIN_US;
+	rto <<= c->dtx_backoff;
+	return rto > MPS_RTO_MAX_US ? MPS_RTO_MAX_US : rto;
+}
+
+void mps_dtx_progress(struct mps_conn *c)
+{
+	c->dtx_backoff = 0;
+	c->dtx_at = 0; /* re-armed from now by the next mps_dtx_timer() */
+}
+
+/* Some subflow still has the oldest byte (or the DATA_FIN) in flight: its RTO deals with it. */
+static bool dtx_in_flight(const struct mps_conn *c)
+{
+	const struct mps_subflow *sf;
+	unsigned int i;
+
+	for (i = 0; i <= c->njoins; i++) {
+		sf = i ? c->joins[i - 1] : &c->sf;
+		if (sf->state == MPS_SF_CLOSED)
+			continue;
+		if (c->snd_una_dsn < c->snd_nxt_dsn) {
+			if (SEQ_LT(sf->snd_una, sf->snd_max) &&
+			    mps_sf_low_dsn(sf) <= c->snd_una_dsn)
+				return true;
+		} else if (!sf->is_join && sf->fin_sent && SEQ_LEQ(sf->snd_una, sf->fin_seq)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The subflow that sends a lone DATA_FIN: the initial one if it can, else a working join. */
+static const struct mps_subflow *dfin_carrier(const struct mps_conn *c)
+{
+	unsigned int i;
+
+	if (c->sf.state != MPS_SF_CLOSED && c->sf.state != MPS_SF_SYN_SENT &&
+	    c->sf.state != MPS_SF_SYN_RCVD)
+		return &c->sf;
+	for (i = 0; i < c->njoins; i++)
+		if (c->joins[i]->state != MPS_SF_CLOSED && c->joins[i]->state != MPS_SF_SYN_SENT &&
+		    c->joins[i]->state != MPS_SF_SYN_RCVD && !c->joins[i]->join_pre_est)
+			return c->joins[i];
+	return NULL;
+}
+
+/*
+ * RFC 8684 §3.3.6: data a subflow acknowledged may still be missing at the
+ * connection level (a receiver drops what lies beyond its window), so data
+ * and DATA_FIN are retransmitted until DATA_ACKed, as Linux's MPTCP-level
+ * retransmission timer does.
+ */
+void mps_dtx_timer(struct mps_conn *c, uint64_t now)
+{
+	const struct mps_subflow *carrier;
+	uint64_t len;
+
+	if (!dtx_outstanding(c)) {
+		c->dtx_at = 0;
+		c->dtx_backoff = 0;
+		return;
+	}
+	if (!c->dtx_at) {
+		c->dtx_at = now + dtx_timeout(c);
+		return;
+	}
+	if (c->dtx_at > now)
+		return;
+	if (dtx_in_flight(c)) {
+		c->dtx_at = now + dtx_timeout(c);
+		return;
+	}
+	if (c->dtx_backoff >= MPS_MAX_BACKOFF) {
+		c->fastclose_pending = true;
+		mps_conn_reset(c, MPS_RST_TIMEOUT, now);
+		return;
+	}
+	c->st->counters[MPS_CNT_RETRANS_TIMEOUT]++;
+	if (c->snd_una_dsn < c->snd_nxt_dsn) {
+		/* Everything not DATA_ACKed goes again first, on any subflow. */
+		len = c->snd_nxt_dsn - c->snd_una_dsn;
+		if (c->nrq == MPS_REINJECT_MAX)
+			c->nrq--;
+		memmove(&c->rq[1], &c->rq[0], c->nrq * sizeof(c->rq[0]));
+		c->rq[0].dsn = c->snd_una_dsn;
+		c->rq[0].len = len < SMAP_PIECE_MAX ? (uint32_t)len : SMAP_PIECE_MAX;
+		c->rq[0].from = UINT32_MAX;
+		c->nrq++;
+	} else {
+		carrier = dfin_carrier(c);
+		if (carrier) {
+			c->dfin_resend = true;
+			c->dfin_serial = carrier->serial;
+		}
+	}
+	c->dtx_backoff++;
+	c->dtx_at = now + dtx_timeout(c);
 }

@@ -221,7 +221,7 @@ fin:
 		c->data_fin_acked = true;
 }
 
-void mps_data_ack(struct mps_conn *c, const struct mps_opt_dss *d)
+void mps_data_ack(struct mps_conn *c, const struct mps_opt_dss *d, uint32_t wnd)
 {
 	uint64_t top = mps_data_end_dsn(c) + (c->data_fin_sent ? 1 : 0), ack;
 	uint64_t n;
@@ -233,6 +233,9 @@ void mps_data_ack(struct mps_conn *c, const struct mps_opt_dss *d)
 		return;
 	}
 	c->fully_established = true;
+	/* The window is relative to the DATA_ACK of the same segment; its edge never moves back. */
+	if (ack + wnd > c->snd_wnd_edge)
+		c->snd_wnd_edge = ack + wnd;
 	if (ack <= c->snd_una_dsn)
 		return;
 	n = ack - c->snd_una_dsn;
@@ -243,6 +246,7 @@ void mps_data_ack(struct mps_conn *c, const struct mps_opt_dss *d)
 	mps_snd_trim(c);
 	if (c->data_fin_sent && ack == top)
 		c->data_fin_acked = true;
+	mps_dtx_progress(c);
 }
 
 /* Connection-level DATA_FIN at dsn: consumed once everything before it is. */
@@ -1371,7 +1375,7 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 		const struct mps_opt *aa = mps_find_opt(o, n, MPS_MPTCP_SUB_ADD_ADDR);
 
 		if (dss && (dss->dss.flags & MPS_DSS_FLAG_A))
-			mps_data_ack(c, &dss->dss);
+			mps_data_ack(c, &dss->dss, (uint32_t)s->win << sf->snd_wscale);
 		const struct mps_opt *rm = mps_find_opt(o, n, MPS_MPTCP_SUB_RM_ADDR);
 		const struct mps_opt *prio = mps_find_opt(o, n, MPS_MPTCP_SUB_PRIO);
 
@@ -1411,6 +1415,8 @@ void mps_tcp_timers(struct mps_conn *c, uint64_t now)
 {
 	struct mps_subflow *sf = &c->sf;
 	uint32_t mss, flight;
+
+	mps_dtx_timer(c, now);
 
 	if (sf->tw_at <= now) {
 		sf->tw_at = MPS_TIME_NEVER;
@@ -1464,15 +1470,20 @@ uint64_t mps_tcp_next_timer(const struct mps_conn *c)
 {
 	const struct mps_subflow *sf = &c->sf;
 	bool syn_state = sf->state == MPS_SF_SYN_SENT || sf->state == MPS_SF_SYN_RCVD;
-	uint64_t t;
+	uint64_t t, dtx = c->dtx_at ? c->dtx_at : MPS_TIME_NEVER;
 
 	/* Output that is due at once; each of these is cleared by mps_tcp_output(). */
 	if (c->fastclose_pending)
 		return 0;
-	if (c->reset || sf->state == MPS_SF_CLOSED)
+	if (c->reset)
 		return MPS_TIME_NEVER;
+	if (c->dfin_resend)
+		return 0;
+	if (sf->state == MPS_SF_CLOSED)
+		return dtx; /* the joins may carry on */
 	if ((sf->ack_now && !syn_state) || (syn_state && sf->snd_nxt == sf->iss))
 		return 0;
 	t = sf->rto_at < sf->tw_at ? sf->rto_at : sf->tw_at;
-	return sf->delack_at < t ? sf->delack_at : t;
+	t = sf->delack_at < t ? sf->delack_at : t;
+	return dtx < t ? dtx : t;
 }

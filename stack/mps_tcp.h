@@ -45,6 +45,14 @@ void mps_snd_trim(struct mps_conn *c);
 bool mps_sched_take(struct mps_conn *c, struct mps_subflow *sf, bool one, uint64_t *dsn,
 		    uint32_t *room, bool *reinject);
 void mps_sched_took(struct mps_conn *c, uint64_t dsn, uint32_t len, bool reinject);
+/* The right edge of the peer's connection-level window: new data stays below it. */
+uint64_t mps_conn_wnd_edge(const struct mps_conn *c);
+/* Data-level retransmission timer (mps_sched.c): the DATA_ACK moved, or time passed. */
+void mps_dtx_progress(struct mps_conn *c);
+void mps_dtx_timer(struct mps_conn *c, uint64_t now);
+/* A pure ACK whose DSS carries our DATA_FIN alone (data-level retransmission). */
+int mps_tcp_send_data_fin(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint8_t *buf,
+			  size_t cap);
 /* Queue sf's unacknowledged data for sending on the other subflows. */
 void mps_reinject(struct mps_conn *c, struct mps_subflow *sf);
 /* A subflow that may carry data now (for the scheduler). */
@@ -116,7 +124,8 @@ int mps_tcp_write_packet(struct mps_stack *st, const struct mps_pkt_spec *ps, ui
 			 size_t cap);
 
 /* Connection-level option handling shared with join subflows (mps_tcp.c). */
-void mps_data_ack(struct mps_conn *c, const struct mps_opt_dss *d);
+/* A DATA_ACK, and wnd: the receive window (scaled) of the segment that carried it. */
+void mps_data_ack(struct mps_conn *c, const struct mps_opt_dss *d, uint32_t wnd);
 void mps_add_addr_input(struct mps_conn *c, const struct mps_opt_add_addr *a, uint64_t now);
 void mps_rm_addr_input(struct mps_conn *c, const struct mps_opt_rm_addr *r, uint64_t now);
 void mps_rtt_sample(struct mps_subflow *sf, uint32_t r);

@@ -518,9 +518,13 @@ static int send_from(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, u
 		if (len > wnd - flight)
 			len = wnd - flight;
 	}
-	/* With several subflows, the window is the peer's, counted from the DATA_ACK. */
-	if (fresh && !reinject && c->njoins && c->mptcp && !one) {
-		uint64_t lim = c->snd_una_dsn + sf->snd_wnd;
+	/*
+	 * The peer's connection-level window bounds data on every subflow: a
+	 * subflow's own window, added to a DATA_ACK that came on another one,
+	 * may reach beyond it.
+	 */
+	if (fresh && c->mptcp && !one) {
+		uint64_t lim = mps_conn_wnd_edge(c);
 
 		if (dsn >= lim)
 			return 0;
@@ -567,6 +571,29 @@ int mps_tcp_send_data(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, 
 	return 0;
 }
 
+int mps_tcp_send_data_fin(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint8_t *buf,
+			  size_t cap)
+{
+	uint8_t opts[MPS_MAX_OPTS];
+	struct mps_pkt_spec ps = { .local = &sf->local,
+				   .remote = &sf->remote,
+				   .seq = sf->snd_nxt,
+				   .ack = sf->rcv_nxt,
+				   .flags = MPS_TCP_ACK,
+				   .win = adv_window(c, sf, false),
+				   .opts = opts };
+
+	c->dfin_resend = false;
+	ps.optlen = build_opts(c, sf, opts, now, ps.flags, mps_data_end_dsn(c), sf->snd_nxt, 0,
+			       true, 0);
+	if (ps.optlen < 0)
+		return ps.optlen;
+	sf->ack_now = false;
+	sf->unacked_segs = 0;
+	sf->delack_at = MPS_TIME_NEVER;
+	return mps_tcp_write_packet(c->st, &ps, buf, cap);
+}
+
 /* A pure ACK of sf (used by join subflows too). */
 int mps_tcp_send_ack(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint8_t *buf,
 		     size_t cap)
@@ -593,6 +620,8 @@ int mps_tcp_output(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
 	rc = mps_tcp_send_data(c, sf, now, buf, cap);
 	if (rc != 0)
 		return rc;
+	if (c->dfin_resend && c->dfin_serial == sf->serial)
+		return mps_tcp_send_data_fin(c, sf, now, buf, cap);
 	if (sf->ack_now)
 		return mps_tcp_send_ack(c, sf, now, buf, cap);
 	return 0;

@@ -57,11 +57,11 @@ struct mps_config {
 	 */
 	const char *path_manager;
 	/*
-	 * Scheduler by name. "lowrtt": new data goes to the working subflow
-	 * with room in its window and the lowest smoothed RTT, backup subflows
-	 * only when no regular one works, and a failing subflow's data is
-	 * reinjected on the others. NULL or "initial": new data on the initial
-	 * subflow only (the default for now; see docs/stack.md).
+	 * Scheduler by name. NULL or "lowrtt" (the default): new data goes to
+	 * the working subflow with room in its window and the lowest smoothed
+	 * RTT, backup subflows only when no regular one works, and a failing
+	 * subflow's data is reinjected on the others. "initial": new data on
+	 * the initial subflow only. An unknown name fails mps_stack_create().
 	 */
 	const char *scheduler;
 	struct mps_addr local_addrs[MPS_MAX_LOCAL_ADDRS];

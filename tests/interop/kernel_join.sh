@@ -8,8 +8,8 @@
 #     kernel joins to it over path b and sends over both subflows; we
 #     reassemble.
 #  2. Bundled client -> kernel server: the kernel announces 10.81.2.2, we
-#     join to it and send (on the initial subflow: mpsperf uses the default
-#     scheduler, "initial").
+#     join to it and send over both subflows (mpsperf uses the default
+#     scheduler, "lowrtt").
 #  3. As 1 over IPv6 (fd80:1::2 and fd80:2::2, paths fd81:1::/64, fd81:2::/64).
 # Checks: equal SHA-256, two subflows seen by the kernel (MPTCP_INFO) and by
 # us (mpsperf "subflows"), the kernel's join counters, no fallback or DSS
@@ -143,6 +143,9 @@ check "bundled->kernel kernel took our join (SYN, then ACK HMAC)" "1 1" \
 	"$(counter MPTcpExtMPJoinSynRx) $(counter MPTcpExtMPJoinAckRx)"
 check "bundled->kernel kernel saw a second subflow" 1 "$(jget extra_subflows_max <"$TMP/peer.json")"
 check "bundled->kernel we saw two subflows" 2 "$(jget subflows <"$TMP/perf.json")"
+check "bundled->kernel we sent over both subflows" yes "$(python3 -c 'import json,sys
+b = json.loads(sys.stdin.readline())["subflow_bytes"]
+print("yes" if len(b) >= 2 and min(b[:2]) > 0 else "no %s" % b)' <"$TMP/perf.json")"
 check "bundled->kernel no fallback, DSS or HMAC errors" "" "$(nonzero_bad)"
 
 # 3. IPv6, kernel client -> bundled server: a 16-byte ADD_ADDR, the join and data over both paths.
