@@ -540,7 +540,13 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, bool mappe
 	if (c->mptcp) {
 		if (!c->rx_map_valid || SEQ_LT(ssn, c->rx_map_ssn) ||
 		    SEQ_GEQ(ssn, c->rx_map_ssn + c->rx_map_data)) {
+			/*
+			 * Refused: ACK at once, or a sender whose ACK of the data
+			 * before was lost resends the same refused segment until
+			 * it gives up.
+			 */
 			c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
+			sf->ack_now = true;
 			return false;
 		}
 		if (n > c->rx_map_ssn + c->rx_map_data - ssn)
@@ -556,6 +562,7 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, bool mappe
 		}
 		if (dsn > c->rcv_nxt_dsn) {
 			c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
+			sf->ack_now = true;
 			return false;
 		}
 		/*
