@@ -290,6 +290,7 @@ struct mps_rst {
 
 struct mps_stack {
 	struct mps_config cfg;
+	const struct mps_cc_ops *cc;
 	uint64_t rng;
 	struct mps_conn *conns;
 	uint32_t nconns, next_id;
@@ -324,6 +325,24 @@ struct mps_sched_ops {
 };
 
 const struct mps_sched_ops *mps_sched_find(const char *name); /* NULL name: the default */
+
+/* Congestion control (mps_cc.c): how a subflow's window grows in congestion avoidance. */
+struct mps_cc_ops {
+	const char *name;
+	/* Bytes to add to sf's cwnd for an ACK of acked new bytes (at least 1). */
+	uint32_t (*ca_increase)(const struct mps_conn *c, const struct mps_subflow *sf,
+				uint32_t acked, uint32_t mss);
+};
+
+const struct mps_cc_ops *mps_cc_find(const char *name); /* NULL name: the default */
+/*
+ * RFC 6356 alpha of n subflows (cwnd in bytes, smoothed RTT in
+ * microseconds; subflows with RTT 0 left out); 1 when there is none.
+ */
+double mps_lia_alpha(const uint32_t *cwnd, const uint32_t *rtt_us, unsigned int n);
+/* LIA's increase for sf, as the "lia" table gives it (Reno with fewer than two subflows). */
+uint32_t mps_lia_increase(const struct mps_conn *c, const struct mps_subflow *sf, uint32_t acked,
+			  uint32_t mss);
 
 const struct mps_pm_ops *mps_pm_find(const char *name); /* NULL name: the default */
 void mps_pm_conn_init(struct mps_conn *c);		/* IDs for cfg.local_addrs */

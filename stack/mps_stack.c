@@ -117,7 +117,8 @@ struct mps_stack *mps_stack_create(const struct mps_config *cfg, int *err)
 	    cfg->sndbuf > (1u << 30) || cfg->rcvbuf > (1u << 30) ||
 	    cfg->max_subflows > MPS_MAX_SUBFLOWS || cfg->nlocal_addrs > MPS_MAX_LOCAL_ADDRS ||
 	    (cfg->path_manager && !mps_pm_find(cfg->path_manager)) ||
-	    (cfg->scheduler && !mps_sched_find(cfg->scheduler)) || !cfg->alloc != !cfg->free) {
+	    (cfg->scheduler && !mps_sched_find(cfg->scheduler)) ||
+	    (cfg->congestion && !mps_cc_find(cfg->congestion)) || !cfg->alloc != !cfg->free) {
 		*err = -EINVAL;
 		return NULL;
 	}
@@ -127,6 +128,7 @@ struct mps_stack *mps_stack_create(const struct mps_config *cfg, int *err)
 		return NULL;
 	}
 	st->cfg = *cfg;
+	st->cc = mps_cc_find(cfg->congestion);
 	if (!st->cfg.mss)
 		st->cfg.mss = 1400;
 	if (!st->cfg.sndbuf)

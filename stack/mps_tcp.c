@@ -865,7 +865,8 @@ static void repair_next(struct mps_subflow *sf, uint32_t mss)
 	sf->rexmit_one = true;
 }
 
-static void congestion_on_ack(struct mps_subflow *sf, uint32_t acked, uint32_t mss)
+static void congestion_on_ack(struct mps_conn *c, struct mps_subflow *sf, uint32_t acked,
+			      uint32_t mss)
 {
 	if (sf->in_recovery) {
 		if (SEQ_GEQ(sf->snd_una, sf->recover)) {
@@ -881,9 +882,7 @@ static void congestion_on_ack(struct mps_subflow *sf, uint32_t acked, uint32_t m
 	if (sf->cwnd < sf->ssthresh)
 		sf->cwnd += acked < mss ? acked : mss;
 	else
-		sf->cwnd += (uint32_t)((uint64_t)mss * mss / sf->cwnd)
-				    ? (uint32_t)((uint64_t)mss * mss / sf->cwnd)
-				    : 1;
+		sf->cwnd += c->st->cc->ca_increase(c, sf, acked, mss);
 }
 
 /* Returns false when the segment must be dropped (an unacceptable ACK). */
@@ -928,7 +927,7 @@ bool mps_process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct mp
 		}
 		sf->backoff = 0;
 		sf->dupacks = 0;
-		congestion_on_ack(sf, acked, mss);
+		congestion_on_ack(c, sf, acked, mss);
 		sf->rto_at = sf->snd_una == sf->snd_max ? MPS_TIME_NEVER : now + sf->rto;
 		if (!c->mptcp && !sf->is_join)
 			fallback_data_ack(c, s->ack);

@@ -64,6 +64,14 @@ struct mps_config {
 	 * the initial subflow only. An unknown name fails mps_stack_create().
 	 */
 	const char *scheduler;
+	/*
+	 * Congestion control by name. NULL or "lia" (the default): RFC 6356's
+	 * coupled increase when several subflows carry data, so that together
+	 * they take no more than one TCP on a shared bottleneck; Reno with one.
+	 * "reno": every subflow runs its own NewReno. Unknown names fail
+	 * mps_stack_create(). Loss reactions are NewReno's in both.
+	 */
+	const char *congestion;
 	struct mps_addr local_addrs[MPS_MAX_LOCAL_ADDRS];
 	uint8_t nlocal_addrs; /* at most MPS_MAX_LOCAL_ADDRS */
 	/*

@@ -1021,9 +1021,91 @@ static void test_conn_window_two_subflows(void)
 	jworld_free(&w);
 }
 
+/*
+ * Two connections from the client over the same lossy path 1 for 20 s of
+ * simulated time: s1 on one subflow, s2 with a second subflow joined over
+ * the same path. Returns the bytes each delivered.
+ */
+static void share_run(const char *cc, uint64_t seed, uint64_t *one, uint64_t *two)
+{
+	static const struct mps_sim_link_cfg shared = {
+		.delay_us = 10000, .loss_ppm = 10000, .mtu = 1500, .rate_bps = 40000000
+	};
+	struct mps_config ccfg = { .seed = seed, .congestion = cc },
+			  scfg = { .seed = seed + 1, .congestion = cc };
+	struct mps_conn *c[2], *s[2] = { NULL, NULL };
+	struct mps_conn_info ci;
+	uint8_t buf[16384];
+	uint64_t got[2] = { 0, 0 }, end;
+	struct jworld w;
+	ssize_t n;
+	long steps;
+	int i;
+
+	memset(buf, 0x5a, sizeof(buf));
+	jworld_init(&w, &ccfg, &scfg);
+	CU_ASSERT_EQUAL_FATAL(mps_sim_set_path(w.sim, w.p1, &shared), 0);
+	for (i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL_FATAL(mps_connect(w.st[0], &w.c1, &w.srv, &c[i]), 0);
+		for (steps = 0; steps < 100000 && !s[i]; steps++) {
+			jstep(&w);
+			s[i] = mps_accept(w.st[1]);
+		}
+		CU_ASSERT_PTR_NOT_NULL_FATAL(s[i]);
+	}
+	/* A DATA_ACK makes the client fully established; then the second subflow. */
+	CU_ASSERT_EQUAL(move_data(&w, c[1], s[1], 1000, false), 1000);
+	for (steps = 0; steps < 100 && mps_next_wakeup(w.st[0]) != MPS_TIME_NEVER; steps++)
+		jstep(&w);
+	CU_ASSERT_EQUAL(mps_join(c[1], &w.c1, &w.srv, false), 0);
+	end = w.now + 20000000;
+	for (steps = 0; steps < STEPS && w.now < end; steps++) {
+		for (i = 0; i < 2; i++) {
+			while (mps_send(c[i], buf, sizeof(buf)) > 0)
+				;
+			while ((n = mps_recv(s[i], buf, sizeof(buf))) > 0)
+				got[i] += (uint64_t)n;
+		}
+		if (!jstep(&w))
+			break;
+	}
+	CU_ASSERT_EQUAL(mps_conn_info(c[0], &ci), 0);
+	CU_ASSERT_EQUAL(ci.nsubflows, 1);
+	CU_ASSERT_EQUAL(mps_conn_info(c[1], &ci), 0);
+	CU_ASSERT_EQUAL(ci.nsubflows, 2);
+	CU_ASSERT(sf_sent(c[1], 1) > 0);
+	*one = got[0];
+	*two = got[1];
+	for (i = 0; i < 2; i++) {
+		mps_abort(c[i]);
+		mps_abort(s[i]);
+	}
+	jworld_free(&w);
+}
+
+/*
+ * RFC 6356's goal on a shared bottleneck: with LIA, a connection of two
+ * subflows takes no more than about one TCP's share next to a one-subflow
+ * connection; with uncoupled Reno it takes about two.
+ */
+static void test_lia_shared_bottleneck(void)
+{
+	uint64_t lia1, lia2, reno1, reno2;
+
+	share_run("lia", 41, &lia1, &lia2);
+	share_run("reno", 41, &reno1, &reno2);
+	CU_ASSERT(lia1 > 1000000 && reno1 > 1000000);
+	/* The order: the coupled pair takes less than the uncoupled pair, relative to one TCP. */
+	CU_ASSERT(lia2 * reno1 < reno2 * lia1);
+	/* The bounds: LIA at most 1.3 times one TCP, Reno at least 1.5 times. */
+	CU_ASSERT(lia2 * 10 <= lia1 * 13);
+	CU_ASSERT(reno2 * 10 >= reno1 * 15);
+}
+
 static const struct fj_test tests[] = {
 	{ "two_path_lossy", test_two_path_lossy },
 	{ "conn_window_two_subflows", test_conn_window_two_subflows },
+	{ "lia_shared_bottleneck", test_lia_shared_bottleneck },
 	{ "path_failure_reinjection", test_path_failure_reinjection },
 	{ "backup_after_failure", test_backup_after_failure },
 	{ "pm_fullmesh", test_pm_fullmesh },
