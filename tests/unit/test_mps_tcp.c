@@ -95,9 +95,10 @@ static uint32_t sum16(const uint8_t *b, size_t len, uint32_t sum)
 	return sum;
 }
 
-/* A client -> server segment with the given options and payload, checksummed. */
-static size_t make_segment(uint8_t *pkt, uint32_t seq, uint32_t ack, const uint8_t *opts,
-			   size_t optlen, const uint8_t *data, size_t len)
+/* A client -> server segment with TCP flags, options and payload, checksummed. */
+static size_t make_segment_flags(uint8_t *pkt, uint8_t flags, uint32_t seq, uint32_t ack,
+				 const uint8_t *opts, size_t optlen, const uint8_t *data,
+				 size_t len)
 {
 	size_t thl = 20 + optlen, tot = 20 + thl + len;
 	uint32_t sum;
@@ -114,7 +115,7 @@ static size_t make_segment(uint8_t *pkt, uint32_t seq, uint32_t ack, const uint8
 	mps_put_be32(pkt + 24, seq);
 	mps_put_be32(pkt + 28, ack);
 	pkt[32] = (uint8_t)((thl / 4) << 4);
-	pkt[33] = 0x18;
+	pkt[33] = flags;
 	mps_put_be16(pkt + 34, 1000);
 	memcpy(pkt + 40, opts, optlen);
 	memcpy(pkt + 40 + optlen, data, len);
@@ -124,6 +125,13 @@ static size_t make_segment(uint8_t *pkt, uint32_t seq, uint32_t ack, const uint8
 		sum = (sum & 0xffff) + (sum >> 16);
 	mps_put_be16(pkt + 36, (uint16_t)~sum);
 	return tot;
+}
+
+/* A client -> server PSH,ACK segment with the given options and payload, checksummed. */
+static size_t make_segment(uint8_t *pkt, uint32_t seq, uint32_t ack, const uint8_t *opts,
+			   size_t optlen, const uint8_t *data, size_t len)
+{
+	return make_segment_flags(pkt, 0x18, seq, ack, opts, optlen, data, len);
 }
 
 /* The DATA_ACK of the server's last segment. */
@@ -1122,6 +1130,84 @@ static void test_input_checks(void)
 		ic_run(&ic_cases[i]);
 }
 
+/*
+ * Section 3 item 2 at the SYN: an MP_CAPABLE that breaks the version or
+ * flag rules, or has the wrong length, is ignored (counted per reason) and
+ * the connection is plain TCP: the SYN/ACK carries no MP_CAPABLE. A higher
+ * version is answered with version 1, as Linux does; flag A is followed.
+ */
+struct syn_case {
+	const char *name;
+	uint8_t opt[12], len;
+	int opt_err; /* enum mps_opt_err counted, or -1 */
+	int answer;  /* MP_CAPABLE version in the SYN/ACK, or -1 for none */
+	bool csum;   /* flag A in the SYN/ACK */
+};
+
+static const struct syn_case syn_cases[] = {
+	{ "v1", { 30, 4, 0x01, 0x01 }, 4, -1, 1, false },
+	{ "v1_checksum", { 30, 4, 0x01, 0x81 }, 4, -1, 1, true },
+	{ "v2_answered_v1", { 30, 4, 0x02, 0x01 }, 4, -1, 1, false },
+	{ "v0", { 30, 4, 0x00, 0x01 }, 4, MPS_OPT_E_MPC_VERSION, -1, false },
+	{ "flag_b", { 30, 4, 0x01, 0x41 }, 4, MPS_OPT_E_MPC_FLAG_B, -1, false },
+	{ "no_flag_h", { 30, 4, 0x01, 0x00 }, 4, MPS_OPT_E_MPC_NO_H, -1, false },
+	{ "flags_d_to_g", { 30, 4, 0x01, 0x03 }, 4, MPS_OPT_E_MPC_FLAGS_DG, -1, false },
+	{ "key_in_syn",
+	  { 30, 12, 0x01, 0x01, 1, 2, 3, 4, 5, 6, 7, 8 },
+	  12,
+	  MPS_OPT_E_MPC_LEN,
+	  -1,
+	  false },
+};
+
+static void syn_run(const struct syn_case *sc)
+{
+	struct mps_config cfg = { .seed = 8 };
+	uint8_t pkt[128], out[256];
+	struct mps_stack *st;
+	struct mps_tcpopts t;
+	struct mps_seg seg;
+	enum mps_seg_err serr;
+	enum mps_opt_err err;
+	struct mps_opt o;
+	int n, i, version = -1;
+	bool csum = false;
+
+	st = mps_stack_create(&cfg, &n);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_EQUAL_FATAL(mps_listen(st, &saddr), 0);
+	mps_input(st, pkt, make_segment_flags(pkt, 0x02, 1000, 0, sc->opt, sc->len, NULL, 0), 0);
+	n = mps_output(st, 0, out, sizeof(out));
+	CU_ASSERT_FATAL(n > 0);
+	CU_ASSERT_EQUAL_FATAL(mps_seg_parse(out, (size_t)n, 0, &seg, &serr), 0);
+	CU_ASSERT_EQUAL(seg.flags & 0x12, 0x12);
+	mps_tcpopt_walk(seg.opts, seg.opts_len, &t);
+	for (i = 0; i < t.nmptcp; i++)
+		if (mps_opt_parse(seg.opts + t.mptcp[i].off, t.mptcp[i].len, seg.flags, &o, &err) ==
+			    0 &&
+		    o.subtype == MPS_MPTCP_SUB_CAPABLE) {
+			version = o.mpc.version;
+			csum = o.mpc.flags & MPS_MPC_FLAG_A;
+		}
+	if (version != sc->answer || csum != sc->csum)
+		fprintf(stderr, "SYN check %s: SYN/ACK MP_CAPABLE version %d, A %d\n", sc->name,
+			version, csum);
+	CU_ASSERT_EQUAL(version, sc->answer);
+	CU_ASSERT_EQUAL(csum, sc->csum);
+	CU_ASSERT_EQUAL(mps_stack_counter(st, MPS_CNT_IN_BAD_MPTCP), sc->opt_err >= 0);
+	if (sc->opt_err >= 0)
+		CU_ASSERT_EQUAL(mps_stack_opt_errors(st, (unsigned int)sc->opt_err), 1);
+	mps_stack_destroy(st);
+}
+
+static void test_syn_checks(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(syn_cases) / sizeof(syn_cases[0]); i++)
+		syn_run(&syn_cases[i]);
+}
+
 static void *failing_alloc(void *ctx, size_t size)
 {
 	struct failing *f = ctx;
@@ -1229,6 +1315,7 @@ static const struct fj_test tests[] = {
 	{ "paws", test_paws },
 	{ "paws_expiry", test_paws_expiry },
 	{ "input_checks", test_input_checks },
+	{ "syn_checks", test_syn_checks },
 	{ "sack_repair", test_sack_repair },
 	{ NULL, NULL },
 };
