@@ -1,24 +1,35 @@
 #!/bin/sh
-# Goodput over two paths shaped by tbf to 50 Mbit/s each, the Linux kernel's
-# MPTCP sending (its scheduler spreads the data), received by:
-#   bundled: mpsperf server behind a TUN device in namespace A, which
-#            announces its second address; the kernel joins to it;
-#   baseline, same run and same paths: a kernel server in namespace A
-#            announcing its second address (signal endpoint).
-# Namespace B (the kernel client) reaches A over veth path a (10.81.1.0/24)
-# and path b (10.81.2.0/24), each shaped on B's side. Prints one line per
-# run and the medians, with the subflow counts that show both paths were
-# used; figures go to docs/benchmarks.md, section "Bundled stack". Root only.
+# Goodput over two paths, the bundled stack against the Linux kernel's MPTCP
+# beside the kernel talking to itself, same run, same paths (topology in
+# tests/bench/mps_lib.sh). Each run does four transfers of FJ_BENCH_BYTES:
+#   kernel -> bundled: kernel client in B, mpsperf server in A announcing
+#       10.80.2.2; the kernel joins to it and its scheduler spreads the data;
+#   bundled -> kernel: mpsperf client in A (scheduler FJ_BENCH_SCHED, lowrtt)
+#       to a kernel server in B announcing 10.81.2.2; we join to it;
+#   baselines: kernel client in B -> kernel server in A announcing 10.81.2.1,
+#       and kernel client in A -> kernel server in B announcing 10.81.2.2.
+# Goodput is measured at the receiver. CPU is the whole machine's busy time
+# from /proc/stat over the transfer (both peers' softirq work included, and
+# anything else the machine runs), per GB moved. Paths shaped by tbf to
+# FJ_BENCH_RATE (50mbit) each; FJ_BENCH_RATE=none leaves them unshaped
+# (mps_twopath_raw.sh). Prints one line per transfer and the medians with
+# ratios; figures go to docs/benchmarks.md, section "Bundled stack". Root only.
 set -eu
 
-BYTES=${FJ_BENCH_BYTES:-33554432}
-RUNS=${FJ_BENCH_RUNS:-3}
 RATE=${FJ_BENCH_RATE:-50mbit}
+if [ "$RATE" = none ]; then
+	BYTES=${FJ_BENCH_BYTES:-67108864}
+else
+	BYTES=${FJ_BENCH_BYTES:-33554432}
+fi
+RUNS=${FJ_BENCH_RUNS:-3}
+SCHED=${FJ_BENCH_SCHED:-lowrtt}
 PERF=build/mpsperf
 PEER=tests/interop/kernel_peer.py
+NAME=mps_twopath
 
-[ "$(id -u)" = 0 ] || { echo "mps_twopath: SKIP (needs root)"; exit 0; }
-[ -x "$PERF" ] || { echo "mps_twopath: $PERF missing; run make" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "$NAME: SKIP (needs root)"; exit 0; }
+[ -x "$PERF" ] || { echo "$NAME: $PERF missing; run make" >&2; exit 1; }
 
 A=fjmtp-a-$$
 B=fjmtp-b-$$
@@ -30,84 +41,90 @@ cleanup() {
 	rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
+. tests/bench/mps_lib.sh
+twopath_up
 
-ip netns add "$A"
-ip netns add "$B"
-ip -n "$A" link set lo up
-ip -n "$B" link set lo up
-ip -n "$A" tuntap add dev mps0 mode tun
-ip -n "$A" link set mps0 up
-ip -n "$A" route add 10.80.1.2/32 dev mps0
-ip -n "$A" route add 10.80.2.2/32 dev mps0
-ip netns exec "$A" sysctl -q net.ipv4.ip_forward=1
-for ns in "$A" "$B"; do
-	ip netns exec "$ns" sysctl -q net.ipv4.conf.all.rp_filter=0
-	ip netns exec "$ns" sysctl -q net.ipv4.conf.default.rp_filter=0
-	ip netns exec "$ns" sysctl -q net.mptcp.enabled=1
-	ip -n "$ns" mptcp limits set subflows 2 add_addr_accepted 2
-done
-for p in a b; do
-	n=$([ $p = a ] && echo 1 || echo 2)
-	ip link add "t${p}0-$$" netns "$A" type veth peer name "t${p}1-$$" netns "$B"
-	ip -n "$A" addr add "10.81.$n.1/24" dev "t${p}0-$$"
-	ip -n "$B" addr add "10.81.$n.2/24" dev "t${p}1-$$"
-	ip -n "$A" link set "t${p}0-$$" up
-	ip -n "$B" link set "t${p}1-$$" up
-	ip -n "$B" route add "10.80.$n.2/32" via "10.81.$n.1"
-	# The data goes B -> A: shape B's side of each path.
-	ip netns exec "$B" tc qdisc add dev "t${p}1-$$" root tbf rate "$RATE" burst 64kb \
-		latency 50ms
-done
-# The kernel baseline server (listening on every address, so that a join to the
-# announced one finds it) announces its path-b address.
-ip -n "$A" mptcp endpoint add 10.81.2.1 dev "tb0-$$" signal
-
-jget() { python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())[sys.argv[1]])' "$1"; }
-listening() { # netns port
-	i=0
-	while [ $i -lt 100 ]; do
-		ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q . && return 0
-		sleep 0.05
-		i=$((i + 1))
-	done
-	return 1
+# One transfer's figures: goodput at the receiver and whole-machine CPU.
+record() { # kind goodput-bps detail
+	cpu=$(cpu_end)
+	echo "$2" >>"$TMP/$1.bps"
+	echo "$cpu" | awk -v n="$BYTES" '{ printf "%.3f\n", $1 / (n / 1e9) }' >>"$TMP/$1.cpu"
+	echo "$cpu" | awk -v n="$BYTES" '{ printf "%.3f\n", $2 / (n / 1e9) }' >>"$TMP/$1.net"
+	echo "$NAME: run $r $1: $(awk -v b="$2" 'BEGIN { printf "%.1f", b / 1e6 }') Mbit/s," \
+		"CPU s raw/net of background $cpu; $3"
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-: >"$TMP/bundled"
-: >"$TMP/kernel"
+bad=0
 r=1
-while [ $r -le "$RUNS" ]; do
+while [ "$r" -le "$RUNS" ]; do
+	# Kernel -> bundled.
+	announce_b none
 	ip netns exec "$A" timeout -k 5 120 "$PERF" server --tun mps0 --addr 10.80.1.2,10.80.2.2 \
 		--port 5002 --once --mode sink >"$TMP/perf.json" 2>"$TMP/perf.err" &
 	PID=$!
-	sleep 0.5
-	ip netns exec "$B" timeout -k 5 120 python3 "$PEER" send 10.80.1.2 5002 "$BYTES" \
-		>"$TMP/peer.json"
-	wait "$PID"
+	cpu_begin
+	if ip netns exec "$B" timeout -k 5 120 python3 "$PEER" send 10.80.1.2 5002 "$BYTES" \
+		>"$TMP/peer.json" && wait "$PID"; then
+		record k2b "$(jget goodput_bps <"$TMP/perf.json")" \
+			"subflows $(jget subflows <"$TMP/perf.json"), bytes per subflow $(jget subflow_bytes <"$TMP/perf.json")"
+	else
+		echo "$NAME: run $r k2b FAILED: $(cat "$TMP/perf.err")"
+		bad=$((bad + 1))
+	fi
 	PID=
-	bg=$(jget goodput_bps <"$TMP/perf.json")
-	echo "$bg" >>"$TMP/bundled"
-	echo "mps_twopath: run $r bundled: $(awk -v b="$bg" 'BEGIN { printf "%.1f", b / 1e6 }') Mbit/s," \
-		"subflows $(jget subflows <"$TMP/perf.json"), bytes per subflow" \
-		"$(jget subflow_bytes <"$TMP/perf.json"), kernel extra subflows" \
-		"$(jget extra_subflows_max <"$TMP/peer.json")"
 
-	ip netns exec "$A" timeout -k 5 120 python3 "$PEER" recv 0.0.0.0 5005 >"$TMP/kpeer.json" &
+	# Bundled -> kernel.
+	announce_b "$B"
+	ip netns exec "$B" timeout -k 5 120 python3 "$PEER" recv 0.0.0.0 5003 >"$TMP/peer.json" &
 	PID=$!
-	listening "$A" 5005
-	ip netns exec "$B" timeout -k 5 120 python3 "$PEER" send 10.81.1.1 5005 "$BYTES" \
-		>"$TMP/peer.json"
-	wait "$PID"
+	listening "$B" 5003
+	cpu_begin
+	if ip netns exec "$A" timeout -k 5 120 "$PERF" client --tun mps0 --addr 10.80.1.2 \
+		--remote 10.81.1.2 --port 5003 --mode send --bytes "$BYTES" --scheduler "$SCHED" \
+		>"$TMP/perf.json" 2>"$TMP/perf.err" && wait "$PID"; then
+		record b2k "$(jget goodput_bps <"$TMP/peer.json")" \
+			"subflows $(jget subflows <"$TMP/perf.json"), bytes per subflow $(jget subflow_bytes <"$TMP/perf.json"), sha256 equal $([ "$(jget sha256 <"$TMP/perf.json")" = "$(jget sha256 <"$TMP/peer.json")" ] && echo yes || echo NO)"
+	else
+		echo "$NAME: run $r b2k FAILED: $(cat "$TMP/perf.err")"
+		kill "$PID" 2>/dev/null || true
+		bad=$((bad + 1))
+	fi
 	PID=
-	kg=$(jget goodput_bps <"$TMP/kpeer.json")
-	echo "$kg" >>"$TMP/kernel"
-	echo "mps_twopath: run $r kernel:  $(awk -v b="$kg" 'BEGIN { printf "%.1f", b / 1e6 }') Mbit/s," \
-		"kernel extra subflows $(jget extra_subflows_max <"$TMP/peer.json")"
+
+	# Baselines: kernel -> kernel, B to A and A to B.
+	for d in ba ab; do
+		if [ $d = ba ]; then src=$B dst=$A to=10.81.1.1; else src=$A dst=$B to=10.81.1.2; fi
+		announce_b "$dst"
+		ip netns exec "$dst" timeout -k 5 120 python3 "$PEER" recv 0.0.0.0 5005 \
+			>"$TMP/kpeer.json" &
+		PID=$!
+		listening "$dst" 5005
+		cpu_begin
+		ip netns exec "$src" timeout -k 5 120 python3 "$PEER" send "$to" 5005 "$BYTES" \
+			>"$TMP/peer.json"
+		wait "$PID"
+		PID=
+		record "kk_$d" "$(jget goodput_bps <"$TMP/kpeer.json")" \
+			"kernel extra subflows $(jget extra_subflows_max <"$TMP/peer.json")"
+	done
 	r=$((r + 1))
 done
-mb=$(median <"$TMP/bundled")
-mk=$(median <"$TMP/kernel")
-awk -v b="$mb" -v k="$mk" -v rate="$RATE" 'BEGIN {
-	printf "mps_twopath: median of runs: kernel -> bundled %.1f Mbit/s, kernel -> kernel %.1f Mbit/s, ratio %.2f (two paths of %s)\n",
-		b / 1e6, k / 1e6, b / k, rate }'
+
+for k in k2b b2k kk_ba kk_ab; do
+	eval "g_$k=$(median <"$TMP/$k.bps")"
+	eval "c_$k=$(median <"$TMP/$k.cpu")"
+	eval "n_$k=$(median <"$TMP/$k.net")"
+done
+awk -v a="$g_k2b" -v b="$g_b2k" -v ka="$g_kk_ba" -v kb="$g_kk_ab" -v ca="$c_k2b" -v cb="$c_b2k" \
+	-v cka="$c_kk_ba" -v ckb="$c_kk_ab" -v rate="$RATE" -v runs="$RUNS" -v n="$BYTES" \
+	-v sched="$SCHED" -v bad="$bad" -v na="$n_k2b" -v nb="$n_b2k" -v nka="$n_kk_ba" \
+	-v nkb="$n_kk_ab" 'BEGIN {
+	printf "%s: medians of %d runs of %d bytes, two paths (rate %s), CPU s per GB of the whole machine:\n", "mps_twopath", runs, n, rate
+	printf "  kernel -> bundled  %7.1f Mbit/s  %.2f of kernel -> kernel (%.1f Mbit/s)  CPU %.2f vs %.2f s/GB\n", a / 1e6, ka ? a / ka : 0, ka / 1e6, ca, cka
+	printf "  bundled -> kernel  %7.1f Mbit/s  %.2f of kernel -> kernel (%.1f Mbit/s)  CPU %.2f vs %.2f s/GB (scheduler %s)\n", b / 1e6, kb ? b / kb : 0, kb / 1e6, cb, ckb, sched
+	if (rate == "50mbit")
+		printf "  share of 100 Mbit/s: kernel -> bundled %.1f %%, bundled -> kernel %.1f %%, kernel -> kernel %.1f %% / %.1f %%\n", a / 1e6, b / 1e6, ka / 1e6, kb / 1e6
+	printf "  CPU s/GB less the background: kernel -> bundled %.2f vs %.2f, bundled -> kernel %.2f vs %.2f\n", na, nka, nb, nkb
+	printf "  failed transfers: %d\n", bad
+}'
+[ "$bad" = 0 ]

@@ -1,0 +1,94 @@
+# Shared by the two-path benchmarks of the bundled stack (mps_twopath.sh,
+# mps_pathcut.sh); sourced, not run. The caller sets NAME, A and B (namespace
+# names of its own), TMP and RATE ("none" for unshaped paths).
+#
+# Topology: namespace A holds mpsperf's TUN device mps0, with our addresses
+# 10.80.1.2 and 10.80.2.2 routed to it, and forwards; namespace B holds the
+# kernel peer. Two veth paths join them: a (10.81.1.1 in A, 10.81.1.2 in B)
+# and b (10.81.2.1 / 10.81.2.2). B reaches 10.80.n.2 over path n. A kernel
+# in A uses the same veths for the kernel-to-kernel baseline. With RATE set,
+# each path is shaped by tbf on both ends (rate RATE, burst 64kb, latency
+# 50ms).
+
+twopath_up() {
+	ip netns add "$A"
+	ip netns add "$B"
+	ip -n "$A" link set lo up
+	ip -n "$B" link set lo up
+	ip -n "$A" tuntap add dev mps0 mode tun
+	ip -n "$A" link set mps0 up
+	ip -n "$A" route add 10.80.1.2/32 dev mps0
+	ip -n "$A" route add 10.80.2.2/32 dev mps0
+	ip netns exec "$A" sysctl -q net.ipv4.ip_forward=1
+	for ns in "$A" "$B"; do
+		ip netns exec "$ns" sysctl -q net.ipv4.conf.all.rp_filter=0
+		ip netns exec "$ns" sysctl -q net.ipv4.conf.default.rp_filter=0
+		ip netns exec "$ns" sysctl -q net.mptcp.enabled=1
+		ip -n "$ns" mptcp limits set subflows 2 add_addr_accepted 2
+	done
+	ip netns exec "$A" sysctl -q net.ipv4.conf.mps0.rp_filter=0
+	for p in a b; do
+		n=$([ $p = a ] && echo 1 || echo 2)
+		ip link add "t${p}0-$$" netns "$A" type veth peer name "t${p}1-$$" netns "$B"
+		ip -n "$A" addr add "10.81.$n.1/24" dev "t${p}0-$$"
+		ip -n "$B" addr add "10.81.$n.2/24" dev "t${p}1-$$"
+		ip -n "$A" link set "t${p}0-$$" up
+		ip -n "$B" link set "t${p}1-$$" up
+		ip -n "$B" route add "10.80.$n.2/32" via "10.81.$n.1"
+		if [ "$RATE" != none ]; then
+			ip netns exec "$A" tc qdisc add dev "t${p}0-$$" root tbf rate "$RATE" \
+				burst 64kb latency 50ms
+			ip netns exec "$B" tc qdisc add dev "t${p}1-$$" root tbf rate "$RATE" \
+				burst 64kb latency 50ms
+		fi
+	done
+}
+
+# Only the kernel in namespace $1 (A, B or none) announces its path-b address.
+announce_b() { # netns|none
+	ip -n "$A" mptcp endpoint flush
+	ip -n "$B" mptcp endpoint flush
+	if [ "$1" = "$A" ]; then
+		ip -n "$A" mptcp endpoint add 10.81.2.1 dev "tb0-$$" signal
+	elif [ "$1" = "$B" ]; then
+		ip -n "$B" mptcp endpoint add 10.81.2.2 dev "tb1-$$" signal
+	fi
+}
+
+jget() { python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())[sys.argv[1]])' "$1"; }
+listening() { # netns port
+	i=0
+	while [ $i -lt 100 ]; do
+		ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q . && return 0
+		sleep 0.05
+		i=$((i + 1))
+	done
+	echo "$NAME: nothing listens on port $2" >&2
+	return 1
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'; }
+# Busy CPU time of the whole machine so far, in clock ticks (every field of the
+# cpu line of /proc/stat but idle and iowait): the kernel's softirq work for
+# both peers counts, and so does anything else running.
+cpu_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+now_s() { date +%s.%N; }
+# The machine is shared: cpu_begin samples the busy rate of everything else
+# for half a second before a transfer, cpu_end gives the busy CPU seconds of
+# the transfer as measured ("raw") and less that background rate over the
+# transfer's duration ("net"), as "raw net".
+cpu_begin() {
+	cb_c0=$(cpu_ticks)
+	cb_t0=$(now_s)
+	sleep 0.5
+	cb_c1=$(cpu_ticks)
+	cb_t1=$(now_s)
+}
+cpu_end() {
+	awk -v c0="$cb_c0" -v t0="$cb_t0" -v c1="$cb_c1" -v t1="$cb_t1" -v c2="$(cpu_ticks)" \
+		-v t2="$(now_s)" 'BEGIN {
+		bg = (c1 - c0) / 100 / (t1 - t0)
+		raw = (c2 - c1) / 100
+		net = raw - bg * (t2 - t1)
+		printf "%.3f %.3f\n", raw, net < 0 ? 0 : net
+	}'
+}
