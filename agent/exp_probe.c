@@ -11,7 +11,13 @@
  *    node's `ip mptcp endpoint`s and limits); add_addr_accepted from MPTCP_INFO;
  *  - checksums: negotiated on the connection (MPTCP_INFO), and the MIB counter
  *    MPTcpExt DataCsumErr during the probe (counted per network namespace, so
- *    other connections of the node add to it).
+ *    other connections of the node add to it);
+ *  - seq_rewritten: TCP SYNs with a growing TTL towards the responder's
+ *    address, and towards the peer's bundled responder on the same ISP when
+ *    it has one (exp_tracebox.h): a router's ICMP quote with another sequence
+ *    number than the one sent shows a box before that router rewriting them.
+ *    Neither end can see this from its socket. Needs CAP_NET_RAW; without it
+ *    seq_check says why and seq_quotes stays 0.
  * Findings go into Result.probe_findings, as metrics p<i>_<finding> (0/1) and
  * as events when something is wrong.
  */
@@ -21,13 +27,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "agent_arena.h"
+#include "bundled.h"
 #include "exp.h"
 #include "exp_pcap.h"
 #include "exp_sock.h"
+#include "exp_tracebox.h"
 #include "fj_clock.h"
 #include "mptcp_info.h"
 
@@ -37,6 +46,8 @@
 #define PROBE_MAX_PATHS		 16
 #define PROBE_ECHO_BYTES	 (32 * 1024)
 #define PROBE_JOIN_POLL_MS	 20
+/* Routers between two sites: a few on the testbed, rarely above 30 on the Internet. */
+#define PROBE_TBOX_MAX_TTL 12
 
 /* MPTcpExt DataCsumErr of this network namespace, or -1. */
 static long long csum_errors(void)
@@ -105,6 +116,121 @@ static void sock_addr(int fd, char *buf, size_t len, unsigned int *port)
 	}
 }
 
+/*
+ * The peer's bundled responder address for the path's remote ISP and family,
+ * from its kernel responder's "info" answer. A peer without a bundled stack
+ * refuses the request: that is no error of the path, so nothing of this
+ * exchange goes into the result. 0 with addr filled, or a negative errno.
+ */
+static int peer_bundled_addr(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+			     const struct exp_target *t, unsigned int max_ms, struct exp_out *out,
+			     char *addr, size_t len)
+{
+	Fjord__V1__Result shadow = *out->result;
+	struct exp_out sub = *out;
+	struct agent_resp_request q = { .type = AGENT_RESP_INFO };
+	struct agent_resp_reply reply;
+	static char text[AGENT_RESP_INFO_MAX + 1];
+	uint8_t l[2];
+	size_t n = 0;
+	int fd, mptcp = 0, rc;
+
+	if (!t->remote_isp || !t->remote_isp[0])
+		return -ENOENT;
+	sub.result = &shadow;
+	fd = exp_connect_within(cmd, FJORD__V1__STACK__STACK_TCP, t, env, max_ms, &sub, &mptcp);
+	if (fd < 0)
+		return fd;
+	rc = exp_handshake(fd, &q, &reply, &sub);
+	if (!rc)
+		rc = exp_recv_all(fd, l, 2);
+	if (!rc) {
+		n = (size_t)l[0] << 8 | l[1];
+		rc = n == 0 || n > AGENT_RESP_INFO_MAX ? -EPROTO
+						       : exp_recv_all(fd, (uint8_t *)text, n);
+	}
+	close(fd);
+	if (rc)
+		return rc;
+	text[n] = 0;
+	return bundled_info_lookup(text, t->remote_isp, t->family == AF_INET6 ? 6 : 4, addr, len);
+}
+
+/* One traced target: a sentence for seq_check, and the finding's counters. */
+static void trace_one(const char *what, const struct sockaddr_storage *src,
+		      const struct sockaddr_storage *dst, const char *dst_str,
+		      unsigned int timeout_ms, Fjord__V1__ProbeFinding *f, char *desc, size_t len)
+{
+	struct exp_tbox_result tr;
+	unsigned int hop_ms = timeout_ms / 10;
+	size_t used = strlen(desc);
+
+	hop_ms = hop_ms < 100 ? 100 : hop_ms > 1000 ? 1000 : hop_ms;
+	if (exp_tbox_run(src, dst, PROBE_TBOX_MAX_TTL, hop_ms, timeout_ms / 4, &tr) < 0) {
+		snprintf(desc + used, len - used, "%s%s %s: %s", used ? "; " : "", what, dst_str,
+			 tr.error);
+		return;
+	}
+	f->seq_quotes += tr.quotes;
+	if (tr.rewritten && !f->seq_rewritten) {
+		f->seq_rewritten = 1;
+		f->seq_rewrite_hop = tr.rewrite_ttl;
+	}
+	if (tr.rewritten)
+		snprintf(desc + used, len - used,
+			 "%s%s %s: rewritten before hop %u (router %s quoted our sequence number "
+			 "%+lld)",
+			 used ? "; " : "", what, dst_str, tr.rewrite_ttl, tr.rewrite_router,
+			 (long long)tr.delta);
+	else
+		snprintf(desc + used, len - used, "%s%s %s: %u router quote(s) as sent, %s",
+			 used ? "; " : "", what, dst_str, tr.quotes,
+			 tr.reached ? "destination reached" : "destination not reached");
+	/* (hop numbers are TTLs: 1 is the first router) */
+}
+
+/*
+ * Sequence-number rewriting on the path, from src (the probe connection's
+ * own address): towards the responder's address and, when the peer has one
+ * on that ISP, its bundled responder's (a router of the peer's site sits in
+ * front of it, so a rewrite right before the peer is quoted too).
+ */
+static void seq_check(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+		      const struct exp_target *t, const struct sockaddr_storage *local,
+		      unsigned int timeout_ms, struct exp_out *out, Fjord__V1__ProbeFinding *f)
+{
+	struct sockaddr_storage src = *local, dst;
+	char desc[512] = "", baddr[64], btext[INET6_ADDRSTRLEN];
+	socklen_t dl;
+	uint16_t port;
+	int rc;
+
+	/* A fresh source port: the answers to our SYNs are then ours alone. */
+	if (getrandom(&port, sizeof(port), 0) != sizeof(port))
+		port = (uint16_t)fj_mono_ms();
+	port = (uint16_t)(33000 + port % 28000);
+	if (src.ss_family == AF_INET)
+		((struct sockaddr_in *)&src)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)&src)->sin6_port = htons(port);
+	trace_one("responder", &src, &t->remote, t->remote_str, timeout_ms, f, desc, sizeof(desc));
+	rc = peer_bundled_addr(cmd, env, t, timeout_ms / 4, out, baddr, sizeof(baddr));
+	if (!rc)
+		rc = exp_parse_addr(baddr, env->responder_port, &dst, &dl, btext, sizeof(btext));
+	if (!rc && dst.ss_family == src.ss_family) {
+		trace_one("bundled responder", &src, &dst, btext, timeout_ms, f, desc,
+			  sizeof(desc));
+	} else {
+		size_t used = strlen(desc);
+
+		snprintf(desc + used, sizeof(desc) - used,
+			 "; no bundled responder of the peer on %s (%s)",
+			 t->remote_isp ? t->remote_isp : "this ISP",
+			 strerror(rc ? -rc : EAFNOSUPPORT));
+	}
+	f->seq_check = agent_arena_strdup(out->arena, desc);
+}
+
 /* Sends and reads back some data so that subflows, ADD_ADDR and DSS checksums get exercised. */
 static int echo_some(int fd)
 {
@@ -132,6 +258,8 @@ static Fjord__V1__ProbeFinding *probe_path(const Fjord__V1__RunCommand *cmd,
 	struct agent_subflow_raw sf[AGENT_MPTCP_MAX_SUBFLOWS];
 	struct agent_mptcp_state st;
 	struct exp_target t;
+	struct sockaddr_storage self;
+	socklen_t self_len = sizeof(self);
 	char local[64];
 	unsigned int lport;
 	long long cs0 = csum_errors(), cs1;
@@ -162,6 +290,8 @@ static Fjord__V1__ProbeFinding *probe_path(const Fjord__V1__RunCommand *cmd,
 	}
 	f->reachable = 1;
 	sock_addr(fd, local, sizeof(local), &lport);
+	if (getsockname(fd, (struct sockaddr *)&self, &self_len) < 0)
+		self.ss_family = AF_UNSPEC;
 	f->seen_address = agent_arena_strdup(out->arena, reply.peer);
 	f->seen_port = reply.peer_port;
 	f->nat = strcmp(reply.peer, local) != 0 || reply.peer_port != lport;
@@ -191,6 +321,8 @@ static Fjord__V1__ProbeFinding *probe_path(const Fjord__V1__RunCommand *cmd,
 	close(fd);
 	cs1 = csum_errors();
 	f->checksum_errors = cs0 >= 0 && cs1 > cs0 ? (uint32_t)(cs1 - cs0) : 0;
+	if (self.ss_family == AF_INET || self.ss_family == AF_INET6)
+		seq_check(cmd, env, &t, &self, timeout_ms, out, f);
 fail:
 	out->result->events = shadow.events;
 	out->result->n_events = shadow.n_events;
@@ -221,6 +353,8 @@ static void finding_out(Fjord__V1__ProbeFinding *f, size_t i, unsigned int endpo
 	M("subflows", f->subflows);
 	M("checksums", f->checksums);
 	M("csum_errors", f->checksum_errors);
+	M("seq_rewritten", f->seq_rewritten);
+	M("seq_quotes", f->seq_quotes);
 #undef M
 	if (f->error && f->error[0]) {
 		char e[512];
@@ -250,6 +384,13 @@ static void finding_out(Fjord__V1__ProbeFinding *f, size_t i, unsigned int endpo
 			 f->seen_port);
 		exp_add_event(out, "nat", e, 0);
 	}
+	if (f->seq_rewritten) {
+		char e[1024];
+
+		snprintf(e, sizeof(e), "%s: sequence numbers rewritten: %s", d,
+			 f->seq_check ? f->seq_check : "");
+		exp_add_event(out, "seq_rewritten", e, 0);
+	}
 	if (f->checksum_errors) {
 		char e[512];
 
@@ -264,7 +405,7 @@ int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, s
 	Fjord__V1__Result *r = out->result;
 	unsigned int timeout = pp && pp->timeout_ms ? pp->timeout_ms : PROBE_DEFAULT_TIMEOUT_MS;
 	size_t n = cmd->run->n_paths ? cmd->run->n_paths : 1, i;
-	unsigned int capable = 0, nat = 0, reach = 0, endpoints;
+	unsigned int capable = 0, nat = 0, reach = 0, seqrw = 0, endpoints;
 	struct exp_pcap *cap;
 	Fjord__V1__Stack stack = exp_stack(cmd);
 
@@ -283,10 +424,11 @@ int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, s
 			 n);
 		goto prov;
 	}
-	if ((uint64_t)n * timeout * 3 / 2 + 500 > exp_left_ms(env)) {
+	/* Per path: connect, join wait (1/2), bundled address (1/4), two traces (1/4 each). */
+	if ((uint64_t)n * timeout * 9 / 4 + 500 > exp_left_ms(env)) {
 		exp_fail(out,
 			 "probe.timeout_ms: %zu paths of up to %u ms do not fit the run's deadline",
-			 n, timeout * 3 / 2);
+			 n, timeout * 9 / 4);
 		goto prov;
 	}
 	endpoints = subflow_endpoints();
@@ -308,12 +450,14 @@ int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, s
 		reach += f->reachable;
 		capable += f->mp_capable;
 		nat += f->nat;
+		seqrw += f->seq_rewritten;
 	}
 	exp_pcap_stop(cap, out);
 	exp_add_metric(out, "paths", (double)n);
 	exp_add_metric(out, "paths_reachable", reach);
 	exp_add_metric(out, "paths_mp_capable", capable);
 	exp_add_metric(out, "paths_nat", nat);
+	exp_add_metric(out, "paths_seq_rewritten", seqrw);
 	if (!reach)
 		exp_fail(out, "no path reached the responder: %s",
 			 r->probe_findings[0]->error ? r->probe_findings[0]->error : "");

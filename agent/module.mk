@@ -5,6 +5,7 @@ AGENT_SRCS := agent/agent_loop.c agent/agent_loop_epoll.c agent/agent_backoff.c 
 	agent/agent_http.c agent/responder.c agent/exp.c agent/exp_echo.c agent/exp_sock.c agent/exp_bulk.c agent/exp_link.c agent/exp_rr.c agent/exp_probe.c agent/exp_pcap.c agent/sampler.c agent/mptcp_info.c \
 	agent/bundled.c agent/bundled_resp.c agent/exp_bundled.c \
 	agent/agent_runner.c agent/agent_ctl.c agent/agent_upload.c agent/agent.c
+AGENT_SRCS += agent/exp_tracebox.c
 AGENT_MAIN := agent/main.c
 CPPFLAGS += -Iagent
 

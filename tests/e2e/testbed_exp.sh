@@ -7,6 +7,10 @@
 #   runs of 8 s: the median goodput lies between 80% and 105% of the sum of
 #   the two uplinks' rates (issue 5's band), every run at most 105%, and both
 #   uplinks carry data in every run.
+# - probe: from ec over its clean ISP and its ISP that rewrites TCP sequence
+#   numbers, IPv4 and IPv6: sequence-number rewriting found on exactly the
+#   paths through that ISP, by routers' quotes (seq_quotes > 0 on every
+#   path), with MPTCP surviving it everywhere.
 #
 # Needs root; takes about 1 minute. Only one testbed can be up on a machine
 # (fixed namespace names): it refuses to start while another one is up.
@@ -20,7 +24,9 @@ tbc_log "fjtb-exp up, controller and $TBC_NSITES agents online"
 
 EA=$(tbc_agent ea)
 EB=$(tbc_agent eb)
+EC=$(tbc_agent ec)
 V4='"ADDRESS_FAMILY_IPV4"'
+V6='"ADDRESS_FAMILY_IPV6"'
 
 for i in 1 2 3; do
 	cat >"$T/bulk$i.json" <<JSON
@@ -32,7 +38,15 @@ for i in 1 2 3; do
 JSON
 done
 
-NAMES="bulk1 bulk2 bulk3"
+cat >"$T/probe.json" <<JSON
+{ "name": "tbe-probe", "type": "EXPERIMENT_TYPE_PROBE", "probe": { "timeoutMs": 3000 },
+  "targets": { "pairs": [ { "clientAgentId": "$EC", "serverAgentId": "$EB" } ],
+               "localIsps": [ "ispa", "seqrw" ], "remoteIsps": [ "ispa" ],
+               "perPath": true, "families": [ $V4, $V6 ] },
+  "shareLinks": true, "deadlineS": 120, "pickupS": 110 }
+JSON
+
+NAMES="bulk1 bulk2 bulk3 probe"
 EXPS=""
 for n in $NAMES; do
 	e=$(tbc_create "$n")
@@ -106,6 +120,36 @@ if gs:
           "bulk: median goodput %.2f Mbit/s = %.1f%% of the uplinks' sum %.0f Mbit/s "
           "(band 80-105%%; runs %s)" % (med / 1e6, 100 * med / up_sum, up_sum / 1e6,
                                        " ".join("%.2f" % (g / 1e6) for g in gs)))
+
+# Probe: sequence numbers rewritten exactly through the ISP whose middlebox
+# does it (topology: seqrw), seen in routers' quotes; MPTCP survives it.
+middlebox = {}
+for line in open(T + "/status"):
+    m = re.match(r"\s+node \S+ on (\S+) \(dev \S+, mtu \d+, middlebox (\S+)\)", line)
+    if m:
+        middlebox[m.group(1)] = m.group(2)
+rewriting = {i for i, mb in middlebox.items() if mb == "rewrite-seq"}
+n = 0
+for r in rows("probe"):
+    check(r["result"].get("ok", False), "probe run %s succeeded %s" % (
+        r["run"]["id"], r["result"].get("error", "")))
+    for f in r["result"].get("probeFindings", []):
+        p = f["path"]
+        l, fam = p["localIsp"], p.get("family", "")
+        want = l in rewriting or p["remoteIsp"] in rewriting
+        n += 1
+        check(f.get("reachable", False) and f.get("mpCapable", False),
+              "probe %s %s: reachable, MP_CAPABLE survives" % (l, fam))
+        check(bool(f.get("seqRewritten", False)) == want,
+              "probe %s %s: seq_rewritten=%s (want %s): %s" % (
+                  l, fam, f.get("seqRewritten", False), want, f.get("seqCheck", "")))
+        check(int(f.get("seqQuotes", 0)) > 0, "probe %s %s: %s router quotes compared" % (
+            l, fam, f.get("seqQuotes", 0)))
+        if want:
+            check(int(f.get("seqRewriteHop", 0)) >= 1, "probe %s %s: rewritten before hop %s" % (
+                l, fam, f.get("seqRewriteHop", 0)))
+check(n == 4, "probe: 4 findings (2 ISPs x 2 families), got %d" % n)
+check(rewriting == {"seqrw"}, "topology: the rewriting ISP is seqrw (%s)" % sorted(rewriting))
 
 print("%d checks failed" % len(fails))
 sys.exit(1 if fails else 0)
