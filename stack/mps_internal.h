@@ -107,6 +107,7 @@ struct mps_subflow {
 	uint32_t retransmits;
 	/* MP_JOIN subflows (mps_join.c); the initial subflow has is_join false. */
 	bool is_join;
+	bool join_ours;	   /* we sent the join SYN (mps_join()) */
 	bool join_pre_est; /* initiator: third ACK sent, the fourth not yet received */
 	bool join_up;	   /* MPS_EV_SUBFLOW_UP reported */
 	uint8_t remote_id; /* the peer's address ID of this subflow */
@@ -234,6 +235,14 @@ struct mps_conn {
 	} laddrs[MPS_MAX_LOCAL_ADDRS];
 	uint8_t nladdrs;
 	int8_t announce_idx; /* laddrs index whose ADD_ADDR goes on the next pure ACK, or -1 */
+	/* Joins of ours that failed, waiting to be opened again (fullmesh, mps_pm.c). */
+	struct {
+		struct mps_addr local, remote; /* ports 0 and the peer's */
+		uint8_t id;		       /* the local address ID it had */
+		uint8_t tries;		       /* retries made */
+		int last_reason;	       /* MPS_SF_DOWN_* of the last failure */
+		uint64_t next_at;	       /* MPS_TIME_NEVER: the slot is free */
+	} jretry[MPS_MAX_SUBFLOWS];
 	uint8_t rm_ids[MPS_RM_ADDR_MAX];
 	uint8_t nrm_ids; /* REMOVE_ADDR to send on the next pure ACK */
 	enum mps_conn_state state;
@@ -314,6 +323,11 @@ struct mps_pm_ops {
 	void (*established)(struct mps_conn *c, uint64_t now); /* fully established, once */
 	void (*addr_learnt)(struct mps_conn *c, uint64_t now); /* the peer announced an address */
 	void (*addr_removed)(struct mps_conn *c, uint8_t id, uint64_t now); /* peer withdrew id */
+	/* A join we opened failed (MPS_SF_DOWN_TIMEOUT or _RST); NULL: not retried. */
+	void (*join_failed)(struct mps_conn *c, const struct mps_subflow *sf, int reason,
+			    uint64_t now);
+	/* A join we opened is up (its fourth ACK came); may be NULL. */
+	void (*join_up)(struct mps_conn *c, const struct mps_subflow *sf);
 };
 
 /* A scheduler: which subflow takes new data next. */
@@ -348,6 +362,9 @@ const struct mps_pm_ops *mps_pm_find(const char *name); /* NULL name: the defaul
 void mps_pm_conn_init(struct mps_conn *c);		/* IDs for cfg.local_addrs */
 void mps_pm_tick(struct mps_conn *c, uint64_t now);	/* calls the ops; ADD_ADDR timers */
 uint64_t mps_pm_next_timer(const struct mps_conn *c);
+/* A join subflow of c goes down (reason MPS_SF_DOWN_*), or one of ours comes up. */
+void mps_pm_join_down(struct mps_conn *c, const struct mps_subflow *sf, int reason, uint64_t now);
+void mps_pm_join_up(struct mps_conn *c, const struct mps_subflow *sf);
 /* An echo of our ADD_ADDR arrived. */
 void mps_pm_echo_input(struct mps_conn *c, const struct mps_opt_add_addr *a, uint64_t now);
 /* The local ID of addr (port ignored) on c, or -1. */

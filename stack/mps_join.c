@@ -151,6 +151,7 @@ static void sf_down(struct mps_conn *c, struct mps_subflow *sf, int reason, uint
 	sf->tw_at = MPS_TIME_NEVER;
 	sf->ack_now = false;
 	mps_event_sf(c->st, MPS_EV_SUBFLOW_DOWN, c, sf->id, reason, now);
+	mps_pm_join_down(c, sf, reason, now);
 }
 
 /* Queue an RST (with MP_TCPRST reason, or -1 for none) on a subflow we are dropping. */
@@ -218,6 +219,7 @@ int mps_join(struct mps_conn *c, const struct mps_addr *local, const struct mps_
 	if (!sf)
 		return -ENOMEM;
 	sf->backup = backup;
+	sf->join_ours = true;
 	sf->state = MPS_SF_SYN_SENT;
 	sf->rcv_wscale = mps_wscale_for(c->rcvbuf.cap);
 	return 0;
@@ -617,6 +619,8 @@ static void subflow_up(struct mps_conn *c, struct mps_subflow *sf, uint64_t now)
 	sf->rto = sf->srtt ? sf->rto : MPS_RTO_INIT_US;
 	sf->join_up = true;
 	mps_event_sf(c->st, MPS_EV_SUBFLOW_UP, c, sf->id, 0, now);
+	if (sf->join_ours)
+		mps_pm_join_up(c, sf);
 }
 
 /* SYN-SENT: the SYN/ACK must carry MP_JOIN with the responder's truncated HMAC. */

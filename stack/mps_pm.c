@@ -4,7 +4,8 @@
  * default: a server announces every configured local address (ADD_ADDR
  * with HMAC, repeated until the peer echoes it); a client opens a subflow
  * from every local address it has to every address of the peer it knows,
- * the ones learnt by ADD_ADDR included, within cfg.max_subflows.
+ * the ones learnt by ADD_ADDR included, within cfg.max_subflows, and opens
+ * again a join of its own that failed (timeout or RST), after 1, 2 and 4 s.
  */
 #include <errno.h>
 #include <string.h>
@@ -12,7 +13,9 @@
 #include "mps_internal.h"
 #include "mps_tcp.h"
 
-#define ADD_ADDR_TRIES 5 /* transmissions of one announcement before giving up */
+#define ADD_ADDR_TRIES	   5	   /* transmissions of one announcement before giving up */
+#define JOIN_RETRIES	   3	   /* a failed join is opened again at most this often */
+#define JOIN_RETRY_BASE_US 1000000 /* first wait before it is, doubled each time */
 
 static bool same_host(const struct mps_addr *a, const struct mps_addr *b)
 {
@@ -38,6 +41,8 @@ void mps_pm_conn_init(struct mps_conn *c)
 
 	c->announce_idx = -1;
 	c->pm = mps_pm_find(cfg->path_manager);
+	for (i = 0; i < MPS_MAX_SUBFLOWS; i++)
+		c->jretry[i].next_at = MPS_TIME_NEVER;
 	for (i = 0; i < cfg->nlocal_addrs && c->nladdrs < MPS_MAX_LOCAL_ADDRS; i++) {
 		const struct mps_addr *a = &cfg->local_addrs[i];
 
@@ -115,11 +120,72 @@ static void fullmesh_addr_removed(struct mps_conn *c, uint8_t id, uint64_t now)
 	mps_join_close_id(c, id, true, now);
 }
 
+/* The retry slot of the pair (local, remote), or -1. */
+static int jretry_find(const struct mps_conn *c, const struct mps_addr *l, const struct mps_addr *r)
+{
+	unsigned int i;
+
+	for (i = 0; i < MPS_MAX_SUBFLOWS; i++)
+		if (c->jretry[i].local.family && same_host(&c->jretry[i].local, l) &&
+		    same_host(&c->jretry[i].remote, r) && c->jretry[i].remote.port == r->port)
+			return (int)i;
+	return -1;
+}
+
+static void jretry_free(struct mps_conn *c, unsigned int i)
+{
+	memset(&c->jretry[i], 0, sizeof(c->jretry[i]));
+	c->jretry[i].next_at = MPS_TIME_NEVER;
+}
+
+/* A failed join waits 1 s, 2 s, then 4 s before it is opened again; then it is given up. */
+static void jretry_schedule(struct mps_conn *c, unsigned int i, int reason, uint64_t now)
+{
+	c->jretry[i].last_reason = reason;
+	if (c->jretry[i].tries >= JOIN_RETRIES) {
+		mps_event_sf(c->st, MPS_EV_JOIN_GIVEN_UP, c, c->jretry[i].id, reason, now);
+		jretry_free(c, i);
+		return;
+	}
+	c->jretry[i].next_at = now + ((uint64_t)JOIN_RETRY_BASE_US << c->jretry[i].tries);
+}
+
+static void fullmesh_join_failed(struct mps_conn *c, const struct mps_subflow *sf, int reason,
+				 uint64_t now)
+{
+	int i = jretry_find(c, &sf->local, &sf->remote);
+	unsigned int k;
+
+	if (i < 0) {
+		for (k = 0; k < MPS_MAX_SUBFLOWS && c->jretry[k].local.family; k++)
+			;
+		if (k == MPS_MAX_SUBFLOWS)
+			return; /* cannot happen: one slot per subflow */
+		i = (int)k;
+		c->jretry[i].local = sf->local;
+		c->jretry[i].local.port = 0;
+		c->jretry[i].remote = sf->remote;
+		c->jretry[i].id = sf->id;
+		c->jretry[i].tries = 0;
+	}
+	jretry_schedule(c, (unsigned int)i, reason, now);
+}
+
+static void fullmesh_join_up(struct mps_conn *c, const struct mps_subflow *sf)
+{
+	int i = jretry_find(c, &sf->local, &sf->remote);
+
+	if (i >= 0)
+		jretry_free(c, (unsigned int)i);
+}
+
 static const struct mps_pm_ops fullmesh = {
 	.name = "fullmesh",
 	.established = fullmesh_established,
 	.addr_learnt = fullmesh_addr_learnt,
 	.addr_removed = fullmesh_addr_removed,
+	.join_failed = fullmesh_join_failed,
+	.join_up = fullmesh_join_up,
 };
 
 static const struct mps_pm_ops *const pms[] = { &fullmesh };
@@ -136,14 +202,77 @@ const struct mps_pm_ops *mps_pm_find(const char *name)
 	return NULL;
 }
 
+void mps_pm_join_down(struct mps_conn *c, const struct mps_subflow *sf, int reason, uint64_t now)
+{
+	/* Only a join of ours that timed out or was reset, while the connection carries on. */
+	if (!sf->join_ours || (reason != MPS_SF_DOWN_TIMEOUT && reason != MPS_SF_DOWN_RST) ||
+	    !c->pm || !c->pm->join_failed || !c->mptcp || c->reset ||
+	    c->state != MPS_CONN_ESTABLISHED)
+		return;
+	c->pm->join_failed(c, sf, reason, now);
+}
+
+void mps_pm_join_up(struct mps_conn *c, const struct mps_subflow *sf)
+{
+	if (c->pm && c->pm->join_up)
+		c->pm->join_up(c, sf);
+}
+
+/* Both ends of the pair are still ours and the peer's, and no live join covers it. */
+static bool jretry_wanted(const struct mps_conn *c, unsigned int i)
+{
+	const struct mps_addr *l = &c->jretry[i].local, *r = &c->jretry[i].remote;
+	bool local = same_host(l, &c->sf.local), remote = same_host(r, &c->sf.remote);
+	unsigned int k;
+
+	for (k = 0; k < c->nladdrs && !local; k++)
+		local = !c->laddrs[k].removed && same_host(l, &c->laddrs[k].addr);
+	for (k = 0; k < c->nraddrs && !remote; k++)
+		remote = same_host(r, &c->raddrs[k].addr);
+	for (k = 0; k < c->njoins; k++)
+		if (c->joins[k]->state != MPS_SF_CLOSED && same_host(l, &c->joins[k]->local) &&
+		    same_host(r, &c->joins[k]->remote))
+			return false;
+	return local && remote;
+}
+
+static void jretry_tick(struct mps_conn *c, uint64_t now)
+{
+	unsigned int i;
+	int rc;
+
+	for (i = 0; i < MPS_MAX_SUBFLOWS; i++) {
+		if (!c->jretry[i].local.family || c->jretry[i].next_at > now)
+			continue;
+		if (!jretry_wanted(c, i)) {
+			jretry_free(c, i);
+			continue;
+		}
+		c->jretry[i].tries++;
+		c->jretry[i].next_at = MPS_TIME_NEVER; /* until this attempt's outcome */
+		c->st->counters[MPS_CNT_JOIN_RETRY]++;
+		mps_event_sf(c->st, MPS_EV_JOIN_RETRY, c, c->jretry[i].id, c->jretry[i].tries, now);
+		rc = mps_join(c, &c->jretry[i].local, &c->jretry[i].remote, false);
+		if (rc < 0)
+			jretry_schedule(c, i, c->jretry[i].last_reason, now);
+	}
+}
+
 void mps_pm_tick(struct mps_conn *c, uint64_t now)
 {
 	unsigned int i;
 	bool ready = c->mptcp && !c->reset && c->state == MPS_CONN_ESTABLISHED &&
 		     (!c->is_client || c->fully_established);
 
-	if (!c->pm || !ready)
+	if (!c->pm)
 		return;
+	if (!ready) {
+		/* A connection that is closing or gone opens no more joins. */
+		for (i = 0; i < MPS_MAX_SUBFLOWS; i++)
+			if (c->jretry[i].local.family)
+				jretry_free(c, i);
+		return;
+	}
 	if (!c->pm_started) {
 		c->pm_started = true;
 		c->pm_new_addr = false;
@@ -152,6 +281,7 @@ void mps_pm_tick(struct mps_conn *c, uint64_t now)
 		c->pm_new_addr = false;
 		c->pm->addr_learnt(c, now);
 	}
+	jretry_tick(c, now);
 	if (c->announce_idx >= 0)
 		return; /* one announcement at a time on the next pure ACK */
 	for (i = 0; i < c->nladdrs; i++) {
@@ -190,6 +320,10 @@ uint64_t mps_pm_next_timer(const struct mps_conn *c)
 		if (c->laddrs[i].announce && !c->laddrs[i].echoed && !c->laddrs[i].removed &&
 		    c->laddrs[i].next_at < t)
 			t = c->laddrs[i].next_at;
+	/* Retries wait for their time; once the connection closes, the tick drops them at once. */
+	for (i = 0; i < MPS_MAX_SUBFLOWS; i++)
+		if (c->jretry[i].local.family && c->jretry[i].next_at < t)
+			t = c->state == MPS_CONN_ESTABLISHED && c->mptcp ? c->jretry[i].next_at : 0;
 	return t;
 }
 

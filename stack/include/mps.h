@@ -262,6 +262,13 @@ enum mps_event_type {
 	MPS_EV_ADD_ADDR_LOST, /* announcement never echoed after every retransmission; reason: ID */
 	MPS_EV_REMOVE_ADDR_OUT, /* we withdrew an address; reason: its ID */
 	MPS_EV_MP_FAIL,		/* MP_FAIL (RFC 8684 §3.7); reason: MPS_MP_FAIL_* */
+	/*
+	 * The path manager opens again a join of ours that failed (timeout or
+	 * RST); subflow_id: the local ID, reason: the attempt (1..3).
+	 */
+	MPS_EV_JOIN_RETRY,
+	/* A join still failing after every retry: given up; reason: its last MPS_SF_DOWN_*. */
+	MPS_EV_JOIN_GIVEN_UP,
 };
 
 enum mps_fallback_reason {
@@ -358,6 +365,7 @@ enum mps_counter {
 	MPS_CNT_IN_NO_DSS,	  /* MPTCP options gone mid-connection: fallback or reset */
 	MPS_CNT_SIMULT_OPEN,	  /* simultaneous open (crossing SYNs) */
 	MPS_CNT_IN_FASTCLOSE_KEY, /* MP_FASTCLOSE whose key is not ours: ignored */
+	MPS_CNT_JOIN_RETRY,	  /* failed joins opened again by the path manager */
 	MPS_CNT__COUNT
 };
 

@@ -1102,10 +1102,122 @@ static void test_lia_shared_bottleneck(void)
 	CU_ASSERT(reno2 * 10 >= reno1 * 15);
 }
 
+/* The n-th event of this type on side (n from 0), or NULL. */
+static const struct mps_event *nth_ev(const struct jworld *w, int side, enum mps_event_type type,
+				      unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < w->nlog[side]; i++)
+		if (w->log[side][i].type == type && n-- == 0)
+			return &w->log[side][i];
+	return NULL;
+}
+
+/*
+ * A server that takes no join (max_subflows 1) resets every join SYN: the
+ * full-mesh client opens the join again 1, 2 and 4 s after each failure,
+ * then gives it up; the connection carries on over the initial subflow.
+ */
+static void test_join_retry_given_up(void)
+{
+	struct mps_config ccfg = { .seed = 29, .nlocal_addrs = 1 },
+			  scfg = { .seed = 30, .max_subflows = 1 };
+	const struct mps_event *down, *retry, *gone;
+	struct mps_conn *c, *s;
+	struct jworld w;
+	unsigned int k;
+
+	addr_at(&ccfg.local_addrs[0], 2, 1, 0);
+	jworld_init(&w, &ccfg, &scfg);
+	connect_both(&w, &c, &s);
+	run_for(&w, 20000000);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_JOIN_LIMIT), 4);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_JOIN_RETRY), 3);
+	CU_ASSERT_EQUAL(count_ev(&w, 0, MPS_EV_JOIN_RETRY), 3);
+	for (k = 0; k < 3; k++) {
+		down = nth_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, k);
+		retry = nth_ev(&w, 0, MPS_EV_JOIN_RETRY, k);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(down);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(retry);
+		CU_ASSERT_EQUAL(down->reason, MPS_SF_DOWN_RST);
+		CU_ASSERT_EQUAL(retry->reason, (int)k + 1);
+		CU_ASSERT_EQUAL(retry->subflow_id, 1);
+		/* The wait doubles: 1 s, 2 s, 4 s after each failure. */
+		CU_ASSERT_EQUAL(retry->time - down->time, 1000000ULL << k);
+	}
+	gone = find_ev(&w, 0, MPS_EV_JOIN_GIVEN_UP, 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(gone);
+	CU_ASSERT_EQUAL(gone->reason, MPS_SF_DOWN_RST);
+	CU_ASSERT_EQUAL(gone->time, nth_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 3)->time);
+	CU_ASSERT_EQUAL(count_ev(&w, 0, MPS_EV_SUBFLOW_UP), 1); /* the initial subflow only */
+	/* Nothing more is tried, and the connection still works. */
+	run_for(&w, 30000000);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_JOIN_RETRY), 3);
+	CU_ASSERT_EQUAL(move_data(&w, c, s, 100000, false), 100000);
+	close_all(&w, c, s);
+	jworld_free(&w);
+}
+
+/*
+ * Path 2 is down while the join's SYN is retransmitted, so the join times
+ * out; the path is back before the retry, which brings the subflow up.
+ */
+static void test_join_retry_after_timeout(void)
+{
+	static const struct mps_sim_link_cfg cut = { .delay_us = 20000, .loss_ppm = 1000000 };
+	struct mps_config ccfg = { .seed = 31, .nlocal_addrs = 1 }, scfg = { .seed = 32 };
+	const struct mps_event *down, *retry, *up;
+	struct mps_conn_info ci;
+	struct mps_conn *c, *s;
+	struct jworld w;
+	unsigned int k;
+
+	addr_at(&ccfg.local_addrs[0], 2, 1, 0);
+	jworld_init(&w, &ccfg, &scfg);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p2, &cut), 0);
+	CU_ASSERT_EQUAL_FATAL(mps_connect(w.st[0], &w.c1, &w.srv, &c), 0);
+	for (s = NULL, k = 0; k < 1000 && !s; k++) {
+		jstep(&w);
+		s = mps_accept(w.st[1]);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	/* Fully established: the full-mesh client opens its join over path 2 at once. */
+	CU_ASSERT_EQUAL(move_data(&w, c, s, 1000, false), 1000);
+	/* SYN at 0, resent after 1, 3, 7, 15, 31 and 63 s; given up at 127 s. */
+	run_for(&w, 100000000);
+	CU_ASSERT_PTR_NULL(find_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 1));
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p2, &path2), 0);
+	run_for(&w, 40000000);
+	down = find_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 1);
+	retry = find_ev(&w, 0, MPS_EV_JOIN_RETRY, 1);
+	up = find_ev(&w, 0, MPS_EV_SUBFLOW_UP, 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(down);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(retry);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(up);
+	CU_ASSERT_EQUAL(down->reason, MPS_SF_DOWN_TIMEOUT);
+	CU_ASSERT_EQUAL(retry->reason, 1);
+	CU_ASSERT_EQUAL(retry->time, down->time + 1000000);
+	CU_ASSERT(up->time > retry->time);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_JOIN_RETRY), 1);
+	CU_ASSERT_PTR_NULL(find_ev(&w, 0, MPS_EV_JOIN_GIVEN_UP, -1));
+	CU_ASSERT_EQUAL(mps_conn_info(c, &ci), 0);
+	CU_ASSERT_EQUAL(ci.nsubflows, 2);
+	/* The retry's slot is free again once the join is up. */
+	for (k = 0; k < MPS_MAX_SUBFLOWS; k++)
+		CU_ASSERT_EQUAL(c->jretry[k].local.family, 0);
+	stream_to(&w, c, s, 1 << 20, NULL);
+	CU_ASSERT(sf_sent(c, 1) > 0);
+	close_all(&w, c, s);
+	jworld_free(&w);
+}
+
 static const struct fj_test tests[] = {
 	{ "two_path_lossy", test_two_path_lossy },
 	{ "conn_window_two_subflows", test_conn_window_two_subflows },
 	{ "lia_shared_bottleneck", test_lia_shared_bottleneck },
+	{ "join_retry_given_up", test_join_retry_given_up },
+	{ "join_retry_after_timeout", test_join_retry_after_timeout },
 	{ "path_failure_reinjection", test_path_failure_reinjection },
 	{ "backup_after_failure", test_backup_after_failure },
 	{ "pm_fullmesh", test_pm_fullmesh },
