@@ -594,11 +594,17 @@ int mps_tcp_send_data_fin(struct mps_conn *c, struct mps_subflow *sf, uint64_t n
 	return mps_tcp_write_packet(c->st, &ps, buf, cap);
 }
 
-/* A pure ACK of sf (used by join subflows too). */
+/*
+ * A pure ACK of sf (used by join subflows too). Its sequence number is
+ * snd_max, not snd_nxt: after a timeout snd_nxt goes back to snd_una, and
+ * an ACK numbered below the peer's rcv_nxt is out of its window (RFC 9293
+ * §3.10.7.4), so with data lost both ways each end would drop the other's
+ * ACKs and both would stall until they gave up (BSD does the same).
+ */
 int mps_tcp_send_ack(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint8_t *buf,
 		     size_t cap)
 {
-	return send_segment(c, sf, now, sf->snd_nxt, c->snd_base_dsn, 0, false, buf, cap);
+	return send_segment(c, sf, now, sf->snd_max, c->snd_base_dsn, 0, false, buf, cap);
 }
 
 int mps_tcp_output(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
