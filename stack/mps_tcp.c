@@ -1260,6 +1260,7 @@ static void robust_input(struct mps_conn *c, const struct mps_seg *s, const stru
 		mp_fail_input(c, fail->fail_dsn, now);
 	if (dss && (dss->dss.flags & MPS_DSS_FLAG_M) && dss->dss.data_len == 0) {
 		c->st->counters[MPS_CNT_IN_INFINITE_MAP]++;
+		mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_INFINITE_RCVD, now);
 		c->mp_fail_tx = false; /* the answer to our MP_FAIL */
 		if (c->mptcp && infinite_ok(c))
 			fall_back(c, MPS_FALLBACK_INFINITE_MAP, "infinite mapping received", now);

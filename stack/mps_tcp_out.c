@@ -40,7 +40,7 @@ static int add_sack(const struct mps_conn *c, const struct mps_subflow *sf, uint
  * an echo of the peer's MP_FAIL on a pure ACK if no data goes first.
  */
 static int fallback_opts(struct mps_conn *c, uint8_t *p, int n, uint64_t dsn, uint32_t seq,
-			 uint32_t len)
+			 uint32_t len, uint64_t now)
 {
 	struct mps_opt o;
 	int k;
@@ -56,6 +56,7 @@ static int fallback_opts(struct mps_conn *c, uint8_t *p, int n, uint64_t dsn, ui
 		c->inf_map_pending = false;
 		c->mp_fail_echo = false; /* the mapping answers the MP_FAIL too */
 		c->st->counters[MPS_CNT_OUT_INFINITE_MAP]++;
+		mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_INFINITE_SENT, now);
 	} else if (c->mp_fail_tx || (c->mp_fail_echo && !len)) {
 		o.subtype = MPS_MPTCP_SUB_FAIL;
 		o.fail_dsn = c->mp_fail_dsn;
@@ -93,7 +94,7 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 	}
 	if (!c->mptcp) {
 		if (sf == &c->sf && !(flags & MPS_TCP_RST)) {
-			n = fallback_opts(c, p, n, dsn, seq, len);
+			n = fallback_opts(c, p, n, dsn, seq, len, now);
 			if (n < 0)
 				return n;
 		}

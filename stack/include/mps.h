@@ -289,6 +289,8 @@ enum mps_mp_fail_reason {
 	MPS_MP_FAIL_SENT = 1, /* our DSS checksum check failed; the fallback follows */
 	MPS_MP_FAIL_RCVD,     /* the peer's failed; the fallback follows */
 	MPS_MP_FAIL_IGNORED,  /* received after a join: no infinite mapping possible (as Linux) */
+	MPS_MP_FAIL_INFINITE_SENT, /* our infinite mapping went out (answering the peer's) */
+	MPS_MP_FAIL_INFINITE_RCVD, /* the peer's infinite mapping arrived */
 };
 
 enum mps_rst_reason {

@@ -591,6 +591,9 @@ static uint64_t mp_fail_run(bool client_sends, uint64_t seed, const struct mps_s
 	CU_ASSERT_EQUAL(mps_stack_counter(w.st[tx], MPS_CNT_OUT_INFINITE_MAP), 1);
 	CU_ASSERT_TRUE(has_event(&w, tx, MPS_EV_MP_FAIL, MPS_MP_FAIL_RCVD));
 	CU_ASSERT_TRUE(has_event(&w, tx, MPS_EV_FALLBACK, MPS_FALLBACK_MP_FAIL_RCVD));
+	CU_ASSERT_TRUE(has_event(&w, tx, MPS_EV_MP_FAIL, MPS_MP_FAIL_INFINITE_SENT));
+	CU_ASSERT_EQUAL(has_event(&w, rx, MPS_EV_MP_FAIL, MPS_MP_FAIL_INFINITE_RCVD),
+			mps_stack_counter(w.st[rx], MPS_CNT_IN_INFINITE_MAP) == 1);
 	/* Both closed normally, neither was reset. */
 	CU_ASSERT_TRUE(has_event(&w, 0, MPS_EV_CONN_CLOSED, -1));
 	CU_ASSERT_TRUE(has_event(&w, 1, MPS_EV_CONN_CLOSED, -1));
