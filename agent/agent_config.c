@@ -171,12 +171,14 @@ static int parse_iface_bundled(const config_setting_t *e, unsigned int idx,
 
 		for (i = 0; i < 4 && strcmp(k, keys[i]); i++)
 			;
-		if (strncmp(k, "bundled_", 8) == 0 && i == 4)
-			return fail(
-				err, errlen, e, k,
-				"interfaces[%u]: unknown key (known: bundled_ipv4, bundled_ipv6, "
-				"bundled_responder_ipv4, bundled_responder_ipv6)",
-				idx);
+		if (strncmp(k, "bundled_", 8) == 0 && i == 4) {
+			char name[96];
+
+			snprintf(name, sizeof(name), "interfaces[%u].%.40s", idx, k);
+			return fail(err, errlen, e, name,
+				    "unknown key (known: bundled_ipv4, bundled_ipv6, "
+				    "bundled_responder_ipv4, bundled_responder_ipv6)");
+		}
 	}
 	for (j = 0; j < 4; j++) {
 		char *dst = j < 2 ? ic->bundled[j] : ic->bundled_responder[j - 2];

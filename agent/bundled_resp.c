@@ -348,7 +348,13 @@ static void child_signals(void)
 int bundled_resp_start(const struct bundled_cfg *bc, unsigned int port, unsigned int max_conns,
 		       unsigned int idle_s, int *pid, char *err, size_t errlen)
 {
-	struct mps_config cfg = { .msl_us = 1000000, .max_subflows = 8 };
+	/*
+	 * 2 MiB each way: a window for 100 Mbit/s at 160 ms; at most 16
+	 * connections (the agent's cap), so 64 MiB at worst.
+	 */
+	struct mps_config cfg = {
+		.msl_us = 1000000, .max_subflows = 8, .sndbuf = 2u << 20, .rcvbuf = 2u << 20
+	};
 	struct mps_addr any4 = { .family = 4, .port = (uint16_t)port };
 	struct mps_addr any6 = { .family = 6, .port = (uint16_t)port };
 	struct br b = { .idle_s = idle_s };

@@ -372,6 +372,17 @@ static void drain_events(struct bx *x, struct exp_out *out, struct exp_bundled_r
 		case MPS_EV_CONN_RESET:
 			x->reset = ev.reason ? ev.reason : -1;
 			break;
+		case MPS_EV_SUBFLOW_DOWN:
+			/* A closing subflow is the normal end; anything else is a finding. */
+			if (ev.reason && ev.reason != MPS_SF_DOWN_CLOSED &&
+			    ev.reason != MPS_SF_DOWN_CONN) {
+				snprintf(d, sizeof(d),
+					 "join subflow with local address ID %u went away (libmps "
+					 "reason %d)",
+					 ev.subflow_id, ev.reason);
+				exp_add_event(out, "join_down", d, ev.subflow_id);
+			}
+			break;
 		case MPS_EV_ADD_ADDR_IN:
 			snprintf(d, sizeof(d), "the peer announced address ID %d", ev.reason);
 			exp_add_event(out, "add_addr", d, 0);

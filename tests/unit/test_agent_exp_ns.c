@@ -13,6 +13,12 @@
  * endpoint on b, limits of 4 on both. The responder's sockets live in the
  * server namespace, the runner's children in the client one (a socket and a
  * child stay in the namespace they were created in).
+ *
+ * The bundled-stack tests add a TUN device in each namespace ("fjbc" for the
+ * client's runs with 198.18.1.128 and 198.18.2.128, "fjbr" for the bundled
+ * responder with 198.18.1.160 and 198.18.2.160), routed and ruled like the
+ * kernel addresses, forwarding on and proxy ARP on the veths, as the testbed
+ * does for its nodes.
  */
 #include <stdarg.h>
 #include <fcntl.h>
@@ -27,9 +33,11 @@
 #include "agent_runner.h"
 #include "agent_spool.h"
 #include "agent_sysinfo.h"
+#include "bundled.h"
 #include "exp.h"
 #include "fj_clock.h"
 #include "fj_test.h"
+#include "mps_tun.h"
 #include "responder.h"
 
 static char tmpdir[64], ns_c[32], ns_s[32];
@@ -38,6 +46,8 @@ static struct agent_spool *spool;
 static struct agent_responder *resp;
 static unsigned int ndone;
 static int usable; /* namespaces and MPTCP are there */
+static int bundled_pid = -1;
+static int bundled_ready; /* TUN devices and the bundled responder are up */
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
@@ -123,7 +133,9 @@ static int create_ns(void)
 static void mk_resp(void *arg)
 {
 	static const char *const any[] = { "0.0.0.0" };
-	struct agent_responder_cfg rc = { any, 1, 0, 16, 30, 0, NULL };
+	struct agent_responder_cfg rc = {
+		any, 1, 0, 16, 30, 0, "a 198.18.1.160 -\nb 198.18.2.160 -\n"
+	};
 	char err[256] = "";
 
 	(void)arg;
@@ -157,6 +169,8 @@ static int ns_setup(void)
 
 static int ns_teardown(void)
 {
+	bundled_resp_stop(bundled_pid);
+	bundled_set(NULL);
 	agent_responder_destroy(resp);
 	destroy_ns();
 	exp_set_link_hook(NULL);
@@ -577,6 +591,203 @@ static void test_handover_endpoint(void)
 		0);
 }
 
+/* The bundled settings of the client agent; tun may name a device that is not there. */
+static void set_client_bundled(const char *tun)
+{
+	struct bundled_cfg b = { .n_isps = 2 };
+
+	snprintf(b.tun, sizeof(b.tun), "%s", tun);
+	snprintf(b.isps[0].isp, sizeof(b.isps[0].isp), "a");
+	snprintf(b.isps[0].addr[0], sizeof(b.isps[0].addr[0]), "198.18.1.128");
+	snprintf(b.isps[1].isp, sizeof(b.isps[1].isp), "b");
+	snprintf(b.isps[1].addr[0], sizeof(b.isps[1].addr[0]), "198.18.2.128");
+	bundled_set(&b);
+}
+
+static void start_bundled_resp(void *arg)
+{
+	struct bundled_cfg b = { .n_isps = 0 };
+	char err[200] = "";
+
+	(void)arg;
+	snprintf(b.resp_tun, sizeof(b.resp_tun), "fjbr");
+	if (bundled_resp_start(&b, agent_responder_port(resp), 16, 30, &bundled_pid, err,
+			       sizeof(err)) < 0)
+		fprintf(stderr, "\nbundled responder: %s\n", err);
+}
+
+static int bundled_setup(void)
+{
+	const char *ns[2] = { ns_c, ns_s }, *tun[2] = { "fjbc", "fjbr" };
+	unsigned int i, k;
+
+	if (bundled_ready)
+		return 0;
+	for (i = 0; i < 2; i++) {
+		if (sh("ip -n %s tuntap add dev %s mode tun && ip -n %s link set %s up", ns[i],
+		       tun[i], ns[i], tun[i]) ||
+		    sh("ip netns exec %s sysctl -qw net.ipv4.ip_forward=1 "
+		       "net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0",
+		       ns[i]))
+			return -1;
+		for (k = 1; k <= 2; k++)
+			if (sh("ip -n %s route add 198.18.%u.%u dev %s && "
+			       "ip -n %s rule add from 198.18.%u.%u table %u && "
+			       "ip netns exec %s sysctl -qw net.ipv4.conf.%c%u.proxy_arp=1 "
+			       "net.ipv4.conf.%c%u.rp_filter=0",
+			       ns[i], k, i ? 160 : 128, tun[i], ns[i], k, i ? 160 : 128, 99 + k,
+			       ns[i], k == 1 ? 'a' : 'b', i, k == 1 ? 'a' : 'b', i))
+				return -1;
+	}
+	if (in_ns(ns_s, start_bundled_resp, NULL) < 0 || bundled_pid <= 0)
+		return -1;
+	bundled_ready = 1;
+	return 0;
+}
+
+static Fjord__V1__Result *bundled_run(const char *id, const char *links, int download,
+				      const char *sched)
+{
+	static Fjord__V1__StackSettings ss;
+	struct run_cmd c;
+
+	mk_run(&c, id, FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK, links);
+	c.run.stack = FJORD__V1__STACK__STACK_BUNDLED;
+	/* For a time: the join needs a few round trips; 8 MiB on a veth take less. */
+	c.bulk.duration_s = 1;
+	c.bulk.direction = download ? FJORD__V1__DIRECTION__DIRECTION_DOWNLOAD
+				    : FJORD__V1__DIRECTION__DIRECTION_UPLOAD;
+	fjord__v1__stack_settings__init(&ss);
+	ss.scheduler = (char *)sched;
+	c.spec.stack = &ss;
+	return run_in_client(&c);
+}
+
+static const Fjord__V1__SubflowMetrics *subflow_of(const Fjord__V1__Result *r, const char *isp)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_subflows; i++)
+		if (r->subflows[i]->local_isp && !strcmp(r->subflows[i]->local_isp, isp))
+			return r->subflows[i];
+	return NULL;
+}
+
+/*
+ * Bulk on the bundled stack over paths a and b, both ways: every byte, the
+ * join over b up, samples and subflows labelled by ISP, the bundled paths and
+ * libmps in the provenance; with lowrtt both subflows carry data.
+ */
+static void test_bundled_bulk(void)
+{
+	static const char *const ids[3] = { "ns-bd-up", "ns-bd-down", "ns-bd-lowrtt" };
+	unsigned int i;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(bundled_setup(), 0);
+	set_client_bundled("fjbc");
+	for (i = 0; i < 3; i++) {
+		Fjord__V1__Result *res =
+			bundled_run(ids[i], "ab", i == 1, i == 2 ? "lowrtt" : NULL);
+		const Fjord__V1__SubflowMetrics *sa, *sb;
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+		CU_ASSERT(res->ok);
+		CU_ASSERT_EQUAL(metric(res, "sha256_ok"), 1);
+		CU_ASSERT(metric(res, "bytes") > 1000000);
+		CU_ASSERT(metric(res, "goodput_bps") > 0);
+		CU_ASSERT_EQUAL(metric(res, "subflows_max"), 2);
+		if (metric(res, "subflows_max") != 2)
+			for (size_t e = 0; e < res->n_events; e++)
+				fprintf(stderr, "\nevent %s: %s\n", res->events[e]->kind,
+					res->events[e]->detail);
+		CU_ASSERT_EQUAL(metric(res, "fallback"), 0);
+		CU_ASSERT(sampled_subflows(res) == 2);
+		sa = subflow_of(res, "a");
+		sb = subflow_of(res, "b");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(sa);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(sb);
+		CU_ASSERT_STRING_EQUAL(sa->local_address, "198.18.1.128");
+		CU_ASSERT_STRING_EQUAL(sb->local_address, "198.18.2.128");
+		if (i == 2)
+			CU_ASSERT(sa->bytes_acked > 100000 && sb->bytes_acked > 100000);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(res->provenance);
+		CU_ASSERT_EQUAL(res->provenance->stack, FJORD__V1__STACK__STACK_BUNDLED);
+		CU_ASSERT_STRING_EQUAL(res->provenance->stack_version, BUNDLED_LIBMPS_VERSION);
+		CU_ASSERT_STRING_EQUAL(res->provenance->scheduler, i == 2 ? "lowrtt" : "initial");
+		CU_ASSERT_STRING_EQUAL(res->provenance->path_manager, "fullmesh");
+		CU_ASSERT_EQUAL_FATAL(res->provenance->n_paths, 2);
+		CU_ASSERT_STRING_EQUAL(res->provenance->paths[1]->local_address, "198.18.2.128");
+		CU_ASSERT_STRING_EQUAL(res->provenance->paths[1]->remote_address, "198.18.2.160");
+		fjord__v1__result__free_unpacked(res, NULL);
+	}
+	/* The stack's own trace is in the spool with the run. */
+	{
+		char path[512];
+		struct stat st;
+
+		CU_ASSERT_EQUAL(agent_spool_trace_path(spool, "ns-bd-up", "capture.pcap", path,
+						       sizeof(path)),
+				0);
+		CU_ASSERT_EQUAL(stat(path, &st), 0);
+		/* Headers of thousands of segments, both ways. */
+		CU_ASSERT(st.st_size > 100000);
+	}
+}
+
+static void hold_tun(void *arg)
+{
+	int err;
+
+	*(struct mps_tun **)arg = mps_tun_open("fjbc", &err);
+}
+
+static void expect_failure(const char *id, const char *links, const char *want)
+{
+	Fjord__V1__Result *res = bundled_run(id, links, 0, NULL);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(!res->ok);
+	if (!strstr(res->error, want))
+		fprintf(stderr, "\n%s: want \"%s\", got \"%s\"\n", id, want, res->error);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res->error, want));
+	CU_ASSERT_PTR_NOT_NULL(res->provenance);
+	fjord__v1__result__free_unpacked(res, NULL);
+}
+
+/*
+ * Every failure is a failed run naming its cause, never a hang: the client TUN
+ * held by another process, a TUN that is not there, a path on an ISP without
+ * a bundled address, the peer's bundled responder gone (no answer within 5 s).
+ */
+static void test_bundled_failures(void)
+{
+	struct mps_tun *held = NULL;
+	uint64_t t0;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(bundled_setup(), 0);
+	set_client_bundled("fjbc");
+	CU_ASSERT_EQUAL(in_ns(ns_c, hold_tun, &held), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(held);
+	expect_failure("ns-bd-busy", "ab", "TUN device fjbc is busy");
+	mps_tun_close(held);
+	set_client_bundled("fjbnone");
+	expect_failure("ns-bd-missing", "ab", "TUN device fjbnone does not exist");
+	set_client_bundled("fjbc");
+	expect_failure("ns-bd-noaddr", "an",
+		       "path 1: this agent has no bundled IPv4 address on ISP n");
+	bundled_resp_stop(bundled_pid);
+	bundled_pid = -1;
+	t0 = fj_mono_ms();
+	expect_failure("ns-bd-noresp", "ab", "did not answer within 5000 ms");
+	CU_ASSERT(fj_mono_ms() - t0 < 10000);
+	/* Back for whatever runs next. */
+	CU_ASSERT_EQUAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+}
+
 static const struct fj_test tests[] = {
 	{ "bulk_two_paths", test_bulk_two_paths },
 	{ "probe_middleboxes", test_probe_middleboxes },
@@ -585,6 +796,8 @@ static const struct fj_test tests[] = {
 	{ "probe_blackhole", test_probe_blackhole },
 	{ "handover_hook", test_handover_hook },
 	{ "handover_endpoint", test_handover_endpoint },
+	{ "bundled_bulk", test_bundled_bulk },
+	{ "bundled_failures", test_bundled_failures },
 	{ NULL, NULL },
 };
 

@@ -35,6 +35,44 @@ static void expect_error(const char *sites, const char *needle)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, needle));
 }
 
+/* The responder TUN: named, derived, and every clash refused. */
+static void test_responder_tun(void)
+{
+	static const char up[] = " uplinks = ( { isp = \"a\"; } ); }";
+	char buf[512];
+
+	snprintf(buf, sizeof(buf),
+		 "{ name = \"s1\"; nodes = ( { name = \"n1\"; tun = \"t0\"; responder_tun = "
+		 "\"rt\"; } );%s",
+		 up);
+	CU_ASSERT_EQUAL_FATAL(load(buf), 0);
+	CU_ASSERT_STRING_EQUAL(topo.sites[0].nodes[0].resp_tun, "rt");
+	snprintf(buf, sizeof(buf),
+		 "{ name = \"s1\"; nodes = ( { name = \"n1\"; tun = \"t0\"; responder_tun = "
+		 "\"t0\"; } );%s",
+		 up);
+	expect_error(buf, "responder_tun must differ from tun");
+	snprintf(buf, sizeof(buf),
+		 "{ name = \"s1\"; nodes = ( { name = \"n1\"; tun = \"t0\"; },"
+		 " { name = \"n2\"; tun = \"t0r\"; } );%s",
+		 up);
+	expect_error(buf, "TUN \"t0r\" is used twice in site \"s1\"");
+	snprintf(buf, sizeof(buf),
+		 "{ name = \"s1\"; nodes = ( { name = \"n1\"; tun = \"t0\"; responder_tun = "
+		 "\"a\"; } );%s",
+		 up);
+	expect_error(buf, "TUN \"a\" has the name of an ISP uplink");
+	snprintf(buf, sizeof(buf),
+		 "{ name = \"s1\"; nodes = ( { name = \"n1\"; tun = \"tun-fifteen-ch\"; } );%s",
+		 up);
+	CU_ASSERT_EQUAL_FATAL(load(buf), 0);
+	CU_ASSERT_STRING_EQUAL(topo.sites[0].nodes[0].resp_tun, "tun-fifteen-chr");
+	snprintf(buf, sizeof(buf),
+		 "{ name = \"s1\"; nodes = ( { name = \"n1\"; tun = \"tun-fifteen-chr\"; } );%s",
+		 up);
+	expect_error(buf, "too long to name its responder TUN after it: set responder_tun");
+}
+
 static const char good_site[] =
 	"{ name = \"s1\"; nodes = ( { name = \"n1\"; tun = \"tun0\"; },"
 	" { name = \"n2\"; tun = \"tun1\"; } );"
@@ -281,6 +319,16 @@ static void test_addresses(void)
 	CU_ASSERT_STRING_EQUAL(inet_ntop(AF_INET6, &a6, s, sizeof(s)), "fd00:2:0:1::2");
 	CU_ASSERT_EQUAL(tb_addr_v6(&topo, 0, 0, TB_HOST_BUNDLED, 1, &a6), 0);
 	CU_ASSERT_STRING_EQUAL(inet_ntop(AF_INET6, &a6, s, sizeof(s)), "fd00:1:0:1::1:1");
+	/* The bundled responder's: .160 + n and ::1:100 + n, inside what the core routes. */
+	CU_ASSERT_EQUAL(tb_addr_v4(&topo, 0, 0, TB_HOST_BUNDLED_RESP, 1, &a), 0);
+	CU_ASSERT_STRING_EQUAL(inet_ntop(AF_INET, &a, s, sizeof(s)), "10.1.1.161");
+	CU_ASSERT_EQUAL(tb_addr_v4(&topo, 0, 1, TB_HOST_BUNDLED_RESP, 0, &a), 0);
+	CU_ASSERT_STRING_EQUAL(inet_ntop(AF_INET, &a, s, sizeof(s)), "100.64.1.160");
+	CU_ASSERT_EQUAL(tb_addr_v6(&topo, 0, 0, TB_HOST_BUNDLED_RESP, 1, &a6), 0);
+	CU_ASSERT_STRING_EQUAL(inet_ntop(AF_INET6, &a6, s, sizeof(s)), "fd00:1:0:1::1:101");
+	/* Responder TUN devices: the node's TUN name + "r" unless named. */
+	CU_ASSERT_STRING_EQUAL(topo.sites[0].nodes[0].resp_tun, "tun0r");
+	CU_ASSERT_STRING_EQUAL(topo.sites[0].nodes[1].resp_tun, "tun1r");
 	CU_ASSERT_EQUAL(tb_addr_v4(&topo, 1, 0, TB_HOST_NODE, 0, &a), -EINVAL);
 	CU_ASSERT_EQUAL(tb_link_count(&topo), 2);
 	CU_ASSERT_EQUAL(tb_link_find(&topo, "s1/b"), 1);
@@ -334,6 +382,7 @@ static const struct fj_test tests[] = {
 	{ "link_set_format", test_link_set_format },
 	{ "addresses", test_addresses },
 	{ "shipped_files", test_shipped_files },
+	{ "responder_tun", test_responder_tun },
 	{ NULL, NULL },
 };
 

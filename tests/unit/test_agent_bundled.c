@@ -1,0 +1,160 @@
+/*
+ * agent_bundled: what the agent knows about its bundled stack (config,
+ * addresses per ISP), the info text the kernel responder answers with and its
+ * lookup, and a missing TUN device. No root needed; the runs themselves are in
+ * agent_exp_ns (root) and tests/e2e/testbed_campaign.sh.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent_config.h"
+#include "bundled.h"
+#include "fj_test.h"
+
+#define HEAD                                                                                       \
+	"controller_url = \"http://127.0.0.1:8080\";\n"                                            \
+	"site = \"oslo\";\nnode = \"n1\";\nenrollment_secret = \"s3cret\";\n"                      \
+	"state_dir = \"/tmp/st\";\nspool_dir = \"/tmp/sp\";\n"
+
+static void test_config(void)
+{
+	static const char *const text = HEAD
+		"bundled_tun = \"fjtun0\";\nbundled_responder_tun = \"fjtun0r\";\n"
+		"interfaces = ( { name = \"uninett\"; isp = \"uninett\"; bundled_ipv4 = "
+		"\"10.1.1.128\"; bundled_ipv6 = \"fd00:1:0:1::1:0\"; bundled_responder_ipv4 = "
+		"\"10.1.1.160\"; },\n"
+		"  { name = \"ice\"; isp = \"ice\"; },\n"
+		"  { name = \"telenor\"; isp = \"tn\"; bundled_responder_ipv6 = \"fd00:2::1:100\"; "
+		"} );\n";
+	struct agent_config c;
+	struct bundled_cfg b;
+	char err[256] = "";
+
+	CU_ASSERT_EQUAL_FATAL(agent_config_parse(text, &c, err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(c.bundled_tun, "fjtun0");
+	CU_ASSERT_STRING_EQUAL(c.bundled_responder_tun, "fjtun0r");
+	CU_ASSERT_STRING_EQUAL(c.ifaces[0].bundled[0], "10.1.1.128");
+	CU_ASSERT_STRING_EQUAL(c.ifaces[0].bundled[1], "fd00:1:0:1::1:0");
+	CU_ASSERT_STRING_EQUAL(c.ifaces[0].bundled_responder[0], "10.1.1.160");
+	CU_ASSERT_STRING_EQUAL(c.ifaces[0].bundled_responder[1], "");
+	bundled_cfg_from_agent(&c, &b);
+	CU_ASSERT_STRING_EQUAL(b.tun, "fjtun0");
+	CU_ASSERT_STRING_EQUAL(b.resp_tun, "fjtun0r");
+	/* ice has no bundled address: not listed. */
+	CU_ASSERT_EQUAL_FATAL(b.n_isps, 2);
+	CU_ASSERT_STRING_EQUAL(b.isps[0].isp, "uninett");
+	CU_ASSERT_STRING_EQUAL(b.isps[1].isp, "tn");
+	CU_ASSERT_STRING_EQUAL(b.isps[1].resp[1], "fd00:2::1:100");
+}
+
+static void test_config_errors(void)
+{
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+		{ HEAD
+		  "interfaces = ( { name = \"e\"; isp = \"x\"; bundled_ipv4 = \"fd00::1\"; } );",
+		  "'interfaces[0].bundled_ipv4': \"fd00::1\" is not an IPv4 address" },
+		{ HEAD
+		  "interfaces = ( { name = \"e\"; isp = \"x\"; bundled_ipv6 = \"10.0.0.1\"; } );",
+		  "'interfaces[0].bundled_ipv6': \"10.0.0.1\" is not an IPv6 address" },
+		{ HEAD
+		  "interfaces = ( { name = \"e\"; isp = \"x\"; bundled_responder_ipv4 = 7; } );",
+		  "'interfaces[0].bundled_responder_ipv4': must be an address literal" },
+		{ HEAD
+		  "interfaces = ( { name = \"e\"; isp = \"x\"; bundled_ip = \"10.0.0.1\"; } );",
+		  "'interfaces[0].bundled_ip': unknown key" },
+		{ HEAD "interfaces = ( { name = \"e\"; isp = \"x\"; } );\nbundled_tun = \"t0\";\n"
+		       "bundled_responder_tun = \"t0\";",
+		  "'bundled_responder_tun': must differ from bundled_tun" },
+		{ HEAD "interfaces = ( { name = \"e\"; isp = \"x\"; } );\n"
+		       "bundled_tun = \"a-name-longer-than-15\";",
+		  "'bundled_tun': too long" },
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct agent_config c;
+		char err[256] = "";
+
+		CU_ASSERT_EQUAL(agent_config_parse(bad[i].text, &c, err, sizeof(err)), -EINVAL);
+		if (!strstr(err, bad[i].want))
+			fprintf(stderr, "\ncase %u: want \"%s\" in \"%s\"\n", i, bad[i].want, err);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].want));
+	}
+}
+
+static void test_info(void)
+{
+	struct bundled_cfg b = { .n_isps = 3 };
+	char text[BUNDLED_INFO_MAX + 1], a[64], small[20];
+
+	snprintf(b.isps[0].isp, sizeof(b.isps[0].isp), "uninett");
+	snprintf(b.isps[0].resp[0], sizeof(b.isps[0].resp[0]), "10.1.2.160");
+	snprintf(b.isps[0].resp[1], sizeof(b.isps[0].resp[1]), "fd00:1:0:2::1:100");
+	snprintf(b.isps[1].isp, sizeof(b.isps[1].isp), "ice");
+	snprintf(b.isps[1].resp[1], sizeof(b.isps[1].resp[1]), "fd00:3:0:2::1:100");
+	/* A client address only: nothing to tell a peer. */
+	snprintf(b.isps[2].isp, sizeof(b.isps[2].isp), "telenor");
+	snprintf(b.isps[2].addr[0], sizeof(b.isps[2].addr[0]), "10.2.2.128");
+	CU_ASSERT_EQUAL(bundled_info_text(&b, text, sizeof(text)), (int)strlen(text));
+	CU_ASSERT_STRING_EQUAL(text, "uninett 10.1.2.160 fd00:1:0:2::1:100\n"
+				     "ice - fd00:3:0:2::1:100\n");
+	CU_ASSERT_EQUAL(bundled_info_text(&b, small, sizeof(small)), -ENOSPC);
+	CU_ASSERT_EQUAL(bundled_info_lookup(text, "uninett", 4, a, sizeof(a)), 0);
+	CU_ASSERT_STRING_EQUAL(a, "10.1.2.160");
+	CU_ASSERT_EQUAL(bundled_info_lookup(text, "uninett", 6, a, sizeof(a)), 0);
+	CU_ASSERT_STRING_EQUAL(a, "fd00:1:0:2::1:100");
+	CU_ASSERT_EQUAL(bundled_info_lookup(text, "ice", 6, a, sizeof(a)), 0);
+	CU_ASSERT_STRING_EQUAL(a, "fd00:3:0:2::1:100");
+	CU_ASSERT_EQUAL(bundled_info_lookup(text, "ice", 4, a, sizeof(a)), -ENOENT);
+	CU_ASSERT_EQUAL(bundled_info_lookup(text, "telenor", 4, a, sizeof(a)), -ENOENT);
+	CU_ASSERT_EQUAL(bundled_info_lookup(text, "unin", 4, a, sizeof(a)), -ENOENT);
+	/* What a peer must not be able to slip in. */
+	CU_ASSERT_EQUAL(bundled_info_lookup("uninett 10.1.2.999 -\n", "uninett", 4, a, sizeof(a)),
+			-EPROTO);
+	CU_ASSERT_EQUAL(bundled_info_lookup("uninett 10.1.2.1\n", "uninett", 4, a, sizeof(a)),
+			-EPROTO);
+	CU_ASSERT_EQUAL(bundled_info_lookup("uninett ::1 -\n", "uninett", 4, a, sizeof(a)),
+			-EPROTO);
+	CU_ASSERT_EQUAL(bundled_info_lookup("", "uninett", 4, a, sizeof(a)), -ENOENT);
+}
+
+static void test_addr(void)
+{
+	struct mps_addr m;
+	char s[64];
+
+	CU_ASSERT_EQUAL(bundled_addr("10.1.2.160", 7470, &m), 0);
+	CU_ASSERT_EQUAL(m.family, 4);
+	CU_ASSERT_EQUAL(m.port, 7470);
+	bundled_addr_str(&m, s, sizeof(s));
+	CU_ASSERT_STRING_EQUAL(s, "10.1.2.160");
+	CU_ASSERT_EQUAL(bundled_addr("fd00:1::1:100", 0, &m), 0);
+	CU_ASSERT_EQUAL(m.family, 6);
+	bundled_addr_str(&m, s, sizeof(s));
+	CU_ASSERT_STRING_EQUAL(s, "fd00:1::1:100");
+	CU_ASSERT_EQUAL(bundled_addr("10.1.2.160/24", 0, &m), -EINVAL);
+	CU_ASSERT_EQUAL(bundled_addr("", 0, &m), -EINVAL);
+}
+
+/* A device that is not there is named, never created (it would have no routes). */
+static void test_missing_tun(void)
+{
+	struct mps_config cfg = { 0 };
+	struct bundled_io io;
+	char err[200] = "";
+
+	CU_ASSERT_EQUAL(bundled_io_open(&io, "fjbt-absent", &cfg, 1, err, sizeof(err)), -ENODEV);
+	CU_ASSERT_STRING_EQUAL(err, "TUN device fjbt-absent does not exist");
+	CU_ASSERT_EQUAL(bundled_io_open(&io, "", &cfg, 0, err, sizeof(err)), -ENODEV);
+	CU_ASSERT_STRING_EQUAL(err, "no TUN device configured");
+}
+
+static const struct fj_test tests[] = {
+	{ "config", test_config }, { "config_errors", test_config_errors }, { "info", test_info },
+	{ "addr", test_addr },	   { "missing_tun", test_missing_tun },	    { NULL, NULL },
+};
+
+const struct fj_suite fj_suite_agent_bundled = { "agent_bundled", NULL, NULL, tests };
