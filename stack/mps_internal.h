@@ -27,6 +27,7 @@
 #define MPS_DEFAULT_MSS	   536	 /* when the peer sends no MSS option (RFC 9293) */
 #define MPS_DELACK_US	   40000 /* Linux's minimum delayed-ACK time; RFC 9293 allows up to 500 ms */
 #define MPS_PAWS_IDLE_US   (24ULL * 86400 * 1000000) /* RFC 7323 §5.5: TS.Recent expires */
+#define MPS_MPFAIL_WAIT_US 120000000ULL /* MP_FAIL unanswered: reset (Linux: TCP_RTO_MAX) */
 
 /* A byte ring with a fixed capacity: the cap of every stream buffer. */
 struct mps_ring {
@@ -200,6 +201,7 @@ struct mps_conn {
 	bool mp_fail_echo;    /* the peer's MP_FAIL is answered on our next pure ACK */
 	bool inf_map_pending; /* our next data segment carries the infinite mapping */
 	uint64_t mp_fail_dsn; /* the DSN of ours, or of the one we answer */
+	uint64_t mp_fail_at;  /* when we sent our first MP_FAIL */
 	bool csum_seen;	 /* a DSS checksum verified (Linux then resets rather than falls back) */
 	int rst_tcprst;	 /* MP_TCPRST reason of our fast close (MPS_TCPRST_*) */
 	bool app_closed; /* handle given back with mps_close() */

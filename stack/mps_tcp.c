@@ -392,6 +392,7 @@ static bool csum_failure(struct mps_conn *c, bool presence, uint64_t dsn, uint64
 	if (!presence && infinite_ok(c)) {
 		c->mp_fail_tx = true;
 		c->mp_fail_dsn = dsn;
+		c->mp_fail_at = now;
 		c->rx_unverified = 0;
 		c->rx_map_valid = false;
 		c->sf.ack_now = true;
@@ -1264,6 +1265,16 @@ static void robust_input(struct mps_conn *c, const struct mps_seg *s, const stru
 		c->mp_fail_tx = false; /* the answer to our MP_FAIL */
 		if (c->mptcp && infinite_ok(c))
 			fall_back(c, MPS_FALLBACK_INFINITE_MAP, "infinite mapping received", now);
+	}
+	/*
+	 * A peer that keeps sending but never answers our MP_FAIL has not
+	 * fallen back, and may yet resend data at the MPTCP level that we would
+	 * now take as new: reset, as Linux does after the same wait.
+	 */
+	if (c->mp_fail_tx && now - c->mp_fail_at > MPS_MPFAIL_WAIT_US) {
+		c->fastclose_pending = true;
+		mps_conn_reset(c, MPS_RST_MP_FAIL, now);
+		return;
 	}
 	if (c->mptcp && t->nmptcp == 0 &&
 	    (sf->state == MPS_SF_ESTABLISHED || sf->state == MPS_SF_CLOSE_WAIT ||

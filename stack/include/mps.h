@@ -301,6 +301,7 @@ enum mps_rst_reason {
 	MPS_RST_CHECKSUM,  /* DSS checksum wrong or its presence not as negotiated */
 	MPS_RST_OPTS_LOST, /* MPTCP options vanished where no fallback is allowed (RFC 8684 §3.7) */
 	MPS_RST_BAD_MAPPING, /* data without a mapping where no fallback is allowed */
+	MPS_RST_MP_FAIL,     /* our MP_FAIL went unanswered for 120 s */
 };
 
 /* Why a join subflow went away. */

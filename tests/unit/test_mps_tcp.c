@@ -66,9 +66,9 @@ static void shuttle(struct pair *p)
 	}
 }
 
-static void pair_up(struct pair *p)
+static void pair_up_cfg(struct pair *p, bool checksum)
 {
-	struct mps_config cfg = { .seed = 5 };
+	struct mps_config cfg = { .seed = 5, .checksum = checksum };
 	int err;
 
 	memset(p, 0, sizeof(*p));
@@ -82,6 +82,11 @@ static void pair_up(struct pair *p)
 	shuttle(p);
 	p->sc = mps_accept(p->s);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p->sc);
+}
+
+static void pair_up(struct pair *p)
+{
+	pair_up_cfg(p, false);
 }
 
 static uint32_t sum16(const uint8_t *b, size_t len, uint32_t sum)
@@ -1208,6 +1213,97 @@ static void test_syn_checks(void)
 		syn_run(&syn_cases[i]);
 }
 
+/*
+ * What the server sends at now and once its delayed ACK is due, kept from
+ * the client (which thus never answers): the number of MP_FAIL options, and
+ * the DSN the last one named.
+ */
+static unsigned int server_mp_fails(struct pair *p, uint64_t *dsn)
+{
+	uint8_t out[2048];
+	unsigned int fails = 0, round;
+	struct mps_tcpopts t;
+	struct mps_seg seg;
+	enum mps_seg_err serr;
+	enum mps_opt_err err;
+	struct mps_opt o;
+	int n, i;
+
+	for (round = 0; round < 2; round++, p->now += 50000)
+		while ((n = mps_output(p->s, p->now, out, sizeof(out))) > 0) {
+			CU_ASSERT_EQUAL_FATAL(mps_seg_parse(out, (size_t)n, 0, &seg, &serr), 0);
+			mps_tcpopt_walk(seg.opts, seg.opts_len, &t);
+			for (i = 0; i < t.nmptcp; i++)
+				if (mps_opt_parse(seg.opts + t.mptcp[i].off, t.mptcp[i].len,
+						  seg.flags, &o, &err) == 0 &&
+				    o.subtype == MPS_MPTCP_SUB_FAIL) {
+					fails++;
+					*dsn = o.fail_dsn;
+				}
+		}
+	return fails;
+}
+
+/*
+ * MP_FAIL until answered (RFC 8684 §3.7): data whose DSS checksum is wrong
+ * makes the server fall back, deliver it, and put MP_FAIL with the
+ * mapping's DSN on its ACK. While the peer does not answer, every segment
+ * carries it again; 120 s unanswered and the server resets, as Linux does.
+ */
+static void test_mp_fail_unanswered(void)
+{
+	struct mps_opt d = { .subtype = MPS_MPTCP_SUB_DSS };
+	struct mps_dss_csum k;
+	struct mps_conn_info si;
+	uint8_t opts[20], pkt[128], buf[16];
+	uint64_t dack, dsn = 0;
+	struct pair p;
+	int n;
+
+	pair_up_cfg(&p, true);
+	CU_ASSERT_EQUAL(mps_send(p.cc, "hello", 5), 5);
+	shuttle(&p);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), 5);
+	dack = last_data_ack(&p);
+	d.dss.flags = MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
+	d.dss.dsn = dack;
+	d.dss.ssn = 6;
+	d.dss.data_len = 3;
+	d.dss.has_csum = true;
+	mps_dss_csum_init(&k, dack, 6, 3);
+	mps_dss_csum_add(&k, (const uint8_t *)"abc", 3);
+	d.dss.csum = mps_dss_csum_final(&k) ^ 0x0100; /* the middlebox changed something */
+	n = mps_opt_build(&d, opts, sizeof(opts));
+	CU_ASSERT_EQUAL_FATAL(n, 20);
+	mps_input(p.s, pkt, make_segment(pkt, p.cseq, p.sseq, opts, 20, (const uint8_t *)"abc", 3),
+		  p.now);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_DSS_CSUM), 1);
+	CU_ASSERT_TRUE(logged(p.s, MPS_EV_MP_FAIL, MPS_MP_FAIL_SENT));
+	CU_ASSERT_EQUAL(server_mp_fails(&p, &dsn), 1);
+	CU_ASSERT_EQUAL(dsn, dack);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), 3);
+	CU_ASSERT_EQUAL(memcmp(buf, "abc", 3), 0);
+	/* A minute later, plain data: taken as TCP, and MP_FAIL goes again. */
+	p.now += 60000000;
+	mps_input(p.s, pkt,
+		  make_segment(pkt, p.cseq + 3, p.sseq, NULL, 0, (const uint8_t *)"def", 3), p.now);
+	CU_ASSERT_EQUAL(server_mp_fails(&p, &dsn), 1);
+	CU_ASSERT_EQUAL(dsn, dack);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), 3);
+	CU_ASSERT_EQUAL(memcmp(buf, "def", 3), 0);
+	CU_ASSERT_EQUAL(mps_conn_info(p.sc, &si), 0);
+	CU_ASSERT_EQUAL(si.state, MPS_CONN_ESTABLISHED);
+	/* Past 120 s without an answer: reset. */
+	p.now += 61000000;
+	mps_input(p.s, pkt,
+		  make_segment(pkt, p.cseq + 6, p.sseq, NULL, 0, (const uint8_t *)"ghi", 3), p.now);
+	CU_ASSERT_EQUAL(mps_conn_info(p.sc, &si), 0);
+	CU_ASSERT_EQUAL(si.state, MPS_CONN_RESET);
+	CU_ASSERT_TRUE(logged(p.s, MPS_EV_CONN_RESET, MPS_RST_MP_FAIL));
+	mps_stack_destroy(p.c);
+	mps_stack_destroy(p.s);
+}
+
 static void *failing_alloc(void *ctx, size_t size)
 {
 	struct failing *f = ctx;
@@ -1316,6 +1412,7 @@ static const struct fj_test tests[] = {
 	{ "paws_expiry", test_paws_expiry },
 	{ "input_checks", test_input_checks },
 	{ "syn_checks", test_syn_checks },
+	{ "mp_fail_unanswered", test_mp_fail_unanswered },
 	{ "sack_repair", test_sack_repair },
 	{ NULL, NULL },
 };
