@@ -53,4 +53,13 @@ void exp_link_finish(struct exp_link_sched *ls, struct exp_out *out);
 /* Collects finished commands; with wait_ms > 0 waits that long for the rest. */
 void exp_link_reap(struct exp_link_sched *ls, struct exp_out *out, unsigned int wait_ms);
 
+/*
+ * A handover run whose workload is rr (HandoverParams.rr, in exp_rr.c):
+ * request/response transactions while the events fire; latency before,
+ * during and after the outage, stall and recovery (docs/experiments.md).
+ * The type's dispatcher calls it when HandoverParams.rr is set.
+ */
+int exp_rr_handover_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+			struct exp_out *out);
+
 #endif

@@ -18,6 +18,7 @@
 #include "agent_runner.h"
 #include "agent_spool.h"
 #include "agent_sysinfo.h"
+#include "exp_link.h"
 #include "fj_clock.h"
 #include "fj_test.h"
 #include "responder.h"
@@ -1080,6 +1081,104 @@ static void test_bad_params(void)
 	agent_runner_destroy(r);
 }
 
+/*
+ * A handover run with an rr workload (exp_rr_handover_run, the handover
+ * dispatcher's rr branch, as the runner's child). The link hook freezes this
+ * process, which serves the responder, for the outage (SIGSTOP at "down",
+ * SIGCONT at "up", and a watchdog that resumes it after 3 s whatever
+ * happens): transactions stall during the outage and come back after it.
+ */
+static void test_handover_rr(void)
+{
+	struct agent_responder *resp = mk_responder(0);
+	struct agent_runner *r = mk_runner(agent_responder_port(resp), 20);
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+	char hook[256];
+	double n, before, during, after;
+
+	agent_runner_set_child_fn(r, exp_rr_handover_run);
+	snprintf(hook, sizeof(hook),
+		 "case {action} in down) kill -STOP %d; (sleep 3; kill -CONT %d) & ;; "
+		 "up) kill -CONT %d;; esac",
+		 (int)getpid(), (int)getpid(), (int)getpid());
+	CU_ASSERT_EQUAL_FATAL(exp_set_link_hook(hook), 0);
+	mk_run(&c, "ho-rr", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER,
+	       FJORD__V1__STACK__STACK_KERNEL, 1);
+	c.ho.bulk = NULL;
+	c.ho.rr = &c.rr;
+	c.rr.request_bytes = 100;
+	c.rr.response_bytes = 1000;
+	c.rr.rate_per_s = 100;
+	c.rr.duration_s = 2;
+	for (int i = 0; i < 2; i++) {
+		fjord__v1__link_event__init(&c.lev[i]);
+		c.lev[i].isp = "isp-a";
+		c.lev[i].action = i ? "up" : "down";
+		c.lev[i].at_ms = i ? 1100 : 500;
+		c.levp[i] = &c.lev[i];
+	}
+	c.ho.events = c.levp;
+	c.ho.n_events = 2;
+	res = run_one(r, &c);
+	exp_set_link_hook(NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL(metric(res, "link_events"), 2);
+	n = metric(res, "transactions");
+	before = metric(res, "transactions_before");
+	during = metric(res, "transactions_during");
+	after = metric(res, "transactions_after");
+	CU_ASSERT_EQUAL(before + during + after, n);
+	/* 100 a second: about 50 before the down; the outage holds one transaction for ~0.6 s. */
+	CU_ASSERT(before >= 25 && before <= 51);
+	CU_ASSERT(during >= 1);
+	CU_ASSERT(after >= 20);
+	CU_ASSERT(metric(res, "latency_during_max_us") >= 400000);
+	CU_ASSERT(metric(res, "latency_during_max_us") <= 1500000);
+	CU_ASSERT(metric(res, "stall_ms") >= 400 && metric(res, "stall_ms") <= 1500);
+	CU_ASSERT(metric(res, "latency_before_p50_us") > 0);
+	CU_ASSERT(metric(res, "latency_after_p50_us") < 100000);
+	CU_ASSERT(metric(res, "latency_after_p99_us") >= metric(res, "latency_after_p50_us"));
+	CU_ASSERT_EQUAL(metric(res, "recovered"), 1);
+	if (metric(res, "recover_ms") < 400 || metric(res, "recover_ms") > 1500)
+		fprintf(stderr, "\nrecover_ms %.0f, stall_ms %.0f, during max %.0f us\n",
+			metric(res, "recover_ms"), metric(res, "stall_ms"),
+			metric(res, "latency_during_max_us"));
+	CU_ASSERT(metric(res, "recover_ms") >= 400 && metric(res, "recover_ms") <= 1500);
+	CU_ASSERT(metric(res, "latency_max_us") >= metric(res, "latency_during_max_us"));
+	fjord__v1__result__free_unpacked(res, NULL);
+
+	/* Refused before any traffic, naming the field. */
+	mk_run(&c, "ho-rr-both", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER,
+	       FJORD__V1__STACK__STACK_KERNEL, 1);
+	c.ho.rr = &c.rr;
+	c.bulk.duration_s = 1;
+	c.rr.request_bytes = c.rr.response_bytes = c.rr.duration_s = 1;
+	bad(r, &c, "handover: bulk and rr are both set");
+	mk_run(&c, "ho-rr-req", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER,
+	       FJORD__V1__STACK__STACK_KERNEL, 1);
+	c.ho.bulk = NULL;
+	c.ho.rr = &c.rr;
+	c.rr.response_bytes = c.rr.duration_s = 1;
+	bad(r, &c, "handover.rr.request_bytes must be 1..1048576 (got 0)");
+	c.rr.request_bytes = 1;
+	c.rr.rate_per_s = 1000000;
+	c.run.id = "ho-rr-rate";
+	bad(r, &c, "handover.rr.rate_per_s must be at most 100000 (got 1000000)");
+	c.rr.rate_per_s = 0;
+	c.run.id = "ho-rr-action";
+	fjord__v1__link_event__init(&c.lev[0]);
+	c.lev[0].isp = "isp-a";
+	c.lev[0].action = "sideways";
+	c.levp[0] = &c.lev[0];
+	c.ho.events = c.levp;
+	c.ho.n_events = 1;
+	bad(r, &c, "handover.events[0].action must be down, up or backup (got \"sideways\")");
+	agent_runner_destroy(r);
+	agent_responder_destroy(resp);
+}
+
 static const struct fj_test tests[] = {
 	{ "resp_bad_headers", test_resp_bad_headers },
 	{ "resp_sink_source_v4", test_resp_sink_source_v4 },
@@ -1095,6 +1194,7 @@ static const struct fj_test tests[] = {
 	{ "rr", test_rr },
 	{ "probe_loopback", test_probe_loopback },
 	{ "bad_params", test_bad_params },
+	{ "handover_rr", test_handover_rr },
 	{ NULL, NULL },
 };
 
