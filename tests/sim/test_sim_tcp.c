@@ -435,6 +435,17 @@ static void test_strip_third_ack(void)
 	strip_run(MPS_SIM_STRIP_ACK, MPS_FALLBACK_NO_DSS, true, MPS_FALLBACK_ACK_NO_MPC);
 }
 
+/*
+ * Only data segments lose their options: the third ACK gives the server
+ * the client's key, then the client's first data arrives without DSS and
+ * without MP_CAPABLE. The server falls back on it (RFC 8684 §3.7), and the
+ * client on the server's ACKs, which then carry no DSS.
+ */
+static void test_strip_data(void)
+{
+	strip_run(MPS_SIM_STRIP_DATA, MPS_FALLBACK_NO_DSS, true, MPS_FALLBACK_OPTS_LOST);
+}
+
 static void test_strip_syn(void)
 {
 	strip_run(MPS_SIM_STRIP_SYN, MPS_FALLBACK_SYNACK_NO_MPC, false, 0);
@@ -1104,6 +1115,7 @@ static const struct fj_test tests[] = {
 	{ "strip_syn", test_strip_syn },
 	{ "strip_synack", test_strip_synack },
 	{ "strip_third_ack", test_strip_third_ack },
+	{ "strip_data", test_strip_data },
 	{ "checksum_transfer", test_checksum_transfer },
 	{ "mp_fail_client_sends", test_mp_fail_client_sends },
 	{ "mp_fail_server_sends", test_mp_fail_server_sends },
