@@ -371,6 +371,8 @@ void mps_pm_join_up(struct mps_conn *c, const struct mps_subflow *sf);
 void mps_pm_echo_input(struct mps_conn *c, const struct mps_opt_add_addr *a, uint64_t now);
 /* The local ID of addr (port ignored) on c, or -1. */
 int mps_pm_local_id(const struct mps_conn *c, const struct mps_addr *addr);
+/* Queue an RST with MP_TCPRST reason (or -1: none) on subflow sf of c (mps_join.c). */
+void mps_sf_rst(struct mps_conn *c, struct mps_subflow *sf, int reason);
 /* Reset every join subflow of c whose remote (remote true) or local address ID is id. */
 void mps_join_close_id(struct mps_conn *c, uint8_t id, bool remote, uint64_t now);
 

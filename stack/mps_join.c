@@ -152,10 +152,14 @@ static void sf_down(struct mps_conn *c, struct mps_subflow *sf, int reason, uint
 	sf->ack_now = false;
 	mps_event_sf(c->st, MPS_EV_SUBFLOW_DOWN, c, sf->id, reason, now);
 	mps_pm_join_down(c, sf, reason, now);
+	/* The last subflow of a connection whose initial one is gone: the connection goes too. */
+	if (c->sf.state == MPS_SF_CLOSED && !c->reset && c->state != MPS_CONN_CLOSED &&
+	    !mps_join_count(c) && !(c->data_fin_sent && c->data_fin_acked && c->data_fin_rcvd))
+		mps_conn_reset(c, reason == MPS_SF_DOWN_RST ? MPS_RST_PEER : MPS_RST_TIMEOUT, now);
 }
 
 /* Queue an RST (with MP_TCPRST reason, or -1 for none) on a subflow we are dropping. */
-static void sf_rst(struct mps_conn *c, struct mps_subflow *sf, int reason)
+void mps_sf_rst(struct mps_conn *c, struct mps_subflow *sf, int reason)
 {
 	struct mps_stack *st = c->st;
 	struct mps_rst *r;
@@ -483,7 +487,7 @@ void mps_join_timers(struct mps_conn *c, uint64_t now)
 		if (c->reset) {
 			/* The connection is gone: so is every subflow (RFC 8684 §3.5). */
 			if (sf->state != MPS_SF_SYN_SENT)
-				sf_rst(c, sf, MPS_TCPRST_UNSPEC);
+				mps_sf_rst(c, sf, MPS_TCPRST_UNSPEC);
 			sf_down(c, sf, MPS_SF_DOWN_CONN, now);
 			continue;
 		}
@@ -500,7 +504,7 @@ void mps_join_timers(struct mps_conn *c, uint64_t now)
 		 */
 		if (c->mptcp && sf->backoff && mps_sf_low_dsn(sf) < c->snd_una_dsn &&
 		    c->snd_una_dsn - mps_sf_low_dsn(sf) > c->sndbuf.cap / 2) {
-			sf_rst(c, sf, MPS_TCPRST_PERF);
+			mps_sf_rst(c, sf, MPS_TCPRST_PERF);
 			sf_down(c, sf, MPS_SF_DOWN_STALE, now);
 			continue;
 		}
@@ -513,7 +517,7 @@ void mps_join_timers(struct mps_conn *c, uint64_t now)
 		sf->rto_at = MPS_TIME_NEVER;
 		if (sf->backoff >= (hs ? MPS_SYN_RETRIES : MPS_MAX_BACKOFF)) {
 			if (sf->state != MPS_SF_SYN_SENT)
-				sf_rst(c, sf, MPS_TCPRST_UNSPEC);
+				mps_sf_rst(c, sf, MPS_TCPRST_UNSPEC);
 			sf_down(c, sf, MPS_SF_DOWN_TIMEOUT, now);
 			continue;
 		}
@@ -572,7 +576,7 @@ void mps_join_close_id(struct mps_conn *c, uint8_t id, bool remote, uint64_t now
 		if (sf->state == MPS_SF_CLOSED || (remote ? sf->remote_id : sf->id) != id)
 			continue;
 		if (sf->state != MPS_SF_SYN_SENT)
-			sf_rst(c, sf, MPS_TCPRST_ADMIN);
+			mps_sf_rst(c, sf, MPS_TCPRST_ADMIN);
 		sf_down(c, sf, MPS_SF_DOWN_REMOVED, now);
 	}
 }
@@ -581,9 +585,10 @@ bool mps_join_closing(const struct mps_conn *c)
 {
 	unsigned int i;
 
+	/* One in TIME-WAIT still owes the ACK of the peer's FIN until it has sent it. */
 	for (i = 0; i < c->njoins; i++)
-		if (c->joins[i]->state != MPS_SF_CLOSED && c->joins[i]->state != MPS_SF_TIME_WAIT &&
-		    !c->reset)
+		if (c->joins[i]->state != MPS_SF_CLOSED &&
+		    (c->joins[i]->state != MPS_SF_TIME_WAIT || c->joins[i]->ack_now) && !c->reset)
 			return true;
 	return false;
 }
@@ -791,6 +796,7 @@ static bool join_data(struct mps_conn *c, struct mps_subflow *sf, const struct m
 		fin = dss->dss.flags & MPS_DSS_FLAG_F;
 		if (fin && dss->dss.data_len == 1 && dss->dss.ssn == 0) {
 			mps_data_fin_check(c, true, dsn); /* a DATA_FIN alone */
+			sf->ack_now = true;		  /* its DATA_ACK goes back where it came */
 		} else if (dss->dss.data_len == 0) {
 			c->st->counters[MPS_CNT_IN_BAD_MAPPING]++; /* infinite mapping: not here */
 		} else {

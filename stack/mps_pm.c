@@ -118,6 +118,9 @@ static void fullmesh_addr_learnt(struct mps_conn *c, uint64_t now)
 static void fullmesh_addr_removed(struct mps_conn *c, uint8_t id, uint64_t now)
 {
 	mps_join_close_id(c, id, true, now);
+	/* The initial subflow's address too, if a join carries the connection on. */
+	if (id == c->sf.remote_id)
+		mps_initial_down(c, MPS_SF_DOWN_REMOVED, true, now);
 }
 
 /* The retry slot of the pair (local, remote), or -1. */

@@ -160,10 +160,17 @@ static struct mps_subflow *lowrtt_pick(struct mps_conn *c)
 	return best;
 }
 
-/* "initial": new data on the initial subflow only, as a single-path sender. */
+/* "initial": new data on the initial subflow only, as a single-path sender, while it lives. */
 static struct mps_subflow *initial_pick(struct mps_conn *c)
 {
-	return mps_sf_usable(&c->sf) ? &c->sf : NULL;
+	unsigned int i;
+
+	if (c->sf.state != MPS_SF_CLOSED)
+		return mps_sf_usable(&c->sf) ? &c->sf : NULL;
+	for (i = 0; i < c->njoins; i++)
+		if (mps_sf_usable(c->joins[i]))
+			return c->joins[i];
+	return NULL;
 }
 
 static const struct mps_sched_ops lowrtt = { .name = "lowrtt",
@@ -247,7 +254,8 @@ void mps_reinject(struct mps_conn *c, struct mps_subflow *sf)
 {
 	unsigned int i;
 
-	if (!c->mptcp || !c->sched->multipath)
+	/* A subflow gone for good hands its data on whatever the scheduler. */
+	if (!c->mptcp || (!c->sched->multipath && sf->state != MPS_SF_CLOSED))
 		return;
 	for (i = 0; i < sf->smap_len && c->nrq < MPS_REINJECT_MAX; i++) {
 		const __typeof__(sf->smap[0]) *p = &SMAP(sf, i);
@@ -283,15 +291,21 @@ static bool dtx_outstanding(const struct mps_conn *c)
 	       (c->snd_una_dsn < c->snd_nxt_dsn || (c->data_fin_sent && !c->data_fin_acked));
 }
 
-/* The largest RTO of the live subflows, backed off: a subflow's own RTO comes first. */
+/*
+ * The largest RTO of the working subflows (a failing one's backed-off RTO
+ * would hold everything up), backed off: a subflow's own RTO comes first.
+ */
 static uint64_t dtx_timeout(const struct mps_conn *c)
 {
-	uint64_t rto = c->sf.state != MPS_SF_CLOSED ? c->sf.rto : 0;
+	const struct mps_subflow *sf;
+	uint64_t rto = 0;
 	unsigned int i;
 
-	for (i = 0; i < c->njoins; i++)
-		if (c->joins[i]->state != MPS_SF_CLOSED && c->joins[i]->rto > rto)
-			rto = c->joins[i]->rto;
+	for (i = 0; i <= c->njoins; i++) {
+		sf = i ? c->joins[i - 1] : &c->sf;
+		if (sf->state != MPS_SF_CLOSED && !sf->backoff && sf->rto > rto)
+			rto = sf->rto;
+	}
 	if (rto < MPS_RTO_MIN_US)
 		rto = MPS_RTO_MIN_US;
 	rto <<= c->dtx_backoff;
@@ -318,21 +332,28 @@ static bool dtx_in_flight(const struct mps_conn *c)
 			if (SEQ_LT(sf->snd_una, sf->snd_max) &&
 			    mps_sf_low_dsn(sf) <= c->snd_una_dsn)
 				return true;
-		} else if (!sf->is_join && sf->fin_sent && SEQ_LEQ(sf->snd_una, sf->fin_seq)) {
-			return true;
+		} else if (!sf->is_join && sf->fin_sent && SEQ_LEQ(sf->snd_una, sf->fin_seq) &&
+			   !sf->backoff) {
+			return true; /* with the initial subflow's FIN, which a working one resends */
 		}
 	}
 	return false;
 }
 
-/* The subflow that sends a lone DATA_FIN: the initial one if it can, else a working join. */
+/*
+ * The subflow that sends a lone DATA_FIN: the initial one if it works, else
+ * a working join, else whichever can send at all.
+ */
 static const struct mps_subflow *dfin_carrier(const struct mps_conn *c)
 {
+	const struct mps_subflow *j = mps_conn_working_join(c);
 	unsigned int i;
 
 	if (c->sf.state != MPS_SF_CLOSED && c->sf.state != MPS_SF_SYN_SENT &&
-	    c->sf.state != MPS_SF_SYN_RCVD)
+	    c->sf.state != MPS_SF_SYN_RCVD && (!c->sf.backoff || !j))
 		return &c->sf;
+	if (j)
+		return j;
 	for (i = 0; i < c->njoins; i++)
 		if (c->joins[i]->state != MPS_SF_CLOSED && c->joins[i]->state != MPS_SF_SYN_SENT &&
 		    c->joins[i]->state != MPS_SF_SYN_RCVD && !c->joins[i]->join_pre_est)
@@ -391,4 +412,99 @@ void mps_dtx_timer(struct mps_conn *c, uint64_t now)
 	}
 	c->dtx_backoff++;
 	c->dtx_at = now + dtx_timeout(c);
+}
+
+struct mps_subflow *mps_conn_working_join(const struct mps_conn *c)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->njoins; i++)
+		if (mps_sf_usable(c->joins[i]) && !c->joins[i]->backoff)
+			return c->joins[i];
+	return NULL;
+}
+
+static bool data_level_done(const struct mps_conn *c)
+{
+	return c->data_fin_sent && c->data_fin_acked && c->data_fin_rcvd;
+}
+
+bool mps_initial_down(struct mps_conn *c, int reason, bool rst, uint64_t now)
+{
+	struct mps_subflow *sf = &c->sf;
+
+	if (!c->mptcp || c->reset || sf->state == MPS_SF_CLOSED ||
+	    (!mps_conn_working_join(c) && !data_level_done(c)))
+		return false;
+	if (rst)
+		mps_sf_rst(c, sf, MPS_TCPRST_UNSPEC);
+	sf->state = MPS_SF_CLOSED;
+	sf->rto_at = MPS_TIME_NEVER;
+	sf->tw_at = MPS_TIME_NEVER;
+	sf->delack_at = MPS_TIME_NEVER;
+	sf->ack_now = false;
+	sf->rexmit_one = false;
+	/* What it sent and was not DATA_ACKed goes on the joins (RFC 8684 §3.3.6). */
+	mps_reinject(c, sf);
+	mps_snd_trim(c);
+	mps_event_sf(c->st, MPS_EV_SUBFLOW_DOWN, c, 0, reason, now);
+	return true;
+}
+
+void mps_conn_ack_now(struct mps_conn *c)
+{
+	unsigned int i;
+
+	if (c->sf.state != MPS_SF_CLOSED) {
+		c->sf.ack_now = true;
+		return;
+	}
+	for (i = 0; i < c->njoins; i++)
+		if (c->joins[i]->state != MPS_SF_CLOSED && !c->joins[i]->join_pre_est &&
+		    c->joins[i]->state != MPS_SF_SYN_SENT &&
+		    c->joins[i]->state != MPS_SF_SYN_RCVD) {
+			c->joins[i]->ack_now = true;
+			return;
+		}
+}
+
+/* An initial subflow with three timeouts in a row and no answer is failing. */
+#define INITIAL_FAILING_BACKOFF 3
+
+void mps_sched_close_check(struct mps_conn *c, uint64_t now)
+{
+	const struct mps_subflow *j;
+	uint64_t low = mps_sf_low_dsn(&c->sf);
+
+	if (!c->mptcp || c->reset)
+		return;
+	/*
+	 * As for a join (mps_join.c): an initial subflow in timeout that holds
+	 * back more than half the send buffer with data the peer already has
+	 * stalls the connection, so it goes as stale while a join works.
+	 */
+	if (c->sf.state != MPS_SF_CLOSED && c->sf.backoff && low < c->snd_una_dsn &&
+	    c->snd_una_dsn - low > c->sndbuf.cap / 2)
+		mps_initial_down(c, MPS_SF_DOWN_STALE, true, now);
+	/* Our DATA_FIN goes on a join when the initial subflow is gone or failing. */
+	if (c->shut_wr && !c->data_fin_sent && c->snd_nxt_dsn == mps_data_end_dsn(c) && !c->nrq &&
+	    (c->sf.state == MPS_SF_CLOSED || c->sf.backoff)) {
+		j = mps_conn_working_join(c);
+		if (j) {
+			c->data_fin_sent = true;
+			if (c->state == MPS_CONN_ESTABLISHED)
+				c->state = MPS_CONN_CLOSING;
+			c->dfin_resend = true;
+			c->dfin_serial = j->serial;
+		}
+	}
+	if (!data_level_done(c))
+		return;
+	/* Both directions are over at the data level: a failing initial subflow is not awaited. */
+	if (c->sf.state != MPS_SF_CLOSED && c->sf.backoff >= INITIAL_FAILING_BACKOFF)
+		mps_initial_down(c, MPS_SF_DOWN_TIMEOUT, true, now);
+	if (c->sf.state == MPS_SF_CLOSED && c->state != MPS_CONN_CLOSED && !mps_join_closing(c)) {
+		c->state = MPS_CONN_CLOSED;
+		mps_event(c->st, MPS_EV_CONN_CLOSED, c, 0, now);
+	}
 }

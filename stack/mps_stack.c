@@ -399,7 +399,8 @@ void mps_close(struct mps_conn *c)
 {
 	c->app_closed = true;
 	c->in_accept_q = false;
-	if (c->reset || c->sf.state == MPS_SF_CLOSED) {
+	/* With the initial subflow gone, the joins may still carry the close. */
+	if (c->reset || (c->sf.state == MPS_SF_CLOSED && !mps_join_closing(c))) {
 		conn_unlink(c);
 		return;
 	}
@@ -412,8 +413,13 @@ void mps_close(struct mps_conn *c)
 void mps_abort(struct mps_conn *c)
 {
 	c->app_closed = true;
-	if (c->reset || c->sf.state == MPS_SF_CLOSED) {
+	if (c->reset || (c->sf.state == MPS_SF_CLOSED && !mps_join_closing(c))) {
 		conn_unlink(c);
+		return;
+	}
+	if (c->sf.state == MPS_SF_CLOSED) {
+		/* No initial subflow to carry MP_FASTCLOSE: the joins are reset. */
+		mps_conn_reset(c, MPS_RST_LOCAL, 0);
 		return;
 	}
 	/* The RST (with MP_FASTCLOSE when MPTCP is up) leaves with the next output. */

@@ -263,7 +263,7 @@ void mps_data_fin_check(struct mps_conn *c, bool have, uint64_t dsn)
 	c->rx_fin_pending = false;
 	c->data_fin_rcvd = true;
 	c->rcv_nxt_dsn++;
-	c->sf.ack_now = true;
+	mps_conn_ack_now(c);
 	if (c->state == MPS_CONN_ESTABLISHED)
 		c->state = MPS_CONN_CLOSING;
 }
@@ -1346,11 +1346,15 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 	}
 	if (s->flags & MPS_TCP_RST) {
 		/* RFC 5961 §3.2: exact match resets, anything else in window is challenged. */
-		if (s->seq == sf->rcv_nxt)
+		if (s->seq == sf->rcv_nxt) {
+			/* With a working join, only the initial subflow goes (RFC 8684 §3.3.6). */
+			if (!fastclose_for_us(c, o, n) &&
+			    mps_initial_down(c, MPS_SF_DOWN_RST, false, now))
+				return;
 			mps_conn_reset(c,
 				       fastclose_for_us(c, o, n) ? MPS_RST_FASTCLOSE : MPS_RST_PEER,
 				       now);
-		else
+		} else
 			sf->ack_now = true;
 		return;
 	}
@@ -1435,6 +1439,7 @@ void mps_tcp_timers(struct mps_conn *c, uint64_t now)
 	uint32_t mss, flight;
 
 	mps_dtx_timer(c, now);
+	mps_sched_close_check(c, now);
 
 	if (sf->tw_at <= now) {
 		sf->tw_at = MPS_TIME_NEVER;
@@ -1460,6 +1465,10 @@ void mps_tcp_timers(struct mps_conn *c, uint64_t now)
 	if (sf->backoff >= (sf->state == MPS_SF_SYN_SENT || sf->state == MPS_SF_SYN_RCVD
 				    ? MPS_SYN_RETRIES
 				    : MPS_MAX_BACKOFF)) {
+		/* A failed initial subflow ends the connection only if no join carries it on. */
+		if (sf->state != MPS_SF_SYN_SENT && sf->state != MPS_SF_SYN_RCVD &&
+		    mps_initial_down(c, MPS_SF_DOWN_TIMEOUT, true, now))
+			return;
 		c->fastclose_pending = c->mptcp && sf->state != MPS_SF_SYN_SENT;
 		mps_conn_reset(c, MPS_RST_TIMEOUT, now);
 		return;

@@ -50,6 +50,18 @@ uint64_t mps_conn_wnd_edge(const struct mps_conn *c);
 /* Data-level retransmission timer (mps_sched.c): the DATA_ACK moved, or time passed. */
 void mps_dtx_progress(struct mps_conn *c);
 void mps_dtx_timer(struct mps_conn *c, uint64_t now);
+/* A join that is up, not closing and not in retransmission timeout. */
+struct mps_subflow *mps_conn_working_join(const struct mps_conn *c);
+/*
+ * The initial subflow goes away (reason MPS_SF_DOWN_*, with an RST if rst)
+ * while the joins carry the connection on: its data is reinjected. Returns
+ * false, doing nothing, when no join works and the data level is not done.
+ */
+bool mps_initial_down(struct mps_conn *c, int reason, bool rst, uint64_t now);
+/* An ACK for the connection (a DATA_ACK to give) on the initial subflow, or a join if it is gone. */
+void mps_conn_ack_now(struct mps_conn *c);
+/* Close over the joins when the initial subflow cannot: first DATA_FIN, connection closed. */
+void mps_sched_close_check(struct mps_conn *c, uint64_t now);
 /* A pure ACK whose DSS carries our DATA_FIN alone (data-level retransmission). */
 int mps_tcp_send_data_fin(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint8_t *buf,
 			  size_t cap);

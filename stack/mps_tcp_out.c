@@ -467,6 +467,9 @@ static bool fin_due(const struct mps_conn *c, const struct mps_subflow *sf, uint
 		return seq == sf->fin_seq && SEQ_LT(sf->snd_una, sf->fin_seq + 1);
 	if (seq != sf->snd_max || c->snd_nxt_dsn != end || c->nrq)
 		return false;
+	/* A failing initial subflow leaves the DATA_FIN to a working join (mps_sched.c). */
+	if (sf->backoff && !c->data_fin_sent && c->mptcp && mps_conn_working_join(c))
+		return false;
 	return can_send_data(sf);
 }
 

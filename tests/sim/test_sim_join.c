@@ -1212,10 +1212,70 @@ static void test_join_retry_after_timeout(void)
 	jworld_free(&w);
 }
 
+/*
+ * The initial subflow is not special: its path dies for good mid-transfer,
+ * its data is reinjected on the join, the transfer completes, both
+ * DATA_FINs go over the join, the dead subflow is given up and both ends
+ * close without a reset.
+ */
+static void test_initial_path_dies(void)
+{
+	static const struct mps_sim_link_cfg cut = { .delay_us = 10000, .loss_ppm = 1000000 };
+	struct mps_config ccfg = { .seed = 33, .nlocal_addrs = 1 }, scfg = { .seed = 34 };
+	const struct mps_event *down, *closed;
+	uint64_t join_before;
+	struct mps_conn *c, *s;
+	struct jworld w;
+	long steps;
+	int i;
+
+	addr_at(&ccfg.local_addrs[0], 2, 1, 0);
+	jworld_init(&w, &ccfg, &scfg);
+	two_subflows(&w, &c, &s);
+	CU_ASSERT_EQUAL(move_data(&w, c, s, 1 << 20, false), 1 << 20);
+	CU_ASSERT(sf_sent(c, 0) > 100000);
+	/* Between two transfers, so the scheduler's next data for it is lost. */
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p1, &cut), 0);
+	cut_at = w.now;
+	join_before = sf_sent(c, 1);
+	stream_to(&w, c, s, 2 << 20, NULL);
+	CU_ASSERT(mps_stack_counter(w.st[0], MPS_CNT_REINJECTED) > 0);
+	CU_ASSERT(sf_sent(c, 1) - join_before >= 2 << 20);
+	mps_close(s);
+	mps_close(c);
+	for (steps = 0; steps < STEPS; steps++)
+		if (!jstep(&w))
+			break;
+	for (i = 0; i < 2; i++) {
+		closed = find_ev(&w, i, MPS_EV_CONN_CLOSED, -1);
+		CU_ASSERT_EQUAL(mps_next_wakeup(w.st[i]), MPS_TIME_NEVER);
+		CU_ASSERT_PTR_NULL(find_ev(&w, i, MPS_EV_CONN_RESET, -1));
+		CU_ASSERT_PTR_NOT_NULL_FATAL(closed);
+		/* Over the join, without waiting for the dead subflow's retransmissions to run out. */
+		CU_ASSERT(closed->time < cut_at + 10000000);
+		CU_ASSERT_EQUAL(count_ev(&w, i, MPS_EV_SUBFLOW_DOWN), 2);
+	}
+	/*
+	 * The client gives its initial subflow up as stale (it held back the send
+	 * buffer) or at its timeout; the server, whose initial subflow only
+	 * carried ACKs, once its FIN goes unanswered with the data level closed.
+	 */
+	down = nth_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 0);
+	CU_ASSERT_EQUAL(down->subflow_id, 0);
+	CU_ASSERT(down->reason == MPS_SF_DOWN_STALE || down->reason == MPS_SF_DOWN_TIMEOUT);
+	down = nth_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 1);
+	CU_ASSERT_EQUAL(down->subflow_id, 1);
+	CU_ASSERT_EQUAL(down->reason, MPS_SF_DOWN_CLOSED);
+	CU_ASSERT_EQUAL(nth_ev(&w, 1, MPS_EV_SUBFLOW_DOWN, 0)->reason, MPS_SF_DOWN_CLOSED);
+	CU_ASSERT_EQUAL(nth_ev(&w, 1, MPS_EV_SUBFLOW_DOWN, 1)->reason, MPS_SF_DOWN_TIMEOUT);
+	jworld_free(&w);
+}
+
 static const struct fj_test tests[] = {
 	{ "two_path_lossy", test_two_path_lossy },
 	{ "conn_window_two_subflows", test_conn_window_two_subflows },
 	{ "lia_shared_bottleneck", test_lia_shared_bottleneck },
+	{ "initial_path_dies", test_initial_path_dies },
 	{ "join_retry_given_up", test_join_retry_given_up },
 	{ "join_retry_after_timeout", test_join_retry_after_timeout },
 	{ "path_failure_reinjection", test_path_failure_reinjection },
