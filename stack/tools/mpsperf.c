@@ -4,7 +4,7 @@
  *   mpsperf server --tun DEV --addr A[,A2...] --port P [--once] [--mode sink|source] [--bytes N]
  *   mpsperf client --tun DEV --addr A[,A2...] --remote R --port P --mode send|recv [--bytes N]
  *   common options: [--time S] [--pcap FILE] [--abort-after BYTES] [--interval MS]
- *                   [--scheduler NAME]
+ *                   [--scheduler NAME] [--cc NAME]
  *
  * Prints one JSON line per connection on stdout; errors go to stderr with a
  * non-zero exit. The data sent is a deterministic pseudo-random stream, so
@@ -51,6 +51,7 @@ struct perf_opts {
 	uint64_t abort_after;  /* 0: never */
 	uint32_t interval_ms;  /* 0: no progress lines */
 	const char *scheduler; /* NULL: the stack's default */
+	const char *cc;	       /* congestion control; NULL: the stack's default */
 };
 
 struct perf_conn {
@@ -169,7 +170,7 @@ static int usage(void)
 		"       mpsperf client --tun DEV --addr A[,A2...] --remote R --port P --mode send|recv "
 		"[--bytes N]\n"
 		"       either role: [--time S] [--pcap FILE] [--abort-after BYTES] [--interval MS]\n"
-		"                    [--scheduler initial|lowrtt]\n"
+		"                    [--scheduler lowrtt|initial] [--cc lia|reno]\n"
 		"       (--pcap: headers of every packet, both ways; --interval: progress as JSON\n"
 		"       lines on stderr; --abort-after: MP_FASTCLOSE after that many bytes)\n");
 	return 2;
@@ -186,7 +187,7 @@ static int parse_args(int argc, char **argv, struct perf_opts *o)
 		{ "bytes", 1, NULL, 'b' },    { "time", 1, NULL, 's' },
 		{ "pcap", 1, NULL, 'w' },     { "abort-after", 1, NULL, 'A' },
 		{ "interval", 1, NULL, 'i' }, { "scheduler", 1, NULL, 'S' },
-		{ NULL, 0, NULL, 0 },
+		{ "cc", 1, NULL, 'C' },	      { NULL, 0, NULL, 0 },
 	};
 	bool mode_set = false;
 	uint64_t v;
@@ -276,6 +277,9 @@ static int parse_args(int argc, char **argv, struct perf_opts *o)
 			break;
 		case 'S':
 			o->scheduler = optarg;
+			break;
+		case 'C':
+			o->cc = optarg;
 			break;
 		default:
 			return -EINVAL;
@@ -438,6 +442,12 @@ static const char *reset_name(int reason)
 		return "local";
 	case MPS_RST_CHECKSUM:
 		return "checksum";
+	case MPS_RST_OPTS_LOST:
+		return "options_lost";
+	case MPS_RST_BAD_MAPPING:
+		return "bad_mapping";
+	case MPS_RST_MP_FAIL:
+		return "mp_fail_unanswered";
 	}
 	return "unknown";
 }
@@ -561,6 +571,7 @@ int main(int argc, char **argv)
 	cfg.nlocal_addrs = (uint8_t)o.nmore;
 	cfg.max_subflows = 8;
 	cfg.scheduler = o.scheduler;
+	cfg.congestion = o.cc;
 	if (o.pcap) {
 		trace = mps_trace_open(o.pcap, &err);
 		if (!trace) {
@@ -576,9 +587,11 @@ int main(int argc, char **argv)
 	/* The stack first: a bad setting is refused before any device is touched. */
 	st = mps_stack_create(&cfg, &err);
 	if (!st) {
-		if (err == -EINVAL && o.scheduler)
-			fprintf(stderr, "mpsperf: %s: unknown scheduler (or a bad setting)\n",
-				o.scheduler);
+		if (err == -EINVAL && (o.scheduler || o.cc))
+			fprintf(stderr,
+				"mpsperf: unknown scheduler or congestion control (%s, %s), or a "
+				"bad setting\n",
+				o.scheduler ? o.scheduler : "default", o.cc ? o.cc : "default");
 		else
 			fprintf(stderr, "mpsperf: %s\n", strerror(-err));
 		mps_trace_close(trace);

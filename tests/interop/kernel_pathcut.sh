@@ -17,8 +17,9 @@
 # Checks: equal SHA-256, the join carried data before the cut, the cut came
 # before the end, tshark reads our traces cleanly.
 #  3. Variant behind FJ_INTEROP_CUT_INITIAL=1 (off in make test): the initial
-#     path a is cut instead, both directions. Our stack still ends a
-#     connection whose initial subflow fails (docs/stack.md).
+#     path a is cut instead, both directions. It fails today: receiving, all
+#     the data arrives but our DATA_FIN only goes with the initial subflow's
+#     FIN, so the kernel never sees the end; sending, the transfer stalls.
 set -eu
 
 BYTES=${FJ_INTEROP_CUT_BYTES:-33554432}
@@ -150,7 +151,10 @@ verdict() { # tag bytes-at-cut receiver-json sender-json
 	check "$1: sha256 equal" "$(jget sha256 <"$4")" "$(jget sha256 <"$3")"
 	check "$1: two subflows at our end" 2 "$(jget subflows <"$TMP/perf.json")"
 	check "$1: the join carried data" yes "$(python3 -c 'import json,sys
-b = json.loads(sys.stdin.readline())["subflow_bytes"]
+try:
+    b = json.loads(sys.stdin.readline())["subflow_bytes"]
+except (ValueError, KeyError):
+    sys.exit(0)
 print("yes" if len(b) >= 2 and b[1] > 0 else "no %s" % b)' <"$TMP/perf.json")"
 	trace_clean "$1" "$TMP/$1.pcap"
 }

@@ -35,8 +35,10 @@ expect 2 "bad abort byte count" client --tun x --addr 10.0.0.1 --remote 10.0.0.2
 	--mode send --abort-after 0
 expect 2 "bad interval" server --tun x --addr 10.0.0.1 --port 5 --interval 0
 expect 2 "bad interval" server --tun x --addr 10.0.0.1 --port 5 --interval 60001
-expect 1 "unknown scheduler" client --tun x --addr 10.0.0.1 --remote 10.0.0.2 --port 5 \
+expect 1 "unknown scheduler or congestion control" client --tun x --addr 10.0.0.1 --remote 10.0.0.2 --port 5 \
 	--mode send --scheduler nosuch
+expect 1 "(default, nosuch)" client --tun x --addr 10.0.0.1 --remote 10.0.0.2 --port 5 \
+	--mode send --cc nosuch
 expect 1 "cannot write the trace" client --tun x --addr 10.0.0.1 --remote 10.0.0.2 --port 5 \
 	--mode send --pcap /nonexistent-dir/trace.pcap
 [ "$fail" = 0 ] && echo "mpsperf_cli: all passed"
