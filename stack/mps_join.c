@@ -331,6 +331,17 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 		o.join.form = MPS_JOIN_ACK;
 		rc = mps_join_hmac(c->lkey, c->rkey, sf->lnonce, sf->rnonce, h);
 		memcpy(o.join.hmac, h, JOIN_ACK_HMAC_LEN);
+	} else if (c->sf.state == MPS_SF_CLOSED && c->mptcp && flags == MPS_TCP_ACK &&
+		   c->echo_pending) {
+		/* With the initial subflow gone, its connection-level options go on a join. */
+		o.subtype = MPS_MPTCP_SUB_ADD_ADDR;
+		o.add_addr = c->echo;
+		c->echo_pending = false;
+	} else if (c->sf.state == MPS_SF_CLOSED && c->mptcp && flags == MPS_TCP_ACK && c->nrm_ids) {
+		o.subtype = MPS_MPTCP_SUB_RM_ADDR;
+		o.rm_addr.n = c->nrm_ids;
+		memcpy(o.rm_addr.ids, c->rm_ids, c->nrm_ids);
+		c->nrm_ids = 0;
 	} else if (c->mptcp && !(flags & MPS_TCP_RST)) {
 		o.subtype = MPS_MPTCP_SUB_DSS;
 		o.dss.flags = MPS_DSS_FLAG_A | MPS_DSS_FLAG_a;

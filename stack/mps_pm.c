@@ -353,10 +353,14 @@ int mps_remove_addr(struct mps_conn *c, const struct mps_addr *addr)
 	if (!addr || (addr->family != 4 && addr->family != 6))
 		return -EINVAL;
 	id = mps_pm_local_id(c, addr);
-	if (id == 0)
-		return -EINVAL;
 	if (id < 0)
 		return -ENOENT;
+	/* The initial subflow's address goes only while a join carries the connection on. */
+	if (id == 0 &&
+	    (!c->mptcp || c->reset || c->sf.state == MPS_SF_CLOSED || !mps_conn_working_join(c)))
+		return -EBUSY;
+	if (id == 0)
+		mps_initial_down(c, MPS_SF_DOWN_REMOVED, true, 0);
 	for (i = 0; i < c->nladdrs; i++)
 		if (c->laddrs[i].id == id)
 			c->laddrs[i].removed = true;
@@ -365,7 +369,7 @@ int mps_remove_addr(struct mps_conn *c, const struct mps_addr *addr)
 	mps_join_close_id(c, (uint8_t)id, false, 0);
 	if (c->mptcp && !c->reset && c->nrm_ids < MPS_RM_ADDR_MAX) {
 		c->rm_ids[c->nrm_ids++] = (uint8_t)id;
-		c->sf.ack_now = true;
+		mps_conn_ack_now(c);
 	}
 	mps_event(c->st, MPS_EV_REMOVE_ADDR_OUT, c, id, 0);
 	return 0;

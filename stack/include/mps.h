@@ -164,8 +164,10 @@ int mps_join(struct mps_conn *c, const struct mps_addr *local, const struct mps_
 /*
  * Withdraw local address addr (port ignored) from c: REMOVE_ADDR with its
  * ID goes to the peer, and every join subflow of c using it is reset. The
- * initial subflow is never closed this way. Returns 0, -ENOENT if c has no
- * ID for addr, or -EINVAL for the initial subflow's address.
+ * initial subflow's address (ID 0) may go only while a join works: the
+ * initial subflow is reset and the joins carry the connection on. Returns
+ * 0, -ENOENT if c has no ID for addr, -EBUSY for the initial subflow's
+ * address with no working join, or -EINVAL.
  */
 int mps_remove_addr(struct mps_conn *c, const struct mps_addr *addr);
 

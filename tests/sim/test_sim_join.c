@@ -621,7 +621,6 @@ static void pm_fullmesh_run(void)
 	CU_ASSERT_EQUAL(count_ev(&w, 0, MPS_EV_SUBFLOW_UP), 4);
 	CU_ASSERT_EQUAL(count_ev(&w, 1, MPS_EV_SUBFLOW_UP), 4);
 	/* The server withdraws 10.0.2.2: both subflows to it go, on both sides. */
-	CU_ASSERT_EQUAL(mps_remove_addr(s, &w.srv), -EINVAL);
 	CU_ASSERT_EQUAL(mps_remove_addr(s, &w.x), -ENOENT);
 	CU_ASSERT_EQUAL(mps_remove_addr(s, &w.srv2), 0);
 	run_for(&w, 200000);
@@ -1271,11 +1270,61 @@ static void test_initial_path_dies(void)
 	jworld_free(&w);
 }
 
+/*
+ * The server withdraws the address of the initial subflow while a join to
+ * its second address works: the initial subflow is reset on both ends
+ * (REMOVE_ADDR with ID 0 goes over the join), the transfer continues over
+ * the join and both ends close cleanly. Without a working join the initial
+ * subflow's address cannot be withdrawn.
+ */
+static void test_initial_addr_removed(void)
+{
+	struct mps_config ccfg = { .seed = 35 }, scfg = { .seed = 36, .nlocal_addrs = 1 };
+	const struct mps_event *down;
+	struct mps_conn_info ci;
+	struct mps_conn *c, *s = NULL;
+	struct jworld w;
+	long steps;
+
+	addr_at(&scfg.local_addrs[0], 2, 2, 0);
+	jworld_init(&w, &ccfg, &scfg);
+	CU_ASSERT_EQUAL_FATAL(mps_connect(w.st[0], &w.c1, &w.srv, &c), 0);
+	for (steps = 0; steps < 1000 && !s; steps++) {
+		jstep(&w);
+		s = mps_accept(w.st[1]);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(mps_remove_addr(s, &w.srv), -EBUSY);
+	CU_ASSERT_EQUAL(move_data(&w, c, s, 100000, false), 100000);
+	run_for(&w, 1000000);
+	CU_ASSERT_EQUAL(mps_conn_info(c, &ci), 0);
+	CU_ASSERT_EQUAL_FATAL(ci.nsubflows, 2);
+	CU_ASSERT_EQUAL(move_data(&w, c, s, 512 << 10, false), 512 << 10);
+	CU_ASSERT_EQUAL(mps_remove_addr(s, &w.srv), 0);
+	stream_to(&w, c, s, 1 << 20, NULL);
+	down = find_ev(&w, 1, MPS_EV_SUBFLOW_DOWN, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(down);
+	CU_ASSERT_EQUAL(down->reason, MPS_SF_DOWN_REMOVED);
+	CU_ASSERT_PTR_NOT_NULL(find_ev(&w, 1, MPS_EV_REMOVE_ADDR_OUT, -1));
+	CU_ASSERT_EQUAL(s->nrm_ids, 0); /* the REMOVE_ADDR left, on the join */
+	/* The client lost its initial subflow to the RST or to the REMOVE_ADDR, whichever came first. */
+	down = find_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(down);
+	CU_ASSERT(down->reason == MPS_SF_DOWN_RST || down->reason == MPS_SF_DOWN_REMOVED);
+	CU_ASSERT_EQUAL(mps_conn_info(c, &ci), 0);
+	CU_ASSERT_EQUAL(ci.nsubflows, 2); /* the dead initial one is still listed, CLOSED */
+	close_all(&w, c, s);
+	CU_ASSERT_PTR_NULL(find_ev(&w, 0, MPS_EV_CONN_RESET, -1));
+	CU_ASSERT_PTR_NULL(find_ev(&w, 1, MPS_EV_CONN_RESET, -1));
+	jworld_free(&w);
+}
+
 static const struct fj_test tests[] = {
 	{ "two_path_lossy", test_two_path_lossy },
 	{ "conn_window_two_subflows", test_conn_window_two_subflows },
 	{ "lia_shared_bottleneck", test_lia_shared_bottleneck },
 	{ "initial_path_dies", test_initial_path_dies },
+	{ "initial_addr_removed", test_initial_addr_removed },
 	{ "join_retry_given_up", test_join_retry_given_up },
 	{ "join_retry_after_timeout", test_join_retry_after_timeout },
 	{ "path_failure_reinjection", test_path_failure_reinjection },
