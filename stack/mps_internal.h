@@ -197,9 +197,12 @@ struct mps_conn {
 	bool rx_fin_pending; /* a DATA_FIN seen ahead of data still missing */
 	uint64_t rx_fin_dsn;
 	/* MP_FAIL and the infinite mapping (RFC 8684 §3.7; mps_tcp.c). */
-	bool mp_fail_tx;      /* our MP_FAIL goes on every segment until the peer answers */
+	bool mp_fail_tx;      /* our MP_FAIL goes on every pure ACK until the peer answers */
+	bool mp_fail_wait;    /* we sent MP_FAIL: the peer's infinite mapping ends MPTCP */
 	bool mp_fail_echo;    /* the peer's MP_FAIL is answered on our next pure ACK */
-	bool inf_map_pending; /* our next data segment carries the infinite mapping */
+	bool inf_map_pending; /* our next new data segment carries the infinite mapping */
+	bool inf_map_sent;    /* ... and went at inf_map_seq: its retransmissions carry it too */
+	uint32_t inf_map_seq;
 	uint64_t mp_fail_dsn; /* the DSN of ours, or of the one we answer */
 	uint64_t mp_fail_at;  /* when we sent our first MP_FAIL */
 	bool csum_seen;	 /* a DSS checksum verified (Linux then resets rather than falls back) */

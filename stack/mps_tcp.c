@@ -59,7 +59,7 @@ static void new_key(struct mps_conn *c)
 	c->snd_una_dsn = c->snd_nxt_dsn = c->snd_base_dsn = c->lidsn + 1;
 }
 
-static void fall_back(struct mps_conn *c, int reason, const char *why, uint64_t now)
+void mps_fall_back(struct mps_conn *c, int reason, const char *why, uint64_t now)
 {
 	c->mptcp = false;
 	c->fallback = true;
@@ -379,25 +379,28 @@ static bool infinite_ok(const struct mps_conn *c)
 /*
  * A DSS checksum failed (presence false), or its presence contradicts the
  * negotiation (true). A wrong checksum on the only subflow is answered with
- * MP_FAIL naming the failed mapping's DSN, and the connection goes on as
- * TCP: the peer's infinite mapping covers, retroactively, everything from
- * that DSN (RFC 8684 §3.7), so the mapping's data is taken as it came.
- * Otherwise the subflow is reset (MP_TCPRST 6, or 1 for the presence), and
- * as the initial subflow cannot be lost yet, the connection with it.
- * Returns true when the connection goes on.
+ * MP_FAIL naming the failed mapping's DSN (RFC 8684 §3.7). The mapping's
+ * data is taken as it came: the infinite mapping the peer answers with
+ * covers, retroactively, everything from that DSN. Until it arrives we stay
+ * MPTCP and keep sending DATA_ACKs, as Linux does: a Linux sender sends the
+ * infinite mapping only on new data, which needs them. Later failures in
+ * that time are taken the same way. Otherwise the subflow is reset
+ * (MP_TCPRST 6, or 1 for the presence), and as the initial subflow cannot
+ * be lost yet, the connection with it. Returns true when it goes on.
  */
 static bool csum_failure(struct mps_conn *c, bool presence, uint64_t dsn, uint64_t now)
 {
 	c->st->counters[MPS_CNT_IN_DSS_CSUM]++;
-	if (!presence && infinite_ok(c)) {
-		c->mp_fail_tx = true;
-		c->mp_fail_dsn = dsn;
-		c->mp_fail_at = now;
+	if (!presence && (c->mp_fail_wait || infinite_ok(c))) {
+		if (!c->mp_fail_wait) {
+			c->mp_fail_tx = true;
+			c->mp_fail_wait = true;
+			c->mp_fail_dsn = dsn;
+			c->mp_fail_at = now;
+			mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_SENT, now);
+		}
 		c->rx_unverified = 0;
-		c->rx_map_valid = false;
 		c->sf.ack_now = true;
-		mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_SENT, now);
-		fall_back(c, MPS_FALLBACK_MP_FAIL, "DSS checksum failed: MP_FAIL sent", now);
 		return true;
 	}
 	c->rst_tcprst = presence ? MPS_TCPRST_MPTCP_ERR : MPS_TCPRST_MIDDLEBOX;
@@ -424,11 +427,9 @@ static int handle_mapping(struct mps_conn *c, const struct mps_rx_map *m, bool i
 		/* A DATA_FIN alone (Linux's form): no subflow bytes, the checksum covers the header. */
 		if (c->csum) {
 			mps_dss_csum_init(&k, m->dsn, 0, 1);
-			/* After an MP_FAIL the subflow's own FIN ends the stream. */
-			if (mps_dss_csum_final(&k) != m->csum) {
-				csum_failure(c, false, m->dsn, now);
+			if (mps_dss_csum_final(&k) != m->csum &&
+			    !csum_failure(c, false, m->dsn, now))
 				return -EPROTO;
-			}
 		}
 		mps_data_fin_check(c, true, m->dsn);
 		return 0;
@@ -509,7 +510,7 @@ static void mapping_missing(struct mps_conn *c, uint64_t now)
 {
 	c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
 	if (infinite_ok(c) && !(c->csum && c->csum_seen)) {
-		fall_back(c, MPS_FALLBACK_BAD_MAPPING, "data without a DSS mapping", now);
+		mps_fall_back(c, MPS_FALLBACK_BAD_MAPPING, "data without a DSS mapping", now);
 		return;
 	}
 	c->rst_tcprst = MPS_TCPRST_MPTCP_ERR;
@@ -1021,7 +1022,7 @@ static void simultaneous_open(struct mps_conn *c, const struct mps_seg *s,
 	sf->snd_nxt = sf->iss;	/* our SYN again, now as SYN,ACK */
 	sf->rtt_timing = false; /* Karn: the SYN,ACK is a retransmission of the SYN */
 	if (c->mptcp)
-		fall_back(c, MPS_FALLBACK_SIMULT_OPEN, "simultaneous open", now);
+		mps_fall_back(c, MPS_FALLBACK_SIMULT_OPEN, "simultaneous open", now);
 	c->rcv_nxt_dsn = 1;
 }
 
@@ -1061,7 +1062,8 @@ static void synsent_input(struct mps_conn *c, const struct mps_seg *s, const str
 	sf->rto_at = MPS_TIME_NEVER;
 	if (c->mptcp) {
 		if (!mpc || mpc->mpc.form != MPS_MPC_SYNACK) {
-			fall_back(c, MPS_FALLBACK_SYNACK_NO_MPC, "SYN/ACK without MP_CAPABLE", now);
+			mps_fall_back(c, MPS_FALLBACK_SYNACK_NO_MPC, "SYN/ACK without MP_CAPABLE",
+				      now);
 		} else {
 			/* RFC 8684 §3.1: checksums are used if either SYN asked for them. */
 			c->csum = c->csum || (mpc->mpc.flags & MPS_MPC_FLAG_A);
@@ -1097,7 +1099,8 @@ static bool synrcvd_ack(struct mps_conn *c, const struct mps_seg *s, const struc
 			/* MPTCP, but the key is not here: wait for a segment that has it. */
 			return false;
 		} else {
-			fall_back(c, MPS_FALLBACK_ACK_NO_MPC, "third ACK without MP_CAPABLE", now);
+			mps_fall_back(c, MPS_FALLBACK_ACK_NO_MPC, "third ACK without MP_CAPABLE",
+				      now);
 		}
 	}
 	if (!c->mptcp)
@@ -1194,30 +1197,31 @@ static void ooo_drain(struct mps_conn *c, uint64_t now)
 
 /*
  * MP_FAIL from the peer (RFC 8684 §3.7). If ours is pending this is the
- * answer. Otherwise the peer's checksum failed: with one subflow we fall
- * back, our next data segment carries the infinite mapping and a pure ACK
- * echoes the MP_FAIL (as Linux, so the peer stops repeating it). After a
- * join Linux ignores MP_FAIL, and so do we: the peer resets instead.
+ * answer. Otherwise the peer's checksum failed: with one subflow our next
+ * new data segment carries the infinite mapping, and we fall back as it
+ * goes; a pure ACK echoes the MP_FAIL (as Linux, so the peer stops
+ * repeating it). After a join Linux ignores MP_FAIL, and so do we: the peer
+ * resets instead.
  */
 static void mp_fail_input(struct mps_conn *c, uint64_t dsn, uint64_t now)
 {
 	c->st->counters[MPS_CNT_IN_MP_FAIL]++;
-	if (c->mp_fail_tx) {
-		c->mp_fail_tx = false;
+	if (c->mp_fail_tx || c->mp_fail_wait) {
+		c->mp_fail_tx = false; /* the answer to ours */
 		return;
 	}
-	if (!c->mptcp) {
-		/* Fell back on an earlier copy: our answer was lost, give it again. */
-		c->mp_fail_echo = c->fallback_why == MPS_FALLBACK_MP_FAIL_RCVD;
-		c->sf.ack_now = c->mp_fail_echo;
+	/*
+	 * Answered once already, as Linux: echoing every copy could make two
+	 * ends echo each other for ever. If our echo is lost, the infinite
+	 * mapping on our next new data answers, or the peer gives up.
+	 */
+	if (!c->mptcp || c->inf_map_pending || c->inf_map_sent)
 		return;
-	}
 	if (!infinite_ok(c)) {
 		mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_IGNORED, now);
 		return;
 	}
 	mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_RCVD, now);
-	fall_back(c, MPS_FALLBACK_MP_FAIL_RCVD, "MP_FAIL received: infinite mapping sent", now);
 	c->mp_fail_dsn = dsn;
 	c->mp_fail_echo = true;
 	c->inf_map_pending = true;
@@ -1234,8 +1238,14 @@ static void mp_fail_input(struct mps_conn *c, uint64_t dsn, uint64_t now)
 static void options_lost(struct mps_conn *c, uint64_t now)
 {
 	c->st->counters[MPS_CNT_IN_NO_DSS]++;
+	if (c->mp_fail_wait) {
+		/* The peer fell back on our MP_FAIL and its infinite mapping was lost. */
+		c->mp_fail_wait = false;
+		mps_fall_back(c, MPS_FALLBACK_MP_FAIL, "DSS checksum failed: MP_FAIL sent", now);
+		return;
+	}
 	if (infinite_ok(c) && !(c->csum && c->csum_seen)) {
-		fall_back(c, MPS_FALLBACK_OPTS_LOST, "MPTCP options lost mid-connection", now);
+		mps_fall_back(c, MPS_FALLBACK_OPTS_LOST, "MPTCP options lost mid-connection", now);
 		return;
 	}
 	c->rst_tcprst = MPS_TCPRST_MPTCP_ERR;
@@ -1263,8 +1273,13 @@ static void robust_input(struct mps_conn *c, const struct mps_seg *s, const stru
 		c->st->counters[MPS_CNT_IN_INFINITE_MAP]++;
 		mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_INFINITE_RCVD, now);
 		c->mp_fail_tx = false; /* the answer to our MP_FAIL */
-		if (c->mptcp && infinite_ok(c))
-			fall_back(c, MPS_FALLBACK_INFINITE_MAP, "infinite mapping received", now);
+		if (c->mptcp && c->mp_fail_wait)
+			mps_fall_back(c, MPS_FALLBACK_MP_FAIL, "DSS checksum failed: MP_FAIL sent",
+				      now);
+		else if (c->mptcp && infinite_ok(c))
+			mps_fall_back(c, MPS_FALLBACK_INFINITE_MAP, "infinite mapping received",
+				      now);
+		c->mp_fail_wait = false;
 	}
 	/*
 	 * A peer that keeps sending but never answers our MP_FAIL has not
@@ -1379,7 +1394,7 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 	 * segment with no MPTCP option at all has a middlebox in the path.
 	 */
 	if (c->mptcp && c->is_client && !c->fully_established && n == 0 && t->nmptcp == 0)
-		fall_back(c, MPS_FALLBACK_NO_DSS, "server segments without DSS", now);
+		mps_fall_back(c, MPS_FALLBACK_NO_DSS, "server segments without DSS", now);
 	if (c->rkey) {
 		robust_input(c, s, t, o, n, now);
 		if (c->reset)

@@ -135,6 +135,9 @@ struct mps_pkt_spec {
 int mps_tcp_write_packet(struct mps_stack *st, const struct mps_pkt_spec *ps, uint8_t *buf,
 			 size_t cap);
 
+/* Fall back to TCP (RFC 8684 §3.7), with the MPS_FALLBACK_* reason and its text (mps_tcp.c). */
+void mps_fall_back(struct mps_conn *c, int reason, const char *why, uint64_t now);
+
 /* Connection-level option handling shared with join subflows (mps_tcp.c). */
 /* A DATA_ACK, and wnd: the receive window (scaled) of the segment that carried it. */
 void mps_data_ack(struct mps_conn *c, const struct mps_opt_dss *d, uint32_t wnd);

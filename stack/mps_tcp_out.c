@@ -33,11 +33,38 @@ static int add_sack(const struct mps_conn *c, const struct mps_subflow *sf, uint
 	return n + 8;
 }
 
+/* The infinite mapping went at seq: from here on the connection is TCP. */
+static void inf_map_sent(struct mps_conn *c, uint32_t seq, uint64_t now)
+{
+	c->inf_map_pending = false;
+	c->inf_map_sent = true;
+	c->inf_map_seq = seq;
+	c->mp_fail_echo = false; /* the mapping answers the MP_FAIL too */
+	c->st->counters[MPS_CNT_OUT_INFINITE_MAP]++;
+	mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_INFINITE_SENT, now);
+	if (c->mptcp)
+		mps_fall_back(c, MPS_FALLBACK_MP_FAIL_RCVD,
+			      "MP_FAIL received: infinite mapping sent", now);
+}
+
+/* The infinite mapping: data-level length 0, checksum 0, this segment's DSN and SSN (as Linux). */
+static void inf_map_opt(const struct mps_conn *c, struct mps_opt *o, uint64_t dsn, uint32_t seq)
+{
+	o->subtype = MPS_MPTCP_SUB_DSS;
+	o->dss.flags |= MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
+	o->dss.dsn = dsn;
+	o->dss.ssn = seq - c->sf.iss;
+	o->dss.data_len = 0;
+	o->dss.has_csum = c->csum;
+	o->dss.csum = 0;
+}
+
 /*
  * After a fallback only MP_FAIL and the infinite mapping still go (RFC 8684
- * §3.7): our MP_FAIL on every segment until the peer answers it, the
- * infinite mapping on the first data segment after the peer's MP_FAIL, and
- * an echo of the peer's MP_FAIL on a pure ACK if no data goes first.
+ * §3.7): our MP_FAIL until the peer answers it, the infinite mapping on the
+ * first data segment after the peer's MP_FAIL if we fell back before it
+ * went, and again on that segment's retransmissions; an echo of the peer's
+ * MP_FAIL on a pure ACK.
  */
 static int fallback_opts(struct mps_conn *c, uint8_t *p, int n, uint64_t dsn, uint32_t seq,
 			 uint32_t len, uint64_t now)
@@ -46,17 +73,10 @@ static int fallback_opts(struct mps_conn *c, uint8_t *p, int n, uint64_t dsn, ui
 	int k;
 
 	memset(&o, 0, sizeof(o));
-	if (c->inf_map_pending && len) {
-		/* Data-level length 0 and checksum 0; DSN and SSN of this segment, as Linux. */
-		o.subtype = MPS_MPTCP_SUB_DSS;
-		o.dss.flags = MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
-		o.dss.dsn = dsn;
-		o.dss.ssn = seq - c->sf.iss;
-		o.dss.has_csum = c->csum;
-		c->inf_map_pending = false;
-		c->mp_fail_echo = false; /* the mapping answers the MP_FAIL too */
-		c->st->counters[MPS_CNT_OUT_INFINITE_MAP]++;
-		mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_INFINITE_SENT, now);
+	if (len && (c->inf_map_pending || (c->inf_map_sent && seq == c->inf_map_seq))) {
+		inf_map_opt(c, &o, dsn, seq);
+		if (c->inf_map_pending)
+			inf_map_sent(c, seq, now);
 	} else if (c->mp_fail_tx || (c->mp_fail_echo && !len)) {
 		o.subtype = MPS_MPTCP_SUB_FAIL;
 		o.fail_dsn = c->mp_fail_dsn;
@@ -81,6 +101,7 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 {
 	struct mps_dss_csum ck;
 	struct mps_opt o;
+	bool inf = false;
 	int n = 0, k;
 
 	if (sf->ts_ok && !(flags & MPS_TCP_RST)) {
@@ -145,7 +166,12 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 		o.subtype = MPS_MPTCP_SUB_DSS;
 		o.dss.flags = MPS_DSS_FLAG_A | MPS_DSS_FLAG_a;
 		o.dss.data_ack = c->rcv_nxt_dsn;
-		if (len || data_fin) {
+		/* After the peer's MP_FAIL, the first new data carries the infinite mapping. */
+		inf = c->inf_map_pending && len && !data_fin && !sf->is_join &&
+		      SEQ_GEQ(seq, sf->snd_max);
+		if (inf) {
+			inf_map_opt(c, &o, dsn, seq);
+		} else if (len || data_fin) {
 			o.dss.flags |= MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
 			o.dss.dsn = dsn;
 			o.dss.ssn = len ? seq - sf->iss : 0;
@@ -165,6 +191,21 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 	if (k < 0)
 		return k;
 	n += k;
+	if (inf) {
+		inf_map_sent(c, seq, now);
+	} else if (o.subtype == MPS_MPTCP_SUB_DSS && !len && !data_fin && !sf->is_join &&
+		   (c->mp_fail_tx || c->mp_fail_echo) && n + MPS_FAIL_LEN <= MPS_MAX_OPTS) {
+		/* Ours until answered, or the answer to the peer's: after the DATA_ACK, as Linux. */
+		memset(&o, 0, sizeof(o));
+		o.subtype = MPS_MPTCP_SUB_FAIL;
+		o.fail_dsn = c->mp_fail_dsn;
+		k = mps_opt_build(&o, p + n, (size_t)(MPS_MAX_OPTS - n));
+		if (k < 0)
+			return k;
+		n += k;
+		c->mp_fail_echo = false;
+		c->st->counters[MPS_CNT_OUT_MP_FAIL]++;
+	}
 	while (n % 4)
 		p[n++] = MPS_TCPOPT_NOP;
 	return add_sack(c, sf, p, n, flags, len || data_fin);
@@ -426,7 +467,8 @@ static int send_segment(struct mps_conn *c, struct mps_subflow *sf, uint64_t now
 	sf->unacked_segs = 0; /* this segment carries the ACK */
 	sf->delack_at = MPS_TIME_NEVER;
 	sf->ack_now = (len || fin) && !sf->is_join &&
-		      (c->echo_pending || c->nrm_ids || c->announce_idx >= 0);
+		      (c->echo_pending || c->nrm_ids || c->announce_idx >= 0 || c->mp_fail_tx ||
+		       c->mp_fail_echo);
 	if (len || fin) {
 		if (SEQ_LT(seq, sf->snd_max)) {
 			sf->retransmits++;

@@ -593,7 +593,7 @@ static uint64_t mp_fail_run(bool client_sends, uint64_t seed, const struct mps_s
 	/* Receiver: MP_FAIL sent, fallback, the peer's infinite mapping seen once. */
 	CU_ASSERT_EQUAL(mps_stack_counter(w.st[rx], MPS_CNT_IN_DSS_CSUM), 1);
 	CU_ASSERT(mps_stack_counter(w.st[rx], MPS_CNT_OUT_MP_FAIL) >= 1);
-	CU_ASSERT(mps_stack_counter(w.st[rx], MPS_CNT_IN_INFINITE_MAP) <= 1);
+	/* Its segment may be lost and resent (with it again), or overtaken by later data. */
 	CU_ASSERT(mps_stack_counter(w.st[rx], MPS_CNT_IN_INFINITE_MAP) == 1 || link->loss_ppm);
 	CU_ASSERT_TRUE(has_event(&w, rx, MPS_EV_MP_FAIL, MPS_MP_FAIL_SENT));
 	CU_ASSERT_TRUE(has_event(&w, rx, MPS_EV_FALLBACK, MPS_FALLBACK_MP_FAIL));
@@ -604,7 +604,7 @@ static uint64_t mp_fail_run(bool client_sends, uint64_t seed, const struct mps_s
 	CU_ASSERT_TRUE(has_event(&w, tx, MPS_EV_FALLBACK, MPS_FALLBACK_MP_FAIL_RCVD));
 	CU_ASSERT_TRUE(has_event(&w, tx, MPS_EV_MP_FAIL, MPS_MP_FAIL_INFINITE_SENT));
 	CU_ASSERT_EQUAL(has_event(&w, rx, MPS_EV_MP_FAIL, MPS_MP_FAIL_INFINITE_RCVD),
-			mps_stack_counter(w.st[rx], MPS_CNT_IN_INFINITE_MAP) == 1);
+			mps_stack_counter(w.st[rx], MPS_CNT_IN_INFINITE_MAP) > 0);
 	/* Both closed normally, neither was reset. */
 	CU_ASSERT_TRUE(has_event(&w, 0, MPS_EV_CONN_CLOSED, -1));
 	CU_ASSERT_TRUE(has_event(&w, 1, MPS_EV_CONN_CLOSED, -1));

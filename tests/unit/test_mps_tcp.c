@@ -1051,7 +1051,7 @@ static const struct ic_case ic_cases[] = {
 	  MPS_FALLBACK_OPTS_LOST },
 	{ "infinite_mapping", ic_infinite_map, MPS_CNT_IN_INFINITE_MAP, -1, IC_FALLBACK,
 	  MPS_FALLBACK_INFINITE_MAP },
-	{ "mp_fail", ic_mp_fail, MPS_CNT_IN_MP_FAIL, -1, IC_FALLBACK, MPS_FALLBACK_MP_FAIL_RCVD },
+	{ "mp_fail", ic_mp_fail, MPS_CNT_IN_MP_FAIL, -1, IC_DELIVER, 0 },
 	{ "mapping_conflict", ic_mapping_conflict, MPS_CNT_IN_BAD_MAPPING, -1, IC_DROP, 0 },
 	{ "dsn_32_bits", ic_dsn32, MPS_CNT__COUNT, -1, IC_DELIVER, 0 },
 	{ "beyond_receive_window", ic_beyond_window, MPS_CNT_IN_OUT_OF_WINDOW, -1, IC_DROP, 0 },
@@ -1234,11 +1234,11 @@ static void test_syn_checks(void)
 }
 
 /*
- * What the server sends at now and once its delayed ACK is due, kept from
- * the client (which thus never answers): the number of MP_FAIL options, and
- * the DSN the last one named.
+ * What the server sends at now and once its delayed ACK is due: the number
+ * of MP_FAIL options, and the DSN the last one named; *inf counts infinite
+ * mappings if inf is given. Delivered to the client only if deliver.
  */
-static unsigned int server_mp_fails(struct pair *p, uint64_t *dsn)
+static unsigned int server_opts(struct pair *p, uint64_t *dsn, unsigned int *inf, bool deliver)
 {
 	uint8_t out[2048];
 	unsigned int fails = 0, round;
@@ -1259,9 +1259,76 @@ static unsigned int server_mp_fails(struct pair *p, uint64_t *dsn)
 				    o.subtype == MPS_MPTCP_SUB_FAIL) {
 					fails++;
 					*dsn = o.fail_dsn;
+				} else if (inf && o.subtype == MPS_MPTCP_SUB_DSS &&
+					   (o.dss.flags & MPS_DSS_FLAG_M) && o.dss.data_len == 0) {
+					(*inf)++;
 				}
+			if (deliver)
+				mps_input(p->c, out, (size_t)n, p->now);
 		}
 	return fails;
+}
+
+/* Kept from the client, which thus never answers. */
+static unsigned int server_mp_fails(struct pair *p, uint64_t *dsn)
+{
+	return server_opts(p, dsn, NULL, false);
+}
+
+/*
+ * The other side of MP_FAIL (RFC 8684 §3.7, as Linux): the server gets the
+ * client's MP_FAIL, echoes it on a pure ACK and stays MPTCP; its next new
+ * data carries the infinite mapping and from then on it is TCP. The client
+ * (our stack, which never sent an MP_FAIL) takes that mapping as a fallback
+ * and reads the data.
+ */
+static void test_mp_fail_answered(void)
+{
+	struct mps_opt f = { .subtype = MPS_MPTCP_SUB_FAIL, .fail_dsn = 1234 };
+	struct mps_conn_info si, ci;
+	unsigned int inf = 0;
+	uint8_t buf[16];
+	uint64_t dsn = 0;
+	struct pair p;
+
+	uint8_t opts[12], pkt[128];
+
+	pair_up(&p);
+	CU_ASSERT_EQUAL(mps_send(p.cc, "hello", 5), 5);
+	shuttle(&p);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), 5);
+	CU_ASSERT_EQUAL_FATAL(mps_opt_build(&f, opts, sizeof(opts)), 12);
+	mps_input(p.s, pkt, make_segment(pkt, p.cseq, p.sseq, opts, 12, NULL, 0), p.now);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_MP_FAIL), 1);
+	CU_ASSERT_TRUE(logged(p.s, MPS_EV_MP_FAIL, MPS_MP_FAIL_RCVD));
+	/* The echo, on a pure ACK, kept from the client; a repeat is not echoed again. */
+	CU_ASSERT_EQUAL(server_opts(&p, &dsn, &inf, false), 1);
+	CU_ASSERT_EQUAL(dsn, 1234);
+	mps_input(p.s, pkt, make_segment(pkt, p.cseq, p.sseq, opts, 12, NULL, 0), p.now);
+	CU_ASSERT_EQUAL(server_opts(&p, &dsn, &inf, false), 0);
+	CU_ASSERT_EQUAL(inf, 0);
+	CU_ASSERT_EQUAL(mps_conn_info(p.sc, &si), 0);
+	CU_ASSERT_TRUE(si.mptcp);
+	CU_ASSERT_EQUAL(mps_send(p.sc, "xyz", 3), 3);
+	CU_ASSERT_EQUAL(server_opts(&p, &dsn, &inf, true), 0);
+	CU_ASSERT_EQUAL(inf, 1);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_OUT_INFINITE_MAP), 1);
+	CU_ASSERT_EQUAL(mps_conn_info(p.sc, &si), 0);
+	CU_ASSERT_FALSE(si.mptcp);
+	CU_ASSERT_TRUE(logged(p.s, MPS_EV_FALLBACK, MPS_FALLBACK_MP_FAIL_RCVD));
+	CU_ASSERT_EQUAL(mps_recv(p.cc, buf, sizeof(buf)), 3);
+	CU_ASSERT_EQUAL(memcmp(buf, "xyz", 3), 0);
+	CU_ASSERT_EQUAL(mps_conn_info(p.cc, &ci), 0);
+	CU_ASSERT_FALSE(ci.mptcp);
+	CU_ASSERT_EQUAL(mps_stack_counter(p.c, MPS_CNT_IN_INFINITE_MAP), 1);
+	CU_ASSERT_TRUE(logged(p.c, MPS_EV_FALLBACK, MPS_FALLBACK_INFINITE_MAP));
+	/* Both go on as TCP. */
+	CU_ASSERT_EQUAL(mps_send(p.cc, "more", 4), 4);
+	shuttle(&p);
+	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), 4);
+	CU_ASSERT_EQUAL(memcmp(buf, "more", 4), 0);
+	mps_stack_destroy(p.c);
+	mps_stack_destroy(p.s);
 }
 
 /*
@@ -1433,6 +1500,7 @@ static const struct fj_test tests[] = {
 	{ "input_checks", test_input_checks },
 	{ "syn_checks", test_syn_checks },
 	{ "mp_fail_unanswered", test_mp_fail_unanswered },
+	{ "mp_fail_answered", test_mp_fail_answered },
 	{ "sack_repair", test_sack_repair },
 	{ NULL, NULL },
 };
