@@ -8,10 +8,12 @@
 # Checks: both ends report the fallback (mpsperf JSON fallback true with its
 # reason; the kernel refuses MPTCP_INFO and counts it in MPTcpExt), the data
 # arrives intact (equal SHA-256), and tshark reads our pcap traces cleanly.
-#  3. Mid-connection: options stripped only after the first ~1 MB of the
-#     connection (-m connbytes). The stack does not yet fall back when options
-#     disappear from an established connection (docs/stack.md), so this
-#     variant runs only with FJ_INTEROP_FALLBACK_MID=1.
+#  3. The SYN passes and the later segments of one side are stripped (the
+#     third ACK, the first data), each side in turn.
+#  4. Mid-connection: options stripped only after the first ~1 MB of the
+#     connection (-m connbytes), with us sending. The same with the kernel
+#     sending runs only with FJ_INTEROP_FALLBACK_MID=1: it stalls today (the
+#     kernel never falls back, see below).
 set -eu
 
 BYTES=${FJ_INTEROP_FALLBACK_BYTES:-8388608}
@@ -134,14 +136,20 @@ ip netns exec "$NS" iptables -t mangle -A PREROUTING -i mps0 -p tcp ! --syn \
 run_bundled_client b2k-ack 5104
 verdict b2k-ack 'without dss|without mp_capable' 'MPCapableFallbackACK'
 
+# 5. Options stripped both ways once the connection has carried ~1 MB.
+strip -m connbytes --connbytes 1000000: --connbytes-dir both --connbytes-mode bytes
+# We send: our data loses its DSS, the kernel falls back (DssFallback), and so
+# do we once its segments come without DSS.
+run_bundled_client mid-b2k 5106
+verdict mid-b2k 'lost mid-connection|without dss' 'DssFallback'
+# The kernel sends: we fall back when its data comes without DSS, but the
+# kernel only ever sees our pure ACKs lose their DATA_ACK and never falls
+# back, so its transfer stalls. Off until that is solved: FJ_INTEROP_FALLBACK_MID=1.
 if [ "${FJ_INTEROP_FALLBACK_MID:-0}" = 1 ]; then
-	strip -m connbytes --connbytes 1000000: --connbytes-dir both --connbytes-mode bytes
 	run_kernel_client mid-k2b 5105
-	verdict mid-k2b '.' 'Fallback|Infinite'
-	run_bundled_client mid-b2k 5106
-	verdict mid-b2k '.' 'Fallback|Infinite'
+	verdict mid-k2b 'lost mid-connection|without dss' 'Fallback|Infinite'
 else
-	echo "$NAME: mid-connection variant skipped (FJ_INTEROP_FALLBACK_MID=1 runs it)"
+	echo "$NAME: mid-connection with the kernel sending skipped (FJ_INTEROP_FALLBACK_MID=1 runs it)"
 fi
 
 [ "$fail" = 0 ] && echo "$NAME: all passed"
