@@ -1201,7 +1201,9 @@ static void syn_run(const struct syn_case *sc)
 	st = mps_stack_create(&cfg, &n);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
 	CU_ASSERT_EQUAL_FATAL(mps_listen(st, &saddr), 0);
-	mps_input(st, pkt, make_segment_flags(pkt, 0x02, 1000, 0, sc->opt, sc->len, NULL, 0), 0);
+	mps_input(st, pkt,
+		  make_segment_flags(pkt, 0x02, 1000, 0, sc->opt, sc->len, (const uint8_t *)"", 0),
+		  0);
 	n = mps_output(st, 0, out, sizeof(out));
 	CU_ASSERT_FATAL(n > 0);
 	CU_ASSERT_EQUAL_FATAL(mps_seg_parse(out, (size_t)n, 0, &seg, &serr), 0);
@@ -1298,13 +1300,15 @@ static void test_mp_fail_answered(void)
 	shuttle(&p);
 	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), 5);
 	CU_ASSERT_EQUAL_FATAL(mps_opt_build(&f, opts, sizeof(opts)), 12);
-	mps_input(p.s, pkt, make_segment(pkt, p.cseq, p.sseq, opts, 12, NULL, 0), p.now);
+	mps_input(p.s, pkt, make_segment(pkt, p.cseq, p.sseq, opts, 12, (const uint8_t *)"", 0),
+		  p.now);
 	CU_ASSERT_EQUAL(mps_stack_counter(p.s, MPS_CNT_IN_MP_FAIL), 1);
 	CU_ASSERT_TRUE(logged(p.s, MPS_EV_MP_FAIL, MPS_MP_FAIL_RCVD));
 	/* The echo, on a pure ACK, kept from the client; a repeat is not echoed again. */
 	CU_ASSERT_EQUAL(server_opts(&p, &dsn, &inf, false), 1);
 	CU_ASSERT_EQUAL(dsn, 1234);
-	mps_input(p.s, pkt, make_segment(pkt, p.cseq, p.sseq, opts, 12, NULL, 0), p.now);
+	mps_input(p.s, pkt, make_segment(pkt, p.cseq, p.sseq, opts, 12, (const uint8_t *)"", 0),
+		  p.now);
 	CU_ASSERT_EQUAL(server_opts(&p, &dsn, &inf, false), 0);
 	CU_ASSERT_EQUAL(inf, 0);
 	CU_ASSERT_EQUAL(mps_conn_info(p.sc, &si), 0);
@@ -1373,7 +1377,9 @@ static void test_mp_fail_unanswered(void)
 	/* A minute later, plain data: taken as TCP, and MP_FAIL goes again. */
 	p.now += 60000000;
 	mps_input(p.s, pkt,
-		  make_segment(pkt, p.cseq + 3, p.sseq, NULL, 0, (const uint8_t *)"def", 3), p.now);
+		  make_segment(pkt, p.cseq + 3, p.sseq, (const uint8_t *)"", 0,
+			       (const uint8_t *)"def", 3),
+		  p.now);
 	CU_ASSERT_EQUAL(server_mp_fails(&p, &dsn), 1);
 	CU_ASSERT_EQUAL(dsn, dack);
 	CU_ASSERT_EQUAL(mps_recv(p.sc, buf, sizeof(buf)), 3);
@@ -1383,7 +1389,9 @@ static void test_mp_fail_unanswered(void)
 	/* Past 120 s without an answer: reset. */
 	p.now += 61000000;
 	mps_input(p.s, pkt,
-		  make_segment(pkt, p.cseq + 6, p.sseq, NULL, 0, (const uint8_t *)"ghi", 3), p.now);
+		  make_segment(pkt, p.cseq + 6, p.sseq, (const uint8_t *)"", 0,
+			       (const uint8_t *)"ghi", 3),
+		  p.now);
 	CU_ASSERT_EQUAL(mps_conn_info(p.sc, &si), 0);
 	CU_ASSERT_EQUAL(si.state, MPS_CONN_RESET);
 	CU_ASSERT_TRUE(logged(p.s, MPS_EV_CONN_RESET, MPS_RST_MP_FAIL));
