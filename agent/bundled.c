@@ -213,6 +213,13 @@ int bundled_io_step(struct bundled_io *io, unsigned int max_ms)
 						     : (int)((next - now + 999) / 1000);
 	if (poll(&pfd, 1, wait) < 0 && errno != EINTR)
 		return -errno;
+	/* What woke us goes into the stack now, so the caller sees it on return. */
+	if (pfd.revents & POLLIN) {
+		now = fj_mono_us();
+		mps_pump(io->st, &mps_tun_link_ops, io->tun, now, &err);
+		if (err && err != -EAGAIN)
+			io->link_errors++;
+	}
 	return 0;
 }
 

@@ -125,6 +125,24 @@ int exp_bundled_bulk(const Fjord__V1__RunCommand *cmd, const struct exp_env *env
 		     struct exp_out *out, const struct exp_bundled_xfer *x,
 		     struct exp_bundled_res *res);
 
+/* An echo run on the bundled stack: count messages of bytes, RTTs into rtts[0..*done). */
+struct exp_bundled_echo {
+	uint32_t bytes, count;
+	unsigned int interval_ms;
+	uint32_t *rtts;
+	uint32_t *done;
+	struct exp_trace *trace; /* rtt.csv, or NULL */
+};
+
+int exp_bundled_echo_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+			 struct exp_out *out, const struct exp_bundled_echo *e,
+			 struct exp_bundled_res *res);
+/* EXPERIMENT_TYPE_ECHO on the bundled stack, as exp_echo_run() for the kernel's. */
+int exp_bundled_echo(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+		     struct exp_out *out);
+/* Provenance of a bundled run (after exp_provenance()): libmps, settings, bundled paths. */
+void exp_bundled_provenance(struct exp_out *out, const struct exp_bundled_res *br);
+
 /*
  * The bundled responder: a child process of the agent that owns the responder
  * TUN and one libmps stack listening on port (IPv4 and IPv6, every address the

@@ -51,8 +51,10 @@ int exp_check(const Fjord__V1__RunCommand *cmd, char *buf, size_t len)
 				 "this agent has no bundled stack (bundled_tun is not configured)");
 			return -ENOTSUP;
 		}
-		if (cmd->spec->type != FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK) {
-			snprintf(buf, len, "the bundled stack runs bulk experiments only so far");
+		if (cmd->spec->type != FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK &&
+		    cmd->spec->type != FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_ECHO) {
+			snprintf(buf, len,
+				 "the bundled stack runs bulk and echo experiments only so far");
 			return -ENOTSUP;
 		}
 	}
@@ -92,6 +94,8 @@ int exp_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, struct 
 	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE:
 		return exp_probe_run(cmd, env, out);
 	default:
+		if (run_stack(cmd) == FJORD__V1__STACK__STACK_BUNDLED)
+			return exp_bundled_echo(cmd, env, out);
 		return exp_echo_run(cmd, env, out);
 	}
 }

@@ -629,24 +629,6 @@ static void bundled_once(const Fjord__V1__RunCommand *cmd, const struct exp_env 
 	exp_add_metric(out, "fallback", br->fallback);
 }
 
-/* What the bundled run used: libmps, its scheduler, path manager, checksums, bundled paths. */
-static void bundled_provenance(struct exp_out *out, const struct exp_bundled_res *br)
-{
-	Fjord__V1__Provenance *p = out->result->provenance;
-
-	if (!p)
-		return;
-	p->stack = FJORD__V1__STACK__STACK_BUNDLED;
-	p->stack_version = agent_arena_strdup(out->arena, BUNDLED_LIBMPS_VERSION);
-	p->scheduler = agent_arena_strdup(out->arena, br->scheduler[0] ? br->scheduler : "initial");
-	p->path_manager = agent_arena_strdup(out->arena, "fullmesh");
-	p->checksums = br->checksum;
-	if (br->n_paths) {
-		p->paths = br->paths;
-		p->n_paths = br->n_paths;
-	}
-}
-
 static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
 		       struct exp_out *out, const Fjord__V1__BulkParams *bp, const char *field,
 		       const Fjord__V1__HandoverParams *ho)
@@ -733,7 +715,7 @@ prov:
 			       : stack,
 		       r.cc[0] ? r.cc : NULL, cmd, env);
 	if (stack == FJORD__V1__STACK__STACK_BUNDLED)
-		bundled_provenance(out, &br);
+		exp_bundled_provenance(out, &br);
 	else if (t.remote_str[0])
 		exp_synth_path(&t, out);
 	free(r.prog);

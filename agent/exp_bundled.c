@@ -19,6 +19,7 @@
 #include "bundled.h"
 #include "exp_sock.h"
 #include "fj_clock.h"
+#include "sampler.h"
 
 #define BX_ANSWER_MS 5000 /* the peer's bundled responder must answer within this */
 #define BX_CLOSE_MS  1000 /* time given to the close handshake after the data */
@@ -769,16 +770,52 @@ static int bx_settings(const Fjord__V1__RunCommand *cmd, struct mps_config *cfg,
 	return 0;
 }
 
-int exp_bundled_bulk(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
-		     struct exp_out *out, const struct exp_bundled_xfer *xf,
-		     struct exp_bundled_res *res)
+/* The stack's pcap becomes the run's trace "capture.pcap". */
+static void keep_trace(struct bx *x, struct exp_out *out)
+{
+	char *trace = NULL;
+	size_t len = 0;
+	int cut = 0;
+
+	bundled_io_close(&x->io, &trace, &len, EXP_TRACE_MAX, &cut);
+	if (!trace)
+		return;
+	{
+		struct exp_trace *t = exp_trace_new(out, "capture.pcap");
+
+		if (t) {
+			t->data = trace;
+			t->len = len;
+			t->cap = len;
+		} else {
+			free(trace);
+		}
+	}
+	if (cut)
+		exp_add_event(out, "capture_capped",
+			      "the packet trace reached its cap; later packets are not in "
+			      "capture.pcap",
+			      0);
+}
+
+typedef void (*bx_body_fn)(struct bx *x, struct bpath *bp, size_t n, const void *arg,
+			   const struct exp_env *env, struct exp_out *out,
+			   struct exp_bundled_res *res);
+
+/*
+ * Everything around a bundled run's work: settings, bundled paths, the client
+ * TUN and stack, the connection and request q, then body, then the close and
+ * the trace. Failures go to exp_fail().
+ */
+static void bx_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, struct exp_out *out,
+		   struct exp_bundled_res *res, struct agent_resp_request *q, bx_body_fn body,
+		   const void *arg)
 {
 	struct mps_config cfg = { .sndbuf = BX_BUF_BYTES,
 				  .rcvbuf = BX_BUF_BYTES,
 				  .msl_us = 1000000 };
-	struct agent_resp_request q = { 0 };
 	struct bpath bp[BX_MAX_PATHS];
-	struct bx *x = NULL;
+	struct bx *x;
 	struct mps_conn_info ci;
 	char why[200];
 	size_t n = 0;
@@ -786,11 +823,13 @@ int exp_bundled_bulk(const Fjord__V1__RunCommand *cmd, const struct exp_env *env
 
 	memset(bp, 0, sizeof(bp));
 	if (bx_settings(cmd, &cfg, out, res) || resolve_paths(cmd, env, out, bp, &n))
-		return 0;
+		return;
 	add_paths(out, bp, n, cmd, res);
 	x = calloc(1, sizeof(*x));
-	if (!x)
-		return exp_fail(out, "out of memory"), 0;
+	if (!x) {
+		exp_fail(out, "out of memory");
+		return;
+	}
 	cfg.max_subflows = (uint8_t)(n > 1 ? n : 1);
 	rc = bundled_io_open(&x->io, bundled_get()->tun, &cfg, 1, why, sizeof(why));
 	if (rc < 0) {
@@ -801,60 +840,247 @@ int exp_bundled_bulk(const Fjord__V1__RunCommand *cmd, const struct exp_env *env
 				 cfg.scheduler);
 		exp_fail(out, "%s", why);
 		free(x);
-		return 0;
+		return;
 	}
 	x->md = EVP_MD_CTX_new();
 	x->md_exp = EVP_MD_CTX_new();
 	if (!x->md || !x->md_exp || !EVP_DigestInit_ex(x->md, EVP_sha256(), NULL) ||
 	    !EVP_DigestInit_ex(x->md_exp, EVP_sha256(), NULL)) {
 		exp_fail(out, "SHA-256 unavailable");
-		goto done;
-	}
-	if (getrandom(&x->seed, sizeof(x->seed), 0) != sizeof(x->seed))
-		x->seed = (uint32_t)fj_mono_us();
-	q.type = xf->download ? AGENT_RESP_SOURCE : AGENT_RESP_SINK;
-	q.bytes = xf->download ? xf->bytes : 0;
-	q.duration_ms = xf->download ? xf->duration_ms : 0;
-	q.seed = x->seed;
-	if (bx_open(x, &bp[0], &q, env, out, res) == 0)
-		bx_transfer(x, bp, n, xf, env, out, res);
-	if (x->c && mps_conn_info(x->c, &ci) == 0) {
-		res->mptcp = ci.mptcp;
-		res->checksum = ci.checksum;
-		if (ci.fallback && !res->fallback) {
-			res->fallback = 1;
-			exp_add_event(out, "fallback",
-				      ci.fallback_reason ? ci.fallback_reason
-							 : "connection fell back to TCP",
-				      0);
+	} else {
+		x->seed = q->seed;
+		if (bx_open(x, &bp[0], q, env, out, res) == 0)
+			body(x, bp, n, arg, env, out, res);
+		if (x->c && mps_conn_info(x->c, &ci) == 0) {
+			res->mptcp = ci.mptcp;
+			res->checksum = ci.checksum;
+			if (ci.fallback && !res->fallback) {
+				res->fallback = 1;
+				exp_add_event(out, "fallback",
+					      ci.fallback_reason ? ci.fallback_reason
+								 : "connection fell back to TCP",
+					      0);
+			}
 		}
+		bx_close(x, env);
 	}
-	bx_close(x, env);
-done : {
-	char *trace = NULL;
-	size_t len = 0;
-	int cut = 0;
-
-	bundled_io_close(&x->io, &trace, &len, EXP_TRACE_MAX, &cut);
-	if (trace) {
-		struct exp_trace *t = exp_trace_new(out, "capture.pcap");
-
-		if (t) {
-			t->data = trace;
-			t->len = len;
-			t->cap = len;
-		} else {
-			free(trace);
-		}
-		if (cut)
-			exp_add_event(out, "capture_capped",
-				      "the packet trace reached its cap; later packets are "
-				      "not in capture.pcap",
-				      0);
-	}
-}
+	keep_trace(x, out);
 	EVP_MD_CTX_free(x->md);
 	EVP_MD_CTX_free(x->md_exp);
 	free(x);
+}
+
+static void bulk_body(struct bx *x, struct bpath *bp, size_t n, const void *arg,
+		      const struct exp_env *env, struct exp_out *out, struct exp_bundled_res *res)
+{
+	bx_transfer(x, bp, n, arg, env, out, res);
+}
+
+int exp_bundled_bulk(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+		     struct exp_out *out, const struct exp_bundled_xfer *xf,
+		     struct exp_bundled_res *res)
+{
+	struct agent_resp_request q = { 0 };
+
+	if (getrandom(&q.seed, sizeof(q.seed), 0) != sizeof(q.seed))
+		q.seed = (uint32_t)fj_mono_us();
+	q.type = xf->download ? AGENT_RESP_SOURCE : AGENT_RESP_SINK;
+	q.bytes = xf->download ? xf->bytes : 0;
+	q.duration_ms = xf->download ? xf->duration_ms : 0;
+	bx_run(cmd, env, out, res, &q, bulk_body, xf);
+	return 0;
+}
+
+/* Moves len bytes of p through the connection, pumping; 0 or <0 after exp_fail(). */
+static int bx_send_all(struct bx *x, const uint8_t *p, size_t len, const struct exp_env *env,
+		       struct exp_out *out, struct exp_bundled_res *res, uint32_t seq)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t n = mps_send(x->c, p + off, len - off);
+
+		if (n > 0)
+			off += (size_t)n;
+		else if (n != -EAGAIN)
+			return exp_fail(out, "sending message %u: %s", seq, strerror((int)-n)),
+			       -EIO;
+		bundled_io_step(&x->io, off < len ? 5 : 0);
+		drain_events(x, out, res);
+		if (x->reset)
+			return exp_fail(out, "sending message %u: %s", seq, rst_reason(x->reset)),
+			       -ECONNRESET;
+		if (exp_left_ms(env) <= BX_SLACK_MS + BX_CLOSE_MS / 2)
+			return exp_fail(out, "sending message %u: no room before the deadline",
+					seq),
+			       -ETIMEDOUT;
+	}
+	return 0;
+}
+
+static int bx_recv_all(struct bx *x, uint8_t *p, size_t len, const struct exp_env *env,
+		       struct exp_out *out, struct exp_bundled_res *res, uint32_t seq)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t n = mps_recv(x->c, p + off, len - off);
+
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return exp_fail(out,
+					"reading echo of message %u: connection closed by the "
+					"responder",
+					seq),
+			       -ECONNRESET;
+		if (n != -EAGAIN)
+			return exp_fail(out, "reading echo of message %u: %s", seq,
+					strerror((int)-n)),
+			       -EIO;
+		bundled_io_step(&x->io, 5);
+		drain_events(x, out, res);
+		if (x->reset)
+			return exp_fail(out, "reading echo of message %u: %s", seq,
+					rst_reason(x->reset)),
+			       -ECONNRESET;
+		if (exp_left_ms(env) <= BX_SLACK_MS + BX_CLOSE_MS / 2)
+			return exp_fail(out,
+					"reading echo of message %u: no answer before the "
+					"deadline",
+					seq),
+			       -ETIMEDOUT;
+	}
+	return 0;
+}
+
+static void echo_body(struct bx *x, struct bpath *bp, size_t n, const void *arg,
+		      const struct exp_env *env, struct exp_out *out, struct exp_bundled_res *res)
+{
+	const struct exp_bundled_echo *e = arg;
+	struct bsampler s = {
+		.out = out, .c = x->c, .paths = bp, .n_paths = n, .interval_ms = e->interval_ms
+	};
+	uint8_t *tx = malloc(e->bytes), *rx = malloc(e->bytes);
+	struct exp_trace *trace = e->trace;
+	uint32_t seq;
+
+	if (!tx || !rx) {
+		exp_fail(out, "out of memory for %u-byte messages", e->bytes);
+		goto done;
+	}
+	bs_sample(&s);
+	for (seq = 0; seq < e->count; seq++) {
+		uint64_t t0, t1;
+		uint32_t i;
+
+		bx_joins(x, bp, n, out);
+		for (i = 0; i < e->bytes; i++)
+			tx[i] = (uint8_t)(seq * 31u + i * 7u + 1u);
+		t0 = fj_mono_us();
+		if (bx_send_all(x, tx, e->bytes, env, out, res, seq) ||
+		    bx_recv_all(x, rx, e->bytes, env, out, res, seq))
+			break;
+		t1 = fj_mono_us();
+		if (memcmp(tx, rx, e->bytes)) {
+			for (i = 0; tx[i] == rx[i]; i++)
+				;
+			exp_fail(out, "echo of message %u differs at byte %u", seq, i);
+			break;
+		}
+		e->rtts[seq] = (uint32_t)(t1 - t0 > UINT32_MAX ? UINT32_MAX : t1 - t0);
+		if (t1 / 1000 >= s.next_ms)
+			bs_sample(&s);
+		if (trace && exp_trace_printf(trace, "%u,%llu,%u\n", seq,
+					      (unsigned long long)(t1 / 1000 - out->start_mono_ms),
+					      e->rtts[seq]))
+			trace = NULL; /* trace cap reached: keep measuring */
+	}
+	*e->done = seq;
+	bs_finish(&s);
+	res->max_subflows = s.max_alive;
+done:
+	free(tx);
+	free(rx);
+}
+
+int exp_bundled_echo_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+			 struct exp_out *out, const struct exp_bundled_echo *e,
+			 struct exp_bundled_res *res)
+{
+	struct agent_resp_request q = { .type = AGENT_RESP_ECHO };
+
+	bx_run(cmd, env, out, res, &q, echo_body, e);
+	return 0;
+}
+
+void exp_bundled_provenance(struct exp_out *out, const struct exp_bundled_res *br)
+{
+	Fjord__V1__Provenance *p = out->result->provenance;
+
+	if (!p)
+		return;
+	p->stack = FJORD__V1__STACK__STACK_BUNDLED;
+	p->stack_version = agent_arena_strdup(out->arena, BUNDLED_LIBMPS_VERSION);
+	p->scheduler = agent_arena_strdup(out->arena, br->scheduler[0] ? br->scheduler : "initial");
+	p->path_manager = agent_arena_strdup(out->arena, "fullmesh");
+	p->checksums = br->checksum;
+	if (br->n_paths) {
+		p->paths = br->paths;
+		p->n_paths = br->n_paths;
+	}
+}
+
+#define BX_ECHO_DEFAULT_BYTES 64
+#define BX_ECHO_DEFAULT_COUNT 10
+#define BX_ECHO_MAX_BYTES     65536
+#define BX_ECHO_MAX_COUNT     100000
+
+/* EXPERIMENT_TYPE_ECHO on the bundled stack: the parameters, metrics and trace of exp_echo.c. */
+int exp_bundled_echo(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+		     struct exp_out *out)
+{
+	const Fjord__V1__EchoParams *p = cmd->spec->echo;
+	struct exp_bundled_res res;
+	struct exp_bundled_echo e = { 0 };
+	uint64_t t0 = fj_mono_ms();
+	uint32_t done = 0, max = 0, i;
+
+	memset(&res, 0, sizeof(res));
+	out->result->ok = 1;
+	e.bytes = p && p->message_bytes ? p->message_bytes : BX_ECHO_DEFAULT_BYTES;
+	e.count = p && p->count ? p->count : BX_ECHO_DEFAULT_COUNT;
+	e.done = &done;
+	if (e.bytes > BX_ECHO_MAX_BYTES)
+		exp_fail(out, "echo.message_bytes must be at most %u (got %u)", BX_ECHO_MAX_BYTES,
+			 e.bytes);
+	else if (e.count > BX_ECHO_MAX_COUNT)
+		exp_fail(out, "echo.count must be at most %u (got %u)", BX_ECHO_MAX_COUNT, e.count);
+	else if (sampler_interval(cmd, out, &e.interval_ms) == 0) {
+		e.rtts = calloc(e.count, sizeof(*e.rtts));
+		e.trace = exp_trace_new(out, "rtt.csv");
+		if (!e.rtts)
+			exp_fail(out, "out of memory for %u messages", e.count);
+		else
+			exp_bundled_echo_run(cmd, env, out, &e, &res);
+	}
+	if (e.rtts) {
+		qsort(e.rtts, done, sizeof(*e.rtts), exp_cmp_u32);
+		for (i = 0; i < done; i++)
+			max = e.rtts[i] > max ? e.rtts[i] : max;
+		exp_add_metric(out, "rtt_p50_us", exp_percentile(e.rtts, done, 50));
+		exp_add_metric(out, "rtt_p95_us", exp_percentile(e.rtts, done, 95));
+		exp_add_metric(out, "rtt_max_us", max);
+		exp_add_metric(out, "messages", done);
+		exp_add_metric(out, "bytes", (double)done * e.bytes);
+		exp_add_metric(out, "duration_ms", (double)(fj_mono_ms() - t0));
+		exp_add_metric(out, "subflows_max", res.max_subflows);
+		exp_add_metric(out, "fallback", res.fallback);
+	}
+	free(e.rtts);
+	exp_provenance(out, FJORD__V1__STACK__STACK_BUNDLED, "reno", cmd, env);
+	exp_bundled_provenance(out, &res);
 	return 0;
 }
