@@ -341,6 +341,16 @@ static int missing(struct ctx *c, const config_setting_t *parent, const char *na
 }
 
 /* A name: lower-case letter, then lower-case letters, digits or '-'. */
+/* The responder TUN named after the node's: its name and an 'r' (the caller checked the length). */
+static void tun_plus_r(struct tb_node *node)
+{
+	size_t l = strlen(node->tun);
+
+	memcpy(node->resp_tun, node->tun, l);
+	node->resp_tun[l] = 'r';
+	node->resp_tun[l + 1] = 0;
+}
+
 static int get_name(struct ctx *c, const config_setting_t *parent, const char *key, char *out,
 		    size_t cap)
 {
@@ -674,7 +684,7 @@ static int parse_sites(struct ctx *c, const config_setting_t *root, struct tb_to
 				r = get_name(c, ns, "responder_tun", node->resp_tun,
 					     sizeof(node->resp_tun));
 			else if (!r && strlen(node->tun) + 1 < sizeof(node->resp_tun))
-				snprintf(node->resp_tun, sizeof(node->resp_tun), "%sr", node->tun);
+				tun_plus_r(node);
 			else if (!r)
 				r = bad(c, ns,
 					"TUN \"%s\" is too long to name its responder TUN "
