@@ -31,3 +31,4 @@ FUZZ_TARGETS += fuzz_tb_config
 FUZZ_SRCS_fuzz_tb_config := deploy/testbed/tb_config.c
 $(BUILD)/fuzz/fuzz_tb_config: $(FUZZ_SRCS_fuzz_tb_config) deploy/testbed/tb_config.h
 TEST_SCRIPTS += tests/e2e/testbed_exp.sh
+BENCH_SCRIPTS += tests/bench/testbed_goodput.sh
