@@ -625,6 +625,51 @@ static void test_batch_fallbacks(void)
 	fake_ctl_stop(cur_fake);
 }
 
+/* Results go first in one batch, the runs' traces after them; all arrive and the spool empties. */
+static void test_batch_with_traces(void)
+{
+	struct harness h;
+	static uint8_t want[TRACE_LEN], got[TRACE_LEN + 10];
+	char id[32];
+
+	CU_ASSERT_EQUAL_FATAL(fake_ctl_start(0, "sesame", NULL, &cur_fake), 0);
+	h_start(&h, fake_ctl_port(cur_fake), NULL, child_with_trace);
+	trace_bytes(want);
+	for (unsigned int i = 0; i < 3; i++) {
+		snprintf(id, sizeof(id), "b-%u", i);
+		CU_ASSERT_EQUAL(agent_spool_run_begin(h.spool, id), 0);
+		CU_ASSERT_EQUAL(agent_spool_put_trace(h.spool, id, "big.bin", want, TRACE_LEN), 0);
+	}
+	/* The results last, as the runner writes them. */
+	for (unsigned int i = 0; i < 3; i++) {
+		Fjord__V1__Metric m = FJORD__V1__METRIC__INIT, *mp = &m;
+		Fjord__V1__Result r = FJORD__V1__RESULT__INIT;
+
+		snprintf(id, sizeof(id), "b-%u", i);
+		m.name = "goodput_bps";
+		r.run_id = id;
+		r.ok = 1;
+		r.metrics = &mp;
+		r.n_metrics = 1;
+		CU_ASSERT_EQUAL(agent_spool_put_result(h.spool, id, &r), 0);
+	}
+	CU_ASSERT(pump_until(&h, spool_empty, &h, 8000));
+	assert_stored(0, 3);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "batch"), 1);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "batch_items"), 3);
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "result"), 0);
+	for (unsigned int i = 0; i < 3; i++) {
+		snprintf(id, sizeof(id), "b-%u", i);
+		CU_ASSERT_EQUAL(fake_ctl_trace(cur_fake, id, "big.bin", got, sizeof(got)), TRACE_LEN);
+		CU_ASSERT_EQUAL(memcmp(got, want, TRACE_LEN), 0);
+	}
+	/* Three results and three traces acknowledged; no run folder is left. */
+	CU_ASSERT_EQUAL(agent_upload_acked(h.up), 6);
+	CU_ASSERT_EQUAL(agent_spool_usage(h.spool), 0);
+	h_stop(&h);
+	fake_ctl_stop(cur_fake);
+}
+
 static const struct fj_test tests[] = {
 	{ "enroll_run_upload", test_enroll_run_upload },
 	{ "token_reuse_and_401", test_token_reuse_and_401 },
@@ -637,6 +682,7 @@ static const struct fj_test tests[] = {
 	{ "batch_no_route", test_batch_no_route },
 	{ "batch_item_errors", test_batch_item_errors },
 	{ "batch_fallbacks", test_batch_fallbacks },
+	{ "batch_with_traces", test_batch_with_traces },
 	{ NULL, NULL },
 };
 
