@@ -660,7 +660,8 @@ static void test_batch_with_traces(void)
 	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "result"), 0);
 	for (unsigned int i = 0; i < 3; i++) {
 		snprintf(id, sizeof(id), "b-%u", i);
-		CU_ASSERT_EQUAL(fake_ctl_trace(cur_fake, id, "big.bin", got, sizeof(got)), TRACE_LEN);
+		CU_ASSERT_EQUAL(fake_ctl_trace(cur_fake, id, "big.bin", got, sizeof(got)),
+				TRACE_LEN);
 		CU_ASSERT_EQUAL(memcmp(got, want, TRACE_LEN), 0);
 	}
 	/* Three results and three traces acknowledged; no run folder is left. */
