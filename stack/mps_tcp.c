@@ -339,7 +339,7 @@ void mps_add_addr_input(struct mps_conn *c, const struct mps_opt_add_addr *a, ui
 	c->echo.echo = true;
 	c->echo.hmac = 0;
 	c->echo_pending = true;
-	c->sf.ack_now = true;
+	mps_conn_ack_now(c); /* on a join if the initial subflow is gone */
 }
 
 /*
