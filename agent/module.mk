@@ -36,3 +36,8 @@ TEST_SCRIPTS += tests/agent/config_errors.sh tests/agent/spool_kill.sh tests/age
 FUZZ_TARGETS += fuzz_agent_config
 FUZZ_SRCS_fuzz_agent_config := agent/agent_config.c common/fj_log.c
 $(BUILD)/fuzz/fuzz_agent_config: $(FUZZ_SRCS_fuzz_agent_config) agent/agent_config.h
+
+# Fuzz target for the probe's ICMP quote and answer reader (tests/fuzz/fuzz_tracebox.c).
+FUZZ_TARGETS += fuzz_tracebox
+FUZZ_SRCS_fuzz_tracebox := agent/exp_tracebox.c common/fj_clock.c
+$(BUILD)/fuzz/fuzz_tracebox: $(FUZZ_SRCS_fuzz_tracebox) agent/exp_tracebox.h
