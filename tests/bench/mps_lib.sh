@@ -71,24 +71,28 @@ median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)
 # cpu line of /proc/stat but idle and iowait): the kernel's softirq work for
 # both peers counts, and so does anything else running.
 cpu_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-now_s() { date +%s.%N; }
-# The machine is shared: cpu_begin samples the busy rate of everything else
-# for half a second before a transfer, cpu_end gives the busy CPU seconds of
-# the transfer as measured ("raw") and less that background rate over the
-# transfer's duration ("net"), as "raw net".
+# The machine is shared, so the whole-machine figure also counts other users'
+# work. Beside it: "attributed" CPU, the user and system time of the two end
+# processes (cpu_wrap) plus the machine's irq and softirq time, where the
+# kernel does most of its network work for both peers.
 cpu_begin() {
-	cb_c0=$(cpu_ticks)
-	cb_t0=$(now_s)
-	sleep 0.5
-	cb_c1=$(cpu_ticks)
-	cb_t1=$(now_s)
+	cb_all=$(cpu_ticks)
+	cb_soft=$(awk '$1 == "cpu" { print $7 + $8 }' /proc/stat)
+	: >"$TMP/endpoints.cpu"
 }
+# cpu_wrap CMD...: run CMD, add its (and its descendants') CPU seconds to
+# $TMP/endpoints.cpu, keep its exit status.
+cpu_wrap() {
+	python3 -c 'import resource, subprocess, sys
+rc = subprocess.run(sys.argv[2:]).returncode
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "a").write("%.3f\n" % (u.ru_utime + u.ru_stime))
+sys.exit(rc)' "$TMP/endpoints.cpu" "$@"
+}
+# Prints "whole-machine attributed" CPU seconds since cpu_begin.
 cpu_end() {
-	awk -v c0="$cb_c0" -v t0="$cb_t0" -v c1="$cb_c1" -v t1="$cb_t1" -v c2="$(cpu_ticks)" \
-		-v t2="$(now_s)" 'BEGIN {
-		bg = (c1 - c0) / 100 / (t1 - t0)
-		raw = (c2 - c1) / 100
-		net = raw - bg * (t2 - t1)
-		printf "%.3f %.3f\n", raw, net < 0 ? 0 : net
-	}'
+	awk -v a0="$cb_all" -v s0="$cb_soft" -v a1="$(cpu_ticks)" \
+		-v s1="$(awk '$1 == "cpu" { print $7 + $8 }' /proc/stat)" '
+		{ ep += $1 }
+		END { printf "%.3f %.3f\n", (a1 - a0) / 100, ep + (s1 - s0) / 100 }' "$TMP/endpoints.cpu"
 }

@@ -18,6 +18,7 @@ BYTES=${FJ_BENCH_BYTES:-33554432}
 CUT_AT=${FJ_BENCH_CUT_AT:-8388608}
 RUNS=${FJ_BENCH_RUNS:-3}
 SCHED=${FJ_BENCH_SCHED:-lowrtt}
+CC=${FJ_BENCH_CC:-lia} # congestion control of the bundled stack
 PERF=build/mpsperf
 PEER=tests/interop/kernel_peer.py
 NAME=mps_pathcut
@@ -121,7 +122,7 @@ while [ "$r" -le "$RUNS" ]; do
 	PID=$!
 	listening "$B" 5003
 	ip netns exec "$A" timeout -k 5 120 "$PERF" client --tun mps0 --addr 10.80.1.2 \
-		--remote 10.81.1.2 --port 5003 --mode send --bytes "$BYTES" --scheduler "$SCHED" \
+		--remote 10.81.1.2 --port 5003 --mode send --bytes "$BYTES" --scheduler "$SCHED" --cc "$CC" \
 		>"$TMP/perf.json" 2>"$TMP/perf.err" &
 	PID2=$!
 	t=$(python3 "$TMP/cut.py" "$TMP/prog" "$CUT_AT" "$B" "tb1-$$")
@@ -165,7 +166,7 @@ for k in k2b b2k kk_ba kk_ab; do
 	eval "s_$k=$(median <"$TMP/$k")"
 done
 awk -v a="$s_k2b" -v b="$s_b2k" -v ka="$s_kk_ba" -v kb="$s_kk_ab" -v runs="$RUNS" \
-	-v rate="$RATE" -v sched="$SCHED" -v bad="$bad" 'BEGIN {
+	-v rate="$RATE" -v sched="$SCHED/$CC" -v bad="$bad" 'BEGIN {
 	printf "mps_pathcut: medians of %d runs, stall after path b is cut (paths %s):\n", runs, rate
 	printf "  kernel -> bundled  %.3f s  (kernel -> kernel %.3f s, ratio %.2f)\n", a, ka, ka ? a / ka : 0
 	printf "  bundled -> kernel  %.3f s  (kernel -> kernel %.3f s, ratio %.2f, scheduler %s)\n", b, kb, kb ? b / kb : 0, sched
