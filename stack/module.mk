@@ -1,6 +1,6 @@
 # stack/: libmps, the bundled userspace MPTCP stack (see docs/stack.md).
 MPS_SRCS := stack/mps_opt.c stack/mps_crypto.c stack/mps_seg.c stack/mps_stack.c stack/mps_tcp.c \
-	stack/mps_tcp_out.c stack/mps_join.c stack/mps_pm.c stack/mps_sched.c stack/mps_cc.c stack/mps_sim.c \
+	stack/mps_fallback.c stack/mps_tcp_out.c stack/mps_join.c stack/mps_pm.c stack/mps_sched.c stack/mps_cc.c stack/mps_sim.c \
 	stack/mps_tun.c stack/mps_trace.c
 LIBS_A += $(BUILD)/libmps.a
 
@@ -27,7 +27,8 @@ TEST_SCRIPTS += tests/interop/kernel_fallback.sh tests/interop/kernel_fastclose.
 
 FUZZ_TARGETS += fuzz_mps_input
 FUZZ_SRCS_fuzz_mps_input := stack/mps_opt.c stack/mps_crypto.c stack/mps_seg.c stack/mps_stack.c \
-	stack/mps_tcp.c stack/mps_tcp_out.c stack/mps_join.c stack/mps_pm.c stack/mps_sched.c stack/mps_cc.c
+	stack/mps_tcp.c stack/mps_fallback.c stack/mps_tcp_out.c stack/mps_join.c stack/mps_pm.c \
+	stack/mps_sched.c stack/mps_cc.c
 $(BUILD)/fuzz/fuzz_mps_input: $(FUZZ_SRCS_fuzz_mps_input) stack/mps_internal.h stack/mps_tcp.h \
 	stack/include/mps.h
 

@@ -59,16 +59,6 @@ static void new_key(struct mps_conn *c)
 	c->snd_una_dsn = c->snd_nxt_dsn = c->snd_base_dsn = c->lidsn + 1;
 }
 
-void mps_fall_back(struct mps_conn *c, int reason, const char *why, uint64_t now)
-{
-	c->mptcp = false;
-	c->fallback = true;
-	c->fallback_reason = why;
-	c->fallback_why = reason;
-	c->rx_unverified = 0; /* from here the stream is TCP's: nothing left to verify */
-	mps_event(c->st, MPS_EV_FALLBACK, c, reason, now);
-}
-
 void mps_tcp_connect(struct mps_conn *c, uint64_t now)
 {
 	struct mps_subflow *sf = &c->sf;
@@ -366,50 +356,6 @@ void mps_rm_addr_input(struct mps_conn *c, const struct mps_opt_rm_addr *r, uint
 			c->pm->addr_removed(c, r->ids[k], now);
 }
 
-/*
- * May this connection fall back to TCP in the middle (RFC 8684 §3.7)? As
- * Linux's allow_infinite_fallback: one subflow that never had a join beside
- * it, and no data held ahead at the connection level.
- */
-static bool infinite_ok(const struct mps_conn *c)
-{
-	return c->next_serial <= 1 && mps_join_count(c) == 0 && !c->dooo;
-}
-
-/*
- * A DSS checksum failed (presence false), or its presence contradicts the
- * negotiation (true). A wrong checksum on the only subflow is answered with
- * MP_FAIL naming the failed mapping's DSN (RFC 8684 §3.7). The mapping's
- * data is taken as it came: the infinite mapping the peer answers with
- * covers, retroactively, everything from that DSN. Until it arrives we stay
- * MPTCP and keep sending DATA_ACKs, as Linux does: a Linux sender sends the
- * infinite mapping only on new data, which needs them. Later failures in
- * that time are taken the same way. Otherwise the subflow is reset
- * (MP_TCPRST 6, or 1 for the presence), and as the initial subflow cannot
- * be lost yet, the connection with it. Returns true when it goes on.
- */
-static bool csum_failure(struct mps_conn *c, bool presence, uint64_t dsn, uint64_t now)
-{
-	c->st->counters[MPS_CNT_IN_DSS_CSUM]++;
-	if (!presence && (c->mp_fail_wait || infinite_ok(c))) {
-		if (!c->mp_fail_wait) {
-			c->mp_fail_tx = true;
-			c->mp_fail_wait = true;
-			c->mp_fail_dsn = dsn;
-			c->mp_fail_at = now;
-			mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_SENT, now);
-		}
-		c->rx_unverified = 0;
-		c->sf.ack_now = true;
-		return true;
-	}
-	c->rst_tcprst = presence ? MPS_TCPRST_MPTCP_ERR : MPS_TCPRST_MIDDLEBOX;
-	c->mp_fail_dsn = dsn; /* the RST carries MP_FAIL too (RFC 8684 §3.7) */
-	c->fastclose_pending = true;
-	mps_conn_reset(c, MPS_RST_CHECKSUM, now);
-	return false;
-}
-
 static int handle_mapping(struct mps_conn *c, const struct mps_rx_map *m, bool in_order,
 			  uint64_t now)
 {
@@ -420,7 +366,7 @@ static int handle_mapping(struct mps_conn *c, const struct mps_rx_map *m, bool i
 	if (!m->valid)
 		return 0;
 	if (m->has_csum != c->csum) {
-		csum_failure(c, true, m->dsn, now);
+		mps_csum_failure(c, true, m->dsn, now);
 		return -EPROTO;
 	}
 	if (m->fin && m->len == 1 && m->ssn == 0) {
@@ -428,7 +374,7 @@ static int handle_mapping(struct mps_conn *c, const struct mps_rx_map *m, bool i
 		if (c->csum) {
 			mps_dss_csum_init(&k, m->dsn, 0, 1);
 			if (mps_dss_csum_final(&k) != m->csum &&
-			    !csum_failure(c, false, m->dsn, now))
+			    !mps_csum_failure(c, false, m->dsn, now))
 				return -EPROTO;
 		}
 		mps_data_fin_check(c, true, m->dsn);
@@ -492,30 +438,11 @@ static bool map_consume(struct mps_conn *c, const uint8_t *p, uint32_t n, bool d
 		c->rx_unverified += n;
 	if (c->rx_map_done == c->rx_map_data) {
 		if (mps_dss_csum_final(&c->rx_csum) != c->rx_map_csum)
-			return csum_failure(c, false, c->rx_map_dsn, now);
+			return mps_csum_failure(c, false, c->rx_map_dsn, now);
 		c->rx_unverified = 0;
 		c->csum_seen = true;
 	}
 	return true;
-}
-
-/*
- * New in-order data that no mapping covers, on a segment that brought none
- * (its DSS was malformed and ignored): the DSS was corrupted on the way. As
- * Linux (DssCorruptionFallback/Reset): fall back to TCP where RFC 8684 §3.7
- * allows it, otherwise reset (MP_TCPRST 1). A mapping that was refused as
- * conflicting is left to the sender's retransmission instead.
- */
-static void mapping_missing(struct mps_conn *c, uint64_t now)
-{
-	c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
-	if (infinite_ok(c) && !(c->csum && c->csum_seen)) {
-		mps_fall_back(c, MPS_FALLBACK_BAD_MAPPING, "data without a DSS mapping", now);
-		return;
-	}
-	c->rst_tcprst = MPS_TCPRST_MPTCP_ERR;
-	c->fastclose_pending = true;
-	mps_conn_reset(c, MPS_RST_BAD_MAPPING, now);
 }
 
 /* Take in-order payload; returns false if the segment must be dropped. */
@@ -535,7 +462,7 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, bool mappe
 	if (c->mptcp && !mapped &&
 	    (!c->rx_map_valid || SEQ_LT(ssn, c->rx_map_ssn) ||
 	     SEQ_GEQ(ssn, c->rx_map_ssn + c->rx_map_data))) {
-		mapping_missing(c, now);
+		mps_mapping_missing(c, now);
 		if (c->reset)
 			return false;
 	}
@@ -1195,109 +1122,6 @@ static void ooo_drain(struct mps_conn *c, uint64_t now)
 		sf->ack_now = true;
 }
 
-/*
- * MP_FAIL from the peer (RFC 8684 §3.7). If ours is pending this is the
- * answer. Otherwise the peer's checksum failed: with one subflow our next
- * new data segment carries the infinite mapping, and we fall back as it
- * goes; a pure ACK echoes the MP_FAIL (as Linux, so the peer stops
- * repeating it). After a join Linux ignores MP_FAIL, and so do we: the peer
- * resets instead.
- */
-static void mp_fail_input(struct mps_conn *c, uint64_t dsn, uint64_t now)
-{
-	c->st->counters[MPS_CNT_IN_MP_FAIL]++;
-	if (c->mp_fail_tx || c->mp_fail_wait) {
-		c->mp_fail_tx = false; /* the answer to ours */
-		return;
-	}
-	/*
-	 * Answered once already, as Linux: echoing every copy could make two
-	 * ends echo each other for ever. If our echo is lost, the infinite
-	 * mapping on our next new data answers, or the peer gives up.
-	 */
-	if (!c->mptcp || c->inf_map_pending || c->inf_map_sent)
-		return;
-	if (!infinite_ok(c)) {
-		mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_IGNORED, now);
-		return;
-	}
-	mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_RCVD, now);
-	c->mp_fail_dsn = dsn;
-	c->mp_fail_echo = true;
-	c->inf_map_pending = true;
-	c->sf.ack_now = true;
-}
-
-/*
- * MPTCP options gone from an established connection: a middlebox began to
- * strip them (RFC 8684 §3.7). With one subflow the stream goes on as TCP,
- * the infinite mapping implied; Linux does the same unless a join happened
- * or, with checksums, one has verified, and then resets the subflow (here,
- * being the initial one, the connection).
- */
-static void options_lost(struct mps_conn *c, uint64_t now)
-{
-	c->st->counters[MPS_CNT_IN_NO_DSS]++;
-	if (c->mp_fail_wait) {
-		/* The peer fell back on our MP_FAIL and its infinite mapping was lost. */
-		c->mp_fail_wait = false;
-		mps_fall_back(c, MPS_FALLBACK_MP_FAIL, "DSS checksum failed: MP_FAIL sent", now);
-		return;
-	}
-	if (infinite_ok(c) && !(c->csum && c->csum_seen)) {
-		mps_fall_back(c, MPS_FALLBACK_OPTS_LOST, "MPTCP options lost mid-connection", now);
-		return;
-	}
-	c->rst_tcprst = MPS_TCPRST_MPTCP_ERR;
-	c->fastclose_pending = true;
-	mps_conn_reset(c, MPS_RST_OPTS_LOST, now);
-}
-
-/*
- * What can end MPTCP on an established connection, looked at before the
- * ACK is processed so that an ACK that ends it is taken as TCP: MP_FAIL,
- * the infinite mapping, and a segment without any MPTCP option. Our peer
- * and Linux put a DSS on every segment, so data, or an ACK of new data,
- * without one means a middlebox removed it.
- */
-static void robust_input(struct mps_conn *c, const struct mps_seg *s, const struct mps_tcpopts *t,
-			 const struct mps_opt *o, unsigned int n, uint64_t now)
-{
-	const struct mps_opt *fail = mps_find_opt(o, n, MPS_MPTCP_SUB_FAIL);
-	const struct mps_opt *dss = mps_find_opt(o, n, MPS_MPTCP_SUB_DSS);
-	const struct mps_subflow *sf = &c->sf;
-
-	if (fail)
-		mp_fail_input(c, fail->fail_dsn, now);
-	if (dss && (dss->dss.flags & MPS_DSS_FLAG_M) && dss->dss.data_len == 0) {
-		c->st->counters[MPS_CNT_IN_INFINITE_MAP]++;
-		mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_INFINITE_RCVD, now);
-		c->mp_fail_tx = false; /* the answer to our MP_FAIL */
-		if (c->mptcp && c->mp_fail_wait)
-			mps_fall_back(c, MPS_FALLBACK_MP_FAIL, "DSS checksum failed: MP_FAIL sent",
-				      now);
-		else if (c->mptcp && infinite_ok(c))
-			mps_fall_back(c, MPS_FALLBACK_INFINITE_MAP, "infinite mapping received",
-				      now);
-		c->mp_fail_wait = false;
-	}
-	/*
-	 * A peer that keeps sending but never answers our MP_FAIL has not
-	 * fallen back, and may yet resend data at the MPTCP level that we would
-	 * now take as new: reset, as Linux does after the same wait.
-	 */
-	if (c->mp_fail_tx && now - c->mp_fail_at > MPS_MPFAIL_WAIT_US) {
-		c->fastclose_pending = true;
-		mps_conn_reset(c, MPS_RST_MP_FAIL, now);
-		return;
-	}
-	if (c->mptcp && t->nmptcp == 0 &&
-	    (sf->state == MPS_SF_ESTABLISHED || sf->state == MPS_SF_CLOSE_WAIT ||
-	     sf->state == MPS_SF_FIN_WAIT_1 || sf->state == MPS_SF_FIN_WAIT_2) &&
-	    (s->payload_len || SEQ_GT(s->ack, sf->snd_una)))
-		options_lost(c, now);
-}
-
 void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps_tcpopts *t,
 		   uint64_t now)
 {
@@ -1396,7 +1220,7 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 	if (c->mptcp && c->is_client && !c->fully_established && n == 0 && t->nmptcp == 0)
 		mps_fall_back(c, MPS_FALLBACK_NO_DSS, "server segments without DSS", now);
 	if (c->rkey) {
-		robust_input(c, s, t, o, n, now);
+		mps_fallback_input(c, s, t, o, n, now);
 		if (c->reset)
 			return;
 	}

@@ -135,8 +135,21 @@ struct mps_pkt_spec {
 int mps_tcp_write_packet(struct mps_stack *st, const struct mps_pkt_spec *ps, uint8_t *buf,
 			 size_t cap);
 
-/* Fall back to TCP (RFC 8684 §3.7), with the MPS_FALLBACK_* reason and its text (mps_tcp.c). */
+/*
+ * Leaving MPTCP in an established connection (mps_fallback.c). mps_fall_back
+ * falls back with an MPS_FALLBACK_* reason and its text. mps_csum_failure
+ * answers a DSS checksum that failed (presence false) or whose presence
+ * contradicts the negotiation; it returns true when the connection goes on.
+ * mps_mapping_missing answers in-order data that no mapping covers, on a
+ * segment that brought none. mps_fallback_input looks at every segment of
+ * an established connection before its ACK is processed: MP_FAIL, the
+ * infinite mapping, MPTCP options gone.
+ */
 void mps_fall_back(struct mps_conn *c, int reason, const char *why, uint64_t now);
+bool mps_csum_failure(struct mps_conn *c, bool presence, uint64_t dsn, uint64_t now);
+void mps_mapping_missing(struct mps_conn *c, uint64_t now);
+void mps_fallback_input(struct mps_conn *c, const struct mps_seg *s, const struct mps_tcpopts *t,
+			const struct mps_opt *o, unsigned int n, uint64_t now);
 
 /* Connection-level option handling shared with join subflows (mps_tcp.c). */
 /* A DATA_ACK, and wnd: the receive window (scaled) of the segment that carried it. */
