@@ -392,7 +392,7 @@ void mps_dtx_timer(struct mps_conn *c, uint64_t now)
 		mps_conn_reset(c, MPS_RST_TIMEOUT, now);
 		return;
 	}
-	c->st->counters[MPS_CNT_RETRANS_TIMEOUT]++;
+	c->st->counters[MPS_CNT_DATA_RTO]++;
 	if (c->snd_una_dsn < c->snd_nxt_dsn) {
 		/* Everything not DATA_ACKed goes again first, on any subflow. */
 		len = c->snd_nxt_dsn - c->snd_una_dsn;

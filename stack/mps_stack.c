@@ -45,6 +45,7 @@ static const char *const counter_names[MPS_CNT__COUNT] = {
 	[MPS_CNT_SIMULT_OPEN] = "simult_open",
 	[MPS_CNT_IN_FASTCLOSE_KEY] = "in_fastclose_key",
 	[MPS_CNT_JOIN_RETRY] = "join_retry",
+	[MPS_CNT_DATA_RTO] = "data_rto",
 };
 
 const char *mps_stack_counter_name(enum mps_counter which)

@@ -371,6 +371,7 @@ enum mps_counter {
 	MPS_CNT_SIMULT_OPEN,	  /* simultaneous open (crossing SYNs) */
 	MPS_CNT_IN_FASTCLOSE_KEY, /* MP_FASTCLOSE whose key is not ours: ignored */
 	MPS_CNT_JOIN_RETRY,	  /* failed joins opened again by the path manager */
+	MPS_CNT_DATA_RTO, /* data-level retransmission timer expiries: data or DATA_FIN sent again */
 	MPS_CNT__COUNT
 };
 

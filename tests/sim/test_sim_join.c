@@ -1319,9 +1319,122 @@ static void test_initial_addr_removed(void)
 	jworld_free(&w);
 }
 
+/* Node x's ACK to the server: subflow ack, and a 64-bit DATA_ACK. */
+static void x_data_ack(struct jworld *w, const struct mps_addr *xa, uint32_t ack, uint64_t dack)
+{
+	struct mps_opt o = { .subtype = MPS_MPTCP_SUB_DSS };
+
+	o.dss.flags = MPS_DSS_FLAG_A | MPS_DSS_FLAG_a;
+	o.dss.data_ack = dack;
+	raw_send(w, xa, &w->srv, 7001, ack, MPS_TCP_ACK, &o);
+}
+
+/*
+ * Data-level retransmission against a hand-driven client (node x) that
+ * acknowledges every segment on the subflow but DATA_ACKs only the first,
+ * as Linux does when it drops data beyond its connection-level window: the
+ * server sends the rest again after a timeout, at its DSNs, as new subflow
+ * data; then its DATA_FIN, whose subflow FIN is acknowledged without a
+ * DATA_ACK, goes again alone.
+ */
+static void test_data_level_retransmission(void)
+{
+	struct mps_config ccfg = { .seed = 37 }, scfg = { .seed = 38 };
+	struct mps_opt o = { .subtype = MPS_MPTCP_SUB_CAPABLE }, r;
+	uint8_t pkt[2048], data[1500];
+	uint64_t idsn, first_len = 0, acked_at, got = 0;
+	uint32_t siss, nxt;
+	struct mps_addr xa;
+	struct mps_conn *s = NULL;
+	struct mps_seg seg;
+	struct jworld w;
+	long steps;
+	size_t i;
+
+	jworld_init(&w, &ccfg, &scfg);
+	xa = w.x;
+	xa.port = 42000;
+	/* MP_CAPABLE by hand: SYN with key A, the server's SYN/ACK, the third ACK with both. */
+	o.mpc.form = MPS_MPC_SYN;
+	o.mpc.version = MPS_MPTCP_VERSION;
+	o.mpc.flags = MPS_MPC_FLAG_H;
+	o.mpc.snd_key = 0x1122334455667788ULL;
+	raw_send(&w, &xa, &w.srv, 7000, 0, MPS_TCP_SYN, &o);
+	CU_ASSERT_FATAL(raw_recv(&w, pkt, &seg, MPS_MPTCP_SUB_CAPABLE, &r));
+	CU_ASSERT_EQUAL_FATAL(r.mpc.form, MPS_MPC_SYNACK);
+	siss = seg.seq;
+	o.mpc.form = MPS_MPC_ACK;
+	o.mpc.rcv_key = r.mpc.snd_key;
+	mps_key_token_idsn(r.mpc.snd_key, NULL, &idsn);
+	raw_send(&w, &xa, &w.srv, 7001, siss + 1, MPS_TCP_ACK, &o);
+	for (steps = 0; steps < 1000 && !s; steps++) {
+		jstep(&w);
+		s = mps_accept(w.st[1]);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = stream_byte(i);
+	CU_ASSERT_EQUAL(mps_send(s, data, sizeof(data)), (ssize_t)sizeof(data));
+	/* Take the segments; remember the first mapping's length. */
+	while (got < sizeof(data) && raw_recv(&w, pkt, &seg, MPS_MPTCP_SUB_DSS, &r)) {
+		if (!seg.payload_len)
+			continue;
+		CU_ASSERT_EQUAL_FATAL(r.subtype, MPS_MPTCP_SUB_DSS);
+		CU_ASSERT_EQUAL(r.dss.dsn, idsn + 1 + got);
+		if (!got)
+			first_len = seg.payload_len;
+		got += seg.payload_len;
+	}
+	CU_ASSERT_EQUAL_FATAL(got, sizeof(data));
+	CU_ASSERT_FATAL(first_len > 0 && first_len < sizeof(data));
+	/* Everything acknowledged on the subflow, only the first segment at the data level. */
+	nxt = siss + 1 + (uint32_t)got;
+	x_data_ack(&w, &xa, nxt, idsn + 1 + first_len);
+	acked_at = w.now;
+	CU_ASSERT_FATAL(raw_recv(&w, pkt, &seg, MPS_MPTCP_SUB_DSS, &r));
+	CU_ASSERT_EQUAL_FATAL(r.subtype, MPS_MPTCP_SUB_DSS);
+	CU_ASSERT_TRUE(r.dss.flags & MPS_DSS_FLAG_M);
+	/* The rest again, at its DSNs, as new subflow data, after a timeout (at least 200 ms). */
+	CU_ASSERT_EQUAL(r.dss.dsn, idsn + 1 + first_len);
+	CU_ASSERT_EQUAL(seg.seq, nxt);
+	CU_ASSERT_EQUAL(r.dss.ssn, 1 + got);
+	CU_ASSERT(seg.payload_len > 0);
+	CU_ASSERT_EQUAL(memcmp(seg.payload, data + first_len, seg.payload_len), 0);
+	CU_ASSERT(w.now >= acked_at + 200000);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_DATA_RTO), 1);
+	/* The data level catches up; nothing more is resent. */
+	nxt += seg.payload_len;
+	while (seg.seq + seg.payload_len < siss + 1 + 2 * got - first_len &&
+	       raw_recv(&w, pkt, &seg, MPS_MPTCP_SUB_DSS, &r))
+		nxt = seg.seq + seg.payload_len;
+	x_data_ack(&w, &xa, nxt, idsn + 1 + got);
+	run_for(&w, 3000000);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_DATA_RTO), 1);
+	/* DATA_FIN with the subflow's FIN; its FIN acknowledged, the DATA_FIN not. */
+	CU_ASSERT_EQUAL(mps_shutdown(s), 0);
+	CU_ASSERT_FATAL(raw_recv(&w, pkt, &seg, MPS_MPTCP_SUB_DSS, &r));
+	CU_ASSERT_EQUAL(seg.flags & MPS_TCP_FIN, MPS_TCP_FIN);
+	CU_ASSERT_TRUE(r.dss.flags & MPS_DSS_FLAG_F);
+	x_data_ack(&w, &xa, seg.seq + 1, idsn + 1 + got);
+	acked_at = w.now;
+	/* A lone DATA_FIN follows: a pure ACK whose DSS carries F at the end of the data. */
+	do {
+		CU_ASSERT_FATAL(raw_recv(&w, pkt, &seg, MPS_MPTCP_SUB_DSS, &r));
+	} while (!(r.dss.flags & MPS_DSS_FLAG_F));
+	CU_ASSERT_EQUAL(seg.flags, MPS_TCP_ACK);
+	CU_ASSERT_EQUAL(seg.payload_len, 0);
+	CU_ASSERT_EQUAL(r.dss.dsn, idsn + 1 + got);
+	CU_ASSERT_EQUAL(r.dss.ssn, 0);
+	CU_ASSERT_EQUAL(r.dss.data_len, 1);
+	CU_ASSERT(w.now >= acked_at + 200000);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_DATA_RTO), 2);
+	jworld_free(&w);
+}
+
 static const struct fj_test tests[] = {
 	{ "two_path_lossy", test_two_path_lossy },
 	{ "conn_window_two_subflows", test_conn_window_two_subflows },
+	{ "data_level_retransmission", test_data_level_retransmission },
 	{ "lia_shared_bottleneck", test_lia_shared_bottleneck },
 	{ "initial_path_dies", test_initial_path_dies },
 	{ "initial_addr_removed", test_initial_addr_removed },
