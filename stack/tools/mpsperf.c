@@ -4,7 +4,7 @@
  *   mpsperf server --tun DEV --addr A[,A2...] --port P [--once] [--mode sink|source] [--bytes N]
  *   mpsperf client --tun DEV --addr A[,A2...] --remote R --port P --mode send|recv [--bytes N]
  *   common options: [--time S] [--pcap FILE] [--abort-after BYTES] [--interval MS]
- *                   [--scheduler NAME] [--cc NAME]
+ *                   [--scheduler NAME] [--cc NAME] [--sndbuf BYTES] [--rcvbuf BYTES]
  *
  * Prints one JSON line per connection on stdout; errors go to stderr with a
  * non-zero exit. The data sent is a deterministic pseudo-random stream, so
@@ -48,10 +48,11 @@ struct perf_opts {
 	uint64_t bytes;
 	double seconds;
 	const char *pcap;
-	uint64_t abort_after;  /* 0: never */
-	uint32_t interval_ms;  /* 0: no progress lines */
-	const char *scheduler; /* NULL: the stack's default */
-	const char *cc;	       /* congestion control; NULL: the stack's default */
+	uint64_t abort_after;	 /* 0: never */
+	uint32_t interval_ms;	 /* 0: no progress lines */
+	const char *scheduler;	 /* NULL: the stack's default */
+	const char *cc;		 /* congestion control; NULL: the stack's default */
+	uint32_t sndbuf, rcvbuf; /* stream buffers; 0: the stack's default */
 };
 
 struct perf_conn {
@@ -170,7 +171,8 @@ static int usage(void)
 		"       mpsperf client --tun DEV --addr A[,A2...] --remote R --port P --mode send|recv "
 		"[--bytes N]\n"
 		"       either role: [--time S] [--pcap FILE] [--abort-after BYTES] [--interval MS]\n"
-		"                    [--scheduler lowrtt|initial] [--cc lia|reno]\n"
+		"                    [--scheduler lowrtt|initial] [--cc lia|reno] [--sndbuf BYTES]\n"
+		"                    [--rcvbuf BYTES]\n"
 		"       (--pcap: headers of every packet, both ways; --interval: progress as JSON\n"
 		"       lines on stderr; --abort-after: MP_FASTCLOSE after that many bytes)\n");
 	return 2;
@@ -187,7 +189,8 @@ static int parse_args(int argc, char **argv, struct perf_opts *o)
 		{ "bytes", 1, NULL, 'b' },    { "time", 1, NULL, 's' },
 		{ "pcap", 1, NULL, 'w' },     { "abort-after", 1, NULL, 'A' },
 		{ "interval", 1, NULL, 'i' }, { "scheduler", 1, NULL, 'S' },
-		{ "cc", 1, NULL, 'C' },	      { NULL, 0, NULL, 0 },
+		{ "cc", 1, NULL, 'C' },	      { "sndbuf", 1, NULL, 'B' },
+		{ "rcvbuf", 1, NULL, 'R' },   { NULL, 0, NULL, 0 },
 	};
 	bool mode_set = false;
 	uint64_t v;
@@ -280,6 +283,17 @@ static int parse_args(int argc, char **argv, struct perf_opts *o)
 			break;
 		case 'C':
 			o->cc = optarg;
+			break;
+		case 'B':
+		case 'R':
+			if (parse_u64(optarg, "buffer size", &v))
+				return -EINVAL;
+			if (v < 4096 || v > (1u << 30)) {
+				fprintf(stderr, "mpsperf: %s: bad buffer size (4096-1073741824)\n",
+					optarg);
+				return -EINVAL;
+			}
+			*(ch == 'B' ? &o->sndbuf : &o->rcvbuf) = (uint32_t)v;
 			break;
 		default:
 			return -EINVAL;
@@ -572,6 +586,8 @@ int main(int argc, char **argv)
 	cfg.max_subflows = 8;
 	cfg.scheduler = o.scheduler;
 	cfg.congestion = o.cc;
+	cfg.sndbuf = o.sndbuf;
+	cfg.rcvbuf = o.rcvbuf;
 	if (o.pcap) {
 		trace = mps_trace_open(o.pcap, &err);
 		if (!trace) {

@@ -19,6 +19,7 @@ CUT_AT=${FJ_BENCH_CUT_AT:-8388608}
 RUNS=${FJ_BENCH_RUNS:-3}
 SCHED=${FJ_BENCH_SCHED:-lowrtt}
 CC=${FJ_BENCH_CC:-lia} # congestion control of the bundled stack
+PERF_OPTS=${FJ_BENCH_PERF_OPTS:-} # more mpsperf options, e.g. --sndbuf 1048576
 PERF=build/mpsperf
 PEER=tests/interop/kernel_peer.py
 NAME=mps_pathcut
@@ -98,7 +99,7 @@ while [ "$r" -le "$RUNS" ]; do
 	uncut
 	announce_b none
 	ip netns exec "$A" timeout -k 5 120 "$PERF" server --tun mps0 --addr 10.80.1.2,10.80.2.2 \
-		--port 5002 --once --mode sink --interval 10 >"$TMP/perf.json" 2>"$TMP/prog" &
+		--port 5002 --once --mode sink $PERF_OPTS --interval 10 >"$TMP/perf.json" 2>"$TMP/prog" &
 	PID=$!
 	sleep 0.5
 	ip netns exec "$B" timeout -k 5 120 python3 "$PEER" send 10.80.1.2 5002 "$BYTES" \
@@ -122,7 +123,7 @@ while [ "$r" -le "$RUNS" ]; do
 	PID=$!
 	listening "$B" 5003
 	ip netns exec "$A" timeout -k 5 120 "$PERF" client --tun mps0 --addr 10.80.1.2 \
-		--remote 10.81.1.2 --port 5003 --mode send --bytes "$BYTES" --scheduler "$SCHED" --cc "$CC" \
+		--remote 10.81.1.2 --port 5003 --mode send --bytes "$BYTES" --scheduler "$SCHED" --cc "$CC" $PERF_OPTS \
 		>"$TMP/perf.json" 2>"$TMP/perf.err" &
 	PID2=$!
 	t=$(python3 "$TMP/cut.py" "$TMP/prog" "$CUT_AT" "$B" "tb1-$$")

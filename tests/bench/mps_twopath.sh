@@ -28,6 +28,7 @@ fi
 RUNS=${FJ_BENCH_RUNS:-3}
 SCHED=${FJ_BENCH_SCHED:-lowrtt}
 CC=${FJ_BENCH_CC:-lia} # congestion control of the bundled stack
+PERF_OPTS=${FJ_BENCH_PERF_OPTS:-} # more mpsperf options, e.g. --sndbuf 1048576
 PERF=build/mpsperf
 PEER=tests/interop/kernel_peer.py
 NAME=mps_twopath
@@ -65,7 +66,7 @@ while [ "$r" -le "$RUNS" ]; do
 	announce_b none
 	cpu_begin
 	cpu_wrap ip netns exec "$A" timeout -k 5 120 "$PERF" server --tun mps0 \
-		--addr 10.80.1.2,10.80.2.2 --port 5002 --once --mode sink >"$TMP/perf.json" \
+		--addr 10.80.1.2,10.80.2.2 --port 5002 --once --mode sink $PERF_OPTS >"$TMP/perf.json" \
 		2>"$TMP/perf.err" &
 	PID=$!
 	sleep 0.5
@@ -87,7 +88,7 @@ while [ "$r" -le "$RUNS" ]; do
 	PID=$!
 	listening "$B" 5003
 	if cpu_wrap ip netns exec "$A" timeout -k 5 120 "$PERF" client --tun mps0 --addr 10.80.1.2 \
-		--remote 10.81.1.2 --port 5003 --mode send --bytes "$BYTES" --scheduler "$SCHED" --cc "$CC" \
+		--remote 10.81.1.2 --port 5003 --mode send --bytes "$BYTES" --scheduler "$SCHED" --cc "$CC" $PERF_OPTS \
 		>"$TMP/perf.json" 2>"$TMP/perf.err" && wait "$PID"; then
 		record b2k "$(jget goodput_bps <"$TMP/peer.json")" \
 			"subflows $(jget subflows <"$TMP/perf.json"), bytes per subflow $(jget subflow_bytes <"$TMP/perf.json"), sha256 equal $([ "$(jget sha256 <"$TMP/perf.json")" = "$(jget sha256 <"$TMP/peer.json")" ] && echo yes || echo NO)"

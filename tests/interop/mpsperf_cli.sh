@@ -39,6 +39,8 @@ expect 1 "unknown scheduler or congestion control" client --tun x --addr 10.0.0.
 	--mode send --scheduler nosuch
 expect 1 "(default, nosuch)" client --tun x --addr 10.0.0.1 --remote 10.0.0.2 --port 5 \
 	--mode send --cc nosuch
+expect 2 "bad buffer size" server --tun x --addr 10.0.0.1 --port 5 --sndbuf 4095
+expect 2 "bad buffer size" server --tun x --addr 10.0.0.1 --port 5 --rcvbuf 1073741825
 expect 1 "cannot write the trace" client --tun x --addr 10.0.0.1 --remote 10.0.0.2 --port 5 \
 	--mode send --pcap /nonexistent-dir/trace.pcap
 [ "$fail" = 0 ] && echo "mpsperf_cli: all passed"
