@@ -38,8 +38,9 @@ static bool infinite_ok(const struct mps_conn *c)
  * MPTCP and keep sending DATA_ACKs, as Linux does: a Linux sender sends the
  * infinite mapping only on new data, which needs them. Later failures in
  * that time are taken the same way. Otherwise the subflow is reset
- * (MP_TCPRST 6, or 1 for the presence), and as the initial subflow cannot
- * be lost yet, the connection with it. Returns true when it goes on.
+ * (MP_TCPRST 6, or 1 for the presence). With checksums only the initial
+ * subflow carries data (joins refuse it), so the connection goes with it.
+ * Returns true when the connection goes on.
  */
 bool mps_csum_failure(struct mps_conn *c, bool presence, uint64_t dsn, uint64_t now)
 {
@@ -169,9 +170,9 @@ void mps_fallback_input(struct mps_conn *c, const struct mps_seg *s, const struc
 		c->mp_fail_wait = false;
 	}
 	/*
-	 * A peer that keeps sending but never answers our MP_FAIL has not
-	 * fallen back, and may yet resend data at the MPTCP level that we would
-	 * now take as new: reset, as Linux does after the same wait.
+	 * A peer that keeps sending but answers our MP_FAIL with neither an
+	 * echo nor the infinite mapping does not follow RFC 8684 §3.7 (or
+	 * never sees our MP_FAIL): reset, as Linux does after the same wait.
 	 */
 	if (c->mp_fail_tx && now - c->mp_fail_at > MPS_MPFAIL_WAIT_US) {
 		c->fastclose_pending = true;
