@@ -811,9 +811,8 @@ static void bx_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, 
 		   struct exp_bundled_res *res, struct agent_resp_request *q, bx_body_fn body,
 		   const void *arg)
 {
-	struct mps_config cfg = { .sndbuf = BX_BUF_BYTES,
-				  .rcvbuf = BX_BUF_BYTES,
-				  .msl_us = 1000000 };
+	/* libmps's default buffers, as the bundled responder's (bundled_resp.c says why). */
+	struct mps_config cfg = { .msl_us = 1000000 };
 	struct bpath bp[BX_MAX_PATHS];
 	struct bx *x;
 	struct mps_conn_info ci;

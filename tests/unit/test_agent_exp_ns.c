@@ -642,8 +642,8 @@ static int bundled_setup(void)
 	}
 	/*
 	 * Uplinks of 200 Mbit/s each way, as a testbed's: on unlimited veths
-	 * (about 1 Gbit/s here) a 1 s download stalled in 1 of 6 runs, a
-	 * stack-level limit that docs/agent.md notes.
+	 * (about 1 Gbit/s here) a 1 s download with 2 MiB buffers stalled in 1
+	 * of 6 runs, a stack-level limit that docs/agent.md notes.
 	 */
 	for (i = 0; i < 2; i++)
 		if (sh("ip netns exec %s tc qdisc replace dev a%u root tbf rate 200mbit burst 64kb "
