@@ -121,7 +121,9 @@ static uint8_t stream_byte(uint64_t i)
 struct xfer {
 	struct mps_conn *tx, *rx;
 	uint64_t total, sent, rcvd;
+	uint64_t diffs; /* received bytes that differ from the stream */
 	bool rx_eof, mismatch;
+	bool other_diff; /* a difference other than the rewriting middlebox's XOR 0x20 */
 };
 
 static void xfer_pump(struct xfer *x)
@@ -143,8 +145,11 @@ static void xfer_pump(struct xfer *x)
 	}
 	while ((n = mps_recv(x->rx, buf, sizeof(buf))) > 0) {
 		for (i = 0; i < (size_t)n; i++)
-			if (buf[i] != stream_byte(x->rcvd + i))
+			if (buf[i] != stream_byte(x->rcvd + i)) {
 				x->mismatch = true;
+				x->diffs++;
+				x->other_diff |= (buf[i] ^ stream_byte(x->rcvd + i)) != 0x20;
+			}
 		x->rcvd += (uint64_t)n;
 	}
 	if (n == 0)
@@ -624,6 +629,66 @@ static void test_mp_fail_client_sends(void)
 static void test_mp_fail_server_sends(void)
 {
 	CU_ASSERT_EQUAL(mp_fail_run(false, 95, &clean_link), 1);
+}
+
+/*
+ * MP_FAIL with data flowing both ways at once (checksums on): one byte is
+ * rewritten after 128 KiB have arrived each way. The receiver that sees it
+ * sends MP_FAIL on pure ACKs between its own data segments; its peer's next
+ * new data carries the infinite mapping; both fall back, both streams
+ * complete, and exactly that one byte differs.
+ */
+static void test_mp_fail_both_ways(void)
+{
+	struct mps_config ask = { .seed = 131, .checksum = true };
+	struct mps_sim_link_cfg alg = clean_link;
+	struct xfer cs = { .total = 512 << 10 }, sc = { .total = 512 << 10 };
+	struct mps_conn *c, *s;
+	struct mps_sim_stats ss;
+	struct world w;
+	bool changed = false;
+	long steps;
+	int i, rx;
+
+	world_init(&w, 4, &clean_link, &ask, &ask, 132);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	cs.tx = sc.rx = c;
+	cs.rx = sc.tx = s;
+	alg.rewrite_ppm = 1000000;
+	alg.rewrite_max = 1;
+	for (steps = 0; steps < STEP_CAP && !(cs.rx_eof && sc.rx_eof); steps++) {
+		xfer_pump(&cs);
+		xfer_pump(&sc);
+		if (!changed && cs.rcvd >= 128 << 10 && sc.rcvd >= 128 << 10) {
+			CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.path, &alg), 0);
+			changed = true;
+		}
+		if (!world_step(&w))
+			break;
+	}
+	mps_sim_get_stats(w.sim, &ss);
+	CU_ASSERT_EQUAL(ss.rewritten, 1);
+	CU_ASSERT_TRUE(cs.rx_eof && sc.rx_eof);
+	CU_ASSERT_EQUAL(cs.rcvd, cs.total);
+	CU_ASSERT_EQUAL(sc.rcvd, sc.total);
+	CU_ASSERT_EQUAL(cs.diffs + sc.diffs, 1);
+	CU_ASSERT_FALSE(cs.other_diff || sc.other_diff);
+	rx = cs.diffs ? 1 : 0; /* the side that received the rewritten byte */
+	CU_ASSERT_TRUE(has_event(&w, rx, MPS_EV_MP_FAIL, MPS_MP_FAIL_SENT));
+	CU_ASSERT_TRUE(has_event(&w, 1 - rx, MPS_EV_MP_FAIL, MPS_MP_FAIL_RCVD));
+	CU_ASSERT_TRUE(has_event(&w, rx, MPS_EV_FALLBACK, MPS_FALLBACK_MP_FAIL));
+	CU_ASSERT_TRUE(has_event(&w, 1 - rx, MPS_EV_FALLBACK, MPS_FALLBACK_MP_FAIL_RCVD));
+	mps_close(c);
+	mps_close(s);
+	for (steps = 0; steps < STEP_CAP; steps++)
+		if (!world_step(&w))
+			break;
+	for (i = 0; i < 2; i++) {
+		CU_ASSERT_TRUE(has_event(&w, i, MPS_EV_CONN_CLOSED, -1));
+		CU_ASSERT_FALSE(has_event(&w, i, MPS_EV_CONN_RESET, -1));
+	}
+	world_free(&w);
 }
 
 /*
@@ -1120,6 +1185,7 @@ static const struct fj_test tests[] = {
 	{ "mp_fail_client_sends", test_mp_fail_client_sends },
 	{ "mp_fail_server_sends", test_mp_fail_server_sends },
 	{ "mp_fail_lossy", test_mp_fail_lossy },
+	{ "mp_fail_both_ways", test_mp_fail_both_ways },
 	{ "mp_fail_after_join", test_mp_fail_after_join },
 	{ "opts_lost_client_sends", test_opts_lost_client_sends },
 	{ "opts_lost_server_sends", test_opts_lost_server_sends },
