@@ -11,6 +11,9 @@ Options:
   --fastclose-after BYTES once BYTES are sent or received, close with
                           SO_LINGER {1, 0} (and, receiving, with data left
                           unread): Linux then sends MP_FASTCLOSE
+  --close-unread-after BYTES  (recv) once BYTES are read, stop reading, let
+                          more data arrive, and close() with it unread and
+                          no SO_LINGER: Linux sends MP_FASTCLOSE for that too
 
 A transfer that ends in an error (the peer reset the connection, or a
 timeout) still prints its JSON line, with "error" set to the errno name, and
@@ -56,13 +59,15 @@ def family(host):
 
 
 def options(argv):
-    opts = {"interval": 0.0, "fastclose": 0}
+    opts = {"interval": 0.0, "fastclose": 0, "unread": 0}
     i = 0
     while i < len(argv):
         if argv[i] == "--interval" and i + 1 < len(argv) and int(argv[i + 1]) > 0:
             opts["interval"] = int(argv[i + 1]) / 1000.0
         elif argv[i] == "--fastclose-after" and i + 1 < len(argv) and int(argv[i + 1]) > 0:
             opts["fastclose"] = int(argv[i + 1])
+        elif argv[i] == "--close-unread-after" and i + 1 < len(argv) and int(argv[i + 1]) > 0:
+            opts["unread"] = int(argv[i + 1])
         else:
             sys.exit("kernel_peer: bad option %r" % argv[i])
         i += 2
@@ -163,6 +168,12 @@ def do_recv(host, port, opts, h, st):
         if opts["fastclose"] and st["n"] >= opts["fastclose"]:
             st["alive"] = mptcp_alive(s)
             fast_close(s)
+            st["closed"] = True
+            return s
+        if opts["unread"] and st["n"] >= opts["unread"]:
+            st["alive"] = mptcp_alive(s)
+            time.sleep(0.2)  # the sender keeps going: data queues up unread
+            s.close()
             st["closed"] = True
             return s
     st["alive"] = st["alive"] and mptcp_alive(s)
