@@ -506,6 +506,13 @@ void mps_join_timers(struct mps_conn *c, uint64_t now)
 			sf_down(c, sf, MPS_SF_DOWN_CLOSED, now);
 			continue;
 		}
+		/* A join still in its handshake when both DATA_FINs are acknowledged is not needed. */
+		if (hs && c->data_fin_sent && c->data_fin_acked && c->data_fin_rcvd) {
+			if (sf->state != MPS_SF_SYN_SENT)
+				mps_sf_rst(c, sf, MPS_TCPRST_UNSPEC);
+			sf_down(c, sf, MPS_SF_DOWN_CLOSED, now);
+			continue;
+		}
 		/*
 		 * A subflow whose unacknowledged bytes the peer already has through
 		 * the others keeps them in the send buffer, as it may have to send

@@ -5,7 +5,8 @@
  * with HMAC, repeated until the peer echoes it); a client opens a subflow
  * from every local address it has to every address of the peer it knows,
  * the ones learnt by ADD_ADDR included, within cfg.max_subflows, and opens
- * again a join of its own that failed (timeout or RST), after 1, 2 and 4 s.
+ * again a subflow of its own that failed (timeout, RST or stale; the initial
+ * one's pair as a join), after 1, 2 and 4 s.
  */
 #include <errno.h>
 #include <string.h>
@@ -79,7 +80,8 @@ static void fullmesh_fill(struct mps_conn *c)
 	}
 	for (i = 0; i < nl; i++)
 		for (j = 0; j < nr; j++) {
-			bool have = same_host(&locals[i], &c->sf.local) &&
+			bool have = c->sf.state != MPS_SF_CLOSED &&
+				    same_host(&locals[i], &c->sf.local) &&
 				    same_host(&remotes[j], &c->sf.remote);
 
 			for (k = 0; k < c->njoins && !have; k++)
@@ -207,8 +209,13 @@ const struct mps_pm_ops *mps_pm_find(const char *name)
 
 void mps_pm_join_down(struct mps_conn *c, const struct mps_subflow *sf, int reason, uint64_t now)
 {
-	/* Only a join of ours that timed out or was reset, while the connection carries on. */
-	if (!sf->join_ours || (reason != MPS_SF_DOWN_TIMEOUT && reason != MPS_SF_DOWN_RST) ||
+	/*
+	 * Only a subflow we opened (a join of ours, or a client's initial one)
+	 * that timed out, was reset or went stale, while the connection carries on.
+	 */
+	if (!(sf->join_ours || (!sf->is_join && c->is_client)) ||
+	    (reason != MPS_SF_DOWN_TIMEOUT && reason != MPS_SF_DOWN_RST &&
+	     reason != MPS_SF_DOWN_STALE) ||
 	    !c->pm || !c->pm->join_failed || !c->mptcp || c->reset ||
 	    c->state != MPS_CONN_ESTABLISHED)
 		return;
@@ -232,6 +239,9 @@ static bool jretry_wanted(const struct mps_conn *c, unsigned int i)
 		local = !c->laddrs[k].removed && same_host(l, &c->laddrs[k].addr);
 	for (k = 0; k < c->nraddrs && !remote; k++)
 		remote = same_host(r, &c->raddrs[k].addr);
+	if (c->sf.state != MPS_SF_CLOSED && same_host(l, &c->sf.local) &&
+	    same_host(r, &c->sf.remote))
+		return false;
 	for (k = 0; k < c->njoins; k++)
 		if (c->joins[k]->state != MPS_SF_CLOSED && same_host(l, &c->joins[k]->local) &&
 		    same_host(r, &c->joins[k]->remote))

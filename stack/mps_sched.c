@@ -448,6 +448,8 @@ bool mps_initial_down(struct mps_conn *c, int reason, bool rst, uint64_t now)
 	mps_reinject(c, sf);
 	mps_snd_trim(c);
 	mps_event_sf(c->st, MPS_EV_SUBFLOW_DOWN, c, 0, reason, now);
+	/* A client's path manager may open the pair again, as a join. */
+	mps_pm_join_down(c, sf, reason, now);
 	return true;
 }
 

@@ -1252,17 +1252,25 @@ static void test_initial_path_dies(void)
 		CU_ASSERT_PTR_NOT_NULL_FATAL(closed);
 		/* Over the join, without waiting for the dead subflow's retransmissions to run out. */
 		CU_ASSERT(closed->time < cut_at + 10000000);
-		CU_ASSERT_EQUAL(count_ev(&w, i, MPS_EV_SUBFLOW_DOWN), 2);
 	}
 	/*
 	 * The client gives its initial subflow up as stale (it held back the send
-	 * buffer) or at its timeout; the server, whose initial subflow only
-	 * carried ACKs, once its FIN goes unanswered with the data level closed.
+	 * buffer) or at its timeout, tries the pair again as a join 1 s later
+	 * (abandoned in its handshake once both DATA_FINs are acknowledged), and
+	 * closes the join; the server, whose initial subflow only carried ACKs,
+	 * gives it up once its FIN goes unanswered with the data level closed.
 	 */
+	CU_ASSERT_EQUAL_FATAL(count_ev(&w, 0, MPS_EV_SUBFLOW_DOWN), 3);
+	CU_ASSERT_EQUAL_FATAL(count_ev(&w, 1, MPS_EV_SUBFLOW_DOWN), 2);
 	down = nth_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 0);
 	CU_ASSERT_EQUAL(down->subflow_id, 0);
 	CU_ASSERT(down->reason == MPS_SF_DOWN_STALE || down->reason == MPS_SF_DOWN_TIMEOUT);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(find_ev(&w, 0, MPS_EV_JOIN_RETRY, 0));
+	CU_ASSERT_EQUAL(find_ev(&w, 0, MPS_EV_JOIN_RETRY, 0)->time, down->time + 1000000);
 	down = nth_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 1);
+	CU_ASSERT_EQUAL(down->subflow_id, 0);
+	CU_ASSERT_EQUAL(down->reason, MPS_SF_DOWN_CLOSED);
+	down = nth_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 2);
 	CU_ASSERT_EQUAL(down->subflow_id, 1);
 	CU_ASSERT_EQUAL(down->reason, MPS_SF_DOWN_CLOSED);
 	CU_ASSERT_EQUAL(nth_ev(&w, 1, MPS_EV_SUBFLOW_DOWN, 0)->reason, MPS_SF_DOWN_CLOSED);
@@ -1431,6 +1439,51 @@ static void test_data_level_retransmission(void)
 	jworld_free(&w);
 }
 
+/*
+ * The initial path fails, then comes back: the client's path manager opens
+ * the pair (first address to the server's) again, as a join, and the new
+ * subflow carries data.
+ */
+static void test_initial_path_returns(void)
+{
+	static const struct mps_sim_link_cfg cut = { .delay_us = 10000, .loss_ppm = 1000000 };
+	struct mps_config ccfg = { .seed = 39, .nlocal_addrs = 1 }, scfg = { .seed = 40 };
+	const struct mps_event *down, *retry, *up;
+	struct mps_subflow_info fi;
+	struct mps_conn *c, *s;
+	struct jworld w;
+	unsigned int k, found = 0;
+
+	addr_at(&ccfg.local_addrs[0], 2, 1, 0);
+	jworld_init(&w, &ccfg, &scfg);
+	two_subflows(&w, &c, &s);
+	CU_ASSERT_EQUAL(move_data(&w, c, s, 1 << 20, false), 1 << 20);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p1, &cut), 0);
+	CU_ASSERT_EQUAL(move_data(&w, c, s, 2 << 20, false), 2 << 20);
+	down = find_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(down);
+	CU_ASSERT(down->reason == MPS_SF_DOWN_STALE || down->reason == MPS_SF_DOWN_TIMEOUT);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p1, &path1), 0);
+	run_for(&w, 30000000);
+	retry = find_ev(&w, 0, MPS_EV_JOIN_RETRY, 0);
+	up = find_ev(&w, 0, MPS_EV_SUBFLOW_UP, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(retry);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(up);
+	CU_ASSERT(up->time > down->time);
+	CU_ASSERT_PTR_NULL(find_ev(&w, 0, MPS_EV_JOIN_GIVEN_UP, -1));
+	CU_ASSERT_EQUAL(move_data(&w, c, s, 1 << 20, false), 1 << 20);
+	/* The new join from the first address is up and carried data. */
+	for (k = 0; mps_subflow_info(c, k, &fi) == 0; k++)
+		if (fi.join && fi.up && memcmp(fi.local.addr, w.c1.addr, 4) == 0 &&
+		    fi.bytes_sent > 0)
+			found++;
+	CU_ASSERT_EQUAL(found, 1);
+	close_all(&w, c, s);
+	CU_ASSERT_PTR_NULL(find_ev(&w, 0, MPS_EV_CONN_RESET, -1));
+	CU_ASSERT_PTR_NULL(find_ev(&w, 1, MPS_EV_CONN_RESET, -1));
+	jworld_free(&w);
+}
+
 static const struct fj_test tests[] = {
 	{ "two_path_lossy", test_two_path_lossy },
 	{ "conn_window_two_subflows", test_conn_window_two_subflows },
@@ -1438,6 +1491,7 @@ static const struct fj_test tests[] = {
 	{ "lia_shared_bottleneck", test_lia_shared_bottleneck },
 	{ "initial_path_dies", test_initial_path_dies },
 	{ "initial_addr_removed", test_initial_addr_removed },
+	{ "initial_path_returns", test_initial_path_returns },
 	{ "join_retry_given_up", test_join_retry_given_up },
 	{ "join_retry_after_timeout", test_join_retry_after_timeout },
 	{ "path_failure_reinjection", test_path_failure_reinjection },
