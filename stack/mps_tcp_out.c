@@ -645,12 +645,18 @@ int mps_tcp_send_data_fin(struct mps_conn *c, struct mps_subflow *sf, uint64_t n
  * snd_max, not snd_nxt: after a timeout snd_nxt goes back to snd_una, and
  * an ACK numbered below the peer's rcv_nxt is out of its window (RFC 9293
  * §3.10.7.4), so with data lost both ways each end would drop the other's
- * ACKs and both would stall until they gave up (BSD does the same).
+ * ACKs and both would stall until they gave up. Past the peer's window
+ * (it shrank, or is zero) the window's edge is used instead, as Linux's
+ * tcp_acceptable_seq() does, so that the ACK stays acceptable there too.
  */
 int mps_tcp_send_ack(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint8_t *buf,
 		     size_t cap)
 {
-	return send_segment(c, sf, now, sf->snd_max, c->snd_base_dsn, 0, false, buf, cap);
+	uint32_t seq = sf->snd_max, edge = sf->snd_una + sf->snd_wnd;
+
+	if (SEQ_GT(seq, edge))
+		seq = edge;
+	return send_segment(c, sf, now, seq, c->snd_base_dsn, 0, false, buf, cap);
 }
 
 int mps_tcp_output(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
