@@ -26,8 +26,8 @@
 #define BX_CHUNK     16384
 #define BX_MAX_SF    16
 #define BX_SLACK_MS  300 /* left to the parent to collect our result */
-#define BX_BUF_BYTES (4u << 20)
 #define BX_MAX_PATHS 8
+#define BX_STALL_MS  15000 /* no byte moved for this long: the transfer is stuck */
 
 struct bpath {
 	struct mps_addr local, remote;
@@ -623,7 +623,7 @@ static void bx_transfer(struct bx *x, struct bpath *bp, size_t n, const struct e
 			      .paths = bp,
 			      .n_paths = n,
 			      .interval_ms = xf->interval_ms };
-	uint64_t t0 = fj_mono_ms(), t_end = 0;
+	uint64_t t0 = fj_mono_ms(), t_end = 0, last_move = t0, mark = 0;
 	int rc;
 
 	if (s.csv && s.csv->len == 0)
@@ -643,6 +643,30 @@ static void bx_transfer(struct bx *x, struct bpath *bp, size_t n, const struct e
 		}
 		if (now >= s.next_ms)
 			bs_sample(&s);
+		/*
+		 * A connection that moves nothing for BX_STALL_MS is stuck (the
+		 * peer or every path gone, or the stack wedged): the run fails
+		 * now rather than at its deadline.
+		 */
+		{
+			struct mps_conn_info ci;
+			uint64_t m = x->off + x->trailer_len;
+
+			if (mps_conn_info(x->c, &ci) == 0)
+				m += ci.bytes_acked + ci.bytes_received;
+			if (m != mark) {
+				mark = m;
+				last_move = now;
+			} else if (now - last_move >= BX_STALL_MS) {
+				exp_fail(
+					out,
+					"transfer: nothing moved for %u ms (%llu bytes so far): the "
+					"peer or its paths went away",
+					BX_STALL_MS, (unsigned long long)x->off);
+				x->reset = MPS_RST_TIMEOUT;
+				break;
+			}
+		}
 		bx_joins(x, bp, n, out);
 		/* Once our side is shut, subflows closing are the end, not news. */
 		s.finishing = x->shut || (xf->download && x->df.in_trailer);
