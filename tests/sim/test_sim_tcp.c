@@ -815,6 +815,36 @@ static void opts_lost_run(bool client_sends, uint64_t seed)
 	world_free(&w);
 }
 
+/*
+ * With DSS checksums, once one has verified, Linux does not fall back when
+ * options vanish (a checksum can no longer protect the data) and resets;
+ * so do we. The stream delivered up to then is intact.
+ */
+static void test_opts_lost_checksum_resets(void)
+{
+	struct mps_config ask = { .seed = 141, .checksum = true };
+	struct mid_run r = { .total = 4 << 20, .at = 1 << 20, .change = clean_link };
+	struct mps_conn *c, *s;
+	struct world w;
+
+	r.change.strip_mptcp = MPS_SIM_STRIP_ACK | MPS_SIM_STRIP_DATA;
+	world_init(&w, 4, &clean_link, &ask, &ask, 142);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	mid_transfer(&w, c, s, &r);
+	CU_ASSERT_FALSE(r.eof);
+	CU_ASSERT(r.rcvd >= r.at && r.rcvd < r.total);
+	CU_ASSERT_EQUAL(r.diffs, 0);
+	CU_ASSERT(mps_stack_counter(w.st[0], MPS_CNT_IN_NO_DSS) +
+			  mps_stack_counter(w.st[1], MPS_CNT_IN_NO_DSS) >=
+		  1);
+	CU_ASSERT(has_event(&w, 0, MPS_EV_CONN_RESET, MPS_RST_OPTS_LOST) ||
+		  has_event(&w, 1, MPS_EV_CONN_RESET, MPS_RST_OPTS_LOST));
+	CU_ASSERT_FALSE(has_event(&w, 0, MPS_EV_FALLBACK, -1));
+	CU_ASSERT_FALSE(has_event(&w, 1, MPS_EV_FALLBACK, -1));
+	world_free(&w);
+}
+
 static void test_opts_lost_client_sends(void)
 {
 	opts_lost_run(true, 101);
@@ -1189,6 +1219,7 @@ static const struct fj_test tests[] = {
 	{ "mp_fail_after_join", test_mp_fail_after_join },
 	{ "opts_lost_client_sends", test_opts_lost_client_sends },
 	{ "opts_lost_server_sends", test_opts_lost_server_sends },
+	{ "opts_lost_checksum_resets", test_opts_lost_checksum_resets },
 	{ "trace_roundtrip", test_trace_roundtrip },
 	{ "zero_window_persist", test_zero_window_persist },
 	{ "simultaneous_close", test_simultaneous_close },
