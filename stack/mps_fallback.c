@@ -158,8 +158,13 @@ void mps_fallback_input(struct mps_conn *c, const struct mps_seg *s, const struc
 	if (fail)
 		mp_fail_input(c, fail->fail_dsn, now);
 	if (dss && (dss->dss.flags & MPS_DSS_FLAG_M) && dss->dss.data_len == 0) {
+		/*
+		 * Counted on every segment (a Linux sender repeats it on each piece
+		 * of a large send), reported once: the first ends MPTCP.
+		 */
 		c->st->counters[MPS_CNT_IN_INFINITE_MAP]++;
-		mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_INFINITE_RCVD, now);
+		if (c->mptcp)
+			mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_INFINITE_RCVD, now);
 		c->mp_fail_tx = false; /* the answer to our MP_FAIL */
 		if (c->mptcp && c->mp_fail_wait)
 			mps_fall_back(c, MPS_FALLBACK_MP_FAIL, "DSS checksum failed: MP_FAIL sent",
