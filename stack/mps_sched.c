@@ -367,11 +367,27 @@ static const struct mps_subflow *dfin_carrier(const struct mps_conn *c)
  * and DATA_FIN are retransmitted until DATA_ACKed, as Linux's MPTCP-level
  * retransmission timer does.
  */
+/* The subflow with this serial can still send (its lone DATA_FIN would otherwise wait forever). */
+static bool serial_live(const struct mps_conn *c, uint32_t serial)
+{
+	unsigned int i;
+
+	if (c->sf.serial == serial)
+		return c->sf.state != MPS_SF_CLOSED;
+	for (i = 0; i < c->njoins; i++)
+		if (c->joins[i]->serial == serial)
+			return c->joins[i]->state != MPS_SF_CLOSED;
+	return false;
+}
+
 void mps_dtx_timer(struct mps_conn *c, uint64_t now)
 {
 	const struct mps_subflow *carrier;
 	uint64_t len;
 
+	/* Its carrier went away first: the timer sends it again elsewhere. */
+	if (c->dfin_resend && !serial_live(c, c->dfin_serial))
+		c->dfin_resend = false;
 	if (!dtx_outstanding(c)) {
 		c->dtx_at = 0;
 		c->dtx_backoff = 0;
