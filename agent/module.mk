@@ -43,3 +43,9 @@ $(BUILD)/fuzz/fuzz_agent_config: $(FUZZ_SRCS_fuzz_agent_config) agent/agent_conf
 FUZZ_TARGETS += fuzz_tracebox
 FUZZ_SRCS_fuzz_tracebox := agent/exp_tracebox.c common/fj_clock.c
 $(BUILD)/fuzz/fuzz_tracebox: $(FUZZ_SRCS_fuzz_tracebox) agent/exp_tracebox.h
+
+# Fuzz target for the responder protocol's decoders and the source framing.
+FUZZ_TARGETS += fuzz_resp_frames
+FUZZ_SRCS_fuzz_resp_frames := agent/responder.c agent/agent_loop.c agent/agent_loop_epoll.c \
+	common/fj_log.c common/fj_clock.c
+$(BUILD)/fuzz/fuzz_resp_frames: $(FUZZ_SRCS_fuzz_resp_frames) agent/responder.h
