@@ -255,7 +255,7 @@ enum mps_event_type {
 	MPS_EV_CONN_RESET,	/* reason: MPS_RST_* */
 	MPS_EV_FALLBACK,	/* reason: MPS_FALLBACK_* */
 	MPS_EV_SUBFLOW_UP,	/* subflow_id: its local ID */
-	MPS_EV_SUBFLOW_DOWN,	/* reason: MPS_SF_DOWN_* (0 for the initial subflow's close) */
+	MPS_EV_SUBFLOW_DOWN,	/* reason: MPS_SF_DOWN_* (0: the initial subflow's own close) */
 	MPS_EV_ADD_ADDR_IN,	/* the peer announced an address (HMAC verified); reason: its ID */
 	MPS_EV_REMOVE_ADDR_IN,	/* the peer withdrew an address it announced; reason: its ID */
 	MPS_EV_SUBFLOW_PRIO,	/* MP_PRIO changed a subflow's backup flag; reason: the new flag */
@@ -306,7 +306,10 @@ enum mps_rst_reason {
 	MPS_RST_MP_FAIL,     /* our MP_FAIL went unanswered for 120 s */
 };
 
-/* Why a join subflow went away. */
+/*
+ * Why a subflow went away. The initial subflow goes with TIMEOUT, RST,
+ * REMOVED or STALE only while a join carries the connection on.
+ */
 enum mps_sf_down_reason {
 	MPS_SF_DOWN_RST = 1, /* RST from the peer (a refused join included) */
 	MPS_SF_DOWN_HMAC,    /* the peer's MP_JOIN HMAC did not verify */
