@@ -1280,13 +1280,15 @@ static void test_initial_path_dies(void)
 
 /*
  * The server withdraws the address of the initial subflow while a join to
- * its second address works: the initial subflow is reset on both ends
- * (REMOVE_ADDR with ID 0 goes over the join), the transfer continues over
- * the join and both ends close cleanly. Without a working join the initial
- * subflow's address cannot be withdrawn.
+ * its second address works: the initial subflow is reset on both ends (by
+ * the RST, or, when that is lost, by the REMOVE_ADDR with ID 0 that goes
+ * over the join), the transfer continues over the join and both ends close
+ * cleanly. Without a working join the initial subflow's address cannot be
+ * withdrawn.
  */
-static void test_initial_addr_removed(void)
+static void initial_addr_removed_run(bool rst_lost, int client_reason)
 {
+	static const struct mps_sim_link_cfg cut = { .delay_us = 10000, .loss_ppm = 1000000 };
 	struct mps_config ccfg = { .seed = 35 }, scfg = { .seed = 36, .nlocal_addrs = 1 };
 	const struct mps_event *down;
 	struct mps_conn_info ci;
@@ -1309,22 +1311,33 @@ static void test_initial_addr_removed(void)
 	CU_ASSERT_EQUAL_FATAL(ci.nsubflows, 2);
 	CU_ASSERT_EQUAL(move_data(&w, c, s, 512 << 10, false), 512 << 10);
 	CU_ASSERT_EQUAL(mps_remove_addr(s, &w.srv), 0);
+	/* Path 1 down at once: the server's RST on the initial subflow is lost. */
+	if (rst_lost)
+		CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p1, &cut), 0);
 	stream_to(&w, c, s, 1 << 20, NULL);
 	down = find_ev(&w, 1, MPS_EV_SUBFLOW_DOWN, 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(down);
 	CU_ASSERT_EQUAL(down->reason, MPS_SF_DOWN_REMOVED);
 	CU_ASSERT_PTR_NOT_NULL(find_ev(&w, 1, MPS_EV_REMOVE_ADDR_OUT, -1));
 	CU_ASSERT_EQUAL(s->nrm_ids, 0); /* the REMOVE_ADDR left, on the join */
-	/* The client lost its initial subflow to the RST or to the REMOVE_ADDR, whichever came first. */
+	/* The client lost its initial subflow to the RST, or else to the REMOVE_ADDR of ID 0. */
 	down = find_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(down);
-	CU_ASSERT(down->reason == MPS_SF_DOWN_RST || down->reason == MPS_SF_DOWN_REMOVED);
+	CU_ASSERT_EQUAL(down->reason, client_reason);
 	CU_ASSERT_EQUAL(mps_conn_info(c, &ci), 0);
 	CU_ASSERT_EQUAL(ci.nsubflows, 2); /* the dead initial one is still listed, CLOSED */
 	close_all(&w, c, s);
 	CU_ASSERT_PTR_NULL(find_ev(&w, 0, MPS_EV_CONN_RESET, -1));
 	CU_ASSERT_PTR_NULL(find_ev(&w, 1, MPS_EV_CONN_RESET, -1));
+	CU_ASSERT_PTR_NOT_NULL(find_ev(&w, 0, MPS_EV_CONN_CLOSED, -1));
+	CU_ASSERT_PTR_NOT_NULL(find_ev(&w, 1, MPS_EV_CONN_CLOSED, -1));
 	jworld_free(&w);
+}
+
+static void test_initial_addr_removed(void)
+{
+	initial_addr_removed_run(false, MPS_SF_DOWN_RST);
+	initial_addr_removed_run(true, MPS_SF_DOWN_REMOVED);
 }
 
 /* Node x's ACK to the server: subflow ack, and a 64-bit DATA_ACK. */
