@@ -27,6 +27,9 @@ twopath_up() {
 		ip -n "$ns" mptcp limits set subflows 2 add_addr_accepted 2
 	done
 	ip netns exec "$A" sysctl -q net.ipv4.conf.mps0.rp_filter=0
+	# Source-address routing in B: what leaves from its path-b address goes
+	# back over path b, so our join from 10.80.1.2 to 10.81.2.2 keeps to path b.
+	ip -n "$B" rule add from 10.81.2.2 lookup 102
 	for p in a b; do
 		n=$([ $p = a ] && echo 1 || echo 2)
 		ip link add "t${p}0-$$" netns "$A" type veth peer name "t${p}1-$$" netns "$B"
@@ -35,6 +38,7 @@ twopath_up() {
 		ip -n "$A" link set "t${p}0-$$" up
 		ip -n "$B" link set "t${p}1-$$" up
 		ip -n "$B" route add "10.80.$n.2/32" via "10.81.$n.1"
+		[ $p = b ] && ip -n "$B" route add 10.80.0.0/16 via 10.81.2.1 dev "tb1-$$" table 102
 		if [ "$RATE" != none ]; then
 			ip netns exec "$A" tc qdisc add dev "t${p}0-$$" root tbf rate "$RATE" \
 				burst 64kb latency 50ms

@@ -5,8 +5,9 @@
 # Each run does four transfers of FJ_BENCH_BYTES (kernel -> bundled, bundled
 # -> kernel with scheduler FJ_BENCH_SCHED, and kernel -> kernel both ways, as
 # in mps_twopath.sh). Once the receiver has FJ_BENCH_CUT_AT bytes, path b (the
-# join's) is cut in namespace B, which is an end of every transfer: iptables
-# DROP of everything in and out of its path-b veth. The receiver prints a
+# join's; FJ_BENCH_CUT_PATH=a cuts the initial subflow's path instead) is cut
+# in namespace B, which is an end of every transfer: iptables DROP of
+# everything in and out of its veth on that path. The receiver prints a
 # progress line every 10 ms (mpsperf --interval, kernel_peer.py --interval);
 # the figure is the stall: the longest time after the cut during which the
 # receiver got no new in-order data, to 10 ms. Medians of the runs and the
@@ -16,6 +17,7 @@ set -eu
 RATE=${FJ_BENCH_RATE:-50mbit}
 BYTES=${FJ_BENCH_BYTES:-33554432}
 CUT_AT=${FJ_BENCH_CUT_AT:-8388608}
+CUT=${FJ_BENCH_CUT_PATH:-b} # b: the join's path; a: the initial subflow's
 RUNS=${FJ_BENCH_RUNS:-3}
 SCHED=${FJ_BENCH_SCHED:-lowrtt}
 CC=${FJ_BENCH_CC:-lia} # congestion control of the bundled stack
@@ -81,6 +83,7 @@ print("%.3f" % worst)
 PY
 
 uncut() { ip netns exec "$B" iptables -F INPUT; ip netns exec "$B" iptables -F OUTPUT; }
+[ "$CUT" = a ] || [ "$CUT" = b ] || { echo "$NAME: FJ_BENCH_CUT_PATH must be a or b" >&2; exit 2; }
 result() { # kind cut-time progress-file detail
 	if [ "$2" = none ]; then
 		echo "$NAME: run $r $1: FAILED: never reached $CUT_AT bytes"
@@ -105,7 +108,7 @@ while [ "$r" -le "$RUNS" ]; do
 	ip netns exec "$B" timeout -k 5 120 python3 "$PEER" send 10.80.1.2 5002 "$BYTES" \
 		>"$TMP/peer.json" &
 	PID2=$!
-	t=$(python3 "$TMP/cut.py" "$TMP/prog" "$CUT_AT" "$B" "tb1-$$")
+	t=$(python3 "$TMP/cut.py" "$TMP/prog" "$CUT_AT" "$B" "t${CUT}1-$$")
 	if wait "$PID2" && wait "$PID" &&
 		[ "$(jget sha256 <"$TMP/perf.json")" = "$(jget sha256 <"$TMP/peer.json")" ]; then
 		result k2b "$t" "$TMP/prog" "bytes per subflow $(jget subflow_bytes <"$TMP/perf.json")"
@@ -126,7 +129,7 @@ while [ "$r" -le "$RUNS" ]; do
 		--remote 10.81.1.2 --port 5003 --mode send --bytes "$BYTES" --scheduler "$SCHED" --cc "$CC" $PERF_OPTS \
 		>"$TMP/perf.json" 2>"$TMP/perf.err" &
 	PID2=$!
-	t=$(python3 "$TMP/cut.py" "$TMP/prog" "$CUT_AT" "$B" "tb1-$$")
+	t=$(python3 "$TMP/cut.py" "$TMP/prog" "$CUT_AT" "$B" "t${CUT}1-$$")
 	if wait "$PID2" && wait "$PID" &&
 		[ "$(jget sha256 <"$TMP/perf.json")" = "$(jget sha256 <"$TMP/peer.json")" ]; then
 		result b2k "$t" "$TMP/prog" "bytes per subflow $(jget subflow_bytes <"$TMP/perf.json")"
@@ -149,7 +152,7 @@ while [ "$r" -le "$RUNS" ]; do
 		ip netns exec "$src" timeout -k 5 120 python3 "$PEER" send "$to" 5005 "$BYTES" \
 			>"$TMP/peer.json" &
 		PID2=$!
-		t=$(python3 "$TMP/cut.py" "$TMP/prog" "$CUT_AT" "$B" "tb1-$$")
+		t=$(python3 "$TMP/cut.py" "$TMP/prog" "$CUT_AT" "$B" "t${CUT}1-$$")
 		if wait "$PID2" && wait "$PID"; then
 			result "kk_$d" "$t" "$TMP/prog" \
 				"kernel extra subflows $(jget extra_subflows_max <"$TMP/peer.json")"
@@ -167,8 +170,8 @@ for k in k2b b2k kk_ba kk_ab; do
 	eval "s_$k=$(median <"$TMP/$k")"
 done
 awk -v a="$s_k2b" -v b="$s_b2k" -v ka="$s_kk_ba" -v kb="$s_kk_ab" -v runs="$RUNS" \
-	-v rate="$RATE" -v sched="$SCHED/$CC" -v bad="$bad" 'BEGIN {
-	printf "mps_pathcut: medians of %d runs, stall after path b is cut (paths %s):\n", runs, rate
+	-v rate="$RATE" -v cut="$CUT" -v sched="$SCHED/$CC" -v bad="$bad" 'BEGIN {
+	printf "mps_pathcut: medians of %d runs, stall after path %s is cut (paths %s):\n", runs, cut, rate
 	printf "  kernel -> bundled  %.3f s  (kernel -> kernel %.3f s, ratio %.2f)\n", a, ka, ka ? a / ka : 0
 	printf "  bundled -> kernel  %.3f s  (kernel -> kernel %.3f s, ratio %.2f, scheduler %s)\n", b, kb, kb ? b / kb : 0, sched
 	printf "  failed transfers: %d\n", bad
