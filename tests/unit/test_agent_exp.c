@@ -193,6 +193,11 @@ static void test_resp_bad_headers(void)
 		pump(50);
 		CU_ASSERT_EQUAL(agent_responder_conns(resp), 0);
 	}
+	/* info: refused, with the reason, by an agent without a bundled responder. */
+	memset(&q, 0, sizeof(q));
+	q.type = AGENT_RESP_INFO;
+	agent_resp_request_encode(&q, h);
+	refused(port, h, "this agent has no bundled responder");
 	agent_responder_destroy(resp);
 }
 
@@ -340,6 +345,32 @@ static void test_resp_deframe(void)
 }
 
 /* The stream at any offset is the same as from the start. */
+/* info: the reply, a u16 length, the bundled responder addresses as configured, the end. */
+static void test_resp_info(void)
+{
+	static const char *const lo[] = { "127.0.0.1" };
+	static const char text[] = "uninett 10.1.2.160 fd00:1:0:2::1:100\nice - -\n";
+	struct agent_responder_cfg rc = { lo, 1, 0, 4, 30, 0, text };
+	struct agent_resp_request q = { .type = AGENT_RESP_INFO };
+	struct agent_resp_reply reply;
+	struct agent_responder *r = NULL;
+	uint8_t got[256];
+	char err[200];
+	int fd;
+
+	CU_ASSERT_EQUAL_FATAL(agent_responder_create(loop, &rc, &r, err, sizeof(err)), 0);
+	fd = connect_port(AF_INET, agent_responder_port(r));
+	CU_ASSERT_FATAL(fd >= 0);
+	send_request(fd, &q);
+	read_reply(fd, &reply);
+	CU_ASSERT(reply.ok);
+	CU_ASSERT_EQUAL(read_pumped(fd, got, sizeof(got), 2000), 2 + sizeof(text) - 1);
+	CU_ASSERT_EQUAL(got[0] << 8 | got[1], sizeof(text) - 1);
+	CU_ASSERT_EQUAL(memcmp(got + 2, text, sizeof(text) - 1), 0);
+	close(fd);
+	agent_responder_destroy(r);
+}
+
 static void test_resp_fill_offsets(void)
 {
 	uint8_t a[1000], b[300];
@@ -1185,6 +1216,7 @@ static const struct fj_test tests[] = {
 	{ "resp_sink_source_v6_tcp", test_resp_sink_source_v6_tcp },
 	{ "resp_fill_offsets", test_resp_fill_offsets },
 	{ "resp_deframe", test_resp_deframe },
+	{ "resp_info", test_resp_info },
 	{ "resp_rr_and_duration", test_resp_rr_and_duration },
 	{ "bulk_upload_bytes", test_bulk_upload_bytes },
 	{ "bulk_download_duration", test_bulk_download_duration },
