@@ -74,12 +74,46 @@ static int check_bulk(const Fjord__V1__BulkParams *b, const char *pfx, struct ct
 	return 0;
 }
 
+static int check_rr(const Fjord__V1__RrParams *rr, const char *pfx, struct ctl_reject *why)
+{
+	char f[64];
+
+	if (rr->request_bytes < 1 || rr->request_bytes > 65536) {
+		snprintf(f, sizeof(f), "%s.requestBytes", pfx);
+		return reject(why, f, "requestBytes must be 1..65536");
+	}
+	if (rr->response_bytes < 1 || rr->response_bytes > 65536) {
+		snprintf(f, sizeof(f), "%s.responseBytes", pfx);
+		return reject(why, f, "responseBytes must be 1..65536");
+	}
+	if (rr->rate_per_s < 1 || rr->rate_per_s > 100000) {
+		snprintf(f, sizeof(f), "%s.ratePerS", pfx);
+		return reject(why, f, "ratePerS must be 1..100000");
+	}
+	if (rr->duration_s < 1 || rr->duration_s > SCHED_MAX_DURATION_S) {
+		snprintf(f, sizeof(f), "%s.durationS", pfx);
+		return reject(why, f, "durationS must be 1..%u", SCHED_MAX_DURATION_S);
+	}
+	return 0;
+}
+
+/* The workload is a bulk transfer or request/response transactions, exactly one. */
 static int check_handover(const Fjord__V1__HandoverParams *h, struct ctl_reject *why)
 {
 	char f[64];
 	size_t i;
-	int err = check_bulk(h->bulk, "handover.bulk", why);
+	uint32_t dur_s;
+	int err;
 
+	if (h->bulk && h->rr)
+		return reject(why, "handover.rr", "give bulk or rr as the workload, not both");
+	if (h->rr) {
+		err = check_rr(h->rr, "handover.rr", why);
+		dur_s = h->rr->duration_s;
+	} else {
+		err = check_bulk(h->bulk, "handover.bulk", why);
+		dur_s = h->bulk ? h->bulk->duration_s : 0;
+	}
 	if (err)
 		return err;
 	if (h->n_events > SCHED_MAX_EVENTS)
@@ -96,7 +130,7 @@ static int check_handover(const Fjord__V1__HandoverParams *h, struct ctl_reject 
 			snprintf(f, sizeof(f), "handover.events[%zu].action", i);
 			return reject(why, f, "action must be down, up or backup");
 		}
-		if (h->bulk->duration_s && e->at_ms > h->bulk->duration_s * 1000u) {
+		if (dur_s && e->at_ms > dur_s * 1000u) {
 			snprintf(f, sizeof(f), "handover.events[%zu].atMs", i);
 			return reject(why, f, "event after the end of the transfer");
 		}
@@ -122,16 +156,7 @@ static int check_params(const Fjord__V1__ExperimentSpec *s, struct ctl_reject *w
 	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_RR:
 		if (s->params_case != FJORD__V1__EXPERIMENT_SPEC__PARAMS_RR || !s->rr)
 			return reject(why, "rr", "type rr needs rr parameters");
-		if (s->rr->request_bytes < 1 || s->rr->request_bytes > 65536)
-			return reject(why, "rr.requestBytes", "requestBytes must be 1..65536");
-		if (s->rr->response_bytes < 1 || s->rr->response_bytes > 65536)
-			return reject(why, "rr.responseBytes", "responseBytes must be 1..65536");
-		if (s->rr->rate_per_s < 1 || s->rr->rate_per_s > 100000)
-			return reject(why, "rr.ratePerS", "ratePerS must be 1..100000");
-		if (s->rr->duration_s < 1 || s->rr->duration_s > SCHED_MAX_DURATION_S)
-			return reject(why, "rr.durationS", "durationS must be 1..%u",
-				      SCHED_MAX_DURATION_S);
-		return 0;
+		return check_rr(s->rr, "rr", why);
 	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER:
 		if (s->params_case != FJORD__V1__EXPERIMENT_SPEC__PARAMS_HANDOVER || !s->handover)
 			return reject(why, "handover", "type handover needs handover parameters");

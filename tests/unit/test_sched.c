@@ -250,6 +250,57 @@ static void test_validate(void)
 	CU_ASSERT_EQUAL(ctl_sched_validate(&b.spec, &why), 0);
 }
 
+/* rr on its own and as the workload of a handover: the same limits, each under its own field. */
+static void test_validate_rr_handover(void)
+{
+	Fjord__V1__RrParams rr = FJORD__V1__RR_PARAMS__INIT;
+	Fjord__V1__BulkParams bulk = FJORD__V1__BULK_PARAMS__INIT;
+	Fjord__V1__HandoverParams h = FJORD__V1__HANDOVER_PARAMS__INIT;
+	Fjord__V1__LinkEvent ev = FJORD__V1__LINK_EVENT__INIT;
+	Fjord__V1__LinkEvent *evp[1] = { &ev };
+	struct ctl_reject why;
+	struct spec_buf b;
+
+	spec_init(&b, "e");
+	set_pair(&b, 0, "A", "B");
+	rr.request_bytes = 100;
+	rr.response_bytes = 1000;
+	rr.rate_per_s = 10;
+	rr.duration_s = 5;
+	b.spec.type = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_RR;
+	b.spec.params_case = FJORD__V1__EXPERIMENT_SPEC__PARAMS_RR;
+	b.spec.rr = &rr;
+	CU_ASSERT_EQUAL(ctl_sched_validate(&b.spec, &why), 0);
+	rr.response_bytes = 65537;
+	expect_reject(&b, "rr.responseBytes");
+	rr.response_bytes = 1000;
+
+	b.spec.type = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER;
+	b.spec.params_case = FJORD__V1__EXPERIMENT_SPEC__PARAMS_HANDOVER;
+	b.spec.handover = &h;
+	expect_reject(&b, "handover.bulk"); /* no workload */
+	h.rr = &rr;
+	ev.isp = "x";
+	ev.action = "down";
+	ev.at_ms = 2000;
+	h.events = evp;
+	h.n_events = 1;
+	CU_ASSERT_EQUAL(ctl_sched_validate(&b.spec, &why), 0);
+	ev.at_ms = 6000; /* after the 5 s of transactions */
+	expect_reject(&b, "handover.events[0].atMs");
+	ev.at_ms = 2000;
+	rr.rate_per_s = 0;
+	expect_reject(&b, "handover.rr.ratePerS");
+	rr.rate_per_s = 10;
+	bulk.duration_s = 5;
+	h.bulk = &bulk;
+	expect_reject(&b, "handover.rr"); /* both workloads */
+	h.rr = NULL;
+	CU_ASSERT_EQUAL(ctl_sched_validate(&b.spec, &why), 0);
+	bulk.duration_s = 1;
+	expect_reject(&b, "handover.events[0].atMs");
+}
+
 /* ---- expansion --------------------------------------------------------------- */
 
 static void test_expand_pair(void)
@@ -924,6 +975,7 @@ static void test_rebuild(void)
 
 static const struct fj_test tests[] = {
 	{ "validate", test_validate },
+	{ "validate_rr_handover", test_validate_rr_handover },
 	{ "expand_pair", test_expand_pair },
 	{ "expand_sites", test_expand_sites },
 	{ "expand_schedule", test_expand_schedule },
