@@ -13,6 +13,7 @@
 
 #define MPS_MAX_LISTENERS  8
 #define MPS_MAX_SUBFLOWS   8   /* per connection, the initial one included */
+#define MPS_SACK_RANGES	   32  /* SACK scoreboard ranges per subflow */
 #define MPS_SMAP_MAX	   512 /* send-map pieces per subflow; a full map takes no new data */
 #define MPS_REINJECT_MAX   64  /* pieces waiting for reinjection per connection */
 #define MPS_MAX_RST_QUEUE  16
@@ -92,11 +93,19 @@ struct mps_subflow {
 	bool in_recovery;
 	bool rexmit_one;		 /* fast retransmit: resend the segment at rexmit_seq */
 	uint32_t rexmit_seq, rexmit_max; /* where, and at most how much (0: one segment) */
-	uint32_t rexmit_next;		 /* recovery: holes before this were resent */
+	uint32_t rexmit_next;		 /* recovery: holes before this were resent (HighRxt) */
+	/*
+	 * SACK scoreboard (RFC 6675): disjoint ranges, sorted, above snd_una.
+	 * A tbf queue overflowing drops runs of segments, so a window may hold
+	 * many holes at once; when full, the highest ranges are the ones
+	 * forgotten (they matter least for repair).
+	 */
 	struct {
 		uint32_t left, right;
-	} sacked[4]; /* SACK scoreboard (RFC 6675), sorted, above snd_una */
+	} sacked[MPS_SACK_RANGES];
 	uint8_t nsacked;
+	bool sack_recovery;  /* in_recovery driven by the scoreboard (RFC 6675), not NewReno */
+	bool rescue_done;    /* RescueRxt used in this recovery (RFC 6675 §4, rule 4) */
 	bool probe_answered; /* an ACK came back while the peer's window was zero */
 	uint8_t backoff;
 	uint64_t rto_at;      /* MPS_TIME_NEVER when not armed */
@@ -128,6 +137,20 @@ struct mps_subflow {
 	uint64_t rx_map_dsn;
 	uint32_t rx_map_ssn;
 	uint16_t rx_map_len;
+	/*
+	 * With DSS checksums: the current mapping's payload, held here until it
+	 * verifies and then handed to the connection (a join's mappings always,
+	 * the initial subflow's when one starts ahead of rcv_nxt_dsn).
+	 */
+	uint8_t *rx_cbuf;
+	uint16_t rx_cdata;  /* payload bytes of the mapping (DATA_FIN not counted) */
+	uint16_t rx_cdone;  /* of which received */
+	uint16_t rx_cgiven; /* of which handed to the connection, once verified */
+	bool rx_cverified;  /* the whole mapping arrived and its checksum verified */
+	bool rx_cfin;	    /* the mapping ends with a DATA_FIN */
+	uint64_t rx_cdsn;   /* the mapping's DSN */
+	uint16_t rx_ccsum;  /* the checksum it carried */
+	struct mps_dss_csum rx_ck;
 };
 
 struct mps_conn {
@@ -299,7 +322,9 @@ struct mps_rst {
 	struct mps_addr local, remote;
 	uint32_t seq, ack;
 	uint8_t flags;
-	int tcprst; /* MP_TCPRST reason to add, or -1 for a bare RST */
+	int tcprst;	   /* MP_TCPRST reason to add, or -1 for a bare RST */
+	bool mp_fail;	   /* MP_FAIL too (RFC 8684 §3.7: a subflow reset for a checksum) */
+	uint64_t fail_dsn; /* its DSN */
 };
 
 struct mps_stack {
@@ -315,6 +340,12 @@ struct mps_stack {
 	struct mps_event events[MPS_MAX_EVENTS];
 	unsigned int ev_head, ev_len;
 	uint16_t ip_id;
+	/*
+	 * For the mps_output_gso() call under way: the most TCP payload the
+	 * link takes in one packet (0: one MSS), and the segment size the link
+	 * must cut the packet just built into (0: send it as it is).
+	 */
+	uint32_t out_gso_max, out_seg_size;
 	uint64_t counters[MPS_CNT__COUNT];
 	uint64_t opt_errors[MPS_OPT_E_COUNT];
 };
@@ -376,6 +407,18 @@ void mps_pm_echo_input(struct mps_conn *c, const struct mps_opt_add_addr *a, uin
 int mps_pm_local_id(const struct mps_conn *c, const struct mps_addr *addr);
 /* Queue an RST with MP_TCPRST reason (or -1: none) on subflow sf of c (mps_join.c). */
 void mps_sf_rst(struct mps_conn *c, struct mps_subflow *sf, int reason);
+/*
+ * Held checksummed mappings (mps_join.c). Start one for sf at dsn (data
+ * payload bytes, fin: a DATA_FIN ends it, csum: the checksum it carries);
+ * add in-order bytes; a verified mapping is handed to the connection by
+ * mps_cmap_flush(), which returns false while some of it is still held.
+ */
+int mps_cmap_start(struct mps_conn *c, struct mps_subflow *sf, uint64_t dsn, uint32_t ssn,
+		   uint16_t len, uint16_t data, bool fin, uint16_t csum);
+/* Returns 1 when the mapping is complete and verified, 0 if incomplete, -EBADMSG if wrong. */
+int mps_cmap_add(struct mps_conn *c, struct mps_subflow *sf, const uint8_t *p, uint32_t n);
+bool mps_cmap_flush(struct mps_conn *c, struct mps_subflow *sf);
+void mps_cmap_free(struct mps_conn *c, struct mps_subflow *sf);
 /* Reset every join subflow of c whose remote (remote true) or local address ID is id. */
 void mps_join_close_id(struct mps_conn *c, uint8_t id, bool remote, uint64_t now);
 

@@ -569,6 +569,7 @@ void mps_queue_rst_reason(struct mps_stack *st, const struct mps_seg *s,
 	r->local = *local;
 	r->remote = *remote;
 	r->tcprst = reason;
+	r->mp_fail = false;
 	/* RFC 9293 §3.10.7.1: answer an ACK with its own number, otherwise ACK it. */
 	if (s->flags & MPS_TCP_ACK) {
 		r->seq = s->ack;
@@ -721,6 +722,20 @@ int mps_output(struct mps_stack *st, uint64_t now, uint8_t *buf, size_t cap)
 	return 0;
 }
 
+int mps_output_gso(struct mps_stack *st, uint64_t now, uint8_t *buf, size_t cap, uint32_t gso_max,
+		   uint32_t *seg_size)
+{
+	int n;
+
+	st->out_gso_max = gso_max;
+	st->out_seg_size = 0;
+	n = mps_output(st, now, buf, cap);
+	*seg_size = n > 0 ? st->out_seg_size : 0;
+	st->out_gso_max = 0;
+	st->out_seg_size = 0;
+	return n;
+}
+
 uint64_t mps_next_wakeup(const struct mps_stack *st)
 {
 	const struct mps_conn *c;
@@ -746,6 +761,7 @@ uint64_t mps_pump(struct mps_stack *st, const struct mps_link_ops *ops, void *ct
 	uint8_t buf[65536 + 128];
 	uint64_t t, l;
 	unsigned int count;
+	uint32_t gso, seg;
 	int n = 0, rc;
 
 	*err = 0;
@@ -758,11 +774,13 @@ uint64_t mps_pump(struct mps_stack *st, const struct mps_link_ops *ops, void *ct
 	}
 	if (n < 0)
 		*err = n;
+	gso = ops->gso_max && ops->send_gso ? ops->gso_max(ctx) : 0;
 	for (count = 0; count < MPS_PUMP_MAX; count++) {
-		n = mps_output(st, now, buf, sizeof(buf));
+		n = mps_output_gso(st, now, buf, sizeof(buf), gso, &seg);
 		if (n <= 0)
 			break;
-		rc = ops->send(ctx, buf, (size_t)n, now);
+		rc = gso ? ops->send_gso(ctx, buf, (size_t)n, seg, now)
+			 : ops->send(ctx, buf, (size_t)n, now);
 		if (rc < 0 && *err == 0)
 			*err = rc;
 	}

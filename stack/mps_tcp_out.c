@@ -334,7 +334,8 @@ int mps_tcp_build_rst(struct mps_stack *st, const struct mps_rst *r, uint8_t *bu
 				   .ack = r->ack,
 				   .flags = r->flags };
 	struct mps_opt o;
-	uint8_t opts[MPS_TCPRST_LEN];
+	uint8_t opts[MPS_TCPRST_LEN + MPS_FAIL_LEN];
+	int k;
 
 	if (r->tcprst >= 0) {
 		memset(&o, 0, sizeof(o));
@@ -344,6 +345,16 @@ int mps_tcp_build_rst(struct mps_stack *st, const struct mps_rst *r, uint8_t *bu
 		if (ps.optlen < 0)
 			return ps.optlen;
 		ps.opts = opts;
+	}
+	if (r->tcprst >= 0 && r->mp_fail) {
+		/* A subflow reset for a DSS checksum: MP_FAIL names the mapping (RFC 8684 §3.7). */
+		memset(&o, 0, sizeof(o));
+		o.subtype = MPS_MPTCP_SUB_FAIL;
+		o.fail_dsn = r->fail_dsn;
+		k = mps_opt_build(&o, opts + ps.optlen, sizeof(opts) - (size_t)ps.optlen);
+		if (k < 0)
+			return k;
+		ps.optlen += k;
 	}
 	return mps_tcp_write_packet(st, &ps, buf, cap);
 }
@@ -473,6 +484,9 @@ static int send_segment(struct mps_conn *c, struct mps_subflow *sf, uint64_t now
 		if (SEQ_LT(seq, sf->snd_max)) {
 			sf->retransmits++;
 			sf->rtt_timing = false;
+			/* HighRxt (RFC 6675): SACK recovery resends no hole below it again. */
+			if (sf->sack_recovery && SEQ_GT(end, sf->rexmit_next))
+				sf->rexmit_next = end;
 		} else if (!sf->rtt_timing) {
 			sf->rtt_timing = true;
 			sf->rtt_seq = end;
@@ -534,12 +548,36 @@ static int send_fin(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, ui
 	return rc;
 }
 
+/*
+ * Payload of one new data packet: one MSS, or for a link that segments
+ * (mps_output_gso) as much as it takes, within 64 KiB and the caller's
+ * buffer once the largest headers are counted. Retransmissions stay one
+ * MSS so loss recovery repairs exactly what was lost.
+ */
+static uint32_t gso_limit(const struct mps_stack *st, const struct mps_subflow *sf, uint32_t mss,
+			  size_t cap)
+{
+	size_t hdr = (sf->local.family == 4 ? MPS_IP4_HLEN_MIN : MPS_IP6_HLEN) + MPS_TCP_HLEN_MIN +
+		     MPS_MAX_OPTS;
+	size_t lim = st->out_gso_max;
+
+	if (lim <= mss)
+		return mss;
+	if (lim > 0xffff - hdr)
+		lim = 0xffff - hdr;
+	if (cap < hdr + lim)
+		lim = cap > hdr ? cap - hdr : 0;
+	/* Whole segments only: the last piece of a cut packet is not a runt. */
+	lim -= lim % mss;
+	return lim > mss ? (uint32_t)lim : mss;
+}
+
 /* Data (or FIN) from seq, within the windows; 0 if nothing can go. */
 static int send_from(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint32_t seq,
 		     bool one, uint32_t max, uint8_t *buf, size_t cap)
 {
 	uint64_t dsn = 0;
-	uint32_t flight = seq - sf->snd_una, wnd, len, room = 0, mss = mps_sf_mss(c, sf);
+	uint32_t flight = seq - sf->snd_una, wnd, len, big, room = 0, mss = mps_sf_mss(c, sf);
 	bool fresh = !SEQ_LT(seq, sf->snd_max), reinject = false;
 	int rc;
 
@@ -556,13 +594,18 @@ static int send_from(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, u
 		if (!mps_sched_take(c, sf, one, &dsn, &room, &reinject))
 			return fin_due(c, sf, seq) ? send_fin(c, sf, now, seq, buf, cap) : 0;
 	}
-	wnd = sf->cwnd < sf->snd_wnd ? sf->cwnd : sf->snd_wnd;
-	len = room < mss ? room : mss;
+	big = fresh && !one ? gso_limit(c->st, sf, mss, cap) : mss;
+	len = room < big ? room : big;
 	if (!one) {
-		if (flight >= wnd)
+		/* In SACK recovery the congestion window bounds pipe (RFC 6675), not the flight. */
+		uint32_t used = sf->sack_recovery ? mps_sack_pipe(sf, mss) : flight;
+
+		if (used >= sf->cwnd || flight >= sf->snd_wnd)
 			return 0;
-		if (len > wnd - flight)
-			len = wnd - flight;
+		wnd = sf->cwnd - used < sf->snd_wnd - flight ? sf->cwnd - used
+							     : sf->snd_wnd - flight;
+		if (len > wnd)
+			len = wnd;
 	}
 	/*
 	 * The peer's connection-level window bounds data on every subflow: a
@@ -586,10 +629,43 @@ static int send_from(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, u
 	rc = send_segment(c, sf, now, seq, dsn, len, false, buf, cap);
 	if (rc <= 0)
 		return rc;
+	if (len > mss)
+		c->st->out_seg_size = mss;
 	if (fresh)
 		mps_sched_took(c, dsn, len, reinject);
 	if (SEQ_GEQ(seq + len, sf->snd_nxt))
 		sf->snd_nxt = seq + len;
+	return rc;
+}
+
+/*
+ * One segment of SACK recovery by RFC 6675's NextSeg(), while pipe is below
+ * cwnd: the first lost hole above HighRxt (rule 1), else new data (rule 2),
+ * else any hole above HighRxt (rule 3), else once the last segment in
+ * flight (rule 4, RescueRxt, which leaves HighRxt as it is). Several go per
+ * ACK as pipe allows, since the caller asks again until nothing goes.
+ */
+static int sack_recovery_send(struct mps_conn *c, struct mps_subflow *sf, uint64_t now,
+			      uint8_t *buf, size_t cap)
+{
+	uint32_t mss = mps_sf_mss(c, sf), seq, len, high;
+	int rc;
+
+	if (mps_sack_pipe(sf, mss) >= sf->cwnd)
+		return 0;
+	if (mps_sack_hole(sf, mss, true, &seq, &len))
+		return send_from(c, sf, now, seq, true, len, buf, cap);
+	rc = send_from(c, sf, now, sf->snd_nxt, false, 0, buf, cap);
+	if (rc != 0)
+		return rc;
+	if (mps_sack_hole(sf, mss, false, &seq, &len))
+		return send_from(c, sf, now, seq, true, len, buf, cap);
+	if (!mps_sack_rescue(sf, mss, &seq, &len))
+		return 0;
+	high = sf->rexmit_next;
+	rc = send_from(c, sf, now, seq, true, len, buf, cap);
+	sf->rexmit_next = high;
+	sf->rescue_done = true;
 	return rc;
 }
 
@@ -606,6 +682,8 @@ int mps_tcp_send_data(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, 
 				return rc;
 		}
 	}
+	if (sf->in_recovery && sf->sack_recovery && sf->state != MPS_SF_TIME_WAIT)
+		return sack_recovery_send(c, sf, now, buf, cap);
 	if (sf->state != MPS_SF_TIME_WAIT) {
 		/* After an RTO with a zero window, one byte goes out as a probe. */
 		bool probe = sf->snd_wnd == 0 && sf->snd_nxt == sf->snd_una && sf->backoff > 0;

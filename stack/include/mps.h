@@ -293,6 +293,11 @@ enum mps_mp_fail_reason {
 	MPS_MP_FAIL_IGNORED,  /* received after a join: no infinite mapping possible (as Linux) */
 	MPS_MP_FAIL_INFINITE_SENT, /* our infinite mapping went out (answering the peer's) */
 	MPS_MP_FAIL_INFINITE_RCVD, /* the peer's infinite mapping arrived */
+	/*
+	 * Our DSS checksum check failed on one of several subflows: that subflow
+	 * (subflow_id) was reset with MP_TCPRST 6 and MP_FAIL; the others go on.
+	 */
+	MPS_MP_FAIL_SF_RESET,
 };
 
 enum mps_rst_reason {
@@ -311,16 +316,18 @@ enum mps_rst_reason {
  * REMOVED or STALE only while a join carries the connection on.
  */
 enum mps_sf_down_reason {
-	MPS_SF_DOWN_RST = 1, /* RST from the peer (a refused join included) */
-	MPS_SF_DOWN_HMAC,    /* the peer's MP_JOIN HMAC did not verify */
-	MPS_SF_DOWN_NO_JOIN, /* the SYN/ACK carried no MP_JOIN */
-	MPS_SF_DOWN_TIMEOUT, /* handshake or FIN retransmissions exhausted */
-	MPS_SF_DOWN_CLOSED,  /* FIN exchange done */
-	MPS_SF_DOWN_CONN,    /* the connection was reset */
-	MPS_SF_DOWN_DATA,    /* data arrived on it (not carried on joins yet): reset */
-	MPS_SF_DOWN_REMOVED, /* its address was withdrawn (REMOVE_ADDR either way) */
-	MPS_SF_DOWN_STALE,   /* it held back more than half the send buffer of data the peer
+	MPS_SF_DOWN_RST = 1,  /* RST from the peer (a refused join included) */
+	MPS_SF_DOWN_HMAC,     /* the peer's MP_JOIN HMAC did not verify */
+	MPS_SF_DOWN_NO_JOIN,  /* the SYN/ACK carried no MP_JOIN */
+	MPS_SF_DOWN_TIMEOUT,  /* handshake or FIN retransmissions exhausted */
+	MPS_SF_DOWN_CLOSED,   /* FIN exchange done */
+	MPS_SF_DOWN_CONN,     /* the connection was reset */
+	MPS_SF_DOWN_DATA,     /* data on a join before its fourth ACK, or after a fallback: reset */
+	MPS_SF_DOWN_REMOVED,  /* its address was withdrawn (REMOVE_ADDR either way) */
+	MPS_SF_DOWN_STALE,    /* it held back more than half the send buffer of data the peer
 				already has through other subflows: reset (MP_TCPRST 5) */
+	MPS_SF_DOWN_CHECKSUM, /* a DSS checksum on it failed while other subflows work: reset
+				 with MP_TCPRST 6 and MP_FAIL (RFC 8684 §3.7) */
 };
 
 struct mps_event {
@@ -357,7 +364,7 @@ enum mps_counter {
 	MPS_CNT_IN_JOIN_TOKEN,	  /* MP_JOIN SYN with an unknown token: RST */
 	MPS_CNT_IN_JOIN_HMAC,	  /* MP_JOIN SYN/ACK or third ACK whose HMAC is wrong or missing */
 	MPS_CNT_IN_JOIN_LIMIT,	  /* MP_JOIN SYN beyond cfg.max_subflows: RST */
-	MPS_CNT_IN_JOIN_DATA,	  /* data on a join subflow (not carried yet): subflow reset */
+	MPS_CNT_IN_JOIN_DATA,	  /* data on a join before it is up, or after a fallback: reset */
 	MPS_CNT_IN_ADD_ADDR_HMAC, /* ADD_ADDR with a wrong HMAC: ignored */
 	MPS_CNT_IN_ADD_ADDR_FULL, /* ADD_ADDR beyond MPS_MAX_REMOTE_ADDRS: echoed, not kept */
 	MPS_CNT_OUT_RST_DROPPED,  /* RST queue full */
@@ -397,7 +404,28 @@ struct mps_link_ops {
 	int (*send)(void *ctx, const uint8_t *pkt, size_t len, uint64_t now);
 	int (*recv)(void *ctx, uint8_t *buf, size_t cap, uint64_t now);
 	uint64_t (*next_ready)(void *ctx);
+	/*
+	 * Optional, for links that cut large packets into segments themselves
+	 * (TUN with GSO offload): gso_max gives the most TCP payload the link
+	 * takes in one packet now (0: one MSS, as without the hook), and
+	 * send_gso sends a packet whose payload the link must cut into pieces
+	 * of seg_size bytes, each with the same headers and options (seg_size
+	 * 0: the packet goes as it is). Both or neither.
+	 */
+	uint32_t (*gso_max)(void *ctx);
+	int (*send_gso)(void *ctx, const uint8_t *pkt, size_t len, uint32_t seg_size, uint64_t now);
 };
+
+/*
+ * mps_output() for a link that segments: new data may go as one packet of up
+ * to gso_max bytes of TCP payload (the packet's length is still capped by
+ * cap and by 64 KiB). Every segment the link cuts from it repeats its TCP and
+ * MPTCP options: the DSS mapping covers the whole packet (its checksum too)
+ * and the timestamp is the same. *seg_size is the subflow's MSS when the
+ * payload is larger than that, else 0. Retransmissions stay one MSS.
+ */
+int mps_output_gso(struct mps_stack *st, uint64_t now, uint8_t *buf, size_t cap, uint32_t gso_max,
+		   uint32_t *seg_size);
 
 /*
  * One round between st and a link: deliver the packets the link has for

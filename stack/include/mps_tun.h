@@ -2,18 +2,37 @@
  * TUN link adapter: the stack's packets go through a Linux TUN device
  * (IFF_TUN, no packet information header). Routing the stack's addresses to
  * the device is the caller's job (for example `ip route add A dev DEV`).
+ *
+ * With offloads (MPS_TUN_OFFLOAD) every packet carries a virtio_net_hdr
+ * (IFF_VNET_HDR) and the device announces checksum and TCP segmentation
+ * offload (TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6): the stack
+ * writes up to 64 KiB of new data in one packet that the kernel cuts into
+ * MSS-sized segments (GSO), and reads what the kernel merged (GRO) or its
+ * TCP sent in one piece (TSO) as one large segment.
  */
 #ifndef MPS_TUN_H
 #define MPS_TUN_H
+
+#include <stdbool.h>
 
 #include "mps.h"
 
 struct mps_tun;
 
+#define MPS_TUN_OFFLOAD 0x1u /* vnet header, checksum and segmentation offload */
+
 /*
  * Open (creating it if absent) the TUN device name, set it non-blocking and
- * bring it up. Returns a handle the caller frees with mps_tun_close(), or
- * NULL with *err = -EINVAL (bad name), -ENOMEM or the failing call's errno.
+ * bring it up, with offloads if flags has MPS_TUN_OFFLOAD. Returns a handle
+ * the caller frees with mps_tun_close(), or NULL with *err = -EINVAL (bad
+ * name or flags), -ENOMEM or the failing call's errno.
+ */
+struct mps_tun *mps_tun_open_flags(const char *name, unsigned int flags, int *err);
+
+/*
+ * mps_tun_open_flags() with offloads on, unless the environment variable
+ * MPS_TUN_OFFLOAD is "0" (the way to compare, or to work around a kernel
+ * that mishandles them, without changing the program).
  */
 struct mps_tun *mps_tun_open(const char *name, int *err);
 void mps_tun_close(struct mps_tun *tun);
@@ -21,7 +40,67 @@ void mps_tun_close(struct mps_tun *tun);
 /* The device's file descriptor, for poll(); owned by tun. */
 int mps_tun_fd(const struct mps_tun *tun);
 
-/* Link adapter: ctx is a struct mps_tun *. next_ready is unknown (poll the fd). */
+/* Whether the device was opened with offloads. */
+bool mps_tun_offloads(const struct mps_tun *tun);
+
+struct mps_tun_stats {
+	uint64_t rx_pkts, rx_gso; /* packets read; of them, merged ones (gso_type set) */
+	uint64_t rx_csum;	  /* partial checksums completed here (NEEDS_CSUM) */
+	uint64_t rx_bad;	  /* dropped: vnet header that does not fit the packet */
+	uint64_t tx_pkts, tx_gso; /* packets written; of them, ones the kernel cuts */
+};
+
+void mps_tun_get_stats(const struct mps_tun *tun, struct mps_tun_stats *stats);
+
+/*
+ * Link adapter: ctx is a struct mps_tun *. next_ready is unknown (poll the
+ * fd). With offloads, gso_max offers 64 KiB and send_gso writes the vnet
+ * header for the kernel to cut the packet.
+ */
 extern const struct mps_link_ops mps_tun_link_ops;
+
+/*
+ * The vnet header (struct virtio_net_hdr of linux/virtio_net.h), decoded.
+ * On the wire it is 10 bytes, its 16-bit fields little-endian (the adapter
+ * sets TUNSETVNETLE).
+ */
+#define MPS_VNET_HLEN	      10
+#define MPS_VNET_F_NEEDS_CSUM 0x01 /* checksum partial: from csum_start, at +csum_offset */
+#define MPS_VNET_F_DATA_VALID 0x02 /* checksum already verified */
+#define MPS_VNET_GSO_NONE     0
+#define MPS_VNET_GSO_TCPV4    1
+#define MPS_VNET_GSO_TCPV6    4
+#define MPS_VNET_GSO_ECN      0x80
+
+struct mps_vnet {
+	uint8_t flags, gso_type;
+	uint16_t hdr_len, gso_size, csum_start, csum_offset;
+};
+
+void mps_vnet_encode(const struct mps_vnet *v, uint8_t out[MPS_VNET_HLEN]);
+void mps_vnet_decode(const uint8_t in[MPS_VNET_HLEN], struct mps_vnet *v);
+
+/*
+ * The header for writing pkt (an IP packet the stack built, its TCP checksum
+ * complete) so that the kernel cuts its payload into seg_size pieces. With
+ * seg_size 0, or a payload no larger than it, the header is all zero and the
+ * packet goes as it is. Otherwise the header asks for GSO with the checksum
+ * partial, and *tcp_csum is the value the TCP checksum field must then hold
+ * (the pseudo-header's sum, as the kernel's CHECKSUM_PARTIAL wants it), in
+ * network order. Returns 0, or -EBADMSG if pkt is not an IP packet with TCP,
+ * or -EINVAL if seg_size does not fit 16 bits.
+ */
+int mps_vnet_for_tx(const uint8_t *pkt, size_t len, uint32_t seg_size, struct mps_vnet *v,
+		    uint16_t *tcp_csum);
+
+/*
+ * Check a header read with pkt against it and complete a partial checksum
+ * in place, so that pkt is a plain IP packet with a valid TCP checksum (a
+ * merged packet's checksum is recomputed whole when marked valid, since the
+ * kernel left the first segment's). Returns 0; -EPROTO for a segmentation
+ * type that is not TCP of the packet's IP version, or header lengths or
+ * checksum offsets that do not fit the packet; -EBADMSG if pkt is not IP.
+ */
+int mps_vnet_rx_fix(const struct mps_vnet *v, uint8_t *pkt, size_t len);
 
 #endif
