@@ -23,10 +23,12 @@
 #include <stdarg.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent_loop.h"
@@ -843,6 +845,60 @@ static void test_bundled_failures(void)
 	CU_ASSERT_EQUAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
 }
 
+/*
+ * The peer's bundled responder killed outright (SIGKILL: no reset, no FIN)
+ * in the middle of a download: the run fails on its own watchdog, naming it,
+ * long before its deadline.
+ */
+static void test_bundled_peer_vanishes(void)
+{
+	struct agent_runner_cfg cfg = { 1, 60, 0, FJORD_AGENT_VERSION };
+	struct run_cmd c;
+	struct start_arg a = { NULL, &c, -1 };
+	Fjord__V1__Result *res = NULL;
+	unsigned int want = ndone + 1;
+	uint64_t t0, end;
+	uint8_t *buf;
+	size_t len;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(bundled_setup(), 0);
+	set_client_bundled("fjbc");
+	cfg.responder_port = agent_responder_port(resp);
+	mk_run(&c, "ns-bd-vanish", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK, "ab");
+	c.run.stack = FJORD__V1__STACK__STACK_BUNDLED;
+	c.bulk.duration_s = 30;
+	c.bulk.direction = FJORD__V1__DIRECTION__DIRECTION_DOWNLOAD;
+	CU_ASSERT_EQUAL_FATAL(agent_runner_create(loop, spool, &cfg, on_done, NULL, &a.r), 0);
+	CU_ASSERT_EQUAL(in_ns(ns_c, start_run, &a), 0);
+	CU_ASSERT_EQUAL(a.rc, 0);
+	t0 = fj_mono_ms();
+	while (fj_mono_ms() - t0 < 1500)
+		agent_loop_run_once(loop, 20);
+	CU_ASSERT_EQUAL(kill(bundled_pid, SIGKILL), 0);
+	waitpid(bundled_pid, NULL, 0);
+	bundled_pid = -1;
+	end = fj_mono_ms() + 40000;
+	while (ndone < want && fj_mono_ms() < end)
+		agent_loop_run_once(loop, 20);
+	/* 15 s of nothing after the kill, not the 30 s transfer nor the 60 s deadline. */
+	CU_ASSERT(fj_mono_ms() - t0 < 25000);
+	if (agent_spool_read_result(spool, c.run.id, &buf, &len) == 0) {
+		res = fjord__v1__result__unpack(NULL, len, buf);
+		free(buf);
+	}
+	agent_runner_destroy(a.r);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(!res->ok);
+	if (!strstr(res->error, "nothing moved for 15000 ms"))
+		fprintf(stderr, "\nns-bd-vanish: %s\n", res->error);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res->error, "transfer: nothing moved for 15000 ms"));
+	CU_ASSERT(metric(res, "bytes") >= 0);
+	fjord__v1__result__free_unpacked(res, NULL);
+	CU_ASSERT_EQUAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+}
+
 static const struct fj_test tests[] = {
 	{ "bulk_two_paths", test_bulk_two_paths },
 	{ "probe_middleboxes", test_probe_middleboxes },
@@ -854,6 +910,7 @@ static const struct fj_test tests[] = {
 	{ "bundled_bulk", test_bundled_bulk },
 	{ "bundled_echo", test_bundled_echo },
 	{ "bundled_failures", test_bundled_failures },
+	{ "bundled_peer_vanishes", test_bundled_peer_vanishes },
 	{ NULL, NULL },
 };
 
