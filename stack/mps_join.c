@@ -45,6 +45,64 @@ static void jooo_free(struct mps_conn *c, struct mps_subflow *sf)
 	sf->jooo_bytes = 0;
 }
 
+void mps_cmap_free(struct mps_conn *c, struct mps_subflow *sf)
+{
+	mps_free(c->st, sf->rx_cbuf);
+	sf->rx_cbuf = NULL;
+	sf->rx_cdata = sf->rx_cdone = sf->rx_cgiven = 0;
+	sf->rx_cverified = false;
+}
+
+int mps_cmap_start(struct mps_conn *c, struct mps_subflow *sf, uint64_t dsn, uint32_t ssn,
+		   uint16_t len, uint16_t data, bool fin, uint16_t csum)
+{
+	mps_cmap_free(c, sf);
+	/* At least one byte, so that a mapping of a lone DATA_FIN is held the same way. */
+	sf->rx_cbuf = mps_alloc(c->st, data ? data : 1);
+	if (!sf->rx_cbuf)
+		return -ENOMEM;
+	sf->rx_cdsn = dsn;
+	sf->rx_cdata = data;
+	sf->rx_cfin = fin;
+	sf->rx_ccsum = csum;
+	mps_dss_csum_init(&sf->rx_ck, dsn, ssn, len);
+	return 0;
+}
+
+int mps_cmap_add(struct mps_conn *c, struct mps_subflow *sf, const uint8_t *p, uint32_t n)
+{
+	if (!sf->rx_cbuf || sf->rx_cverified || n > (uint32_t)(sf->rx_cdata - sf->rx_cdone))
+		return -EINVAL;
+	memcpy(sf->rx_cbuf + sf->rx_cdone, p, n);
+	mps_dss_csum_add(&sf->rx_ck, p, n);
+	sf->rx_cdone += (uint16_t)n;
+	if (sf->rx_cdone < sf->rx_cdata)
+		return 0;
+	if (mps_dss_csum_final(&sf->rx_ck) != sf->rx_ccsum)
+		return -EBADMSG;
+	sf->rx_cverified = true;
+	c->csum_seen = true;
+	return 1;
+}
+
+bool mps_cmap_flush(struct mps_conn *c, struct mps_subflow *sf)
+{
+	uint32_t took;
+
+	if (!sf->rx_cbuf || !sf->rx_cverified)
+		return true;
+	/* All of it or, ahead of a gap, none fits: the rest waits for the reader or the gap. */
+	took = mps_conn_deliver(c, sf->rx_cdsn + sf->rx_cgiven, sf->rx_cbuf + sf->rx_cgiven,
+				(uint32_t)(sf->rx_cdata - sf->rx_cgiven));
+	sf->rx_cgiven += (uint16_t)took;
+	if (sf->rx_cgiven < sf->rx_cdata)
+		return false;
+	if (sf->rx_cfin)
+		mps_data_fin_check(c, true, sf->rx_cdsn + sf->rx_cdata);
+	mps_cmap_free(c, sf);
+	return true;
+}
+
 bool mps_seg_has_join(const struct mps_seg *s, const struct mps_tcpopts *t)
 {
 	unsigned int i;
@@ -102,6 +160,7 @@ static void sweep(struct mps_conn *c)
 	for (i = 0; i < c->njoins; i++) {
 		if (c->joins[i]->state == MPS_SF_CLOSED) {
 			jooo_free(c, c->joins[i]);
+			mps_cmap_free(c, c->joins[i]);
 			mps_free(c->st, c->joins[i]);
 		} else {
 			c->joins[k++] = c->joins[i];
@@ -175,6 +234,7 @@ void mps_sf_rst(struct mps_conn *c, struct mps_subflow *sf, int reason)
 	r->ack = sf->rcv_nxt;
 	r->flags = MPS_TCP_RST | MPS_TCP_ACK;
 	r->tcprst = reason;
+	r->mp_fail = false;
 }
 
 static void syn_options(struct mps_conn *c, struct mps_subflow *sf, const struct mps_tcpopts *t,
@@ -629,9 +689,11 @@ void mps_join_free_all(struct mps_conn *c)
 
 	for (i = 0; i < c->njoins; i++) {
 		jooo_free(c, c->joins[i]);
+		mps_cmap_free(c, c->joins[i]);
 		mps_free(c->st, c->joins[i]);
 	}
 	c->njoins = 0;
+	mps_cmap_free(c, &c->sf);
 }
 
 static void subflow_up(struct mps_conn *c, struct mps_subflow *sf, uint64_t now)
@@ -799,6 +861,149 @@ static void conn_options(struct mps_conn *c, struct mps_subflow *sf, const struc
  * The mapping and payload of a segment at rcv_nxt; returns false if part of
  * it was refused (then its FIN waits too).
  */
+/* Another subflow than sf can carry the connection's data. */
+static bool other_working(const struct mps_conn *c, const struct mps_subflow *sf)
+{
+	unsigned int i;
+
+	if (sf != &c->sf && mps_sf_usable(&c->sf))
+		return true;
+	for (i = 0; i < c->njoins; i++)
+		if (c->joins[i] != sf && mps_sf_usable(c->joins[i]))
+			return true;
+	return false;
+}
+
+/*
+ * A DSS checksum on join sf failed (presence false) or its presence
+ * contradicts the negotiation (true). RFC 8684 §3.7: with other subflows,
+ * only this one is reset, with MP_TCPRST 6 (as Linux) and MP_FAIL naming
+ * the mapping; nothing of the mapping was delivered, and the peer sends it
+ * again on the others (its unacknowledged data is reinjected when the RST
+ * comes). The last subflow takes the connection down as before.
+ */
+static void join_csum_failed(struct mps_conn *c, struct mps_subflow *sf, bool presence,
+			     uint64_t dsn, uint64_t now)
+{
+	struct mps_stack *st = c->st;
+	unsigned int before = st->nrsts;
+
+	mps_cmap_free(c, sf);
+	sf->rx_map_valid = false;
+	if (!other_working(c, sf)) {
+		mps_csum_failure(c, presence, dsn, now);
+		return;
+	}
+	st->counters[MPS_CNT_IN_DSS_CSUM]++;
+	mps_sf_rst(c, sf, presence ? MPS_TCPRST_MPTCP_ERR : MPS_TCPRST_MIDDLEBOX);
+	if (!presence && st->nrsts > before) {
+		st->rsts[st->nrsts - 1].mp_fail = true;
+		st->rsts[st->nrsts - 1].fail_dsn = dsn;
+		st->counters[MPS_CNT_OUT_MP_FAIL]++;
+	}
+	mps_event_sf(st, MPS_EV_MP_FAIL, c, sf->id, MPS_MP_FAIL_SF_RESET, now);
+	sf_down(c, sf, MPS_SF_DOWN_CHECKSUM, now);
+}
+
+/*
+ * Data on a join with DSS checksums (RFC 8684 §3.3.1): each mapping is
+ * held on the subflow until all of it arrived and its checksum verified,
+ * then handed to the connection. Returns false if the segment is dropped.
+ */
+static bool join_data_csum(struct mps_conn *c, struct mps_subflow *sf, const struct mps_seg *s,
+			   const struct mps_opt *dss, uint64_t now)
+{
+	struct mps_dss_csum k;
+	uint32_t off, n, ssn, rcv_ssn;
+	uint16_t data;
+	uint64_t dsn;
+	bool fin;
+	int rc;
+
+	mps_cmap_flush(c, sf);
+	if (dss && (dss->dss.flags & MPS_DSS_FLAG_M)) {
+		dsn = (dss->dss.flags & MPS_DSS_FLAG_m)
+			      ? dss->dss.dsn
+			      : mps_expand32(c->rcv_nxt_dsn, dss->dss.dsn);
+		fin = dss->dss.flags & MPS_DSS_FLAG_F;
+		rcv_ssn = sf->rcv_nxt - sf->irs;
+		if (!dss->dss.has_csum) {
+			join_csum_failed(c, sf, true, dsn, now);
+			return false;
+		}
+		if (fin && dss->dss.data_len == 1) {
+			/* A DATA_FIN without data: the checksum covers the header alone. */
+			mps_dss_csum_init(&k, dsn, dss->dss.ssn, 1);
+			if (mps_dss_csum_final(&k) != dss->dss.csum) {
+				join_csum_failed(c, sf, false, dsn, now);
+				return false;
+			}
+			mps_data_fin_check(c, true, dsn);
+			sf->ack_now = true; /* its DATA_ACK goes back where it came */
+		} else if (dss->dss.data_len == 0) {
+			c->st->counters[MPS_CNT_IN_BAD_MAPPING]++; /* infinite mapping: not here */
+		} else if (!sf->rx_map_valid || sf->rx_map_dsn != dsn ||
+			   sf->rx_map_ssn != dss->dss.ssn || sf->rx_map_len != dss->dss.data_len) {
+			data = (uint16_t)(dss->dss.data_len - (fin ? 1 : 0));
+			if (SEQ_LT(dss->dss.ssn, rcv_ssn) &&
+			    SEQ_GEQ(rcv_ssn, dss->dss.ssn + data)) {
+				/* Entirely old: a retransmission of what we have. */
+			} else if (SEQ_LT(dss->dss.ssn, rcv_ssn) || sf->rx_cbuf) {
+				/*
+				 * Part of it could not be verified, or the one before is
+				 * not done: refused, the sender resends.
+				 */
+				c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
+				sf->ack_now = true;
+				return false;
+			} else {
+				if (mps_cmap_start(c, sf, dsn, dss->dss.ssn, dss->dss.data_len,
+						   data, fin, dss->dss.csum) < 0) {
+					sf->rx_map_valid = false;
+					return false; /* no memory: the peer sends it again */
+				}
+				sf->rx_map_valid = true;
+				sf->rx_map_dsn = dsn;
+				sf->rx_map_ssn = dss->dss.ssn;
+				sf->rx_map_len = dss->dss.data_len;
+			}
+		}
+		if (c->reset || sf->state == MPS_SF_CLOSED)
+			return false;
+	}
+	if (!s->payload_len)
+		return true;
+	off = sf->rcv_nxt - s->seq;
+	n = s->payload_len - off;
+	ssn = sf->rcv_nxt - sf->irs;
+	if (!sf->rx_map_valid || !sf->rx_cbuf || sf->rx_cverified ||
+	    ssn != sf->rx_map_ssn + sf->rx_cdone) {
+		c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
+		sf->ack_now = true;
+		return false;
+	}
+	if (n > (uint32_t)(sf->rx_cdata - sf->rx_cdone))
+		n = sf->rx_cdata - sf->rx_cdone;
+	rc = mps_cmap_add(c, sf, s->payload + off, n);
+	if (rc < 0) {
+		join_csum_failed(c, sf, false, sf->rx_cdsn, now);
+		return false;
+	}
+	sf->rcv_nxt += n;
+	sf->bytes_received += n;
+	if (rc == 1)
+		mps_cmap_flush(c, sf);
+	if (off + n < s->payload_len) {
+		sf->ack_now = true; /* beyond the mapping: refused, say so at once */
+		return false;
+	}
+	if (++sf->unacked_segs >= 2)
+		sf->ack_now = true;
+	else if (sf->delack_at == MPS_TIME_NEVER)
+		sf->delack_at = now + MPS_DELACK_US;
+	return true;
+}
+
 static bool join_data(struct mps_conn *c, struct mps_subflow *sf, const struct mps_seg *s,
 		      const struct mps_opt *o, unsigned int n, uint64_t now)
 {
@@ -807,6 +1012,8 @@ static bool join_data(struct mps_conn *c, struct mps_subflow *sf, const struct m
 	uint64_t dsn;
 	bool fin;
 
+	if (c->mptcp && c->csum)
+		return join_data_csum(c, sf, s, dss, now);
 	if (c->mptcp && dss && (dss->dss.flags & MPS_DSS_FLAG_M)) {
 		dsn = (dss->dss.flags & MPS_DSS_FLAG_m)
 			      ? dss->dss.dsn
@@ -962,7 +1169,7 @@ void mps_join_input(struct mps_conn *c, struct mps_subflow *sf, const struct mps
 	 * ACK makes the peer send again.
 	 */
 	if (s->payload_len && SEQ_GT(s->seq, sf->rcv_nxt) && sf->state != MPS_SF_SYN_RCVD &&
-	    !sf->join_pre_est && c->mptcp && !c->csum) {
+	    !sf->join_pre_est && c->mptcp) {
 		c->st->counters[MPS_CNT_IN_OUT_OF_ORDER]++;
 		jooo_store(c, sf, s, mps_find_opt(o, n, MPS_MPTCP_SUB_DSS));
 		sf->ack_now = true; /* the duplicate ACK */
@@ -976,8 +1183,8 @@ void mps_join_input(struct mps_conn *c, struct mps_subflow *sf, const struct mps
 		sf->ack_now = true;
 		return;
 	}
-	if (s->payload_len && (c->csum || !c->mptcp || sf->state == MPS_SF_SYN_RCVD)) {
-		/* With checksums joins carry no data yet; the peer resends it on the initial subflow. */
+	if (s->payload_len && (!c->mptcp || sf->state == MPS_SF_SYN_RCVD)) {
+		/* Data before the fourth ACK's answer, or after a fallback: not for a join. */
 		c->st->counters[MPS_CNT_IN_JOIN_DATA]++;
 		mps_queue_rst_reason(c->st, s, &sf->local, &sf->remote, MPS_TCPRST_UNSPEC);
 		sf_down(c, sf, MPS_SF_DOWN_DATA, now);

@@ -420,6 +420,8 @@ static int handle_mapping(struct mps_conn *c, const struct mps_rx_map *m, bool i
 	return 0;
 }
 
+static void dooo_drain(struct mps_conn *c);
+
 /*
  * Bytes of the current mapping taken on the subflow; deliver says whether
  * they are new at the connection level. Returns false on a checksum failure.
@@ -441,8 +443,51 @@ static bool map_consume(struct mps_conn *c, const uint8_t *p, uint32_t n, bool d
 			return mps_csum_failure(c, false, c->rx_map_dsn, now);
 		c->rx_unverified = 0;
 		c->csum_seen = true;
+		/* Held data from a join that this mapping reached is delivered now. */
+		if (c->dooo)
+			dooo_drain(c);
 	}
 	return true;
+}
+
+/*
+ * With checksums, a mapping of the initial subflow that starts ahead of
+ * rcv_nxt_dsn (joins carry the data before it) is held on the subflow until
+ * all of it arrived and verified, then handed to the connection, as a
+ * join's mappings are (mps_join.c). Returns false if the bytes are refused.
+ */
+static bool take_held(struct mps_conn *c, const uint8_t *p, uint32_t n, uint64_t dsn, uint64_t now)
+{
+	struct mps_subflow *sf = &c->sf;
+	int rc;
+
+	mps_cmap_flush(c, sf);
+	if (!sf->rx_cbuf) {
+		if (c->rx_map_done != 0 || dsn != c->rx_map_dsn ||
+		    mps_cmap_start(c, sf, c->rx_map_dsn, c->rx_map_ssn, c->rx_map_len,
+				   c->rx_map_data, false, c->rx_map_csum) < 0)
+			goto refuse;
+	} else if (sf->rx_cverified || sf->rx_cdsn != c->rx_map_dsn ||
+		   dsn != sf->rx_cdsn + sf->rx_cdone) {
+		goto refuse; /* the one before still waits for room, or another mapping */
+	}
+	rc = mps_cmap_add(c, sf, p, n);
+	if (rc < 0) {
+		/* With joins there is no infinite mapping: this resets (mps_fallback.c). */
+		mps_cmap_free(c, sf);
+		mps_csum_failure(c, false, c->rx_map_dsn, now);
+		return false;
+	}
+	c->rx_map_done += (uint16_t)n;
+	sf->rcv_nxt += n;
+	sf->bytes_received += n;
+	if (rc == 1)
+		mps_cmap_flush(c, sf);
+	return true;
+refuse:
+	c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
+	sf->ack_now = true;
+	return false;
 }
 
 /* Take in-order payload; returns false if the segment must be dropped. */
@@ -489,10 +534,16 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, bool mappe
 			sf->bytes_received += n;
 			goto ack;
 		}
-		if (dsn > c->rcv_nxt_dsn) {
-			c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
-			sf->ack_now = true;
-			return false;
+		if (dsn > c->rcv_nxt_dsn || sf->rx_cbuf ||
+		    (c->next_serial > 1 && c->rx_map_done == 0 && dsn == c->rx_map_dsn)) {
+			/*
+			 * Once joins may carry data, each mapping is held until it
+			 * verifies and then handed to the connection, as on a join:
+			 * it may start ahead of rcv_nxt_dsn, or behind it (reinjected).
+			 */
+			if (!take_held(c, s->payload + off, n, dsn, now))
+				return false;
+			goto ack;
 		}
 		/*
 		 * Data the connection already has, sent again on this subflow: Linux's
@@ -553,9 +604,50 @@ static void dooo_drain(struct mps_conn *c)
 	}
 }
 
+/*
+ * Hold n bytes at dsn, ahead of rcv_nxt_dsn: only the parts no held piece
+ * covers yet are kept, so the same data arriving twice (a reinjection and
+ * the original, cut differently) takes no room twice. Returns how many
+ * bytes from the front are held (fewer than n at the bounds).
+ */
+static uint32_t dooo_hold(struct mps_conn *c, uint64_t dsn, const uint8_t *p, uint32_t n)
+{
+	struct mps_dooo **pp = &c->dooo, *q;
+	uint64_t at = dsn, end = dsn + n, stop;
+	uint32_t len;
+
+	while (at < end) {
+		while (*pp && (*pp)->dsn + (*pp)->len <= at)
+			pp = &(*pp)->next;
+		if (*pp && (*pp)->dsn <= at) {
+			at = (*pp)->dsn + (*pp)->len; /* held already */
+			pp = &(*pp)->next;
+			continue;
+		}
+		stop = *pp && (*pp)->dsn < end ? (*pp)->dsn : end;
+		len = (uint32_t)(stop - at);
+		if (c->dooo_segs >= MPS_OOO_MAX_SEGS || c->dooo_bytes + len > c->rcvbuf.cap) {
+			c->st->counters[MPS_CNT_IN_RCVBUF_FULL]++;
+			break;
+		}
+		q = mps_alloc(c->st, sizeof(*q) + len);
+		if (!q)
+			break; /* the peer sends it again */
+		q->dsn = at;
+		q->len = len;
+		memcpy(q->data, p + (at - dsn), len);
+		q->next = *pp;
+		*pp = q;
+		pp = &q->next;
+		c->dooo_bytes += len;
+		c->dooo_segs++;
+		at = stop;
+	}
+	return (uint32_t)((at < end ? at : end) - dsn);
+}
+
 uint32_t mps_conn_deliver(struct mps_conn *c, uint64_t dsn, const uint8_t *p, uint32_t n)
 {
-	struct mps_dooo **pp, *q;
 	uint32_t skip = 0, w;
 
 	if (dsn + n <= c->rcv_nxt_dsn)
@@ -577,27 +669,12 @@ uint32_t mps_conn_deliver(struct mps_conn *c, uint64_t dsn, const uint8_t *p, ui
 			mps_data_fin_check(c, true, c->rx_fin_dsn);
 		return skip + w;
 	}
-	/* Ahead: held if it fits in the window and the bounds; else the subflow refuses it. */
-	if (dsn + n - c->rcv_nxt_dsn > mps_rcv_space(c) || c->dooo_segs >= MPS_OOO_MAX_SEGS ||
-	    c->dooo_bytes + n > c->rcvbuf.cap) {
+	/* Ahead: held if it fits in the window; else the subflow refuses it. */
+	if (dsn + n - c->rcv_nxt_dsn > mps_rcv_space(c)) {
 		c->st->counters[MPS_CNT_IN_RCVBUF_FULL]++;
 		return skip;
 	}
-	for (pp = &c->dooo; *pp && (*pp)->dsn < dsn; pp = &(*pp)->next)
-		;
-	if (*pp && (*pp)->dsn == dsn && (*pp)->len >= n)
-		return skip + n; /* held already */
-	q = mps_alloc(c->st, sizeof(*q) + n);
-	if (!q)
-		return skip; /* the peer sends it again */
-	q->dsn = dsn;
-	q->len = n;
-	memcpy(q->data, p, n);
-	q->next = *pp;
-	*pp = q;
-	c->dooo_bytes += n;
-	c->dooo_segs++;
-	return skip + n;
+	return skip + dooo_hold(c, dsn, p, n);
 }
 
 void mps_tcp_free(struct mps_conn *c)

@@ -1497,6 +1497,179 @@ static void test_initial_path_returns(void)
 	jworld_free(&w);
 }
 
+/* What one stack's RSTs carried, seen by its trace hook. */
+struct rst_watch {
+	unsigned int rsts;	  /* RSTs sent */
+	unsigned int middlebox;	  /* of which with MP_TCPRST 6 and MP_FAIL */
+	unsigned int with_fc;	  /* of which with MP_FASTCLOSE */
+	uint64_t fail_dsn;	  /* the MP_FAIL's DSN */
+	unsigned int add_addr_on; /* ADD_ADDRs (not echoes) sent on a subflow other than 0 */
+};
+
+static void rst_watch_hook(void *ctx, const uint8_t *pkt, size_t len, int out, int subflow,
+			   uint64_t now)
+{
+	struct rst_watch *rw = ctx;
+	bool reason6 = false, fail = false, fc = false;
+	struct mps_tcpopts t;
+	enum mps_seg_err serr;
+	enum mps_opt_err oerr;
+	struct mps_seg seg;
+	struct mps_opt o;
+	int i;
+
+	(void)now;
+	if (!out || mps_seg_parse(pkt, len, 0, &seg, &serr) != 0)
+		return;
+	mps_tcpopt_walk(seg.opts, seg.opts_len, &t);
+	for (i = 0; i < t.nmptcp; i++) {
+		if (mps_opt_parse(seg.opts + t.mptcp[i].off, t.mptcp[i].len,
+				  seg.flags | (seg.payload_len ? MPS_SEG_DATA : 0), &o, &oerr) != 0)
+			continue;
+		if (o.subtype == MPS_MPTCP_SUB_TCPRST && o.tcprst.reason == MPS_TCPRST_MIDDLEBOX)
+			reason6 = true;
+		if (o.subtype == MPS_MPTCP_SUB_FAIL) {
+			fail = true;
+			rw->fail_dsn = o.fail_dsn;
+		}
+		if (o.subtype == MPS_MPTCP_SUB_FASTCLOSE)
+			fc = true;
+		if (o.subtype == MPS_MPTCP_SUB_ADD_ADDR && !o.add_addr.echo && subflow != 0)
+			rw->add_addr_on++;
+	}
+	if (!(seg.flags & MPS_TCP_RST))
+		return;
+	rw->rsts++;
+	rw->middlebox += reason6 && fail;
+	rw->with_fc += fc;
+}
+
+/*
+ * DSS checksums over two lossy, reordering paths: every mapping on either
+ * subflow is held until it verifies, the stream arrives intact, both
+ * subflows carry a real share and no checksum fails.
+ */
+static void test_checksum_two_paths(void)
+{
+	static const struct mps_sim_link_cfg lossy1 = { .delay_us = 15000,
+							.jitter_us = 2000,
+							.loss_ppm = 10000,
+							.reorder_ppm = 10000,
+							.reorder_delay_us = 5000,
+							.mtu = 1500,
+							.rate_bps = 20000000 };
+	static const struct mps_sim_link_cfg lossy2 = { .delay_us = 25000,
+							.jitter_us = 2000,
+							.loss_ppm = 10000,
+							.reorder_ppm = 10000,
+							.reorder_delay_us = 5000,
+							.mtu = 1500,
+							.rate_bps = 20000000 };
+	struct mps_config ccfg = { .seed = 41, .nlocal_addrs = 1, .checksum = true },
+			  scfg = { .seed = 42 };
+	struct mps_conn_info ci;
+	struct mps_conn *c, *s;
+	struct jworld w;
+	int i;
+
+	addr_at(&ccfg.local_addrs[0], 2, 1, 0);
+	jworld_init(&w, &ccfg, &scfg);
+	two_subflows(&w, &c, &s);
+	CU_ASSERT_EQUAL(mps_conn_info(s, &ci), 0);
+	CU_ASSERT_TRUE(ci.checksum); /* the client's flag A is followed */
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p1, &lossy1), 0);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p2, &lossy2), 0);
+	stream_to(&w, c, s, 2 << 20, NULL);
+	CU_ASSERT(sf_sent(c, 0) > 200000);
+	CU_ASSERT(sf_sent(c, 1) > 200000);
+	for (i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL(mps_stack_counter(w.st[i], MPS_CNT_IN_DSS_CSUM), 0);
+		CU_ASSERT_EQUAL(mps_stack_counter(w.st[i], MPS_CNT_IN_JOIN_DATA), 0);
+	}
+	close_all(&w, c, s);
+	jworld_free(&w);
+}
+
+/* Path 2's middlebox rewrites one data packet once 512 KiB are queued. */
+static void rewrite_path2_once(struct jworld *w, struct mps_conn *c, uint64_t sent)
+{
+	struct mps_sim_link_cfg alg = path2;
+
+	(void)c;
+	if (sent < (512 << 10) || hook_done)
+		return;
+	alg.rate_bps = 10000000;
+	alg.rewrite_ppm = 1000000;
+	alg.rewrite_max = 1;
+	CU_ASSERT_EQUAL(mps_sim_set_path(w->sim, w->p2, &alg), 0);
+	hook_done = true;
+}
+
+/*
+ * With checksums, a middlebox on path 2 rewrites one byte of the join's
+ * data. The server resets only that subflow, with MP_TCPRST 6 and MP_FAIL
+ * naming the mapping (RFC 8684 §3.7), delivers nothing of it; the client
+ * reinjects the subflow's data on the initial one, opens the join again a
+ * second later, and the 4 MiB arrive intact. No connection is reset.
+ */
+static void test_checksum_join_rewrite(void)
+{
+	static const struct mps_sim_link_cfg slow1 = { .delay_us = 10000,
+						       .mtu = 1500,
+						       .rate_bps = 10000000 };
+	static const struct mps_sim_link_cfg slow2 = { .delay_us = 20000,
+						       .mtu = 1500,
+						       .rate_bps = 10000000 };
+	struct mps_config ccfg = { .seed = 43, .nlocal_addrs = 1, .checksum = true },
+			  scfg = { .seed = 44 };
+	struct rst_watch rw = { 0 };
+	struct mps_sim_stats ss;
+	const struct mps_event *ev;
+	struct mps_conn *c, *s;
+	struct jworld w;
+
+	scfg.trace = rst_watch_hook;
+	scfg.trace_ctx = &rw;
+	addr_at(&ccfg.local_addrs[0], 2, 1, 0);
+	jworld_init(&w, &ccfg, &scfg);
+	two_subflows(&w, &c, &s);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p1, &slow1), 0);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p2, &slow2), 0);
+	hook_done = false;
+	stream_to(&w, c, s, 4 << 20, rewrite_path2_once);
+	CU_ASSERT_TRUE(hook_done);
+	mps_sim_get_stats(w.sim, &ss);
+	CU_ASSERT_EQUAL(ss.rewritten, 1);
+	/* The server: one failure, one RST with MP_TCPRST 6 and MP_FAIL, the join down. */
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_DSS_CSUM), 1);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_OUT_MP_FAIL), 1);
+	CU_ASSERT_EQUAL(rw.middlebox, 1);
+	CU_ASSERT_EQUAL(rw.with_fc, 0);
+	CU_ASSERT(rw.fail_dsn > 512 << 10);
+	ev = find_ev(&w, 1, MPS_EV_MP_FAIL, -1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(ev->reason, MPS_MP_FAIL_SF_RESET);
+	ev = find_ev(&w, 1, MPS_EV_SUBFLOW_DOWN, -1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(ev->reason, MPS_SF_DOWN_CHECKSUM);
+	/* The client: the join reset by the peer, its data reinjected, the join opened again. */
+	ev = find_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(ev->reason, MPS_SF_DOWN_RST);
+	CU_ASSERT(mps_stack_counter(w.st[0], MPS_CNT_REINJECTED) > 0);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_JOIN_RETRY), 1);
+	/* The initial subflow, the join, the join again; nothing else went down. */
+	CU_ASSERT_EQUAL(count_ev(&w, 0, MPS_EV_SUBFLOW_UP), 3);
+	CU_ASSERT_EQUAL(count_ev(&w, 0, MPS_EV_SUBFLOW_DOWN), 1);
+	CU_ASSERT_EQUAL(count_ev(&w, 1, MPS_EV_SUBFLOW_DOWN), 1);
+	CU_ASSERT(sf_sent(c, 1) > 100000); /* the new join carried data */
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_IN_DSS_CSUM), 0);
+	CU_ASSERT_PTR_NULL(find_ev(&w, 0, MPS_EV_CONN_RESET, -1));
+	CU_ASSERT_PTR_NULL(find_ev(&w, 1, MPS_EV_CONN_RESET, -1));
+	close_all(&w, c, s);
+	jworld_free(&w);
+}
+
 static const struct fj_test tests[] = {
 	{ "two_path_lossy", test_two_path_lossy },
 	{ "conn_window_two_subflows", test_conn_window_two_subflows },
@@ -1516,6 +1689,8 @@ static const struct fj_test tests[] = {
 	{ "responder_checks", test_join_responder_checks },
 	{ "initiator_bad_hmac", test_join_initiator_bad_hmac },
 	{ "reassembly_across_subflows", test_reassembly_across_subflows },
+	{ "checksum_two_paths", test_checksum_two_paths },
+	{ "checksum_join_rewrite", test_checksum_join_rewrite },
 	{ NULL, NULL },
 };
 
