@@ -15,10 +15,20 @@
 #include "mps_internal.h"
 #include "mps_tcp.h"
 
-/* Reno's per-ACK increase: about one segment per window of ACKs, at least a byte. */
+/*
+ * Bytes acked that count towards growth: RFC 3465 (ABC) with L = 2, so a
+ * delayed ACK covering two segments grows the window as two ACKs would,
+ * and a stretch ACK no more than that.
+ */
+static uint64_t abc_bytes(uint32_t acked, uint32_t mss)
+{
+	return acked < 2 * mss ? acked : 2ULL * mss;
+}
+
+/* Reno's per-ACK increase: about one segment per window of bytes acked, at least a byte. */
 static uint32_t reno_increase(uint32_t cwnd, uint32_t acked, uint32_t mss)
 {
-	uint64_t a = acked < mss ? acked : mss;
+	uint64_t a = abc_bytes(acked, mss);
 	uint64_t inc = a * mss / (cwnd ? cwnd : 1);
 
 	return inc ? (uint32_t)inc : 1;
@@ -77,7 +87,7 @@ uint32_t mps_lia_increase(const struct mps_conn *c, const struct mps_subflow *sf
 {
 	uint32_t cwnd[MPS_MAX_SUBFLOWS], rtt[MPS_MAX_SUBFLOWS];
 	unsigned int n = c->mptcp ? lia_set(c, sf, cwnd, rtt) : 0, i;
-	uint64_t total = 0, a = acked < mss ? acked : mss, coupled;
+	uint64_t total = 0, a = abc_bytes(acked, mss), coupled;
 	double alpha;
 
 	/* One subflow (or plain TCP) is one TCP: Reno. */
@@ -88,7 +98,7 @@ uint32_t mps_lia_increase(const struct mps_conn *c, const struct mps_subflow *sf
 	alpha = mps_lia_alpha(cwnd, rtt, n);
 	/*
 	 * RFC 6356 §3: min(alpha * acked * MSS_i / cwnd_total, acked * MSS_i /
-	 * cwnd_i), acked counted per ACK as Reno here does; the second term
+	 * cwnd_i), acked in bytes as Reno here counts them; the second term
 	 * keeps a subflow no more aggressive than one TCP on its path.
 	 */
 	coupled = (uint64_t)(alpha * (double)(a * mss) / (double)total);

@@ -537,6 +537,7 @@ static void data_timeout(struct mps_conn *c, struct mps_subflow *sf)
 	sf->cwnd = mss;
 	sf->snd_nxt = sf->snd_una;
 	sf->in_recovery = false;
+	sf->sack_recovery = false;
 	sf->dupacks = 0;
 	sf->nsacked = 0;
 	sf->retransmits++;

@@ -820,8 +820,8 @@ static void sack_update(struct mps_subflow *sf, const struct mps_tcpopts *t, uin
 			}
 			continue;
 		}
-		if (sf->nsacked == 4) {
-			if (j == 4)
+		if (sf->nsacked == MPS_SACK_RANGES) {
+			if (j == MPS_SACK_RANGES)
 				continue; /* full: the highest ranges matter least for repair */
 			sf->nsacked--;
 		}
@@ -871,13 +871,137 @@ static void repair_next(struct mps_subflow *sf, uint32_t mss)
 	sf->rexmit_one = true;
 }
 
+/*
+ * RFC 6675 §4 IsLost() for a hole below scoreboard range i, with above
+ * bytes SACKed above it: DupThresh (3) discontiguous SACKed ranges above
+ * it, or more than (DupThresh - 1) * SMSS bytes.
+ */
+static bool hole_lost(const struct mps_subflow *sf, unsigned int i, uint64_t above, uint32_t mss)
+{
+	return sf->nsacked - i >= 3 || above > 2ULL * mss;
+}
+
+static uint64_t sacked_bytes(const struct mps_subflow *sf)
+{
+	uint64_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i < sf->nsacked; i++)
+		n += sf->sacked[i].right - sf->sacked[i].left;
+	return n;
+}
+
+/* Bytes of [l, r) below HighRxt: already retransmitted in this recovery. */
+static uint32_t below_high_rxt(const struct mps_subflow *sf, uint32_t l, uint32_t r)
+{
+	uint32_t hi = SEQ_LT(sf->rexmit_next, sf->snd_una) ? sf->snd_una : sf->rexmit_next;
+
+	if (!SEQ_LT(l, hi) || !SEQ_LT(l, r))
+		return 0;
+	return (SEQ_LT(hi, r) ? hi : r) - l;
+}
+
+uint32_t mps_sack_pipe(const struct mps_subflow *sf, uint32_t mss)
+{
+	uint64_t above = 0, pipe;
+	uint32_t l, r;
+	int i;
+
+	if (!sf->sack_recovery)
+		return sf->snd_max - sf->snd_una;
+	/* The tail above the highest SACKed byte is never lost by IsLost(): all in flight. */
+	l = sf->nsacked ? sf->sacked[sf->nsacked - 1].right : sf->snd_una;
+	pipe = SEQ_LT(l, sf->snd_max) ? sf->snd_max - l : 0;
+	pipe += below_high_rxt(sf, l, sf->snd_max);
+	for (i = sf->nsacked - 1; i >= 0; i--) {
+		above += sf->sacked[i].right - sf->sacked[i].left;
+		l = i ? sf->sacked[i - 1].right : sf->snd_una;
+		r = sf->sacked[i].left;
+		if (!SEQ_LT(l, r))
+			continue;
+		/* Octets not lost are in flight; retransmitted ones are in flight once more. */
+		if (!hole_lost(sf, (unsigned int)i, above, mss))
+			pipe += r - l;
+		pipe += below_high_rxt(sf, l, r);
+	}
+	return pipe > UINT32_MAX ? UINT32_MAX : (uint32_t)pipe;
+}
+
+bool mps_sack_hole(const struct mps_subflow *sf, uint32_t mss, bool lost_only, uint32_t *seq,
+		   uint32_t *len)
+{
+	uint32_t from = SEQ_LT(sf->rexmit_next, sf->snd_una) ? sf->snd_una : sf->rexmit_next;
+	uint32_t l = sf->snd_una;
+	uint64_t above = sacked_bytes(sf);
+	unsigned int i;
+
+	for (i = 0; i < sf->nsacked; i++) {
+		if (SEQ_LT(l, from))
+			l = from;
+		if (SEQ_LT(l, sf->sacked[i].left) && (!lost_only || hole_lost(sf, i, above, mss))) {
+			*seq = l;
+			*len = sf->sacked[i].left - l;
+			return true;
+		}
+		above -= sf->sacked[i].right - sf->sacked[i].left;
+		l = sf->sacked[i].right;
+	}
+	return false;
+}
+
+bool mps_sack_rescue(const struct mps_subflow *sf, uint32_t mss, uint32_t *seq, uint32_t *len)
+{
+	uint32_t l = sf->nsacked ? sf->sacked[sf->nsacked - 1].right : sf->snd_una;
+	uint32_t end = sf->snd_max;
+
+	if (sf->rescue_done)
+		return false;
+	/* The FIN is resent by itself (send_from() finds no mapping for it). */
+	if (sf->fin_sent && end == sf->fin_seq + 1 && SEQ_LT(l, end - 1))
+		end--;
+	if (!SEQ_LT(l, end))
+		return false;
+	*len = end - l < mss ? end - l : mss;
+	*seq = end - *len;
+	return true;
+}
+
+/* Start loss recovery: RFC 6675 §5 with a SACK-capable peer, NewReno (RFC 6582) otherwise. */
+static void enter_recovery(struct mps_conn *c, struct mps_subflow *sf, uint32_t mss)
+{
+	uint32_t flight = sf->snd_max - sf->snd_una;
+
+	sf->ssthresh = flight / 2 > 2 * mss ? flight / 2 : 2 * mss;
+	sf->recover = sf->snd_max;
+	sf->in_recovery = true;
+	sf->rexmit_seq = sf->snd_una;
+	sf->rexmit_max = 0;
+	sf->rexmit_next = sf->snd_una;
+	sf->rexmit_one = true;
+	sf->sack_recovery = sf->sack_ok && sf->nsacked;
+	sf->rescue_done = false;
+	if (sf->sack_recovery) {
+		/* No window inflation: pipe, not cwnd, says what is out (RFC 6675 §5 step 4). */
+		sf->cwnd = sf->ssthresh;
+		if (sf->sacked[0].left - sf->snd_una < mss)
+			sf->rexmit_max = sf->sacked[0].left - sf->snd_una;
+	} else {
+		sf->cwnd = sf->ssthresh + 3 * mss;
+		sf->rexmit_next = sf->snd_una + mss;
+	}
+	c->st->counters[MPS_CNT_FAST_RETRANS]++;
+}
+
 static void congestion_on_ack(struct mps_conn *c, struct mps_subflow *sf, uint32_t acked,
 			      uint32_t mss)
 {
 	if (sf->in_recovery) {
 		if (SEQ_GEQ(sf->snd_una, sf->recover)) {
 			sf->in_recovery = false;
+			sf->sack_recovery = false;
 			sf->cwnd = sf->ssthresh;
+		} else if (sf->sack_recovery) {
+			/* RFC 6675: the output sends what pipe allows, holes first. */
 		} else {
 			/* NewReno partial ACK (RFC 6582): resend the next hole, deflate. */
 			repair_next(sf, mss);
@@ -885,8 +1009,9 @@ static void congestion_on_ack(struct mps_conn *c, struct mps_subflow *sf, uint32
 		}
 		return;
 	}
+	/* Slow start counts bytes acked, at most L = 2 segments per ACK (RFC 3465). */
 	if (sf->cwnd < sf->ssthresh)
-		sf->cwnd += acked < mss ? acked : mss;
+		sf->cwnd += acked < 2 * mss ? acked : 2 * mss;
 	else
 		sf->cwnd += c->st->cc->ca_increase(c, sf, acked, mss);
 }
@@ -953,17 +1078,17 @@ bool mps_process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct mp
 	if (s->ack == sf->snd_una && s->payload_len == 0 && !(s->flags & MPS_TCP_FIN) &&
 	    !win_update && flight > 0) {
 		sf->dupacks++;
-		if (sf->dupacks == 3 && !sf->in_recovery) {
-			/* Fast retransmit and recovery (RFC 5681 §3.2, RFC 6582). */
-			sf->ssthresh = flight / 2 > 2 * mss ? flight / 2 : 2 * mss;
-			sf->cwnd = sf->ssthresh + 3 * mss;
-			sf->recover = sf->snd_max;
-			sf->in_recovery = true;
-			sf->rexmit_seq = sf->snd_una;
-			sf->rexmit_max = 0;
-			sf->rexmit_next = sf->snd_una + mss;
-			sf->rexmit_one = true;
-			c->st->counters[MPS_CNT_FAST_RETRANS]++;
+		/*
+		 * Fast retransmit and recovery (RFC 5681 §3.2, RFC 6582), or with
+		 * SACK on the third duplicate ACK or as soon as the scoreboard
+		 * shows the first segment lost (RFC 6675 §5).
+		 */
+		if (!sf->in_recovery &&
+		    (sf->dupacks == 3 ||
+		     (sf->sack_ok && sf->nsacked && hole_lost(sf, 0, sacked_bytes(sf), mss)))) {
+			enter_recovery(c, sf, mss);
+		} else if (sf->in_recovery && sf->sack_recovery) {
+			/* Nothing to count: each ACK's SACK blocks lower pipe by themselves. */
 		} else if (sf->in_recovery) {
 			sf->cwnd += mss;
 			/* With SACK, every further duplicate ACK may repair one more hole. */
@@ -1406,6 +1531,7 @@ void mps_tcp_timers(struct mps_conn *c, uint64_t now)
 		mps_reinject(c, sf);
 	sf->nsacked = 0; /* RFC 2018 §8: after a timeout, SACK information is not trusted */
 	sf->in_recovery = false;
+	sf->sack_recovery = false;
 	sf->dupacks = 0;
 }
 

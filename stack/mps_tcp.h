@@ -160,6 +160,18 @@ void mps_rtt_sample(struct mps_subflow *sf, uint32_t r);
 /* Expand a 32-bit value from the wire to the 64-bit value nearest ref. */
 uint64_t mps_expand32(uint64_t ref, uint64_t v32);
 
+/*
+ * SACK-based loss recovery (RFC 6675, mps_tcp.c). mps_sack_pipe: the
+ * octets sf has in the network (snd_max - snd_una outside SACK recovery).
+ * mps_sack_hole: NextSeg() rules 1 (lost_only) and 3, the first hole at or
+ * above HighRxt; *len is the hole's length. mps_sack_rescue: rule 4, the
+ * last segment below snd_max not SACKed, once per recovery.
+ */
+uint32_t mps_sack_pipe(const struct mps_subflow *sf, uint32_t mss);
+bool mps_sack_hole(const struct mps_subflow *sf, uint32_t mss, bool lost_only, uint32_t *seq,
+		   uint32_t *len);
+bool mps_sack_rescue(const struct mps_subflow *sf, uint32_t mss, uint32_t *seq, uint32_t *len);
+
 /* The SACK block of a duplicate ACK (mps_tcp.c); false if nothing is queued. */
 bool mps_sack_block(const struct mps_conn *c, uint32_t *left, uint32_t *right);
 

@@ -608,8 +608,17 @@ static uint64_t mp_fail_run(bool client_sends, uint64_t seed, const struct mps_s
 	CU_ASSERT_TRUE(has_event(&w, tx, MPS_EV_MP_FAIL, MPS_MP_FAIL_RCVD));
 	CU_ASSERT_TRUE(has_event(&w, tx, MPS_EV_FALLBACK, MPS_FALLBACK_MP_FAIL_RCVD));
 	CU_ASSERT_TRUE(has_event(&w, tx, MPS_EV_MP_FAIL, MPS_MP_FAIL_INFINITE_SENT));
-	CU_ASSERT_EQUAL(has_event(&w, rx, MPS_EV_MP_FAIL, MPS_MP_FAIL_INFINITE_RCVD),
-			mps_stack_counter(w.st[rx], MPS_CNT_IN_INFINITE_MAP) > 0);
+	/*
+	 * Reported when the infinite mapping ends MPTCP; when its first copy was
+	 * lost and data without a DSS ended it instead, a later copy is counted
+	 * but not reported.
+	 */
+	if (has_event(&w, rx, MPS_EV_MP_FAIL, MPS_MP_FAIL_INFINITE_RCVD)) {
+		CU_ASSERT(mps_stack_counter(w.st[rx], MPS_CNT_IN_INFINITE_MAP) > 0);
+	} else {
+		CU_ASSERT(mps_stack_counter(w.st[rx], MPS_CNT_IN_INFINITE_MAP) == 0 ||
+			  mps_stack_counter(w.st[rx], MPS_CNT_IN_NO_DSS) > 0);
+	}
 	/* Both closed normally, neither was reset. */
 	CU_ASSERT_TRUE(has_event(&w, 0, MPS_EV_CONN_CLOSED, -1));
 	CU_ASSERT_TRUE(has_event(&w, 1, MPS_EV_CONN_CLOSED, -1));
@@ -706,7 +715,7 @@ static void test_mp_fail_lossy(void)
 	uint64_t seed, n;
 
 	lossy.loss_ppm = 150000;
-	for (seed = 200; seed < 206; seed++) {
+	for (seed = 200; seed < 208; seed++) {
 		n = mp_fail_run(seed & 1, seed * 4, &lossy);
 		failed += n > 0;
 		repeated += n > 1;

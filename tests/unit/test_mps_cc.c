@@ -83,8 +83,9 @@ static void test_lia_increase_hand_worked(void)
 	f = fake_new(2, eq_cw, eq_rtt);
 	CU_ASSERT_EQUAL(mps_lia_increase(&f->c, &f->c.sf, 1000, 1000), 25);
 	CU_ASSERT_EQUAL(mps_lia_increase(&f->c, f->c.joins[0], 1000, 1000), 25);
-	/* An ACK counts for at most one segment, as in Reno here. */
-	CU_ASSERT_EQUAL(mps_lia_increase(&f->c, &f->c.sf, 3000, 1000), 25);
+	/* An ACK counts for at most two segments (RFC 3465, L = 2), as in Reno here. */
+	CU_ASSERT_EQUAL(mps_lia_increase(&f->c, &f->c.sf, 2000, 1000), 50);
+	CU_ASSERT_EQUAL(mps_lia_increase(&f->c, &f->c.sf, 3000, 1000), 50);
 	/* Half a segment acked: half the increase. */
 	CU_ASSERT_EQUAL(mps_lia_increase(&f->c, &f->c.sf, 500, 1000), 12);
 	/* A join still in its handshake does not count: one subflow left, Reno's 100. */
