@@ -156,7 +156,12 @@ int bundled_io_open(struct bundled_io *io, const char *dev, struct mps_config *c
 		snprintf(err, errlen, "TUN device %s does not exist", dev);
 		return -ENODEV;
 	}
-	io->tun = mps_tun_open(dev, &rc);
+	/*
+	 * Without the adapter's offloads (vnet header, GSO): with them, bundled
+	 * uploads and downloads over the emulated testbed fell from 10-12 to
+	 * 0.8 Mbit/s (campaign of 2026-11-27 00:11); docs/agent.md.
+	 */
+	io->tun = mps_tun_open_flags(dev, 0, &rc);
 	if (!io->tun) {
 		if (rc == -EBUSY)
 			snprintf(err, errlen,
