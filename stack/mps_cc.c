@@ -73,7 +73,7 @@ static unsigned int lia_set(const struct mps_conn *c, const struct mps_subflow *
 
 	for (i = 0; i <= c->njoins; i++) {
 		o = i ? c->joins[i - 1] : &c->sf;
-		if (!mps_sf_usable(o) || o->backup != sf->backup || !o->srtt)
+		if (!mps_sf_usable(o) || mps_sf_backup(o) != mps_sf_backup(sf) || !o->srtt)
 			continue;
 		cwnd[n] = o->cwnd;
 		rtt[n] = o->srtt;

@@ -37,10 +37,11 @@ static bool infinite_ok(const struct mps_conn *c)
  * covers, retroactively, everything from that DSN. Until it arrives we stay
  * MPTCP and keep sending DATA_ACKs, as Linux does: a Linux sender sends the
  * infinite mapping only on new data, which needs them. Later failures in
- * that time are taken the same way. Otherwise the subflow is reset
- * (MP_TCPRST 6, or 1 for the presence). With checksums only the initial
- * subflow carries data (joins refuse it), so the connection goes with it.
- * Returns true when the connection goes on.
+ * that time are taken the same way. Otherwise the connection is reset
+ * (MP_TCPRST 6, or 1 for the presence). A failure on a join while other
+ * subflows work resets only that join (mps_join.c); this is the initial
+ * subflow's failure, or the last subflow's. Returns true when the
+ * connection goes on.
  */
 bool mps_csum_failure(struct mps_conn *c, bool presence, uint64_t dsn, uint64_t now)
 {

@@ -65,7 +65,9 @@ const char *mps_sf_state_name(enum mps_sf_state s);
 struct mps_subflow {
 	struct mps_conn *conn;
 	uint8_t id;
-	bool backup;
+	bool backup;	   /* ours: we asked the peer to use it only as a backup */
+	bool peer_backup;  /* the peer asked us (MP_JOIN flag B, or its MP_PRIO) */
+	bool prio_pending; /* our MP_PRIO goes on this subflow's next pure ACK */
 	struct mps_addr local, remote;
 	enum mps_sf_state state;
 	/* Send sequence space (RFC 9293 §3.3.1); snd_max is the highest sent. */
@@ -126,6 +128,12 @@ struct mps_subflow {
 	struct {
 		uint32_t seq, len;
 		uint64_t dsn;
+		/*
+		 * One mapping sent whole in a super-segment (TUN offloads): its
+		 * retransmissions repeat it, checksum included, never merged.
+		 */
+		bool whole;
+		uint16_t csum;
 	} smap[MPS_SMAP_MAX];
 	uint16_t smap_head, smap_len;
 	uint32_t serial;	   /* unique within the connection */
@@ -388,6 +396,16 @@ const struct mps_cc_ops *mps_cc_find(const char *name); /* NULL name: the defaul
 /*
  * RFC 6356 alpha of n subflows (cwnd in bytes, smoothed RTT in
  * microseconds; subflows with RTT 0 left out); 1 when there is none.
+/*
+ * A backup subflow gets new data only when no regular one works. Either
+ * end's wish makes it one, as Linux's scheduler since 6.10 (our flag and
+ * the peer's).
+ */
+static inline bool mps_sf_backup(const struct mps_subflow *sf)
+{
+	return sf->backup || sf->peer_backup;
+}
+
  */
 double mps_lia_alpha(const uint32_t *cwnd, const uint32_t *rtt_us, unsigned int n);
 /* LIA's increase for sf, as the "lia" table gives it (Reno with fewer than two subflows). */

@@ -289,6 +289,33 @@ int mps_join(struct mps_conn *c, const struct mps_addr *local, const struct mps_
 	return 0;
 }
 
+int mps_set_backup(struct mps_conn *c, unsigned int idx, bool backup)
+{
+	struct mps_subflow *sf = &c->sf;
+	unsigned int i, k = 0;
+
+	if (!c)
+		return -EINVAL;
+	if (idx != 0) {
+		/* Live joins in creation order, as mps_subflow_info() counts them. */
+		for (sf = NULL, i = 0; i < c->njoins && !sf; i++)
+			if (c->joins[i]->state != MPS_SF_CLOSED && ++k == idx)
+				sf = c->joins[i];
+		if (!sf)
+			return -ENOENT;
+	}
+	if (!c->mptcp || c->reset || !mps_sf_usable(sf))
+		return -ENOTCONN;
+	if (sf->backup == backup)
+		return 0;
+	sf->backup = backup;
+	sf->prio_pending = true;
+	sf->ack_now = true;
+	/* The call has no clock: the event's time is that of the stack's last input or output. */
+	mps_event_sf(c->st, MPS_EV_SUBFLOW_PRIO_OUT, c, sf->id, backup, 0);
+	return 0;
+}
+
 void mps_join_syn_input(struct mps_stack *st, const struct mps_seg *s, const struct mps_tcpopts *t,
 			const struct mps_addr *local, const struct mps_addr *remote, uint64_t now)
 {
@@ -337,7 +364,7 @@ void mps_join_syn_input(struct mps_stack *st, const struct mps_seg *s, const str
 	sf->snd_wl2 = s->ack;
 	sf->rnonce = join->join.nonce;
 	sf->remote_id = join->join.addr_id;
-	sf->backup = join->join.backup;
+	sf->peer_backup = join->join.backup;
 	syn_options(c, sf, t, false);
 }
 
@@ -391,6 +418,11 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 		o.join.form = MPS_JOIN_ACK;
 		rc = mps_join_hmac(c->lkey, c->rkey, sf->lnonce, sf->rnonce, h);
 		memcpy(o.join.hmac, h, JOIN_ACK_HMAC_LEN);
+	} else if (c->mptcp && flags == MPS_TCP_ACK && sf->prio_pending) {
+		/* Alone on a pure ACK, as ADD_ADDR: beside a full DSS and timestamps there is no room. */
+		o.subtype = MPS_MPTCP_SUB_PRIO;
+		o.prio_backup = sf->backup;
+		sf->prio_pending = false;
 	} else if (c->sf.state == MPS_SF_CLOSED && c->mptcp && flags == MPS_TCP_ACK &&
 		   c->echo_pending) {
 		/* With the initial subflow gone, its connection-level options go on a join. */
@@ -751,6 +783,7 @@ static void synsent_input(struct mps_conn *c, struct mps_subflow *sf, const stru
 	sf->snd_wl2 = s->ack;
 	sf->rnonce = join->join.nonce;
 	sf->remote_id = join->join.addr_id;
+	sf->peer_backup = join->join.backup; /* the responder's flag B on its SYN/ACK */
 	syn_options(c, sf, t, true);
 	if (sf->rtt_timing && sf->backoff == 0)
 		mps_rtt_sample(sf, (uint32_t)(now - sf->rtt_start));
@@ -852,16 +885,12 @@ static void conn_options(struct mps_conn *c, struct mps_subflow *sf, const struc
 		mps_add_addr_input(c, &aa->add_addr, now);
 	if (rm)
 		mps_rm_addr_input(c, &rm->rm_addr, now);
-	if (prio && prio->prio_backup != sf->backup) {
-		sf->backup = prio->prio_backup;
-		mps_event_sf(c->st, MPS_EV_SUBFLOW_PRIO, c, sf->id, sf->backup, now);
+	if (prio && prio->prio_backup != sf->peer_backup) {
+		sf->peer_backup = prio->prio_backup;
+		mps_event_sf(c->st, MPS_EV_SUBFLOW_PRIO, c, sf->id, sf->peer_backup, now);
 	}
 }
 
-/*
- * The mapping and payload of a segment at rcv_nxt; returns false if part of
- * it was refused (then its FIN waits too).
- */
 /* Another subflow than sf can carry the connection's data. */
 static bool other_working(const struct mps_conn *c, const struct mps_subflow *sf)
 {
@@ -1005,6 +1034,10 @@ static bool join_data_csum(struct mps_conn *c, struct mps_subflow *sf, const str
 	return true;
 }
 
+/*
+ * The mapping and payload of a segment at rcv_nxt; returns false if part of
+ * it was refused (then its FIN waits too).
+ */
 static bool join_data(struct mps_conn *c, struct mps_subflow *sf, const struct mps_seg *s,
 		      const struct mps_opt *o, unsigned int n, uint64_t now)
 {

@@ -61,7 +61,7 @@ int mps_smap_add(struct mps_subflow *sf, uint32_t seq, uint64_t dsn, uint32_t le
 	if (sf->smap_len) {
 		__typeof__(sf->smap[0]) *last = &SMAP(sf, sf->smap_len - 1u);
 
-		if (last->seq + last->len == seq && last->dsn + last->len == dsn &&
+		if (!last->whole && last->seq + last->len == seq && last->dsn + last->len == dsn &&
 		    last->len + len < SMAP_PIECE_MAX) {
 			last->len += len;
 			return 0;
@@ -72,8 +72,56 @@ int mps_smap_add(struct mps_subflow *sf, uint32_t seq, uint64_t dsn, uint32_t le
 	SMAP(sf, sf->smap_len).seq = seq;
 	SMAP(sf, sf->smap_len).dsn = dsn;
 	SMAP(sf, sf->smap_len).len = len;
+	SMAP(sf, sf->smap_len).whole = false;
+	SMAP(sf, sf->smap_len).csum = 0;
 	sf->smap_len++;
 	return 0;
+}
+
+int mps_smap_add_whole(struct mps_subflow *sf, uint32_t seq, uint64_t dsn, uint32_t len)
+{
+	if (sf->smap_len == MPS_SMAP_MAX)
+		return -ENOSPC;
+	/* A fresh piece: the previous one may not take it in, whatever it is. */
+	SMAP(sf, sf->smap_len).whole = true;
+	SMAP(sf, sf->smap_len).seq = seq;
+	SMAP(sf, sf->smap_len).dsn = dsn;
+	SMAP(sf, sf->smap_len).len = len;
+	SMAP(sf, sf->smap_len).csum = 0;
+	sf->smap_len++;
+	return 0;
+}
+
+bool mps_smap_whole(const struct mps_subflow *sf, uint32_t seq, uint32_t *seq0, uint64_t *dsn0,
+		    uint32_t *len0, uint16_t *csum)
+{
+	unsigned int i;
+
+	for (i = 0; i < sf->smap_len; i++) {
+		const __typeof__(sf->smap[0]) *p = &SMAP(sf, i);
+
+		if (SEQ_GEQ(seq, p->seq) && SEQ_LT(seq, p->seq + p->len)) {
+			if (!p->whole)
+				return false;
+			*seq0 = p->seq;
+			*dsn0 = p->dsn;
+			*len0 = p->len;
+			*csum = p->csum;
+			return true;
+		}
+	}
+	return false;
+}
+
+void mps_smap_set_csum(struct mps_subflow *sf, uint32_t seq0, uint16_t csum)
+{
+	unsigned int i;
+
+	for (i = sf->smap_len; i-- > 0;)
+		if (SMAP(sf, i).seq == seq0 && SMAP(sf, i).whole) {
+			SMAP(sf, i).csum = csum;
+			return;
+		}
 }
 
 void mps_smap_trim(struct mps_subflow *sf)
@@ -148,12 +196,13 @@ static struct mps_subflow *lowrtt_pick(struct mps_conn *c)
 		all[n++] = c->joins[i];
 	/* A subflow in retransmission timeout does not count as working. */
 	for (i = 0; i < n; i++)
-		if (mps_sf_usable(all[i]) && !all[i]->backup && all[i]->backoff == 0)
+		if (mps_sf_usable(all[i]) && !mps_sf_backup(all[i]) && all[i]->backoff == 0)
 			regular = true;
 	for (i = 0; i < n; i++) {
 		struct mps_subflow *sf = all[i];
 
-		if (!mps_sf_usable(sf) || sf->backoff || sf->backup == regular || !has_room(sf))
+		if (!mps_sf_usable(sf) || sf->backoff || mps_sf_backup(sf) == regular ||
+		    !has_room(sf))
 			continue;
 		if (!best || sf->srtt < best->srtt)
 			best = sf;

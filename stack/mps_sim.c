@@ -10,6 +10,7 @@
 
 #include "mps_seg.h"
 #include "mps_sim.h"
+#include "prot/tcp.h"
 
 struct sim_pkt {
 	struct sim_pkt *next;
@@ -36,6 +37,8 @@ struct mps_sim_port {
 	struct mps_sim *sim;
 	int node;
 	struct sim_pkt *inbox;
+	uint32_t gso_max; /* mps_sim_set_gso() */
+	bool gso_split;
 };
 
 struct mps_sim {
@@ -241,9 +244,10 @@ static void rewrite_payload(struct mps_sim *sim, struct sim_path *p, uint8_t *pk
 	sim->stats.rewritten++;
 }
 
-static int sim_send(void *ctx, const uint8_t *data, size_t len, uint64_t now)
+/* One packet onto its path; seg_size, when set, is what the MTU is checked against. */
+static int sim_send_seg(struct mps_sim_port *port, const uint8_t *data, size_t len,
+			uint32_t seg_size, uint64_t now)
 {
-	struct mps_sim_port *port = ctx;
 	struct mps_sim *sim = port->sim;
 	struct mps_seg s;
 	enum mps_seg_err err;
@@ -258,7 +262,8 @@ static int sim_send(void *ctx, const uint8_t *data, size_t len, uint64_t now)
 		sim->stats.no_route++;
 		return 0;
 	}
-	if (len > (p->cfg.mtu ? p->cfg.mtu : 1500)) {
+	if ((seg_size ? (size_t)(s.payload - data) + seg_size : len) >
+	    (p->cfg.mtu ? p->cfg.mtu : 1500)) {
 		sim->stats.too_big++;
 		return 0;
 	}
@@ -301,6 +306,103 @@ static int sim_send(void *ctx, const uint8_t *data, size_t len, uint64_t now)
 	return 0;
 }
 
+static int sim_send(void *ctx, const uint8_t *data, size_t len, uint64_t now)
+{
+	return sim_send_seg(ctx, data, len, 0, now);
+}
+
+static uint16_t ip4_hdr_csum(const uint8_t *ip, size_t ihl)
+{
+	uint32_t sum = 0;
+	size_t i;
+
+	for (i = 0; i + 1 < ihl; i += 2)
+		sum += (uint32_t)((ip[i] << 8) | ip[i + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* Cut pkt into seg_size pieces as the kernel's TCP segmentation does. */
+static int sim_split(struct mps_sim_port *port, const struct mps_seg *s, const uint8_t *pkt,
+		     uint32_t seg_size, uint64_t now)
+{
+	size_t hdr = (size_t)(s->payload - pkt), ihl = (size_t)(s->tcp - pkt), n;
+	uint16_t id = (uint16_t)(pkt[4] << 8 | pkt[5]);
+	uint32_t off;
+	struct mps_seg ps;
+	enum mps_seg_err err;
+	uint8_t *piece, *t;
+	int rc = 0;
+
+	piece = malloc(hdr + seg_size);
+	if (!piece)
+		return -ENOMEM;
+	for (off = 0; off < s->payload_len && rc == 0; off += seg_size) {
+		n = s->payload_len - off < seg_size ? s->payload_len - off : seg_size;
+		memcpy(piece, pkt, hdr);
+		memcpy(piece + hdr, s->payload + off, n);
+		if (s->family == 4) {
+			piece[2] = (uint8_t)((hdr + n) >> 8);
+			piece[3] = (uint8_t)(hdr + n);
+			piece[4] = (uint8_t)(id >> 8);
+			piece[5] = (uint8_t)id;
+			id++;
+			piece[10] = piece[11] = 0;
+			piece[10] = (uint8_t)(ip4_hdr_csum(piece, ihl) >> 8);
+			piece[11] = (uint8_t)ip4_hdr_csum(piece, ihl);
+		} else {
+			piece[4] = (uint8_t)((hdr - ihl + n) >> 8);
+			piece[5] = (uint8_t)(hdr - ihl + n);
+		}
+		t = piece + ihl;
+		t[4] = (uint8_t)((s->seq + off) >> 24);
+		t[5] = (uint8_t)((s->seq + off) >> 16);
+		t[6] = (uint8_t)((s->seq + off) >> 8);
+		t[7] = (uint8_t)(s->seq + off);
+		if (off + n < s->payload_len)
+			t[13] &= (uint8_t) ~(MPS_TCP_FIN | MPS_TCP_PSH);
+		if (mps_seg_parse(piece, hdr + n, 0, &ps, &err) != 0) {
+			rc = -EINVAL; /* cannot happen: the headers parsed whole */
+			break;
+		}
+		fix_tcp_csum(&ps);
+		rc = sim_send_seg(port, piece, hdr + n, 0, now);
+	}
+	free(piece);
+	return rc;
+}
+
+static int sim_send_gso(void *ctx, const uint8_t *data, size_t len, uint32_t seg_size, uint64_t now)
+{
+	struct mps_sim_port *port = ctx;
+	struct mps_seg s;
+	enum mps_seg_err err;
+
+	if (!seg_size || mps_seg_parse(data, len, 0, &s, &err) != 0 || s.payload_len <= seg_size)
+		return sim_send(ctx, data, len, now);
+	port->sim->stats.gso_pkts++;
+	if (!port->gso_split)
+		return sim_send_seg(port, data, len, seg_size, now);
+	return sim_split(port, &s, data, seg_size, now);
+}
+
+static uint32_t sim_gso_max(void *ctx)
+{
+	const struct mps_sim_port *port = ctx;
+
+	return port->gso_max;
+}
+
+int mps_sim_set_gso(struct mps_sim_port *port, uint32_t max, bool split)
+{
+	if (max > 0xffff)
+		return -EINVAL;
+	port->gso_max = max;
+	port->gso_split = split;
+	return 0;
+}
+
 static int sim_recv(void *ctx, uint8_t *buf, size_t cap, uint64_t now)
 {
 	struct mps_sim_port *port = ctx;
@@ -336,4 +438,6 @@ const struct mps_link_ops mps_sim_link_ops = {
 	.send = sim_send,
 	.recv = sim_recv,
 	.next_ready = sim_next_ready,
+	.gso_max = sim_gso_max,
+	.send_gso = sim_send_gso,
 };

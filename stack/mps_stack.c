@@ -480,7 +480,9 @@ int mps_subflow_info(const struct mps_conn *c, unsigned int idx, struct mps_subf
 	info->bytes_acked = sf->bytes_acked;
 	info->bytes_received = sf->bytes_received;
 	info->retransmits = sf->retransmits;
-	info->backup = sf->backup;
+	info->backup = mps_sf_backup(sf);
+	info->backup_local = sf->backup;
+	info->backup_peer = sf->peer_backup;
 	info->join = sf->is_join;
 	info->remote_id = sf->remote_id;
 	info->up = sf->state == MPS_SF_ESTABLISHED && !sf->join_pre_est;

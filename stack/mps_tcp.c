@@ -577,8 +577,12 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, bool mappe
 ack:
 	if (n == 0 || off + n < s->payload_len) {
 		sf->ack_now = true; /* data refused: say so at once */
-	} else if (++sf->unacked_segs >= 2) {
-		sf->ack_now = true; /* at least every second full segment (RFC 9293 §3.8.6.3) */
+	} else if (++sf->unacked_segs >= 2 || n > c->st->cfg.mss) {
+		/*
+		 * At least every second full segment (RFC 9293 §3.8.6.3); a packet
+		 * larger than our MSS is several the kernel merged (TUN offloads).
+		 */
+		sf->ack_now = true;
 	} else if (sf->delack_at == MPS_TIME_NEVER) {
 		sf->delack_at = now + MPS_DELACK_US;
 	}
@@ -1447,9 +1451,9 @@ void mps_tcp_input(struct mps_conn *c, const struct mps_seg *s, const struct mps
 		if (rm)
 			mps_rm_addr_input(c, &rm->rm_addr, now);
 		/* MP_PRIO applies to the subflow it arrives on (RFC 8684 §3.3.8). */
-		if (prio && prio->prio_backup != sf->backup) {
-			sf->backup = prio->prio_backup;
-			mps_event(c->st, MPS_EV_SUBFLOW_PRIO, c, sf->backup, now);
+		if (prio && prio->prio_backup != sf->peer_backup) {
+			sf->peer_backup = prio->prio_backup;
+			mps_event(c->st, MPS_EV_SUBFLOW_PRIO, c, sf->peer_backup, now);
 		}
 		segment_mapping(c, o, n, &m);
 		rc = handle_mapping(c, &m, SEQ_LEQ(s->seq, sf->rcv_nxt), now);

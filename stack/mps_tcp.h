@@ -33,6 +33,16 @@ bool mps_smap_find(const struct mps_subflow *sf, uint32_t seq, uint64_t *dsn, ui
 bool mps_smap_dsn_at(const struct mps_subflow *sf, uint32_t seq, uint64_t *dsn);
 int mps_smap_add(struct mps_subflow *sf, uint32_t seq, uint64_t dsn, uint32_t len);
 void mps_smap_trim(struct mps_subflow *sf); /* drop pieces below snd_una */
+/*
+ * A super-segment's mapping, kept as one piece: a retransmission of any part
+ * of it carries this mapping again (a receiver in the middle of a mapping
+ * takes no other one over the same bytes: Linux counts DSSNOMATCH). whole
+ * tells whether seq lies in such a piece and gives its mapping.
+ */
+int mps_smap_add_whole(struct mps_subflow *sf, uint32_t seq, uint64_t dsn, uint32_t len);
+bool mps_smap_whole(const struct mps_subflow *sf, uint32_t seq, uint32_t *seq0, uint64_t *dsn0,
+		    uint32_t *len0, uint16_t *csum);
+void mps_smap_set_csum(struct mps_subflow *sf, uint32_t seq0, uint16_t csum);
 /* Lowest DSN sf may still have to resend, or UINT64_MAX. */
 uint64_t mps_sf_low_dsn(const struct mps_subflow *sf);
 /* Drop acknowledged data from the send buffer that no subflow may still need to resend. */

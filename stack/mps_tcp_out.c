@@ -94,10 +94,27 @@ static int fallback_opts(struct mps_conn *c, uint8_t *p, int n, uint64_t dsn, ui
 	return n;
 }
 
-/* Options of a non-SYN segment; returns their length (a multiple of 4). */
+/*
+ * A mapping larger than the segment: a super-segment's (TUN offloads), on its
+ * first transmission (csum_known false: computed here and kept) and on the
+ * retransmission of any part of it (the checksum as first sent; the data
+ * before seq may be gone from the send buffer).
+ */
+struct map_whole {
+	uint32_t seq;
+	uint64_t dsn;
+	uint32_t len;
+	bool csum_known;
+	uint16_t csum;
+};
+
+/*
+ * Options of a non-SYN segment; returns their length (a multiple of 4).
+ * whole, if not NULL, is the mapping a data segment carries instead of its own.
+ */
 static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, uint64_t now,
 		      uint8_t flags, uint64_t dsn, uint32_t seq, uint32_t len, bool data_fin,
-		      uint32_t ring_off)
+		      uint32_t ring_off, struct map_whole *whole)
 {
 	struct mps_dss_csum ck;
 	struct mps_opt o;
@@ -138,6 +155,11 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 			o.mpc.has_csum = true;
 			o.mpc.csum = mps_dss_csum_final(&ck);
 		}
+	} else if (sf->prio_pending && !len && !data_fin && !(flags & MPS_TCP_RST)) {
+		/* Our MP_PRIO (mps_set_backup()), alone on a pure ACK of the subflow it is about. */
+		o.subtype = MPS_MPTCP_SUB_PRIO;
+		o.prio_backup = sf->backup;
+		sf->prio_pending = false;
 	} else if (c->echo_pending && !sf->is_join && !len && !data_fin && !(flags & MPS_TCP_RST)) {
 		/* Alone on a pure ACK, as Linux does: an IPv6 echo with a port leaves no room. */
 		o.subtype = MPS_MPTCP_SUB_ADD_ADDR;
@@ -171,6 +193,20 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 		      SEQ_GEQ(seq, sf->snd_max);
 		if (inf) {
 			inf_map_opt(c, &o, dsn, seq);
+		} else if (whole && len && !data_fin) {
+			o.dss.flags |= MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
+			o.dss.dsn = whole->dsn;
+			o.dss.ssn = whole->seq - sf->iss;
+			o.dss.data_len = (uint16_t)whole->len;
+			if (c->csum && !whole->csum_known) {
+				/* First transmission: the segment is the whole mapping. */
+				mps_dss_csum_init(&ck, dsn, o.dss.ssn, o.dss.data_len);
+				mps_ring_csum(&c->sndbuf, ring_off, len, &ck);
+				whole->csum = mps_dss_csum_final(&ck);
+				whole->csum_known = true;
+			}
+			o.dss.has_csum = c->csum;
+			o.dss.csum = c->csum ? whole->csum : 0;
 		} else if (len || data_fin) {
 			o.dss.flags |= MPS_DSS_FLAG_M | MPS_DSS_FLAG_m;
 			o.dss.dsn = dsn;
@@ -448,9 +484,10 @@ static int send_syn(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
 	return mps_tcp_write_packet(c->st, &ps, buf, cap);
 }
 
-/* A segment from seq: len bytes of data at dsn, then FIN if fin. */
-static int send_segment(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint32_t seq,
-			uint64_t dsn, uint32_t len, bool fin, uint8_t *buf, size_t cap)
+/* A segment from seq: len bytes of data at dsn, then FIN if fin; whole as for build_opts(). */
+static int send_segment_map(struct mps_conn *c, struct mps_subflow *sf, uint64_t now,
+			    uint32_t seq, uint64_t dsn, uint32_t len, bool fin,
+			    struct map_whole *whole, uint8_t *buf, size_t cap)
 {
 	uint8_t opts[MPS_MAX_OPTS];
 	struct mps_pkt_spec ps = { .local = &sf->local,
@@ -468,7 +505,7 @@ static int send_segment(struct mps_conn *c, struct mps_subflow *sf, uint64_t now
 	int rc;
 
 	ps.optlen = build_opts(c, sf, opts, now, ps.flags, fin && !len ? mps_data_end_dsn(c) : dsn,
-			       seq, len, fin && c->mptcp && !sf->is_join, ps.ring_off);
+			       seq, len, fin && c->mptcp && !sf->is_join, ps.ring_off, whole);
 	if (ps.optlen < 0)
 		return ps.optlen;
 	rc = mps_tcp_write_packet(c->st, &ps, buf, cap);
@@ -501,6 +538,12 @@ static int send_segment(struct mps_conn *c, struct mps_subflow *sf, uint64_t now
 			sf->rto_at = now + sf->rto;
 	}
 	return rc;
+}
+
+static int send_segment(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint32_t seq,
+			uint64_t dsn, uint32_t len, bool fin, uint8_t *buf, size_t cap)
+{
+	return send_segment_map(c, sf, now, seq, dsn, len, fin, NULL, buf, cap);
 }
 
 static bool can_send_data(const struct mps_subflow *sf)
@@ -554,14 +597,20 @@ static int send_fin(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, ui
  * buffer once the largest headers are counted. Retransmissions stay one
  * MSS so loss recovery repairs exactly what was lost.
  */
-static uint32_t gso_limit(const struct mps_stack *st, const struct mps_subflow *sf, uint32_t mss,
+static uint32_t gso_limit(const struct mps_conn *c, const struct mps_subflow *sf, uint32_t mss,
 			  size_t cap)
 {
+	const struct mps_stack *st = c->st;
 	size_t hdr = (sf->local.family == 4 ? MPS_IP4_HLEN_MIN : MPS_IP6_HLEN) + MPS_TCP_HLEN_MIN +
 		     MPS_MAX_OPTS;
 	size_t lim = st->out_gso_max;
 
-	if (lim <= mss)
+	/*
+	 * Not while the first data carries MP_CAPABLE, nor around MP_FAIL and
+	 * the infinite mapping: those options are meant for one segment.
+	 */
+	if (lim <= mss || c->inf_map_pending || c->mp_fail_tx || c->mp_fail_echo ||
+	    (c->mptcp && c->is_client && !c->fully_established))
 		return mss;
 	if (lim > 0xffff - hdr)
 		lim = 0xffff - hdr;
@@ -578,13 +627,17 @@ static int send_from(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, u
 {
 	uint64_t dsn = 0;
 	uint32_t flight = seq - sf->snd_una, wnd, len, big, room = 0, mss = mps_sf_mss(c, sf);
-	bool fresh = !SEQ_LT(seq, sf->snd_max), reinject = false;
+	bool fresh = !SEQ_LT(seq, sf->snd_max), reinject = false, is_whole = false;
+	struct map_whole whole = { 0 };
 	int rc;
 
 	if (!fresh) {
 		/* A retransmission carries the DSNs the first transmission carried. */
 		if (!mps_smap_find(sf, seq, &dsn, &room))
 			return fin_due(c, sf, seq) ? send_fin(c, sf, now, seq, buf, cap) : 0;
+		/* ... and a super-segment's part its whole mapping. */
+		is_whole = mps_smap_whole(sf, seq, &whole.seq, &whole.dsn, &whole.len, &whole.csum);
+		whole.csum_known = is_whole;
 		if (dsn < c->snd_base_dsn)
 			return 0; /* cannot happen: the buffer keeps what a subflow may resend */
 	} else {
@@ -594,7 +647,7 @@ static int send_from(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, u
 		if (!mps_sched_take(c, sf, one, &dsn, &room, &reinject))
 			return fin_due(c, sf, seq) ? send_fin(c, sf, now, seq, buf, cap) : 0;
 	}
-	big = fresh && !one ? gso_limit(c->st, sf, mss, cap) : mss;
+	big = fresh && !one ? gso_limit(c, sf, mss, cap) : mss;
 	len = room < big ? room : big;
 	if (!one) {
 		/* In SACK recovery the congestion window bounds pipe (RFC 6675), not the flight. */
@@ -624,13 +677,24 @@ static int send_from(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, u
 		len = max;
 	if (len == 0)
 		return 0;
-	if (fresh && mps_smap_add(sf, seq, dsn, len) < 0)
+	if (fresh && len > mss) {
+		/* A super-segment: one mapping, kept whole for its retransmissions. */
+		if (mps_smap_add_whole(sf, seq, dsn, len) < 0)
+			return 0;
+		is_whole = true;
+		whole = (struct map_whole){ .seq = seq, .dsn = dsn, .len = len };
+	} else if (fresh && mps_smap_add(sf, seq, dsn, len) < 0) {
 		return 0; /* the send map is full: this subflow takes nothing new for now */
-	rc = send_segment(c, sf, now, seq, dsn, len, false, buf, cap);
+	}
+	rc = send_segment_map(c, sf, now, seq, dsn, len, false, is_whole ? &whole : NULL, buf,
+			      cap);
 	if (rc <= 0)
 		return rc;
-	if (len > mss)
+	if (fresh && len > mss) {
 		c->st->out_seg_size = mss;
+		if (whole.csum_known)
+			mps_smap_set_csum(sf, seq, whole.csum);
+	}
 	if (fresh)
 		mps_sched_took(c, dsn, len, reinject);
 	if (SEQ_GEQ(seq + len, sf->snd_nxt))
@@ -709,7 +773,7 @@ int mps_tcp_send_data_fin(struct mps_conn *c, struct mps_subflow *sf, uint64_t n
 
 	c->dfin_resend = false;
 	ps.optlen = build_opts(c, sf, opts, now, ps.flags, mps_data_end_dsn(c), sf->snd_nxt, 0,
-			       true, 0);
+			       true, 0, NULL);
 	if (ps.optlen < 0)
 		return ps.optlen;
 	sf->ack_now = false;

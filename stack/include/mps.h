@@ -179,6 +179,17 @@ int mps_shutdown(struct mps_conn *c);
  * connection once the close handshake ends (or at once if it already has
  * or was reset). c must not be used afterwards.
  */
+/*
+ * Ask the peer to use subflow idx (as mps_subflow_info() counts them) only
+ * as a backup, or as a regular subflow again: MP_PRIO (RFC 8684 §3.3.8)
+ * goes on that subflow's next pure ACK, and our scheduler treats it the same
+ * way at once. A backup subflow (ours or the peer's wish) gets new data only
+ * when no regular subflow works. Returns 0 (also when the flag is already
+ * so), -ENOENT for no such subflow, -ENOTCONN if c is not MPTCP or the
+ * subflow is not established.
+ */
+int mps_set_backup(struct mps_conn *c, unsigned int idx, bool backup);
+
 void mps_close(struct mps_conn *c);
 
 /*
@@ -221,8 +232,10 @@ struct mps_subflow_info {
 	uint32_t cwnd, ssthresh; /* bytes */
 	uint64_t bytes_sent, bytes_acked, bytes_received;
 	uint32_t retransmits; /* segments sent again */
-	bool backup;
-	bool join;	   /* opened by MP_JOIN (idx > 0) */
+	bool backup;	      /* used as a backup: backup_local or backup_peer */
+	bool backup_local;    /* we asked the peer (MP_JOIN flag B, mps_set_backup()) */
+	bool backup_peer;     /* the peer asked us (its MP_JOIN flag B or MP_PRIO) */
+	bool join;	      /* opened by MP_JOIN (idx > 0) */
 	bool up;	   /* usable: established and, for a join we opened, its fourth ACK seen */
 	uint8_t remote_id; /* the peer's address ID */
 };
@@ -279,6 +292,8 @@ enum mps_fallback_reason {
 	MPS_FALLBACK_ACK_NO_MPC,	/* the third ACK / first data lacked it */
 	MPS_FALLBACK_NO_DSS,		/* the server's first segments carried no DSS */
 	MPS_FALLBACK_MP_FAIL,		/* a DSS checksum failed: we sent MP_FAIL */
+	/* mps_set_backup() changed our flag of a subflow; MP_PRIO goes out; reason: the flag. */
+	MPS_EV_SUBFLOW_PRIO_OUT,
 	MPS_FALLBACK_MP_FAIL_RCVD,	/* the peer sent MP_FAIL: we send the infinite mapping */
 	MPS_FALLBACK_INFINITE_MAP,	/* the peer sent an infinite mapping unasked */
 	MPS_FALLBACK_OPTS_LOST,		/* MPTCP options vanished from an established connection */

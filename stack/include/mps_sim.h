@@ -7,6 +7,7 @@
 #ifndef MPS_SIM_H
 #define MPS_SIM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "mps.h"
@@ -44,6 +45,7 @@ struct mps_sim_link_cfg {
 struct mps_sim_stats {
 	uint64_t sent, delivered, lost, too_big, no_route, queue_full, reordered, stripped,
 		rewritten;
+	uint64_t gso_pkts; /* packets larger than one segment a port was handed (mps_sim_set_gso) */
 };
 
 /* Create an empty network; NULL on allocation failure. Free with mps_sim_destroy(). */
@@ -69,6 +71,19 @@ int mps_sim_set_path(struct mps_sim *sim, int path, const struct mps_sim_link_cf
 struct mps_sim_port *mps_sim_port(struct mps_sim *sim, int n);
 
 void mps_sim_get_stats(const struct mps_sim *sim, struct mps_sim_stats *out);
+
+/*
+ * Make a port a link that segments, as a TUN device with offloads is: its
+ * gso_max hook offers max bytes of TCP payload per packet (0, the default:
+ * off). With split, a large packet is cut as the kernel's GSO cuts it (same
+ * headers and options, sequence numbers and IP lengths advanced, IPv4 IDs
+ * counted up, FIN and PSH on the last piece only, checksums redone) and each
+ * piece crosses the path alone; without, it crosses whole, as one packet
+ * the receiver must take as it is (a GSO packet over veth, or what GRO
+ * merged), checked against the path's MTU per segment. Returns 0 or -EINVAL
+ * (max above 65535).
+ */
+int mps_sim_set_gso(struct mps_sim_port *port, uint32_t max, bool split);
 
 /* Link adapter: ctx is a struct mps_sim_port *. */
 extern const struct mps_link_ops mps_sim_link_ops;

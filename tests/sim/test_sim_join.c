@@ -1671,6 +1671,124 @@ static void test_checksum_join_rewrite(void)
 	jworld_free(&w);
 }
 
+static struct mps_conn *prio_client; /* the client of test_backup_switch */
+static uint64_t prio_t0, prio_on_sent, prio_off_sent, prio_on_at;
+static int prio_step;
+
+static uint64_t sf_sent_at(struct mps_conn *c, unsigned int idx)
+{
+	struct mps_subflow_info fi;
+
+	return mps_subflow_info(c, idx, &fi) == 0 ? fi.bytes_sent : 0;
+}
+
+/*
+ * The client asks the server, mid-download, to use the join as a backup
+ * (300 ms in), then as a regular subflow again (1.3 s in). The server's
+ * bytes sent on the join are read 100 ms after each switch, once the
+ * MP_PRIO has arrived and what was in flight has been acknowledged.
+ */
+static void prio_switch_hook(struct jworld *w, struct mps_conn *srv, uint64_t sent)
+{
+	struct mps_subflow_info fi;
+
+	(void)sent;
+	if (!prio_t0)
+		prio_t0 = w->now;
+	if (prio_step == 0 && w->now >= prio_t0 + 300000) {
+		CU_ASSERT_EQUAL(mps_set_backup(prio_client, 1, true), 0);
+		CU_ASSERT_EQUAL(mps_set_backup(prio_client, 1, true), 0); /* already so: nothing */
+		CU_ASSERT_EQUAL(mps_subflow_info(prio_client, 1, &fi), 0);
+		CU_ASSERT_TRUE(fi.backup);
+		CU_ASSERT_TRUE(fi.backup_local);
+		CU_ASSERT_FALSE(fi.backup_peer);
+		prio_on_at = w->now;
+		prio_step++;
+	} else if (prio_step == 1 && w->now >= prio_on_at + 100000) {
+		prio_on_sent = sf_sent_at(srv, 1);
+		CU_ASSERT_EQUAL(mps_subflow_info(srv, 1, &fi), 0);
+		CU_ASSERT_TRUE(fi.backup);
+		CU_ASSERT_TRUE(fi.backup_peer);
+		CU_ASSERT_FALSE(fi.backup_local);
+		prio_step++;
+	} else if (prio_step == 2 && w->now >= prio_t0 + 1300000) {
+		prio_off_sent = sf_sent_at(srv, 1);
+		CU_ASSERT_EQUAL(mps_set_backup(prio_client, 1, false), 0);
+		prio_step++;
+	} else if (prio_step == 3 && w->now >= prio_t0 + 1400000) {
+		CU_ASSERT_EQUAL(mps_subflow_info(srv, 1, &fi), 0);
+		CU_ASSERT_FALSE(fi.backup);
+		prio_step++;
+	}
+}
+
+/*
+ * MP_PRIO both ways (RFC 8684 §3.3.8): mps_set_backup() on the client
+ * sends MP_PRIO on the join; the server, sending 6 MiB, stops giving that
+ * subflow new data while the initial one works, and uses it again once the
+ * client switches it back. The data arrives intact; events on both sides.
+ */
+static void test_backup_switch(void)
+{
+	static const struct mps_sim_link_cfg slow1 = { .delay_us = 10000,
+						       .mtu = 1500,
+						       .rate_bps = 10000000 };
+	static const struct mps_sim_link_cfg slow2 = { .delay_us = 20000,
+						       .mtu = 1500,
+						       .rate_bps = 10000000 };
+	struct mps_config ccfg = { .seed = 45, .nlocal_addrs = 1 }, scfg = { .seed = 46 };
+	struct mps_subflow_info fi;
+	const struct mps_event *ev;
+	struct mps_conn *c, *s;
+	uint64_t before;
+	struct jworld w;
+
+	addr_at(&ccfg.local_addrs[0], 2, 1, 0);
+	jworld_init(&w, &ccfg, &scfg);
+	two_subflows(&w, &c, &s);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p1, &slow1), 0);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p2, &slow2), 0);
+	CU_ASSERT_EQUAL(mps_set_backup(c, 5, true), -ENOENT);
+	/* The other way, on the initial subflow: the server's MP_PRIO reaches the client. */
+	CU_ASSERT_EQUAL(mps_set_backup(s, 0, true), 0);
+	run_for(&w, 100000);
+	ev = find_ev(&w, 0, MPS_EV_SUBFLOW_PRIO, -1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(ev->reason, 1);
+	CU_ASSERT_EQUAL(ev->subflow_id, 0);
+	CU_ASSERT_EQUAL(mps_subflow_info(c, 0, &fi), 0);
+	CU_ASSERT_TRUE(fi.backup_peer);
+	CU_ASSERT_FALSE(fi.backup_local);
+	CU_ASSERT_EQUAL(mps_set_backup(s, 0, false), 0);
+	run_for(&w, 100000);
+	CU_ASSERT_EQUAL(mps_subflow_info(c, 0, &fi), 0);
+	CU_ASSERT_FALSE(fi.backup);
+	CU_ASSERT_EQUAL(count_ev(&w, 0, MPS_EV_SUBFLOW_PRIO), 2);
+	before = sf_sent_at(s, 1);
+	prio_client = c;
+	prio_t0 = prio_on_sent = prio_off_sent = prio_on_at = 0;
+	prio_step = 0;
+	stream_to(&w, s, c, 6 << 20, prio_switch_hook);
+	CU_ASSERT_EQUAL(prio_step, 4);
+	/* Before the switch the join carried data; while a backup, nothing new. */
+	CU_ASSERT(prio_on_sent - before > 100000);
+	CU_ASSERT_EQUAL(prio_off_sent, prio_on_sent);
+	/* Back to regular: it carries data again. */
+	CU_ASSERT(sf_sent_at(s, 1) - prio_off_sent > 100000);
+	/* Events: ours on the client, the peer's on the server, both ways. */
+	ev = find_ev(&w, 0, MPS_EV_SUBFLOW_PRIO_OUT, -1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(ev->reason, 0);
+	CU_ASSERT_EQUAL(count_ev(&w, 0, MPS_EV_SUBFLOW_PRIO_OUT), 2);
+	CU_ASSERT_EQUAL(count_ev(&w, 1, MPS_EV_SUBFLOW_PRIO), 2);
+	ev = find_ev(&w, 1, MPS_EV_SUBFLOW_PRIO, -1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(ev->reason, 0);
+	close_all(&w, c, s);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_IN_NO_DSS), 0);
+	jworld_free(&w);
+}
+
 static const struct fj_test tests[] = {
 	{ "two_path_lossy", test_two_path_lossy },
 	{ "conn_window_two_subflows", test_conn_window_two_subflows },
@@ -1692,6 +1810,7 @@ static const struct fj_test tests[] = {
 	{ "reassembly_across_subflows", test_reassembly_across_subflows },
 	{ "checksum_two_paths", test_checksum_two_paths },
 	{ "checksum_join_rewrite", test_checksum_join_rewrite },
+	{ "backup_switch", test_backup_switch },
 	{ NULL, NULL },
 };
 
