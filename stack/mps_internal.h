@@ -384,6 +384,16 @@ struct mps_sched_ops {
 
 const struct mps_sched_ops *mps_sched_find(const char *name); /* NULL name: the default */
 
+/*
+ * A backup subflow gets new data only when no regular one works. Either
+ * end's wish makes it one, as Linux's scheduler since 6.10 (our flag and
+ * the peer's).
+ */
+static inline bool mps_sf_backup(const struct mps_subflow *sf)
+{
+	return sf->backup || sf->peer_backup;
+}
+
 /* Congestion control (mps_cc.c): how a subflow's window grows in congestion avoidance. */
 struct mps_cc_ops {
 	const char *name;
@@ -396,16 +406,6 @@ const struct mps_cc_ops *mps_cc_find(const char *name); /* NULL name: the defaul
 /*
  * RFC 6356 alpha of n subflows (cwnd in bytes, smoothed RTT in
  * microseconds; subflows with RTT 0 left out); 1 when there is none.
-/*
- * A backup subflow gets new data only when no regular one works. Either
- * end's wish makes it one, as Linux's scheduler since 6.10 (our flag and
- * the peer's).
- */
-static inline bool mps_sf_backup(const struct mps_subflow *sf)
-{
-	return sf->backup || sf->peer_backup;
-}
-
  */
 double mps_lia_alpha(const uint32_t *cwnd, const uint32_t *rtt_us, unsigned int n);
 /* LIA's increase for sf, as the "lia" table gives it (Reno with fewer than two subflows). */

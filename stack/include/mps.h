@@ -171,14 +171,6 @@ int mps_join(struct mps_conn *c, const struct mps_addr *local, const struct mps_
  */
 int mps_remove_addr(struct mps_conn *c, const struct mps_addr *addr);
 
-/* Send DATA_FIN after the queued data; receiving continues. Returns 0 or -ENOTCONN. */
-int mps_shutdown(struct mps_conn *c);
-
-/*
- * Give the handle back: as mps_shutdown(), and the stack frees the
- * connection once the close handshake ends (or at once if it already has
- * or was reset). c must not be used afterwards.
- */
 /*
  * Ask the peer to use subflow idx (as mps_subflow_info() counts them) only
  * as a backup, or as a regular subflow again: MP_PRIO (RFC 8684 §3.3.8)
@@ -190,6 +182,14 @@ int mps_shutdown(struct mps_conn *c);
  */
 int mps_set_backup(struct mps_conn *c, unsigned int idx, bool backup);
 
+/* Send DATA_FIN after the queued data; receiving continues. Returns 0 or -ENOTCONN. */
+int mps_shutdown(struct mps_conn *c);
+
+/*
+ * Give the handle back: as mps_shutdown(), and the stack frees the
+ * connection once the close handshake ends (or at once if it already has
+ * or was reset). c must not be used afterwards.
+ */
 void mps_close(struct mps_conn *c);
 
 /*
@@ -284,6 +284,8 @@ enum mps_event_type {
 	MPS_EV_JOIN_RETRY,
 	/* A join still failing after every retry: given up; reason: its last MPS_SF_DOWN_*. */
 	MPS_EV_JOIN_GIVEN_UP,
+	/* mps_set_backup() changed our flag of a subflow; MP_PRIO goes out; reason: the flag. */
+	MPS_EV_SUBFLOW_PRIO_OUT,
 };
 
 enum mps_fallback_reason {
@@ -292,8 +294,6 @@ enum mps_fallback_reason {
 	MPS_FALLBACK_ACK_NO_MPC,	/* the third ACK / first data lacked it */
 	MPS_FALLBACK_NO_DSS,		/* the server's first segments carried no DSS */
 	MPS_FALLBACK_MP_FAIL,		/* a DSS checksum failed: we sent MP_FAIL */
-	/* mps_set_backup() changed our flag of a subflow; MP_PRIO goes out; reason: the flag. */
-	MPS_EV_SUBFLOW_PRIO_OUT,
 	MPS_FALLBACK_MP_FAIL_RCVD,	/* the peer sent MP_FAIL: we send the infinite mapping */
 	MPS_FALLBACK_INFINITE_MAP,	/* the peer sent an infinite mapping unasked */
 	MPS_FALLBACK_OPTS_LOST,		/* MPTCP options vanished from an established connection */
