@@ -21,7 +21,8 @@
 #   first path (the default scheduler sends on the initial subflow), the join
 #   over ice up (2 subflows), provenance of libmps with the bundled
 #   addresses, and the stack's own trace capture.pcap holds MP_CAPABLE and
-#   MP_JOIN SYNs;
+#   MP_JOIN SYNs; through svalbard's telenor (strips MPTCP) it falls back,
+#   says so and carries every byte;
 # - every result has its provenance; a trace downloads whole.
 #
 # Needs root; takes about 2-3 minutes. Network traffic only inside the
@@ -80,6 +81,13 @@ cat >"$T/bundleddown.json" <<JSON
                "localIsps": [ "uninett", "ice" ], "remoteIsps": [ "uninett" ], "families": [ $V4 ] },
   "deadlineS": 240, "pickupS": 200 }
 JSON
+cat >"$T/bundledfb.json" <<JSON
+{ "name": "tbc-bundled-fallback", "type": "EXPERIMENT_TYPE_BULK", "bulk": { "durationS": 1 },
+  "stack": { "stacks": [ "STACK_BUNDLED" ] },
+  "targets": { "pairs": [ { "clientAgentId": "$B", "serverAgentId": "$C" } ],
+               "localIsps": [ "telenor" ], "remoteIsps": [ "uninett" ], "families": [ $V4 ] },
+  "deadlineS": 240, "pickupS": 200 }
+JSON
 cat >"$T/handover.json" <<JSON
 { "name": "tbc-handover", "type": "EXPERIMENT_TYPE_HANDOVER",
   "handover": { "bulk": { "durationS": 6 },
@@ -91,7 +99,7 @@ cat >"$T/handover.json" <<JSON
 JSON
 
 EXPS=""
-for n in probe echo bulk mp handover bundled bundleddown; do
+for n in probe echo bulk mp handover bundled bundleddown bundledfb; do
 	e=$(tbc_create "$n")
 	[ -n "$e" ] || tbc_die "no experiment id for $n: $(cat "$T/create-$n.out")"
 	eval "E_$n=$e"
@@ -101,7 +109,7 @@ done
 tbc_wait 200 $EXPS
 tbc_log "every run finished"
 
-for n in probe echo bulk mp handover bundled bundleddown; do
+for n in probe echo bulk mp handover bundled bundleddown bundledfb; do
 	eval "e=\$E_$n"
 	cli results --experiment "$e" --json >"$T/res-$n.json" || tbc_die "fjord results $n"
 	cli runs --experiment "$e" --csv >"$T/runs-$n.csv" || tbc_die "fjord runs $n"
@@ -431,6 +439,20 @@ for name in ("bundled", "bundleddown"):
     mpc, join, n = pcap_syns(T + "/" + name + "-capture.pcap")
     check(mpc >= 2 and join >= 2 and n > 100,
           "%s: capture.pcap has %d records, %d MP_CAPABLE and %d MP_JOIN SYNs" % (name, n, mpc, join))
+
+# Through svalbard's telenor, which strips MPTCP options: the bundled stack
+# falls back to TCP, says so (metric, event with libmps's reason) and still
+# carries every byte.
+for r in [r for r in rows("bundledfb") if r["run"].get("stack") == "STACK_BUNDLED"]:
+    res, m = r["result"], metrics(r["result"])
+    ev = [e for e in res.get("events", []) if e.get("kind") == "fallback"]
+    check(res.get("ok", False) and m.get("sha256_ok", 0) == 1,
+          "bundled through telenor: every byte %s" % res.get("error", ""))
+    check(m.get("fallback", 0) == 1 and len(ev) >= 1,
+          "bundled through telenor: fallback %d, events %s" % (
+              m.get("fallback", 0), [e.get("detail") for e in ev]))
+check(len([r for r in rows("bundledfb") if r["run"].get("stack") == "STACK_BUNDLED"]) == 1,
+      "bundled through telenor: one result")
 
 print("%d checks failed" % len(fails))
 sys.exit(1 if fails else 0)
