@@ -2,6 +2,7 @@
  * IPv4/IPv6 + TCP decoding. IPv6 extension headers are not walked: the
  * stack never sends them and a peer's would be reported, not misread.
  */
+#include <endian.h>
 #include <errno.h>
 #include <string.h>
 
@@ -28,6 +29,39 @@ const char *mps_seg_err_name(enum mps_seg_err err)
 	if ((unsigned int)err >= MPS_SEG_E_COUNT)
 		return "unknown";
 	return seg_err_names[err];
+}
+
+uint32_t mps_csum_add(uint32_t sum, const uint8_t *p, size_t len)
+{
+	/*
+	 * The sum does not depend on byte order (RFC 1071 §2(B)): add host-order
+	 * 32-bit words into 64 bits, fold, and turn the result to network order
+	 * once. Several times faster than word by word on a 64 KiB segment.
+	 */
+	uint64_t acc = 0;
+	uint32_t w;
+	uint16_t h = 0;
+
+	while (len >= 4) {
+		memcpy(&w, p, 4);
+		acc += w;
+		p += 4;
+		len -= 4;
+	}
+	if (len >= 2) {
+		memcpy(&h, p, 2);
+		acc += h;
+		p += 2;
+		len -= 2;
+	}
+	if (len) {
+		h = 0;
+		memcpy(&h, p, 1); /* first in memory: the high byte of a big-endian word */
+		acc += h;
+	}
+	while (acc >> 16)
+		acc = (acc & 0xffff) + (acc >> 16);
+	return sum + be16toh((uint16_t)acc);
 }
 
 static int fail(enum mps_seg_err *err, enum mps_seg_err why)

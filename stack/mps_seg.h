@@ -50,4 +50,12 @@ struct mps_seg {
 int mps_seg_parse(const uint8_t *pkt, size_t cap, int truncated_ok, struct mps_seg *seg,
 		  enum mps_seg_err *err);
 
+/*
+ * The Internet checksum's ones' complement sum (RFC 1071) of p[0..len) as
+ * big-endian 16-bit words, added to sum; an odd last byte is the high byte
+ * of a word. Not folded: the caller folds once at the end. Only the last
+ * piece of a checksummed run may have an odd length.
+ */
+uint32_t mps_csum_add(uint32_t sum, const uint8_t *p, size_t len);
+
 #endif

@@ -300,16 +300,7 @@ static uint16_t csum_fold(uint32_t sum)
 
 static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
 {
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2) {
-		sum += (uint32_t)((p[i] << 8) | p[i + 1]);
-		if (sum & 0x80000000u)
-			sum = csum_fold(sum);
-	}
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	return sum;
+	return mps_csum_add(sum, p, len); /* word-wide: a super-segment is 64 KiB */
 }
 
 /* Write IP + TCP headers, options and payload; returns the packet length. */

@@ -3,7 +3,6 @@
  * write is reported to the caller, who treats the packet as lost. With
  * offloads every packet is preceded by a virtio_net_hdr (see mps_tun.h).
  */
-#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
@@ -169,52 +168,26 @@ void mps_vnet_decode(const uint8_t in[MPS_VNET_HLEN], struct mps_vnet *v)
 	v->csum_offset = get_le16(in + 8);
 }
 
-/*
- * Ones' complement sum in host order (RFC 1071 §2(B): the sum does not
- * depend on byte order, so 32-bit host-order words are added into 64 bits
- * and folded at the end; the caller stores the result as it is). Fast
- * enough that a 64 KiB payload costs little next to the copies.
- */
-static uint64_t sum_add(uint64_t sum, const uint8_t *p, size_t len)
-{
-	uint32_t w;
-	uint16_t h = 0;
-
-	while (len >= 4) {
-		memcpy(&w, p, 4);
-		sum += w;
-		p += 4;
-		len -= 4;
-	}
-	if (len >= 2) {
-		memcpy(&h, p, 2);
-		sum += h;
-		p += 2;
-		len -= 2;
-	}
-	if (len) {
-		h = 0;
-		memcpy(&h, p, 1); /* the odd byte is the first of a zero-padded word */
-		sum += h;
-	}
-	return sum;
-}
-
-static uint16_t sum_fold(uint64_t sum)
+static uint16_t sum_fold(uint32_t sum)
 {
 	while (sum >> 16)
 		sum = (sum & 0xffff) + (sum >> 16);
 	return (uint16_t)sum;
 }
 
-/* The pseudo-header of TCP over s's addresses with tcp_len bytes of TCP. */
-static uint64_t pseudo_sum(const struct mps_seg *s, uint32_t tcp_len)
+static void put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+/* The pseudo-header of TCP over s's addresses with tcp_len bytes of TCP, not folded. */
+static uint32_t pseudo_sum(const struct mps_seg *s, uint32_t tcp_len)
 {
 	size_t alen = s->family == 4 ? 4 : 16;
-	uint64_t sum = sum_add(sum_add(0, s->src, alen), s->dst, alen);
+	uint32_t sum = MPS_IPPROTO_TCP + (tcp_len >> 16) + (tcp_len & 0xffff);
 
-	return sum + htobe16(MPS_IPPROTO_TCP) + htobe16((uint16_t)(tcp_len >> 16)) +
-	       htobe16((uint16_t)tcp_len);
+	return mps_csum_add(mps_csum_add(sum, s->src, alen), s->dst, alen);
 }
 
 int mps_vnet_for_tx(const uint8_t *pkt, size_t len, uint32_t seg_size, struct mps_vnet *v,
@@ -223,7 +196,6 @@ int mps_vnet_for_tx(const uint8_t *pkt, size_t len, uint32_t seg_size, struct mp
 	struct mps_seg s;
 	enum mps_seg_err serr;
 	uint32_t ihl, tcp_len;
-	uint16_t c;
 
 	memset(v, 0, sizeof(*v));
 	if (seg_size > 0xffff)
@@ -240,8 +212,7 @@ int mps_vnet_for_tx(const uint8_t *pkt, size_t len, uint32_t seg_size, struct mp
 	v->gso_size = (uint16_t)seg_size;
 	v->csum_start = (uint16_t)ihl;
 	v->csum_offset = MPS_TCP_OFF_CSUM;
-	c = sum_fold(pseudo_sum(&s, tcp_len));
-	memcpy(tcp_csum, &c, 2);
+	put_be16((uint8_t *)tcp_csum, sum_fold(pseudo_sum(&s, tcp_len)));
 	return 0;
 }
 
@@ -257,8 +228,8 @@ int mps_vnet_rx_fix(const struct mps_vnet *v, uint8_t *pkt, size_t len)
 		/* Generic: the field holds the pseudo-header's sum; add the rest. */
 		if ((size_t)v->csum_start + v->csum_offset + 2 > len)
 			return -EPROTO;
-		c = (uint16_t)~sum_fold(sum_add(0, pkt + v->csum_start, len - v->csum_start));
-		memcpy(pkt + v->csum_start + v->csum_offset, &c, 2);
+		c = (uint16_t)~sum_fold(mps_csum_add(0, pkt + v->csum_start, len - v->csum_start));
+		put_be16(pkt + v->csum_start + v->csum_offset, c);
 	}
 	if (gso == MPS_VNET_GSO_NONE)
 		return 0;
@@ -271,8 +242,8 @@ int mps_vnet_rx_fix(const struct mps_vnet *v, uint8_t *pkt, size_t len)
 	/* Merged and marked valid: the field is the first segment's, not the packet's. */
 	tcp_len = (uint32_t)(s.payload + s.payload_len - s.tcp);
 	memset((uint8_t *)s.tcp + MPS_TCP_OFF_CSUM, 0, 2);
-	c = (uint16_t)~sum_fold(sum_add(pseudo_sum(&s, tcp_len), s.tcp, tcp_len));
-	memcpy((uint8_t *)s.tcp + MPS_TCP_OFF_CSUM, &c, 2);
+	c = (uint16_t)~sum_fold(mps_csum_add(pseudo_sum(&s, tcp_len), s.tcp, tcp_len));
+	put_be16((uint8_t *)s.tcp + MPS_TCP_OFF_CSUM, c);
 	return 0;
 }
 
