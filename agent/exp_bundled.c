@@ -903,8 +903,23 @@ int exp_bundled_bulk(const Fjord__V1__RunCommand *cmd, const struct exp_env *env
 		     struct exp_out *out, const struct exp_bundled_xfer *xf,
 		     struct exp_bundled_res *res)
 {
+	const Fjord__V1__StackSettings *ss = cmd->spec ? cmd->spec->stack : NULL;
 	struct agent_resp_request q = { 0 };
 
+	/*
+	 * A download is sent by the peer's bundled responder, whose one stack
+	 * has libmps's default scheduler: another one asked for would be
+	 * recorded but not used.
+	 */
+	if (xf->download && ss && ss->scheduler && ss->scheduler[0] &&
+	    strcmp(ss->scheduler, "initial")) {
+		snprintf(res->scheduler, sizeof(res->scheduler), "initial");
+		exp_fail(out,
+			 "a bundled download is sent by the peer's bundled responder with its "
+			 "scheduler 'initial'; the run asks for '%.32s'",
+			 ss->scheduler);
+		return 0;
+	}
 	if (getrandom(&q.seed, sizeof(q.seed), 0) != sizeof(q.seed))
 		q.seed = (uint32_t)fj_mono_us();
 	q.type = xf->download ? AGENT_RESP_SOURCE : AGENT_RESP_SINK;

@@ -836,6 +836,17 @@ static void test_bundled_failures(void)
 	set_client_bundled("fjbc");
 	expect_failure("ns-bd-noaddr", "an",
 		       "path 1: this agent has no bundled IPv4 address on ISP n");
+	{
+		Fjord__V1__Result *res = bundled_run("ns-bd-dlsched", "ab", 1, "lowrtt");
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+		CU_ASSERT(!res->ok);
+		CU_ASSERT_PTR_NOT_NULL(strstr(res->error,
+					      "a bundled download is sent by the peer's "
+					      "bundled responder with its scheduler "
+					      "'initial'; the run asks for 'lowrtt'"));
+		fjord__v1__result__free_unpacked(res, NULL);
+	}
 	bundled_resp_stop(bundled_pid);
 	bundled_pid = -1;
 	t0 = fj_mono_ms();
