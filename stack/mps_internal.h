@@ -30,7 +30,11 @@
 #define MPS_PAWS_IDLE_US   (24ULL * 86400 * 1000000) /* RFC 7323 §5.5: TS.Recent expires */
 #define MPS_MPFAIL_WAIT_US 120000000ULL /* MP_FAIL unanswered: reset (Linux: TCP_RTO_MAX) */
 
-/* A byte ring with a fixed capacity: the cap of every stream buffer. */
+/* An autotuned send buffer's first size, and its default cap (cfg.sndbuf_max). */
+#define MPS_SNDBUF_START (256u * 1024)
+#define MPS_SNDBUF_CAP	 (4u << 20)
+
+/* A byte ring with a capacity (fixed, or grown by autotuning): bounds every stream buffer. */
 struct mps_ring {
 	uint8_t *buf;
 	uint32_t cap, head, len;
@@ -39,6 +43,8 @@ struct mps_ring {
 struct mps_stack;
 int mps_ring_init(struct mps_stack *st, struct mps_ring *r, uint32_t cap);
 void mps_ring_free(struct mps_stack *st, struct mps_ring *r);
+/* Give r a capacity of cap (> its own) keeping its bytes; -ENOMEM leaves it as it was. */
+int mps_ring_grow(struct mps_stack *st, struct mps_ring *r, uint32_t cap);
 /* Zeroed memory from the configured allocator; NULL on failure. */
 void *mps_alloc(struct mps_stack *st, size_t size);
 void mps_free(struct mps_stack *st, void *p);
@@ -108,6 +114,8 @@ struct mps_subflow {
 	uint8_t nsacked;
 	bool sack_recovery;  /* in_recovery driven by the scoreboard (RFC 6675), not NewReno */
 	bool rescue_done;    /* RescueRxt used in this recovery (RFC 6675 §4, rule 4) */
+	bool rxt_marked;     /* rxt_mark is set */
+	uint32_t rxt_mark;   /* snd_max at our latest retransmission in SACK recovery */
 	bool probe_answered; /* an ACK came back while the peer's window was zero */
 	uint8_t backoff;
 	uint64_t rto_at;      /* MPS_TIME_NEVER when not armed */
@@ -323,6 +331,12 @@ struct mps_dooo {
  * Only without DSS checksums, which need whole mappings.
  */
 uint32_t mps_conn_deliver(struct mps_conn *c, uint64_t dsn, const uint8_t *p, uint32_t n);
+/*
+ * Send buffer autotuning (mps_stack.c): grow c's send buffer towards twice
+ * the sum of its subflows' congestion windows, in doublings, up to
+ * cfg.sndbuf_max. Called as ACKs grow the windows.
+ */
+void mps_sndbuf_tune(struct mps_conn *c);
 /* A DATA_FIN at dsn seen on any subflow (mps_tcp.c). */
 void mps_data_fin_check(struct mps_conn *c, bool have, uint64_t dsn);
 

@@ -46,6 +46,8 @@ static const char *const counter_names[MPS_CNT__COUNT] = {
 	[MPS_CNT_IN_FASTCLOSE_KEY] = "in_fastclose_key",
 	[MPS_CNT_JOIN_RETRY] = "join_retry",
 	[MPS_CNT_DATA_RTO] = "data_rto",
+	[MPS_CNT_SNDBUF_GROWN] = "sndbuf_grown",
+	[MPS_CNT_LOST_RETRANS] = "lost_retrans",
 };
 
 const char *mps_stack_counter_name(enum mps_counter which)
@@ -116,7 +118,8 @@ struct mps_stack *mps_stack_create(const struct mps_config *cfg, int *err)
 	*err = 0;
 	if (!cfg || (cfg->mss && (cfg->mss < 88 || cfg->mss > 65000)) ||
 	    (cfg->sndbuf && cfg->sndbuf < 4096) || (cfg->rcvbuf && cfg->rcvbuf < 4096) ||
-	    cfg->sndbuf > (1u << 30) || cfg->rcvbuf > (1u << 30) ||
+	    cfg->sndbuf > (1u << 30) || cfg->rcvbuf > (1u << 30) || cfg->sndbuf_max > (1u << 30) ||
+	    (cfg->sndbuf_max && cfg->sndbuf_max < (cfg->sndbuf ? cfg->sndbuf : MPS_SNDBUF_START)) ||
 	    cfg->max_subflows > MPS_MAX_SUBFLOWS || cfg->nlocal_addrs > MPS_MAX_LOCAL_ADDRS ||
 	    (cfg->path_manager && !mps_pm_find(cfg->path_manager)) ||
 	    (cfg->scheduler && !mps_sched_find(cfg->scheduler)) ||
@@ -133,8 +136,11 @@ struct mps_stack *mps_stack_create(const struct mps_config *cfg, int *err)
 	st->cc = mps_cc_find(cfg->congestion);
 	if (!st->cfg.mss)
 		st->cfg.mss = 1400;
+	/* Autotuning grows each send buffer from sndbuf up to sndbuf_max; equal: fixed. */
+	if (!st->cfg.sndbuf_max)
+		st->cfg.sndbuf_max = st->cfg.sndbuf ? st->cfg.sndbuf : MPS_SNDBUF_CAP;
 	if (!st->cfg.sndbuf)
-		st->cfg.sndbuf = 256 * 1024;
+		st->cfg.sndbuf = MPS_SNDBUF_START;
 	if (!st->cfg.rcvbuf)
 		st->cfg.rcvbuf = 256 * 1024;
 	if (!st->cfg.max_conns)
@@ -793,6 +799,54 @@ int mps_ring_init(struct mps_stack *st, struct mps_ring *r, uint32_t cap)
 	r->cap = r->buf ? cap : 0;
 	r->head = r->len = 0;
 	return r->buf ? 0 : -ENOMEM;
+}
+
+int mps_ring_grow(struct mps_stack *st, struct mps_ring *r, uint32_t cap)
+{
+	uint8_t *buf;
+
+	if (cap <= r->cap)
+		return 0;
+	buf = mps_alloc(st, cap);
+	if (!buf)
+		return -ENOMEM;
+	/* Offsets count from the head, so whoever holds one still finds its bytes. */
+	if (r->len)
+		mps_ring_peek(r, 0, buf, r->len);
+	mps_free(st, r->buf);
+	r->buf = buf;
+	r->cap = cap;
+	r->head = 0;
+	return 0;
+}
+
+void mps_sndbuf_tune(struct mps_conn *c)
+{
+	uint32_t max = c->st->cfg.sndbuf_max, cap = c->sndbuf.cap;
+	uint64_t want = 0;
+	unsigned int i;
+
+	if (cap >= max)
+		return;
+	for (i = 0; i <= c->njoins; i++) {
+		const struct mps_subflow *sf = i ? c->joins[i - 1] : &c->sf;
+
+		if (sf->state == MPS_SF_ESTABLISHED || sf->state == MPS_SF_CLOSE_WAIT)
+			want += sf->cwnd;
+	}
+	/*
+	 * What the subflows may have in flight, and as much again queued behind
+	 * it so that each ACK finds data to send (Linux's tcp_sndbuf_expand()
+	 * also sizes by twice the window).
+	 */
+	want *= 2;
+	if (want <= cap)
+		return;
+	while (cap < want && cap < max)
+		cap = cap > max / 2 ? max : cap * 2;
+	/* Without the memory the buffer keeps its size: slower, still bounded. */
+	if (mps_ring_grow(c->st, &c->sndbuf, cap) == 0)
+		c->st->counters[MPS_CNT_SNDBUF_GROWN]++;
 }
 
 void mps_ring_free(struct mps_stack *st, struct mps_ring *r)

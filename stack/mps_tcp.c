@@ -970,6 +970,24 @@ bool mps_sack_rescue(const struct mps_subflow *sf, uint32_t mss, uint32_t *seq, 
 	return true;
 }
 
+/*
+ * A retransmission lost too: data sent after our latest retransmission is
+ * SACKed while the first hole, resent before it, is still missing. Without
+ * this only the RTO would find it, with a window of one segment after it
+ * (as Linux's tcp_mark_lost_retrans() did before RACK). Holes below HighRxt
+ * are then resent once more; the recovery episode, and cwnd, stay.
+ */
+static void lost_retrans_check(struct mps_conn *c, struct mps_subflow *sf)
+{
+	if (!sf->sack_recovery || !sf->rxt_marked || !sf->nsacked ||
+	    !SEQ_GT(sf->sacked[sf->nsacked - 1].right, sf->rxt_mark) ||
+	    !SEQ_GT(sf->rexmit_next, sf->snd_una))
+		return;
+	sf->rexmit_next = sf->snd_una;
+	sf->rxt_marked = false;
+	c->st->counters[MPS_CNT_LOST_RETRANS]++;
+}
+
 /* Start loss recovery: RFC 6675 §5 with a SACK-capable peer, NewReno (RFC 6582) otherwise. */
 static void enter_recovery(struct mps_conn *c, struct mps_subflow *sf, uint32_t mss)
 {
@@ -984,6 +1002,7 @@ static void enter_recovery(struct mps_conn *c, struct mps_subflow *sf, uint32_t 
 	sf->rexmit_one = true;
 	sf->sack_recovery = sf->sack_ok && sf->nsacked;
 	sf->rescue_done = false;
+	sf->rxt_marked = false;
 	if (sf->sack_recovery) {
 		/* No window inflation: pipe, not cwnd, says what is out (RFC 6675 §5 step 4). */
 		sf->cwnd = sf->ssthresh;
@@ -1039,6 +1058,7 @@ bool mps_process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct mp
 		return false;
 	}
 	sack_update(sf, t, SEQ_GT(s->ack, sf->snd_una) ? s->ack : sf->snd_una);
+	lost_retrans_check(c, sf);
 	if (SEQ_LT(sf->snd_wl1, s->seq) ||
 	    (sf->snd_wl1 == s->seq && SEQ_LEQ(sf->snd_wl2, s->ack))) {
 		uint32_t w = (uint32_t)s->win << sf->snd_wscale;
@@ -1063,6 +1083,7 @@ bool mps_process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct mp
 		sf->backoff = 0;
 		sf->dupacks = 0;
 		congestion_on_ack(c, sf, acked, mss);
+		mps_sndbuf_tune(c);
 		sf->rto_at = sf->snd_una == sf->snd_max ? MPS_TIME_NEVER : now + sf->rto;
 		if (!c->mptcp && !sf->is_join)
 			fallback_data_ack(c, s->ack);

@@ -512,9 +512,16 @@ static int send_segment_map(struct mps_conn *c, struct mps_subflow *sf, uint64_t
 		if (SEQ_LT(seq, sf->snd_max)) {
 			sf->retransmits++;
 			sf->rtt_timing = false;
-			/* HighRxt (RFC 6675): SACK recovery resends no hole below it again. */
-			if (sf->sack_recovery && SEQ_GT(end, sf->rexmit_next))
-				sf->rexmit_next = end;
+			/*
+			 * HighRxt (RFC 6675): SACK recovery resends no hole below
+			 * it again, unless data sent after this shows it lost.
+			 */
+			if (sf->sack_recovery) {
+				if (SEQ_GT(end, sf->rexmit_next))
+					sf->rexmit_next = end;
+				sf->rxt_mark = sf->snd_max;
+				sf->rxt_marked = true;
+			}
 		} else if (!sf->rtt_timing) {
 			sf->rtt_timing = true;
 			sf->rtt_seq = end;

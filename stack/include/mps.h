@@ -36,7 +36,7 @@ struct mps_addr {
 
 struct mps_config {
 	uint16_t mss;	     /* largest TCP payload we send and announce; 0: 1400 */
-	uint32_t sndbuf;     /* per-connection send buffer cap, bytes; 0: 256 KiB */
+	uint32_t sndbuf;     /* per-connection send buffer, bytes; 0: autotuned (sndbuf_max) */
 	uint32_t rcvbuf;     /* per-connection receive buffer cap, bytes; 0: 256 KiB */
 	uint32_t max_conns;  /* connections per stack, listeners' children included; 0: 64 */
 	uint32_t msl_us;     /* maximum segment lifetime (TIME_WAIT is 2 MSL); 0: 30 s */
@@ -99,6 +99,14 @@ struct mps_config {
 	void *(*alloc)(void *ctx, size_t size);
 	void (*free)(void *ctx, void *p);
 	void *alloc_ctx;
+	/*
+	 * Send buffer autotuning. With sndbuf 0 each connection's send buffer
+	 * starts at 256 KiB and grows, in doublings, to twice the sum of its
+	 * subflows' congestion windows, up to sndbuf_max (0: 4 MiB). A sndbuf
+	 * of its own is fixed unless sndbuf_max (at least sndbuf) is given too.
+	 * At most 1 GiB.
+	 */
+	uint32_t sndbuf_max;
 };
 
 /*
@@ -397,6 +405,8 @@ enum mps_counter {
 	MPS_CNT_IN_FASTCLOSE_KEY, /* MP_FASTCLOSE whose key is not ours: ignored */
 	MPS_CNT_JOIN_RETRY,	  /* failed joins opened again by the path manager */
 	MPS_CNT_DATA_RTO, /* data-level retransmission timer expiries: data or DATA_FIN sent again */
+	MPS_CNT_SNDBUF_GROWN, /* send buffers grown by autotuning (each doubling or more) */
+	MPS_CNT_LOST_RETRANS, /* SACK recovery: retransmissions found lost, holes resent again */
 	MPS_CNT__COUNT
 };
 
