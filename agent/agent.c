@@ -231,9 +231,18 @@ static int create_parts(struct agent *a, char *err, size_t errlen)
 	/* The bundled stack: runs inherit its settings; the responder is a process of its own. */
 	bundled_cfg_from_agent(&a->cfg, &the_bundled);
 	bundled_set(&the_bundled);
-	if (the_bundled.resp_tun[0] && bundled_start(a) == 0 &&
-	    bundled_info_text(&the_bundled, info, sizeof(info)) > 0)
-		resp.bundled_info = info;
+	if (the_bundled.resp_tun[0]) {
+		/*
+		 * A device that is not there yet (the agent started before the
+		 * testbed) is tried again every 5 s; peers meanwhile learn the
+		 * addresses and find no answer there, which their runs report.
+		 */
+		if (bundled_start(a) < 0)
+			a->bundled_timer =
+				agent_loop_timer_add(a->loop, 5000, on_bundled_restart, a);
+		if (bundled_info_text(&the_bundled, info, sizeof(info)) > 0)
+			resp.bundled_info = info;
+	}
 	r = agent_responder_create(a->loop, &resp, &a->responder, err, (unsigned int)errlen);
 	if (r < 0)
 		return r;
