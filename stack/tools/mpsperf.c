@@ -9,11 +9,12 @@
  * Prints one JSON line per connection on stdout; errors go to stderr with a
  * non-zero exit. The data sent is a deterministic pseudo-random stream, so
  * both ends' SHA-256 must agree. --time bounds a sender's or a receiver's
- * run; --abort-after ends the connection with MP_FASTCLOSE (mps_abort) once
- * that many bytes were sent or received; --interval prints a JSON line per
- * interval on stderr (monotonic time, bytes in the interval, total) so that
- * benchmarks can see stalls. A connection the peer resets or fast-closes is
- * reported with its reason and a non-zero exit.
+ * run (a receiver that stops before the end aborts); --abort-after ends the
+ * connection with MP_FASTCLOSE (mps_abort) once that many bytes were sent or
+ * received; --interval prints a JSON line per interval on stderr (monotonic
+ * time, bytes in the interval, total) so that benchmarks can see stalls. A
+ * connection the peer resets or fast-closes is reported with its reason and
+ * a non-zero exit.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -350,10 +351,15 @@ static void perf_io(const struct perf_opts *o, struct perf_conn *p, uint64_t now
 	/* Done when our data is acknowledged and the peer has finished too. */
 	if (p->eof && (o->mode == MODE_SINK || (p->shut && p->info.bytes_acked == p->done)))
 		p->finished = true;
-	/* A receiver's --time ends the run whether or not the peer has finished. */
+	/*
+	 * A receiver's --time ends the run whether or not the peer has finished.
+	 * The peer may still be sending, so the end is an abort (MP_FASTCLOSE),
+	 * as Linux's close() with unread data is: a FIN would leave it waiting.
+	 */
 	if (!p->finished && o->mode == MODE_SINK && o->seconds > 0 &&
 	    now - p->start_us >= (uint64_t)(o->seconds * 1e6)) {
 		p->finished = true;
+		p->aborted = !p->eof;
 		p->end_us = now;
 	}
 	if (!p->finished && o->abort_after && p->done >= o->abort_after) {

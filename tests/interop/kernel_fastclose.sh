@@ -12,6 +12,9 @@
 #  4. The kernel server fast-closes while we send: the same at our client.
 #  5. The kernel server stops reading and closes with data unread, no
 #     SO_LINGER: Linux fast-closes there too, and we report it the same way.
+#  6. A receiver's time limit (mpsperf server --time 1) while the kernel
+#     client still sends: mpsperf stops after about a second and aborts, so
+#     the kernel sees the reset at once instead of waiting on a FIN.
 # tshark finds MP_FASTCLOSE (subtype 7) in our traces and nothing malformed.
 set -eu
 
@@ -133,6 +136,14 @@ kernel_aborts kernel-aborts-receiving
 KOPTS="--close-unread-after $AT"
 kernel_server kernel-closes-unread 5205
 kernel_aborts kernel-closes-unread
+
+KOPTS=
+BYTES=1073741824
+kernel_client timed-receiver 5206 --time 1
+we_abort timed-receiver
+check "timed-receiver: mpsperf stopped after its second" yes "$(python3 -c 'import json,sys
+s = json.loads(sys.stdin.readline())["seconds"]
+print("yes" if 1 <= s < 1.5 else "no: %s s" % s)' <"$TMP/perf.json" 2>&1)"
 
 [ "$fail" = 0 ] && echo "$NAME: all passed"
 exit "$fail"
