@@ -251,6 +251,7 @@ struct mps_conn {
 	bool accepted;
 	bool reset;
 	bool fastclose_pending;
+	bool fastclose_joins; /* mps_abort(): the joins' RSTs carry MP_FASTCLOSE too */
 	struct {
 		uint8_t id;
 		struct mps_addr addr; /* port 0: the peer did not give one */
@@ -347,6 +348,8 @@ struct mps_rst {
 	int tcprst;	   /* MP_TCPRST reason to add, or -1 for a bare RST */
 	bool mp_fail;	   /* MP_FAIL too (RFC 8684 §3.7: a subflow reset for a checksum) */
 	uint64_t fail_dsn; /* its DSN */
+	bool fastclose;	   /* MP_FASTCLOSE too, with the peer's key fc_key (RFC 8684 §3.5) */
+	uint64_t fc_key;
 };
 
 struct mps_stack {
@@ -433,6 +436,12 @@ uint64_t mps_pm_next_timer(const struct mps_conn *c);
 /* A join subflow of c goes down (reason MPS_SF_DOWN_*), or one of ours comes up. */
 void mps_pm_join_down(struct mps_conn *c, const struct mps_subflow *sf, int reason, uint64_t now);
 void mps_pm_join_up(struct mps_conn *c, const struct mps_subflow *sf);
+/*
+ * Our pending ADD_ADDR (c->announce_idx) as an option for the next pure ACK
+ * (RFC 8684 §3.4.1: HMAC keyed our key || the peer's); clears announce_idx.
+ * Returns 0 or a negative errno.
+ */
+int mps_pm_announce_opt(struct mps_conn *c, struct mps_opt *o);
 /* An echo of our ADD_ADDR arrived. */
 void mps_pm_echo_input(struct mps_conn *c, const struct mps_opt_add_addr *a, uint64_t now);
 /* The local ID of addr (port ignored) on c, or -1. */

@@ -235,6 +235,7 @@ void mps_sf_rst(struct mps_conn *c, struct mps_subflow *sf, int reason)
 	r->flags = MPS_TCP_RST | MPS_TCP_ACK;
 	r->tcprst = reason;
 	r->mp_fail = false;
+	r->fastclose = false;
 }
 
 static void syn_options(struct mps_conn *c, struct mps_subflow *sf, const struct mps_tcpopts *t,
@@ -429,6 +430,9 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 		o.subtype = MPS_MPTCP_SUB_ADD_ADDR;
 		o.add_addr = c->echo;
 		c->echo_pending = false;
+	} else if (c->sf.state == MPS_SF_CLOSED && c->mptcp && flags == MPS_TCP_ACK &&
+		   c->announce_idx >= 0) {
+		rc = mps_pm_announce_opt(c, &o);
 	} else if (c->sf.state == MPS_SF_CLOSED && c->mptcp && flags == MPS_TCP_ACK && c->nrm_ids) {
 		o.subtype = MPS_MPTCP_SUB_RM_ADDR;
 		o.rm_addr.n = c->nrm_ids;
@@ -535,6 +539,11 @@ static int sf_output(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, u
 	if (!sf->ack_now)
 		return 0;
 	rc = send_seg(c, sf, now, MPS_TCP_ACK, buf, cap);
+	/* One connection-level option per pure ACK: another one pending goes on the next. */
+	if (rc > 0 && !sf->join_pre_est &&
+	    (sf->prio_pending || (c->sf.state == MPS_SF_CLOSED && c->mptcp &&
+				  (c->echo_pending || c->nrm_ids || c->announce_idx >= 0))))
+		sf->ack_now = true;
 	/* The third ACK is repeated on the timer until the fourth ACK comes. */
 	if (rc > 0 && sf->join_pre_est && sf->rto_at == MPS_TIME_NEVER)
 		sf->rto_at = now + sf->rto;
@@ -589,9 +598,22 @@ void mps_join_timers(struct mps_conn *c, uint64_t now)
 		if (sf->state == MPS_SF_CLOSED)
 			continue;
 		if (c->reset) {
-			/* The connection is gone: so is every subflow (RFC 8684 §3.5). */
-			if (sf->state != MPS_SF_SYN_SENT)
+			/*
+			 * The connection is gone: so is every subflow (RFC 8684 §3.5).
+			 * After our abort each RST carries MP_FASTCLOSE, as Linux
+			 * sends it, so the peer learns of it on any subflow.
+			 */
+			if (sf->state != MPS_SF_SYN_SENT && !sf->join_pre_est) {
+				unsigned int before = c->st->nrsts;
+
 				mps_sf_rst(c, sf, MPS_TCPRST_UNSPEC);
+				if (c->fastclose_joins && c->st->nrsts > before) {
+					c->st->rsts[c->st->nrsts - 1].fastclose = true;
+					c->st->rsts[c->st->nrsts - 1].fc_key = c->rkey;
+				}
+			} else if (sf->state != MPS_SF_SYN_SENT) {
+				mps_sf_rst(c, sf, MPS_TCPRST_UNSPEC);
+			}
 			sf_down(c, sf, MPS_SF_DOWN_CONN, now);
 			continue;
 		}

@@ -271,8 +271,44 @@ static void jretry_tick(struct mps_conn *c, uint64_t now)
 	}
 }
 
+/*
+ * The subflow that carries connection-level options (ADD_ADDR): the
+ * initial one, or, once it is gone, a working join. NULL if none works.
+ */
+static struct mps_subflow *opt_carrier(struct mps_conn *c)
+{
+	unsigned int i;
+
+	if (c->sf.state != MPS_SF_CLOSED)
+		return &c->sf;
+	for (i = 0; i < c->njoins; i++)
+		if (mps_sf_usable(c->joins[i]))
+			return c->joins[i];
+	return NULL;
+}
+
+int mps_pm_announce_opt(struct mps_conn *c, struct mps_opt *o)
+{
+	const struct mps_addr *a;
+	uint8_t alen;
+
+	if (c->announce_idx < 0 || c->announce_idx >= c->nladdrs)
+		return -EINVAL;
+	a = &c->laddrs[c->announce_idx].addr;
+	alen = a->family == 4 ? 4 : 16;
+	memset(o, 0, sizeof(*o));
+	o->subtype = MPS_MPTCP_SUB_ADD_ADDR;
+	o->add_addr.addr_id = c->laddrs[c->announce_idx].id;
+	o->add_addr.family = a->family;
+	memcpy(o->add_addr.addr, a->addr, alen);
+	c->announce_idx = -1;
+	return mps_add_addr_hmac(c->lkey, c->rkey, o->add_addr.addr_id, a->addr, alen, 0,
+				 &o->add_addr.hmac);
+}
+
 void mps_pm_tick(struct mps_conn *c, uint64_t now)
 {
+	struct mps_subflow *carrier;
 	unsigned int i;
 	bool ready = c->mptcp && !c->reset && c->state == MPS_CONN_ESTABLISHED &&
 		     (!c->is_client || c->fully_established);
@@ -297,6 +333,7 @@ void mps_pm_tick(struct mps_conn *c, uint64_t now)
 	jretry_tick(c, now);
 	if (c->announce_idx >= 0)
 		return; /* one announcement at a time on the next pure ACK */
+	carrier = opt_carrier(c);
 	for (i = 0; i < c->nladdrs; i++) {
 		if (!c->laddrs[i].announce || c->laddrs[i].echoed || c->laddrs[i].removed ||
 		    c->laddrs[i].next_at > now)
@@ -306,13 +343,16 @@ void mps_pm_tick(struct mps_conn *c, uint64_t now)
 			mps_event(c->st, MPS_EV_ADD_ADDR_LOST, c, c->laddrs[i].id, now);
 			continue;
 		}
+		if (!carrier)
+			return; /* nothing to carry it now; tried again when a subflow works */
 		if (c->laddrs[i].tries++ == 0)
 			mps_event(c->st, MPS_EV_ADD_ADDR_OUT, c, c->laddrs[i].id, now);
-		/* Repeated after an RTO of the initial subflow, doubled each time. */
-		c->laddrs[i].next_at = now + ((uint64_t)(c->sf.rto ? c->sf.rto : MPS_RTO_INIT_US)
-					      << (c->laddrs[i].tries - 1));
+		/* Repeated after an RTO of the subflow carrying it, doubled each time. */
+		c->laddrs[i].next_at =
+			now + ((uint64_t)(carrier->rto ? carrier->rto : MPS_RTO_INIT_US)
+			       << (c->laddrs[i].tries - 1));
 		c->announce_idx = (int8_t)i;
-		c->sf.ack_now = true;
+		carrier->ack_now = true;
 		return;
 	}
 }

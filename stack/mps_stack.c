@@ -424,8 +424,10 @@ void mps_abort(struct mps_conn *c)
 		conn_unlink(c);
 		return;
 	}
+	/* Every join's RST carries MP_FASTCLOSE too (mps_join.c), as Linux sends it. */
+	c->fastclose_joins = c->mptcp;
 	if (c->sf.state == MPS_SF_CLOSED) {
-		/* No initial subflow to carry MP_FASTCLOSE: the joins are reset. */
+		/* No initial subflow: MP_FASTCLOSE goes on the joins' RSTs alone. */
 		mps_conn_reset(c, MPS_RST_LOCAL, 0);
 		return;
 	}
@@ -578,6 +580,7 @@ void mps_queue_rst_reason(struct mps_stack *st, const struct mps_seg *s,
 	r->remote = *remote;
 	r->tcprst = reason;
 	r->mp_fail = false;
+	r->fastclose = false;
 	/* RFC 9293 §3.10.7.1: answer an ACK with its own number, otherwise ACK it. */
 	if (s->flags & MPS_TCP_ACK) {
 		r->seq = s->ack;

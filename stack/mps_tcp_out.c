@@ -172,16 +172,7 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 		c->nrm_ids = 0;
 	} else if (c->announce_idx >= 0 && !sf->is_join && !len && !data_fin &&
 		   !(flags & MPS_TCP_RST)) {
-		/* Our ADD_ADDR (RFC 8684 §3.4.1): HMAC keyed our key || peer key, no port. */
-		const struct mps_addr *a = &c->laddrs[c->announce_idx].addr;
-
-		o.subtype = MPS_MPTCP_SUB_ADD_ADDR;
-		o.add_addr.addr_id = c->laddrs[c->announce_idx].id;
-		o.add_addr.family = a->family;
-		memcpy(o.add_addr.addr, a->addr, a->family == 4 ? 4 : 16);
-		c->announce_idx = -1;
-		k = mps_add_addr_hmac(c->lkey, c->rkey, o.add_addr.addr_id, a->addr,
-				      a->family == 4 ? 4 : 16, 0, &o.add_addr.hmac);
+		k = mps_pm_announce_opt(c, &o);
 		if (k < 0)
 			return k;
 	} else {
@@ -361,17 +352,27 @@ int mps_tcp_build_rst(struct mps_stack *st, const struct mps_rst *r, uint8_t *bu
 				   .ack = r->ack,
 				   .flags = r->flags };
 	struct mps_opt o;
-	uint8_t opts[MPS_TCPRST_LEN + MPS_FAIL_LEN];
+	uint8_t opts[MPS_FASTCLOSE_LEN + MPS_TCPRST_LEN + MPS_FAIL_LEN];
 	int k;
 
+	ps.opts = opts;
+	if (r->fastclose) {
+		memset(&o, 0, sizeof(o));
+		o.subtype = MPS_MPTCP_SUB_FASTCLOSE;
+		o.fastclose_key = r->fc_key;
+		k = mps_opt_build(&o, opts, sizeof(opts));
+		if (k < 0)
+			return k;
+		ps.optlen = k;
+	}
 	if (r->tcprst >= 0) {
 		memset(&o, 0, sizeof(o));
 		o.subtype = MPS_MPTCP_SUB_TCPRST;
 		o.tcprst.reason = (uint8_t)r->tcprst;
-		ps.optlen = mps_opt_build(&o, opts, sizeof(opts));
-		if (ps.optlen < 0)
-			return ps.optlen;
-		ps.opts = opts;
+		k = mps_opt_build(&o, opts + ps.optlen, sizeof(opts) - (size_t)ps.optlen);
+		if (k < 0)
+			return k;
+		ps.optlen += k;
 	}
 	if (r->tcprst >= 0 && r->mp_fail) {
 		/* A subflow reset for a DSS checksum: MP_FAIL names the mapping (RFC 8684 §3.7). */
@@ -505,9 +506,11 @@ static int send_segment_map(struct mps_conn *c, struct mps_subflow *sf, uint64_t
 	/* A data or FIN segment leaves a waiting ADD_ADDR echo for a pure ACK next; a pure ACK never repeats itself. */
 	sf->unacked_segs = 0; /* this segment carries the ACK */
 	sf->delack_at = MPS_TIME_NEVER;
-	sf->ack_now = (len || fin) && !sf->is_join &&
-		      (c->echo_pending || c->nrm_ids || c->announce_idx >= 0 || c->mp_fail_tx ||
-		       c->mp_fail_echo);
+	sf->ack_now = (len || fin) &&
+		      (sf->prio_pending ||
+		       ((!sf->is_join || c->sf.state == MPS_SF_CLOSED) &&
+			(c->echo_pending || c->nrm_ids || c->announce_idx >= 0 || c->mp_fail_tx ||
+			 c->mp_fail_echo)));
 	if (len || fin) {
 		if (SEQ_LT(seq, sf->snd_max)) {
 			sf->retransmits++;

@@ -1789,6 +1789,71 @@ static void test_backup_switch(void)
 	jworld_free(&w);
 }
 
+/*
+ * With the initial subflow gone, connection-level options ride a join:
+ * the server's ADD_ADDR, never echoed over the cut initial path, is sent
+ * again on a join and echoed there; then the client's mps_abort() puts
+ * MP_FASTCLOSE on the join's RST, and the server is reset by it.
+ */
+static void test_initial_gone_options(void)
+{
+	static const struct mps_sim_link_cfg cut = { .delay_us = 10000, .loss_ppm = 1000000 };
+	struct mps_config ccfg = { .seed = 47 }, scfg = { .seed = 48, .nlocal_addrs = 1 };
+	struct rst_watch crw = { 0 }, srw = { 0 };
+	const struct mps_event *ev;
+	struct mps_conn *c = NULL, *s = NULL;
+	struct jworld w;
+	long steps;
+
+	ccfg.trace = rst_watch_hook;
+	ccfg.trace_ctx = &crw;
+	scfg.trace = rst_watch_hook;
+	scfg.trace_ctx = &srw;
+	addr_at(&scfg.local_addrs[0], 2, 2, 0);
+	jworld_init(&w, &ccfg, &scfg);
+	CU_ASSERT_EQUAL_FATAL(mps_connect(w.st[0], &w.c1, &w.srv, &c), 0);
+	for (steps = 0; steps < 1000 && !s; steps++) {
+		jstep(&w);
+		s = mps_accept(w.st[1]);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	/* The ADD_ADDR is on its way; the initial path is cut for good after it. */
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p1, &cut), 0);
+	run_for(&w, 300000);
+	CU_ASSERT_EQUAL(count_ev(&w, 0, MPS_EV_ADD_ADDR_IN), 1);
+	CU_ASSERT_EQUAL(count_ev(&w, 1, MPS_EV_ADD_ADDR_ECHOED), 0);
+	/* The verified ADD_ADDR showed the client the server has its key: it joined to it. */
+	CU_ASSERT_EQUAL_FATAL(count_ev(&w, 0, MPS_EV_SUBFLOW_UP), 2);
+	/* The server withdraws the initial subflow's address: both ends lose that subflow. */
+	CU_ASSERT_EQUAL(mps_remove_addr(s, &w.srv), 0);
+	run_for(&w, 4000000);
+	ev = find_ev(&w, 1, MPS_EV_SUBFLOW_DOWN, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(ev->reason, MPS_SF_DOWN_REMOVED);
+	ev = find_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(ev->reason, MPS_SF_DOWN_REMOVED);
+	/* The announcement went again on the join and was echoed; not lost. */
+	CU_ASSERT(srw.add_addr_on >= 1);
+	CU_ASSERT_EQUAL(count_ev(&w, 1, MPS_EV_ADD_ADDR_ECHOED), 1);
+	CU_ASSERT_EQUAL(count_ev(&w, 1, MPS_EV_ADD_ADDR_LOST), 0);
+	/* Data still flows, over the join. */
+	CU_ASSERT_EQUAL(move_data(&w, c, s, 100000, false), 100000);
+	CU_ASSERT_PTR_NULL(find_ev(&w, 0, MPS_EV_CONN_RESET, -1));
+	/* The client aborts: MP_FASTCLOSE on the join's RST resets the server by it. */
+	mps_abort(c);
+	run_for(&w, 1000000);
+	CU_ASSERT(crw.with_fc >= 1);
+	ev = find_ev(&w, 1, MPS_EV_CONN_RESET, -1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(ev->reason, MPS_RST_FASTCLOSE);
+	mps_close(s);
+	run_for(&w, 1000000);
+	CU_ASSERT_EQUAL(mps_next_wakeup(w.st[0]), MPS_TIME_NEVER);
+	CU_ASSERT_EQUAL(mps_next_wakeup(w.st[1]), MPS_TIME_NEVER);
+	jworld_free(&w);
+}
+
 static const struct fj_test tests[] = {
 	{ "two_path_lossy", test_two_path_lossy },
 	{ "conn_window_two_subflows", test_conn_window_two_subflows },
@@ -1811,6 +1876,7 @@ static const struct fj_test tests[] = {
 	{ "checksum_two_paths", test_checksum_two_paths },
 	{ "checksum_join_rewrite", test_checksum_join_rewrite },
 	{ "backup_switch", test_backup_switch },
+	{ "initial_gone_options", test_initial_gone_options },
 	{ NULL, NULL },
 };
 
