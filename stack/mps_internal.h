@@ -273,6 +273,7 @@ struct mps_conn {
 	struct {
 		uint8_t id;
 		struct mps_addr addr; /* port 0 */
+		uint16_t port;	      /* served on (cfg); 0: the connection's own */
 		bool announce;	      /* we announce it (server role) */
 		bool echoed, removed;
 		uint8_t tries;
@@ -438,10 +439,13 @@ void mps_pm_join_down(struct mps_conn *c, const struct mps_subflow *sf, int reas
 void mps_pm_join_up(struct mps_conn *c, const struct mps_subflow *sf);
 /*
  * Our pending ADD_ADDR (c->announce_idx) as an option for the next pure ACK
- * (RFC 8684 §3.4.1: HMAC keyed our key || the peer's); clears announce_idx.
+ * (RFC 8684 §3.4.1: HMAC keyed our key || the peer's), with the port the
+ * address serves when room (bytes left for it) allows; clears announce_idx.
  * Returns 0 or a negative errno.
  */
-int mps_pm_announce_opt(struct mps_conn *c, struct mps_opt *o);
+int mps_pm_announce_opt(struct mps_conn *c, struct mps_opt *o, unsigned int room);
+/* A join to local (its port included) is one we serve: the connection's port, or an announced one. */
+bool mps_pm_join_port_ok(const struct mps_conn *c, const struct mps_addr *local);
 /* An echo of our ADD_ADDR arrived. */
 void mps_pm_echo_input(struct mps_conn *c, const struct mps_opt_add_addr *a, uint64_t now);
 /* The local ID of addr (port ignored) on c, or -1. */

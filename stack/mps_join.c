@@ -340,9 +340,9 @@ void mps_join_syn_input(struct mps_stack *st, const struct mps_seg *s, const str
 		mps_queue_rst_reason(st, s, local, remote, MPS_TCPRST_MPTCP_ERR);
 		return;
 	}
-	/* We announce no other port, so a join must come to the connection's own. */
+	/* A join comes to the connection's own port, or to one we announced with its address. */
 	if (!conn_joinable(c) || local->family != c->sf.local.family ||
-	    local->port != c->sf.local.port) {
+	    !mps_pm_join_port_ok(c, local)) {
 		st->counters[MPS_CNT_IN_JOIN_REFUSED]++;
 		mps_queue_rst_reason(st, s, local, remote, MPS_TCPRST_ADMIN);
 		return;
@@ -432,7 +432,7 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 		c->echo_pending = false;
 	} else if (c->sf.state == MPS_SF_CLOSED && c->mptcp && flags == MPS_TCP_ACK &&
 		   c->announce_idx >= 0) {
-		rc = mps_pm_announce_opt(c, &o);
+		rc = mps_pm_announce_opt(c, &o, (unsigned int)(MPS_MAX_OPTS - n));
 	} else if (c->sf.state == MPS_SF_CLOSED && c->mptcp && flags == MPS_TCP_ACK && c->nrm_ids) {
 		o.subtype = MPS_MPTCP_SUB_RM_ADDR;
 		o.rm_addr.n = c->nrm_ids;

@@ -52,6 +52,7 @@ void mps_pm_conn_init(struct mps_conn *c)
 		c->laddrs[c->nladdrs].id = ++c->next_local_id;
 		c->laddrs[c->nladdrs].addr = *a;
 		c->laddrs[c->nladdrs].addr.port = 0;
+		c->laddrs[c->nladdrs].port = a->port;
 		c->laddrs[c->nladdrs].next_at = MPS_TIME_NEVER;
 		c->nladdrs++;
 	}
@@ -287,23 +288,50 @@ static struct mps_subflow *opt_carrier(struct mps_conn *c)
 	return NULL;
 }
 
-int mps_pm_announce_opt(struct mps_conn *c, struct mps_opt *o)
+int mps_pm_announce_opt(struct mps_conn *c, struct mps_opt *o, unsigned int room)
 {
 	const struct mps_addr *a;
+	uint16_t port;
 	uint8_t alen;
 
 	if (c->announce_idx < 0 || c->announce_idx >= c->nladdrs)
 		return -EINVAL;
 	a = &c->laddrs[c->announce_idx].addr;
+	port = c->laddrs[c->announce_idx].port;
 	alen = a->family == 4 ? 4 : 16;
 	memset(o, 0, sizeof(*o));
 	o->subtype = MPS_MPTCP_SUB_ADD_ADDR;
 	o->add_addr.addr_id = c->laddrs[c->announce_idx].id;
 	o->add_addr.family = a->family;
 	memcpy(o->add_addr.addr, a->addr, alen);
+	/*
+	 * Served on another port than the connection's: the port goes with it
+	 * (RFC 8684 §3.4.1), if it fits. An IPv6 address with a port and the
+	 * HMAC takes 30 bytes, more than is left beside timestamps; it goes
+	 * without, and joins to the connection's own port are taken too.
+	 */
+	if (port && port != c->sf.local.port && 4u + alen + 2 + 8 <= room) {
+		o->add_addr.has_port = true;
+		o->add_addr.port = port;
+	} else {
+		port = 0;
+	}
 	c->announce_idx = -1;
-	return mps_add_addr_hmac(c->lkey, c->rkey, o->add_addr.addr_id, a->addr, alen, 0,
+	return mps_add_addr_hmac(c->lkey, c->rkey, o->add_addr.addr_id, a->addr, alen, port,
 				 &o->add_addr.hmac);
+}
+
+bool mps_pm_join_port_ok(const struct mps_conn *c, const struct mps_addr *local)
+{
+	unsigned int i;
+
+	if (local->port == c->sf.local.port)
+		return true;
+	for (i = 0; i < c->nladdrs; i++)
+		if (c->laddrs[i].port == local->port && !c->laddrs[i].removed &&
+		    same_host(local, &c->laddrs[i].addr))
+			return true;
+	return false;
 }
 
 void mps_pm_tick(struct mps_conn *c, uint64_t now)

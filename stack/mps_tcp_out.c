@@ -172,7 +172,7 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 		c->nrm_ids = 0;
 	} else if (c->announce_idx >= 0 && !sf->is_join && !len && !data_fin &&
 		   !(flags & MPS_TCP_RST)) {
-		k = mps_pm_announce_opt(c, &o);
+		k = mps_pm_announce_opt(c, &o, (unsigned int)(MPS_MAX_OPTS - n));
 		if (k < 0)
 			return k;
 	} else {

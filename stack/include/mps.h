@@ -53,7 +53,12 @@ struct mps_config {
 	 * HMAC, repeated until echoed) and a client opens a subflow from every
 	 * local address (the connection's own and local_addrs) to every address
 	 * of the peer it knows (the connection's own and those learnt by
-	 * ADD_ADDR), within max_subflows. Ports of local_addrs are ignored.
+	 * ADD_ADDR), within max_subflows. A server's local_addrs entry with a
+	 * port other than the connection's is served on that port: announced
+	 * with it (ADD_ADDR's port; an IPv6 one only where it fits beside the
+	 * options, else without) and joins to it are taken. A client ignores
+	 * the ports (its joins use ephemeral ones) and joins to the port a
+	 * peer announced, or the connection's when none was given.
 	 */
 	const char *path_manager;
 	/*

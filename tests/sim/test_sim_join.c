@@ -1854,6 +1854,92 @@ static void test_initial_gone_options(void)
 	jworld_free(&w);
 }
 
+/* ADD_ADDRs a stack sent, with their ports, seen by its trace hook. */
+struct addr_watch {
+	unsigned int with_port, without_port;
+	uint16_t port;
+};
+
+static void addr_watch_hook(void *ctx, const uint8_t *pkt, size_t len, int out, int subflow,
+			    uint64_t now)
+{
+	struct addr_watch *aw = ctx;
+	struct mps_tcpopts t;
+	enum mps_seg_err serr;
+	enum mps_opt_err oerr;
+	struct mps_seg seg;
+	struct mps_opt o;
+	int i;
+
+	(void)subflow;
+	(void)now;
+	if (!out || mps_seg_parse(pkt, len, 0, &seg, &serr) != 0)
+		return;
+	mps_tcpopt_walk(seg.opts, seg.opts_len, &t);
+	for (i = 0; i < t.nmptcp; i++) {
+		if (mps_opt_parse(seg.opts + t.mptcp[i].off, t.mptcp[i].len,
+				  seg.flags | (seg.payload_len ? MPS_SEG_DATA : 0), &o,
+				  &oerr) != 0 ||
+		    o.subtype != MPS_MPTCP_SUB_ADD_ADDR || o.add_addr.echo)
+			continue;
+		if (o.add_addr.has_port) {
+			aw->with_port++;
+			aw->port = o.add_addr.port;
+		} else {
+			aw->without_port++;
+		}
+	}
+}
+
+/*
+ * ADD_ADDR with a port (RFC 8684 §3.4.1): the server's second address is
+ * served on port 6000, not the connection's 5002, so it is announced with
+ * that port (the HMAC covering it); the client joins to 10.0.2.2:6000, the
+ * server takes the join there, and data flows over both subflows. A join
+ * to that address at yet another port is refused.
+ */
+static void test_add_addr_port(void)
+{
+	struct mps_config ccfg = { .seed = 49 }, scfg = { .seed = 50, .nlocal_addrs = 1 };
+	struct addr_watch aw = { 0 };
+	struct mps_subflow_info fi;
+	struct mps_conn_info ci;
+	struct mps_conn *c, *s;
+	struct mps_addr other;
+	struct jworld w;
+
+	scfg.trace = addr_watch_hook;
+	scfg.trace_ctx = &aw;
+	addr_at(&scfg.local_addrs[0], 2, 2, 6000);
+	jworld_init(&w, &ccfg, &scfg);
+	connect_both(&w, &c, &s);
+	run_for(&w, 1000000);
+	CU_ASSERT_EQUAL(aw.with_port, 1);
+	CU_ASSERT_EQUAL(aw.without_port, 0);
+	CU_ASSERT_EQUAL(aw.port, 6000);
+	CU_ASSERT_EQUAL(count_ev(&w, 1, MPS_EV_ADD_ADDR_ECHOED), 1);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_IN_ADD_ADDR_HMAC), 0);
+	CU_ASSERT_EQUAL(mps_conn_info(c, &ci), 0);
+	CU_ASSERT_EQUAL_FATAL(ci.nsubflows, 2);
+	CU_ASSERT_EQUAL_FATAL(mps_subflow_info(c, 1, &fi), 0);
+	CU_ASSERT_TRUE(fi.up);
+	CU_ASSERT_EQUAL(fi.remote.port, 6000);
+	CU_ASSERT_EQUAL(memcmp(fi.remote.addr, w.srv2.addr, 4), 0);
+	CU_ASSERT_EQUAL_FATAL(mps_subflow_info(s, 1, &fi), 0);
+	CU_ASSERT_EQUAL(fi.local.port, 6000);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_JOIN_REFUSED), 0);
+	/* Another port of that address is not served: refused. */
+	other = w.srv2;
+	other.port = 7000;
+	CU_ASSERT_EQUAL(mps_join(c, &w.c1, &other, false), 0);
+	run_for(&w, 500000);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_JOIN_REFUSED), 1);
+	stream_to(&w, c, s, 1 << 20, NULL);
+	CU_ASSERT(sf_sent(c, 1) > 50000);
+	close_all(&w, c, s);
+	jworld_free(&w);
+}
+
 static const struct fj_test tests[] = {
 	{ "two_path_lossy", test_two_path_lossy },
 	{ "conn_window_two_subflows", test_conn_window_two_subflows },
@@ -1877,6 +1963,7 @@ static const struct fj_test tests[] = {
 	{ "checksum_join_rewrite", test_checksum_join_rewrite },
 	{ "backup_switch", test_backup_switch },
 	{ "initial_gone_options", test_initial_gone_options },
+	{ "add_addr_port", test_add_addr_port },
 	{ NULL, NULL },
 };
 
