@@ -35,3 +35,4 @@ $(BUILD)/fuzz/fuzz_mps_input: $(FUZZ_SRCS_fuzz_mps_input) stack/mps_internal.h s
 # Goodput against the kernel's MPTCP (root; figures in docs/benchmarks.md, "Bundled stack").
 BENCH_SCRIPTS += tests/bench/mps_goodput.sh tests/bench/mps_twopath.sh tests/bench/mps_twopath_raw.sh \
 	tests/bench/mps_pathcut.sh
+BENCH_SCRIPTS += tests/bench/tun_offload.sh
