@@ -477,6 +477,21 @@ static int send_syn(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap)
 }
 
 /* A segment from seq: len bytes of data at dsn, then FIN if fin; whole as for build_opts(). */
+/*
+ * Options that go alone on a pure ACK of sf are waiting: its MP_PRIO, or
+ * the connection-level ones where sf carries them (the initial subflow, or
+ * a join once that is gone).
+ */
+static bool opts_waiting(const struct mps_conn *c, const struct mps_subflow *sf)
+{
+	if (sf->prio_pending)
+		return true;
+	if (sf->is_join && c->sf.state != MPS_SF_CLOSED)
+		return false;
+	return c->echo_pending || c->nrm_ids || c->announce_idx >= 0 || c->mp_fail_tx ||
+	       c->mp_fail_echo;
+}
+
 static int send_segment_map(struct mps_conn *c, struct mps_subflow *sf, uint64_t now,
 			    uint32_t seq, uint64_t dsn, uint32_t len, bool fin,
 			    struct map_whole *whole, uint8_t *buf, size_t cap)
@@ -506,11 +521,7 @@ static int send_segment_map(struct mps_conn *c, struct mps_subflow *sf, uint64_t
 	/* A data or FIN segment leaves a waiting ADD_ADDR echo for a pure ACK next; a pure ACK never repeats itself. */
 	sf->unacked_segs = 0; /* this segment carries the ACK */
 	sf->delack_at = MPS_TIME_NEVER;
-	sf->ack_now = (len || fin) &&
-		      (sf->prio_pending ||
-		       ((!sf->is_join || c->sf.state == MPS_SF_CLOSED) &&
-			(c->echo_pending || c->nrm_ids || c->announce_idx >= 0 || c->mp_fail_tx ||
-			 c->mp_fail_echo)));
+	sf->ack_now = (len || fin) && opts_waiting(c, sf);
 	if (len || fin) {
 		if (SEQ_LT(seq, sf->snd_max)) {
 			sf->retransmits++;
