@@ -39,9 +39,9 @@ static bool infinite_ok(const struct mps_conn *c)
  * infinite mapping only on new data, which needs them. Later failures in
  * that time are taken the same way. Otherwise the connection is reset
  * (MP_TCPRST 6, or 1 for the presence). A failure on a join while other
- * subflows work resets only that join (mps_join.c); this is the initial
- * subflow's failure, or the last subflow's. Returns true when the
- * connection goes on.
+ * subflows work resets only that join (mps_join.c), and one in a mapping
+ * the initial subflow held only the initial subflow (below); this is any
+ * other failure. Returns true when the connection goes on.
  */
 bool mps_csum_failure(struct mps_conn *c, bool presence, uint64_t dsn, uint64_t now)
 {
@@ -62,6 +62,32 @@ bool mps_csum_failure(struct mps_conn *c, bool presence, uint64_t dsn, uint64_t 
 	c->mp_fail_dsn = dsn; /* the RST carries MP_FAIL too (RFC 8684 §3.7) */
 	c->fastclose_pending = true;
 	mps_conn_reset(c, MPS_RST_CHECKSUM, now);
+	return false;
+}
+
+/*
+ * A mapping the initial subflow held (joins may carry data, so it was kept
+ * until it verified) failed its checksum while a join works: nothing of it
+ * was delivered or DATA_ACKed, so only the initial subflow goes, as a join
+ * would (RFC 8684 §3.7): RST with MP_TCPRST 6 and MP_FAIL, its data
+ * reinjected by the peer on the joins. Otherwise as mps_csum_failure().
+ */
+bool mps_csum_failure_held(struct mps_conn *c, uint64_t dsn, uint64_t now)
+{
+	struct mps_stack *st = c->st;
+	unsigned int before = st->nrsts;
+
+	if (!c->mptcp || c->reset || c->sf.state == MPS_SF_CLOSED || !mps_conn_working_join(c))
+		return mps_csum_failure(c, false, dsn, now);
+	st->counters[MPS_CNT_IN_DSS_CSUM]++;
+	mps_sf_rst(c, &c->sf, MPS_TCPRST_MIDDLEBOX);
+	if (st->nrsts > before) {
+		st->rsts[st->nrsts - 1].mp_fail = true;
+		st->rsts[st->nrsts - 1].fail_dsn = dsn;
+		st->counters[MPS_CNT_OUT_MP_FAIL]++;
+	}
+	mps_event_sf(st, MPS_EV_MP_FAIL, c, 0, MPS_MP_FAIL_SF_RESET, now);
+	mps_initial_down(c, MPS_SF_DOWN_CHECKSUM, false, now);
 	return false;
 }
 

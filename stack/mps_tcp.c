@@ -473,9 +473,9 @@ static bool take_held(struct mps_conn *c, const uint8_t *p, uint32_t n, uint64_t
 	}
 	rc = mps_cmap_add(c, sf, p, n);
 	if (rc < 0) {
-		/* With joins there is no infinite mapping: this resets (mps_fallback.c). */
+		/* Nothing of it was delivered: only this subflow goes while a join works. */
 		mps_cmap_free(c, sf);
-		mps_csum_failure(c, false, c->rx_map_dsn, now);
+		mps_csum_failure_held(c, c->rx_map_dsn, now);
 		return false;
 	}
 	c->rx_map_done += (uint16_t)n;

@@ -157,6 +157,8 @@ int mps_tcp_write_packet(struct mps_stack *st, const struct mps_pkt_spec *ps, ui
  */
 void mps_fall_back(struct mps_conn *c, int reason, const char *why, uint64_t now);
 bool mps_csum_failure(struct mps_conn *c, bool presence, uint64_t dsn, uint64_t now);
+/* The initial subflow's held mapping failed: only that subflow goes while a join works. */
+bool mps_csum_failure_held(struct mps_conn *c, uint64_t dsn, uint64_t now);
 void mps_mapping_missing(struct mps_conn *c, uint64_t now);
 void mps_fallback_input(struct mps_conn *c, const struct mps_seg *s, const struct mps_tcpopts *t,
 			const struct mps_opt *o, unsigned int n, uint64_t now);

@@ -1671,6 +1671,76 @@ static void test_checksum_join_rewrite(void)
 	jworld_free(&w);
 }
 
+/* Path 1's middlebox rewrites one data packet once 512 KiB are queued. */
+static void rewrite_path1_once(struct jworld *w, struct mps_conn *c, uint64_t sent)
+{
+	struct mps_sim_link_cfg alg = path1;
+
+	(void)c;
+	if (sent < (512 << 10) || hook_done)
+		return;
+	alg.rate_bps = 10000000;
+	alg.rewrite_ppm = 1000000;
+	alg.rewrite_max = 1;
+	CU_ASSERT_EQUAL(mps_sim_set_path(w->sim, w->p1, &alg), 0);
+	hook_done = true;
+}
+
+/*
+ * The same failure on the initial subflow while the join works: its
+ * mapping was held, nothing of it delivered, so the server resets only the
+ * initial subflow (MP_TCPRST 6 and MP_FAIL, no MP_FASTCLOSE); the client
+ * reinjects its data on the join, and the 4 MiB arrive intact.
+ */
+static void test_checksum_initial_rewrite(void)
+{
+	static const struct mps_sim_link_cfg slow1 = { .delay_us = 10000,
+						       .mtu = 1500,
+						       .rate_bps = 10000000 };
+	static const struct mps_sim_link_cfg slow2 = { .delay_us = 20000,
+						       .mtu = 1500,
+						       .rate_bps = 10000000 };
+	struct mps_config ccfg = { .seed = 51, .nlocal_addrs = 1, .checksum = true },
+			  scfg = { .seed = 52 };
+	struct rst_watch rw = { 0 };
+	struct mps_sim_stats ss;
+	const struct mps_event *ev;
+	struct mps_conn *c, *s;
+	struct jworld w;
+
+	scfg.trace = rst_watch_hook;
+	scfg.trace_ctx = &rw;
+	addr_at(&ccfg.local_addrs[0], 2, 1, 0);
+	jworld_init(&w, &ccfg, &scfg);
+	two_subflows(&w, &c, &s);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p1, &slow1), 0);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p2, &slow2), 0);
+	hook_done = false;
+	stream_to(&w, c, s, 4 << 20, rewrite_path1_once);
+	CU_ASSERT_TRUE(hook_done);
+	mps_sim_get_stats(w.sim, &ss);
+	CU_ASSERT_EQUAL(ss.rewritten, 1);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_DSS_CSUM), 1);
+	CU_ASSERT_EQUAL(rw.middlebox, 1);
+	CU_ASSERT_EQUAL(rw.with_fc, 0);
+	ev = find_ev(&w, 1, MPS_EV_MP_FAIL, -1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(ev->reason, MPS_MP_FAIL_SF_RESET);
+	ev = nth_ev(&w, 1, MPS_EV_SUBFLOW_DOWN, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(ev->subflow_id, 0);
+	CU_ASSERT_EQUAL(ev->reason, MPS_SF_DOWN_CHECKSUM);
+	ev = nth_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(ev->subflow_id, 0);
+	CU_ASSERT_EQUAL(ev->reason, MPS_SF_DOWN_RST);
+	CU_ASSERT(mps_stack_counter(w.st[0], MPS_CNT_REINJECTED) > 0);
+	CU_ASSERT_PTR_NULL(find_ev(&w, 0, MPS_EV_CONN_RESET, -1));
+	CU_ASSERT_PTR_NULL(find_ev(&w, 1, MPS_EV_CONN_RESET, -1));
+	close_all(&w, c, s);
+	jworld_free(&w);
+}
+
 static struct mps_conn *prio_client; /* the client of test_backup_switch */
 static uint64_t prio_t0, prio_on_sent, prio_off_sent, prio_on_at;
 static int prio_step;
@@ -1964,6 +2034,7 @@ static const struct fj_test tests[] = {
 	{ "backup_switch", test_backup_switch },
 	{ "initial_gone_options", test_initial_gone_options },
 	{ "add_addr_port", test_add_addr_port },
+	{ "checksum_initial_rewrite", test_checksum_initial_rewrite },
 	{ NULL, NULL },
 };
 
