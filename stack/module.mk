@@ -36,3 +36,8 @@ $(BUILD)/fuzz/fuzz_mps_input: $(FUZZ_SRCS_fuzz_mps_input) stack/mps_internal.h s
 BENCH_SCRIPTS += tests/bench/mps_goodput.sh tests/bench/mps_twopath.sh tests/bench/mps_twopath_raw.sh \
 	tests/bench/mps_pathcut.sh
 BENCH_SCRIPTS += tests/bench/tun_offload.sh
+
+# The TUN adapter's vnet header checks and checksum completion (tests/fuzz/fuzz_tun_vnet.c).
+FUZZ_TARGETS += fuzz_tun_vnet
+FUZZ_SRCS_fuzz_tun_vnet := stack/mps_tun.c stack/mps_seg.c
+$(BUILD)/fuzz/fuzz_tun_vnet: $(FUZZ_SRCS_fuzz_tun_vnet) stack/include/mps_tun.h stack/mps_seg.h

@@ -26,7 +26,8 @@
 
 struct mps_tun {
 	int fd;
-	bool offload;
+	bool offload;	    /* vnet header on every packet: MPS_TUN_OFFLOAD_TX */
+	unsigned int flags; /* MPS_TUN_OFFLOAD_* */
 	char name[IFNAMSIZ];
 	struct mps_tun_stats stats;
 };
@@ -52,8 +53,10 @@ static int set_up(const char *name)
 }
 
 /* Header size, byte order and the offloads; the device must have IFF_VNET_HDR. */
-static int set_offloads(int fd)
+static int set_offloads(int fd, unsigned int flags)
 {
+	unsigned long off = TUN_F_CSUM;
+
 	int sz = MPS_VNET_HLEN, le = 1;
 
 	if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0)
@@ -61,7 +64,9 @@ static int set_offloads(int fd)
 	/* Legacy virtio headers are in host order; ask for little-endian everywhere. */
 	if (ioctl(fd, TUNSETVNETLE, &le) < 0 && BYTE_ORDER != LITTLE_ENDIAN)
 		return -errno;
-	if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) < 0)
+	if (flags & MPS_TUN_OFFLOAD_RX)
+		off |= TUN_F_TSO4 | TUN_F_TSO6;
+	if (ioctl(fd, TUNSETOFFLOAD, off) < 0)
 		return -errno;
 	return 0;
 }
@@ -71,7 +76,8 @@ struct mps_tun *mps_tun_open_flags(const char *name, unsigned int flags, int *er
 	struct mps_tun *tun;
 	struct ifreq ifr;
 
-	if (!name || !*name || strlen(name) >= IFNAMSIZ || (flags & ~MPS_TUN_OFFLOAD)) {
+	if (!name || !*name || strlen(name) >= IFNAMSIZ || (flags & ~MPS_TUN_OFFLOAD) ||
+	    (flags & MPS_TUN_OFFLOAD) == MPS_TUN_OFFLOAD_RX) {
 		*err = -EINVAL;
 		return NULL;
 	}
@@ -86,7 +92,8 @@ struct mps_tun *mps_tun_open_flags(const char *name, unsigned int flags, int *er
 		free(tun);
 		return NULL;
 	}
-	tun->offload = flags & MPS_TUN_OFFLOAD;
+	tun->offload = flags & MPS_TUN_OFFLOAD_TX;
+	tun->flags = flags;
 	memset(&ifr, 0, sizeof(ifr));
 	ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (tun->offload ? IFF_VNET_HDR : 0);
 	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
@@ -96,7 +103,7 @@ struct mps_tun *mps_tun_open_flags(const char *name, unsigned int flags, int *er
 		return NULL;
 	}
 	memcpy(tun->name, ifr.ifr_name, IFNAMSIZ);
-	*err = tun->offload ? set_offloads(tun->fd) : 0;
+	*err = tun->offload ? set_offloads(tun->fd, flags) : 0;
 	if (!*err)
 		*err = set_up(tun->name);
 	if (*err) {
@@ -109,9 +116,13 @@ struct mps_tun *mps_tun_open_flags(const char *name, unsigned int flags, int *er
 struct mps_tun *mps_tun_open(const char *name, int *err)
 {
 	const char *env = getenv("MPS_TUN_OFFLOAD");
-	bool off = env && !strcmp(env, "0");
+	unsigned int flags = MPS_TUN_OFFLOAD;
 
-	return mps_tun_open_flags(name, off ? 0 : MPS_TUN_OFFLOAD, err);
+	if (env && !strcmp(env, "0"))
+		flags = 0;
+	else if (env && !strcmp(env, "tx"))
+		flags = MPS_TUN_OFFLOAD_TX;
+	return mps_tun_open_flags(name, flags, err);
 }
 
 void mps_tun_close(struct mps_tun *tun)
@@ -127,9 +138,9 @@ int mps_tun_fd(const struct mps_tun *tun)
 	return tun->fd;
 }
 
-bool mps_tun_offloads(const struct mps_tun *tun)
+unsigned int mps_tun_offloads(const struct mps_tun *tun)
 {
-	return tun->offload;
+	return tun->flags;
 }
 
 void mps_tun_get_stats(const struct mps_tun *tun, struct mps_tun_stats *stats)
@@ -221,25 +232,31 @@ int mps_vnet_rx_fix(const struct mps_vnet *v, uint8_t *pkt, size_t len)
 	struct mps_seg s;
 	enum mps_seg_err serr;
 	uint8_t gso = v->gso_type & (uint8_t)~MPS_VNET_GSO_ECN;
+	bool ip = mps_seg_parse(pkt, len, 0, &s, &serr) == 0;
+	/* Link padding after the IP packet is no part of any checksum. */
+	size_t end = ip ? (size_t)(s.payload + s.payload_len - pkt) : len;
 	uint32_t tcp_len;
 	uint16_t c;
 
+	/* Checked before anything is written: a refused packet stays as it came. */
+	if (gso != MPS_VNET_GSO_NONE) {
+		if (!ip)
+			return -EBADMSG;
+		if (gso != (s.family == 4 ? MPS_VNET_GSO_TCPV4 : MPS_VNET_GSO_TCPV6) ||
+		    !v->gso_size)
+			return -EPROTO;
+	}
 	if (v->flags & MPS_VNET_F_NEEDS_CSUM) {
 		/* Generic: the field holds the pseudo-header's sum; add the rest. */
-		if ((size_t)v->csum_start + v->csum_offset + 2 > len)
+		if ((size_t)v->csum_start + v->csum_offset + 2 > end)
 			return -EPROTO;
-		c = (uint16_t)~sum_fold(mps_csum_add(0, pkt + v->csum_start, len - v->csum_start));
+		c = (uint16_t)~sum_fold(mps_csum_add(0, pkt + v->csum_start, end - v->csum_start));
 		put_be16(pkt + v->csum_start + v->csum_offset, c);
+		return 0;
 	}
 	if (gso == MPS_VNET_GSO_NONE)
 		return 0;
-	if (mps_seg_parse(pkt, len, 0, &s, &serr) != 0)
-		return -EBADMSG;
-	if (gso != (s.family == 4 ? MPS_VNET_GSO_TCPV4 : MPS_VNET_GSO_TCPV6) || !v->gso_size)
-		return -EPROTO;
-	if (v->flags & MPS_VNET_F_NEEDS_CSUM)
-		return 0;
-	/* Merged and marked valid: the field is the first segment's, not the packet's. */
+	/* Merged, not partial: the field is the first segment's, not the packet's. */
 	tcp_len = (uint32_t)(s.payload + s.payload_len - s.tcp);
 	memset((uint8_t *)s.tcp + MPS_TCP_OFF_CSUM, 0, 2);
 	c = (uint16_t)~sum_fold(mps_csum_add(pseudo_sum(&s, tcp_len), s.tcp, tcp_len));

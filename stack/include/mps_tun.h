@@ -19,20 +19,27 @@
 
 struct mps_tun;
 
-#define MPS_TUN_OFFLOAD 0x1u /* vnet header, checksum and segmentation offload */
+/* Vnet header; we write super-segments for the kernel to cut (GSO). */
+#define MPS_TUN_OFFLOAD_TX 0x1u
+/* ... and the kernel may hand us what it merged or sent in one piece (TUN_F_TSO4/6). */
+#define MPS_TUN_OFFLOAD_RX 0x2u
+#define MPS_TUN_OFFLOAD	   (MPS_TUN_OFFLOAD_TX | MPS_TUN_OFFLOAD_RX)
 
 /*
  * Open (creating it if absent) the TUN device name, set it non-blocking and
- * bring it up, with offloads if flags has MPS_TUN_OFFLOAD. Returns a handle
+ * bring it up, with the offloads flags names (MPS_TUN_OFFLOAD_*; RX needs TX,
+ * which brings the vnet header; without RX the device announces checksum
+ * offload only, so the kernel cuts what it sends us). Returns a handle
  * the caller frees with mps_tun_close(), or NULL with *err = -EINVAL (bad
  * name or flags), -ENOMEM or the failing call's errno.
  */
 struct mps_tun *mps_tun_open_flags(const char *name, unsigned int flags, int *err);
 
 /*
- * mps_tun_open_flags() with offloads on, unless the environment variable
- * MPS_TUN_OFFLOAD is "0" (the way to compare, or to work around a kernel
- * that mishandles them, without changing the program).
+ * mps_tun_open_flags() with MPS_TUN_OFFLOAD, unless the environment variable
+ * MPS_TUN_OFFLOAD says otherwise: "0" none, "tx" MPS_TUN_OFFLOAD_TX only,
+ * "1" both (the way to compare, or to work around a kernel that mishandles
+ * them, without changing the program).
  */
 struct mps_tun *mps_tun_open(const char *name, int *err);
 void mps_tun_close(struct mps_tun *tun);
@@ -40,8 +47,8 @@ void mps_tun_close(struct mps_tun *tun);
 /* The device's file descriptor, for poll(); owned by tun. */
 int mps_tun_fd(const struct mps_tun *tun);
 
-/* Whether the device was opened with offloads. */
-bool mps_tun_offloads(const struct mps_tun *tun);
+/* The MPS_TUN_OFFLOAD_* flags the device was opened with. */
+unsigned int mps_tun_offloads(const struct mps_tun *tun);
 
 struct mps_tun_stats {
 	uint64_t rx_pkts, rx_gso; /* packets read; of them, merged ones (gso_type set) */

@@ -209,6 +209,19 @@ static void test_rx_fix(void)
 	memcpy(pkt, good, n);
 	CU_ASSERT_EQUAL(mps_vnet_rx_fix(&v, pkt, n), -EPROTO);
 	CU_ASSERT_EQUAL(memcmp(pkt, good, n), 0);
+	/* Link padding after the IP packet: the completed checksum covers the packet only. */
+	{
+		static uint8_t part[4096];
+		size_t m = build_pkt(part, 4, 0, 1000, 0x18);
+		struct mps_vnet pv;
+		uint16_t seed;
+
+		CU_ASSERT_EQUAL_FATAL(mps_vnet_for_tx(part, m, 500, &pv, &seed), 0);
+		memcpy(part + 20 + 16, &seed, 2);
+		memset(part + m, 0xab, 10);
+		CU_ASSERT_EQUAL(mps_vnet_rx_fix(&pv, part, m + 10), 0);
+		CU_ASSERT_TRUE(tcp_csum_ok(part, m, 20, 4));
+	}
 	/* Merged but not IP at all. */
 	v = (struct mps_vnet){ .gso_type = MPS_VNET_GSO_TCPV4, .gso_size = 1448 };
 	pkt[0] = 0x00;
@@ -244,6 +257,10 @@ static void test_open_bad_args(void)
 	int err = 0;
 
 	CU_ASSERT_PTR_NULL(mps_tun_open_flags("fjtun0", 0x80, &err));
+	CU_ASSERT_EQUAL(err, -EINVAL);
+	err = 0;
+	/* Merged packets in need the vnet header that comes with TX. */
+	CU_ASSERT_PTR_NULL(mps_tun_open_flags("fjtun0", MPS_TUN_OFFLOAD_RX, &err));
 	CU_ASSERT_EQUAL(err, -EINVAL);
 	err = 0;
 	CU_ASSERT_PTR_NULL(mps_tun_open_flags("", MPS_TUN_OFFLOAD, &err));
