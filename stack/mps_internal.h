@@ -112,10 +112,12 @@ struct mps_subflow {
 		uint32_t left, right;
 	} sacked[MPS_SACK_RANGES];
 	uint8_t nsacked;
-	bool sack_recovery;  /* in_recovery driven by the scoreboard (RFC 6675), not NewReno */
-	bool rescue_done;    /* RescueRxt used in this recovery (RFC 6675 §4, rule 4) */
-	bool rxt_marked;     /* rxt_mark is set */
-	uint32_t rxt_mark;   /* snd_max at our latest retransmission in SACK recovery */
+	bool sack_recovery; /* in_recovery driven by the scoreboard (RFC 6675), not NewReno */
+	bool rescue_done;   /* RescueRxt used in this recovery (RFC 6675 §4, rule 4) */
+	bool rxt_marked;    /* rxt_mark is set */
+	uint32_t rxt_mark;  /* snd_max at our latest retransmission in SACK recovery */
+	/* Proportional Rate Reduction (RFC 6937) in SACK recovery. */
+	uint32_t prr_delivered, prr_out, recover_fs;
 	bool probe_answered; /* an ACK came back while the peer's window was zero */
 	uint8_t backoff;
 	uint64_t rto_at;      /* MPS_TIME_NEVER when not armed */

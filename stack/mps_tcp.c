@@ -1003,6 +1003,9 @@ static void enter_recovery(struct mps_conn *c, struct mps_subflow *sf, uint32_t 
 	sf->sack_recovery = sf->sack_ok && sf->nsacked;
 	sf->rescue_done = false;
 	sf->rxt_marked = false;
+	sf->prr_delivered = 0;
+	sf->prr_out = 0;
+	sf->recover_fs = flight ? flight : 1;
 	if (sf->sack_recovery) {
 		/* No window inflation: pipe, not cwnd, says what is out (RFC 6675 §5 step 4). */
 		sf->cwnd = sf->ssthresh;
@@ -1040,8 +1043,8 @@ static void congestion_on_ack(struct mps_conn *c, struct mps_subflow *sf, uint32
 }
 
 /* Returns false when the segment must be dropped (an unacceptable ACK). */
-bool mps_process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct mps_seg *s,
-		     const struct mps_tcpopts *t, uint64_t now)
+static bool process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct mps_seg *s,
+			const struct mps_tcpopts *t, uint64_t now)
 {
 	uint32_t mss = mps_sf_mss(c, sf), acked, flight;
 	bool win_update = false;
@@ -1120,6 +1123,49 @@ bool mps_process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct mp
 			if (sf->nsacked)
 				repair_next(sf, mss);
 		}
+	}
+	return true;
+}
+
+/*
+ * Proportional Rate Reduction (RFC 6937) sets cwnd on every ACK of a SACK
+ * recovery to pipe plus what may go now: while pipe is above ssthresh, in
+ * proportion to what the peer received since recovery began (so the
+ * repairs start at once instead of after half a window of ACKs, as with
+ * RFC 6675's cwnd = ssthresh alone), and below it back up to ssthresh by
+ * no more than the data delivered plus one segment (the SSRB bound).
+ */
+static void prr_update(struct mps_subflow *sf, uint32_t delivered, uint32_t mss)
+{
+	uint32_t pipe = mps_sack_pipe(sf, mss), sndcnt, d;
+	uint64_t limit;
+
+	sf->prr_delivered += delivered;
+	if (pipe > sf->ssthresh) {
+		limit = ((uint64_t)sf->prr_delivered * sf->ssthresh + sf->recover_fs - 1) /
+			sf->recover_fs;
+		sndcnt = limit > sf->prr_out ? (uint32_t)(limit - sf->prr_out) : 0;
+	} else {
+		d = sf->prr_delivered > sf->prr_out ? sf->prr_delivered - sf->prr_out : 0;
+		limit = (uint64_t)(d > delivered ? d : delivered) + mss;
+		sndcnt = sf->ssthresh - pipe < limit ? sf->ssthresh - pipe : (uint32_t)limit;
+	}
+	sf->cwnd = pipe + sndcnt;
+}
+
+bool mps_process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct mps_seg *s,
+		     const struct mps_tcpopts *t, uint64_t now)
+{
+	uint32_t una = sf->snd_una;
+	int64_t before = (int64_t)sacked_bytes(sf), delivered;
+
+	if (!process_ack(c, sf, s, t, now))
+		return false;
+	if (sf->in_recovery && sf->sack_recovery) {
+		/* DeliveredData: snd_una's advance and the change in SACKed bytes. */
+		delivered =
+			(int64_t)(uint32_t)(sf->snd_una - una) + (int64_t)sacked_bytes(sf) - before;
+		prr_update(sf, delivered > 0 ? (uint32_t)delivered : 0, mps_sf_mss(c, sf));
 	}
 	return true;
 }

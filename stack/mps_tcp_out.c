@@ -523,6 +523,8 @@ static int send_segment_map(struct mps_conn *c, struct mps_subflow *sf, uint64_t
 	sf->delack_at = MPS_TIME_NEVER;
 	sf->ack_now = (len || fin) && opts_waiting(c, sf);
 	if (len || fin) {
+		if (sf->sack_recovery)
+			sf->prr_out += len; /* RFC 6937 prr_out */
 		if (SEQ_LT(seq, sf->snd_max)) {
 			sf->retransmits++;
 			sf->rtt_timing = false;

@@ -15,6 +15,7 @@
 #include "mps_seg.h"
 #include "mps_sim.h"
 #include "mps_trace.h"
+#include "prot/wire.h"
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -1209,6 +1210,169 @@ static void test_syn_retransmit(void)
 	world_free(&w);
 }
 
+/*
+ * A tail-drop queue overflowing (tbf's) loses a run of segments in one
+ * window. The client's data packets pass a filter that drops the ones
+ * numbered from..from+n-1 and notes the retransmissions that follow; the
+ * server's ACKs are watched for the one that covers the whole run.
+ */
+struct burst {
+	struct mps_sim_port *client, *server;
+	struct mps_conn *c;
+	unsigned int data_pkts, from, n, rexmits;
+	uint32_t high;	     /* sequence number after the highest byte sent so far */
+	uint32_t start, end; /* sequence numbers of the first and after the last dropped byte */
+	uint64_t first_rexmit_at, last_rexmit_at;
+	uint64_t first_acked_at, fixed_at; /* first ACK past start, and past end */
+	uint32_t srtt_at_fix;
+};
+
+static struct burst the_burst;
+
+static void tcp_fields(const uint8_t *pkt, size_t len, uint32_t *seq, uint32_t *ack,
+		       uint32_t *payload)
+{
+	size_t ihl = (size_t)(pkt[0] & 0xf) * 4, doff;
+
+	*payload = 0;
+	if (len < ihl + 20)
+		return;
+	doff = (size_t)(pkt[ihl + 12] >> 4) * 4;
+	*seq = mps_get_be32(pkt + ihl + 4);
+	*ack = mps_get_be32(pkt + ihl + 8);
+	if ((size_t)mps_get_be16(pkt + 2) > ihl + doff)
+		*payload = (uint32_t)(mps_get_be16(pkt + 2) - ihl - doff);
+}
+
+static int burst_send(void *ctx, const uint8_t *pkt, size_t len, uint64_t now)
+{
+	struct burst *b = &the_burst;
+	uint32_t seq = 0, ack = 0, pl;
+	struct mps_subflow_info sfi;
+
+	tcp_fields(pkt, len, &seq, &ack, &pl);
+	if (ctx == b->client && pl) {
+		if (b->data_pkts && (int32_t)(seq + pl - b->high) <= 0) {
+			b->rexmits++;
+			if (!b->first_rexmit_at)
+				b->first_rexmit_at = now;
+			b->last_rexmit_at = now;
+		} else {
+			b->high = seq + pl;
+		}
+		b->data_pkts++;
+		if (b->data_pkts >= b->from && b->data_pkts < b->from + b->n) {
+			if (b->data_pkts == b->from)
+				b->start = seq;
+			b->end = seq + pl;
+			return 0; /* lost on the wire */
+		}
+	}
+	if (ctx == b->server && b->end && !b->first_acked_at && (int32_t)(ack - b->start) > 0)
+		b->first_acked_at = now;
+	if (ctx == b->server && b->end && !b->fixed_at && (int32_t)(ack - b->end) >= 0 &&
+	    b->data_pkts >= b->from + b->n) {
+		b->fixed_at = now;
+		CU_ASSERT_EQUAL(mps_subflow_info(b->c, 0, &sfi), 0);
+		b->srtt_at_fix = sfi.srtt_us;
+	}
+	return mps_sim_link_ops.send(ctx, pkt, len, now);
+}
+
+static int burst_recv(void *ctx, uint8_t *buf, size_t cap, uint64_t now)
+{
+	return mps_sim_link_ops.recv(ctx, buf, cap, now);
+}
+
+static uint64_t burst_next(void *ctx)
+{
+	return mps_sim_link_ops.next_ready(ctx);
+}
+
+static const struct mps_link_ops burst_ops = {
+	.name = "burst", .send = burst_send, .recv = burst_recv, .next_ready = burst_next
+};
+
+/*
+ * Ten segments of one window lost at once (RFC 6675 with RFC 6937's PRR):
+ * the scoreboard shows the whole run lost, the repairs go out at once, one
+ * for every other duplicate ACK, and the run is acknowledged about one round
+ * trip after the first of them, in one recovery episode, without a timeout
+ * and without resending anything that arrived. NewReno, one hole per round
+ * trip, would take ten.
+ */
+static void test_sack_burst_repair(void)
+{
+	static const struct mps_sim_link_cfg link = { .delay_us = 10000,
+						      .mtu = 1500,
+						      .rate_bps = 50000000 };
+	/* A receive window that leaves room for new data during the repair. */
+	struct mps_config cfg = { .seed = 61, .rcvbuf = 1 << 20 };
+	struct xfer x = { .total = 4 << 20 };
+	struct burst *b = &the_burst;
+	struct mps_subflow_info sfi;
+	struct mps_conn *c, *s;
+	struct world w;
+	long steps;
+	int i, err;
+
+	world_init(&w, 4, &link, &cfg, &cfg, 62);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	memset(b, 0, sizeof(*b));
+	b->client = w.port[0];
+	b->server = w.port[1];
+	b->c = c;
+	b->from = 300; /* in slow start, some 150 segments in flight */
+	b->n = 10;
+	x.tx = c;
+	x.rx = s;
+	for (steps = 0; steps < STEP_CAP && !x.rx_eof; steps++) {
+		uint64_t t = MPS_TIME_NEVER, v;
+		struct mps_event ev;
+
+		xfer_pump(&x);
+		for (i = 0; i < 2; i++) {
+			mps_pump(w.st[i], &burst_ops, w.port[i], w.now, &err);
+			CU_ASSERT_EQUAL(err, 0);
+			while (mps_next_event(w.st[i], &ev) == 0)
+				;
+		}
+		for (i = 0; i < 2; i++) {
+			v = mps_next_wakeup(w.st[i]);
+			t = v < t ? v : t;
+			v = mps_sim_link_ops.next_ready(w.port[i]);
+			t = v < t ? v : t;
+		}
+		if (t == MPS_TIME_NEVER)
+			break;
+		if (t > w.now)
+			w.now = t;
+	}
+	CU_ASSERT_TRUE(x.rx_eof);
+	CU_ASSERT_FALSE(x.mismatch);
+	CU_ASSERT_EQUAL(x.rcvd, x.total);
+	CU_ASSERT_FATAL(b->fixed_at > 0);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_RETRANS_TIMEOUT), 0);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_FAST_RETRANS), 1);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_LOST_RETRANS), 0);
+	/* Exactly the ten lost segments were sent again, nothing else. */
+	CU_ASSERT_EQUAL(b->rexmits, 10);
+	CU_ASSERT_EQUAL(mps_subflow_info(c, 0, &sfi), 0);
+	CU_ASSERT_EQUAL(sfi.retransmits, 10);
+	/* All ten within a quarter of a round trip, every other duplicate ACK. */
+	CU_ASSERT(b->last_rexmit_at - b->first_rexmit_at <= b->srtt_at_fix / 4);
+	/*
+	 * One round of repairs: the last one is acknowledged as soon after it
+	 * was sent as the first one was (the round trip, queue included).
+	 */
+	CU_ASSERT(b->first_acked_at > b->first_rexmit_at);
+	CU_ASSERT(b->fixed_at - b->last_rexmit_at <= b->first_acked_at - b->first_rexmit_at);
+	mps_abort(c);
+	mps_abort(s);
+	world_free(&w);
+}
+
 static const struct fj_test tests[] = {
 	{ "handshake", test_handshake },
 	{ "transfer_clean", test_transfer_clean },
@@ -1239,6 +1403,7 @@ static const struct fj_test tests[] = {
 	{ "rst_closed_port", test_rst_closed_port },
 	{ "fastclose", test_fastclose },
 	{ "syn_retransmit", test_syn_retransmit },
+	{ "sack_burst_repair", test_sack_burst_repair },
 	{ NULL, NULL },
 };
 

@@ -11,9 +11,11 @@
 #include "fj_test.h"
 #include "mps.h"
 #include "mps_crypto.h"
+#include "mps_internal.h"
 #include "mps_opt.h"
 #include "mps_pair.h"
 #include "mps_seg.h"
+#include "mps_tcp.h"
 #include "prot/wire.h"
 
 /*
@@ -745,6 +747,96 @@ static void test_alloc_failure(void)
 	CU_ASSERT(syn_drops > 0);
 }
 
+/* A subflow in SACK recovery with 10 segments of 1000 bytes out, from 0 (hand-made scoreboards). */
+static void sack_sf(struct mps_subflow *sf, const uint32_t (*r)[2], unsigned int n)
+{
+	unsigned int i;
+
+	memset(sf, 0, sizeof(*sf));
+	sf->snd_una = 0;
+	sf->snd_max = 10000;
+	sf->in_recovery = true;
+	sf->sack_recovery = true;
+	for (i = 0; i < n; i++) {
+		sf->sacked[i].left = r[i][0];
+		sf->sacked[i].right = r[i][1];
+	}
+	sf->nsacked = (uint8_t)n;
+}
+
+/*
+ * RFC 6675 pipe, NextSeg and RescueRxt on scoreboards worked by hand
+ * (SMSS 1000, DupThresh 3): a hole is lost with three SACKed ranges or more
+ * than 2000 SACKed bytes above it; lost octets leave pipe, retransmitted
+ * ones (below HighRxt) count once more.
+ */
+static void test_sack_pipe(void)
+{
+	static const uint32_t one_burst[][2] = { { 1000, 4000 } };
+	static const uint32_t too_few[][2] = { { 2000, 3000 } };
+	static const uint32_t three[][2] = { { 1000, 1500 }, { 2000, 2500 }, { 3000, 3500 } };
+	struct mps_subflow sf;
+	uint32_t seq, len;
+
+	/* [0,1000) lost under 3000 SACKed bytes; the tail [4000,10000) is in flight. */
+	sack_sf(&sf, one_burst, 1);
+	CU_ASSERT_EQUAL(mps_sack_pipe(&sf, 1000), 6000);
+	CU_ASSERT_TRUE(mps_sack_hole(&sf, 1000, true, &seq, &len));
+	CU_ASSERT_EQUAL(seq, 0);
+	CU_ASSERT_EQUAL(len, 1000);
+	/* Once resent (HighRxt 1000) it is in flight again, and no hole is left. */
+	sf.rexmit_next = 1000;
+	CU_ASSERT_EQUAL(mps_sack_pipe(&sf, 1000), 7000);
+	CU_ASSERT_FALSE(mps_sack_hole(&sf, 1000, false, &seq, &len));
+	/* Rule 4: the last segment of the tail, once. */
+	CU_ASSERT_TRUE(mps_sack_rescue(&sf, 1000, &seq, &len));
+	CU_ASSERT_EQUAL(seq, 9000);
+	CU_ASSERT_EQUAL(len, 1000);
+	sf.rescue_done = true;
+	CU_ASSERT_FALSE(mps_sack_rescue(&sf, 1000, &seq, &len));
+
+	/* One SACKed segment: [0,2000) is not lost yet, all of it still counts. */
+	sack_sf(&sf, too_few, 1);
+	CU_ASSERT_EQUAL(mps_sack_pipe(&sf, 1000), 2000 + 7000);
+	CU_ASSERT_FALSE(mps_sack_hole(&sf, 1000, true, &seq, &len));
+	/* ... but rule 3 may resend it when nothing else can go. */
+	CU_ASSERT_TRUE(mps_sack_hole(&sf, 1000, false, &seq, &len));
+	CU_ASSERT_EQUAL(seq, 0);
+	CU_ASSERT_EQUAL(len, 2000);
+
+	/*
+	 * Three ranges: [0,1000) has three above it (lost); [1500,2000) two
+	 * ranges, 1000 bytes (not lost); [2500,3000) one (not lost).
+	 */
+	sack_sf(&sf, three, 3);
+	CU_ASSERT_EQUAL(mps_sack_pipe(&sf, 1000), 500 + 500 + 6500);
+	CU_ASSERT_TRUE(mps_sack_hole(&sf, 1000, true, &seq, &len));
+	CU_ASSERT_EQUAL(seq, 0);
+	CU_ASSERT_EQUAL(len, 1000);
+	/* HighRxt in the middle of the first hole: the rest of it comes next. */
+	sf.rexmit_next = 600;
+	CU_ASSERT_EQUAL(mps_sack_pipe(&sf, 1000), 600 + 500 + 500 + 6500);
+	CU_ASSERT_TRUE(mps_sack_hole(&sf, 1000, true, &seq, &len));
+	CU_ASSERT_EQUAL(seq, 600);
+	CU_ASSERT_EQUAL(len, 400);
+	sf.rexmit_next = 1000;
+	CU_ASSERT_FALSE(mps_sack_hole(&sf, 1000, true, &seq, &len));
+	CU_ASSERT_TRUE(mps_sack_hole(&sf, 1000, false, &seq, &len));
+	CU_ASSERT_EQUAL(seq, 1500);
+	CU_ASSERT_EQUAL(len, 500);
+
+	/* An ACK that takes snd_una past a range: what is left below HighRxt counts. */
+	sf.snd_una = 1500;
+	sf.sacked[0] = sf.sacked[1];
+	sf.sacked[1] = sf.sacked[2];
+	sf.nsacked = 2;
+	CU_ASSERT_EQUAL(mps_sack_pipe(&sf, 1000), 500 + 500 + 6500);
+
+	/* Outside SACK recovery pipe is the flight. */
+	sf.sack_recovery = false;
+	CU_ASSERT_EQUAL(mps_sack_pipe(&sf, 1000), 10000 - 1500);
+}
+
 static const struct fj_test tests[] = {
 	{ "duplicate_dsn_probe", test_duplicate_dsn_probe },
 	{ "mapping_ahead_held", test_mapping_ahead_held },
@@ -758,6 +850,7 @@ static const struct fj_test tests[] = {
 	{ "paws", test_paws },
 	{ "paws_expiry", test_paws_expiry },
 	{ "sack_repair", test_sack_repair },
+	{ "sack_pipe", test_sack_pipe },
 	{ NULL, NULL },
 };
 
