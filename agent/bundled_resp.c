@@ -349,11 +349,11 @@ int bundled_resp_start(const struct bundled_cfg *bc, unsigned int port, unsigned
 		       unsigned int idle_s, int *pid, char *err, size_t errlen)
 {
 	/*
-	 * libmps's default buffers (256 KiB each way). With 2 MiB the window
-	 * outgrew the testbed's queues and the stack's loss recovery stalled
-	 * for seconds at a time (a 2 s download over svalbard's uninett took
-	 * 16 s, 2.9 Mbit/s); 256 KiB caps a connection near 17 Mbit/s at
-	 * 120 ms but keeps it steady. docs/agent.md.
+	 * libmps's default buffers (a 256 KiB receive buffer; the send buffer
+	 * autotuned by the stack). Fixed 2 MiB buffers let the windows outgrow
+	 * the testbed's queues and the stack's loss recovery stalled for
+	 * seconds at a time (a 2 s download over svalbard's uninett took 16 s,
+	 * 2.9 Mbit/s). docs/agent.md.
 	 */
 	struct mps_config cfg = { .msl_us = 1000000, .max_subflows = 8 };
 	struct mps_addr any4 = { .family = 4, .port = (uint16_t)port };
