@@ -739,5 +739,7 @@ int exp_handover_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env
 		exp_provenance(out, exp_stack(cmd), NULL, cmd, env);
 		return 0;
 	}
+	if (h->rr) /* request/response as the workload (exp_rr.c), bulk and rr together refused there */
+		return exp_rr_handover_run(cmd, env, out);
 	return bulk_common(cmd, env, out, h->bulk, "handover.bulk", h);
 }

@@ -1128,7 +1128,6 @@ static void test_handover_rr(void)
 	char hook[256];
 	double n, before, during, after;
 
-	agent_runner_set_child_fn(r, exp_rr_handover_run);
 	snprintf(hook, sizeof(hook),
 		 "case {action} in down) kill -STOP %d; (sleep 3; kill -CONT %d) & ;; "
 		 "up) kill -CONT %d;; esac",
