@@ -737,15 +737,15 @@ static void ooo_store(struct mps_conn *c, const struct mps_seg *s, const struct 
 	c->ooo_last = s->seq;
 }
 
-/*
- * The SACK block to report (RFC 2018 §4): the run of queued data that holds
- * the most recently queued segment. Returns false if nothing is queued.
- */
-bool mps_sack_block(const struct mps_conn *c, uint32_t *left, uint32_t *right)
+unsigned int mps_sack_blocks(const struct mps_conn *c, uint32_t (*blk)[2], unsigned int max)
 {
+	uint32_t rest[MPS_SACK_BLOCKS_MAX - 1][2];
 	const struct mps_ooo *q = c->ooo;
+	unsigned int n = 0, nrest = 0, i;
 
-	while (q) {
+	if (max > MPS_SACK_BLOCKS_MAX)
+		max = MPS_SACK_BLOCKS_MAX;
+	while (q && max) {
 		uint32_t l = q->seq, r = q->seq + q->len;
 		bool has_last = false;
 
@@ -755,13 +755,31 @@ bool mps_sack_block(const struct mps_conn *c, uint32_t *left, uint32_t *right)
 			if (q->seq == c->ooo_last)
 				has_last = true;
 		}
-		if (has_last) {
-			*left = l;
-			*right = r;
-			return true;
+		if (has_last && !n) {
+			blk[n][0] = l;
+			blk[n][1] = r;
+			n++;
+			continue;
 		}
+		/* Runs come in ascending order: keep the highest max - 1. */
+		if (max < 2)
+			continue;
+		if (nrest == max - 1) {
+			memmove(&rest[0], &rest[1], (nrest - 1) * sizeof(rest[0]));
+			nrest--;
+		}
+		rest[nrest][0] = l;
+		rest[nrest][1] = r;
+		nrest++;
 	}
-	return false;
+	if (!n)
+		return 0; /* cannot happen while something is queued: ooo_last is in it */
+	for (i = nrest; i-- > 0 && n < max;) {
+		blk[n][0] = rest[i][0];
+		blk[n][1] = rest[i][1];
+		n++;
+	}
+	return n;
 }
 
 static void our_fin_acked(struct mps_conn *c, uint64_t now)

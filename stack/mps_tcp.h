@@ -184,7 +184,13 @@ bool mps_sack_hole(const struct mps_subflow *sf, uint32_t mss, bool lost_only, u
 		   uint32_t *len);
 bool mps_sack_rescue(const struct mps_subflow *sf, uint32_t mss, uint32_t *seq, uint32_t *len);
 
-/* The SACK block of a duplicate ACK (mps_tcp.c); false if nothing is queued. */
-bool mps_sack_block(const struct mps_conn *c, uint32_t *left, uint32_t *right);
+/*
+ * The SACK blocks of a duplicate ACK (RFC 2018 §4, mps_tcp.c), at most max
+ * (and MPS_SACK_BLOCKS_MAX): first the run of queued data that holds the
+ * most recently queued segment, then the other runs, highest (most
+ * recently sent) first. Returns how many; 0 if nothing is queued.
+ */
+#define MPS_SACK_BLOCKS_MAX 4
+unsigned int mps_sack_blocks(const struct mps_conn *c, uint32_t (*blk)[2], unsigned int max);
 
 #endif

@@ -14,23 +14,45 @@
 #include "prot/tcp.h"
 #include "prot/wire.h"
 
-/* A duplicate ACK says what arrived beyond the hole, if there is room for it. */
+/*
+ * A duplicate ACK says what arrived beyond the hole: as many SACK blocks as
+ * the option space holds (RFC 2018 §3), the newest first.
+ */
 static int add_sack(const struct mps_conn *c, const struct mps_subflow *sf, uint8_t *p, int n,
 		    uint8_t flags, bool mapped)
 {
-	uint32_t l, r;
+	uint32_t blk[MPS_SACK_BLOCKS_MAX][2];
+	unsigned int k, i;
 
 	/* Only the initial subflow keeps an out-of-order queue to describe. */
 	if (!sf->sack_ok || sf->is_join || mapped || (flags & MPS_TCP_RST) ||
-	    n + 12 > MPS_MAX_OPTS || !mps_sack_block(c, &l, &r))
+	    n + 4 + MPS_TCPOLEN_SACK_BLK > MPS_MAX_OPTS)
+		return n;
+	k = mps_sack_blocks(c, blk, (unsigned int)(MPS_MAX_OPTS - n - 4) / MPS_TCPOLEN_SACK_BLK);
+	if (!k)
 		return n;
 	p[n++] = MPS_TCPOPT_NOP;
 	p[n++] = MPS_TCPOPT_NOP;
 	p[n++] = MPS_TCPOPT_SACK;
-	p[n++] = 2 + MPS_TCPOLEN_SACK_BLK;
-	mps_put_be32(p + n, l);
-	mps_put_be32(p + n + 4, r);
-	return n + 8;
+	p[n++] = (uint8_t)(2 + k * MPS_TCPOLEN_SACK_BLK);
+	for (i = 0; i < k; i++) {
+		mps_put_be32(p + n, blk[i][0]);
+		mps_put_be32(p + n + 4, blk[i][1]);
+		n += MPS_TCPOLEN_SACK_BLK;
+	}
+	return n;
+}
+
+/*
+ * Two runs queued out of order: a duplicate ACK of the initial subflow
+ * carries a 4-byte DATA_ACK (RFC 8684 §3.3.2 allows either) so that with
+ * timestamps a second SACK block fits.
+ */
+static bool sack_wants_room(const struct mps_conn *c, const struct mps_subflow *sf)
+{
+	uint32_t blk[2][2];
+
+	return sf->sack_ok && !sf->is_join && c->ooo && mps_sack_blocks(c, blk, 2) == 2;
 }
 
 /* The infinite mapping went at seq: from here on the connection is TCP. */
@@ -179,6 +201,8 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 		o.subtype = MPS_MPTCP_SUB_DSS;
 		o.dss.flags = MPS_DSS_FLAG_A | MPS_DSS_FLAG_a;
 		o.dss.data_ack = c->rcv_nxt_dsn;
+		if (!len && !data_fin && !(flags & MPS_TCP_RST) && sack_wants_room(c, sf))
+			o.dss.flags = MPS_DSS_FLAG_A;
 		/* After the peer's MP_FAIL, the first new data carries the infinite mapping. */
 		inf = c->inf_map_pending && len && !data_fin && !sf->is_join &&
 		      SEQ_GEQ(seq, sf->snd_max);

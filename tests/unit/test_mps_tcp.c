@@ -747,6 +747,92 @@ static void test_alloc_failure(void)
 	CU_ASSERT(syn_drops > 0);
 }
 
+/* The SACK blocks and the DSS of a duplicate ACK. */
+static void dup_ack_opts(const uint8_t *pkt, int n, struct mps_tcpopts *t, struct mps_opt *dss)
+{
+	struct mps_seg seg;
+	enum mps_seg_err serr;
+	enum mps_opt_err oerr;
+
+	CU_ASSERT_FATAL(n > 0);
+	CU_ASSERT_EQUAL_FATAL(mps_seg_parse(pkt, (size_t)n, 0, &seg, &serr), 0);
+	CU_ASSERT_EQUAL_FATAL(mps_tcpopt_walk(seg.opts, seg.opts_len, t), 0);
+	CU_ASSERT_EQUAL_FATAL(t->nmptcp, 1);
+	CU_ASSERT_EQUAL_FATAL(mps_opt_parse(seg.opts + t->mptcp[0].off, t->mptcp[0].len, seg.flags,
+					    dss, &oerr),
+			      0);
+	CU_ASSERT_EQUAL(dss->subtype, MPS_MPTCP_SUB_DSS);
+}
+
+/*
+ * Segments 1 and 3 of 0..4 arrive: the duplicate ACK reports both runs
+ * (RFC 2018 §4), the one just received first, and fits them next to the
+ * timestamps by a 4-byte DATA_ACK. With one run left, one block and the
+ * 8-byte DATA_ACK again.
+ */
+static void test_sack_blocks(void)
+{
+	static uint8_t data[5 * 1000];
+	struct mps_config cfg = { .seed = 9, .mss = 1040 }; /* 1000-byte segments */
+	uint8_t pkts[5][1200], out[256];
+	size_t lens[5];
+	uint32_t seqs[5];
+	uint64_t dack;
+	struct pair p = { 0 };
+	struct mps_tcpopts t;
+	struct mps_opt dss;
+	struct mps_seg seg;
+	enum mps_seg_err serr;
+	int n, k = 0, err;
+
+	memset(data, 0x42, sizeof(data));
+	p.c = mps_stack_create(&cfg, &err);
+	cfg.seed = 10;
+	p.s = mps_stack_create(&cfg, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p.c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p.s);
+	CU_ASSERT_EQUAL_FATAL(mps_listen(p.s, &pair_saddr), 0);
+	CU_ASSERT_EQUAL_FATAL(mps_connect(p.c, &pair_caddr, &pair_saddr, &p.cc), 0);
+	pair_shuttle(&p);
+	p.sc = mps_accept(p.s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p.sc);
+	CU_ASSERT_EQUAL(mps_send(p.cc, data, sizeof(data)), (ssize_t)sizeof(data));
+	while (k < 5 && (n = mps_output(p.c, p.now, pkts[k], sizeof(pkts[k]))) > 0) {
+		lens[k] = (size_t)n;
+		CU_ASSERT_EQUAL_FATAL(mps_seg_parse(pkts[k], lens[k], 0, &seg, &serr), 0);
+		CU_ASSERT_EQUAL_FATAL(seg.payload_len, 1000);
+		seqs[k++] = seg.seq;
+	}
+	CU_ASSERT_EQUAL_FATAL(k, 5);
+	mps_input(p.s, pkts[1], lens[1], p.now);
+	n = mps_output(p.s, p.now, out, sizeof(out));
+	dup_ack_opts(out, n, &t, &dss);
+	CU_ASSERT_EQUAL(t.nsack, 1);
+	CU_ASSERT_EQUAL(dss.dss.flags & MPS_DSS_FLAG_a, MPS_DSS_FLAG_a);
+	CU_ASSERT_TRUE(t.present & MPS_TCPOPTS_TS);
+	dack = dss.dss.data_ack;
+	mps_input(p.s, pkts[3], lens[3], p.now);
+	n = mps_output(p.s, p.now, out, sizeof(out));
+	dup_ack_opts(out, n, &t, &dss);
+	CU_ASSERT_EQUAL_FATAL(t.nsack, 2);
+	CU_ASSERT_EQUAL(t.sack[0].left, seqs[3]);
+	CU_ASSERT_EQUAL(t.sack[0].right, seqs[3] + 1000);
+	CU_ASSERT_EQUAL(t.sack[1].left, seqs[1]);
+	CU_ASSERT_EQUAL(t.sack[1].right, seqs[1] + 1000);
+	CU_ASSERT_EQUAL(dss.dss.flags & (MPS_DSS_FLAG_A | MPS_DSS_FLAG_a), MPS_DSS_FLAG_A);
+	/* The 4-byte DATA_ACK still says where the connection's data stands. */
+	CU_ASSERT_EQUAL(dss.dss.data_ack, (uint32_t)dack);
+	/* Segment 0 fills the first hole: one run left, reported alone. */
+	mps_input(p.s, pkts[0], lens[0], p.now);
+	n = mps_output(p.s, p.now, out, sizeof(out));
+	dup_ack_opts(out, n, &t, &dss);
+	CU_ASSERT_EQUAL(t.nsack, 1);
+	CU_ASSERT_EQUAL(t.sack[0].left, seqs[3]);
+	CU_ASSERT_EQUAL(dss.dss.flags & MPS_DSS_FLAG_a, MPS_DSS_FLAG_a);
+	mps_stack_destroy(p.c);
+	mps_stack_destroy(p.s);
+}
+
 /* A subflow in SACK recovery with 10 segments of 1000 bytes out, from 0 (hand-made scoreboards). */
 static void sack_sf(struct mps_subflow *sf, const uint32_t (*r)[2], unsigned int n)
 {
@@ -851,6 +937,7 @@ static const struct fj_test tests[] = {
 	{ "paws_expiry", test_paws_expiry },
 	{ "sack_repair", test_sack_repair },
 	{ "sack_pipe", test_sack_pipe },
+	{ "sack_blocks", test_sack_blocks },
 	{ NULL, NULL },
 };
 
