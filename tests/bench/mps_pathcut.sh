@@ -22,7 +22,7 @@ RUNS=${FJ_BENCH_RUNS:-3}
 SCHED=${FJ_BENCH_SCHED:-lowrtt}
 CC=${FJ_BENCH_CC:-lia} # congestion control of the bundled stack
 PERF_OPTS=${FJ_BENCH_PERF_OPTS:-} # more mpsperf options, e.g. --sndbuf 1048576
-PERF=build/mpsperf
+PERF=${FJ_BENCH_MPSPERF:-build/mpsperf} # a copy keeps one build through the runs
 PEER=tests/interop/kernel_peer.py
 NAME=mps_pathcut
 
