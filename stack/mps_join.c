@@ -550,10 +550,32 @@ static int sf_output(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, u
 	return rc;
 }
 
+/*
+ * Verified mappings still held because the connection had no room (a full
+ * receive buffer, or no window ahead of a gap) go on as soon as it has
+ * some, not only when their subflow brings more; a DATA_ACK tells the peer.
+ */
+static void cmap_retry(struct mps_conn *c)
+{
+	uint64_t before = c->rcv_nxt_dsn;
+	unsigned int i;
+
+	if (c->sf.rx_cverified)
+		mps_cmap_flush(c, &c->sf);
+	for (i = 0; i < c->njoins; i++)
+		if (c->joins[i]->rx_cverified)
+			mps_cmap_flush(c, c->joins[i]);
+	if (c->rcv_nxt_dsn != before)
+		mps_conn_ack_now(c);
+}
+
 int mps_join_output(struct mps_conn *c, uint64_t now, uint8_t *buf, size_t cap, int *sf_id)
 {
 	unsigned int i;
 	int rc;
+
+	if (c->csum && c->mptcp && !c->reset)
+		cmap_retry(c);
 
 	for (i = 0; i < c->njoins; i++) {
 		struct mps_subflow *sf = c->joins[i];
