@@ -292,11 +292,12 @@ int mps_join(struct mps_conn *c, const struct mps_addr *local, const struct mps_
 
 int mps_set_backup(struct mps_conn *c, unsigned int idx, bool backup)
 {
-	struct mps_subflow *sf = &c->sf;
+	struct mps_subflow *sf;
 	unsigned int i, k = 0;
 
 	if (!c)
 		return -EINVAL;
+	sf = &c->sf;
 	if (idx != 0) {
 		/* Live joins in creation order, as mps_subflow_info() counts them. */
 		for (sf = NULL, i = 0; i < c->njoins && !sf; i++)

@@ -190,8 +190,8 @@ int mps_remove_addr(struct mps_conn *c, const struct mps_addr *addr);
  * goes on that subflow's next pure ACK, and our scheduler treats it the same
  * way at once. A backup subflow (ours or the peer's wish) gets new data only
  * when no regular subflow works. Returns 0 (also when the flag is already
- * so), -ENOENT for no such subflow, -ENOTCONN if c is not MPTCP or the
- * subflow is not established.
+ * so), -EINVAL for no c, -ENOENT for no such subflow, -ENOTCONN if c is not
+ * MPTCP or the subflow is not established (or has sent its FIN).
  */
 int mps_set_backup(struct mps_conn *c, unsigned int idx, bool backup);
 
