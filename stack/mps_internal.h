@@ -457,8 +457,9 @@ void mps_sf_rst(struct mps_conn *c, struct mps_subflow *sf, int reason);
 /*
  * Held checksummed mappings (mps_join.c). Start one for sf at dsn (data
  * payload bytes, fin: a DATA_FIN ends it, csum: the checksum it carries);
- * add in-order bytes; a verified mapping is handed to the connection by
- * mps_cmap_flush(), which returns false while some of it is still held.
+ * add in-order bytes (-EINVAL beyond the mapping); a verified mapping is
+ * handed to the connection by mps_cmap_flush(), which returns false while
+ * verified bytes still wait for room there (true with nothing verified).
  */
 int mps_cmap_start(struct mps_conn *c, struct mps_subflow *sf, uint64_t dsn, uint32_t ssn,
 		   uint16_t len, uint16_t data, bool fin, uint16_t csum);
