@@ -1613,7 +1613,7 @@ static void rewrite_path2_once(struct jworld *w, struct mps_conn *c, uint64_t se
  * reinjects the subflow's data on the initial one, opens the join again a
  * second later, and the 4 MiB arrive intact. No connection is reset.
  */
-static void test_checksum_join_rewrite(void)
+static void checksum_join_rewrite_run(void)
 {
 	static const struct mps_sim_link_cfg slow1 = { .delay_us = 10000,
 						       .mtu = 1500,
@@ -1669,6 +1669,19 @@ static void test_checksum_join_rewrite(void)
 	CU_ASSERT_PTR_NULL(find_ev(&w, 1, MPS_EV_CONN_RESET, -1));
 	close_all(&w, c, s);
 	jworld_free(&w);
+}
+
+static void test_checksum_join_rewrite(void)
+{
+	checksum_join_rewrite_run();
+}
+
+/* The same over IPv6. */
+static void test_checksum_join_rewrite_ipv6(void)
+{
+	fam = 6;
+	checksum_join_rewrite_run();
+	fam = 4;
 }
 
 /* Path 1's middlebox rewrites one data packet once 512 KiB are queued. */
@@ -2108,6 +2121,7 @@ static const struct fj_test tests[] = {
 	{ "reassembly_across_subflows", test_reassembly_across_subflows },
 	{ "checksum_two_paths", test_checksum_two_paths },
 	{ "checksum_join_rewrite", test_checksum_join_rewrite },
+	{ "checksum_join_rewrite_ipv6", test_checksum_join_rewrite_ipv6 },
 	{ "backup_switch", test_backup_switch },
 	{ "initial_gone_options", test_initial_gone_options },
 	{ "add_addr_port", test_add_addr_port },
