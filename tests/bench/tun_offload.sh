@@ -2,9 +2,9 @@
 # The TUN adapter's offloads (stack/mps_tun.c: vnet header, GSO super-segments
 # out, merged packets in) on against off in one session: mps_twopath_raw.sh
 # (two unshaped veth paths) and mps_goodput.sh (one path through a TUN), each
-# run with MPS_TUN_OFFLOAD=1 and then 0 (the environment mps_tun_open() reads;
-# FJ_BENCH_TUN_MODES="1 tx 0" adds super-segments out only), FJ_BENCH_ROUNDS
-# times alternating, so all see the same machine. Each run
+# run with MPS_TUN_OFFLOAD=1 (both halves), tx (super-segments out only, the
+# default of mps_tun_open()) and 0 (none), FJ_BENCH_TUN_MODES to choose,
+# FJ_BENCH_ROUNDS times alternating, so all see the same machine. Each run
 # also measures the kernel's own baseline. FJ_BENCH_PERF_OPTS (for example
 # "--rcvbuf 4194304 --sndbuf 4194304") goes to mpsperf as in those scripts.
 # Prints each script's summary; figures go to docs/benchmarks.md, "Bundled
@@ -13,7 +13,7 @@ set -eu
 
 ROUNDS=${FJ_BENCH_ROUNDS:-1}
 SCRIPTS=${FJ_BENCH_TUN_SCRIPTS:-"tests/bench/mps_twopath_raw.sh tests/bench/mps_goodput.sh"}
-MODES=${FJ_BENCH_TUN_MODES:-"1 0"}
+MODES=${FJ_BENCH_TUN_MODES:-"1 tx 0"}
 
 [ "$(id -u)" = 0 ] || { echo "tun_offload: SKIP (needs root)"; exit 0; }
 
