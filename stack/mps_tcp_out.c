@@ -516,9 +516,9 @@ static bool opts_waiting(const struct mps_conn *c, const struct mps_subflow *sf)
 	       c->mp_fail_echo;
 }
 
-static int send_segment_map(struct mps_conn *c, struct mps_subflow *sf, uint64_t now,
-			    uint32_t seq, uint64_t dsn, uint32_t len, bool fin,
-			    struct map_whole *whole, uint8_t *buf, size_t cap)
+static int send_segment_map(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, uint32_t seq,
+			    uint64_t dsn, uint32_t len, bool fin, struct map_whole *whole,
+			    uint8_t *buf, size_t cap)
 {
 	uint8_t opts[MPS_MAX_OPTS];
 	struct mps_pkt_spec ps = { .local = &sf->local,
@@ -724,8 +724,7 @@ static int send_from(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, u
 	} else if (fresh && mps_smap_add(sf, seq, dsn, len) < 0) {
 		return 0; /* the send map is full: this subflow takes nothing new for now */
 	}
-	rc = send_segment_map(c, sf, now, seq, dsn, len, false, is_whole ? &whole : NULL, buf,
-			      cap);
+	rc = send_segment_map(c, sf, now, seq, dsn, len, false, is_whole ? &whole : NULL, buf, cap);
 	if (rc <= 0)
 		return rc;
 	if (fresh && len > mss) {
