@@ -118,6 +118,14 @@ struct mps_subflow {
 	uint32_t rxt_mark;  /* snd_max at our latest retransmission in SACK recovery */
 	/* Proportional Rate Reduction (RFC 6937) in SACK recovery. */
 	uint32_t prr_delivered, prr_out, recover_fs;
+	/*
+	 * HyStart++ (RFC 9406) in the first slow start: the minimum RTT of the
+	 * last and of this round (us, UINT32_MAX: none), and of the round that
+	 * began Conservative Slow Start.
+	 */
+	bool hs_init, hs_css;
+	uint8_t hs_samples, hs_css_rounds;
+	uint32_t hs_round_end, hs_last_min, hs_cur_min, hs_css_base;
 	bool probe_answered; /* an ACK came back while the peer's window was zero */
 	uint8_t backoff;
 	uint64_t rto_at;      /* MPS_TIME_NEVER when not armed */

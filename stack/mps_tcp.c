@@ -1036,6 +1036,74 @@ static void enter_recovery(struct mps_conn *c, struct mps_subflow *sf, uint32_t 
 	c->st->counters[MPS_CNT_FAST_RETRANS]++;
 }
 
+#define HS_SAMPLES    8	    /* RTT samples per round before HyStart++ judges it */
+#define HS_ETA_MIN_US 4000  /* RFC 9406 MIN_RTT_THRESH */
+#define HS_ETA_MAX_US 16000 /* RFC 9406 MAX_RTT_THRESH */
+#define HS_CSS_DIV    4	    /* growth divisor in Conservative Slow Start */
+#define HS_CSS_ROUNDS 5	    /* rounds of it before congestion avoidance */
+
+/*
+ * HyStart++ (RFC 9406) in the first slow start. A round ends when snd_una
+ * passes what was sent when it began; the RTT comes from the timestamp each
+ * ACK echoes (millisecond resolution, so the RFC's 4 ms floor still tells a
+ * queue from jitter). A round whose minimum RTT exceeds the last one's by
+ * max(4 ms, min(last / 8, 16 ms)) starts Conservative Slow Start: growth at
+ * a quarter, back to slow start if the RTT falls below where CSS began, and
+ * after five rounds congestion avoidance (ssthresh = cwnd). Slow start
+ * thereby stops near the path's capacity instead of doubling its window into
+ * a full queue, where a tail-drop queue (tbf's) loses a large part of a
+ * window at once.
+ */
+static void hystart_ack(struct mps_subflow *sf, const struct mps_tcpopts *t, uint64_t now)
+{
+	uint32_t rtt, eta;
+
+	if (sf->ssthresh != UINT32_MAX || sf->in_recovery)
+		return;
+	if (!sf->hs_init) {
+		sf->hs_init = true;
+		sf->hs_last_min = UINT32_MAX;
+		sf->hs_cur_min = UINT32_MAX;
+		sf->hs_round_end = sf->snd_max;
+	}
+	if (SEQ_GEQ(sf->snd_una, sf->hs_round_end)) {
+		if (sf->hs_css && ++sf->hs_css_rounds >= HS_CSS_ROUNDS) {
+			sf->ssthresh = sf->cwnd;
+			sf->hs_css = false;
+			return;
+		}
+		sf->hs_last_min = sf->hs_cur_min;
+		sf->hs_cur_min = UINT32_MAX;
+		sf->hs_samples = 0;
+		sf->hs_round_end = sf->snd_max;
+	}
+	if (!(t->present & MPS_TCPOPTS_TS) || !t->ts_ecr)
+		return;
+	rtt = (uint32_t)(now / 1000) - t->ts_ecr; /* our TSval is the clock in ms */
+	if (rtt > 60000)
+		return; /* not an echo of ours */
+	rtt *= 1000;
+	if (rtt < sf->hs_cur_min)
+		sf->hs_cur_min = rtt;
+	if (sf->hs_samples < HS_SAMPLES)
+		sf->hs_samples++;
+	if (sf->hs_samples < HS_SAMPLES || sf->hs_last_min == UINT32_MAX)
+		return;
+	if (!sf->hs_css) {
+		eta = sf->hs_last_min / 8;
+		eta = eta < HS_ETA_MIN_US   ? HS_ETA_MIN_US
+		      : eta > HS_ETA_MAX_US ? HS_ETA_MAX_US
+					    : eta;
+		if (sf->hs_cur_min >= sf->hs_last_min + eta) {
+			sf->hs_css = true;
+			sf->hs_css_rounds = 0;
+			sf->hs_css_base = sf->hs_cur_min;
+		}
+	} else if (sf->hs_cur_min < sf->hs_css_base) {
+		sf->hs_css = false; /* the RTT rise was passing: slow start again */
+	}
+}
+
 static void congestion_on_ack(struct mps_conn *c, struct mps_subflow *sf, uint32_t acked,
 			      uint32_t mss)
 {
@@ -1055,7 +1123,8 @@ static void congestion_on_ack(struct mps_conn *c, struct mps_subflow *sf, uint32
 	}
 	/* Slow start counts bytes acked, at most L = 2 segments per ACK (RFC 3465). */
 	if (sf->cwnd < sf->ssthresh)
-		sf->cwnd += acked < 2 * mss ? acked : 2 * mss;
+		sf->cwnd += (acked < 2 * mss ? acked : 2 * mss) /
+			    (sf->hs_css && sf->ssthresh == UINT32_MAX ? HS_CSS_DIV : 1);
 	else
 		sf->cwnd += c->st->cc->ca_increase(c, sf, acked, mss);
 }
@@ -1103,6 +1172,7 @@ static bool process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct
 		}
 		sf->backoff = 0;
 		sf->dupacks = 0;
+		hystart_ack(sf, t, now);
 		congestion_on_ack(c, sf, acked, mss);
 		mps_sndbuf_tune(c);
 		sf->rto_at = sf->snd_una == sf->snd_max ? MPS_TIME_NEVER : now + sf->rto;

@@ -1373,6 +1373,58 @@ static void test_sack_burst_repair(void)
 	world_free(&w);
 }
 
+/*
+ * HyStart++ (RFC 9406): over a 50 Mbit/s path with a queue that never drops
+ * (the simulator's holds 8192 packets) and windows that do not bind (4 MiB
+ * buffers), plain slow start would double the window into the queue until
+ * the buffers stop it, hundreds of milliseconds of queue. With HyStart++ the
+ * rising RTT ends slow start (ssthresh set without any loss) and the queue
+ * stays within ten round trips of the path's own.
+ */
+static void test_hystart_exit(void)
+{
+	static const struct mps_sim_link_cfg link = { .delay_us = 10000,
+						      .mtu = 1500,
+						      .rate_bps = 50000000 };
+	struct mps_config cfg = { .seed = 71, .rcvbuf = 4 << 20, .sndbuf_max = 4 << 20 };
+	struct xfer x = { .total = 16 << 20 };
+	struct mps_subflow_info sfi;
+	uint32_t max_srtt = 0;
+	struct mps_conn *c, *s;
+	struct world w;
+	long steps;
+
+	world_init(&w, 4, &link, &cfg, &cfg, 72);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	x.tx = c;
+	x.rx = s;
+	for (steps = 0; steps < STEP_CAP && !x.rx_eof; steps++) {
+		xfer_pump(&x);
+		CU_ASSERT_EQUAL_FATAL(mps_subflow_info(c, 0, &sfi), 0);
+		if (sfi.srtt_us > max_srtt)
+			max_srtt = sfi.srtt_us;
+		if (!x.rx_eof && !world_step(&w))
+			break;
+	}
+	CU_ASSERT_TRUE(x.rx_eof);
+	CU_ASSERT_FALSE(x.mismatch);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_RETRANS_TIMEOUT), 0);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_FAST_RETRANS), 0);
+	CU_ASSERT_EQUAL(sfi.retransmits, 0);
+	/* Slow start ended by the RTT alone. */
+	CU_ASSERT_NOT_EQUAL(sfi.ssthresh, UINT32_MAX);
+	/*
+	 * The queue stayed bounded: 160 ms of smoothed RTT at most here (the
+	 * five rounds of Conservative Slow Start still triple the window), where
+	 * slow start alone would fill 4 MiB of buffers, about 650 ms.
+	 */
+	CU_ASSERT(max_srtt < 200000);
+	mps_abort(c);
+	mps_abort(s);
+	world_free(&w);
+}
+
 static const struct fj_test tests[] = {
 	{ "handshake", test_handshake },
 	{ "transfer_clean", test_transfer_clean },
@@ -1404,6 +1456,7 @@ static const struct fj_test tests[] = {
 	{ "fastclose", test_fastclose },
 	{ "syn_retransmit", test_syn_retransmit },
 	{ "sack_burst_repair", test_sack_burst_repair },
+	{ "hystart_exit", test_hystart_exit },
 	{ NULL, NULL },
 };
 
