@@ -203,6 +203,8 @@ struct mps_conn {
 	 * bytes that arrived through another).
 	 */
 	uint64_t snd_una_dsn, rcv_nxt_dsn, snd_nxt_dsn, snd_base_dsn;
+	/* Right edge of the receive window in our last segment (0: none yet). */
+	uint64_t rcv_adv_edge;
 	/*
 	 * Right edge of the peer's connection-level receive window: the largest
 	 * DATA_ACK + window carried by one segment (RFC 8684 §3.3.7), 0 until a

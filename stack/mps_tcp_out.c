@@ -542,6 +542,7 @@ static int send_segment_map(struct mps_conn *c, struct mps_subflow *sf, uint64_t
 	rc = mps_tcp_write_packet(c->st, &ps, buf, cap);
 	if (rc < 0)
 		return rc;
+	c->rcv_adv_edge = c->rcv_nxt_dsn + mps_rcv_space(c);
 	/* A data or FIN segment leaves a waiting ADD_ADDR echo for a pure ACK next; a pure ACK never repeats itself. */
 	sf->unacked_segs = 0; /* this segment carries the ACK */
 	sf->delack_at = MPS_TIME_NEVER;

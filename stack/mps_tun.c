@@ -116,16 +116,12 @@ struct mps_tun *mps_tun_open_flags(const char *name, unsigned int flags, int *er
 struct mps_tun *mps_tun_open(const char *name, int *err)
 {
 	const char *env = getenv("MPS_TUN_OFFLOAD");
-	/*
-	 * Merged packets in only when asked: with the stack's default 256 KiB
-	 * receive buffer they made receiving slower (docs/benchmarks.md).
-	 */
-	unsigned int flags = MPS_TUN_OFFLOAD_TX;
+	unsigned int flags = MPS_TUN_OFFLOAD;
 
 	if (env && !strcmp(env, "0"))
 		flags = 0;
-	else if (env && !strcmp(env, "1"))
-		flags = MPS_TUN_OFFLOAD;
+	else if (env && !strcmp(env, "tx"))
+		flags = MPS_TUN_OFFLOAD_TX;
 	return mps_tun_open_flags(name, flags, err);
 }
 
