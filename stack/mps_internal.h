@@ -33,6 +33,8 @@
 /* An autotuned send buffer's first size, and its default cap (cfg.sndbuf_max). */
 #define MPS_SNDBUF_START (256u * 1024)
 #define MPS_SNDBUF_CAP	 (4u << 20)
+/* A receive buffer's default size; it grows only up to a cfg.rcvbuf_max that is set. */
+#define MPS_RCVBUF_START (256u * 1024)
 
 /* A byte ring with a capacity (fixed, or grown by autotuning): bounds every stream buffer. */
 struct mps_ring {
@@ -241,6 +243,10 @@ struct mps_conn {
 	struct mps_dss_csum rx_csum; /* running checksum of the current mapping */
 	uint32_t rx_unverified;	     /* tail of rcvbuf held back until the checksum verifies */
 	struct mps_ring sndbuf, rcvbuf;
+	/* Receive buffer autotuning: RTT as a receiver (us), bytes received at drs_at. */
+	bool drs_started;
+	uint32_t drs_rtt;
+	uint64_t drs_at, drs_bytes;
 	bool shut_wr; /* DATA_FIN wanted after the queued data */
 	bool data_fin_sent;
 	bool data_fin_acked;
@@ -351,6 +357,12 @@ uint32_t mps_conn_deliver(struct mps_conn *c, uint64_t dsn, const uint8_t *p, ui
  * cfg.sndbuf_max. Called as ACKs grow the windows.
  */
 void mps_sndbuf_tune(struct mps_conn *c);
+/*
+ * Receive buffer autotuning (mps_stack.c), after a segment with payload
+ * (t its options) went through c: once per round trip, the buffer doubles
+ * towards twice what arrived in it, up to cfg.rcvbuf_max.
+ */
+void mps_rcvbuf_tune(struct mps_conn *c, const struct mps_tcpopts *t, uint64_t now);
 /* A DATA_FIN at dsn seen on any subflow (mps_tcp.c). */
 void mps_data_fin_check(struct mps_conn *c, bool have, uint64_t dsn);
 

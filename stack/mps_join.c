@@ -245,7 +245,7 @@ static void syn_options(struct mps_conn *c, struct mps_subflow *sf, const struct
 	if (t->present & MPS_TCPOPTS_WS) {
 		sf->snd_wscale = t->ws > MPS_TCP_WS_MAX ? MPS_TCP_WS_MAX : t->ws;
 		if (!synack)
-			sf->rcv_wscale = mps_wscale_for(c->rcvbuf.cap);
+			sf->rcv_wscale = mps_wscale_for(c->st->cfg.rcvbuf_max);
 	} else {
 		sf->snd_wscale = 0;
 		sf->rcv_wscale = 0;
@@ -286,7 +286,7 @@ int mps_join(struct mps_conn *c, const struct mps_addr *local, const struct mps_
 	sf->backup = backup;
 	sf->join_ours = true;
 	sf->state = MPS_SF_SYN_SENT;
-	sf->rcv_wscale = mps_wscale_for(c->rcvbuf.cap);
+	sf->rcv_wscale = mps_wscale_for(c->st->cfg.rcvbuf_max);
 	return 0;
 }
 

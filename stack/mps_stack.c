@@ -48,6 +48,7 @@ static const char *const counter_names[MPS_CNT__COUNT] = {
 	[MPS_CNT_DATA_RTO] = "data_rto",
 	[MPS_CNT_SNDBUF_GROWN] = "sndbuf_grown",
 	[MPS_CNT_LOST_RETRANS] = "lost_retrans",
+	[MPS_CNT_RCVBUF_GROWN] = "rcvbuf_grown",
 };
 
 const char *mps_stack_counter_name(enum mps_counter which)
@@ -120,6 +121,8 @@ struct mps_stack *mps_stack_create(const struct mps_config *cfg, int *err)
 	    (cfg->sndbuf && cfg->sndbuf < 4096) || (cfg->rcvbuf && cfg->rcvbuf < 4096) ||
 	    cfg->sndbuf > (1u << 30) || cfg->rcvbuf > (1u << 30) || cfg->sndbuf_max > (1u << 30) ||
 	    (cfg->sndbuf_max && cfg->sndbuf_max < (cfg->sndbuf ? cfg->sndbuf : MPS_SNDBUF_START)) ||
+	    cfg->rcvbuf_max > (1u << 30) ||
+	    (cfg->rcvbuf_max && cfg->rcvbuf_max < (cfg->rcvbuf ? cfg->rcvbuf : MPS_RCVBUF_START)) ||
 	    cfg->max_subflows > MPS_MAX_SUBFLOWS || cfg->nlocal_addrs > MPS_MAX_LOCAL_ADDRS ||
 	    (cfg->path_manager && !mps_pm_find(cfg->path_manager)) ||
 	    (cfg->scheduler && !mps_sched_find(cfg->scheduler)) ||
@@ -141,8 +144,10 @@ struct mps_stack *mps_stack_create(const struct mps_config *cfg, int *err)
 		st->cfg.sndbuf_max = st->cfg.sndbuf ? st->cfg.sndbuf : MPS_SNDBUF_CAP;
 	if (!st->cfg.sndbuf)
 		st->cfg.sndbuf = MPS_SNDBUF_START;
+	if (!st->cfg.rcvbuf_max)
+		st->cfg.rcvbuf_max = st->cfg.rcvbuf ? st->cfg.rcvbuf : MPS_RCVBUF_START;
 	if (!st->cfg.rcvbuf)
-		st->cfg.rcvbuf = 256 * 1024;
+		st->cfg.rcvbuf = MPS_RCVBUF_START;
 	if (!st->cfg.max_conns)
 		st->cfg.max_conns = 64;
 	if (!st->cfg.max_subflows)
@@ -661,6 +666,8 @@ int mps_input(struct mps_stack *st, const uint8_t *pkt, size_t len, uint64_t now
 			mps_join_input(c, sf, &s, &t, now);
 		else
 			mps_tcp_input(c, &s, &t, now);
+		if (s.payload_len)
+			mps_rcvbuf_tune(c, &t, now);
 		return 0;
 	}
 	/* A join may come to any of our addresses; the token says which connection. */
@@ -857,6 +864,51 @@ void mps_sndbuf_tune(struct mps_conn *c)
 	/* Without the memory the buffer keeps its size: slower, still bounded. */
 	if (mps_ring_grow(c->st, &c->sndbuf, cap) == 0)
 		c->st->counters[MPS_CNT_SNDBUF_GROWN]++;
+}
+
+void mps_rcvbuf_tune(struct mps_conn *c, const struct mps_tcpopts *t, uint64_t now)
+{
+	uint32_t max = c->st->cfg.rcvbuf_max, cap = c->rcvbuf.cap, rtt;
+	uint64_t got;
+
+	if (cap >= max || c->reset)
+		return;
+	/*
+	 * Our RTT as a receiver (as Linux's tcp_rcv_rtt_measure_ts()): the peer
+	 * echoes the TSval of an ACK of ours, and its data answers that ACK.
+	 */
+	if ((t->present & MPS_TCPOPTS_TS) && t->ts_ecr) {
+		rtt = (uint32_t)(now / 1000) - t->ts_ecr; /* our TSval is the clock in ms */
+		if (rtt < 60000) {
+			rtt = rtt * 1000 + 1000; /* at least the resolution */
+			c->drs_rtt = c->drs_rtt ? (uint32_t)(((uint64_t)c->drs_rtt * 7 + rtt) / 8)
+						: rtt;
+		}
+	}
+	if (!c->drs_rtt)
+		return; /* no timestamps: the buffer keeps its size */
+	if (!c->drs_started) {
+		c->drs_started = true;
+		c->drs_at = now;
+		c->drs_bytes = c->bytes_received;
+		return;
+	}
+	if (now - c->drs_at < c->drs_rtt)
+		return;
+	got = c->bytes_received - c->drs_bytes;
+	c->drs_at = now;
+	c->drs_bytes = c->bytes_received;
+	/*
+	 * More than half the buffer in one round trip: the window may be what
+	 * holds the peer back, and in slow start it would double. Room for
+	 * twice what came (Linux's tcp_rcv_space_adjust() sizes by the same).
+	 */
+	if (2 * got <= cap)
+		return;
+	while (cap < 2 * got && cap < max)
+		cap = cap > max / 2 ? max : cap * 2;
+	if (mps_ring_grow(c->st, &c->rcvbuf, cap) == 0)
+		c->st->counters[MPS_CNT_RCVBUF_GROWN]++;
 }
 
 void mps_ring_free(struct mps_stack *st, struct mps_ring *r)

@@ -68,7 +68,7 @@ void mps_tcp_connect(struct mps_conn *c, uint64_t now)
 	sf->snd_una = sf->snd_nxt = sf->snd_max = sf->iss;
 	sf->state = MPS_SF_SYN_SENT;
 	sf->rto = MPS_RTO_INIT_US;
-	sf->rcv_wscale = mps_wscale_for(c->rcvbuf.cap);
+	sf->rcv_wscale = mps_wscale_for(c->st->cfg.rcvbuf_max);
 	c->lidsn = 0;
 	c->snd_una_dsn = c->snd_nxt_dsn = c->snd_base_dsn = 1;
 	if (!c->st->cfg.mptcp_disabled) {
@@ -123,7 +123,7 @@ static void syn_options(struct mps_conn *c, const struct mps_tcpopts *t, bool sy
 	if (t->present & MPS_TCPOPTS_WS) {
 		sf->snd_wscale = t->ws > MPS_TCP_WS_MAX ? MPS_TCP_WS_MAX : t->ws;
 		if (!synack)
-			sf->rcv_wscale = mps_wscale_for(c->rcvbuf.cap);
+			sf->rcv_wscale = mps_wscale_for(c->st->cfg.rcvbuf_max);
 	} else {
 		sf->snd_wscale = 0;
 		sf->rcv_wscale = 0;

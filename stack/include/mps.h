@@ -37,7 +37,7 @@ struct mps_addr {
 struct mps_config {
 	uint16_t mss;	     /* largest TCP payload we send and announce; 0: 1400 */
 	uint32_t sndbuf;     /* per-connection send buffer, bytes; 0: autotuned (sndbuf_max) */
-	uint32_t rcvbuf;     /* per-connection receive buffer cap, bytes; 0: 256 KiB */
+	uint32_t rcvbuf;     /* per-connection receive buffer, bytes; 0: 256 KiB (and rcvbuf_max) */
 	uint32_t max_conns;  /* connections per stack, listeners' children included; 0: 64 */
 	uint32_t msl_us;     /* maximum segment lifetime (TIME_WAIT is 2 MSL); 0: 30 s */
 	bool mptcp_disabled; /* behave as plain TCP (baselines) */
@@ -112,6 +112,15 @@ struct mps_config {
 	 * At most 1 GiB.
 	 */
 	uint32_t sndbuf_max;
+	/*
+	 * Receive buffer autotuning, when rcvbuf_max is set (0: none, the
+	 * receive buffer stays at rcvbuf): each receive buffer starts at rcvbuf
+	 * (0: 256 KiB) and doubles while a round trip (timed by the timestamps
+	 * the peer echoes) brings more than half of it, up to rcvbuf_max (at
+	 * least rcvbuf, at most 1 GiB). The window scale we announce is chosen
+	 * for rcvbuf_max.
+	 */
+	uint32_t rcvbuf_max;
 };
 
 /*
@@ -412,6 +421,7 @@ enum mps_counter {
 	MPS_CNT_DATA_RTO, /* data-level retransmission timer expiries: data or DATA_FIN sent again */
 	MPS_CNT_SNDBUF_GROWN, /* send buffers grown by autotuning (each doubling or more) */
 	MPS_CNT_LOST_RETRANS, /* SACK recovery: retransmissions found lost, holes resent again */
+	MPS_CNT_RCVBUF_GROWN, /* receive buffers grown by autotuning */
 	MPS_CNT__COUNT
 };
 
