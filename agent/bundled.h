@@ -111,6 +111,7 @@ struct exp_bundled_res {
 	double goodput_bps;
 	unsigned int max_subflows;
 	char scheduler[32];
+	char cc[16];
 	Fjord__V1__Path **paths; /* the bundled addresses used, per run path (arena) */
 	size_t n_paths;
 };

@@ -625,7 +625,7 @@ static void bundled_once(const Fjord__V1__RunCommand *cmd, const struct exp_env 
 	r->dur_ms = br->dur_ms;
 	r->goodput_bps = br->goodput_bps;
 	r->max_subflows = br->max_subflows;
-	snprintf(r->cc, sizeof(r->cc), "reno");
+	snprintf(r->cc, sizeof(r->cc), "%s", br->cc[0] ? br->cc : "lia");
 	exp_add_metric(out, "fallback", br->fallback);
 }
 

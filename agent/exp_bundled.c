@@ -758,22 +758,31 @@ static void add_paths(struct exp_out *out, const struct bpath *bp, size_t n,
 	}
 }
 
+#define BX_DEFAULT_SCHED "lowrtt"
+#define BX_DEFAULT_CC	 "lia"
+
 /* The stack's settings from the run's StackSettings. 0, or -EINVAL after exp_fail(). */
 static int bx_settings(const Fjord__V1__RunCommand *cmd, struct mps_config *cfg,
 		       struct exp_out *out, struct exp_bundled_res *res)
 {
 	const Fjord__V1__StackSettings *ss = cmd->spec ? cmd->spec->stack : NULL;
 
-	snprintf(res->scheduler, sizeof(res->scheduler), "initial");
+	/* libmps's defaults (stack/include/mps.h), named so provenance says what ran. */
+	snprintf(res->scheduler, sizeof(res->scheduler), "%s", BX_DEFAULT_SCHED);
+	snprintf(res->cc, sizeof(res->cc), "%s", BX_DEFAULT_CC);
 	if (!ss)
 		return 0;
-	if (ss->congestion_control && ss->congestion_control[0] &&
-	    strcmp(ss->congestion_control, "reno")) {
-		exp_fail(out,
-			 "the bundled stack has one congestion control, reno (NewReno); the run "
-			 "asks for '%.64s'",
-			 ss->congestion_control);
-		return -EINVAL;
+	if (ss->congestion_control && ss->congestion_control[0]) {
+		if (strcmp(ss->congestion_control, "lia") &&
+		    strcmp(ss->congestion_control, "reno")) {
+			exp_fail(out,
+				 "the bundled stack has the congestion controls lia (coupled, the "
+				 "default) and reno; the run asks for '%.64s'",
+				 ss->congestion_control);
+			return -EINVAL;
+		}
+		snprintf(res->cc, sizeof(res->cc), "%s", ss->congestion_control);
+		cfg->congestion = res->cc;
 	}
 	if (ss->path_manager && ss->path_manager[0] && strcmp(ss->path_manager, "fullmesh")) {
 		exp_fail(out,
@@ -908,16 +917,23 @@ int exp_bundled_bulk(const Fjord__V1__RunCommand *cmd, const struct exp_env *env
 
 	/*
 	 * A download is sent by the peer's bundled responder, whose one stack
-	 * has libmps's default scheduler: another one asked for would be
-	 * recorded but not used.
+	 * has libmps's default scheduler and congestion control: others asked
+	 * for would be recorded but not used.
 	 */
-	if (xf->download && ss && ss->scheduler && ss->scheduler[0] &&
-	    strcmp(ss->scheduler, "initial")) {
-		snprintf(res->scheduler, sizeof(res->scheduler), "initial");
+	if (xf->download && ss &&
+	    ((ss->scheduler && ss->scheduler[0] && strcmp(ss->scheduler, BX_DEFAULT_SCHED)) ||
+	     (ss->congestion_control && ss->congestion_control[0] &&
+	      strcmp(ss->congestion_control, BX_DEFAULT_CC)))) {
+		snprintf(res->scheduler, sizeof(res->scheduler), "%s", BX_DEFAULT_SCHED);
+		snprintf(res->cc, sizeof(res->cc), "%s", BX_DEFAULT_CC);
 		exp_fail(out,
-			 "a bundled download is sent by the peer's bundled responder with its "
-			 "scheduler 'initial'; the run asks for '%.32s'",
-			 ss->scheduler);
+			 "a bundled download is sent by the peer's bundled responder with "
+			 "scheduler '" BX_DEFAULT_SCHED "' and congestion control '" BX_DEFAULT_CC
+			 "'; the run asks for '%.32s' and '%.32s'",
+			 ss->scheduler && ss->scheduler[0] ? ss->scheduler : BX_DEFAULT_SCHED,
+			 ss->congestion_control && ss->congestion_control[0]
+				 ? ss->congestion_control
+				 : BX_DEFAULT_CC);
 		return 0;
 	}
 	if (getrandom(&q.seed, sizeof(q.seed), 0) != sizeof(q.seed))
@@ -1062,7 +1078,8 @@ void exp_bundled_provenance(struct exp_out *out, const struct exp_bundled_res *b
 		return;
 	p->stack = FJORD__V1__STACK__STACK_BUNDLED;
 	p->stack_version = agent_arena_strdup(out->arena, BUNDLED_LIBMPS_VERSION);
-	p->scheduler = agent_arena_strdup(out->arena, br->scheduler[0] ? br->scheduler : "initial");
+	p->scheduler =
+		agent_arena_strdup(out->arena, br->scheduler[0] ? br->scheduler : BX_DEFAULT_SCHED);
 	p->path_manager = agent_arena_strdup(out->arena, "fullmesh");
 	p->checksums = br->checksum;
 	if (br->n_paths) {
@@ -1118,7 +1135,8 @@ int exp_bundled_echo(const Fjord__V1__RunCommand *cmd, const struct exp_env *env
 		exp_add_metric(out, "fallback", res.fallback);
 	}
 	free(e.rtts);
-	exp_provenance(out, FJORD__V1__STACK__STACK_BUNDLED, "reno", cmd, env);
+	exp_provenance(out, FJORD__V1__STACK__STACK_BUNDLED, res.cc[0] ? res.cc : BX_DEFAULT_CC,
+		       cmd, env);
 	exp_bundled_provenance(out, &res);
 	return 0;
 }

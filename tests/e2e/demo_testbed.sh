@@ -7,8 +7,8 @@
 #   tromso->svalbard), one run per ISP pair with the kernel's MPTCP and with
 #   single-path TCP (the baselines), 2 s each;
 # - bulk over every site pair with all its paths at once, kernel MPTCP and
-#   the bundled stack (libmps on the nodes' TUN devices, the default
-#   scheduler: new data on the initial subflow);
+#   the bundled stack (libmps on the nodes' TUN devices with its defaults:
+#   scheduler lowrtt, congestion control lia);
 # - a probe over every ISP pair (simula->svalbard, IPv4 and IPv6);
 # - one handover run (svalbard->tromso, uninett down for 2 s).
 #

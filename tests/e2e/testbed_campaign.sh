@@ -420,8 +420,8 @@ for name in ("bundled", "bundleddown"):
         pv = res.get("provenance", {})
         bpaths = pv.get("paths", [])
         check(pv.get("stack") == "STACK_BUNDLED" and pv.get("stackVersion", "").startswith("libmps")
-              and pv.get("scheduler") == "initial" and pv.get("pathManager") == "fullmesh"
-              and pv.get("congestionControl") == "reno" and bool(pv.get("kernelVersion"))
+              and pv.get("scheduler") == "lowrtt" and pv.get("pathManager") == "fullmesh"
+              and pv.get("congestionControl") == "lia" and bool(pv.get("kernelVersion"))
               and bool(pv.get("agentVersion")),
               "%s provenance: %s %s, scheduler %s, pm %s, cc %s" % (
                   name, pv.get("stack"), pv.get("stackVersion"), pv.get("scheduler"),

@@ -690,11 +690,12 @@ static const Fjord__V1__SubflowMetrics *subflow_of(const Fjord__V1__Result *r, c
 /*
  * Bulk on the bundled stack over paths a and b, both ways: every byte, the
  * join over b up, samples and subflows labelled by ISP, the bundled paths and
- * libmps in the provenance; with lowrtt both subflows carry data.
+ * libmps in the provenance; with the default scheduler (lowrtt) both
+ * subflows carry data, and "initial" is recorded when asked for.
  */
 static void test_bundled_bulk(void)
 {
-	static const char *const ids[3] = { "ns-bd-up", "ns-bd-down", "ns-bd-lowrtt" };
+	static const char *const ids[3] = { "ns-bd-up", "ns-bd-down", "ns-bd-initial" };
 	unsigned int i;
 
 	if (!usable)
@@ -703,7 +704,7 @@ static void test_bundled_bulk(void)
 	set_client_bundled("fjbc");
 	for (i = 0; i < 3; i++) {
 		Fjord__V1__Result *res =
-			bundled_run(ids[i], "ab", i == 1, i == 2 ? "lowrtt" : NULL);
+			bundled_run(ids[i], "ab", i == 1, i == 2 ? "initial" : NULL);
 		const Fjord__V1__SubflowMetrics *sa, *sb;
 
 		CU_ASSERT_PTR_NOT_NULL_FATAL(res);
@@ -724,12 +725,13 @@ static void test_bundled_bulk(void)
 		CU_ASSERT_PTR_NOT_NULL_FATAL(sb);
 		CU_ASSERT_STRING_EQUAL(sa->local_address, "198.18.1.128");
 		CU_ASSERT_STRING_EQUAL(sb->local_address, "198.18.2.128");
-		if (i == 2)
+		if (i == 0) /* the default scheduler, lowrtt, sends over both */
 			CU_ASSERT(sa->bytes_acked > 100000 && sb->bytes_acked > 100000);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(res->provenance);
 		CU_ASSERT_EQUAL(res->provenance->stack, FJORD__V1__STACK__STACK_BUNDLED);
 		CU_ASSERT_STRING_EQUAL(res->provenance->stack_version, BUNDLED_LIBMPS_VERSION);
-		CU_ASSERT_STRING_EQUAL(res->provenance->scheduler, i == 2 ? "lowrtt" : "initial");
+		CU_ASSERT_STRING_EQUAL(res->provenance->scheduler, i == 2 ? "initial" : "lowrtt");
+		CU_ASSERT_STRING_EQUAL(res->provenance->congestion_control, "lia");
 		CU_ASSERT_STRING_EQUAL(res->provenance->path_manager, "fullmesh");
 		CU_ASSERT_EQUAL_FATAL(res->provenance->n_paths, 2);
 		CU_ASSERT_STRING_EQUAL(res->provenance->paths[1]->local_address, "198.18.2.128");
@@ -837,14 +839,15 @@ static void test_bundled_failures(void)
 	expect_failure("ns-bd-noaddr", "an",
 		       "path 1: this agent has no bundled IPv4 address on ISP n");
 	{
-		Fjord__V1__Result *res = bundled_run("ns-bd-dlsched", "ab", 1, "lowrtt");
+		Fjord__V1__Result *res = bundled_run("ns-bd-dlsched", "ab", 1, "initial");
 
 		CU_ASSERT_PTR_NOT_NULL_FATAL(res);
 		CU_ASSERT(!res->ok);
 		CU_ASSERT_PTR_NOT_NULL(strstr(res->error,
 					      "a bundled download is sent by the peer's "
-					      "bundled responder with its scheduler "
-					      "'initial'; the run asks for 'lowrtt'"));
+					      "bundled responder with scheduler 'lowrtt' and "
+					      "congestion control 'lia'; the run asks for "
+					      "'initial' and 'lia'"));
 		fjord__v1__result__free_unpacked(res, NULL);
 	}
 	bundled_resp_stop(bundled_pid);
