@@ -116,12 +116,17 @@ struct mps_tun *mps_tun_open_flags(const char *name, unsigned int flags, int *er
 struct mps_tun *mps_tun_open(const char *name, int *err)
 {
 	const char *env = getenv("MPS_TUN_OFFLOAD");
-	unsigned int flags = MPS_TUN_OFFLOAD;
+	/*
+	 * Merged packets in only when asked: over shaped paths they cost about
+	 * a tenth of the goodput, and unshaped the gain was within the noise
+	 * (docs/benchmarks.md, "TUN offloads").
+	 */
+	unsigned int flags = MPS_TUN_OFFLOAD_TX;
 
 	if (env && !strcmp(env, "0"))
 		flags = 0;
-	else if (env && !strcmp(env, "tx"))
-		flags = MPS_TUN_OFFLOAD_TX;
+	else if (env && !strcmp(env, "1"))
+		flags = MPS_TUN_OFFLOAD;
 	return mps_tun_open_flags(name, flags, err);
 }
 
