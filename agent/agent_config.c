@@ -44,6 +44,8 @@ static const char *const known_settings[] = {
 	"interfaces",
 	"bundled_tun",
 	"bundled_responder_tun",
+	"bundled_rcvbuf_max",
+	"bundled_sndbuf_max",
 	NULL,
 };
 
@@ -68,6 +70,8 @@ void agent_config_defaults(struct agent_config *cfg)
 	cfg->log_level = FJ_LOG_INFO;
 	cfg->max_runs = 2;
 	cfg->run_deadline_s = 60;
+	cfg->bundled_rcvbuf_max = AGENT_BUNDLED_RCVBUF_DEFAULT;
+	cfg->bundled_sndbuf_max = AGENT_BUNDLED_SNDBUF_DEFAULT;
 	cfg->backoff_base_ms = 500;
 	cfg->backoff_max_ms = 60000;
 }
@@ -432,6 +436,12 @@ static int parse_numbers(const config_setting_t *root, struct agent_config *cfg,
 		rc = fail(err, errlen, config_setting_get_member(root, "backoff_max_ms"),
 			  "backoff_max_ms", "must not be below backoff_base_ms (%u)",
 			  cfg->backoff_base_ms);
+	if (!rc)
+		rc = get_uint32(root, "bundled_rcvbuf_max", AGENT_BUNDLED_BUF_MIN,
+				AGENT_BUNDLED_BUF_MAX, &cfg->bundled_rcvbuf_max, err, errlen);
+	if (!rc)
+		rc = get_uint32(root, "bundled_sndbuf_max", AGENT_BUNDLED_BUF_MIN,
+				AGENT_BUNDLED_BUF_MAX, &cfg->bundled_sndbuf_max, err, errlen);
 	return rc;
 }
 

@@ -62,7 +62,21 @@ struct agent_config {
 	/* TUN devices of the bundled stack: client runs, and the responder; empty: none. */
 	char bundled_tun[AGENT_IFNAME_MAX];
 	char bundled_responder_tun[AGENT_IFNAME_MAX];
+	/*
+	 * Caps of the bundled stack's buffer autotuning per connection (client
+	 * runs and the responder), bytes: AGENT_BUNDLED_BUF_MIN (256 KiB, the
+	 * starting size: no growth) to AGENT_BUNDLED_BUF_MAX. The receive
+	 * buffer does not grow by default: larger windows stalled two-path
+	 * uploads on the testbed (docs/agent.md).
+	 */
+	unsigned int bundled_rcvbuf_max;
+	unsigned int bundled_sndbuf_max;
 };
+
+#define AGENT_BUNDLED_BUF_MIN	     (256u << 10)
+#define AGENT_BUNDLED_BUF_MAX	     (1u << 30)
+#define AGENT_BUNDLED_RCVBUF_DEFAULT AGENT_BUNDLED_BUF_MIN
+#define AGENT_BUNDLED_SNDBUF_DEFAULT (4u << 20)
 
 /* Fills cfg with the defaults of every optional setting. */
 void agent_config_defaults(struct agent_config *cfg);

@@ -25,6 +25,8 @@ void bundled_cfg_from_agent(const struct agent_config *c, struct bundled_cfg *b)
 	memset(b, 0, sizeof(*b));
 	snprintf(b->tun, sizeof(b->tun), "%s", c->bundled_tun);
 	snprintf(b->resp_tun, sizeof(b->resp_tun), "%s", c->bundled_responder_tun);
+	b->rcvbuf_max = c->bundled_rcvbuf_max;
+	b->sndbuf_max = c->bundled_sndbuf_max;
 	for (i = 0; i < c->n_ifaces && b->n_isps < BUNDLED_MAX_ISPS; i++) {
 		const struct agent_iface_cfg *f = &c->ifaces[i];
 		struct bundled_isp *p = &b->isps[b->n_isps];
@@ -50,6 +52,18 @@ void bundled_set(const struct bundled_cfg *b)
 const struct bundled_cfg *bundled_get(void)
 {
 	return &the_cfg;
+}
+
+void bundled_cfg_buffers(const struct bundled_cfg *b, struct mps_config *cfg)
+{
+	/*
+	 * rcvbuf and sndbuf stay 0 (256 KiB to start): a connection grows its
+	 * buffers only as far as its paths' bandwidth-delay product asks.
+	 */
+	cfg->rcvbuf = 0;
+	cfg->sndbuf = 0;
+	cfg->rcvbuf_max = b->rcvbuf_max;
+	cfg->sndbuf_max = b->sndbuf_max;
 }
 
 int bundled_addr(const char *s, uint16_t port, struct mps_addr *a)

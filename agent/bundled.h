@@ -39,6 +39,8 @@ struct bundled_cfg {
 	char resp_tun[AGENT_IFNAME_MAX]; /* "" : no bundled responder */
 	struct bundled_isp isps[BUNDLED_MAX_ISPS];
 	unsigned int n_isps;
+	uint32_t rcvbuf_max; /* autotuning caps (agent config bundled_*buf_max); 0: libmps's */
+	uint32_t sndbuf_max;
 };
 
 /* The bundled part of the agent's configuration (interfaces with a bundled address). */
@@ -46,6 +48,12 @@ void bundled_cfg_from_agent(const struct agent_config *c, struct bundled_cfg *b)
 /* Set once at start; the run's children inherit it. NULL clears it. */
 void bundled_set(const struct bundled_cfg *b);
 const struct bundled_cfg *bundled_get(void);
+
+/*
+ * The buffer settings of every bundled stack of the agent into cfg: libmps's
+ * starting buffers (256 KiB), autotuned up to the configured caps.
+ */
+void bundled_cfg_buffers(const struct bundled_cfg *b, struct mps_config *cfg);
 
 /* Address literal (no prefix) into a libmps endpoint; 0 or -EINVAL. */
 int bundled_addr(const char *s, uint16_t port, struct mps_addr *a);

@@ -349,11 +349,11 @@ int bundled_resp_start(const struct bundled_cfg *bc, unsigned int port, unsigned
 		       unsigned int idle_s, int *pid, char *err, size_t errlen)
 {
 	/*
-	 * libmps's default buffers (a 256 KiB receive buffer; the send buffer
-	 * autotuned by the stack). Fixed 2 MiB buffers let the windows outgrow
-	 * the testbed's queues and the stack's loss recovery stalled for
-	 * seconds at a time (a 2 s download over svalbard's uninett took 16 s,
-	 * 2.9 Mbit/s). docs/agent.md.
+	 * Buffers start at 256 KiB and are autotuned up to the agent's
+	 * bundled_rcvbuf_max / bundled_sndbuf_max. The receive buffer stays at
+	 * 256 KiB unless configured: receive windows of 1 MiB and more (fixed
+	 * or autotuned) let two-path uploads over the testbed's 20 Mbit/s
+	 * uplinks outgrow their queues and stall for up to 15 s. docs/agent.md.
 	 */
 	struct mps_config cfg = { .msl_us = 1000000, .max_subflows = 8 };
 	struct mps_addr any4 = { .family = 4, .port = (uint16_t)port };
@@ -368,6 +368,7 @@ int bundled_resp_start(const struct bundled_cfg *bc, unsigned int port, unsigned
 		return -ENODEV;
 	}
 	cfg.max_conns = max_conns;
+	bundled_cfg_buffers(bc, &cfg);
 	rc = bundled_io_open(&b.io, bc->resp_tun, &cfg, 0, err, errlen);
 	if (rc < 0)
 		return rc;

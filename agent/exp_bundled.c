@@ -844,7 +844,7 @@ static void bx_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, 
 		   struct exp_bundled_res *res, struct agent_resp_request *q, bx_body_fn body,
 		   const void *arg)
 {
-	/* libmps's default buffers, as the bundled responder's (bundled_resp.c says why). */
+	/* The agent's buffer caps, as the bundled responder's (bundled_resp.c says why). */
 	struct mps_config cfg = { .msl_us = 1000000 };
 	struct bpath bp[BX_MAX_PATHS];
 	struct bx *x;
@@ -863,6 +863,7 @@ static void bx_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, 
 		return;
 	}
 	cfg.max_subflows = (uint8_t)(n > 1 ? n : 1);
+	bundled_cfg_buffers(bundled_get(), &cfg);
 	rc = bundled_io_open(&x->io, bundled_get()->tun, &cfg, 1, why, sizeof(why));
 	if (rc < 0) {
 		if (rc == -EINVAL && cfg.scheduler)

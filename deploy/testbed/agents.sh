@@ -17,7 +17,9 @@
 #
 # Environment: FJ_BUILD (default build), FJTB (default $FJ_BUILD/fjord-testbed),
 # FJTB_RUN_DIR (fjord-testbed --run-dir, when the testbed was brought up with
-# one), FJ_RESPONDER_PORT (default 7470).
+# one), FJ_RESPONDER_PORT (default 7470), FJ_BUNDLED_RCVBUF_MAX and
+# FJ_BUNDLED_SNDBUF_MAX (the agents' bundled_rcvbuf_max / bundled_sndbuf_max;
+# unset: the agent's defaults).
 set -u
 
 FJ_BUILD=${FJ_BUILD:-build}
@@ -185,6 +187,10 @@ start()
 			echo ");"
 			awk -v n="$_n" '$2 == n && $9 != "-" { printf "bundled_tun = \"%s\";\n", $9; exit }' "$DIR/nodes"
 			awk -v n="$_n" '$2 == n && $12 != "-" { printf "bundled_responder_tun = \"%s\";\n", $12; exit }' "$DIR/nodes"
+			[ -z "${FJ_BUNDLED_RCVBUF_MAX:-}" ] ||
+				echo "bundled_rcvbuf_max = $FJ_BUNDLED_RCVBUF_MAX;"
+			[ -z "${FJ_BUNDLED_SNDBUF_MAX:-}" ] ||
+				echo "bundled_sndbuf_max = $FJ_BUNDLED_SNDBUF_MAX;"
 		} >"$DIR/agent-$_n.cfg"
 		# Handover runs change links through the emulator (docs/experiments.md).
 		FJORD_LINK_HOOK="$TB_HOOK set {site}/{isp} {action}" \

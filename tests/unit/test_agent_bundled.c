@@ -16,6 +16,7 @@
 	"controller_url = \"http://127.0.0.1:8080\";\n"                                            \
 	"site = \"oslo\";\nnode = \"n1\";\nenrollment_secret = \"s3cret\";\n"                      \
 	"state_dir = \"/tmp/st\";\nspool_dir = \"/tmp/sp\";\n"
+#define IFACE "interfaces = ( { name = \"e\"; isp = \"x\"; } );\n"
 
 static void test_config(void)
 {
@@ -71,6 +72,13 @@ static void test_config_errors(void)
 		{ HEAD "interfaces = ( { name = \"e\"; isp = \"x\"; } );\n"
 		       "bundled_tun = \"a-name-longer-than-15\";",
 		  "'bundled_tun': too long" },
+		{ HEAD IFACE "bundled_rcvbuf_max = 1000;",
+		  "'bundled_rcvbuf_max': must be between 262144 and 1073741824 (got 1000)" },
+		{ HEAD IFACE "bundled_sndbuf_max = 2147483648L;",
+		  "'bundled_sndbuf_max': must be between 262144 and 1073741824 (got 2147483648)" },
+		{ HEAD IFACE "bundled_sndbuf_max = \"4M\";",
+		  "'bundled_sndbuf_max': must be an integer" },
+		{ HEAD IFACE "bundled_rcvbuf = 4194304;", "bundled_rcvbuf" },
 	};
 	unsigned int i;
 
@@ -82,6 +90,44 @@ static void test_config_errors(void)
 		if (!strstr(err, bad[i].want))
 			fprintf(stderr, "\ncase %u: want \"%s\" in \"%s\"\n", i, bad[i].want, err);
 		CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].want));
+	}
+}
+
+/*
+ * The buffer caps (unless configured: receive 256 KiB, no growth; send 4 MiB),
+ * carried into every bundled stack's settings, which libmps accepts.
+ */
+static void test_buffers(void)
+{
+	static const char *const caps[] = {
+		HEAD IFACE,
+		HEAD IFACE "bundled_rcvbuf_max = 16777216;\nbundled_sndbuf_max = 262144;\n",
+	};
+	static const uint32_t want[2][2] = { { 256u << 10, 4u << 20 }, { 16u << 20, 256u << 10 } };
+	unsigned int i;
+
+	for (i = 0; i < 2; i++) {
+		struct agent_config c;
+		struct bundled_cfg b;
+		struct mps_config mc = { .msl_us = 1000000, .rand_bytes = bundled_rand };
+		struct mps_stack *st;
+		char err[256] = "";
+		int rc = 0;
+
+		CU_ASSERT_EQUAL_FATAL(agent_config_parse(caps[i], &c, err, sizeof(err)), 0);
+		CU_ASSERT_EQUAL(c.bundled_rcvbuf_max, want[i][0]);
+		CU_ASSERT_EQUAL(c.bundled_sndbuf_max, want[i][1]);
+		bundled_cfg_from_agent(&c, &b);
+		bundled_cfg_buffers(&b, &mc);
+		CU_ASSERT_EQUAL(mc.rcvbuf, 0);
+		CU_ASSERT_EQUAL(mc.sndbuf, 0);
+		CU_ASSERT_EQUAL(mc.rcvbuf_max, want[i][0]);
+		CU_ASSERT_EQUAL(mc.sndbuf_max, want[i][1]);
+		st = mps_stack_create(&mc, &rc);
+		CU_ASSERT_PTR_NOT_NULL(st);
+		CU_ASSERT_EQUAL(rc, 0);
+		if (st)
+			mps_stack_destroy(st);
 	}
 }
 
@@ -153,8 +199,13 @@ static void test_missing_tun(void)
 }
 
 static const struct fj_test tests[] = {
-	{ "config", test_config }, { "config_errors", test_config_errors }, { "info", test_info },
-	{ "addr", test_addr },	   { "missing_tun", test_missing_tun },	    { NULL, NULL },
+	{ "config", test_config },
+	{ "config_errors", test_config_errors },
+	{ "buffers", test_buffers },
+	{ "info", test_info },
+	{ "addr", test_addr },
+	{ "missing_tun", test_missing_tun },
+	{ NULL, NULL },
 };
 
 const struct fj_suite fj_suite_agent_bundled = { "agent_bundled", NULL, NULL, tests };
