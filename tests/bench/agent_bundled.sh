@@ -10,7 +10,10 @@
 # - two paths, uninett and ice -> uninett: bundled with the lowrtt scheduler.
 #
 # RUNS rounds (FJ_BENCH_RUNS, default 3); each line is one run, then the median
-# per row. Results go to stdout; docs/benchmarks.md records them. Needs root;
+# per row. The agents' bundled buffer caps are their defaults unless
+# FJ_BUNDLED_RCVBUF_MAX / FJ_BUNDLED_SNDBUF_MAX are set (bytes; passed on by
+# deploy/testbed/agents.sh), e.g. FJ_BUNDLED_RCVBUF_MAX=4194304 for receive
+# buffer autotuning up to 4 MiB. Results go to stdout; docs/benchmarks.md records them. Needs root;
 # about 3 minutes. Only one testbed per machine: it refuses to start while
 # another one is up.
 set -u

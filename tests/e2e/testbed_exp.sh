@@ -8,12 +8,17 @@
 #   goodput lies between 80% and 105% of the sum of the two uplinks' rates
 #   (issue 5's band), every run at most 105%, both uplinks carry data in every
 #   run, and MPTCP beats the best single path.
+# - bundled bulk: the same, three runs of 8 s from ea over both uplinks, on the
+#   bundled stack (libmps in the agent, through the TUN devices, buffers
+#   autotuned to the agent's bundled_rcvbuf_max / bundled_sndbuf_max): every
+#   byte arrives, every run at most 105% of the sum, both uplinks carry data,
+#   and the median lies in BUNDLED_BAND (see there).
 # - probe: from ec over its clean ISP and its ISP that rewrites TCP sequence
 #   numbers, IPv4 and IPv6: sequence-number rewriting found on exactly the
 #   paths through that ISP, by routers' quotes (seq_quotes > 0 on every
 #   path), with MPTCP surviving it everywhere.
 #
-# Needs root; takes about 1 minute. Only one testbed can be up on a machine
+# Needs root; takes about 3 minutes. Only one testbed can be up on a machine
 # (fixed namespace names): it refuses to start while another one is up.
 # Network traffic only inside the testbed's namespaces, which are always
 # removed (trap in testbed_lib.sh).
@@ -43,6 +48,17 @@ for i in 1 2 3; do
 JSON
 done
 
+# The same transfers on the bundled stack.
+for i in 1 2 3; do
+	cat >"$T/bund$i.json" <<JSON
+{ "name": "tbe-bundled$i", "type": "EXPERIMENT_TYPE_BULK", "bulk": { "durationS": 8 },
+  "stack": { "stacks": [ "STACK_BUNDLED" ] },
+  "targets": { "pairs": [ { "clientAgentId": "$EA", "serverAgentId": "$EB" } ],
+               "localIsps": [ "ispa", "ispb" ], "remoteIsps": [ "ispa" ], "families": [ $V4 ] },
+  "deadlineS": 300, "pickupS": 290 }
+JSON
+done
+
 cat >"$T/probe.json" <<JSON
 { "name": "tbe-probe", "type": "EXPERIMENT_TYPE_PROBE", "probe": { "timeoutMs": 3000 },
   "targets": { "pairs": [ { "clientAgentId": "$EC", "serverAgentId": "$EB" } ],
@@ -51,7 +67,7 @@ cat >"$T/probe.json" <<JSON
   "shareLinks": true, "deadlineS": 120, "pickupS": 110 }
 JSON
 
-NAMES="bulk1 bulk2 bulk3 probe"
+NAMES="bulk1 bulk2 bulk3 bund1 bund2 bund3 probe"
 EXPS=""
 for n in $NAMES; do
 	e=$(tbc_create "$n")
@@ -60,7 +76,7 @@ for n in $NAMES; do
 	EXPS="$EXPS $e"
 done
 tbc_log "created:$EXPS"
-tbc_wait 200 $EXPS
+tbc_wait 300 $EXPS
 tbc_log "every run finished"
 for n in $NAMES; do
 	eval "e=\$E_$n"
@@ -140,6 +156,38 @@ if gs:
           "bulk: median goodput %.2f Mbit/s = %.1f%% of the uplinks' sum %.0f Mbit/s "
           "(band 80-105%%; runs %s)" % (med / 1e6, 100 * med / up_sum, up_sum / 1e6,
                                        " ".join("%.2f" % (g / 1e6) for g in gs)))
+
+# Bundled bulk over the same two uplinks, the same rules; the median's band is
+# BUNDLED_BAND (fractions of the uplinks' sum).
+BUNDLED_BAND = (0.80, 1.05)
+bs = []
+for n in ("bund1", "bund2", "bund3"):
+    for r in rows(n):
+        res, m = r["result"], metrics(r["result"])
+        check(r["run"].get("stack") == "STACK_BUNDLED", "%s: a bundled run (%s)" % (
+            n, r["run"].get("stack")))
+        g = m.get("goodput_bps", 0)
+        bs.append(g)
+        check(res.get("ok", False) and m.get("sha256_ok", 0) == 1,
+              "%s succeeded, every byte arrived %s" % (n, res.get("error", "")))
+        check(g <= 1.05 * up_sum, "%s: goodput %.2f Mbit/s <= 105%% of %.0f" % (
+            n, g / 1e6, up_sum / 1e6))
+        per = {}
+        for s in res.get("subflows", []):
+            per[s.get("localIsp", "?")] = per.get(s.get("localIsp", "?"), 0) + int(
+                s.get("bytesAcked", 0))
+        print("  %s: %.2f Mbit/s (%.1f%% of %.0f), bytes acked per local ISP %s" % (
+            n, g / 1e6, 100 * g / up_sum, up_sum / 1e6, per))
+        check(per.get("ispa", 0) > 2000000 and per.get("ispb", 0) > 2000000,
+              "%s: both uplinks carried more than 2 MB" % n)
+check(len(bs) == 3, "bundled bulk: three results, got %d" % len(bs))
+if bs:
+    med = statistics.median(bs)
+    check(BUNDLED_BAND[0] * up_sum <= med <= BUNDLED_BAND[1] * up_sum,
+          "bundled bulk: median goodput %.2f Mbit/s = %.1f%% of the uplinks' sum %.0f Mbit/s "
+          "(band %.0f-%.0f%%; runs %s)" % (med / 1e6, 100 * med / up_sum, up_sum / 1e6,
+                                          100 * BUNDLED_BAND[0], 100 * BUNDLED_BAND[1],
+                                          " ".join("%.2f" % (g / 1e6) for g in bs)))
 
 # Probe: sequence numbers rewritten exactly through the ISP whose middlebox
 # does it (topology: seqrw), seen in routers' quotes; MPTCP survives it.
