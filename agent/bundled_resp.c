@@ -278,6 +278,24 @@ static void conn_free(struct br *b, struct br_conn *k, int abort_it)
 	free(k);
 }
 
+static const char *rst_reason(int reason)
+{
+	switch (reason) {
+	case MPS_RST_TIMEOUT:
+		return "too many retransmissions";
+	case MPS_RST_CHECKSUM:
+		return "DSS checksum failed";
+	case MPS_RST_OPTS_LOST:
+		return "MPTCP options lost where no fallback is allowed";
+	case MPS_RST_BAD_MAPPING:
+		return "data without a DSS mapping where no fallback is allowed";
+	case MPS_RST_MP_FAIL:
+		return "MP_FAIL unanswered";
+	default:
+		return "other reason";
+	}
+}
+
 static int serve_pass(struct br *b, uint64_t now)
 {
 	struct br_conn *k, *next;
@@ -296,8 +314,16 @@ static int serve_pass(struct br *b, uint64_t now)
 		k->next = b->conns;
 		b->conns = k;
 	}
+	/*
+	 * A connection the stack itself reset (retransmissions exhausted,
+	 * checksum, lost options, bad mapping, unanswered MP_FAIL) shows up at
+	 * the client only as the peer's MP_FASTCLOSE: the reason is logged here.
+	 */
 	while (mps_next_event(b->io.st, &ev) == 0)
-		;
+		if (ev.type == MPS_EV_CONN_RESET && ev.reason != MPS_RST_PEER &&
+		    ev.reason != MPS_RST_FASTCLOSE && ev.reason != MPS_RST_LOCAL)
+			fj_warn("bundled responder: connection %u reset by the stack: %s (reason %d)",
+				ev.conn_id, rst_reason(ev.reason), ev.reason);
 	for (k = b->conns; k; k = next) {
 		int rc;
 
