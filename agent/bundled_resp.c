@@ -377,9 +377,9 @@ int bundled_resp_start(const struct bundled_cfg *bc, unsigned int port, unsigned
 	/*
 	 * Buffers start at 256 KiB and are autotuned up to the agent's
 	 * bundled_rcvbuf_max / bundled_sndbuf_max. The receive buffer stays at
-	 * 256 KiB unless configured: receive windows of 1 MiB and more (fixed
-	 * or autotuned) let two-path uploads over the testbed's 20 Mbit/s
-	 * uplinks outgrow their queues and stall for up to 15 s. docs/agent.md.
+	 * 256 KiB unless configured: receive windows of 512 KiB and more let
+	 * two-path uploads over the testbed's 20 Mbit/s uplinks outgrow their
+	 * queues, fall to a few Mbit/s and stall for up to 15 s. docs/agent.md.
 	 */
 	struct mps_config cfg = { .msl_us = 1000000, .max_subflows = 8 };
 	struct mps_addr any4 = { .family = 4, .port = (uint16_t)port };
