@@ -140,6 +140,23 @@ int exp_add_event(struct exp_out *out, const char *kind, const char *detail, uin
 	return e->kind && e->detail ? 0 : -ENOMEM;
 }
 
+int exp_add_sample(struct exp_out *out, const Fjord__V1__SubflowSample *v)
+{
+	Fjord__V1__Result *r = out->result;
+	Fjord__V1__SubflowSample *smp;
+
+	if (!r->samples)
+		r->samples = agent_arena_alloc(out->arena, EXP_MAX_SAMPLES * sizeof(*r->samples));
+	if (!r->samples || r->n_samples >= EXP_MAX_SAMPLES)
+		return -ENOSPC;
+	smp = agent_arena_alloc(out->arena, sizeof(*smp));
+	if (!smp)
+		return -ENOMEM;
+	*smp = *v;
+	r->samples[r->n_samples++] = smp;
+	return 0;
+}
+
 int exp_fail(struct exp_out *out, const char *fmt, ...)
 {
 	char buf[512];

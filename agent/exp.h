@@ -67,6 +67,8 @@ int exp_check(const Fjord__V1__RunCommand *cmd, char *buf, size_t len);
 /* Helpers for experiment types. All memory comes from out->arena. */
 int exp_add_metric(struct exp_out *out, const char *name, double value);
 int exp_add_event(struct exp_out *out, const char *kind, const char *detail, uint32_t subflow);
+/* A copy of one per-subflow sample; -ENOSPC past EXP_MAX_SAMPLES, -ENOMEM. */
+int exp_add_sample(struct exp_out *out, const Fjord__V1__SubflowSample *v);
 int exp_fail(struct exp_out *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 struct exp_trace *exp_trace_new(struct exp_out *out, const char *name);
 int exp_trace_printf(struct exp_trace *t, const char *fmt, ...)

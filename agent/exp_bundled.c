@@ -99,27 +99,16 @@ static void sf_event(struct bsampler *s, const char *kind, const struct bsf *f)
 
 static void add_sample(struct bsampler *s, const struct bsf *f, int64_t now)
 {
-	Fjord__V1__Result *r = s->out->result;
-	Fjord__V1__SubflowSample *smp;
+	Fjord__V1__SubflowSample smp = FJORD__V1__SUBFLOW_SAMPLE__INIT;
 
-	if (!r->samples)
-		r->samples =
-			agent_arena_alloc(s->out->arena, EXP_MAX_SAMPLES * sizeof(*r->samples));
-	if (!r->samples || r->n_samples >= EXP_MAX_SAMPLES) {
+	smp.t_ms = now;
+	smp.subflow_id = f->id;
+	smp.bytes_acked = f->last.bytes_acked;
+	smp.bytes_received = f->last.bytes_received;
+	smp.srtt_us = f->last.srtt_us;
+	smp.cwnd = f->last.cwnd;
+	if (exp_add_sample(s->out, &smp))
 		s->dropped++;
-		return;
-	}
-	smp = agent_arena_alloc(s->out->arena, sizeof(*smp));
-	if (!smp)
-		return;
-	fjord__v1__subflow_sample__init(smp);
-	smp->t_ms = now;
-	smp->subflow_id = f->id;
-	smp->bytes_acked = f->last.bytes_acked;
-	smp->bytes_received = f->last.bytes_received;
-	smp->srtt_us = f->last.srtt_us;
-	smp->cwnd = f->last.cwnd;
-	r->samples[r->n_samples++] = smp;
 }
 
 static struct bsf *find_sf(struct bsampler *s, const struct mps_subflow_info *si)

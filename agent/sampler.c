@@ -75,27 +75,16 @@ static void sf_event(struct sampler *s, const char *kind, const struct sampler_s
 
 static void add_sample(struct sampler *s, const struct sampler_sf *f, int64_t now)
 {
-	Fjord__V1__Result *r = s->out->result;
-	Fjord__V1__SubflowSample *smp;
+	Fjord__V1__SubflowSample smp = FJORD__V1__SUBFLOW_SAMPLE__INIT;
 
-	if (!r->samples)
-		r->samples =
-			agent_arena_alloc(s->out->arena, EXP_MAX_SAMPLES * sizeof(*r->samples));
-	if (!r->samples || r->n_samples >= EXP_MAX_SAMPLES) {
+	smp.t_ms = now;
+	smp.subflow_id = f->id;
+	smp.bytes_acked = f->last.bytes_acked;
+	smp.bytes_received = f->last.bytes_received;
+	smp.srtt_us = f->last.srtt_us;
+	smp.cwnd = f->last.cwnd;
+	if (exp_add_sample(s->out, &smp))
 		s->samples_dropped++;
-		return;
-	}
-	smp = agent_arena_alloc(s->out->arena, sizeof(*smp));
-	if (!smp)
-		return;
-	fjord__v1__subflow_sample__init(smp);
-	smp->t_ms = now;
-	smp->subflow_id = f->id;
-	smp->bytes_acked = f->last.bytes_acked;
-	smp->bytes_received = f->last.bytes_received;
-	smp->srtt_us = f->last.srtt_us;
-	smp->cwnd = f->last.cwnd;
-	r->samples[r->n_samples++] = smp;
 }
 
 int sampler_sample(struct sampler *s)
