@@ -18,13 +18,13 @@ $(BUILD)/libfjctl.a: $(call objs,$(CTL_CORE_SRCS) $(CTL_HTTP_SRCS))
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
-# --- store benchmark (store engineer), run by tests/bench/bench_store.sh (not in BINS) ---
+# --- store benchmark, run by tests/bench/bench_store.sh (not in BINS) ---
 $(BUILD)/tests/bench-store: $(call objs,tests/bench/bench_store.c) $(LIBS_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(call objs,tests/bench/bench_store.c) $(LINK_LIBS)
 BENCH_SCRIPTS += tests/bench/bench_store.sh
 
-# --- fjord-controller binary (HTTP engineer) ---
+# --- fjord-controller binary ---
 BINS += $(BUILD)/fjord-controller
 
 CTL_HTTP_LIBS := $(BUILD)/libfjctl.a $(BUILD)/libfjproto.a $(BUILD)/libfjcommon.a
@@ -38,7 +38,7 @@ $(BUILD)/tests/bench-poll: $(call objs,tests/bench/bench_poll.c) $(CTL_HTTP_LIBS
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(call objs,tests/bench/bench_poll.c) $(CTL_HTTP_LIBS) $(LDLIBS)
 
-# --- fjord CLI (CLI engineer) ---
+# --- fjord CLI ---
 CLI_SRCS := controller/cli_main.c controller/cli_http.c controller/cli_fmt.c \
 	controller/cli_query.c controller/cli_exp.c controller/census_cli.c
 BINS += $(BUILD)/fjord
