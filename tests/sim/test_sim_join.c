@@ -1605,10 +1605,12 @@ static void test_checksum_two_paths(void)
 	jworld_free(&w);
 }
 
-/* Path 2's middlebox rewrites one data packet once 512 KiB are queued. */
-static void rewrite_path2_once(struct jworld *w, struct mps_conn *c, uint64_t sent)
+static int rewrite_path; /* 1 or 2: the path whose middlebox rewrites */
+
+/* That path's middlebox rewrites one data packet once 512 KiB are queued. */
+static void rewrite_once(struct jworld *w, struct mps_conn *c, uint64_t sent)
 {
-	struct mps_sim_link_cfg alg = path2;
+	struct mps_sim_link_cfg alg = rewrite_path == 1 ? path1 : path2;
 
 	(void)c;
 	if (sent < (512 << 10) || hook_done)
@@ -1616,8 +1618,41 @@ static void rewrite_path2_once(struct jworld *w, struct mps_conn *c, uint64_t se
 	alg.rate_bps = 10000000;
 	alg.rewrite_ppm = 1000000;
 	alg.rewrite_max = 1;
-	CU_ASSERT_EQUAL(mps_sim_set_path(w->sim, w->p2, &alg), 0);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w->sim, rewrite_path == 1 ? w->p1 : w->p2, &alg), 0);
 	hook_done = true;
+}
+
+/*
+ * Two subflows at 10 Mbit/s with checksums (client seed, server seed+1), the
+ * server's RSTs watched by rw, 4 MiB streamed while one packet on `path` is
+ * rewritten; the middlebox rewrote exactly one.
+ */
+static void checksum_rewrite_stream(struct jworld *w, struct mps_conn **c, struct mps_conn **s,
+				    struct rst_watch *rw, uint64_t seed, int path)
+{
+	static const struct mps_sim_link_cfg slow1 = { .delay_us = 10000,
+						       .mtu = 1500,
+						       .rate_bps = 10000000 };
+	static const struct mps_sim_link_cfg slow2 = { .delay_us = 20000,
+						       .mtu = 1500,
+						       .rate_bps = 10000000 };
+	struct mps_config ccfg = { .seed = seed, .nlocal_addrs = 1, .checksum = true },
+			  scfg = { .seed = seed + 1 };
+	struct mps_sim_stats ss;
+
+	scfg.trace = rst_watch_hook;
+	scfg.trace_ctx = rw;
+	addr_at(&ccfg.local_addrs[0], 2, 1, 0);
+	jworld_init(w, &ccfg, &scfg);
+	two_subflows(w, c, s);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w->sim, w->p1, &slow1), 0);
+	CU_ASSERT_EQUAL(mps_sim_set_path(w->sim, w->p2, &slow2), 0);
+	hook_done = false;
+	rewrite_path = path;
+	stream_to(w, *c, *s, 4 << 20, rewrite_once);
+	CU_ASSERT_TRUE(hook_done);
+	mps_sim_get_stats(w->sim, &ss);
+	CU_ASSERT_EQUAL(ss.rewritten, 1);
 }
 
 /*
@@ -1629,32 +1664,12 @@ static void rewrite_path2_once(struct jworld *w, struct mps_conn *c, uint64_t se
  */
 static void checksum_join_rewrite_run(void)
 {
-	static const struct mps_sim_link_cfg slow1 = { .delay_us = 10000,
-						       .mtu = 1500,
-						       .rate_bps = 10000000 };
-	static const struct mps_sim_link_cfg slow2 = { .delay_us = 20000,
-						       .mtu = 1500,
-						       .rate_bps = 10000000 };
-	struct mps_config ccfg = { .seed = 43, .nlocal_addrs = 1, .checksum = true },
-			  scfg = { .seed = 44 };
 	struct rst_watch rw = { 0 };
-	struct mps_sim_stats ss;
 	const struct mps_event *ev;
 	struct mps_conn *c, *s;
 	struct jworld w;
 
-	scfg.trace = rst_watch_hook;
-	scfg.trace_ctx = &rw;
-	addr_at(&ccfg.local_addrs[0], 2, 1, 0);
-	jworld_init(&w, &ccfg, &scfg);
-	two_subflows(&w, &c, &s);
-	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p1, &slow1), 0);
-	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p2, &slow2), 0);
-	hook_done = false;
-	stream_to(&w, c, s, 4 << 20, rewrite_path2_once);
-	CU_ASSERT_TRUE(hook_done);
-	mps_sim_get_stats(w.sim, &ss);
-	CU_ASSERT_EQUAL(ss.rewritten, 1);
+	checksum_rewrite_stream(&w, &c, &s, &rw, 43, 2);
 	/* The server: one failure, one RST with MP_TCPRST 6 and MP_FAIL, the join down. */
 	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_DSS_CSUM), 1);
 	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_OUT_MP_FAIL), 1);
@@ -1698,21 +1713,6 @@ static void test_checksum_join_rewrite_ipv6(void)
 	fam = 4;
 }
 
-/* Path 1's middlebox rewrites one data packet once 512 KiB are queued. */
-static void rewrite_path1_once(struct jworld *w, struct mps_conn *c, uint64_t sent)
-{
-	struct mps_sim_link_cfg alg = path1;
-
-	(void)c;
-	if (sent < (512 << 10) || hook_done)
-		return;
-	alg.rate_bps = 10000000;
-	alg.rewrite_ppm = 1000000;
-	alg.rewrite_max = 1;
-	CU_ASSERT_EQUAL(mps_sim_set_path(w->sim, w->p1, &alg), 0);
-	hook_done = true;
-}
-
 /*
  * The same failure on the initial subflow while the join works: its
  * mapping was held, nothing of it delivered, so the server resets only the
@@ -1721,32 +1721,12 @@ static void rewrite_path1_once(struct jworld *w, struct mps_conn *c, uint64_t se
  */
 static void test_checksum_initial_rewrite(void)
 {
-	static const struct mps_sim_link_cfg slow1 = { .delay_us = 10000,
-						       .mtu = 1500,
-						       .rate_bps = 10000000 };
-	static const struct mps_sim_link_cfg slow2 = { .delay_us = 20000,
-						       .mtu = 1500,
-						       .rate_bps = 10000000 };
-	struct mps_config ccfg = { .seed = 51, .nlocal_addrs = 1, .checksum = true },
-			  scfg = { .seed = 52 };
 	struct rst_watch rw = { 0 };
-	struct mps_sim_stats ss;
 	const struct mps_event *ev;
 	struct mps_conn *c, *s;
 	struct jworld w;
 
-	scfg.trace = rst_watch_hook;
-	scfg.trace_ctx = &rw;
-	addr_at(&ccfg.local_addrs[0], 2, 1, 0);
-	jworld_init(&w, &ccfg, &scfg);
-	two_subflows(&w, &c, &s);
-	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p1, &slow1), 0);
-	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p2, &slow2), 0);
-	hook_done = false;
-	stream_to(&w, c, s, 4 << 20, rewrite_path1_once);
-	CU_ASSERT_TRUE(hook_done);
-	mps_sim_get_stats(w.sim, &ss);
-	CU_ASSERT_EQUAL(ss.rewritten, 1);
+	checksum_rewrite_stream(&w, &c, &s, &rw, 51, 1);
 	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_DSS_CSUM), 1);
 	CU_ASSERT_EQUAL(rw.middlebox, 1);
 	CU_ASSERT_EQUAL(rw.with_fc, 0);
