@@ -133,9 +133,10 @@ sleep 0.3
 kill -9 "$WATCHER" 2>/dev/null
 wait "$WATCHER" 2>/dev/null
 fj_pid_drop "$WATCHER"
-# The agents also log each acknowledgement: "uploaded result of run R" and
-# "uploaded NAME of run R".
-sed -n 's/.* uploaded result of run \([^ ]*\)$/\1/p' "$T"/agent-*.log >>"$T/seen.raw"
+# The agents also log each acknowledgement: "uploaded result of run R" (with
+# " (batch...)" after it when it came in a batch) and "uploaded NAME of run R".
+sed -n 's/.* uploaded result of run \([^ ]*\)\( (batch.*)\)\{0,1\}$/\1/p' "$T"/agent-*.log \
+	>>"$T/seen.raw"
 sed -n 's/.* uploaded \([^ ]*\) of run \([^ ]*\)$/\2 \1/p' "$T"/agent-*.log |
 	grep -v '^[^ ]* result$' >>"$T/seen.raw"
 sort -u "$T/seen.raw" >"$T/seen"

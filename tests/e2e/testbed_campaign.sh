@@ -60,7 +60,7 @@ cat >"$T/bulk.json" <<JSON
   "deadlineS": 240, "pickupS": 200 }
 JSON
 cat >"$T/mp.json" <<JSON
-{ "name": "tbc-mp", "type": "EXPERIMENT_TYPE_BULK", "bulk": { "durationS": 5, "baseline": true },
+{ "name": "tbc-mp", "type": "EXPERIMENT_TYPE_BULK", "bulk": { "durationS": 8, "baseline": true },
   "stack": { "stacks": [ "STACK_KERNEL" ] },
   "targets": { "pairs": [ { "clientAgentId": "$B", "serverAgentId": "$C" } ],
                "localIsps": [ "uninett", "ice" ], "remoteIsps": [ "uninett" ], "families": [ $V4 ] },
