@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_queue.h>
@@ -68,13 +69,18 @@ struct qdir {
 	uint64_t truncated; /* messages cut short: their packets go with a later batch */
 };
 
-/* Queue of the rewrite-seq middlebox: each packet is changed and let go at once. */
+/*
+ * Queue of a rewriting middlebox (rewrite-seq or rewrite-payload): each
+ * packet is changed and let go at once.
+ */
 struct mbq {
 	int fd;
 	uint16_t qnum;
-	unsigned int link;
+	unsigned int link; /* UINT_MAX: standalone (--payload-queue) */
 	int dir;
-	uint32_t delta;
+	enum tb_middlebox kind;
+	uint32_t delta;	    /* rewrite-seq */
+	struct tb_prw *prw; /* rewrite-payload: its flows */
 	uint64_t rewritten, untouched, errors;
 };
 
@@ -82,7 +88,7 @@ struct emu {
 	struct tb_topology topo;
 	unsigned int n_links;
 	struct qdir *q; /* 2 per link */
-	struct mbq *mq; /* 2 per rewrite-seq link */
+	struct mbq *mq; /* 2 per rewrite-seq or rewrite-payload link */
 	unsigned int n_mq;
 	int epfd, tfd, ctlfd;
 	uint64_t armed_ns;
@@ -436,7 +442,7 @@ static void read_queue(struct emu *e, struct qdir *q)
 	}
 }
 
-/* The rewrite-seq middlebox: change the whole packet and give it back at once. */
+/* A rewriting middlebox: change the whole packet and give it back at once. */
 static void on_mb_packet(struct mbq *m, struct nlmsghdr *nlh)
 {
 	static uint8_t msg[NLMSG_HDRLEN + 64 + 65536], pkt[65536];
@@ -450,7 +456,10 @@ static void on_mb_packet(struct mbq *m, struct nlmsghdr *nlh)
 		return;
 	if (payload && caplen == len && caplen <= 65000) {
 		memcpy(pkt, payload, caplen);
-		r = tb_rewrite_seq(pkt, caplen, m->delta, m->dir == DIR_UP);
+		if (m->kind == TB_MB_REWRITE_PAYLOAD)
+			r = tb_rewrite_payload(m->prw, pkt, caplen);
+		else
+			r = tb_rewrite_seq(pkt, caplen, m->delta, m->dir == DIR_UP);
 	}
 	out = start_msg((char *)msg, NFQNL_MSG_VERDICT, 0, m->qnum);
 	vh.verdict = htonl(NF_ACCEPT);
@@ -553,6 +562,29 @@ static uint64_t late_quantile(const struct emu *e, double q)
 	return LATE_BUCKETS * LATE_BUCKET_NS / 1000;
 }
 
+/* One line for a middlebox queue: what it does and what it did. */
+static size_t mb_status(const struct emu *e, const struct mbq *m, char *out, size_t cap)
+{
+	char where[64] = "standalone", what[96];
+	unsigned int s, u;
+	int n;
+
+	if (m->link != UINT_MAX && !tb_link_at(&e->topo, m->link, &s, &u))
+		snprintf(where, sizeof(where), "%s/%s %s", e->topo.sites[s].name,
+			 e->topo.isps[e->topo.sites[s].uplinks[u].isp].name,
+			 m->dir == DIR_UP ? "up" : "down");
+	if (m->kind == TB_MB_REWRITE_PAYLOAD)
+		snprintf(what, sizeof(what), "rewrite-payload: offset=%u flows=%llu evicted=%llu",
+			 m->prw->offset, (unsigned long long)m->prw->flows_seen,
+			 (unsigned long long)m->prw->evicted);
+	else
+		snprintf(what, sizeof(what), "rewrite-seq: delta=%u", m->delta);
+	n = snprintf(out, cap, "%s queue=%u %s rewritten=%llu untouched=%llu errors=%llu\n", where,
+		     m->qnum, what, (unsigned long long)m->rewritten,
+		     (unsigned long long)m->untouched, (unsigned long long)m->errors);
+	return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
 static size_t do_status(struct emu *e, char *out, size_t cap)
 {
 	size_t off = 0;
@@ -594,21 +626,8 @@ static size_t do_status(struct emu *e, char *out, size_t cap)
 			(unsigned long long)q->rate_bps, (double)q->delay_1s_ns / 1e6,
 			(unsigned long long)q->ring_full, (unsigned long long)q->truncated);
 	}
-	for (unsigned int k = 0; k < e->n_mq && off < cap; k++) {
-		struct mbq *m = &e->mq[k];
-		unsigned int s, u;
-
-		tb_link_at(&e->topo, m->link, &s, &u);
-		off += (size_t)snprintf(out + off, cap - off,
-					"%s/%s %s queue=%u rewrite-seq: delta=%u rewritten=%llu "
-					"untouched=%llu errors=%llu\n",
-					e->topo.sites[s].name,
-					e->topo.isps[e->topo.sites[s].uplinks[u].isp].name,
-					m->dir == DIR_UP ? "up" : "down", m->qnum, m->delta,
-					(unsigned long long)m->rewritten,
-					(unsigned long long)m->untouched,
-					(unsigned long long)m->errors);
-	}
+	for (unsigned int k = 0; k < e->n_mq && off < cap; k++)
+		off += mb_status(e, &e->mq[k], out + off, cap - off);
 	if (off >= cap)
 		off = cap - 1;
 	return off;
@@ -762,11 +781,138 @@ static int open_control(const char *path)
 	return fd;
 }
 
+/*
+ * Binds a middlebox queue (m filled in but for fd and prw) and adds it to
+ * the loop. Whole packets, no GSO, so that checksums can be made anew.
+ */
+static int open_mb_queue(struct emu *e, struct mbq *m, uint32_t offset)
+{
+	struct nfqnl_msg_config_cmd cmd = { .command = NFQNL_CFG_CMD_BIND };
+	struct epoll_event ev = { .events = EPOLLIN };
+	int r;
+
+	if (m->kind == TB_MB_REWRITE_PAYLOAD) {
+		m->prw = malloc(sizeof(*m->prw));
+		if (!m->prw) {
+			fprintf(stderr, "fjord-linkemu: out of memory\n");
+			return -ENOMEM;
+		}
+		tb_prw_init(m->prw, offset);
+	}
+	m->fd = nl_socket();
+	r = m->fd < 0 ? m->fd : config_fd(m->fd, m->qnum, &cmd, 0xffff, 0, 0);
+	if (!r)
+		r = config_fd(m->fd, m->qnum, NULL, 0, NFQA_CFG_F_GSO, 0);
+	if (r) {
+		fprintf(stderr, "fjord-linkemu: binding NFQUEUE %u (%s): %s\n", m->qnum,
+			tb_middlebox_name(m->kind), strerror(-r));
+		return r;
+	}
+	ev.data.u32 = 0x20000 + e->n_mq;
+	epoll_ctl(e->epfd, EPOLL_CTL_ADD, m->fd, &ev);
+	e->n_mq++;
+	return 0;
+}
+
+static void run_loop(struct emu *e)
+{
+	while (!stop_flag) {
+		struct epoll_event evs[64];
+		int n = epoll_wait(e->epfd, evs, 64, 1000);
+		uint64_t now, next;
+
+		for (int k = 0; k < n; k++) {
+			uint32_t tag = evs[k].data.u32;
+
+			if (tag == 0x10000) {
+				on_control(e);
+			} else if (tag == 0x10001) {
+				uint64_t x;
+
+				if (read(e->tfd, &x, sizeof(x)) < 0 && errno != EAGAIN)
+					break;
+				e->armed_ns = 0;
+			} else if (tag >= 0x20000 && tag < 0x20000 + e->n_mq) {
+				read_mb_queue(e, &e->mq[tag - 0x20000]);
+			} else if (tag < 2 * e->n_links) {
+				read_queue(e, &e->q[tag]);
+			}
+		}
+		now = now_ns();
+		next = release_due(e, now);
+		snapshot_rates(e, now);
+		arm_timer(e, next);
+	}
+}
+
+/* A whole decimal number within max, or -EINVAL. */
+static int parse_ulong(const char *s, unsigned long max, unsigned long *v)
+{
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	*v = strtoul(s, &end, 10);
+	return errno || *end || *v > max ? -EINVAL : 0;
+}
+
+/*
+ * --payload-queue: the rewrite-payload middlebox alone on one queue, with
+ * the control socket ("status") when one is named. Its counts go to stderr
+ * when it stops, for the test that ran it.
+ */
+static int run_standalone(struct emu *e, uint16_t qnum, uint32_t offset, const char *ctl_path)
+{
+	static char out[512];
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct mbq *m;
+
+	e->mq = calloc(1, sizeof(*e->mq));
+	e->epfd = epoll_create1(EPOLL_CLOEXEC);
+	e->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (!e->mq || e->epfd < 0 || e->tfd < 0) {
+		fprintf(stderr, "fjord-linkemu: setup: %s\n", strerror(errno));
+		return 1;
+	}
+	m = &e->mq[0];
+	m->link = UINT_MAX;
+	m->kind = TB_MB_REWRITE_PAYLOAD;
+	m->qnum = qnum;
+	if (open_mb_queue(e, m, offset))
+		return 1;
+	if (ctl_path) {
+		e->ctlfd = open_control(ctl_path);
+		if (e->ctlfd < 0) {
+			fprintf(stderr, "fjord-linkemu: control socket %s: %s\n", ctl_path,
+				strerror(-e->ctlfd));
+			return 1;
+		}
+		ev.data.u32 = 0x10000;
+		epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->ctlfd, &ev);
+	}
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	printf("ready pid=%ld payload-queue=%u offset=%u\n", (long)getpid(), qnum, offset);
+	fflush(stdout);
+	run_loop(e);
+	mb_status(e, m, out, sizeof(out));
+	fprintf(stderr, "fjord-linkemu: %s", out);
+	if (ctl_path)
+		unlink(ctl_path);
+	return 0;
+}
+
 static void usage(void)
 {
-	fprintf(stderr, "usage: fjord-linkemu --topology FILE --control SOCKET [--queue-base N] "
-			"[--seed N] [--no-realtime]\n"
-			"Run inside the testbed's core namespace; fjord-testbed starts it.\n");
+	fprintf(stderr,
+		"usage: fjord-linkemu --topology FILE --control SOCKET [--queue-base N] "
+		"[--seed N] [--no-realtime]\n"
+		"       fjord-linkemu --payload-queue N [--rewrite-offset BYTES] [--control SOCKET]\n"
+		"Run inside the testbed's core namespace; fjord-testbed starts it. The second\n"
+		"form runs only the rewrite-payload middlebox on NFQUEUE N (for tests that\n"
+		"send packets there themselves) and prints its counts when it stops.\n");
 }
 
 int main(int argc, char **argv)
@@ -777,18 +923,21 @@ int main(int argc, char **argv)
 		{ "queue-base", required_argument, NULL, 'q' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "no-realtime", no_argument, NULL, 'n' },
+		{ "payload-queue", required_argument, NULL, 'p' },
+		{ "rewrite-offset", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct emu e;
 	const char *topo_path = NULL, *ctl_path = NULL;
-	unsigned long qbase = 1000, seed = 0;
+	unsigned long qbase = 1000, seed = 0, pqueue = ULONG_MAX,
+		      offset = TB_REWRITE_OFFSET_DEFAULT;
 	bool realtime = true;
 	char err[TB_ERR_MAX];
 	struct epoll_event ev;
 	int o, r;
 
-	while ((o = getopt_long(argc, argv, "t:c:q:s:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "t:c:q:s:p:o:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 't':
 			topo_path = optarg;
@@ -805,10 +954,35 @@ int main(int argc, char **argv)
 		case 'n':
 			realtime = false;
 			break;
+		case 'p':
+			if (parse_ulong(optarg, 65535, &pqueue)) {
+				fprintf(stderr,
+					"fjord-linkemu: --payload-queue \"%s\" is not a "
+					"queue number 0..65535\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'o':
+			if (parse_ulong(optarg, TB_REWRITE_OFFSET_MAX, &offset)) {
+				fprintf(stderr,
+					"fjord-linkemu: --rewrite-offset \"%s\" is not a byte offset "
+					"0..%u\n",
+					optarg, TB_REWRITE_OFFSET_MAX);
+				return 2;
+			}
+			break;
 		default:
 			usage();
 			return 2;
 		}
+	}
+	if (pqueue != ULONG_MAX) {
+		if (topo_path || optind != argc) {
+			usage();
+			return 2;
+		}
+		return run_standalone(&e, (uint16_t)pqueue, (uint32_t)offset, ctl_path);
 	}
 	if (!topo_path || !ctl_path || optind != argc) {
 		usage();
@@ -866,35 +1040,25 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (unsigned int li = 0; li < e.n_links; li++) {
-		struct nfqnl_msg_config_cmd cmd = { .command = NFQNL_CFG_CMD_BIND };
+		const struct tb_uplink *up;
 		unsigned int s, u;
 
 		tb_link_at(&e.topo, li, &s, &u);
-		if (e.topo.sites[s].uplinks[u].middlebox != TB_MB_REWRITE_SEQ)
+		up = &e.topo.sites[s].uplinks[u];
+		if (up->middlebox != TB_MB_REWRITE_SEQ && up->middlebox != TB_MB_REWRITE_PAYLOAD)
 			continue;
 		for (int d = 0; d < 2; d++) {
 			struct mbq *m = &e.mq[e.n_mq];
 
 			m->link = li;
 			m->dir = d;
+			m->kind = up->middlebox;
 			m->qnum = (uint16_t)(qbase + 2 * e.n_links + 2 * li + (unsigned int)d);
 			/* One shift per link, as a box that offsets every flow alike. */
 			m->delta = (uint32_t)((seed + li) * 2654435761u) | 1;
-			m->fd = nl_socket();
-			/* Whole packets (no GSO) so that the checksum can be made anew. */
-			r = m->fd < 0 ? m->fd : config_fd(m->fd, m->qnum, &cmd, 0xffff, 0, 0);
-			if (!r)
-				r = config_fd(m->fd, m->qnum, NULL, 0, NFQA_CFG_F_GSO, 0);
-			if (r) {
-				fprintf(stderr,
-					"fjord-linkemu: binding NFQUEUE %u (rewrite-seq): %s\n",
-					m->qnum, strerror(-r));
+			r = open_mb_queue(&e, m, up->rewrite_offset);
+			if (r)
 				return 1;
-			}
-			ev.events = EPOLLIN;
-			ev.data.u32 = 0x20000 + e.n_mq;
-			epoll_ctl(e.epfd, EPOLL_CTL_ADD, m->fd, &ev);
-			e.n_mq++;
 		}
 	}
 	e.ctlfd = open_control(ctl_path);
@@ -940,33 +1104,7 @@ int main(int argc, char **argv)
 		close(r);
 	}
 
-	while (!stop_flag) {
-		struct epoll_event evs[64];
-		int n = epoll_wait(e.epfd, evs, 64, 1000);
-		uint64_t now, next;
-
-		for (int k = 0; k < n; k++) {
-			uint32_t tag = evs[k].data.u32;
-
-			if (tag == 0x10000) {
-				on_control(&e);
-			} else if (tag == 0x10001) {
-				uint64_t x;
-
-				if (read(e.tfd, &x, sizeof(x)) < 0 && errno != EAGAIN)
-					break;
-				e.armed_ns = 0;
-			} else if (tag >= 0x20000 && tag < 0x20000 + e.n_mq) {
-				read_mb_queue(&e, &e.mq[tag - 0x20000]);
-			} else if (tag < 2 * e.n_links) {
-				read_queue(&e, &e.q[tag]);
-			}
-		}
-		now = now_ns();
-		next = release_due(&e, now);
-		snapshot_rates(&e, now);
-		arm_timer(&e, next);
-	}
+	run_loop(&e);
 	/* Held packets go on rather than vanish when we stop. */
 	release_due(&e, UINT64_MAX - SLACK_NS);
 	unlink(ctl_path);

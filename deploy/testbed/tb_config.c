@@ -18,6 +18,7 @@ static const char *const mb_names[] = {
 	[TB_MB_NAT] = "nat",
 	[TB_MB_DROP_ADD_ADDR] = "drop-add-addr",
 	[TB_MB_REWRITE_SEQ] = "rewrite-seq",
+	[TB_MB_REWRITE_PAYLOAD] = "rewrite-payload",
 };
 
 const char *tb_middlebox_name(enum tb_middlebox mb)
@@ -443,8 +444,37 @@ static int get_middlebox(struct ctx *c, const config_setting_t *parent, enum tb_
 	if (tb_middlebox_parse(v, mb))
 		return bad(c, s,
 			   "\"%s\" is not one of none, strip-mptcp, strip-mptcp-synack, nat, "
-			   "drop-add-addr, rewrite-seq",
+			   "drop-add-addr, rewrite-seq, rewrite-payload",
 			   v);
+	return 0;
+}
+
+/*
+ * "rewrite_offset": which byte of each TCP stream the rewrite-payload
+ * middlebox changes. Only where that middlebox applies, so that a typo in
+ * the middlebox's name does not leave a setting silently unused.
+ */
+static int get_rewrite_offset(struct ctx *c, const config_setting_t *parent, enum tb_middlebox mb,
+			      uint32_t *offset)
+{
+	const config_setting_t *s = config_setting_get_member(parent, "rewrite_offset");
+	long long v;
+
+	if (!s)
+		return 0;
+	if (mb != TB_MB_REWRITE_PAYLOAD)
+		return bad(c, s, "only applies with middlebox = \"rewrite-payload\" (here: %s)",
+			   tb_middlebox_name(mb));
+	if (config_setting_type(s) != CONFIG_TYPE_INT &&
+	    config_setting_type(s) != CONFIG_TYPE_INT64)
+		return bad(c, s, "must be an integer (bytes into each TCP stream, 0 is the first)");
+	v = config_setting_get_int64(s);
+	if (config_setting_type(s) == CONFIG_TYPE_INT)
+		v = config_setting_get_int(s);
+	if (v < 0 || v > TB_REWRITE_OFFSET_MAX)
+		return bad(c, s, "%lld is outside 0..%u (bytes into each TCP stream)", v,
+			   TB_REWRITE_OFFSET_MAX);
+	*offset = (uint32_t)v;
 	return 0;
 }
 
@@ -510,6 +540,9 @@ static int parse_isps(struct ctx *c, const config_setting_t *root, struct tb_top
 		}
 		if (!r)
 			r = get_middlebox(c, s, &isp->middlebox);
+		isp->rewrite_offset = TB_REWRITE_OFFSET_DEFAULT;
+		if (!r)
+			r = get_rewrite_offset(c, s, isp->middlebox, &isp->rewrite_offset);
 		if (r)
 			return r;
 		for (int j = 0; j < i; j++)
@@ -559,6 +592,9 @@ static int parse_uplink(struct ctx *c, const config_setting_t *s, struct tb_topo
 	u->isp = (unsigned int)idx;
 	u->middlebox = t->isps[idx].middlebox;
 	r = get_middlebox(c, s, &u->middlebox);
+	u->rewrite_offset = t->isps[idx].rewrite_offset;
+	if (!r)
+		r = get_rewrite_offset(c, s, u->middlebox, &u->rewrite_offset);
 	if (r)
 		return r;
 	if (u->middlebox == TB_MB_NAT && !t->isps[idx].has_inside)
@@ -584,7 +620,8 @@ static int parse_uplink(struct ctx *c, const config_setting_t *s, struct tb_topo
 		const char *val;
 		bool known = false;
 
-		if (!strcmp(key, "isp") || !strcmp(key, "mtu") || !strcmp(key, "middlebox"))
+		if (!strcmp(key, "isp") || !strcmp(key, "mtu") || !strcmp(key, "middlebox") ||
+		    !strcmp(key, "rewrite_offset"))
 			continue;
 		for (unsigned int q = 0; q < sizeof(link_keys) / sizeof(link_keys[0]); q++) {
 			size_t kl = strlen(link_keys[q]);
@@ -595,11 +632,12 @@ static int parse_uplink(struct ctx *c, const config_setting_t *s, struct tb_topo
 				  !strcmp(key + kl, "_down"));
 		}
 		if (!known)
-			return bad(c, e,
-				   "unknown uplink setting (known: isp, mtu, middlebox, rate, "
-				   "delay, jitter, buffer, loss, loss_model, ge_p, ge_r, "
-				   "ge_loss_bad, ge_loss_good, reorder; the link settings also "
-				   "with _up or _down for one direction)");
+			return bad(
+				c, e,
+				"unknown uplink setting (known: isp, mtu, middlebox, rewrite_offset, rate, "
+				"delay, jitter, buffer, loss, loss_model, ge_p, ge_r, "
+				"ge_loss_bad, ge_loss_good, reorder; the link settings also "
+				"with _up or _down for one direction)");
 		switch (config_setting_type(e)) {
 		case CONFIG_TYPE_STRING:
 			val = config_setting_get_string(e);

@@ -27,7 +27,12 @@ enum tb_middlebox {
 	TB_MB_NAT,		  /* IPv4 source NAT of the site's addresses on this ISP */
 	TB_MB_DROP_ADD_ADDR,	  /* the emulator drops segments carrying ADD_ADDR */
 	TB_MB_REWRITE_SEQ,	  /* the emulator shifts TCP sequence numbers (and ACK, SACK) */
+	TB_MB_REWRITE_PAYLOAD,	  /* the emulator changes one payload byte per stream, as an ALG */
 };
+
+/* rewrite-payload: the stream byte it changes unless the file says otherwise. */
+#define TB_REWRITE_OFFSET_DEFAULT 65536u
+#define TB_REWRITE_OFFSET_MAX	  (1u << 30)
 
 enum tb_loss_model {
 	TB_LOSS_RANDOM,
@@ -60,6 +65,7 @@ struct tb_isp {
 	unsigned int inside_v4len;
 	bool has_inside;
 	enum tb_middlebox middlebox; /* default for its uplinks */
+	uint32_t rewrite_offset;     /* rewrite-payload: default for its uplinks */
 };
 
 struct tb_node {
@@ -77,6 +83,7 @@ struct tb_uplink {
 	unsigned int isp; /* index into topology.isps */
 	unsigned int mtu;
 	enum tb_middlebox middlebox;
+	uint32_t rewrite_offset;	 /* rewrite-payload: stream byte changed (0 is the first) */
 	struct tb_link_params params[2]; /* by enum tb_dir */
 };
 

@@ -160,37 +160,64 @@ static uint32_t sum16(const uint8_t *p, uint32_t n, uint32_t acc)
 	return acc;
 }
 
-int tb_rewrite_seq(uint8_t *pkt, uint32_t len, uint32_t delta, bool outbound)
+/* Finds the TCP header of a whole packet: 1 with *off set, 0 when not TCP, -EINVAL. */
+static int tcp_locate(const uint8_t *pkt, uint32_t len, uint32_t *off)
 {
-	uint32_t off, tlen, doff, acc;
-	uint8_t *tcp;
-
 	if (len < 20)
 		return -EINVAL;
 	if ((pkt[0] >> 4) == 4) {
-		off = (uint32_t)(pkt[0] & 0xf) * 4;
-		if (off < 20 || ((uint32_t)pkt[2] << 8 | pkt[3]) != len)
+		*off = (uint32_t)(pkt[0] & 0xf) * 4;
+		if (*off < 20 || ((uint32_t)pkt[2] << 8 | pkt[3]) != len)
 			return -EINVAL;
 		if (pkt[9] != 6 || (((uint32_t)pkt[6] << 8 | pkt[7]) & 0x3fff) != 0)
 			return 0; /* not TCP, or a fragment: left alone */
-		acc = sum16(pkt + 12, 8, 6);
 	} else if ((pkt[0] >> 4) == 6) {
-		off = 40;
+		*off = 40;
 		if (len < 40 || ((uint32_t)pkt[4] << 8 | pkt[5]) + 40 != len)
 			return -EINVAL;
 		if (pkt[6] != 6)
 			return 0; /* not TCP (or behind extension headers) */
-		acc = sum16(pkt + 8, 32, 6);
 	} else {
 		return -EINVAL;
 	}
-	if (len < off + 20)
+	if (len < *off + 20)
 		return -EINVAL;
+	if ((uint32_t)(pkt[*off + 12] >> 4) * 4 < 20 ||
+	    (uint32_t)(pkt[*off + 12] >> 4) * 4 > len - *off)
+		return -EINVAL;
+	return 1;
+}
+
+/* Computes the TCP checksum of a packet that tcp_locate() accepted anew. */
+static void tcp_csum_fix(uint8_t *pkt, uint32_t len, uint32_t off)
+{
+	uint8_t *tcp = pkt + off;
+	uint32_t tlen = len - off, acc;
+
+	if ((pkt[0] >> 4) == 4)
+		acc = sum16(pkt + 12, 8, 6);
+	else
+		acc = sum16(pkt + 8, 32, 6);
+	tcp[16] = tcp[17] = 0;
+	acc += tlen;
+	acc = sum16(tcp, tlen, acc);
+	while (acc >> 16)
+		acc = (acc & 0xffff) + (acc >> 16);
+	acc = ~acc & 0xffff;
+	tcp[16] = (uint8_t)(acc >> 8);
+	tcp[17] = (uint8_t)acc;
+}
+
+int tb_rewrite_seq(uint8_t *pkt, uint32_t len, uint32_t delta, bool outbound)
+{
+	uint32_t off, doff;
+	uint8_t *tcp;
+	int r = tcp_locate(pkt, len, &off);
+
+	if (r <= 0)
+		return r;
 	tcp = pkt + off;
-	tlen = len - off;
 	doff = (uint32_t)(tcp[12] >> 4) * 4;
-	if (doff < 20 || doff > tlen)
-		return -EINVAL;
 	if (outbound) {
 		put32(tcp + 4, get32(tcp + 4) + delta);
 	} else {
@@ -216,13 +243,94 @@ int tb_rewrite_seq(uint8_t *pkt, uint32_t len, uint32_t delta, bool outbound)
 			i += tcp[i + 1];
 		}
 	}
-	tcp[16] = tcp[17] = 0;
-	acc += tlen;
-	acc = sum16(tcp, tlen, acc);
-	while (acc >> 16)
-		acc = (acc & 0xffff) + (acc >> 16);
-	acc = ~acc & 0xffff;
-	tcp[16] = (uint8_t)(acc >> 8);
-	tcp[17] = (uint8_t)acc;
+	tcp_csum_fix(pkt, len, off);
+	return 1;
+}
+
+void tb_prw_init(struct tb_prw *t, uint32_t offset)
+{
+	memset(t, 0, sizeof(*t));
+	t->offset = offset;
+}
+
+/* The directed flow key of a packet that tcp_locate() accepted. */
+static void flow_key(const uint8_t *pkt, uint32_t off, uint8_t key[37])
+{
+	memset(key, 0, 37);
+	key[0] = pkt[0] >> 4;
+	if (key[0] == 4) {
+		memcpy(key + 1, pkt + 12, 4);
+		memcpy(key + 17, pkt + 16, 4);
+	} else {
+		memcpy(key + 1, pkt + 8, 32);
+	}
+	memcpy(key + 33, pkt + off, 4);
+}
+
+static uint32_t key_hash(const uint8_t key[37])
+{
+	uint32_t h = 2166136261u;
+
+	for (unsigned int i = 0; i < 37; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return h;
+}
+
+/*
+ * The flow's slot: the one holding the key, else (create) a free one or the
+ * least recently used of the TB_PRW_PROBE tried; NULL when absent.
+ */
+static struct tb_prw_flow *flow_find(struct tb_prw *t, const uint8_t key[37], bool create)
+{
+	uint32_t h = key_hash(key);
+	struct tb_prw_flow *victim = NULL;
+
+	for (unsigned int i = 0; i < TB_PRW_PROBE; i++) {
+		struct tb_prw_flow *f = &t->flows[(h + i) % TB_PRW_FLOWS];
+
+		if (f->used && !memcmp(f->key, key, 37))
+			return f;
+		if (!victim || (victim->used && (!f->used || f->last_use < victim->last_use)))
+			victim = f;
+	}
+	if (!create)
+		return NULL;
+	if (victim->used)
+		t->evicted++;
+	memcpy(victim->key, key, 37);
+	victim->used = true;
+	t->flows_seen++;
+	return victim;
+}
+
+int tb_rewrite_payload(struct tb_prw *t, uint8_t *pkt, uint32_t len)
+{
+	uint32_t off, doff, plen, seq, rel;
+	struct tb_prw_flow *f;
+	uint8_t key[37], *tcp;
+	bool syn;
+	int r = tcp_locate(pkt, len, &off);
+
+	if (r <= 0)
+		return r;
+	tcp = pkt + off;
+	doff = (uint32_t)(tcp[12] >> 4) * 4;
+	plen = len - off - doff;
+	seq = get32(tcp + 4);
+	syn = tcp[13] & 0x02;
+	flow_key(pkt, off, key);
+	f = flow_find(t, key, syn);
+	if (!f)
+		return 0;
+	f->last_use = ++t->clock;
+	if (syn)
+		f->isn = seq;
+	/* Stream offset of the first payload byte: the SYN takes one number. */
+	rel = seq + (syn ? 1u : 0u) - (f->isn + 1u);
+	/* Unsigned: a segment that starts past the offset wraps far above plen. */
+	if (!plen || t->offset - rel >= plen)
+		return 0;
+	tcp[doff + (t->offset - rel)] ^= TB_PRW_XOR;
+	tcp_csum_fix(pkt, len, off);
 	return 1;
 }

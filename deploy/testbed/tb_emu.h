@@ -64,4 +64,45 @@ bool tb_has_add_addr(const uint8_t *pkt, uint32_t caplen);
  */
 int tb_rewrite_seq(uint8_t *pkt, uint32_t len, uint32_t delta, bool outbound);
 
+/*
+ * Payload-rewriting middlebox, as an application-level gateway would be: it
+ * changes the byte at stream offset `offset` (0 is the first payload byte
+ * after the SYN) of every direction of every TCP connection it saw open, in
+ * whichever segment carries that byte (retransmissions too, so every copy
+ * of it agrees), and computes the TCP checksum anew. Only the MPTCP DSS
+ * checksum can tell. The byte is XORed with TB_PRW_XOR, which always
+ * changes it and always changes a ones'-complement sum over it.
+ *
+ * It needs each direction's initial sequence number, so it remembers flows
+ * from their SYN (or SYN/ACK): at most TB_PRW_FLOWS at once, the least
+ * recently seen one giving way. A connection it did not see open passes
+ * untouched.
+ */
+#define TB_PRW_FLOWS 1024
+#define TB_PRW_PROBE 8 /* slots tried per lookup: the table stays bounded in time too */
+#define TB_PRW_XOR   0x20
+
+struct tb_prw_flow {
+	uint8_t key[37]; /* family, source, destination (16 bytes each), ports */
+	bool used;
+	uint32_t isn;	   /* sequence number of the SYN */
+	uint64_t last_use; /* for eviction */
+};
+
+struct tb_prw {
+	uint32_t offset;
+	uint64_t clock;
+	uint64_t flows_seen, evicted;
+	struct tb_prw_flow flows[TB_PRW_FLOWS];
+};
+
+void tb_prw_init(struct tb_prw *t, uint32_t offset);
+/*
+ * One whole IPv4 or IPv6 packet of len bytes, changed in place. Returns 1
+ * when a payload byte was changed, 0 when the packet passes unchanged (not
+ * TCP, a fragment, a flow not seen from its SYN, no byte at the offset),
+ * -EINVAL when it is cut short or malformed.
+ */
+int tb_rewrite_payload(struct tb_prw *t, uint8_t *pkt, uint32_t len);
+
 #endif

@@ -546,8 +546,13 @@ static int up_uplink(const struct tb_topology *t, unsigned int s, unsigned int u
 				return -EIO;
 		}
 	}
-	/* Sequence rewriting: the emulator's middlebox queues, after the delay queue going up. */
-	for (int f = 0; f < 2 && up->middlebox == TB_MB_REWRITE_SEQ; f++)
+	/*
+	 * Sequence or payload rewriting: the emulator's middlebox queues, after
+	 * the delay queue going up.
+	 */
+	for (int f = 0; f < 2 && (up->middlebox == TB_MB_REWRITE_SEQ ||
+				  up->middlebox == TB_MB_REWRITE_PAYLOAD);
+	     f++)
 		if (step(what, "%s -w -t mangle -A FORWARD -i %s -p tcp -j NFQUEUE --queue-num %u",
 			 fams[f], dev, QUEUE_BASE + 2 * tb_link_count(t) + 2 * li) ||
 		    step(what, "%s -w -t mangle -A FORWARD -o %s -p tcp -j NFQUEUE --queue-num %u",
