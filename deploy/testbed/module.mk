@@ -32,3 +32,6 @@ FUZZ_SRCS_fuzz_tb_config := deploy/testbed/tb_config.c
 $(BUILD)/fuzz/fuzz_tb_config: $(FUZZ_SRCS_fuzz_tb_config) deploy/testbed/tb_config.h
 TEST_SCRIPTS += tests/e2e/testbed_exp.sh
 BENCH_SCRIPTS += tests/bench/testbed_goodput.sh
+# Kernel interop of MP_FAIL and the infinite mapping through the rewrite-payload
+# middlebox (fjord-linkemu --payload-queue); a stack test that needs our emulator.
+TEST_SCRIPTS += tests/interop/kernel_mpfail.sh
