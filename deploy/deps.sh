@@ -9,6 +9,7 @@ libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3 python3-protobuf
 libcunit1-dev libsqlite3-dev sqlite3 libjansson-dev libssl-dev libpcap-dev
 iproute2 iptables iperf3 tshark ethtool curl procps psmisc
 iputils-ping
+nftables
 openssl"
 
 missing=""

@@ -1,7 +1,7 @@
 # stack/: libmps, the bundled userspace MPTCP stack (see docs/stack.md).
 MPS_SRCS := stack/mps_opt.c stack/mps_crypto.c stack/mps_seg.c stack/mps_stack.c stack/mps_tcp.c \
 	stack/mps_fallback.c stack/mps_tcp_out.c stack/mps_join.c stack/mps_pm.c stack/mps_sched.c stack/mps_cc.c stack/mps_sim.c \
-	stack/mps_tun.c stack/mps_trace.c
+	stack/mps_tun.c stack/mps_trace.c stack/mps_host.c
 LIBS_A += $(BUILD)/libmps.a
 
 $(BUILD)/libmps.a: $(call objs,$(MPS_SRCS))

@@ -1,10 +1,22 @@
 /*
- * mpsperf: the bundled stack's own iperf, over a TUN device.
+ * mpsperf: the bundled stack's own iperf, over a TUN device or on the host's
+ * own addresses.
  *
- *   mpsperf server --tun DEV --addr A[,A2...] --port P [--once] [--mode sink|source] [--bytes N]
- *   mpsperf client --tun DEV --addr A[,A2...] --remote R --port P --mode send|recv [--bytes N]
+ *   mpsperf server --tun DEV|--host --addr A[,A2...] --port P [--once] [--mode sink|source]
+ *                  [--bytes N]
+ *   mpsperf client --tun DEV|--host --addr A[,A2...] --remote R --port P --mode send|recv
+ *                  [--bytes N]
  *   common options: [--time S] [--pcap FILE] [--abort-after BYTES] [--interval MS]
  *                   [--scheduler NAME] [--cc NAME] [--sndbuf BYTES] [--rcvbuf BYTES]
+ *
+ * --tun DEV opens the TUN device DEV (routing the addresses to it is the
+ * caller's job). --host uses the host adapter (mps_host.h): the addresses
+ * are the host's own, packets go out through raw sockets and come in through
+ * packet sockets, and an nftables table keeps the kernel from answering the
+ * stack's segments with RSTs while mpsperf runs; it is removed on every exit
+ * but SIGKILL (the next --host run in the namespace then removes it). As a
+ * client, --host needs the kernel's ephemeral ports clear of 49152-65535
+ * (e.g. sysctl net.ipv4.ip_local_port_range="32768 49151").
  *
  * Prints one JSON line per connection on stdout; errors go to stderr with a
  * non-zero exit. The data sent is a deterministic pseudo-random stream, so
@@ -30,6 +42,7 @@
 
 #include "fj_clock.h"
 #include "mps.h"
+#include "mps_host.h"
 #include "mps_trace.h"
 #include "mps_tun.h"
 
@@ -40,6 +53,7 @@ enum perf_mode { MODE_SINK, MODE_SOURCE };
 struct perf_opts {
 	bool server, once;
 	const char *tun;
+	bool host; /* --host: the host adapter instead of a TUN device */
 	struct mps_addr addr, remote;
 	struct mps_addr more[MPS_MAX_LOCAL_ADDRS]; /* --addr after the first: the path manager's */
 	unsigned int nmore;
@@ -167,15 +181,16 @@ static int parse_u64(const char *s, const char *what, uint64_t *v)
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: mpsperf server --tun DEV --addr A[,A2...] --port P [--once] "
+		"usage: mpsperf server --tun DEV|--host --addr A[,A2...] --port P [--once] "
 		"[--mode sink|source] [--bytes N]\n"
-		"       mpsperf client --tun DEV --addr A[,A2...] --remote R --port P --mode send|recv "
-		"[--bytes N]\n"
+		"       mpsperf client --tun DEV|--host --addr A[,A2...] --remote R --port P "
+		"--mode send|recv [--bytes N]\n"
 		"       either role: [--time S] [--pcap FILE] [--abort-after BYTES] [--interval MS]\n"
 		"                    [--scheduler lowrtt|initial] [--cc lia|reno] [--sndbuf BYTES]\n"
 		"                    [--rcvbuf BYTES]\n"
 		"       (--pcap: headers of every packet, both ways; --interval: progress as JSON\n"
-		"       lines on stderr; --abort-after: MP_FASTCLOSE after that many bytes)\n");
+		"       lines on stderr; --abort-after: MP_FASTCLOSE after that many bytes;\n"
+		"       --host: the stack on this host's own addresses, beside the kernel)\n");
 	return 2;
 }
 
@@ -191,7 +206,8 @@ static int parse_args(int argc, char **argv, struct perf_opts *o)
 		{ "pcap", 1, NULL, 'w' },     { "abort-after", 1, NULL, 'A' },
 		{ "interval", 1, NULL, 'i' }, { "scheduler", 1, NULL, 'S' },
 		{ "cc", 1, NULL, 'C' },	      { "sndbuf", 1, NULL, 'B' },
-		{ "rcvbuf", 1, NULL, 'R' },   { NULL, 0, NULL, 0 },
+		{ "rcvbuf", 1, NULL, 'R' },   { "host", 0, NULL, 'H' },
+		{ NULL, 0, NULL, 0 },
 	};
 	bool mode_set = false;
 	uint64_t v;
@@ -211,6 +227,9 @@ static int parse_args(int argc, char **argv, struct perf_opts *o)
 		switch (ch) {
 		case 't':
 			o->tun = optarg;
+			break;
+		case 'H':
+			o->host = true;
 			break;
 		case 'a':
 			if (parse_addrs(optarg, o))
@@ -300,7 +319,11 @@ static int parse_args(int argc, char **argv, struct perf_opts *o)
 			return -EINVAL;
 		}
 	}
-	if (optind != argc || !o->tun || !o->have_addr || !o->port ||
+	if (o->host && o->tun) {
+		fprintf(stderr, "mpsperf: --tun and --host exclude each other\n");
+		return -EINVAL;
+	}
+	if (optind != argc || (!o->tun && !o->host) || !o->have_addr || !o->port ||
 	    (!o->server && (!o->have_remote || !mode_set)) ||
 	    (o->have_remote && o->remote.family != o->addr.family))
 		return -EINVAL;
@@ -493,10 +516,19 @@ static int check_events(struct mps_stack *st, struct perf_conn *p)
 	return rc;
 }
 
-static int run(const struct perf_opts *o, struct mps_stack *st, struct mps_tun *tun)
+/* The link the stack runs on: a TUN device or the host adapter. */
+struct perf_link {
+	const struct mps_link_ops *ops;
+	void *ctx;
+	int fd; /* readable when packets wait */
+	struct mps_tun *tun;
+	struct mps_host *host;
+};
+
+static int run(const struct perf_opts *o, struct mps_stack *st, const struct perf_link *l)
 {
 	struct perf_conn p = { 0 };
-	struct pollfd pfd = { .fd = mps_tun_fd(tun), .events = POLLIN };
+	struct pollfd pfd = { .fd = l->fd, .events = POLLIN };
 	uint64_t now = fj_mono_us(), next, grace_end = 0;
 	struct mps_addr a = o->addr, r = o->remote;
 	int err, rc = 0;
@@ -513,9 +545,9 @@ static int run(const struct perf_opts *o, struct mps_stack *st, struct mps_tun *
 		return 1;
 	}
 	while (!stop) {
-		next = mps_pump(st, &mps_tun_link_ops, tun, now, &err);
+		next = mps_pump(st, l->ops, l->ctx, now, &err);
 		if (err && err != -EAGAIN)
-			fprintf(stderr, "mpsperf: tun: %s\n", strerror(-err));
+			fprintf(stderr, "mpsperf: %s: %s\n", l->ops->name, strerror(-err));
 		if (p.c && !p.finished)
 			mps_conn_info(p.c, &p.info);
 		if (check_events(st, &p)) {
@@ -558,7 +590,7 @@ static int run(const struct perf_opts *o, struct mps_stack *st, struct mps_tun *
 			break;
 		if (p.c && !p.finished) {
 			/* Data may be waiting to go out: loop again at once. */
-			mps_pump(st, &mps_tun_link_ops, tun, now, &err);
+			mps_pump(st, l->ops, l->ctx, now, &err);
 		}
 		next = mps_next_wakeup(st);
 		if (o->interval_ms && p.c && !p.finished &&
@@ -576,13 +608,51 @@ static int run(const struct perf_opts *o, struct mps_stack *st, struct mps_tun *
 	return rc;
 }
 
+/*
+ * The host adapter covers every address of ours and, as a server, the port;
+ * a client's ports are the stack's ephemeral ones.
+ */
+static int open_link(const struct perf_opts *o, struct perf_link *l)
+{
+	struct mps_host_config hc = { 0 };
+	char why[256];
+	int err;
+
+	if (!o->host) {
+		l->tun = mps_tun_open(o->tun, &err);
+		if (!l->tun) {
+			fprintf(stderr, "mpsperf: %s: %s\n", o->tun, strerror(-err));
+			return err;
+		}
+		l->ops = &mps_tun_link_ops;
+		l->ctx = l->tun;
+		l->fd = mps_tun_fd(l->tun);
+		return 0;
+	}
+	hc.addrs[0] = o->addr;
+	memcpy(hc.addrs + 1, o->more, o->nmore * sizeof(o->more[0]));
+	hc.naddrs = 1 + o->nmore;
+	if (o->server)
+		hc.ports[hc.nports++] = o->port;
+	hc.ephemeral = !o->server;
+	l->host = mps_host_open(&hc, &err, why, sizeof(why));
+	if (!l->host) {
+		fprintf(stderr, "mpsperf: host adapter: %s (%s)\n", why, strerror(-err));
+		return err;
+	}
+	l->ops = &mps_host_link_ops;
+	l->ctx = l->host;
+	l->fd = mps_host_fd(l->host);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct mps_config cfg = { .rand_bytes = rand_bytes, .msl_us = 1000000 };
 	struct mps_trace *trace = NULL;
 	struct perf_opts o;
 	struct mps_stack *st;
-	struct mps_tun *tun;
+	struct perf_link link = { 0 };
 	int err, rc;
 
 	if (parse_args(argc, argv, &o))
@@ -604,8 +674,10 @@ int main(int argc, char **argv)
 		cfg.trace = mps_trace_packet;
 		cfg.trace_ctx = trace;
 	}
+	/* Every ordinary end goes through the adapter's close, which removes its rules. */
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
 	/* The stack first: a bad setting is refused before any device is touched. */
 	st = mps_stack_create(&cfg, &err);
 	if (!st) {
@@ -619,16 +691,16 @@ int main(int argc, char **argv)
 		mps_trace_close(trace);
 		return 1;
 	}
-	tun = mps_tun_open(o.tun, &err);
-	if (!tun) {
-		fprintf(stderr, "mpsperf: %s: %s\n", o.tun, strerror(-err));
+	if (open_link(&o, &link)) {
 		mps_stack_destroy(st);
 		mps_trace_close(trace);
 		return 1;
 	}
-	rc = run(&o, st, tun);
+	rc = run(&o, st, &link);
 	mps_stack_destroy(st);
-	mps_tun_close(tun);
+	mps_tun_close(link.tun);
+	if (mps_host_close(link.host))
+		rc = 1;
 	mps_trace_close(trace);
 	return rc;
 }
