@@ -476,13 +476,13 @@ static int port_reserved(const char *reserved, unsigned long port)
 int mps_host_ports_check(const char *range, const char *reserved, char *why, size_t whylen)
 {
 	unsigned long lo, hi, p;
-	char *end;
+	char *mid, *end;
 	int r;
 
 	errno = 0;
-	lo = strtoul(range, &end, 10);
-	hi = strtoul(end, &end, 10);
-	if (errno || lo > hi || hi > 65535) {
+	lo = strtoul(range, &mid, 10);
+	hi = strtoul(mid, &end, 10);
+	if (errno || mid == range || end == mid || lo > hi || hi > 65535) {
 		say(why, whylen, "ip_local_port_range \"%s\" does not parse", range);
 		return -EINVAL;
 	}
