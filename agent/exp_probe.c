@@ -12,6 +12,13 @@
  *  - checksums: negotiated on the connection (MPTCP_INFO), and the MIB counter
  *    MPTcpExt DataCsumErr during the probe (counted per network namespace, so
  *    other connections of the node add to it);
+ *  - do checksums fail: a second connection with DSS checksums on moves
+ *    PROBE_CSUM_BYTES through the echo. Linux has no per-socket switch; it
+ *    takes net.mptcp.checksum_enabled when the socket is made, so the probe
+ *    sets the sysctl of its namespace for that one socket() call. A box that
+ *    rewrites payload and fixes the TCP checksum (an ALG) shows in MPTcpExt
+ *    DataCsumErr, MPFailTx/Rx and InfiniteMapTx/Rx, and in the connection
+ *    falling back to TCP; the echo coming back changed shows it end to end;
  *  - seq_rewritten: TCP SYNs with a growing TTL towards the responder's
  *    address, and towards the peer's bundled responder on the same ISP when
  *    it has one (exp_tracebox.h): a router's ICMP quote with another sequence
@@ -23,6 +30,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +40,7 @@
 #include <unistd.h>
 
 #include "agent_arena.h"
+#include "agent_sysinfo.h"
 #include "bundled.h"
 #include "exp.h"
 #include "exp_pcap.h"
@@ -46,18 +55,38 @@
 #define PROBE_MAX_PATHS		 16
 #define PROBE_ECHO_BYTES	 (32 * 1024)
 #define PROBE_JOIN_POLL_MS	 20
+/* The checksum test's echo: past the testbed's default rewrite_offset (64 KiB). */
+#define PROBE_CSUM_BYTES (256 * 1024)
+#define PROBE_CSUM_CHUNK (16 * 1024)
 /* Routers between two sites: a few on the testbed, rarely above 30 on the Internet. */
 #define PROBE_TBOX_MAX_TTL 12
 
-/* MPTcpExt DataCsumErr of this network namespace, or -1. */
-static long long csum_errors(void)
-{
-	char names[4096], vals[4096];
-	FILE *f = fopen("/proc/net/netstat", "r");
-	long long v = -1;
+/* The MPTcpExt counters the probe reads, as /proc/net/netstat names them. */
+enum mib {
+	MIB_CSUM_ERR,
+	MIB_MPFAIL_TX,
+	MIB_MPFAIL_RX,
+	MIB_INFMAP_TX,
+	MIB_INFMAP_RX,
+	MIB_N,
+};
 
+static const char *const mib_names[MIB_N] = {
+	[MIB_CSUM_ERR] = "DataCsumErr",	   [MIB_MPFAIL_TX] = "MPFailTx",
+	[MIB_MPFAIL_RX] = "MPFailRx",	   [MIB_INFMAP_TX] = "InfiniteMapTx",
+	[MIB_INFMAP_RX] = "InfiniteMapRx",
+};
+
+/* Those counters of this network namespace; -1 for each one the kernel lacks. */
+static void mib_read(long long v[MIB_N])
+{
+	static char names[8192], vals[8192];
+	FILE *f = fopen("/proc/net/netstat", "r");
+
+	for (int i = 0; i < MIB_N; i++)
+		v[i] = -1;
 	if (!f)
-		return -1;
+		return;
 	while (fgets(names, sizeof(names), f) && fgets(vals, sizeof(vals), f)) {
 		char *sn, *sv, *n, *val;
 
@@ -65,18 +94,19 @@ static long long csum_errors(void)
 			continue;
 		n = strtok_r(names, " \n", &sn);
 		val = strtok_r(vals, " \n", &sv);
-		while (n && val) {
-			if (!strcmp(n, "DataCsumErr")) {
-				v = atoll(val);
-				break;
-			}
-			n = strtok_r(NULL, " \n", &sn);
-			val = strtok_r(NULL, " \n", &sv);
-		}
+		for (; n && val; n = strtok_r(NULL, " \n", &sn), val = strtok_r(NULL, " \n", &sv))
+			for (int i = 0; i < MIB_N; i++)
+				if (!strcmp(n, mib_names[i]))
+					v[i] = atoll(val);
 		break;
 	}
 	fclose(f);
-	return v;
+}
+
+/* How much a counter grew between two reads (0 when the kernel lacks it). */
+static uint32_t mib_delta(const long long a[MIB_N], const long long b[MIB_N], enum mib i)
+{
+	return a[i] >= 0 && b[i] > a[i] ? (uint32_t)(b[i] - a[i]) : 0;
 }
 
 /* The node's `subflow` endpoints: with none, no MP_JOIN is expected from this side. */
@@ -246,6 +276,184 @@ static int echo_some(int fd)
 	return rc;
 }
 
+/*
+ * A kernel MPTCP socket that asks for DSS checksums. Linux takes
+ * net.mptcp.checksum_enabled of the namespace when the socket is made and
+ * has no per-socket switch, so the sysctl is 1 for just this socket() call
+ * (other sockets made in that instant ask for checksums too, which a peer
+ * honours anyway). Returns the fd or a negative errno; *why says what went
+ * wrong with the sysctl, if anything (the socket is made regardless: the
+ * node may have checksums on already, and MPTCP_INFO tells).
+ */
+static int csum_socket(int family, char *why, size_t len)
+{
+	static const char path[] = "/proc/sys/net/mptcp/checksum_enabled";
+	char was[16] = "";
+	int fd, sfd = -1, e;
+
+	why[0] = 0;
+	if (agent_sysinfo_mptcp_sysctl("checksum_enabled", was, sizeof(was)) < 0)
+		snprintf(why, len, "net.mptcp.checksum_enabled unreadable");
+	else if (strcmp(was, "0") == 0)
+		sfd = open(path, O_WRONLY | O_CLOEXEC);
+	if (sfd >= 0 && write(sfd, "1", 1) != 1) {
+		snprintf(why, len, "net.mptcp.checksum_enabled: %s", strerror(errno));
+		close(sfd);
+		sfd = -1;
+	} else if (strcmp(was, "0") == 0 && sfd < 0) {
+		snprintf(why, len, "net.mptcp.checksum_enabled: %s", strerror(errno));
+	}
+	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_MPTCP);
+	e = errno;
+	if (sfd >= 0) {
+		if (pwrite(sfd, "0", 1, 0) != 1)
+			snprintf(why, len, "net.mptcp.checksum_enabled stayed 1: %s",
+				 strerror(errno));
+		close(sfd);
+	}
+	return fd < 0 ? -e : fd;
+}
+
+/*
+ * Echoes PROBE_CSUM_BYTES in chunks (the responder echoes as it reads, so a
+ * chunk at a time never fills both directions' buffers), watching the
+ * subflows. Returns 0, or the first error; *changed when an echo differed,
+ * at stream byte *where.
+ */
+static int csum_echo(int fd, uint64_t end_ms, Fjord__V1__ProbeFinding *f, bool *changed,
+		     uint64_t *where)
+{
+	static uint8_t tx[PROBE_CSUM_CHUNK], rx[PROBE_CSUM_CHUNK];
+	struct agent_subflow_raw sf[AGENT_MPTCP_MAX_SUBFLOWS];
+	struct agent_mptcp_state st;
+	size_t n;
+	int rc = 0;
+
+	*changed = false;
+	for (uint64_t off = 0; off < PROBE_CSUM_BYTES && !rc; off += sizeof(tx)) {
+		if (fj_mono_ms() > end_ms)
+			return -ETIMEDOUT;
+		agent_resp_fill(2, off, tx, sizeof(tx));
+		rc = exp_send_all(fd, tx, sizeof(tx));
+		if (!rc)
+			rc = exp_recv_all(fd, rx, sizeof(rx));
+		for (size_t i = 0; !rc && !*changed && i < sizeof(rx); i++)
+			if (rx[i] != tx[i]) {
+				*changed = true;
+				*where = off + i;
+			}
+		if (!agent_mptcp_snapshot(fd, 1, sf, &n, &st) && st.is_mptcp && !st.fallback) {
+			size_t up = 0;
+
+			for (size_t i = 0; i < n; i++)
+				up += agent_subflow_usable(&sf[i]);
+			if (up > f->csum_subflows)
+				f->csum_subflows = (uint32_t)up;
+		}
+	}
+	return rc;
+}
+
+/* The sentence of csum_check: what was seen. */
+static void csum_describe(Fjord__V1__ProbeFinding *f, uint32_t errs, int rc, bool changed,
+			  uint64_t where, const char *why, struct exp_out *out)
+{
+	char d[512];
+	int n;
+
+	n = snprintf(d, sizeof(d),
+		     "DSS checksums on; %s; DataCsumErr %u, MP_FAIL sent %u received %u, "
+		     "infinite mapping sent %u received %u%s",
+		     rc ? "the echo broke off" : "every byte echoed", errs, f->csum_mp_fail_tx,
+		     f->csum_mp_fail_rx, f->csum_infinite_map_tx, f->csum_infinite_map_rx,
+		     f->csum_fallback ? "; fell back to TCP during the transfer" : "");
+	if (changed && n > 0 && (size_t)n < sizeof(d))
+		n += snprintf(d + n, sizeof(d) - (size_t)n,
+			      "; the echo came back changed from byte %llu on",
+			      (unsigned long long)where);
+	if (rc && n > 0 && (size_t)n < sizeof(d))
+		n += snprintf(d + n, sizeof(d) - (size_t)n, " (%s)", strerror(-rc));
+	if (f->csum_subflows > 1 && n > 0 && (size_t)n < sizeof(d))
+		n += snprintf(d + n, sizeof(d) - (size_t)n,
+			      "; %u subflows: a failure may be another path's", f->csum_subflows);
+	if (why[0] && n > 0 && (size_t)n < sizeof(d))
+		snprintf(d + n, sizeof(d) - (size_t)n, "; %s", why);
+	f->csum_check = agent_arena_strdup(out->arena, d);
+}
+
+/*
+ * Do DSS checksums fail on the path? A connection with checksums on from
+ * the path's local address, an echo of PROBE_CSUM_BYTES, and the namespace's
+ * MPTcpExt counters around it. Within budget_ms.
+ */
+static void csum_test(const struct exp_target *t, unsigned int budget_ms, struct exp_out *out,
+		      Fjord__V1__ProbeFinding *f)
+{
+	struct agent_resp_request q = { .type = AGENT_RESP_ECHO };
+	struct agent_subflow_raw sf[AGENT_MPTCP_MAX_SUBFLOWS];
+	Fjord__V1__Result shadow = *out->result;
+	struct exp_out sub = *out;
+	struct agent_mptcp_state st;
+	struct agent_resp_reply reply;
+	struct timeval tv = { .tv_sec = budget_ms / 1000, .tv_usec = budget_ms % 1000 * 1000 };
+	uint64_t end = fj_mono_ms() + budget_ms, where = 0;
+	long long m0[MIB_N], m1[MIB_N];
+	char why[160], d[320];
+	bool changed = false;
+	size_t n;
+	int fd, rc;
+
+	sub.result = &shadow;
+	mib_read(m0);
+	fd = csum_socket(t->family, why, sizeof(why));
+	if (fd < 0) {
+		snprintf(d, sizeof(d), "not run: socket: %s", strerror(-fd));
+		f->csum_check = agent_arena_strdup(out->arena, d);
+		return;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if ((t->has_local && bind(fd, (const struct sockaddr *)&t->local, t->local_len) < 0) ||
+	    connect(fd, (const struct sockaddr *)&t->remote, t->remote_len) < 0) {
+		snprintf(d, sizeof(d), "not run: connect from %s: %s", t->local_str,
+			 strerror(errno));
+		f->csum_check = agent_arena_strdup(out->arena, d);
+		close(fd);
+		return;
+	}
+	rc = exp_handshake(fd, &q, &reply, &sub);
+	if (!rc && (agent_mptcp_snapshot(fd, 1, sf, &n, &st) < 0 || !st.csum_enabled)) {
+		snprintf(d, sizeof(d), "not run: DSS checksums were not negotiated%s%s",
+			 why[0] ? ": " : "", why);
+		f->csum_check = agent_arena_strdup(out->arena, d);
+		close(fd);
+		return;
+	}
+	if (rc) {
+		snprintf(d, sizeof(d), "not run: %s",
+			 shadow.error && shadow.error[0] ? shadow.error : strerror(-rc));
+		f->csum_check = agent_arena_strdup(out->arena, d);
+		close(fd);
+		return;
+	}
+	f->csum_tested = 1;
+	f->csum_subflows = 1;
+	rc = csum_echo(fd, end, f, &changed, &where);
+	agent_mptcp_snapshot(fd, 1, sf, &n, &st);
+	f->csum_fallback = st.fallback;
+	close(fd);
+	mib_read(m1);
+	f->csum_mp_fail_tx = mib_delta(m0, m1, MIB_MPFAIL_TX);
+	f->csum_mp_fail_rx = mib_delta(m0, m1, MIB_MPFAIL_RX);
+	f->csum_infinite_map_tx = mib_delta(m0, m1, MIB_INFMAP_TX);
+	f->csum_infinite_map_rx = mib_delta(m0, m1, MIB_INFMAP_RX);
+	f->payload_modified = changed;
+	f->csum_failed = mib_delta(m0, m1, MIB_CSUM_ERR) || f->csum_mp_fail_tx ||
+			 f->csum_mp_fail_rx || f->csum_infinite_map_tx || f->csum_infinite_map_rx ||
+			 f->csum_fallback;
+	csum_describe(f, mib_delta(m0, m1, MIB_CSUM_ERR), rc, changed, where, why, out);
+}
+
 static Fjord__V1__ProbeFinding *probe_path(const Fjord__V1__RunCommand *cmd,
 					   const struct exp_env *env, size_t idx,
 					   unsigned int timeout_ms, struct exp_out *out)
@@ -262,13 +470,14 @@ static Fjord__V1__ProbeFinding *probe_path(const Fjord__V1__RunCommand *cmd,
 	socklen_t self_len = sizeof(self);
 	char local[64];
 	unsigned int lport;
-	long long cs0 = csum_errors(), cs1;
+	long long m0[MIB_N], m1[MIB_N];
 	uint64_t end;
 	size_t n;
 	int fd, mptcp = 0, rc;
 
 	if (!f)
 		return NULL;
+	mib_read(m0);
 	fjord__v1__probe_finding__init(f);
 	/* A path that fails is a finding of this path, not the run's failure. */
 	shadow.error = NULL;
@@ -319,8 +528,12 @@ static Fjord__V1__ProbeFinding *probe_path(const Fjord__V1__RunCommand *cmd,
 	f->add_addr_accepted = st.add_addr_accepted;
 	f->checksums = st.csum_enabled != 0;
 	close(fd);
-	cs1 = csum_errors();
-	f->checksum_errors = cs0 >= 0 && cs1 > cs0 ? (uint32_t)(cs1 - cs0) : 0;
+	if (f->mp_capable)
+		csum_test(&t, timeout_ms / 2, out, f);
+	else
+		f->csum_check = "not run: the path does not carry MPTCP";
+	mib_read(m1);
+	f->checksum_errors = mib_delta(m0, m1, MIB_CSUM_ERR);
 	if (self.ss_family == AF_INET || self.ss_family == AF_INET6)
 		seq_check(cmd, env, &t, &self, timeout_ms, out, f);
 fail:
@@ -355,6 +568,9 @@ static void finding_out(Fjord__V1__ProbeFinding *f, size_t i, unsigned int endpo
 	M("csum_errors", f->checksum_errors);
 	M("seq_rewritten", f->seq_rewritten);
 	M("seq_quotes", f->seq_quotes);
+	M("csum_tested", f->csum_tested);
+	M("csum_failed", f->csum_failed);
+	M("payload_modified", f->payload_modified);
 #undef M
 	if (f->error && f->error[0]) {
 		char e[512];
@@ -397,6 +613,14 @@ static void finding_out(Fjord__V1__ProbeFinding *f, size_t i, unsigned int endpo
 		snprintf(e, sizeof(e), "%s: %u DSS checksum errors", d, f->checksum_errors);
 		exp_add_event(out, "checksum_errors", e, 0);
 	}
+	if (f->csum_failed || f->payload_modified) {
+		char e[1024];
+
+		snprintf(e, sizeof(e), "%s: %s: %s", d,
+			 f->csum_failed ? "DSS checksums fail" : "payload rewritten",
+			 f->csum_check ? f->csum_check : "");
+		exp_add_event(out, f->csum_failed ? "checksum_failed" : "payload_modified", e, 0);
+	}
 }
 
 int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, struct exp_out *out)
@@ -405,7 +629,7 @@ int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, s
 	Fjord__V1__Result *r = out->result;
 	unsigned int timeout = pp && pp->timeout_ms ? pp->timeout_ms : PROBE_DEFAULT_TIMEOUT_MS;
 	size_t n = cmd->run->n_paths ? cmd->run->n_paths : 1, i;
-	unsigned int capable = 0, nat = 0, reach = 0, seqrw = 0, endpoints;
+	unsigned int capable = 0, nat = 0, reach = 0, seqrw = 0, csumf = 0, endpoints;
 	struct exp_pcap *cap;
 	Fjord__V1__Stack stack = exp_stack(cmd);
 
@@ -424,11 +648,14 @@ int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, s
 			 n);
 		goto prov;
 	}
-	/* Per path: connect, join wait (1/2), bundled address (1/4), two traces (1/4 each). */
-	if ((uint64_t)n * timeout * 9 / 4 + 500 > exp_left_ms(env)) {
+	/*
+	 * Per path: connect, join wait (1/2), checksum test (1/2), bundled
+	 * address (1/4), two traces (1/4 each).
+	 */
+	if ((uint64_t)n * timeout * 11 / 4 + 500 > exp_left_ms(env)) {
 		exp_fail(out,
 			 "probe.timeout_ms: %zu paths of up to %u ms do not fit the run's deadline",
-			 n, timeout * 9 / 4);
+			 n, timeout * 11 / 4);
 		goto prov;
 	}
 	endpoints = subflow_endpoints();
@@ -451,6 +678,7 @@ int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, s
 		capable += f->mp_capable;
 		nat += f->nat;
 		seqrw += f->seq_rewritten;
+		csumf += f->csum_failed;
 	}
 	exp_pcap_stop(cap, out);
 	exp_add_metric(out, "paths", (double)n);
@@ -458,6 +686,7 @@ int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, s
 	exp_add_metric(out, "paths_mp_capable", capable);
 	exp_add_metric(out, "paths_nat", nat);
 	exp_add_metric(out, "paths_seq_rewritten", seqrw);
+	exp_add_metric(out, "paths_csum_failed", csumf);
 	if (!reach)
 		exp_fail(out, "no path reached the responder: %s",
 			 r->probe_findings[0]->error ? r->probe_findings[0]->error : "");

@@ -154,6 +154,14 @@ int census_add(Fjord__V1__Census *c, const struct census_filter *f, const Fjord_
 		cell->checksums += pf->checksums;
 		cell->checksum_failures += pf->checksum_errors > 0;
 		cell->checksum_errors += pf->checksum_errors;
+		cell->seq_rewritten += pf->seq_rewritten;
+		cell->payload_modified += pf->payload_modified;
+		if (!pf->csum_tested)
+			continue;
+		cell->csum_tested++;
+		cell->csum_failed += pf->csum_failed;
+		cell->csum_mp_fail += pf->csum_mp_fail_tx || pf->csum_mp_fail_rx;
+		cell->csum_infinite_map += pf->csum_infinite_map_tx || pf->csum_infinite_map_rx;
 	}
 	return 0;
 }
@@ -199,7 +207,9 @@ char *census_csv(const Fjord__V1__Census *c, size_t *len)
 	ctl_buf_init(&b, (size_t)CENSUS_MAX_CELLS * 512 + 4096);
 	ctl_buf_puts(&b, "local_isp,remote_isp,family,bucket_start,probes,reachable,unreachable,"
 			 "mp_capable_ok,mp_capable_stripped,mp_join_ok,mp_join_failed,add_addr_ok,"
-			 "nat,checksums,checksum_failures,checksum_errors,first,last\r\n");
+			 "nat,checksums,checksum_failures,checksum_errors,first,last,csum_tested,"
+			 "csum_failed,csum_mp_fail,csum_infinite_map,payload_modified,"
+			 "seq_rewritten\r\n");
 	for (i = 0; i < c->n_cells; i++) {
 		const Fjord__V1__CensusCell *x = c->cells[i];
 		const char *fam = fj_pbjson_enum_short(&fjord__v1__address_family__descriptor,
@@ -221,7 +231,11 @@ char *census_csv(const Fjord__V1__Census *c, size_t *len)
 		csv_time(&b, x->first_ms);
 		ctl_buf_puts(&b, ",");
 		csv_time(&b, x->last_ms);
-		ctl_buf_puts(&b, "\r\n");
+		ctl_buf_printf(&b,
+			       ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+			       ",%" PRIu64 "\r\n",
+			       x->csum_tested, x->csum_failed, x->csum_mp_fail,
+			       x->csum_infinite_map, x->payload_modified, x->seq_rewritten);
 	}
 	return ctl_buf_take(&b, len);
 }

@@ -12,7 +12,9 @@ static const char census_help[] =
 	"\n"
 	"What probe runs found about MPTCP per local ISP x remote ISP x family:\n"
 	"probes, unreachable, MP_CAPABLE ok or stripped, MP_JOIN ok or failed,\n"
-	"ADD_ADDR accepted, NAT, DSS checksum failures.\n"
+	"ADD_ADDR accepted, NAT, DSS checksum errors seen (CSUM_FAIL), checksum\n"
+	"tests failed of those run (CSUM_TEST: an ALG rewriting payload), sequence\n"
+	"numbers rewritten (SEQ_RW).\n"
 	"\n"
 	"  --isp I        only paths with I at either end\n"
 	"  --family F     ipv4 or ipv6\n"
@@ -88,17 +90,17 @@ static void u64(char *buf, size_t len, uint64_t v)
 
 static int print_census(struct cli *c, const Fjord__V1__Census *cs)
 {
-	static const char *const hdr[] = { "LOCAL",    "REMOTE",      "FAMILY",	  "BUCKET",
-					   "PROBES",   "UNREACHABLE", "MPC_OK",	  "MPC_STRIPPED",
-					   "JOIN_OK",  "JOIN_FAILED", "ADD_ADDR", "NAT",
-					   "CSUM_FAIL" };
-	struct cli_table *t = cli_table_new(13, hdr);
+	static const char *const hdr[] = { "LOCAL",	"REMOTE",      "FAMILY",   "BUCKET",
+					   "PROBES",	"UNREACHABLE", "MPC_OK",   "MPC_STRIPPED",
+					   "JOIN_OK",	"JOIN_FAILED", "ADD_ADDR", "NAT",
+					   "CSUM_FAIL", "CSUM_TEST",   "SEQ_RW" };
+	struct cli_table *t = cli_table_new(15, hdr);
 	size_t i;
 
 	for (i = 0; t && i < cs->n_cells; i++) {
 		const Fjord__V1__CensusCell *x = cs->cells[i];
-		char v[10][40], fb[32];
-		const char *row[13];
+		char v[12][40], fb[32];
+		const char *row[15];
 		const char *fam = cli_enum(&fjord__v1__address_family__descriptor, (int)x->family,
 					   fb, sizeof(fb));
 		if (x->bucket_start_ms)
@@ -114,10 +116,14 @@ static int print_census(struct cli *c, const Fjord__V1__Census *cs)
 		u64(v[7], sizeof(v[7]), x->add_addr_ok);
 		u64(v[8], sizeof(v[8]), x->nat);
 		u64(v[9], sizeof(v[9]), x->checksum_failures);
+		/* Checksum tests that failed, of those run: "1/2". */
+		snprintf(v[10], sizeof(v[10]), "%llu/%llu", (unsigned long long)x->csum_failed,
+			 (unsigned long long)x->csum_tested);
+		u64(v[11], sizeof(v[11]), x->seq_rewritten);
 		row[0] = x->local_isp;
 		row[1] = x->remote_isp;
 		row[2] = fam;
-		for (int k = 0; k < 10; k++)
+		for (int k = 0; k < 12; k++)
 			row[3 + k] = v[k];
 		if (cli_table_add(t, row) != 0) {
 			cli_table_free(t);

@@ -988,6 +988,14 @@ static void test_probe_loopback(void)
 	CU_ASSERT_EQUAL(metric(res, "p0_mp_capable"), 1);
 	CU_ASSERT_EQUAL(metric(res, "p0_nat"), 0);
 	CU_ASSERT_EQUAL(metric(res, "paths_mp_capable"), 1);
+	/* The checksum test: checksums on, nothing on loopback changes the payload. */
+	CU_ASSERT(res->probe_findings[0]->csum_tested);
+	CU_ASSERT(!res->probe_findings[0]->csum_failed);
+	CU_ASSERT(!res->probe_findings[0]->payload_modified);
+	CU_ASSERT(!res->probe_findings[0]->csum_fallback);
+	CU_ASSERT_EQUAL(res->probe_findings[0]->csum_subflows, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res->probe_findings[0]->csum_check, "every byte echoed"));
+	CU_ASSERT_EQUAL(metric(res, "paths_csum_failed"), 0);
 	if (!has_event(res, "capture_unavailable", "")) {
 		unsigned int pkts, mp_syns;
 

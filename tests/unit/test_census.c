@@ -107,6 +107,15 @@ static void fx_campaign(struct probe_fx *x, int64_t t)
 	f->nat = 1;
 	f->checksums = 1;
 	f->checksum_errors = 3;
+	/* Its checksum test failed (the responder's MP_FAIL), its echo came back changed. */
+	f->csum_tested = 1;
+	f->csum_failed = 1;
+	f->csum_mp_fail_rx = 1;
+	f->csum_infinite_map_tx = 1;
+	f->payload_modified = 1;
+	f->seq_rewritten = 1;
+	/* The clean path's test ran and passed. */
+	x->res.probe_findings[0]->csum_tested = 1;
 	f = fx_path(x, "ice", "ice", FAM6);
 	f->reachable = 0;
 	f->mp_capable = 0;
@@ -143,6 +152,12 @@ static void assert_same(const Fjord__V1__Census *a, const Fjord__V1__Census *b)
 		CU_ASSERT_EQUAL(x->checksums, y->checksums);
 		CU_ASSERT_EQUAL(x->checksum_failures, y->checksum_failures);
 		CU_ASSERT_EQUAL(x->checksum_errors, y->checksum_errors);
+		CU_ASSERT_EQUAL(x->csum_tested, y->csum_tested);
+		CU_ASSERT_EQUAL(x->csum_failed, y->csum_failed);
+		CU_ASSERT_EQUAL(x->csum_mp_fail, y->csum_mp_fail);
+		CU_ASSERT_EQUAL(x->csum_infinite_map, y->csum_infinite_map);
+		CU_ASSERT_EQUAL(x->payload_modified, y->payload_modified);
+		CU_ASSERT_EQUAL(x->seq_rewritten, y->seq_rewritten);
 		CU_ASSERT_EQUAL(x->first_ms, y->first_ms);
 		CU_ASSERT_EQUAL(x->last_ms, y->last_ms);
 	}
@@ -220,6 +235,9 @@ static void test_fold(void)
 	CU_ASSERT_EQUAL(cell->mp_join_failed, 0);
 	CU_ASSERT_EQUAL(cell->add_addr_ok, 2);
 	CU_ASSERT_EQUAL(cell->nat, 0);
+	CU_ASSERT_EQUAL(cell->csum_tested, 2);
+	CU_ASSERT_EQUAL(cell->csum_failed, 0);
+	CU_ASSERT_EQUAL(cell->payload_modified, 0);
 	CU_ASSERT_EQUAL(cell->first_ms, 5000);
 	CU_ASSERT_EQUAL(cell->last_ms, 9000);
 
@@ -237,6 +255,12 @@ static void test_fold(void)
 	CU_ASSERT_EQUAL(cell->checksums, 2);
 	CU_ASSERT_EQUAL(cell->checksum_failures, 2);
 	CU_ASSERT_EQUAL(cell->checksum_errors, 6);
+	CU_ASSERT_EQUAL(cell->csum_tested, 2);
+	CU_ASSERT_EQUAL(cell->csum_failed, 2);
+	CU_ASSERT_EQUAL(cell->csum_mp_fail, 2);
+	CU_ASSERT_EQUAL(cell->csum_infinite_map, 2);
+	CU_ASSERT_EQUAL(cell->payload_modified, 2);
+	CU_ASSERT_EQUAL(cell->seq_rewritten, 2);
 
 	/* Unreachable: counted as a probe, and nothing else about MPTCP. */
 	cell = find(&c, "ice", "ice", FAM6, 0);
@@ -327,7 +351,9 @@ static void test_csv(void)
 	static const char hdr[] = "local_isp,remote_isp,family,bucket_start,probes,reachable,"
 				  "unreachable,mp_capable_ok,mp_capable_stripped,mp_join_ok,"
 				  "mp_join_failed,add_addr_ok,nat,checksums,checksum_failures,"
-				  "checksum_errors,first,last\r\n";
+				  "checksum_errors,first,last,csum_tested,csum_failed,"
+				  "csum_mp_fail,csum_infinite_map,payload_modified,"
+				  "seq_rewritten\r\n";
 	Fjord__V1__Census c;
 	struct probe_fx x;
 	size_t len = 0;
