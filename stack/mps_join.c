@@ -1072,7 +1072,8 @@ static bool join_data_csum(struct mps_conn *c, struct mps_subflow *sf, const str
 		sf->ack_now = true; /* beyond the mapping: refused, say so at once */
 		return false;
 	}
-	if (++sf->unacked_segs >= 2)
+	/* As on the initial subflow: a packet above our MSS is several merged (GRO). */
+	if (++sf->unacked_segs >= 2 || n > c->st->cfg.mss)
 		sf->ack_now = true;
 	else if (sf->delack_at == MPS_TIME_NEVER)
 		sf->delack_at = now + MPS_DELACK_US;
@@ -1144,7 +1145,12 @@ static bool join_data(struct mps_conn *c, struct mps_subflow *sf, const struct m
 		sf->ack_now = true; /* refused: say so at once */
 		return false;
 	}
-	if (++sf->unacked_segs >= 2)
+	/*
+	 * A packet above our MSS is several segments the kernel merged (TUN
+	 * offloads): ACKed at once, as on the initial subflow. Alone on an idle
+	 * join it waited for the delayed ACK, and the kernel's sender with it.
+	 */
+	if (++sf->unacked_segs >= 2 || took > c->st->cfg.mss)
 		sf->ack_now = true;
 	else if (sf->delack_at == MPS_TIME_NEVER)
 		sf->delack_at = now + MPS_DELACK_US;

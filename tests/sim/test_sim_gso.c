@@ -16,6 +16,7 @@
 
 #define SRV_PORT 5002
 #define STEP_CAP 2000000
+#define GW_PEERS 16 /* subflows told apart by the last byte of the peer's address */
 
 struct gworld {
 	struct mps_sim *sim;
@@ -27,6 +28,12 @@ struct gworld {
 	uint32_t out_max[2];		  /* largest traced out */
 	uint64_t in_big[2];		  /* packets above 1500 traced in */
 	bool events_bad;		  /* an MP_FAIL or fallback event on either side */
+	/*
+	 * Per stack and subflow: merged packets in, when the oldest one not
+	 * yet answered came, and the longest wait from such a packet to the
+	 * next packet out on the same subflow (the receiver's ACK).
+	 */
+	uint64_t big_in_sf[2][GW_PEERS], big_at[2][GW_PEERS], ack_wait_max[2];
 };
 
 struct trace_ctx {
@@ -42,10 +49,26 @@ static void trace_hook(void *ctx, const uint8_t *pkt, size_t len, int out, int s
 	struct mps_seg s;
 	enum mps_seg_err err;
 
-	(void)subflow;
-	(void)now;
 	/* Whatever size, what was traced is a whole, well-formed packet. */
 	CU_ASSERT_EQUAL(mps_seg_parse(pkt, len, 0, &s, &err), 0);
+	/*
+	 * Subflows told apart by the peer's address (IDs are per address, and
+	 * both of the server's subflows end at its one address).
+	 */
+	if (subflow >= 0) {
+		uint8_t peer = (out ? s.dst : s.src)[s.family == 4 ? 3 : 15] % GW_PEERS;
+		uint64_t *at = &w->big_at[t->side][peer];
+
+		if (!out && len > 1500) {
+			w->big_in_sf[t->side][peer]++;
+			if (*at == MPS_TIME_NEVER)
+				*at = now;
+		} else if (out && *at != MPS_TIME_NEVER) {
+			if (now - *at > w->ack_wait_max[t->side])
+				w->ack_wait_max[t->side] = now - *at;
+			*at = MPS_TIME_NEVER;
+		}
+	}
 	if (out) {
 		w->out_pkts[t->side]++;
 		w->out_big[t->side] += len > 1500;
@@ -72,13 +95,23 @@ static void addr_set(struct mps_addr *a, uint8_t family, uint8_t last, uint16_t 
 	a->port = port;
 }
 
+/*
+ * A client and a server over one path with link; with two_paths, the client
+ * has a second address on a second path like the first, so its fullmesh
+ * path manager joins from there to the server's address.
+ */
 static void gworld_init(struct gworld *w, struct trace_ctx tc[2], uint8_t family,
-			const struct mps_sim_link_cfg *link, bool checksum, uint64_t seed)
+			const struct mps_sim_link_cfg *link, bool checksum, uint64_t seed,
+			bool two_paths)
 {
 	struct mps_config cfg = { .seed = seed, .checksum = checksum, .trace = trace_hook };
-	int err, a, b, i;
+	struct mps_addr c2;
+	int err, a, b, i, j;
 
 	memset(w, 0, sizeof(*w));
+	for (i = 0; i < 2; i++)
+		for (j = 0; j < GW_PEERS; j++)
+			w->big_at[i][j] = MPS_TIME_NEVER;
 	w->sim = mps_sim_create(seed);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(w->sim);
 	a = mps_sim_add_node(w->sim);
@@ -87,6 +120,11 @@ static void gworld_init(struct gworld *w, struct trace_ctx tc[2], uint8_t family
 	addr_set(&w->saddr, family, 2, SRV_PORT);
 	CU_ASSERT_FATAL(
 		mps_sim_add_path(w->sim, a, w->caddr.addr, b, w->saddr.addr, family, link) >= 0);
+	if (two_paths) {
+		addr_set(&c2, family, 3, 0);
+		CU_ASSERT_FATAL(
+			mps_sim_add_path(w->sim, a, c2.addr, b, w->saddr.addr, family, link) >= 0);
+	}
 	w->port[0] = mps_sim_port(w->sim, a);
 	w->port[1] = mps_sim_port(w->sim, b);
 	for (i = 0; i < 2; i++) {
@@ -94,6 +132,9 @@ static void gworld_init(struct gworld *w, struct trace_ctx tc[2], uint8_t family
 		tc[i].side = i;
 		cfg.trace_ctx = &tc[i];
 		cfg.seed = seed + (uint64_t)i;
+		cfg.nlocal_addrs = two_paths && i == 0;
+		if (cfg.nlocal_addrs)
+			cfg.local_addrs[0] = c2;
 		w->st[i] = mps_stack_create(&cfg, &err);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(w->st[i]);
 	}
@@ -224,7 +265,7 @@ static void split_run(uint8_t family, bool checksum)
 	struct mps_sim_stats ss;
 	struct gworld w;
 
-	gworld_init(&w, tc, family, &fast_link, checksum, 21);
+	gworld_init(&w, tc, family, &fast_link, checksum, 21, false);
 	CU_ASSERT_EQUAL(mps_sim_set_gso(w.port[0], 65535, true), 0);
 	CU_ASSERT_TRUE(gworld_transfer(&w, 8 << 20));
 	mps_sim_get_stats(w.sim, &ss);
@@ -268,7 +309,7 @@ static void test_whole_receiver(void)
 	struct gworld w;
 	uint64_t t_gso;
 
-	gworld_init(&w, tc, 4, &fast_link, true, 31);
+	gworld_init(&w, tc, 4, &fast_link, true, 31, false);
 	CU_ASSERT_EQUAL(mps_sim_set_gso(w.port[0], 65535, false), 0);
 	CU_ASSERT_TRUE(gworld_transfer(&w, 8 << 20));
 	mps_sim_get_stats(w.sim, &ss);
@@ -283,7 +324,7 @@ static void test_whole_receiver(void)
 	gworld_free(&w);
 
 	/* The same without offloads. */
-	gworld_init(&w, tc, 4, &fast_link, true, 31);
+	gworld_init(&w, tc, 4, &fast_link, true, 31, false);
 	CU_ASSERT_TRUE(gworld_transfer(&w, 8 << 20));
 	mps_sim_get_stats(w.sim, &ss);
 	CU_ASSERT_EQUAL(ss.gso_pkts, 0);
@@ -295,6 +336,74 @@ static void test_whole_receiver(void)
 	 */
 	CU_ASSERT(t_gso < 2 * w.eof_at);
 	gworld_free(&w);
+}
+
+/*
+ * Two paths of 50 Mbit/s, the client's second address joined: 4 MiB with the
+ * sender's super-segments cut on the wire (split) or passed whole, so that
+ * the server takes merged packets on the initial subflow and on the join,
+ * as a TUN device with both offloads hands them over. Returns when the
+ * server read the end of the stream; *sf_ids: subflows that took merged
+ * packets.
+ */
+static uint64_t two_path_run(bool split, bool checksum, unsigned int *sf_ids, uint64_t *wait)
+{
+	static const struct mps_sim_link_cfg path = { .delay_us = 5000,
+						      .mtu = 1500,
+						      .rate_bps = 50000000 };
+	struct trace_ctx tc[2];
+	struct mps_sim_stats ss;
+	struct gworld w;
+	uint64_t eof;
+	int i;
+
+	gworld_init(&w, tc, 4, &path, checksum, 51, true);
+	CU_ASSERT_EQUAL(mps_sim_set_gso(w.port[0], 65535, split), 0);
+	CU_ASSERT_TRUE(gworld_transfer(&w, 4 << 20));
+	mps_sim_get_stats(w.sim, &ss);
+	CU_ASSERT(ss.gso_pkts > 0);
+	CU_ASSERT_EQUAL(ss.too_big + ss.lost + ss.queue_full, 0);
+	CU_ASSERT_EQUAL(w.in_big[1], split ? 0 : ss.gso_pkts);
+	assert_clean_mptcp(&w);
+	*sf_ids = 0;
+	for (i = 0; i < GW_PEERS; i++)
+		*sf_ids += w.big_in_sf[1][i] > 0;
+	*wait = w.ack_wait_max[1];
+	eof = w.eof_at;
+	gworld_free(&w);
+	return eof;
+}
+
+/*
+ * Every merged packet is ACKed in the round it came, on the join as on the
+ * initial subflow: as several segments (RFC 9293 §3.8.6.3's "every second
+ * full-sized segment"), never left to the delayed-ACK timer. A lone merged
+ * packet on an otherwise idle join once waited 40 ms for it, and the
+ * kernel's sender with it; over two 50 Mbit/s paths that cost a tenth of
+ * the goodput (docs/benchmarks.md, "TUN offloads").
+ */
+static void whole_two_paths(bool checksum)
+{
+	uint64_t t_whole, t_split, wait;
+	unsigned int ids;
+
+	t_whole = two_path_run(false, checksum, &ids, &wait);
+	CU_ASSERT_EQUAL(ids, 2);
+	CU_ASSERT_EQUAL(wait, 0);
+	t_split = two_path_run(true, checksum, &ids, &wait);
+	CU_ASSERT_EQUAL(ids, 0);
+	/* Taking them whole is not slower on the simulated clock. */
+	CU_ASSERT(t_whole <= t_split + t_split / 20);
+}
+
+static void test_whole_two_paths(void)
+{
+	whole_two_paths(false);
+}
+
+static void test_whole_two_paths_checksum(void)
+{
+	whole_two_paths(true);
 }
 
 /* Loss and reordering of the cut pieces: recovery resends MSS pieces, the stream is intact. */
@@ -311,7 +420,7 @@ static void lossy_run(uint64_t seed, uint64_t *end, uint64_t *retrans)
 	struct mps_sim_stats ss;
 	struct gworld w;
 
-	gworld_init(&w, tc, 4, &lossy, true, seed);
+	gworld_init(&w, tc, 4, &lossy, true, seed, false);
 	CU_ASSERT_EQUAL(mps_sim_set_gso(w.port[0], 65535, true), 0);
 	CU_ASSERT_TRUE(gworld_transfer(&w, 4 << 20));
 	mps_sim_get_stats(w.sim, &ss);
@@ -355,6 +464,8 @@ static const struct fj_test tests[] = {
 	{ "split_v6", test_split_v6 },
 	{ "split_checksum", test_split_checksum },
 	{ "whole_receiver", test_whole_receiver },
+	{ "whole_two_paths", test_whole_two_paths },
+	{ "whole_two_paths_checksum", test_whole_two_paths_checksum },
 	{ "lossy_split", test_lossy_split },
 	{ "set_gso_bounds", test_set_gso_bounds },
 	{ NULL, NULL },
