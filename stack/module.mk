@@ -24,6 +24,8 @@ $(BUILD)/mpsperf: $(call objs,$(MPSPERF_SRCS)) $(BUILD)/libmps.a $(BUILD)/libfjc
 # Interop with the Linux kernel's MPTCP (root, network namespaces; skips without root).
 TEST_SCRIPTS += tests/interop/mpsperf_cli.sh tests/interop/kernel_basic.sh tests/interop/kernel_join.sh
 TEST_SCRIPTS += tests/interop/kernel_fallback.sh tests/interop/kernel_fastclose.sh tests/interop/kernel_pathcut.sh
+# The host adapter on a namespace's own addresses against the kernel (mps_host.h).
+TEST_SCRIPTS += tests/interop/host_kernel.sh
 
 FUZZ_TARGETS += fuzz_mps_input
 FUZZ_SRCS_fuzz_mps_input := stack/mps_opt.c stack/mps_crypto.c stack/mps_seg.c stack/mps_stack.c \

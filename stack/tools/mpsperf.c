@@ -646,6 +646,22 @@ static int open_link(const struct perf_opts *o, struct perf_link *l)
 	return 0;
 }
 
+/* The host adapter's counters, as one JSON line on stderr (stdout holds the results). */
+static void host_report(const struct mps_host *h)
+{
+	struct mps_host_stats s;
+
+	if (!h)
+		return;
+	mps_host_get_stats(h, &s);
+	fprintf(stderr,
+		"{\"host\":{\"table\":\"%s\",\"rx_pkts\":%" PRIu64 ",\"rx_ours\":%" PRIu64
+		",\"rx_other\":%" PRIu64 ",\"rx_bad\":%" PRIu64 ",\"rx_csum\":%" PRIu64
+		",\"tx_pkts\":%" PRIu64 ",\"tx_err\":%" PRIu64 "}}\n",
+		mps_host_table(h), s.rx_pkts, s.rx_ours, s.rx_other, s.rx_bad, s.rx_csum, s.tx_pkts,
+		s.tx_err);
+}
+
 int main(int argc, char **argv)
 {
 	struct mps_config cfg = { .rand_bytes = rand_bytes, .msl_us = 1000000 };
@@ -697,6 +713,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	rc = run(&o, st, &link);
+	host_report(link.host);
 	mps_stack_destroy(st);
 	mps_tun_close(link.tun);
 	if (mps_host_close(link.host))
