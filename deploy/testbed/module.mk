@@ -23,6 +23,7 @@ $(BUILD)/fjtb-mptcp-probe: $(call objs,tests/testbed/mptcp_probe.c)
 $(BUILD)/.stamp-all: $(BUILD)/fjtb-mptcp-probe
 
 TEST_SCRIPTS += tests/testbed/updown.sh tests/testbed/links.sh tests/testbed/middlebox.sh \
+	tests/testbed/mbox_payload.sh \
 	tests/testbed/shipped.sh
 BENCH_SCRIPTS += tests/bench/testbed_emu.sh
 

@@ -1,0 +1,118 @@
+#!/bin/sh
+# The rewrite-payload middlebox and the probe's checksum test, end to end on
+# the emulated testbed (topology tests/testbed/payload.cfg) with the real
+# controller and agents (deploy/testbed/agents.sh):
+# - a probe from site pa over its clean ISP and its ISP "alg" (an ALG that
+#   changes byte 100000 of every TCP stream and fixes the TCP checksum) to
+#   pb, IPv4 and IPv6, one finding per path: DSS checksums fail (csum_failed,
+#   with MP_FAIL and an infinite mapping counted by pa's kernel, the
+#   connection falling back, the echo coming back changed) on exactly the
+#   paths through alg, and on none through clean; MPTCP itself survives
+#   everywhere (the main probe connection moves less than 100000 bytes);
+# - the controller's census shows it per cell (JSON: csumTested, csumFailed,
+#   csumMpFail, csumInfiniteMap, payloadModified);
+# - the emulator counted its rewrites on pa/alg and nothing malformed.
+# pa's MPTCP subflow endpoints and its ADD_ADDR limit are set to none after
+# agents.sh sets them up: the checksum test must run on one subflow for its failure to be the path's own
+# (with joins Linux resets the failing subflow instead, and the join may have
+# taken another ISP).
+# Every path's run reserves pb/clean, so the four runs take turns: the
+# kernel's counters (per namespace) then belong to one run each.
+# Needs root; about 40 s. Run under `flock /tmp/fjtb.lock`: one testbed per
+# machine (fixed namespace names), and it is always taken down (trap).
+set -u
+. tests/e2e/testbed_lib.sh
+TOPO=tests/testbed/payload.cfg
+tbc_begin "$TOPO"
+tbc_log "fjtb-payload up, controller and $TBC_NSITES agents online"
+ip -n fjtb-pa mptcp endpoint flush || tbc_die "ip mptcp endpoint flush in fjtb-pa"
+# No joins to the addresses pb announces either (ADD_ADDR, IPv4 on IPv6 too).
+ip -n fjtb-pa mptcp limits set subflows 0 add_addr_accepted 0 ||
+	tbc_die "ip mptcp limits set in fjtb-pa"
+
+PA=$(tbc_agent pa)
+PB=$(tbc_agent pb)
+cat >"$T/probe.json" <<JSON
+{ "name": "mbox-payload-probe", "type": "EXPERIMENT_TYPE_PROBE", "probe": { "timeoutMs": 3000 },
+  "targets": { "pairs": [ { "clientAgentId": "$PA", "serverAgentId": "$PB" } ],
+               "localIsps": [ "clean", "alg" ], "remoteIsps": [ "clean" ],
+               "perPath": true, "families": [ "ADDRESS_FAMILY_IPV4", "ADDRESS_FAMILY_IPV6" ] },
+  "deadlineS": 120, "pickupS": 110 }
+JSON
+e=$(tbc_create probe)
+[ -n "$e" ] || tbc_die "no experiment id: $(cat "$T/create-probe.out")"
+tbc_wait 120 "$e"
+cli results --experiment "$e" --json >"$T/res.json" || tbc_die "fjord results"
+cli census --json >"$T/census.json" || tbc_die "fjord census"
+tb status >"$T/status2" 2>&1 || tbc_die "fjord-testbed status"
+grep 'rewrite-payload' "$T/status2"
+
+python3 - "$T" <<'PY'
+import json, re, sys
+
+T = sys.argv[1]
+fails = []
+passed = []
+
+
+def check(cond, what):
+    print(("ok: " if cond else "FAIL: ") + what)
+    (passed if cond else fails).append(what)
+
+
+d = json.load(open(T + "/res.json"))
+rows = d.get("rows", []) if isinstance(d, dict) else d
+seen = set()
+for r in rows:
+    res = r["result"]
+    check(res.get("ok", False), "probe run %s succeeded %s" % (r["run"]["id"], res.get("error", "")))
+    for f in res.get("probeFindings", []):
+        p = f["path"]
+        isp, fam = p["localIsp"], p.get("family", "")
+        want = isp == "alg"
+        seen.add((isp, fam))
+        what = "%s %s (%s)" % (isp, fam, f.get("csumCheck", ""))
+        check(f.get("reachable", False) and f.get("mpCapable", False),
+              "%s: reachable, MP_CAPABLE survives" % what)
+        check(f.get("csumTested", False), "%s: the checksum test ran with checksums on" % what)
+        check(int(f.get("csumSubflows", 0)) == 1, "%s: on one subflow" % what)
+        check(bool(f.get("csumFailed", False)) == want,
+              "%s: csum_failed=%s (want %s)" % (what, f.get("csumFailed", False), want))
+        check(bool(f.get("payloadModified", False)) == want,
+              "%s: payload_modified=%s (want %s)" % (what, f.get("payloadModified", False), want))
+        mpfail = int(f.get("csumMpFailTx", 0)) + int(f.get("csumMpFailRx", 0))
+        infmap = int(f.get("csumInfiniteMapTx", 0)) + int(f.get("csumInfiniteMapRx", 0))
+        check((mpfail > 0 and infmap > 0 and bool(f.get("csumFallback", False))) == want,
+              "%s: MP_FAIL %d, infinite mapping %d, fell back %s (all of them: %s)" % (
+                  what, mpfail, infmap, f.get("csumFallback", False), want))
+check(seen == {(i, f) for i in ("clean", "alg")
+               for f in ("ADDRESS_FAMILY_IPV4", "ADDRESS_FAMILY_IPV6")},
+      "one finding per ISP and family: %s" % sorted(seen))
+
+c = json.load(open(T + "/census.json"))
+cells = {(x["localIsp"], x.get("family", "")): x for x in c.get("cells", [])}
+for (isp, fam) in sorted(seen):
+    x = cells.get((isp, fam), {})
+    want = 1 if isp == "alg" else 0
+    check(int(x.get("csumTested", 0)) == 1 and int(x.get("csumFailed", 0)) == want and
+          int(x.get("csumMpFail", 0)) == want and int(x.get("csumInfiniteMap", 0)) == want and
+          int(x.get("payloadModified", 0)) == want,
+          "census %s %s: csumTested %s csumFailed %s csumMpFail %s csumInfiniteMap %s "
+          "payloadModified %s (failures want %d)" % (
+              isp, fam, x.get("csumTested", 0), x.get("csumFailed", 0), x.get("csumMpFail", 0),
+              x.get("csumInfiniteMap", 0), x.get("payloadModified", 0), want))
+
+st = open(T + "/status2").read()
+m = re.search(r"^pa/alg up queue=\d+ rewrite-payload: offset=100000 .*rewritten=(\d+)", st, re.M)
+check(m is not None and int(m.group(1)) >= 2,
+      "the emulator rewrote payload going up pa/alg (rewritten=%s)" % (m and m.group(1)))
+m = re.search(r"^pa/alg down queue=\d+ rewrite-payload: .*rewritten=(\d+)", st, re.M)
+check(m is not None and int(m.group(1)) >= 1,
+      "the emulator rewrote payload coming down pa/alg (rewritten=%s)" % (m and m.group(1)))
+check(not re.search(r"rewrite-payload: .*errors=[1-9]", st), "no malformed segment at the middlebox")
+print("mbox_payload: %d passed, %d failed" % (len(passed), len(fails)))
+sys.exit(1 if fails else 0)
+PY
+rc=$?
+[ $rc = 0 ] || tbc_die "mbox_payload checks failed (see above)"
+tbc_log "mbox_payload: ok"
