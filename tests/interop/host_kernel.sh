@@ -11,7 +11,8 @@
 #  3, 4. The same over IPv6.
 #  5. SIGTERM and SIGKILL: the adapter's nftables table goes with SIGTERM;
 #     one left by SIGKILL is removed by the next --host run.
-#  6. A client refused while the kernel's port range overlaps the stack's.
+#  6. Refusals: a client while the kernel's port range overlaps the stack's,
+#     an address that is not A's, --tun with --host.
 # Checks: equal SHA-256, two subflows on both sides (the kernel's
 # MPTCP_INFO), data over both, no RST reaching B while the kernel in A tried
 # to send some (counted with nftables counters), the BPF filter letting
@@ -201,6 +202,19 @@ check "overlapping port range: refused" 1 "$rc"
 check "overlapping port range: the message names it" 1 \
 	"$(grep -c 'ip_local_port_range 32768-60999 overlaps' "$TMP/perf.err" || true)"
 check "overlapping port range: no table" 0 "$(tables_left)"
+ip netns exec "$A" sysctl -q net.ipv4.ip_local_port_range="32768 49151"
+# Other refusals: an address that is not A's, --tun with --host.
+rc=0
+ip netns exec "$A" "$PERF" server --host --addr 10.83.9.1 --port 5110 >"$TMP/perf.json" \
+	2>"$TMP/perf.err" || rc=$?
+check "foreign address: refused" 1 "$rc"
+check "foreign address: the message names it" 1 \
+	"$(grep -c '10.83.9.1 is not an address of this host' "$TMP/perf.err" || true)"
+check "foreign address: no table" 0 "$(tables_left)"
+rc=0
+"$PERF" server --host --tun x --addr 10.83.1.1 --port 5110 >"$TMP/perf.json" 2>"$TMP/perf.err" ||
+	rc=$?
+check "--tun with --host: usage" "2 1" "$rc $(grep -c 'exclude each other' "$TMP/perf.err" || true)"
 check "RSTs reaching the kernel peer over the whole run" 0 "$(rst_count "$B")"
 
 ip netns del "$A"
