@@ -158,8 +158,9 @@ struct mps_subflow {
 	uint16_t smap_head, smap_len;
 	uint32_t serial;	   /* unique within the connection */
 	struct mps_join_ooo *jooo; /* a join's segments ahead of rcv_nxt (mps_join.c) */
-	uint16_t jooo_segs;
+	uint32_t jooo_segs;
 	uint32_t jooo_bytes;
+	uint32_t jooo_last; /* seq of the most recently queued segment (RFC 2018 §4) */
 	/* The current receive mapping of a join subflow (the initial one keeps it in conn). */
 	bool rx_map_valid;
 	uint64_t rx_map_dsn;
@@ -278,10 +279,10 @@ struct mps_conn {
 	bool echo_pending;     /* an ADD_ADDR echo goes on the next pure ACK */
 	struct mps_dooo *dooo; /* data ahead of rcv_nxt_dsn from any subflow */
 	uint32_t dooo_bytes;
-	uint16_t dooo_segs;
+	uint32_t dooo_segs;
 	struct mps_ooo *ooo; /* out-of-order segments of the subflow */
 	uint32_t ooo_bytes;
-	uint16_t ooo_segs;
+	uint32_t ooo_segs;
 	uint32_t ooo_last; /* seq of the most recently queued segment (RFC 2018 §4) */
 	struct mps_opt_add_addr echo;
 	/* Path manager state (mps_pm.c). */
@@ -333,7 +334,25 @@ struct mps_ooo {
 	uint8_t data[];
 };
 
-#define MPS_OOO_MAX_SEGS 512 /* and never more bytes than the receive buffer holds */
+/*
+ * Segments an out-of-order queue holds, for a receive buffer of cap bytes
+ * (and never more bytes than that): a whole window of segments of 512
+ * bytes or more, so that one loss on a long path never makes the rest of
+ * the window be refused; smaller segments count against the bound.
+ */
+static inline uint32_t mps_ooo_max_segs(uint32_t cap)
+{
+	return 512 + cap / 512;
+}
+
+/* A join's segment ahead of its rcv_nxt, with its DSS (mps_join.c). */
+struct mps_join_ooo {
+	struct mps_join_ooo *next; /* sorted by seq */
+	uint32_t seq, len;
+	bool has_dss;
+	struct mps_opt dss;
+	uint8_t data[];
+};
 
 /* Data that arrived on some subflow ahead of the connection's rcv_nxt_dsn. */
 struct mps_dooo {

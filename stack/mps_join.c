@@ -24,14 +24,6 @@
 #define JOIN_ACK_HMAC_LEN 20 /* 160 bits on the third ACK */
 
 /* A segment that arrived on a join ahead of its rcv_nxt, with its DSS option. */
-struct mps_join_ooo {
-	struct mps_join_ooo *next; /* sorted by seq */
-	uint32_t seq, len;
-	bool has_dss;
-	struct mps_opt dss;
-	uint8_t data[];
-};
-
 static void jooo_free(struct mps_conn *c, struct mps_subflow *sf)
 {
 	struct mps_join_ooo *q, *n;
@@ -251,6 +243,7 @@ static void syn_options(struct mps_conn *c, struct mps_subflow *sf, const struct
 		sf->rcv_wscale = 0;
 	}
 	sf->ts_ok = t->present & MPS_TCPOPTS_TS;
+	sf->sack_ok = t->present & MPS_TCPOPTS_SACK_PERM;
 	sf->ts_recent = t->ts_val;
 	sf->cwnd = MPS_INIT_CWND_SEGS *
 		   (c->st->cfg.mss < sf->peer_mss ? c->st->cfg.mss : sf->peer_mss);
@@ -391,6 +384,13 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 		p[n++] = MPS_TCPOLEN_WS;
 		p[n++] = sf->rcv_wscale;
 	}
+	/* SACK on joins too, as Linux offers it in every SYN. */
+	if ((flags & MPS_TCP_SYN) && (sf->state == MPS_SF_SYN_SENT || sf->sack_ok)) {
+		p[n++] = MPS_TCPOPT_NOP;
+		p[n++] = MPS_TCPOPT_NOP;
+		p[n++] = MPS_TCPOPT_SACK_PERM;
+		p[n++] = MPS_TCPOLEN_SACK_PERM;
+	}
 	if (sf->ts_ok || sf->state == MPS_SF_SYN_SENT) {
 		p[n++] = MPS_TCPOPT_NOP;
 		p[n++] = MPS_TCPOPT_NOP;
@@ -443,6 +443,8 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 		o.subtype = MPS_MPTCP_SUB_DSS;
 		o.dss.flags = MPS_DSS_FLAG_A | MPS_DSS_FLAG_a;
 		o.dss.data_ack = c->rcv_nxt_dsn;
+		if (flags == MPS_TCP_ACK && mps_sack_wants_room(c, sf))
+			o.dss.flags = MPS_DSS_FLAG_A;
 	}
 	if (rc < 0)
 		return rc;
@@ -452,6 +454,8 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 			return k;
 		n += k;
 	}
+	if (flags == MPS_TCP_ACK && !sf->join_pre_est)
+		n = mps_add_sack(c, sf, p, n, flags, false);
 	while (n % 4)
 		p[n++] = MPS_TCPOPT_NOP;
 	return n;
@@ -651,15 +655,7 @@ void mps_join_timers(struct mps_conn *c, uint64_t now)
 			sf_down(c, sf, MPS_SF_DOWN_CLOSED, now);
 			continue;
 		}
-		/*
-		 * A subflow whose unacknowledged bytes the peer already has through
-		 * the others keeps them in the send buffer, as it may have to send
-		 * them again; one in retransmission timeout that holds back more
-		 * than half the buffer stalls the connection, so it is reset as
-		 * stale.
-		 */
-		if (c->mptcp && sf->backoff && mps_sf_low_dsn(sf) < c->snd_una_dsn &&
-		    c->snd_una_dsn - mps_sf_low_dsn(sf) > c->sndbuf.cap / 2) {
+		if (mps_sf_stale(c, sf)) {
 			mps_sf_rst(c, sf, MPS_TCPRST_PERF);
 			sf_down(c, sf, MPS_SF_DOWN_STALE, now);
 			continue;
@@ -1164,7 +1160,8 @@ static void jooo_store(struct mps_conn *c, struct mps_subflow *sf, const struct 
 	struct mps_join_ooo **pp = &sf->jooo, *q;
 	uint32_t len = s->payload_len;
 
-	if (sf->jooo_segs >= MPS_OOO_MAX_SEGS || sf->jooo_bytes + len > c->rcvbuf.cap ||
+	if (sf->jooo_segs >= mps_ooo_max_segs(c->rcvbuf.cap) ||
+	    sf->jooo_bytes + len > c->rcvbuf.cap ||
 	    SEQ_GT(s->seq + len, sf->rcv_nxt + mps_rcv_space(c)))
 		return; /* the peer sends it again */
 	while (*pp && SEQ_LT((*pp)->seq, s->seq))
@@ -1184,6 +1181,7 @@ static void jooo_store(struct mps_conn *c, struct mps_subflow *sf, const struct 
 	*pp = q;
 	sf->jooo_segs++;
 	sf->jooo_bytes += len;
+	sf->jooo_last = s->seq;
 }
 
 /* Queued segments the hole before them no longer separates from rcv_nxt. */

@@ -536,23 +536,32 @@ void mps_conn_ack_now(struct mps_conn *c)
 		}
 }
 
+/*
+ * A subflow whose unacknowledged bytes the peer already has through the
+ * others keeps them in the send buffer, as it may have to send them again.
+ * One that holds back more than half the buffer that way stalls the
+ * connection, and is stale once its retransmission went unanswered too (a
+ * second timeout): one timeout alone is often a lost tail of a small window.
+ */
+bool mps_sf_stale(const struct mps_conn *c, const struct mps_subflow *sf)
+{
+	uint64_t low = mps_sf_low_dsn(sf);
+
+	return c->mptcp && sf->state != MPS_SF_CLOSED && sf->backoff >= 2 && low < c->snd_una_dsn &&
+	       c->snd_una_dsn - low > c->sndbuf.cap / 2;
+}
+
 /* An initial subflow with three timeouts in a row and no answer is failing. */
 #define INITIAL_FAILING_BACKOFF 3
 
 void mps_sched_close_check(struct mps_conn *c, uint64_t now)
 {
 	const struct mps_subflow *j;
-	uint64_t low = mps_sf_low_dsn(&c->sf);
 
 	if (!c->mptcp || c->reset)
 		return;
-	/*
-	 * As for a join (mps_join.c): an initial subflow in timeout that holds
-	 * back more than half the send buffer with data the peer already has
-	 * stalls the connection, so it goes as stale while a join works.
-	 */
-	if (c->sf.state != MPS_SF_CLOSED && c->sf.backoff && low < c->snd_una_dsn &&
-	    c->snd_una_dsn - low > c->sndbuf.cap / 2)
+	/* A stale initial subflow goes while a join works, as a join does. */
+	if (mps_sf_stale(c, &c->sf))
 		mps_initial_down(c, MPS_SF_DOWN_STALE, true, now);
 	/* Our DATA_FIN goes on a join when the initial subflow is gone or failing. */
 	if (c->shut_wr && !c->data_fin_sent && c->snd_nxt_dsn == mps_data_end_dsn(c) && !c->nrq &&

@@ -272,7 +272,8 @@ static int sim_send_seg(struct mps_sim_port *port, const uint8_t *data, size_t l
 		return 0;
 	}
 	d = &p->dir[dir];
-	if (d->queued >= MPS_SIM_QUEUE_MAX) {
+	if (d->queued >= MPS_SIM_QUEUE_MAX ||
+	    (p->cfg.rate_bps && p->cfg.buffer_us && d->tx_free_at > now + p->cfg.buffer_us)) {
 		sim->stats.queue_full++;
 		return 0;
 	}

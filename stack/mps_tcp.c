@@ -630,7 +630,8 @@ static uint32_t dooo_hold(struct mps_conn *c, uint64_t dsn, const uint8_t *p, ui
 		}
 		stop = *pp && (*pp)->dsn < end ? (*pp)->dsn : end;
 		len = (uint32_t)(stop - at);
-		if (c->dooo_segs >= MPS_OOO_MAX_SEGS || c->dooo_bytes + len > c->rcvbuf.cap) {
+		if (c->dooo_segs >= mps_ooo_max_segs(c->rcvbuf.cap) ||
+		    c->dooo_bytes + len > c->rcvbuf.cap) {
 			c->st->counters[MPS_CNT_IN_RCVBUF_FULL]++;
 			break;
 		}
@@ -714,7 +715,7 @@ static void ooo_store(struct mps_conn *c, const struct mps_seg *s, const struct 
 	struct mps_ooo **pp = &c->ooo, *q;
 	uint32_t len = s->payload_len;
 
-	if (len == 0 || c->ooo_segs >= MPS_OOO_MAX_SEGS ||
+	if (len == 0 || c->ooo_segs >= mps_ooo_max_segs(c->rcvbuf.cap) ||
 	    c->ooo_bytes + len > c->rcvbuf.cap - c->rcvbuf.len ||
 	    SEQ_GT(s->seq + len, sf->rcv_nxt + mps_rcv_space(c)))
 		return;
@@ -737,22 +738,62 @@ static void ooo_store(struct mps_conn *c, const struct mps_seg *s, const struct 
 	c->ooo_last = s->seq;
 }
 
-unsigned int mps_sack_blocks(const struct mps_conn *c, uint32_t (*blk)[2], unsigned int max)
+/*
+ * A walk over a subflow's out-of-order queue: the initial subflow's
+ * (struct mps_ooo, with its receive mappings) or a join's.
+ */
+struct ooo_walk {
+	const struct mps_ooo *o;
+	const struct mps_join_ooo *j;
+};
+
+static bool ooo_peek(const struct ooo_walk *w, uint32_t *seq, uint32_t *len)
+{
+	if (w->o) {
+		*seq = w->o->seq;
+		*len = w->o->len;
+		return true;
+	}
+	if (w->j) {
+		*seq = w->j->seq;
+		*len = w->j->len;
+		return true;
+	}
+	return false;
+}
+
+static void ooo_next(struct ooo_walk *w)
+{
+	if (w->o)
+		w->o = w->o->next;
+	else if (w->j)
+		w->j = w->j->next;
+}
+
+bool mps_sack_queued(const struct mps_conn *c, const struct mps_subflow *sf)
+{
+	return sf->is_join ? sf->jooo != NULL : c->ooo != NULL;
+}
+
+unsigned int mps_sack_blocks(const struct mps_conn *c, const struct mps_subflow *sf,
+			     uint32_t (*blk)[2], unsigned int max)
 {
 	uint32_t rest[MPS_SACK_BLOCKS_MAX - 1][2];
-	const struct mps_ooo *q = c->ooo;
+	struct ooo_walk w = { .o = sf->is_join ? NULL : c->ooo,
+			      .j = sf->is_join ? sf->jooo : NULL };
+	uint32_t last = sf->is_join ? sf->jooo_last : c->ooo_last, seq, len;
 	unsigned int n = 0, nrest = 0, i;
 
 	if (max > MPS_SACK_BLOCKS_MAX)
 		max = MPS_SACK_BLOCKS_MAX;
-	while (q && max) {
-		uint32_t l = q->seq, r = q->seq + q->len;
+	while (max && ooo_peek(&w, &seq, &len)) {
+		uint32_t l = seq, r = seq + len;
 		bool has_last = false;
 
-		for (; q && SEQ_LEQ(q->seq, r); q = q->next) {
-			if (SEQ_GT(q->seq + q->len, r))
-				r = q->seq + q->len;
-			if (q->seq == c->ooo_last)
+		for (; ooo_peek(&w, &seq, &len) && SEQ_LEQ(seq, r); ooo_next(&w)) {
+			if (SEQ_GT(seq + len, r))
+				r = seq + len;
+			if (seq == last)
 				has_last = true;
 		}
 		if (has_last && !n) {
@@ -773,7 +814,7 @@ unsigned int mps_sack_blocks(const struct mps_conn *c, uint32_t (*blk)[2], unsig
 		nrest++;
 	}
 	if (!n)
-		return 0; /* cannot happen while something is queued: ooo_last is in it */
+		return 0; /* cannot happen while something is queued: the last one is in it */
 	for (i = nrest; i-- > 0 && n < max;) {
 		blk[n][0] = rest[i][0];
 		blk[n][1] = rest[i][1];

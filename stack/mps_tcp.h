@@ -45,6 +45,8 @@ bool mps_smap_whole(const struct mps_subflow *sf, uint32_t seq, uint32_t *seq0, 
 void mps_smap_set_csum(struct mps_subflow *sf, uint32_t seq0, uint16_t csum);
 /* Lowest DSN sf may still have to resend, or UINT64_MAX. */
 uint64_t mps_sf_low_dsn(const struct mps_subflow *sf);
+/* sf holds back half the send buffer with data the peer has, and timed out twice (mps_sched.c). */
+bool mps_sf_stale(const struct mps_conn *c, const struct mps_subflow *sf);
 /* Drop acknowledged data from the send buffer that no subflow may still need to resend. */
 void mps_snd_trim(struct mps_conn *c);
 /*
@@ -185,12 +187,24 @@ bool mps_sack_hole(const struct mps_subflow *sf, uint32_t mss, bool lost_only, u
 bool mps_sack_rescue(const struct mps_subflow *sf, uint32_t mss, uint32_t *seq, uint32_t *len);
 
 /*
- * The SACK blocks of a duplicate ACK (RFC 2018 §4, mps_tcp.c), at most max
- * (and MPS_SACK_BLOCKS_MAX): first the run of queued data that holds the
- * most recently queued segment, then the other runs, highest (most
- * recently sent) first. Returns how many; 0 if nothing is queued.
+ * The SACK blocks of subflow sf's duplicate ACK (RFC 2018 §4, mps_tcp.c),
+ * at most max (and MPS_SACK_BLOCKS_MAX): first the run of queued data that
+ * holds the most recently queued segment, then the other runs, highest
+ * (most recently sent) first. Returns how many; 0 if nothing is queued.
+ * Joins keep their own queue, so they SACK as the initial subflow does.
  */
 #define MPS_SACK_BLOCKS_MAX 4
-unsigned int mps_sack_blocks(const struct mps_conn *c, uint32_t (*blk)[2], unsigned int max);
+unsigned int mps_sack_blocks(const struct mps_conn *c, const struct mps_subflow *sf,
+			     uint32_t (*blk)[2], unsigned int max);
+/* Something is queued out of order on sf (its ACKs carry SACK blocks). */
+bool mps_sack_queued(const struct mps_conn *c, const struct mps_subflow *sf);
+/*
+ * Append sf's SACK option to the n option bytes at p (MPS_MAX_OPTS in all)
+ * unless the segment carries a mapping or is a RST; returns the new length.
+ */
+int mps_add_sack(const struct mps_conn *c, const struct mps_subflow *sf, uint8_t *p, int n,
+		 uint8_t flags, bool mapped);
+/* Two runs to SACK: a pure ACK's DSS takes a 4-byte DATA_ACK to leave room. */
+bool mps_sack_wants_room(const struct mps_conn *c, const struct mps_subflow *sf);
 
 #endif

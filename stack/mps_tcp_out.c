@@ -18,17 +18,17 @@
  * A duplicate ACK says what arrived beyond the hole: as many SACK blocks as
  * the option space holds (RFC 2018 §3), the newest first.
  */
-static int add_sack(const struct mps_conn *c, const struct mps_subflow *sf, uint8_t *p, int n,
-		    uint8_t flags, bool mapped)
+int mps_add_sack(const struct mps_conn *c, const struct mps_subflow *sf, uint8_t *p, int n,
+		 uint8_t flags, bool mapped)
 {
 	uint32_t blk[MPS_SACK_BLOCKS_MAX][2];
 	unsigned int k, i;
 
-	/* Only the initial subflow keeps an out-of-order queue to describe. */
-	if (!sf->sack_ok || sf->is_join || mapped || (flags & MPS_TCP_RST) ||
+	if (!sf->sack_ok || mapped || (flags & MPS_TCP_RST) ||
 	    n + 4 + MPS_TCPOLEN_SACK_BLK > MPS_MAX_OPTS)
 		return n;
-	k = mps_sack_blocks(c, blk, (unsigned int)(MPS_MAX_OPTS - n - 4) / MPS_TCPOLEN_SACK_BLK);
+	k = mps_sack_blocks(c, sf, blk,
+			    (unsigned int)(MPS_MAX_OPTS - n - 4) / MPS_TCPOLEN_SACK_BLK);
 	if (!k)
 		return n;
 	p[n++] = MPS_TCPOPT_NOP;
@@ -44,15 +44,15 @@ static int add_sack(const struct mps_conn *c, const struct mps_subflow *sf, uint
 }
 
 /*
- * Two runs queued out of order: a duplicate ACK of the initial subflow
- * carries a 4-byte DATA_ACK (RFC 8684 §3.3.2 allows either) so that with
- * timestamps a second SACK block fits.
+ * Two runs queued out of order: a duplicate ACK carries a 4-byte DATA_ACK
+ * (RFC 8684 §3.3.2 allows either) so that with timestamps a second SACK
+ * block fits.
  */
-static bool sack_wants_room(const struct mps_conn *c, const struct mps_subflow *sf)
+bool mps_sack_wants_room(const struct mps_conn *c, const struct mps_subflow *sf)
 {
 	uint32_t blk[2][2];
 
-	return sf->sack_ok && !sf->is_join && c->ooo && mps_sack_blocks(c, blk, 2) == 2;
+	return sf->sack_ok && mps_sack_queued(c, sf) && mps_sack_blocks(c, sf, blk, 2) == 2;
 }
 
 /* The infinite mapping went at seq: from here on the connection is TCP. */
@@ -158,7 +158,7 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 			if (n < 0)
 				return n;
 		}
-		return add_sack(c, sf, p, n, flags, len || data_fin);
+		return mps_add_sack(c, sf, p, n, flags, len || data_fin);
 	}
 	memset(&o, 0, sizeof(o));
 	if (c->is_client && !c->fully_established && !sf->is_join &&
@@ -201,7 +201,7 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 		o.subtype = MPS_MPTCP_SUB_DSS;
 		o.dss.flags = MPS_DSS_FLAG_A | MPS_DSS_FLAG_a;
 		o.dss.data_ack = c->rcv_nxt_dsn;
-		if (!len && !data_fin && !(flags & MPS_TCP_RST) && sack_wants_room(c, sf))
+		if (!len && !data_fin && !(flags & MPS_TCP_RST) && mps_sack_wants_room(c, sf))
 			o.dss.flags = MPS_DSS_FLAG_A;
 		/* After the peer's MP_FAIL, the first new data carries the infinite mapping. */
 		inf = c->inf_map_pending && len && !data_fin && !sf->is_join &&
@@ -259,7 +259,7 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 	}
 	while (n % 4)
 		p[n++] = MPS_TCPOPT_NOP;
-	return add_sack(c, sf, p, n, flags, len || data_fin);
+	return mps_add_sack(c, sf, p, n, flags, len || data_fin);
 }
 
 /* Options of a SYN or SYN/ACK. */

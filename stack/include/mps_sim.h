@@ -25,8 +25,14 @@ struct mps_sim_link_cfg {
 	uint32_t loss_ppm;    /* random loss, parts per million; 1000000 cuts the path */
 	uint32_t reorder_ppm; /* packets held back by reorder_delay_us */
 	uint32_t reorder_delay_us;
-	uint32_t mtu;		  /* larger IP packets are dropped; 0: 1500 */
-	uint64_t rate_bps;	  /* serialisation rate; 0: unlimited */
+	uint32_t mtu;	   /* larger IP packets are dropped; 0: 1500 */
+	uint64_t rate_bps; /* serialisation rate; 0: unlimited */
+	/*
+	 * With rate_bps: the queue in front of the serialiser, in time at the
+	 * rate; a packet that would wait longer is tail-dropped (a router's
+	 * buffer). 0: no limit but MPS_SIM_QUEUE_MAX.
+	 */
+	uint32_t buffer_us;
 	unsigned int strip_mptcp; /* MPS_SIM_STRIP_*: a middlebox that removes MPTCP options */
 	uint32_t rewrite_ppm;	  /* payload rewritten, TCP checksum fixed (as an ALG does) */
 	/*
