@@ -330,7 +330,7 @@ int tb_rewrite_payload(struct tb_prw *t, uint8_t *pkt, uint32_t len)
 	/* Unsigned: a segment that starts past the offset wraps far above plen. */
 	if (!plen || t->offset - rel >= plen)
 		return 0;
-	tcp[doff + (t->offset - rel)] ^= TB_PRW_XOR;
+	tcp[doff + (t->offset - rel)] += TB_PRW_ADD;
 	tcp_csum_fix(pkt, len, off);
 	return 1;
 }

@@ -70,8 +70,9 @@ int tb_rewrite_seq(uint8_t *pkt, uint32_t len, uint32_t delta, bool outbound);
  * after the SYN) of every direction of every TCP connection it saw open, in
  * whichever segment carries that byte (retransmissions too, so every copy
  * of it agrees), and computes the TCP checksum anew. Only the MPTCP DSS
- * checksum can tell. The byte is XORed with TB_PRW_XOR, which always
- * changes it and always changes a ones'-complement sum over it.
+ * checksum can tell. TB_PRW_ADD is added to the byte (mod 256): that
+ * always changes it and a ones'-complement sum over it, and unlike a XOR
+ * two such boxes on one path do not undo each other.
  *
  * It needs each direction's initial sequence number, so it remembers flows
  * from their SYN (or SYN/ACK): at most TB_PRW_FLOWS at once, the least
@@ -80,7 +81,7 @@ int tb_rewrite_seq(uint8_t *pkt, uint32_t len, uint32_t delta, bool outbound);
  */
 #define TB_PRW_FLOWS 1024
 #define TB_PRW_PROBE 8 /* slots tried per lookup: the table stays bounded in time too */
-#define TB_PRW_XOR   0x20
+#define TB_PRW_ADD   1
 
 struct tb_prw_flow {
 	uint8_t key[37]; /* family, source, destination (16 bytes each), ports */

@@ -4,8 +4,8 @@
 # kernel's MPTCP, checksums on (net.mptcp.checksum_enabled=1 in the private
 # namespace, so the kernel asks for them in its SYN or SYN/ACK), with the
 # testbed's rewrite-payload middlebox on the TUN path: fjord-linkemu
-# --payload-queue takes every TCP segment through NFQUEUE, XORs 0x20 into
-# the byte at stream offset OFFSET of each direction, and fixes the TCP
+# --payload-queue takes every TCP segment through NFQUEUE, adds 1 to the
+# byte at stream offset OFFSET of each direction, and fixes the TCP
 # checksum, as an ALG would. Only the DSS checksum can notice.
 #  1. Bundled client sends to the kernel: the kernel's checksum check fails
 #     (DataCsumErr), it sends MP_FAIL (MPFailTx), we answer with the
@@ -19,7 +19,7 @@
 # is delivered as it came (the infinite mapping covers it retroactively from
 # the DSN in MP_FAIL), since with one subflow there is no other copy to take.
 # So the receiver's SHA-256 equals the SHA-256 of the sent stream with that
-# one byte XORed, and differs from the sent stream's.
+# one byte plus 1, and differs from the sent stream's.
 set -eu
 
 BYTES=${FJ_INTEROP_MPFAIL_BYTES:-4194304}
@@ -57,8 +57,10 @@ ip -n "$NS" addr add 10.83.0.1/24 dev mps0
 ip -n "$NS" link set mps0 up
 ip netns exec "$NS" sysctl -q net.mptcp.enabled=1 net.mptcp.checksum_enabled=1
 
-# The kernel's side: a deterministic stream, and the SHA-256 of the stream
-# as sent and with the byte at OFFSET XORed (what the receiver should hold).
+# The kernel's side: a deterministic stream, and its SHA-256 as sent and
+# with 1 added to the byte at OFFSET (what the receiver should hold); as
+# receiver, the SHA-256 of what arrived and of it with that change undone
+# (what the sender sent).
 cat >"$TMP/peer.py" <<'EOF'
 import hashlib, json, random, socket, sys
 IPPROTO_MPTCP, SOL_MPTCP, MPTCP_INFO = 262, 284, 1
@@ -71,10 +73,11 @@ def mptcp_alive(s):
     except OSError:
         return False
 
-def flipped(data):
+# The stream with the middlebox's change made (delta 1) or undone (delta -1).
+def flipped(data, delta):
     b = bytearray(data)
     if offset < len(b):
-        b[offset] ^= 0x20
+        b[offset] = (b[offset] + delta) & 0xff
     return hashlib.sha256(b).hexdigest()
 
 out = {}
@@ -88,7 +91,7 @@ if mode == "send":
     while s.recv(65536):
         pass
     out = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-           "sha256_flipped": flipped(data)}
+           "sha256_flipped": flipped(data, 1)}
 else:
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -105,7 +108,7 @@ else:
         chunks.append(c)
     data = b"".join(chunks)
     out = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-           "sha256_flipped": flipped(data)}
+           "sha256_flipped": flipped(data, -1)}
 out["mptcp"] = mptcp_alive(s)
 s.close()
 print(json.dumps(out))
@@ -146,7 +149,7 @@ kernel_counters b2k
 # (mpsperf's "checksum" is the state at the end: false once fallen back. That
 # checksums were in use shows in the kernel's DataCsumErr and MP_FAIL.)
 check "b2k: the kernel received every byte" "$BYTES" "$(jget bytes <"$TMP/peer.json")"
-check "b2k: received = sent with byte $OFFSET XORed 0x20" "$(jget sha256 <"$TMP/perf.json")" \
+check "b2k: received = sent with 1 added to byte $OFFSET" "$(jget sha256 <"$TMP/perf.json")" \
 	"$(jget sha256_flipped <"$TMP/peer.json")"
 check "b2k: received differs from sent" yes \
 	"$([ "$(jget sha256 <"$TMP/perf.json")" != "$(jget sha256 <"$TMP/peer.json")" ] && echo yes)"
@@ -171,7 +174,7 @@ PID=
 counters_read "$NS"
 kernel_counters k2b
 check "k2b: mpsperf received every byte" "$BYTES" "$(jget bytes <"$TMP/perf.json")"
-check "k2b: received = sent with byte $OFFSET XORed 0x20" "$(jget sha256_flipped <"$TMP/peer.json")" \
+check "k2b: received = sent with 1 added to byte $OFFSET" "$(jget sha256_flipped <"$TMP/peer.json")" \
 	"$(jget sha256 <"$TMP/perf.json")"
 check "k2b: received differs from sent" yes \
 	"$([ "$(jget sha256 <"$TMP/perf.json")" != "$(jget sha256 <"$TMP/peer.json")" ] && echo yes)"
