@@ -8,6 +8,7 @@
  *                  [--bytes N]
  *   common options: [--time S] [--pcap FILE] [--abort-after BYTES] [--interval MS]
  *                   [--scheduler NAME] [--cc NAME] [--sndbuf BYTES] [--rcvbuf BYTES]
+ *                   [--mss BYTES]
  *
  * --tun DEV opens the TUN device DEV (routing the addresses to it is the
  * caller's job). --host uses the host adapter (mps_host.h): the addresses
@@ -16,7 +17,9 @@
  * stack's segments with RSTs while mpsperf runs; it is removed on every exit
  * but SIGKILL (the next --host run in the namespace then removes it). As a
  * client, --host needs the kernel's ephemeral ports clear of 49152-65535
- * (e.g. sysctl net.ipv4.ip_local_port_range="32768 49151").
+ * (e.g. sysctl net.ipv4.ip_local_port_range="32768 49151"). --mss sets the
+ * largest TCP payload the stack sends and announces (cfg.mss, 88-65000;
+ * 1400 by default), e.g. 8960 over links with an MTU of 9000.
  *
  * Prints one JSON line per connection on stdout; errors go to stderr with a
  * non-zero exit. The data sent is a deterministic pseudo-random stream, so
@@ -68,6 +71,7 @@ struct perf_opts {
 	const char *scheduler;	 /* NULL: the stack's default */
 	const char *cc;		 /* congestion control; NULL: the stack's default */
 	uint32_t sndbuf, rcvbuf; /* stream buffers; 0: the stack's default */
+	uint16_t mss;		 /* 0: the stack's default */
 };
 
 struct perf_conn {
@@ -187,7 +191,7 @@ static int usage(void)
 		"--mode send|recv [--bytes N]\n"
 		"       either role: [--time S] [--pcap FILE] [--abort-after BYTES] [--interval MS]\n"
 		"                    [--scheduler lowrtt|initial] [--cc lia|reno] [--sndbuf BYTES]\n"
-		"                    [--rcvbuf BYTES]\n"
+		"                    [--rcvbuf BYTES] [--mss BYTES]\n"
 		"       (--pcap: headers of every packet, both ways; --interval: progress as JSON\n"
 		"       lines on stderr; --abort-after: MP_FASTCLOSE after that many bytes;\n"
 		"       --host: the stack on this host's own addresses, beside the kernel)\n");
@@ -207,7 +211,7 @@ static int parse_args(int argc, char **argv, struct perf_opts *o)
 		{ "interval", 1, NULL, 'i' }, { "scheduler", 1, NULL, 'S' },
 		{ "cc", 1, NULL, 'C' },	      { "sndbuf", 1, NULL, 'B' },
 		{ "rcvbuf", 1, NULL, 'R' },   { "host", 0, NULL, 'H' },
-		{ NULL, 0, NULL, 0 },
+		{ "mss", 1, NULL, 'M' },      { NULL, 0, NULL, 0 },
 	};
 	bool mode_set = false;
 	uint64_t v;
@@ -314,6 +318,16 @@ static int parse_args(int argc, char **argv, struct perf_opts *o)
 				return -EINVAL;
 			}
 			*(ch == 'B' ? &o->sndbuf : &o->rcvbuf) = (uint32_t)v;
+			break;
+		case 'M':
+			if (parse_u64(optarg, "mss", &v))
+				return -EINVAL;
+			/* The stack's own bounds (mps_stack_create()). */
+			if (v < 88 || v > 65000) {
+				fprintf(stderr, "mpsperf: %s: bad mss (88-65000)\n", optarg);
+				return -EINVAL;
+			}
+			o->mss = (uint16_t)v;
 			break;
 		default:
 			return -EINVAL;
@@ -680,6 +694,7 @@ int main(int argc, char **argv)
 	cfg.congestion = o.cc;
 	cfg.sndbuf = o.sndbuf;
 	cfg.rcvbuf = o.rcvbuf;
+	cfg.mss = o.mss;
 	if (o.pcap) {
 		trace = mps_trace_open(o.pcap, &err);
 		if (!trace) {

@@ -8,7 +8,8 @@
 # and b (10.81.2.1 / 10.81.2.2). B reaches 10.80.n.2 over path n. A kernel
 # in A uses the same veths for the kernel-to-kernel baseline. With RATE set,
 # each path is shaped by tbf on both ends (rate RATE, burst 64kb, latency
-# 50ms).
+# 50ms). MTU (1500 if unset) is set on both ends of both veths and on mps0
+# (jumbo frames: 9000).
 
 twopath_up() {
 	ip netns add "$A"
@@ -16,7 +17,7 @@ twopath_up() {
 	ip -n "$A" link set lo up
 	ip -n "$B" link set lo up
 	ip -n "$A" tuntap add dev mps0 mode tun
-	ip -n "$A" link set mps0 up
+	ip -n "$A" link set mps0 mtu "${MTU:-1500}" up
 	ip -n "$A" route add 10.80.1.2/32 dev mps0
 	ip -n "$A" route add 10.80.2.2/32 dev mps0
 	ip netns exec "$A" sysctl -q net.ipv4.ip_forward=1
@@ -35,8 +36,8 @@ twopath_up() {
 		ip link add "t${p}0-$$" netns "$A" type veth peer name "t${p}1-$$" netns "$B"
 		ip -n "$A" addr add "10.81.$n.1/24" dev "t${p}0-$$"
 		ip -n "$B" addr add "10.81.$n.2/24" dev "t${p}1-$$"
-		ip -n "$A" link set "t${p}0-$$" up
-		ip -n "$B" link set "t${p}1-$$" up
+		ip -n "$A" link set "t${p}0-$$" mtu "${MTU:-1500}" up
+		ip -n "$B" link set "t${p}1-$$" mtu "${MTU:-1500}" up
 		ip -n "$B" route add "10.80.$n.2/32" via "10.81.$n.1"
 		[ $p = b ] && ip -n "$B" route add 10.80.0.0/16 via 10.81.2.1 dev "tb1-$$" table 102
 		if [ "$RATE" != none ]; then

@@ -14,8 +14,11 @@
 # work included, and anything else the machine runs), and the attributed
 # time of tests/bench/mps_lib.sh (the two end processes plus irq and
 # softirq). Paths shaped by tbf to FJ_BENCH_RATE (50mbit) each;
-# FJ_BENCH_RATE=none leaves them unshaped (mps_twopath_raw.sh). Prints one
-# line per transfer and the medians with ratios; figures go to
+# FJ_BENCH_RATE=none leaves them unshaped (mps_twopath_raw.sh).
+# FJ_BENCH_MTU (1500) sets the MTU of both veths and of the TUN device, for
+# the kernel's transfers and ours alike: 9000 gives jumbo frames, the
+# kernels' MSS follows the MTU, and mpsperf is given --mss MTU-40 to match.
+# Prints one line per transfer and the medians with ratios; figures go to
 # docs/benchmarks.md, section "Bundled stack". Root only.
 set -eu
 
@@ -32,9 +35,25 @@ PERF_OPTS=${FJ_BENCH_PERF_OPTS:-} # more mpsperf options, e.g. --sndbuf 1048576
 PERF=${FJ_BENCH_MPSPERF:-build/mpsperf} # a copy keeps one build through the runs
 PEER=tests/interop/kernel_peer.py
 NAME=mps_twopath
+MTU=${FJ_BENCH_MTU:-1500}
+case "$MTU" in
+'' | *[!0-9]*) echo "$NAME: FJ_BENCH_MTU=$MTU: not a number" >&2; exit 1 ;;
+esac
+if [ "$MTU" -lt 1280 ] || [ "$MTU" -gt 65535 ]; then
+	echo "$NAME: FJ_BENCH_MTU=$MTU: out of range (1280-65535)" >&2
+	exit 1
+fi
+# The largest TCP payload without options, as the kernels announce it for
+# this MTU; mpsperf's default (the stack's 1400) only when the MTU is 1500.
+MSS_OPT=
+[ "$MTU" = 1500 ] || MSS_OPT="--mss $((MTU - 40))"
 
 [ "$(id -u)" = 0 ] || { echo "$NAME: SKIP (needs root)"; exit 0; }
 [ -x "$PERF" ] || { echo "$NAME: $PERF missing; run make" >&2; exit 1; }
+if [ -n "$MSS_OPT" ] && ! "$PERF" 2>&1 | grep -q -e "--mss"; then
+	echo "$NAME: $PERF has no --mss option, so it cannot match MTU $MTU" >&2
+	exit 1
+fi
 
 A=fjmtp-a-$$
 B=fjmtp-b-$$
@@ -66,7 +85,7 @@ while [ "$r" -le "$RUNS" ]; do
 	announce_b none
 	cpu_begin
 	cpu_wrap ip netns exec "$A" timeout -k 5 120 "$PERF" server --tun mps0 \
-		--addr 10.80.1.2,10.80.2.2 --port 5002 --once --mode sink $PERF_OPTS >"$TMP/perf.json" \
+		--addr 10.80.1.2,10.80.2.2 --port 5002 --once --mode sink $MSS_OPT $PERF_OPTS >"$TMP/perf.json" \
 		2>"$TMP/perf.err" &
 	PID=$!
 	sleep 0.5
@@ -88,7 +107,7 @@ while [ "$r" -le "$RUNS" ]; do
 	PID=$!
 	listening "$B" 5003
 	if cpu_wrap ip netns exec "$A" timeout -k 5 120 "$PERF" client --tun mps0 --addr 10.80.1.2 \
-		--remote 10.81.1.2 --port 5003 --mode send --bytes "$BYTES" --scheduler "$SCHED" --cc "$CC" $PERF_OPTS \
+		--remote 10.81.1.2 --port 5003 --mode send --bytes "$BYTES" --scheduler "$SCHED" --cc "$CC" $MSS_OPT $PERF_OPTS \
 		>"$TMP/perf.json" 2>"$TMP/perf.err" && wait "$PID"; then
 		record b2k "$(jget goodput_bps <"$TMP/peer.json")" \
 			"subflows $(jget subflows <"$TMP/perf.json"), bytes per subflow $(jget subflow_bytes <"$TMP/perf.json"), sha256 equal $([ "$(jget sha256 <"$TMP/perf.json")" = "$(jget sha256 <"$TMP/peer.json")" ] && echo yes || echo NO)"
@@ -126,8 +145,8 @@ done
 awk -v a="$g_k2b" -v b="$g_b2k" -v ka="$g_kk_ba" -v kb="$g_kk_ab" -v ca="$c_k2b" -v cb="$c_b2k" \
 	-v cka="$c_kk_ba" -v ckb="$c_kk_ab" -v rate="$RATE" -v runs="$RUNS" -v n="$BYTES" \
 	-v sched="$SCHED/$CC" -v bad="$bad" -v na="$n_k2b" -v nb="$n_b2k" -v nka="$n_kk_ba" \
-	-v nkb="$n_kk_ab" 'BEGIN {
-	printf "%s: medians of %d runs of %d bytes, two paths (rate %s), CPU s per GB of the whole machine:\n", "mps_twopath", runs, n, rate
+	-v nkb="$n_kk_ab" -v mtu="$MTU" 'BEGIN {
+	printf "%s: medians of %d runs of %d bytes, two paths (rate %s, MTU %d), CPU s per GB of the whole machine:\n", "mps_twopath", runs, n, rate, mtu
 	printf "  kernel -> bundled  %7.1f Mbit/s  %.2f of kernel -> kernel (%.1f Mbit/s)  CPU %.2f vs %.2f s/GB\n", a / 1e6, ka ? a / ka : 0, ka / 1e6, ca, cka
 	printf "  bundled -> kernel  %7.1f Mbit/s  %.2f of kernel -> kernel (%.1f Mbit/s)  CPU %.2f vs %.2f s/GB (scheduler %s)\n", b / 1e6, kb ? b / kb : 0, kb / 1e6, cb, ckb, sched
 	if (rate == "50mbit")

@@ -41,6 +41,9 @@ expect 1 "(default, nosuch)" client --tun x --addr 10.0.0.1 --remote 10.0.0.2 --
 	--mode send --cc nosuch
 expect 2 "bad buffer size" server --tun x --addr 10.0.0.1 --port 5 --sndbuf 4095
 expect 2 "bad buffer size" server --tun x --addr 10.0.0.1 --port 5 --rcvbuf 1073741825
+expect 2 "bad mss" server --tun x --addr 10.0.0.1 --port 5 --mss 87
+expect 2 "bad mss" server --tun x --addr 10.0.0.1 --port 5 --mss 65001
+expect 2 "bad mss" server --tun x --addr 10.0.0.1 --port 5 --mss 9k
 expect 1 "cannot write the trace" client --tun x --addr 10.0.0.1 --remote 10.0.0.2 --port 5 \
 	--mode send --pcap /nonexistent-dir/trace.pcap
 [ "$fail" = 0 ] && echo "mpsperf_cli: all passed"
