@@ -36,3 +36,9 @@ BENCH_SCRIPTS += tests/bench/testbed_goodput.sh
 # Kernel interop of MP_FAIL and the infinite mapping through the rewrite-payload
 # middlebox (fjord-linkemu --payload-queue); a stack test that needs our emulator.
 TEST_SCRIPTS += tests/interop/kernel_mpfail.sh
+
+# Fuzz target for the payload-rewriting middlebox (tests/fuzz/fuzz_tb_payload.c).
+FUZZ_TARGETS += fuzz_tb_payload
+FUZZ_SRCS_fuzz_tb_payload := deploy/testbed/tb_emu.c
+$(BUILD)/fuzz/fuzz_tb_payload: $(FUZZ_SRCS_fuzz_tb_payload) deploy/testbed/tb_emu.h \
+	deploy/testbed/tb_config.h
