@@ -272,8 +272,12 @@ static bool table_name_ok(const char *table)
 	return true;
 }
 
-/* One drop rule for the addresses of family, if cfg has any. */
-static void rule_for(struct text *t, const struct mps_host_config *cfg, uint8_t family)
+/*
+ * One drop rule for the addresses of family, if cfg has any: out, the
+ * kernel's RSTs from them (anything without our mark); in, every segment
+ * to them, which the packet sockets have already seen.
+ */
+static void rule_for(struct text *t, const struct mps_host_config *cfg, uint8_t family, bool out)
 {
 	char s[INET6_ADDRSTRLEN];
 	unsigned int i, n = 0;
@@ -281,21 +285,23 @@ static void rule_for(struct text *t, const struct mps_host_config *cfg, uint8_t 
 	for (i = 0; i < cfg->naddrs; i++) {
 		if (cfg->addrs[i].family != family)
 			continue;
-		if (!n++)
+		if (n++)
+			put(t, ", ");
+		else if (out)
 			put(t, "\t\tmeta mark != 0x%08x %s saddr { ",
 			    cfg->mark ? cfg->mark : MPS_HOST_MARK, family == 4 ? "ip" : "ip6");
 		else
-			put(t, ", ");
+			put(t, "\t\t%s daddr { ", family == 4 ? "ip" : "ip6");
 		put(t, "%s", addr_str(&cfg->addrs[i], s, sizeof(s)));
 	}
 	if (!n)
 		return;
-	put(t, " } tcp sport { ");
+	put(t, " } tcp %s { ", out ? "sport" : "dport");
 	for (i = 0; i < cfg->nports; i++)
 		put(t, "%s%u", i ? ", " : "", cfg->ports[i]);
 	if (cfg->ephemeral)
 		put(t, "%s%d-%d", cfg->nports ? ", " : "", MPS_HOST_PORT_MIN, MPS_HOST_PORT_MAX);
-	put(t, " } tcp flags & rst == rst counter drop\n");
+	put(t, " } %scounter drop\n", out ? "tcp flags & rst == rst " : "");
 }
 
 int mps_host_ruleset(const struct mps_host_config *cfg, const char *table, char *buf, size_t cap)
@@ -307,10 +313,19 @@ int mps_host_ruleset(const struct mps_host_config *cfg, const char *table, char 
 	buf[0] = 0;
 	if (mps_host_config_check(cfg, NULL, 0) || !table_name_ok(table))
 		return -EINVAL;
-	put(&t, "table inet %s {\n\tchain out {\n", table);
+	/*
+	 * In: before conntrack and routing (raw priority), so the kernel spends
+	 * nothing on segments that are not its own and has no reason to answer.
+	 */
+	put(&t, "table inet %s {\n\tchain in {\n", table);
+	put(&t, "\t\ttype filter hook prerouting priority -300; policy accept;\n");
+	rule_for(&t, cfg, 4, false);
+	rule_for(&t, cfg, 6, false);
+	/* Out: should any segment reach the kernel's TCP all the same, its RST stays here. */
+	put(&t, "\t}\n\tchain out {\n");
 	put(&t, "\t\ttype filter hook output priority 0; policy accept;\n");
-	rule_for(&t, cfg, 4);
-	rule_for(&t, cfg, 6);
+	rule_for(&t, cfg, 4, true);
+	rule_for(&t, cfg, 6, true);
 	put(&t, "\t}\n}\n");
 	return t.full ? -ENOSPC : (int)t.len;
 }

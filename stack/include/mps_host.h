@@ -16,12 +16,14 @@
  * kernel copy only TCP to the configured addresses and ports, and
  * mps_host_match() checks every packet again.
  *
- * The kernel sees the same segments and, having no socket for them, would
+ * The kernel would see the same segments and, having no socket for them,
  * answer with RST: SYNs to the stack's listening ports, SYN/ACKs to ports it
  * never opened. The adapter installs an nftables table of its own
- * ("fjmps_PID_N", family inet, output hook) that drops every RST from the
- * configured addresses and ports that does not carry the adapter's mark;
- * mps_host_close() deletes it. Tables of adapters whose process is gone
+ * ("fjmps_PID_N", family inet): in prerouting (priority -300, after the
+ * packet sockets took their copy) it drops every TCP segment to the
+ * configured addresses and ports, so the kernel's TCP never sees them; in
+ * output it drops every RST from them that does not carry the adapter's
+ * mark, should one be sent all the same. mps_host_close() deletes it. Tables of adapters whose process is gone
  * (killed with SIGKILL) are deleted by the next mps_host_open() in the same
  * network namespace.
  *

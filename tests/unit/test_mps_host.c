@@ -297,6 +297,11 @@ static void test_ruleset(void)
 	char buf[1024];
 	static const char want[] =
 		"table inet fjmps_1_0 {\n"
+		"\tchain in {\n"
+		"\t\ttype filter hook prerouting priority -300; policy accept;\n"
+		"\t\tip daddr { 10.83.1.1, 10.83.2.1 } tcp dport { 5102, 49152-65535 } counter drop\n"
+		"\t\tip6 daddr { fd83:1::1 } tcp dport { 5102, 49152-65535 } counter drop\n"
+		"\t}\n"
 		"\tchain out {\n"
 		"\t\ttype filter hook output priority 0; policy accept;\n"
 		"\t\tmeta mark != 0x4d505300 ip saddr { 10.83.1.1, 10.83.2.1 } tcp sport { 5102, "
@@ -321,6 +326,8 @@ static void test_ruleset(void)
 	CU_ASSERT_PTR_NOT_NULL(
 		strstr(buf, "meta mark != 0x00000007 ip saddr { 10.83.1.1 } tcp sport { 5102, 80 } "
 			    "tcp flags & rst == rst counter drop\n"));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(buf, "ip daddr { 10.83.1.1 } tcp dport { 5102, 80 } counter drop\n"));
 	CU_ASSERT_PTR_NULL(strstr(buf, "ip6"));
 	/* Bounded: a small buffer is refused, and left terminated. */
 	c = base_cfg();
