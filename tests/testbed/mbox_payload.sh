@@ -44,6 +44,8 @@ e=$(tbc_create probe)
 tbc_wait 120 "$e"
 cli results --experiment "$e" --json >"$T/res.json" || tbc_die "fjord results"
 cli census --json >"$T/census.json" || tbc_die "fjord census"
+cli census >"$T/census.txt" || tbc_die "fjord census (table)"
+cat "$T/census.txt"
 tb status >"$T/status2" 2>&1 || tbc_die "fjord-testbed status"
 grep 'rewrite-payload' "$T/status2"
 
@@ -101,6 +103,16 @@ for (isp, fam) in sorted(seen):
           "payloadModified %s (failures want %d)" % (
               isp, fam, x.get("csumTested", 0), x.get("csumFailed", 0), x.get("csumMpFail", 0),
               x.get("csumInfiniteMap", 0), x.get("payloadModified", 0), want))
+
+# The CLI's table: CSUM_TEST is failed/tested per cell.
+table = [l.split() for l in open(T + "/census.txt")]
+hdr = table[0] if table else []
+for (isp, fam) in sorted(seen):
+    short = "ipv4" if fam.endswith("IPV4") else "ipv6"
+    row = [r for r in table[1:] if r[:3] == [isp, "clean", short]]
+    got = row[0][hdr.index("CSUM_TEST")] if row and "CSUM_TEST" in hdr else None
+    want = "1/1" if isp == "alg" else "0/1"
+    check(got == want, "fjord census %s %s: CSUM_TEST %s (want %s)" % (isp, short, got, want))
 
 st = open(T + "/status2").read()
 m = re.search(r"^pa/alg up queue=\d+ rewrite-payload: offset=100000 .*rewritten=(\d+)", st, re.M)
