@@ -625,7 +625,7 @@ static uint16_t tcp_csum_sum(const struct mps_seg *s, const uint8_t *tcp, uint32
 	return csum_fold(mps_csum_add(sum, tcp, tcp_len));
 }
 
-int mps_input(struct mps_stack *st, const uint8_t *pkt, size_t len, uint64_t now)
+static int input(struct mps_stack *st, const uint8_t *pkt, size_t len, uint64_t now, bool verify)
 {
 	struct mps_seg s;
 	struct mps_tcpopts t;
@@ -642,7 +642,7 @@ int mps_input(struct mps_stack *st, const uint8_t *pkt, size_t len, uint64_t now
 		return -EBADMSG;
 	}
 	tcp_len = (uint32_t)(s.payload + s.payload_len - s.tcp);
-	if (tcp_csum_sum(&s, s.tcp, tcp_len) != 0xffff) {
+	if (verify && tcp_csum_sum(&s, s.tcp, tcp_len) != 0xffff) {
 		if (st->cfg.trace)
 			st->cfg.trace(st->cfg.trace_ctx, pkt, len, 0, -1, now);
 		st->counters[MPS_CNT_IN_BAD_CSUM]++;
@@ -684,6 +684,40 @@ int mps_input(struct mps_stack *st, const uint8_t *pkt, size_t len, uint64_t now
 	st->counters[MPS_CNT_IN_NO_CONN]++;
 	mps_queue_rst(st, &s, &local, &remote);
 	return -ENOTCONN;
+}
+
+int mps_input(struct mps_stack *st, const uint8_t *pkt, size_t len, uint64_t now)
+{
+	return input(st, pkt, len, now, true);
+}
+
+/* The TCP checksum field of a well-formed packet, recomputed in place. */
+static void fix_tcp_csum(uint8_t *pkt, size_t len)
+{
+	struct mps_seg s;
+	enum mps_seg_err serr;
+	uint8_t *tcp;
+	uint16_t c;
+
+	if (mps_seg_parse(pkt, len, 0, &s, &serr) != 0)
+		return; /* input() counts it */
+	tcp = (uint8_t *)s.tcp;
+	memset(tcp + MPS_TCP_OFF_CSUM, 0, 2);
+	c = (uint16_t)~tcp_csum_sum(&s, tcp, (uint32_t)(s.payload + s.payload_len - s.tcp));
+	tcp[MPS_TCP_OFF_CSUM] = (uint8_t)(c >> 8);
+	tcp[MPS_TCP_OFF_CSUM + 1] = (uint8_t)c;
+}
+
+int mps_input_flags(struct mps_stack *st, uint8_t *pkt, size_t len, uint64_t now,
+		    unsigned int flags)
+{
+	if ((flags & ~(MPS_IN_CSUM_OK | MPS_IN_CSUM_STALE)) ||
+	    (flags & (MPS_IN_CSUM_OK | MPS_IN_CSUM_STALE)) == MPS_IN_CSUM_STALE)
+		return -EINVAL;
+	/* The trace shows packets as they were on the wire, checksum included. */
+	if ((flags & MPS_IN_CSUM_STALE) && st->cfg.trace)
+		fix_tcp_csum(pkt, len);
+	return input(st, pkt, len, now, !(flags & MPS_IN_CSUM_OK));
 }
 
 /* Connections that are finished and given back are freed here, between packets. */
@@ -787,7 +821,10 @@ uint64_t mps_pump(struct mps_stack *st, const struct mps_link_ops *ops, void *ct
 		n = ops->recv(ctx, buf, sizeof(buf), now);
 		if (n <= 0)
 			break;
-		mps_input(st, buf, (size_t)n, now);
+		rc = mps_input_flags(st, buf, (size_t)n, now,
+				     ops->recv_flags ? ops->recv_flags(ctx) : 0);
+		if (rc == -EINVAL && *err == 0)
+			*err = rc; /* flags the stack does not know: the link's bug */
 	}
 	if (n < 0)
 		*err = n;

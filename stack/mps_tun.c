@@ -30,6 +30,7 @@ struct mps_tun {
 	unsigned int flags; /* MPS_TUN_OFFLOAD_* */
 	char name[IFNAMSIZ];
 	struct mps_tun_stats stats;
+	unsigned int rx_flags; /* MPS_IN_* of the packet tun_recv() returned last */
 };
 
 static int set_up(const char *name)
@@ -232,34 +233,62 @@ int mps_vnet_for_tx(const uint8_t *pkt, size_t len, uint32_t seg_size, struct mp
 	return 0;
 }
 
-int mps_vnet_rx_fix(const struct mps_vnet *v, uint8_t *pkt, size_t len)
+/* Shared by mps_vnet_rx_check() and mps_vnet_rx_fix(); *end: where the IP packet ends. */
+static int rx_check(const struct mps_vnet *v, const uint8_t *pkt, size_t len, struct mps_seg *s,
+		    size_t *end)
 {
-	struct mps_seg s;
 	enum mps_seg_err serr;
 	uint8_t gso = v->gso_type & (uint8_t)~MPS_VNET_GSO_ECN;
-	bool ip = mps_seg_parse(pkt, len, 0, &s, &serr) == 0;
-	/* Link padding after the IP packet is no part of any checksum. */
-	size_t end = ip ? (size_t)(s.payload + s.payload_len - pkt) : len;
-	uint32_t tcp_len;
-	uint16_t c;
+	bool ip = mps_seg_parse(pkt, len, 0, s, &serr) == 0;
 
-	/* Checked before anything is written: a refused packet stays as it came. */
+	/* Link padding after the IP packet is no part of any checksum. */
+	*end = ip ? (size_t)(s->payload + s->payload_len - pkt) : len;
 	if (gso != MPS_VNET_GSO_NONE) {
 		if (!ip)
 			return -EBADMSG;
-		if (gso != (s.family == 4 ? MPS_VNET_GSO_TCPV4 : MPS_VNET_GSO_TCPV6) ||
+		if (gso != (s->family == 4 ? MPS_VNET_GSO_TCPV4 : MPS_VNET_GSO_TCPV6) ||
 		    !v->gso_size)
 			return -EPROTO;
 	}
 	if (v->flags & MPS_VNET_F_NEEDS_CSUM) {
-		/* Generic: the field holds the pseudo-header's sum; add the rest. */
-		if ((size_t)v->csum_start + v->csum_offset + 2 > end)
+		if ((size_t)v->csum_start + v->csum_offset + 2 > *end)
 			return -EPROTO;
+		/* Built by the kernel itself: nothing on a wire could have changed it. */
+		return (int)(MPS_IN_CSUM_OK | MPS_IN_CSUM_STALE);
+	}
+	/* Verified by the kernel; a merged packet's field is still its first segment's. */
+	if (v->flags & MPS_VNET_F_DATA_VALID)
+		return (int)(MPS_IN_CSUM_OK | (gso != MPS_VNET_GSO_NONE ? MPS_IN_CSUM_STALE : 0));
+	/* Merged without DATA_VALID: the field is not the packet's, so recompute it. */
+	return gso != MPS_VNET_GSO_NONE ? (int)MPS_IN_CSUM_STALE : 0;
+}
+
+int mps_vnet_rx_check(const struct mps_vnet *v, const uint8_t *pkt, size_t len)
+{
+	struct mps_seg s;
+	size_t end;
+
+	return rx_check(v, pkt, len, &s, &end);
+}
+
+int mps_vnet_rx_fix(const struct mps_vnet *v, uint8_t *pkt, size_t len)
+{
+	struct mps_seg s;
+	size_t end;
+	uint32_t tcp_len;
+	uint16_t c;
+	/* Checked before anything is written: a refused packet stays as it came. */
+	int rc = rx_check(v, pkt, len, &s, &end);
+
+	if (rc < 0)
+		return rc;
+	if (v->flags & MPS_VNET_F_NEEDS_CSUM) {
+		/* Generic: the field holds the pseudo-header's sum; add the rest. */
 		c = (uint16_t)~sum_fold(mps_csum_add(0, pkt + v->csum_start, end - v->csum_start));
 		put_be16(pkt + v->csum_start + v->csum_offset, c);
 		return 0;
 	}
-	if (gso == MPS_VNET_GSO_NONE)
+	if (!(rc & MPS_IN_CSUM_STALE))
 		return 0;
 	/* Merged, not partial: the field is the first segment's, not the packet's. */
 	tcp_len = (uint32_t)(s.payload + s.payload_len - s.tcp);
@@ -326,8 +355,10 @@ static int tun_recv(void *ctx, uint8_t *buf, size_t cap, uint64_t now)
 	struct iovec iov[2] = { { hdr, sizeof(hdr) }, { buf, cap } };
 	struct mps_vnet v;
 	ssize_t n;
+	int rc;
 
 	(void)now;
+	tun->rx_flags = 0;
 	for (;;) {
 		n = tun->offload ? readv(tun->fd, iov, 2) : read(tun->fd, buf, cap);
 		if (n < 0)
@@ -342,16 +373,36 @@ static int tun_recv(void *ctx, uint8_t *buf, size_t cap, uint64_t now)
 		n -= (ssize_t)sizeof(hdr);
 		mps_vnet_decode(hdr, &v);
 		/* A header that does not fit its packet: the packet cannot be trusted. */
-		if (mps_vnet_rx_fix(&v, buf, (size_t)n) < 0) {
+		rc = mps_vnet_rx_check(&v, buf, (size_t)n);
+		if (rc < 0) {
 			tun->stats.rx_bad++;
 			continue;
 		}
+		/*
+		 * Checksums the kernel vouches for are not summed again here nor in
+		 * the stack (a pass over every byte): only the trace needs a stale
+		 * field right, and mps_input_flags() fixes it for that. A merged
+		 * packet the kernel did not vouch for has no checksum of its own to
+		 * verify; it gets one here, as before.
+		 */
+		if (rc == (int)MPS_IN_CSUM_STALE) {
+			mps_vnet_rx_fix(&v, buf, (size_t)n);
+			rc = (int)MPS_IN_CSUM_OK;
+		}
+		tun->rx_flags = (unsigned int)rc;
 		if (v.flags & MPS_VNET_F_NEEDS_CSUM)
 			tun->stats.rx_csum++;
 		if (v.gso_type != MPS_VNET_GSO_NONE)
 			tun->stats.rx_gso++;
 		return (int)n;
 	}
+}
+
+static unsigned int tun_recv_flags(void *ctx)
+{
+	const struct mps_tun *tun = ctx;
+
+	return tun->rx_flags;
 }
 
 static uint32_t tun_gso_max(void *ctx)
@@ -368,4 +419,5 @@ const struct mps_link_ops mps_tun_link_ops = {
 	.next_ready = NULL,
 	.gso_max = tun_gso_max,
 	.send_gso = tun_send_gso,
+	.recv_flags = tun_recv_flags,
 };

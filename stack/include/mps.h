@@ -227,6 +227,25 @@ void mps_abort(struct mps_conn *c);
  */
 int mps_input(struct mps_stack *st, const uint8_t *pkt, size_t len, uint64_t now);
 
+/* The link verified the packet's TCP checksum, or it never crossed a wire. */
+#define MPS_IN_CSUM_OK 0x1u
+/*
+ * ... and the checksum field may not match the packet (a merged packet keeps
+ * its first segment's, a partial one holds the pseudo-header's sum): it is
+ * recomputed only if the trace hook is to see the packet.
+ */
+#define MPS_IN_CSUM_STALE 0x2u
+
+/*
+ * mps_input() for a packet whose link says more about it (MPS_IN_* flags):
+ * with MPS_IN_CSUM_OK the stack does not verify the TCP checksum again, which
+ * saves a pass over every byte received. pkt is written to only with
+ * MPS_IN_CSUM_STALE and a trace hook. Returns and counts as mps_input();
+ * -EINVAL for unknown flags, or MPS_IN_CSUM_STALE without MPS_IN_CSUM_OK.
+ */
+int mps_input_flags(struct mps_stack *st, uint8_t *pkt, size_t len, uint64_t now,
+		    unsigned int flags);
+
 /*
  * Run the timers due at now, then write the next packet to send into buf
  * (cap bytes; at least mss + 120 is always enough). Returns its length, 0 if
@@ -454,6 +473,11 @@ struct mps_link_ops {
 	 */
 	uint32_t (*gso_max)(void *ctx);
 	int (*send_gso)(void *ctx, const uint8_t *pkt, size_t len, uint32_t seg_size, uint64_t now);
+	/*
+	 * Optional: the MPS_IN_* flags of the packet recv() returned last, for
+	 * mps_input_flags() (NULL: 0, every checksum verified by the stack).
+	 */
+	unsigned int (*recv_flags)(void *ctx);
 };
 
 /*

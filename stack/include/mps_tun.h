@@ -62,7 +62,8 @@ void mps_tun_get_stats(const struct mps_tun *tun, struct mps_tun_stats *stats);
 /*
  * Link adapter: ctx is a struct mps_tun *. next_ready is unknown (poll the
  * fd). With offloads, gso_max offers 64 KiB and send_gso writes the vnet
- * header for the kernel to cut the packet.
+ * header for the kernel to cut the packet, and recv_flags says which
+ * checksums the kernel vouched for (mps_vnet_rx_check()).
  */
 extern const struct mps_link_ops mps_tun_link_ops;
 
@@ -109,5 +110,17 @@ int mps_vnet_for_tx(const uint8_t *pkt, size_t len, uint32_t seg_size, struct mp
  * checksum offsets that do not fit the packet; -EBADMSG if pkt is not IP.
  */
 int mps_vnet_rx_fix(const struct mps_vnet *v, uint8_t *pkt, size_t len);
+
+/*
+ * The checks of mps_vnet_rx_fix() without writing anything: the same
+ * negative errno, or the MPS_IN_* flags (mps.h) that say what the header
+ * vouches for. A partial checksum (NEEDS_CSUM) or one the kernel verified
+ * (DATA_VALID) is MPS_IN_CSUM_OK; the field is stale (MPS_IN_CSUM_STALE)
+ * when partial or when the packet is merged (GSO type set). A merged packet
+ * with neither flag is MPS_IN_CSUM_STALE alone: mps_vnet_rx_fix() gives it
+ * its checksum. The adapter's recv hands these flags to mps_pump() through
+ * the recv_flags hook.
+ */
+int mps_vnet_rx_check(const struct mps_vnet *v, const uint8_t *pkt, size_t len);
 
 #endif

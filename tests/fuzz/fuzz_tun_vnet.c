@@ -2,7 +2,10 @@
  * libFuzzer target for the TUN adapter's vnet header handling (mps_tun.h).
  * Input: a 10-byte virtio_net_hdr as the kernel would hand it, then the
  * packet. Oracles besides the sanitizers: mps_vnet_rx_fix() answers 0,
- * -EPROTO or -EBADMSG only; a TCP packet whose checksum field holds the
+ * -EPROTO or -EBADMSG only, and mps_vnet_rx_check() the same error or, where
+ * rx_fix takes the packet, MPS_IN_* flags that make sense (never
+ * MPS_IN_CSUM_STALE on an unmerged packet the kernel did not vouch for),
+ * without writing to the packet; a TCP packet whose checksum field holds the
  * pseudo-header's sum, marked partial at that place, verifies once completed
  * (any other seed is the sender's error, caught by the stack's own check);
  * and the header mps_vnet_for_tx() makes for a packet asks for GSO only for
@@ -61,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	enum mps_seg_err err;
 	uint16_t partial;
 	size_t len;
-	int rc, seeded;
+	int rc, seeded, flags;
 
 	if (size < MPS_VNET_HLEN || size - MPS_VNET_HLEN > sizeof(pkt))
 		return 0;
@@ -69,8 +72,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	len = size - MPS_VNET_HLEN;
 	memcpy(pkt, data + MPS_VNET_HLEN, len);
 	seeded = well_seeded(&v, pkt, len);
+	flags = mps_vnet_rx_check(&v, pkt, len);
+	if (memcmp(pkt, data + MPS_VNET_HLEN, len) != 0)
+		abort();
 	rc = mps_vnet_rx_fix(&v, pkt, len);
 	if (rc != 0 && rc != -EPROTO && rc != -EBADMSG)
+		abort();
+	if (rc < 0 ? flags != rc
+		   : flags < 0 || ((unsigned int)flags & ~(MPS_IN_CSUM_OK | MPS_IN_CSUM_STALE)) ||
+			     ((unsigned int)flags == MPS_IN_CSUM_STALE && !v.gso_type))
 		abort();
 	/* A merged type that does not fit the packet refuses it; otherwise it verifies. */
 	if (seeded && rc != -EPROTO &&

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "fj_test.h"
+#include "mps.h"
 #include "mps_seg.h"
 #include "mps_tun.h"
 
@@ -228,6 +229,119 @@ static void test_rx_fix(void)
 	CU_ASSERT_EQUAL(mps_vnet_rx_fix(&v, pkt, n), -EBADMSG);
 }
 
+/*
+ * What a header vouches for, with nothing written: partial and kernel-verified
+ * checksums need no pass over the payload, merged packets have a stale field,
+ * and refused headers fail as in mps_vnet_rx_fix().
+ */
+static void test_rx_check(void)
+{
+	static uint8_t pkt[70000], good[70000];
+	size_t n = build_pkt(good, 4, 12, 30000, 0x10);
+	struct mps_vnet v = { 0 }, pv;
+	uint16_t seed;
+
+	memcpy(pkt, good, n);
+	/* No flags: the stack verifies. */
+	CU_ASSERT_EQUAL(mps_vnet_rx_check(&v, pkt, n), 0);
+	/* Verified by the kernel, one segment: the field is right. */
+	v.flags = MPS_VNET_F_DATA_VALID;
+	CU_ASSERT_EQUAL(mps_vnet_rx_check(&v, pkt, n), (int)MPS_IN_CSUM_OK);
+	/* Verified and merged: the field is the first segment's. */
+	v = (struct mps_vnet){ .flags = MPS_VNET_F_DATA_VALID,
+			       .gso_type = MPS_VNET_GSO_TCPV4,
+			       .hdr_len = 52,
+			       .gso_size = 1448 };
+	pkt[20 + 16] ^= 0x5a;
+	CU_ASSERT_EQUAL(mps_vnet_rx_check(&v, pkt, n), (int)(MPS_IN_CSUM_OK | MPS_IN_CSUM_STALE));
+	/* Merged, not vouched for: stale alone, and mps_vnet_rx_fix() gives it its checksum. */
+	v.flags = 0;
+	CU_ASSERT_EQUAL(mps_vnet_rx_check(&v, pkt, n), (int)MPS_IN_CSUM_STALE);
+	CU_ASSERT_EQUAL(memcmp(pkt + 37, good + 37, n - 37), 0); /* nothing written... */
+	CU_ASSERT_EQUAL(pkt[36], good[36] ^ 0x5a);		 /* ... the field either */
+	CU_ASSERT_EQUAL(mps_vnet_rx_fix(&v, pkt, n), 0);
+	CU_ASSERT_EQUAL(memcmp(pkt, good, n), 0);
+	/* Partial: built by the kernel, the field holds the pseudo-header's sum. */
+	CU_ASSERT_EQUAL_FATAL(mps_vnet_for_tx(good, n, 1448, &pv, &seed), 0);
+	memcpy(pkt + 20 + 16, &seed, 2);
+	CU_ASSERT_EQUAL(mps_vnet_rx_check(&pv, pkt, n), (int)(MPS_IN_CSUM_OK | MPS_IN_CSUM_STALE));
+	CU_ASSERT_EQUAL(memcmp(pkt + 20 + 16, &seed, 2), 0);
+	/* Refused as mps_vnet_rx_fix() refuses. */
+	v = (struct mps_vnet){ .flags = MPS_VNET_F_DATA_VALID,
+			       .gso_type = MPS_VNET_GSO_TCPV6,
+			       .gso_size = 1448 };
+	CU_ASSERT_EQUAL(mps_vnet_rx_check(&v, pkt, n), -EPROTO);
+	v.gso_type = MPS_VNET_GSO_TCPV4;
+	v.gso_size = 0;
+	CU_ASSERT_EQUAL(mps_vnet_rx_check(&v, pkt, n), -EPROTO);
+	v = (struct mps_vnet){ .flags = MPS_VNET_F_NEEDS_CSUM,
+			       .csum_start = (uint16_t)(n - 10),
+			       .csum_offset = 16 };
+	CU_ASSERT_EQUAL(mps_vnet_rx_check(&v, pkt, n), -EPROTO);
+	v = (struct mps_vnet){ .gso_type = MPS_VNET_GSO_TCPV4, .gso_size = 1448 };
+	pkt[0] = 0x00;
+	CU_ASSERT_EQUAL(mps_vnet_rx_check(&v, pkt, n), -EBADMSG);
+}
+
+struct input_trace {
+	int calls;
+	bool csum_ok; /* the last packet traced in had a checksum that verifies */
+};
+
+static void input_trace_hook(void *ctx, const uint8_t *pkt, size_t len, int out, int subflow,
+			     uint64_t now)
+{
+	struct input_trace *t = ctx;
+
+	(void)subflow;
+	(void)now;
+	if (out)
+		return;
+	t->calls++;
+	t->csum_ok = tcp_csum_ok(pkt, len, 20, 4);
+}
+
+/*
+ * mps_input_flags(): a SYN whose checksum field is wrong is dropped and
+ * counted by mps_input(), taken with MPS_IN_CSUM_OK (the link verified it),
+ * and with MPS_IN_CSUM_STALE the trace sees it with its checksum redone.
+ */
+static void test_input_flags(void)
+{
+	struct input_trace tr = { 0 };
+	struct mps_config cfg = { .seed = 1, .trace = input_trace_hook, .trace_ctx = &tr };
+	struct mps_addr srv = { .family = 4, .port = 5002 };
+	static uint8_t syn[128], out[2048];
+	struct mps_stack *st;
+	size_t n = build_pkt(syn, 4, 0, 0, 0x02);
+	int err, i;
+
+	st = mps_stack_create(&cfg, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	for (i = 0; i < 4; i++)
+		srv.addr[i] = syn[16 + i]; /* build_pkt's destination, port 5002 */
+	CU_ASSERT_EQUAL_FATAL(mps_listen(st, &srv), 0);
+	syn[20 + 16] ^= 0x5a;
+	CU_ASSERT_EQUAL(mps_input(st, syn, n, 0), -EBADMSG);
+	CU_ASSERT_EQUAL(mps_stack_counter(st, MPS_CNT_IN_BAD_CSUM), 1);
+	CU_ASSERT_EQUAL(mps_input_flags(st, syn, n, 0, MPS_IN_CSUM_STALE), -EINVAL);
+	CU_ASSERT_EQUAL(mps_input_flags(st, syn, n, 0, 0x4), -EINVAL);
+	CU_ASSERT_EQUAL(tr.calls, 1);
+	/* Vouched for, the field left as it is: taken, answered with a SYN/ACK. */
+	CU_ASSERT_EQUAL(mps_input_flags(st, syn, n, 1000, MPS_IN_CSUM_OK), 0);
+	CU_ASSERT_EQUAL(mps_stack_counter(st, MPS_CNT_IN_BAD_CSUM), 1);
+	CU_ASSERT_EQUAL(tr.calls, 2);
+	CU_ASSERT_FALSE(tr.csum_ok);
+	CU_ASSERT(mps_output(st, 1000, out, sizeof(out)) > 0);
+	/* Stale: the trace sees the checksum redone (the SYN again, answered again). */
+	CU_ASSERT_EQUAL(mps_input_flags(st, syn, n, 2000, MPS_IN_CSUM_OK | MPS_IN_CSUM_STALE), 0);
+	CU_ASSERT_EQUAL(tr.calls, 3);
+	CU_ASSERT_TRUE(tr.csum_ok);
+	CU_ASSERT_TRUE(tcp_csum_ok(syn, n, 20, 4));
+	CU_ASSERT_EQUAL(mps_stack_counter(st, MPS_CNT_IN_BAD_CSUM), 1);
+	mps_stack_destroy(st);
+}
+
 /* The stack's word-wide sum equals the word-by-word one at every length and alignment. */
 static void test_csum_add(void)
 {
@@ -276,6 +390,8 @@ static const struct fj_test tests[] = {
 	{ "tx_gso_v6", test_tx_gso_v6 },
 	{ "tx_plain", test_tx_plain },
 	{ "rx_fix", test_rx_fix },
+	{ "rx_check", test_rx_check },
+	{ "input_flags", test_input_flags },
 	{ "csum_add", test_csum_add },
 	{ "open_bad_args", test_open_bad_args },
 	{ NULL, NULL },
