@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent_arena.h"
@@ -36,9 +34,7 @@ struct agent {
 	struct agent_ctl *ctl;
 	struct agent_upload *up;
 	int sigfd;
-	int bundled_resp_pid;	/* the bundled responder's process, or -1 */
-	int bundled_pidfd;	/* watches it, or -1 */
-	uint64_t bundled_timer; /* restart pending, or 0 */
+	struct bundled_sup *bundled; /* the bundled responder under watch, or NULL */
 	int once;
 	int stopped_by_signal;
 };
@@ -144,63 +140,6 @@ static int setup_signals(struct agent *a)
 
 static struct bundled_cfg the_bundled;
 
-static int bundled_start(struct agent *a);
-
-static void on_bundled_restart(struct agent_loop *loop, uint64_t id, void *arg)
-{
-	struct agent *a = arg;
-
-	(void)loop;
-	(void)id;
-	a->bundled_timer = 0;
-	if (bundled_start(a) < 0)
-		a->bundled_timer = agent_loop_timer_add(a->loop, 5000, on_bundled_restart, a);
-}
-
-/* The bundled responder went away (a crash in the stack): say so, start another. */
-static void on_bundled_exit(struct agent_loop *loop, int fd, unsigned int ev, void *arg)
-{
-	struct agent *a = arg;
-	int status = 0;
-
-	(void)ev;
-	agent_loop_fd_del(loop, fd);
-	close(fd);
-	a->bundled_pidfd = -1;
-	waitpid(a->bundled_resp_pid, &status, 0);
-	fj_warn("bundled responder (pid %d) %s %d; a new one in 1 s", a->bundled_resp_pid,
-		WIFSIGNALED(status) ? "killed by signal" : "exited with status",
-		WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-	a->bundled_resp_pid = -1;
-	a->bundled_pidfd = -1;
-	a->bundled_timer = agent_loop_timer_add(loop, 1000, on_bundled_restart, a);
-}
-
-/* Starts the bundled responder and watches it through a pidfd. 0 or a negative errno. */
-static int bundled_start(struct agent *a)
-{
-	char why[200];
-	int r, fd;
-
-	r = bundled_resp_start(&the_bundled, a->cfg.responder_port,
-			       a->cfg.responder_max_conns < 16 ? a->cfg.responder_max_conns : 16,
-			       a->cfg.responder_idle_s, &a->bundled_resp_pid, why, sizeof(why));
-	if (r < 0) {
-		fj_warn("no bundled responder: %s", why);
-		return r;
-	}
-	fd = (int)syscall(SYS_pidfd_open, a->bundled_resp_pid, 0);
-	if (fd < 0 || agent_loop_fd_set(a->loop, fd, AGENT_EV_READ, on_bundled_exit, a) < 0) {
-		/* It still serves; only a crash would go unnoticed. */
-		fj_warn("bundled responder: cannot watch pid %d", a->bundled_resp_pid);
-		if (fd >= 0)
-			close(fd);
-		return 0;
-	}
-	a->bundled_pidfd = fd;
-	return 0;
-}
-
 static int create_parts(struct agent *a, char *err, size_t errlen)
 {
 	struct agent_runner_cfg rc = { a->cfg.max_runs, a->cfg.run_deadline_s,
@@ -233,13 +172,19 @@ static int create_parts(struct agent *a, char *err, size_t errlen)
 	bundled_set(&the_bundled);
 	if (the_bundled.resp_tun[0]) {
 		/*
-		 * A device that is not there yet (the agent started before the
-		 * testbed) is tried again every 5 s; peers meanwhile learn the
-		 * addresses and find no answer there, which their runs report.
+		 * Restarted after an exit or a hang (bundled.h). A device that
+		 * is not there yet (the agent started before the testbed) is
+		 * tried again every 5 s; peers meanwhile learn the addresses
+		 * and find no answer there, which their runs report.
 		 */
-		if (bundled_start(a) < 0)
-			a->bundled_timer =
-				agent_loop_timer_add(a->loop, 5000, on_bundled_restart, a);
+		r = bundled_sup_create(a->loop, &the_bundled, a->cfg.responder_port,
+				       a->cfg.responder_max_conns < 16 ? a->cfg.responder_max_conns
+								       : 16,
+				       a->cfg.responder_idle_s, BUNDLED_HANG_MS, &a->bundled);
+		if (r < 0) {
+			snprintf(err, errlen, "bundled responder: %s", strerror(-r));
+			return r;
+		}
 		if (bundled_info_text(&the_bundled, info, sizeof(info)) > 0)
 			resp.bundled_info = info;
 	}
@@ -272,8 +217,6 @@ int agent_create(const struct agent_config *cfg, int once, struct agent **out, c
 	a->cfg = *cfg;
 	a->once = once;
 	a->sigfd = -1;
-	a->bundled_resp_pid = -1;
-	a->bundled_pidfd = -1;
 	a->loop = agent_loop_create(AGENT_MAX_FDS);
 	if (!a->loop) {
 		free(a);
@@ -327,13 +270,7 @@ void agent_destroy(struct agent *a)
 	agent_runner_destroy(a->runner);
 	agent_http_destroy(a->http);
 	agent_responder_destroy(a->responder);
-	if (a->bundled_timer)
-		agent_loop_timer_del(a->loop, a->bundled_timer);
-	if (a->bundled_pidfd >= 0) {
-		agent_loop_fd_del(a->loop, a->bundled_pidfd);
-		close(a->bundled_pidfd);
-	}
-	bundled_resp_stop(a->bundled_resp_pid);
+	bundled_sup_destroy(a->bundled);
 	agent_spool_close(a->spool);
 	if (a->sigfd >= 0) {
 		agent_loop_fd_del(a->loop, a->sigfd);

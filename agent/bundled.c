@@ -217,16 +217,71 @@ int bundled_io_open(struct bundled_io *io, const char *dev, struct mps_config *c
 	return 0;
 }
 
+/*
+ * The TUN adapter's ops with the bundled_io as their context, counting the
+ * packets read: a pump that took packets in may have made data readable, and
+ * the caller must see that before anything waits (bundled_io_step()).
+ */
+static int io_send(void *ctx, const uint8_t *pkt, size_t len, uint64_t now)
+{
+	return mps_tun_link_ops.send(((struct bundled_io *)ctx)->tun, pkt, len, now);
+}
+
+static int io_recv(void *ctx, uint8_t *buf, size_t cap, uint64_t now)
+{
+	struct bundled_io *io = ctx;
+	int n = mps_tun_link_ops.recv(io->tun, buf, cap, now);
+
+	if (n > 0)
+		io->rx_packets++;
+	return n;
+}
+
+static uint64_t io_next_ready(void *ctx)
+{
+	return mps_tun_link_ops.next_ready(((struct bundled_io *)ctx)->tun);
+}
+
+static uint32_t io_gso_max(void *ctx)
+{
+	return mps_tun_link_ops.gso_max(((struct bundled_io *)ctx)->tun);
+}
+
+static int io_send_gso(void *ctx, const uint8_t *pkt, size_t len, uint32_t seg_size, uint64_t now)
+{
+	return mps_tun_link_ops.send_gso(((struct bundled_io *)ctx)->tun, pkt, len, seg_size, now);
+}
+
+static const struct mps_link_ops *io_ops(void)
+{
+	static struct mps_link_ops ops;
+
+	if (!ops.name) {
+		ops.send = io_send;
+		ops.recv = io_recv;
+		ops.next_ready = mps_tun_link_ops.next_ready ? io_next_ready : NULL;
+		ops.gso_max = mps_tun_link_ops.gso_max ? io_gso_max : NULL;
+		ops.send_gso = mps_tun_link_ops.send_gso ? io_send_gso : NULL;
+		ops.name = mps_tun_link_ops.name;
+	}
+	return &ops;
+}
+
 int bundled_io_step(struct bundled_io *io, unsigned int max_ms)
 {
 	struct pollfd pfd = { .fd = mps_tun_fd(io->tun), .events = POLLIN };
-	uint64_t now = fj_mono_us(), next;
+	uint64_t now = fj_mono_us(), next, rx = io->rx_packets;
 	int err = 0, wait;
 
-	next = mps_pump(io->st, &mps_tun_link_ops, io->tun, now, &err);
+	next = mps_pump(io->st, io_ops(), io, now, &err);
 	if (err && err != -EAGAIN)
 		io->link_errors++;
-	if (!max_ms || next <= now)
+	/*
+	 * Packets that arrived since the last round are in the stack now:
+	 * waiting before the caller looks would hold data that is ready
+	 * (responses of rr and echo waited up to max_ms so).
+	 */
+	if (!max_ms || next <= now || io->rx_packets != rx)
 		return 0;
 	wait = next - now >= (uint64_t)max_ms * 1000 ? (int)max_ms
 						     : (int)((next - now + 999) / 1000);
@@ -235,7 +290,7 @@ int bundled_io_step(struct bundled_io *io, unsigned int max_ms)
 	/* What woke us goes into the stack now, so the caller sees it on return. */
 	if (pfd.revents & POLLIN) {
 		now = fj_mono_us();
-		mps_pump(io->st, &mps_tun_link_ops, io->tun, now, &err);
+		mps_pump(io->st, io_ops(), io, now, &err);
 		if (err && err != -EAGAIN)
 			io->link_errors++;
 	}

@@ -81,6 +81,7 @@ struct bundled_io {
 	struct mps_trace *trace;
 	int trace_fd; /* memfd the trace is written to, or -1 */
 	uint64_t link_errors;
+	uint64_t rx_packets; /* read from the device */
 };
 
 /*
@@ -104,6 +105,8 @@ int bundled_io_step(struct bundled_io *io, unsigned int max_ms);
  */
 void bundled_io_close(struct bundled_io *io, char **trace, size_t *len, size_t cap, int *cut);
 
+struct exp_link_sched;
+
 /* A bulk transfer on the bundled stack (exp_bundled.c), called by exp_bulk.c. */
 struct exp_bundled_xfer {
 	uint64_t bytes;
@@ -111,10 +114,20 @@ struct exp_bundled_xfer {
 	int download;
 	unsigned int interval_ms;
 	struct exp_trace *csv; /* subflows.csv */
+	/* Handover: link events fired on their schedule from the data's start; or NULL. */
+	struct exp_link_sched *links;
+	/*
+	 * Called at every sample and at the end with the data-level progress:
+	 * ms since the data started, and bytes the peer acknowledged (upload)
+	 * or that arrived (download). NULL: not wanted.
+	 */
+	void (*progress)(void *arg, uint64_t t_ms, uint64_t bytes);
+	void *progress_arg;
 };
 
 struct exp_bundled_res {
 	int done, sha_ok, mptcp, fallback, checksum;
+	uint64_t t0_mono; /* when the data started (fj_mono_ms), 0 if it never did */
 	uint64_t bytes, dur_ms;
 	double goodput_bps;
 	unsigned int max_subflows;
@@ -133,6 +146,31 @@ struct exp_bundled_res {
 int exp_bundled_bulk(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
 		     struct exp_out *out, const struct exp_bundled_xfer *x,
 		     struct exp_bundled_res *res);
+
+/*
+ * rr on the bundled stack (exp_bundled.c), called by exp_rr.c, which checks
+ * the parameters, owns the arrays and computes the metrics. Transactions as
+ * the kernel's rr (docs/experiments.md), each response checked against the
+ * responder's stream; link events fired on their schedule from t0.
+ */
+struct exp_bundled_rr {
+	uint32_t request_bytes, response_bytes, rate_per_s;
+	uint64_t duration_ms;
+	unsigned int interval_ms;
+	uint32_t max;		      /* room in lat, start_ms and done_ms */
+	uint32_t *lat;		      /* latency per transaction, us */
+	uint32_t *start_ms, *done_ms; /* handover: per transaction, ms after t0; or NULL */
+	struct exp_link_sched *links; /* handover, or NULL */
+	struct exp_trace *trace;      /* rr.csv, or NULL */
+	struct exp_trace *csv;	      /* subflows.csv, or NULL */
+	/* Out: transactions done, late starts, the first one's start and the end (fj_mono_ms). */
+	uint32_t n, late;
+	uint64_t t0, t_end;
+};
+
+/* Runs it; failures go to exp_fail() with the reason ("transaction 12: ..."); returns 0. */
+int exp_bundled_rr_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+		       struct exp_out *out, struct exp_bundled_rr *r, struct exp_bundled_res *res);
 
 /* An echo run on the bundled stack: count messages of bytes, RTTs into rtts[0..*done). */
 struct exp_bundled_echo {
@@ -155,14 +193,39 @@ void exp_bundled_provenance(struct exp_out *out, const struct exp_bundled_res *b
 /*
  * The bundled responder: a child process of the agent that owns the responder
  * TUN and one libmps stack listening on port (IPv4 and IPv6, every address the
- * device carries), serving echo, sink and source as agent/responder.h
- * describes (rr is refused with its reason). The device is opened before the
+ * device carries), serving echo, sink, source and rr as agent/responder.h
+ * describes (info is the kernel responder's). The device is opened before the
  * fork, so a missing or busy one is reported here. 0 and *pid, or a negative
  * errno with the reason in err. The child dies with the agent.
  */
 int bundled_resp_start(const struct bundled_cfg *b, unsigned int port, unsigned int max_conns,
 		       unsigned int idle_s, int *pid, char *err, size_t errlen);
-/* Ends it (SIGTERM, then waits). pid <= 0 is fine. */
+/* Ends it (SIGTERM, and SIGCONT should it be stopped; SIGKILL after 2 s). pid <= 0 is fine. */
 void bundled_resp_stop(int pid);
+
+/*
+ * The bundled responder under watch, in the agent's loop: started at once,
+ * and again 1 s after it exits (every 5 s while starting fails: device
+ * missing or busy). Its serve loop writes a heartbeat into a pipe every
+ * 250 ms; one that stays silent for hang_ms while its process lives
+ * (stopped, or stuck in the stack) is killed with SIGKILL, logged, counted
+ * and so started again. b is copied. 0, -EINVAL (no resp_tun, hang_ms 0) or
+ * -ENOMEM; a responder that cannot start yet is not an error (it is retried).
+ * Destroy stops the responder.
+ */
+#define BUNDLED_HANG_MS 5000 /* the agent's hang_ms */
+
+struct agent_loop;
+struct bundled_sup;
+
+int bundled_sup_create(struct agent_loop *loop, const struct bundled_cfg *b, unsigned int port,
+		       unsigned int max_conns, unsigned int idle_s, unsigned int hang_ms,
+		       struct bundled_sup **out);
+void bundled_sup_destroy(struct bundled_sup *s);
+/* The responder's pid now, or -1 while none runs. */
+int bundled_sup_pid(const struct bundled_sup *s);
+/* Responders started, exits seen (crash or kill) and hangs found since create. */
+void bundled_sup_counts(const struct bundled_sup *s, unsigned int *starts, unsigned int *exits,
+			unsigned int *hangs);
 
 #endif

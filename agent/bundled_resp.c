@@ -12,17 +12,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent_loop.h"
 #include "fj_clock.h"
 #include "fj_log.h"
 #include "responder.h"
 
 #define BR_PASS_BYTES (1u << 20) /* work for one connection per pass */
+/* rr: responses owed before the responder stops reading requests (as the kernel responder). */
+#define BR_RR_BACKLOG (4ull << 20)
+/* The serve loop writes a heartbeat byte this often; the supervisor reads them. */
+#define BR_BEAT_MS 250
+/* bundled_resp_stop(): SIGTERM, then SIGKILL after this long. */
+#define BUNDLED_STOP_MS 2000
 
-enum br_state { BR_HEADER, BR_ECHO, BR_SINK, BR_SOURCE, BR_DONE };
+enum br_state { BR_HEADER, BR_ECHO, BR_SINK, BR_SOURCE, BR_RR, BR_DONE };
 
 struct br_conn {
 	struct br_conn *next;
@@ -33,8 +42,11 @@ struct br_conn {
 	size_t hdr_len;
 	uint8_t ctl[AGENT_RESP_REPLY_LEN]; /* reply, frame header or end marker and trailer */
 	size_t ctl_off, ctl_len;
-	uint64_t off;	 /* source: data sent; sink: data read */
-	uint64_t end_us; /* source: stop at this time (0: no limit) */
+	uint64_t off;	  /* source and rr: data sent; sink: data read */
+	uint64_t owed;	  /* rr: response bytes not sent yet */
+	uint64_t req_got; /* rr: bytes of the current request */
+	int eof;	  /* rr: the client ended its side */
+	uint64_t end_us;  /* source: stop at this time (0: no limit) */
 	uint32_t frame_left;
 	EVP_MD_CTX *md;
 	size_t echo_off, echo_len;
@@ -46,6 +58,8 @@ struct br {
 	struct bundled_io io;
 	struct br_conn *conns;
 	unsigned int idle_s;
+	int beat_fd; /* write end of the supervisor's heartbeat pipe, or -1 */
+	uint64_t next_beat_ms;
 };
 
 static volatile sig_atomic_t br_stop;
@@ -108,13 +122,17 @@ static int on_header(struct br_conn *k, uint64_t now)
 		k->st = BR_DONE;
 		return 1;
 	}
-	if (k->q.type != AGENT_RESP_ECHO && k->q.type != AGENT_RESP_SINK &&
-	    k->q.type != AGENT_RESP_SOURCE) {
-		put_reply(k, 0, "rr is not served by the bundled responder yet");
+	if (k->q.type == AGENT_RESP_INFO) {
+		/* The peer's kernel responder answers info; this one serves the runs. */
+		put_reply(k, 0, "info is answered by the kernel responder, not the bundled one");
 		k->st = BR_DONE;
 		return 1;
 	}
 	put_reply(k, 1, "");
+	if (k->q.type == AGENT_RESP_RR) {
+		k->st = BR_RR;
+		return 1;
+	}
 	if (k->q.type != AGENT_RESP_ECHO) {
 		k->md = EVP_MD_CTX_new();
 		if (!k->md || !EVP_DigestInit_ex(k->md, EVP_sha256(), NULL))
@@ -232,6 +250,57 @@ static int on_source(struct br_conn *k, uint64_t now)
 	return 1;
 }
 
+/*
+ * rr: every complete request owes response_bytes of the seed's stream (the
+ * kernel responder's rule, so the client can check what comes back). Reading
+ * stops while BR_RR_BACKLOG is owed; the client's end of stream ends it once
+ * everything owed is sent.
+ */
+static int on_rr(struct br_conn *k)
+{
+	size_t budget = BR_PASS_BYTES;
+	int moved = 0;
+
+	while (!k->eof && k->owed < BR_RR_BACKLOG && budget) {
+		ssize_t n = mps_recv(k->c, k->buf, sizeof(k->buf));
+
+		if (n == -EAGAIN)
+			break;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			k->eof = 1;
+			break;
+		}
+		k->req_got += (uint64_t)n;
+		k->owed += k->req_got / k->q.request_bytes * k->q.response_bytes;
+		k->req_got %= k->q.request_bytes;
+		budget = budget > (size_t)n ? budget - (size_t)n : 0;
+		moved = 1;
+	}
+	while (k->owed && budget) {
+		size_t len = k->owed < sizeof(k->buf) ? (size_t)k->owed : sizeof(k->buf);
+		ssize_t n;
+
+		agent_resp_fill(k->q.seed, k->off, k->buf, len);
+		n = mps_send(k->c, k->buf, len);
+		if (n == -EAGAIN)
+			break;
+		if (n <= 0)
+			return -1;
+		k->off += (uint64_t)n;
+		k->owed -= (uint64_t)n;
+		budget = budget > (size_t)n ? budget - (size_t)n : 0;
+		moved = 1;
+	}
+	if (k->eof && !k->owed) {
+		k->ctl_off = k->ctl_len = 0;
+		k->st = BR_DONE;
+		return 1;
+	}
+	return moved;
+}
+
 /* <0: abort the connection; 0: nothing to do now; 1: progress; 2: finished, close it. */
 static int conn_io(struct br_conn *k, uint64_t now)
 {
@@ -254,6 +323,8 @@ static int conn_io(struct br_conn *k, uint64_t now)
 		return on_sink(k);
 	case BR_SOURCE:
 		return on_source(k, now);
+	case BR_RR:
+		return on_rr(k);
 	case BR_DONE:
 		return ctl_flush(k) == 1 ? 2 : 0;
 	default:
@@ -341,11 +412,29 @@ static int serve_pass(struct br *b, uint64_t now)
 	return busy;
 }
 
+/*
+ * The heartbeat: written from the serve loop itself, so a responder that is
+ * stopped or stuck in the stack stops beating while its process lives on. A
+ * full pipe (the supervisor not reading) is no reason to wait.
+ */
+static void beat(struct br *b, uint64_t now_us)
+{
+	static const char one = 1;
+
+	if (b->beat_fd < 0 || now_us / 1000 < b->next_beat_ms)
+		return;
+	b->next_beat_ms = now_us / 1000 + BR_BEAT_MS;
+	if (write(b->beat_fd, &one, 1) < 0 && errno != EAGAIN)
+		fj_warn("bundled responder: heartbeat: %s", strerror(errno));
+}
+
 static void serve(struct br *b)
 {
 	while (!br_stop) {
 		uint64_t now = fj_mono_us();
 		int busy = serve_pass(b, now);
+
+		beat(b, now);
 
 		/* Data just queued goes out at once; otherwise wait for packets or a timer. */
 		if (bundled_io_step(&b->io, busy ? 0 : 50) < 0)
@@ -371,8 +460,9 @@ static void child_signals(void)
 	sigprocmask(SIG_SETMASK, &all, NULL);
 }
 
-int bundled_resp_start(const struct bundled_cfg *bc, unsigned int port, unsigned int max_conns,
-		       unsigned int idle_s, int *pid, char *err, size_t errlen)
+/* bundled_resp_start() with the write end of a heartbeat pipe (or -1), which the child keeps. */
+static int resp_spawn(const struct bundled_cfg *bc, unsigned int port, unsigned int max_conns,
+		      unsigned int idle_s, int beat_fd, int *pid, char *err, size_t errlen)
 {
 	/*
 	 * Buffers start at 256 KiB and are autotuned up to the agent's
@@ -384,7 +474,7 @@ int bundled_resp_start(const struct bundled_cfg *bc, unsigned int port, unsigned
 	struct mps_config cfg = { .msl_us = 1000000, .max_subflows = 8 };
 	struct mps_addr any4 = { .family = 4, .port = (uint16_t)port };
 	struct mps_addr any6 = { .family = 6, .port = (uint16_t)port };
-	struct br b = { .idle_s = idle_s };
+	struct br b = { .idle_s = idle_s, .beat_fd = beat_fd };
 	pid_t parent = getpid(), p;
 	int rc;
 
@@ -430,10 +520,238 @@ int bundled_resp_start(const struct bundled_cfg *bc, unsigned int port, unsigned
 	return 0;
 }
 
+int bundled_resp_start(const struct bundled_cfg *bc, unsigned int port, unsigned int max_conns,
+		       unsigned int idle_s, int *pid, char *err, size_t errlen)
+{
+	return resp_spawn(bc, port, max_conns, idle_s, -1, pid, err, errlen);
+}
+
 void bundled_resp_stop(int pid)
 {
+	uint64_t end = fj_mono_ms() + BUNDLED_STOP_MS;
+
 	if (pid <= 0)
 		return;
+	/* A stopped process would keep SIGTERM pending for ever: wake it. */
 	kill(pid, SIGTERM);
+	kill(pid, SIGCONT);
+	while (fj_mono_ms() < end) {
+		pid_t r = waitpid(pid, NULL, WNOHANG);
+
+		if (r == pid || (r < 0 && errno != EINTR))
+			return;
+		usleep(10000);
+	}
+	fj_warn("bundled responder (pid %d) ignored SIGTERM for %u ms: killed", pid,
+		BUNDLED_STOP_MS);
+	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
+}
+
+/*
+ * The supervisor. The agent's loop sees the responder's exit through a pidfd
+ * and its heartbeats through a pipe; a timer checks that the beats keep
+ * coming. A process that lives on without beating (stopped, or stuck in the
+ * stack) answers nobody, so it is killed and, as after any exit, started
+ * again after BUNDLED_RESTART_MS.
+ */
+#define BUNDLED_RESTART_MS 1000
+#define BUNDLED_RETRY_MS   5000 /* while starting fails (device missing, busy) */
+
+struct bundled_sup {
+	struct agent_loop *loop;
+	struct bundled_cfg cfg;
+	unsigned int port, max_conns, idle_s, hang_ms;
+	int pid, pidfd, beat_rd;
+	uint64_t last_beat_ms;
+	uint64_t restart_timer, check_timer;
+	unsigned int starts, hangs, exits;
+};
+
+static void sup_start(struct bundled_sup *s);
+
+static void sup_unwatch(struct bundled_sup *s)
+{
+	if (s->pidfd >= 0) {
+		agent_loop_fd_del(s->loop, s->pidfd);
+		close(s->pidfd);
+	}
+	if (s->beat_rd >= 0) {
+		agent_loop_fd_del(s->loop, s->beat_rd);
+		close(s->beat_rd);
+	}
+	if (s->check_timer)
+		agent_loop_timer_del(s->loop, s->check_timer);
+	s->pidfd = s->beat_rd = -1;
+	s->check_timer = 0;
+}
+
+static void on_sup_restart(struct agent_loop *loop, uint64_t id, void *arg)
+{
+	struct bundled_sup *s = arg;
+
+	(void)loop;
+	(void)id;
+	s->restart_timer = 0;
+	sup_start(s);
+}
+
+static void sup_schedule(struct bundled_sup *s, unsigned int ms)
+{
+	if (!s->restart_timer)
+		s->restart_timer = agent_loop_timer_add(s->loop, ms, on_sup_restart, s);
+}
+
+static void on_sup_exit(struct agent_loop *loop, int fd, unsigned int ev, void *arg)
+{
+	struct bundled_sup *s = arg;
+	int status = 0;
+
+	(void)loop;
+	(void)fd;
+	(void)ev;
+	sup_unwatch(s);
+	waitpid(s->pid, &status, 0);
+	fj_warn("bundled responder (pid %d) %s %d; a new one in %u s", s->pid,
+		WIFSIGNALED(status) ? "killed by signal" : "exited with status",
+		WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
+		BUNDLED_RESTART_MS / 1000);
+	s->pid = -1;
+	s->exits++;
+	sup_schedule(s, BUNDLED_RESTART_MS);
+}
+
+static void on_sup_beat(struct agent_loop *loop, int fd, unsigned int ev, void *arg)
+{
+	struct bundled_sup *s = arg;
+	char buf[64];
+	ssize_t n = read(fd, buf, sizeof(buf));
+
+	(void)ev;
+	if (n > 0) {
+		s->last_beat_ms = agent_loop_now_ms(loop);
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	/* The child's end closed: it is exiting, which the pidfd reports. */
+	agent_loop_fd_del(loop, fd);
+	close(fd);
+	s->beat_rd = -1;
+}
+
+static void on_sup_check(struct agent_loop *loop, uint64_t id, void *arg)
+{
+	struct bundled_sup *s = arg;
+	uint64_t now = agent_loop_now_ms(loop), quiet = now - s->last_beat_ms;
+
+	(void)id;
+	s->check_timer = 0;
+	if (s->pid <= 0)
+		return;
+	if (quiet < s->hang_ms) {
+		s->check_timer = agent_loop_timer_add(loop, s->hang_ms / 4 + 1, on_sup_check, s);
+		return;
+	}
+	fj_warn("bundled responder (pid %d) alive but silent for %llu ms (stopped or stuck in "
+		"the stack): killing it",
+		s->pid, (unsigned long long)quiet);
+	s->hangs++;
+	/* SIGKILL ends a stopped process too; its exit comes through the pidfd. */
+	kill(s->pid, SIGKILL);
+}
+
+static int sup_watch(struct bundled_sup *s)
+{
+	s->pidfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
+	if (s->pidfd < 0)
+		return -errno;
+	if (agent_loop_fd_set(s->loop, s->pidfd, AGENT_EV_READ, on_sup_exit, s) < 0 ||
+	    agent_loop_fd_set(s->loop, s->beat_rd, AGENT_EV_READ, on_sup_beat, s) < 0)
+		return -EMFILE;
+	s->last_beat_ms = agent_loop_now_ms(s->loop);
+	s->check_timer = agent_loop_timer_add(s->loop, s->hang_ms / 4 + 1, on_sup_check, s);
+	return s->check_timer ? 0 : -ENOMEM;
+}
+
+static void sup_start(struct bundled_sup *s)
+{
+	char why[200];
+	int fds[2], rc;
+
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+		fj_warn("bundled responder: heartbeat pipe: %s; again in %u s", strerror(errno),
+			BUNDLED_RETRY_MS / 1000);
+		sup_schedule(s, BUNDLED_RETRY_MS);
+		return;
+	}
+	rc = resp_spawn(&s->cfg, s->port, s->max_conns, s->idle_s, fds[1], &s->pid, why,
+			sizeof(why));
+	close(fds[1]);
+	if (rc < 0) {
+		close(fds[0]);
+		fj_warn("no bundled responder: %s; again in %u s", why, BUNDLED_RETRY_MS / 1000);
+		sup_schedule(s, BUNDLED_RETRY_MS);
+		return;
+	}
+	s->starts++;
+	s->beat_rd = fds[0];
+	rc = sup_watch(s);
+	if (rc < 0) {
+		/* Unwatched, a crash or a hang would go unnoticed: start over instead. */
+		fj_warn("bundled responder: cannot watch pid %d: %s; restarting it", s->pid,
+			strerror(-rc));
+		sup_unwatch(s);
+		bundled_resp_stop(s->pid);
+		s->pid = -1;
+		sup_schedule(s, BUNDLED_RETRY_MS);
+	}
+}
+
+int bundled_sup_create(struct agent_loop *loop, const struct bundled_cfg *b, unsigned int port,
+		       unsigned int max_conns, unsigned int idle_s, unsigned int hang_ms,
+		       struct bundled_sup **out)
+{
+	struct bundled_sup *s;
+
+	*out = NULL;
+	if (!b->resp_tun[0] || !hang_ms)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->loop = loop;
+	s->cfg = *b;
+	s->port = port;
+	s->max_conns = max_conns;
+	s->idle_s = idle_s;
+	s->hang_ms = hang_ms;
+	s->pid = s->pidfd = s->beat_rd = -1;
+	sup_start(s);
+	*out = s;
+	return 0;
+}
+
+void bundled_sup_destroy(struct bundled_sup *s)
+{
+	if (!s)
+		return;
+	sup_unwatch(s);
+	if (s->restart_timer)
+		agent_loop_timer_del(s->loop, s->restart_timer);
+	bundled_resp_stop(s->pid);
+	free(s);
+}
+
+int bundled_sup_pid(const struct bundled_sup *s)
+{
+	return s ? s->pid : -1;
+}
+
+void bundled_sup_counts(const struct bundled_sup *s, unsigned int *starts, unsigned int *exits,
+			unsigned int *hangs)
+{
+	*starts = s ? s->starts : 0;
+	*exits = s ? s->exits : 0;
+	*hangs = s ? s->hangs : 0;
 }

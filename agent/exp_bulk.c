@@ -65,6 +65,7 @@ struct bulk_res {
 	uint64_t t0_mono;      /* when the data started; progress times count from here */
 	struct progress *prog; /* sampled progress (sampler runs only) */
 	size_t n_prog, cap_prog;
+	uint64_t last_change, last_prog; /* bundled runs: the latest progress and its time */
 	char cc[32];
 };
 
@@ -609,15 +610,39 @@ static void check_endpoints(const Fjord__V1__RunCommand *cmd, struct exp_out *ou
 	}
 }
 
+/* The bundled run's progress at each sample: the series and the longest stall, as bulk_once(). */
+static void bundled_progress(void *arg, uint64_t t_ms, uint64_t bytes)
+{
+	struct bulk_res *r = arg;
+
+	if (bytes > r->last_prog || !r->n_prog) {
+		if (t_ms - r->last_change > r->stall_ms)
+			r->stall_ms = t_ms - r->last_change;
+		r->last_change = t_ms;
+		r->last_prog = bytes;
+	} else if (t_ms - r->last_change > r->stall_ms) {
+		/* Still nothing: the stall so far counts, should the run end in it. */
+		r->stall_ms = t_ms - r->last_change;
+	}
+	prog_add(r, t_ms, bytes);
+}
+
 /* The transfer on the bundled stack (exp_bundled.c), its figures in r as a kernel run's. */
 static void bundled_once(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
 			 struct exp_out *out, const struct bulk_opts *o, struct bulk_res *r,
 			 struct exp_bundled_res *br)
 {
-	struct exp_bundled_xfer x = { o->bytes, o->duration_ms, o->download, o->interval_ms,
-				      o->csv };
+	struct exp_bundled_xfer x = { .bytes = o->bytes,
+				      .duration_ms = o->duration_ms,
+				      .download = o->download,
+				      .interval_ms = o->interval_ms,
+				      .csv = o->csv,
+				      .links = o->links,
+				      .progress = bundled_progress,
+				      .progress_arg = r };
 
 	exp_bundled_bulk(cmd, env, out, &x, br);
+	r->t0_mono = br->t0_mono;
 	r->done = br->done;
 	r->sha_ok = br->sha_ok;
 	r->mptcp = br->mptcp;
@@ -663,10 +688,6 @@ static int bulk_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 			 "%s.duration_s: %zu transfers of %u s do not fit the run's deadline "
 			 "(%llu ms left)",
 			 field, runs, bp->duration_s, (unsigned long long)exp_left_ms(env));
-		goto prov;
-	}
-	if (ho && stack == FJORD__V1__STACK__STACK_BUNDLED) {
-		exp_fail(out, "handover runs are not available on the bundled stack yet");
 		goto prov;
 	}
 	if (ho) {

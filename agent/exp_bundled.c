@@ -17,6 +17,7 @@
 
 #include "agent_arena.h"
 #include "bundled.h"
+#include "exp_link.h"
 #include "exp_sock.h"
 #include "fj_clock.h"
 #include "sampler.h"
@@ -28,12 +29,18 @@
 #define BX_SLACK_MS  300 /* left to the parent to collect our result */
 #define BX_MAX_PATHS 8
 #define BX_STALL_MS  15000 /* no byte moved for this long: the transfer is stuck */
+/* A path whose subflow went away (a link down: timeout, stale, reset) is opened again after this. */
+#define BX_REOPEN_MS 1000
+#define BX_CHECK_MS  250 /* how often paths are checked for a subflow */
 
 struct bpath {
 	struct mps_addr local, remote;
 	const char *local_isp, *remote_isp;
 	char local_str[AGENT_ADDR_MAX], remote_str[AGENT_ADDR_MAX];
-	int joined;
+	int joined;	   /* its join was asked for (path 0: the initial subflow) */
+	int refused;	   /* mps_join() refused it: not tried again */
+	uint64_t retry_at; /* its subflow is gone: open it again then (0: it is there) */
+	unsigned int reopened;
 };
 
 struct bsf {
@@ -67,6 +74,7 @@ struct bx {
 	uint64_t off;
 	uint32_t seed;
 	int shut, eof, reset;
+	uint64_t next_check; /* bx_joins(): next look for paths without a subflow */
 };
 
 static int same_ep(const struct mps_addr *a, const struct mps_addr *b)
@@ -377,6 +385,20 @@ static void drain_events(struct bx *x, struct exp_out *out, struct exp_bundled_r
 			snprintf(d, sizeof(d), "the peer announced address ID %d", ev.reason);
 			exp_add_event(out, "add_addr", d, 0);
 			break;
+		case MPS_EV_JOIN_RETRY:
+			/* The stack's path manager reopens a subflow that failed: recovery. */
+			snprintf(d, sizeof(d),
+				 "subflow with local address ID %u opened again (attempt %d)",
+				 ev.subflow_id, ev.reason);
+			exp_add_event(out, "join_retry", d, ev.subflow_id);
+			break;
+		case MPS_EV_JOIN_GIVEN_UP:
+			snprintf(d, sizeof(d),
+				 "subflow with local address ID %u given up after its retries "
+				 "(libmps reason %d)",
+				 ev.subflow_id, ev.reason);
+			exp_add_event(out, "join_given_up", d, ev.subflow_id);
+			break;
 		default:
 			break;
 		}
@@ -580,11 +602,87 @@ static int bx_check(struct bx *x, const struct exp_bundled_xfer *xf, struct exp_
 	return 0;
 }
 
-/* Joins for paths 1..n-1 once the connection takes them; a refusal is an event, not a failure. */
+static int same_host(const struct mps_addr *a, const struct mps_addr *b)
+{
+	return a->family == b->family && !memcmp(a->addr, b->addr, 16);
+}
+
+/* Whether c has a subflow over p's address pair, up or in its handshake. */
+static int path_has_subflow(struct mps_conn *c, const struct bpath *p)
+{
+	struct mps_conn_info ci;
+	unsigned int i;
+
+	if (mps_conn_info(c, &ci) < 0)
+		return 1;
+	for (i = 0; i < ci.nsubflows; i++) {
+		struct mps_subflow_info si;
+
+		if (mps_subflow_info(c, i, &si) == 0 && strcmp(si.state, "CLOSED") &&
+		    same_host(&si.local, &p->local) && same_host(&si.remote, &p->remote))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * A path whose subflow went away while the connection carries on over
+ * others (its link down: retransmissions exhausted, stale, reset) is opened
+ * again as a join BX_REOPEN_MS after that was seen, and again after each
+ * attempt that fails, for as long as the run lasts: libmps's path manager
+ * retries only joins it opened itself, and a link may come back after any
+ * time. An attempt in its handshake counts as the path's subflow.
+ */
+static void bx_reopen(struct bx *x, struct bpath *bp, size_t n, struct exp_out *out)
+{
+	uint64_t now = fj_mono_ms();
+	struct mps_conn_info ci;
+	size_t i;
+
+	if (now < x->next_check || mps_conn_info(x->c, &ci) < 0 ||
+	    ci.state != MPS_CONN_ESTABLISHED || !ci.mptcp)
+		return;
+	x->next_check = now + BX_CHECK_MS;
+	for (i = 0; i < n; i++) {
+		char d[200];
+		int rc;
+
+		if ((i && !bp[i].joined) || bp[i].refused)
+			continue;
+		if (path_has_subflow(x->c, &bp[i])) {
+			bp[i].retry_at = 0;
+			continue;
+		}
+		if (!bp[i].retry_at) {
+			bp[i].retry_at = now + BX_REOPEN_MS;
+			continue;
+		}
+		if (now < bp[i].retry_at)
+			continue;
+		bp[i].retry_at = now + BX_REOPEN_MS;
+		rc = mps_join(x->c, &bp[i].local, &bp[i].remote, false);
+		bp[i].reopened++;
+		if (rc < 0)
+			snprintf(d, sizeof(d),
+				 "path %zu: opening the subflow from %s to %s again: %s", i,
+				 bp[i].local_str, bp[i].remote_str, strerror(-rc));
+		else
+			snprintf(d, sizeof(d),
+				 "path %zu: subflow from %s to %s gone; opened again (attempt %u)",
+				 i, bp[i].local_str, bp[i].remote_str, bp[i].reopened);
+		exp_add_event(out, rc < 0 ? "reopen_failed" : "reopen", d, 0);
+	}
+}
+
+/*
+ * Joins for paths 1..n-1 once the connection takes them (a refusal is an
+ * event, not a failure), and paths whose subflow went away opened again.
+ */
 static void bx_joins(struct bx *x, struct bpath *bp, size_t n, struct exp_out *out)
 {
 	size_t i;
 
+	bp[0].joined = 1;
 	for (i = 1; i < n; i++) {
 		char d[160];
 		int rc;
@@ -596,11 +694,27 @@ static void bx_joins(struct bx *x, struct bpath *bp, size_t n, struct exp_out *o
 			return; /* not fully established yet: again on the next pass */
 		bp[i].joined = 1;
 		if (rc < 0) {
+			bp[i].refused = 1;
 			snprintf(d, sizeof(d), "path %zu: join from %s to %s: %s", i,
 				 bp[i].local_str, bp[i].remote_str, strerror(-rc));
 			exp_add_event(out, "join_failed", d, 0);
 		}
 	}
+	bx_reopen(x, bp, n, out);
+}
+
+/* Data-level progress for a handover's figures: acknowledged (upload) or received (download). */
+static void bx_progress(struct bx *x, const struct exp_bundled_xfer *xf, uint64_t t0, uint64_t una0)
+{
+	struct mps_conn_info ci;
+	uint64_t p = x->off;
+
+	if (!xf->progress)
+		return;
+	if (!xf->download)
+		p = mps_conn_info(x->c, &ci) == 0 && ci.bytes_acked > una0 ? ci.bytes_acked - una0
+									   : 0;
+	xf->progress(xf->progress_arg, fj_mono_ms() - t0, p);
 }
 
 static void bx_transfer(struct bx *x, struct bpath *bp, size_t n, const struct exp_bundled_xfer *xf,
@@ -612,16 +726,25 @@ static void bx_transfer(struct bx *x, struct bpath *bp, size_t n, const struct e
 			      .paths = bp,
 			      .n_paths = n,
 			      .interval_ms = xf->interval_ms };
-	uint64_t t0 = fj_mono_ms(), t_end = 0, last_move = t0, mark = 0;
+	uint64_t t0 = fj_mono_ms(), t_end = 0, last_move = t0, mark = 0, una0 = 0;
+	struct mps_conn_info ci0;
 	int rc;
 
 	if (s.csv && s.csv->len == 0)
 		exp_trace_printf(s.csv, "t_ms,subflow_id,local,lport,remote,rport,bytes_acked,"
 					"bytes_received,goodput_bps,srtt_us,cwnd,retrans\n");
 	bs_sample(&s);
+	/* The request header is acknowledged data too: progress counts from here. */
+	if (mps_conn_info(x->c, &ci0) == 0)
+		una0 = ci0.bytes_acked;
+	res->t0_mono = t0;
+	if (xf->links)
+		xf->links->t0 = t0;
+	bx_progress(x, xf, t0, una0);
 	for (;;) {
 		uint64_t now = fj_mono_ms();
 		unsigned int wait = 20;
+		uint32_t next_link = UINT32_MAX;
 
 		if (exp_left_ms(env) <= BX_SLACK_MS + BX_CLOSE_MS / 2) {
 			exp_fail(out,
@@ -630,8 +753,14 @@ static void bx_transfer(struct bx *x, struct bpath *bp, size_t n, const struct e
 				 (unsigned long long)x->off);
 			break;
 		}
-		if (now >= s.next_ms)
+		if (now >= s.next_ms) {
 			bs_sample(&s);
+			bx_progress(x, xf, t0, una0);
+		}
+		if (xf->links) {
+			next_link = exp_link_run_due(xf->links, out);
+			exp_link_reap(xf->links, out, 0);
+		}
 		/*
 		 * A connection that moves nothing for BX_STALL_MS is stuck (the
 		 * peer or every path gone, or the stack wedged): the run fails
@@ -688,9 +817,12 @@ static void bx_transfer(struct bx *x, struct bpath *bp, size_t n, const struct e
 		}
 		if (wait && s.next_ms > now && s.next_ms - now < wait)
 			wait = (unsigned int)(s.next_ms - now);
+		if (next_link < wait)
+			wait = next_link;
 		bundled_io_step(&x->io, wait);
 	}
 	bs_finish(&s);
+	bx_progress(x, xf, t0, una0);
 	res->max_subflows = s.max_alive;
 	if (t_end && bx_check(x, xf, out, res, t_end - t0) == 0) {
 		res->done = 1;
@@ -820,7 +952,7 @@ static void keep_trace(struct bx *x, struct exp_out *out)
 			      0);
 }
 
-typedef void (*bx_body_fn)(struct bx *x, struct bpath *bp, size_t n, const void *arg,
+typedef void (*bx_body_fn)(struct bx *x, struct bpath *bp, size_t n, void *arg,
 			   const struct exp_env *env, struct exp_out *out,
 			   struct exp_bundled_res *res);
 
@@ -831,7 +963,7 @@ typedef void (*bx_body_fn)(struct bx *x, struct bpath *bp, size_t n, const void 
  */
 static void bx_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, struct exp_out *out,
 		   struct exp_bundled_res *res, struct agent_resp_request *q, bx_body_fn body,
-		   const void *arg)
+		   void *arg)
 {
 	/* The agent's buffer caps, as the bundled responder's (bundled_resp.c says why). */
 	struct mps_config cfg = { .msl_us = 1000000 };
@@ -892,7 +1024,7 @@ static void bx_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, 
 	free(x);
 }
 
-static void bulk_body(struct bx *x, struct bpath *bp, size_t n, const void *arg,
+static void bulk_body(struct bx *x, struct bpath *bp, size_t n, void *arg,
 		      const struct exp_env *env, struct exp_out *out, struct exp_bundled_res *res)
 {
 	bx_transfer(x, bp, n, arg, env, out, res);
@@ -931,7 +1063,7 @@ int exp_bundled_bulk(const Fjord__V1__RunCommand *cmd, const struct exp_env *env
 	q.type = xf->download ? AGENT_RESP_SOURCE : AGENT_RESP_SINK;
 	q.bytes = xf->download ? xf->bytes : 0;
 	q.duration_ms = xf->download ? xf->duration_ms : 0;
-	bx_run(cmd, env, out, res, &q, bulk_body, xf);
+	bx_run(cmd, env, out, res, &q, bulk_body, (void *)xf);
 	return 0;
 }
 
@@ -1000,7 +1132,7 @@ static int bx_recv_all(struct bx *x, uint8_t *p, size_t len, const struct exp_en
 	return 0;
 }
 
-static void echo_body(struct bx *x, struct bpath *bp, size_t n, const void *arg,
+static void echo_body(struct bx *x, struct bpath *bp, size_t n, void *arg,
 		      const struct exp_env *env, struct exp_out *out, struct exp_bundled_res *res)
 {
 	const struct exp_bundled_echo *e = arg;
@@ -1056,7 +1188,229 @@ int exp_bundled_echo_run(const Fjord__V1__RunCommand *cmd, const struct exp_env 
 {
 	struct agent_resp_request q = { .type = AGENT_RESP_ECHO };
 
-	bx_run(cmd, env, out, res, &q, echo_body, e);
+	bx_run(cmd, env, out, res, &q, echo_body, (void *)e);
+	return 0;
+}
+
+/* What an rr run does while it waits: the stack, samples, joins and link events on time. */
+struct rr_wait {
+	struct bx *x;
+	struct bsampler *s;
+	struct bpath *bp;
+	size_t n;
+	struct exp_link_sched *ls;
+	const struct exp_env *env;
+	struct exp_out *out;
+	struct exp_bundled_res *res;
+	uint64_t mark, last_move; /* bytes moved at the data level, and when that last changed */
+};
+
+/*
+ * One round of at most max_ms. 0; -ECONNRESET (reset), -ETIMEDOUT (the run's
+ * deadline), -EPIPE (nothing moved for BX_STALL_MS: stuck).
+ */
+static int rr_pump(struct rr_wait *w, unsigned int max_ms)
+{
+	uint64_t now = fj_mono_ms(), m;
+	struct mps_conn_info ci;
+
+	if (exp_left_ms(w->env) <= BX_SLACK_MS + BX_CLOSE_MS / 2)
+		return -ETIMEDOUT;
+	if (now >= w->s->next_ms)
+		bs_sample(w->s);
+	else if (w->s->next_ms - now < max_ms)
+		max_ms = (unsigned int)(w->s->next_ms - now);
+	if (w->ls) {
+		uint32_t nl = exp_link_run_due(w->ls, w->out);
+
+		exp_link_reap(w->ls, w->out, 0);
+		if (nl < max_ms)
+			max_ms = nl;
+	}
+	bx_joins(w->x, w->bp, w->n, w->out);
+	bundled_io_step(&w->x->io, max_ms);
+	drain_events(w->x, w->out, w->res);
+	if (w->x->reset)
+		return -ECONNRESET;
+	m = mps_conn_info(w->x->c, &ci) == 0 ? ci.bytes_acked + ci.bytes_received : 0;
+	if (m != w->mark) {
+		w->mark = m;
+		w->last_move = now;
+	} else if (now - w->last_move >= BX_STALL_MS) {
+		return -EPIPE;
+	}
+	return 0;
+}
+
+static int rr_send(struct rr_wait *w, const uint8_t *p, size_t len)
+{
+	size_t off = 0;
+	int rc = 0;
+
+	while (off < len && !rc) {
+		ssize_t n = mps_send(w->x->c, p + off, len - off);
+
+		if (n > 0)
+			off += (size_t)n;
+		else if (n != -EAGAIN)
+			return n == -EPIPE ? -ECONNRESET : (int)n;
+		/* Out now; a full send buffer waits for acknowledgments. */
+		rc = rr_pump(w, off < len ? 20 : 0);
+	}
+	return rc;
+}
+
+static int rr_recv(struct rr_wait *w, uint8_t *p, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t n = mps_recv(w->x->c, p + off, len - off);
+		int rc;
+
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return -ENODATA;
+		if (n != -EAGAIN)
+			return (int)n;
+		rc = rr_pump(w, 20);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Waits until mono ms, pumping. */
+static int rr_until(struct rr_wait *w, uint64_t until)
+{
+	int rc = 0;
+
+	for (uint64_t now = fj_mono_ms(); now < until && !rc; now = fj_mono_ms())
+		rc = rr_pump(w, until - now < 20 ? (unsigned int)(until - now) : 20);
+	return rc;
+}
+
+static void rr_fail(struct rr_wait *w, uint32_t seq, int rc)
+{
+	switch (rc) {
+	case -ETIMEDOUT:
+		exp_fail(w->out, "transaction %u: no response before the run's deadline", seq);
+		break;
+	case -ENODATA:
+		exp_fail(w->out, "transaction %u: connection closed by the responder", seq);
+		break;
+	case -ECONNRESET:
+		exp_fail(w->out, "transaction %u: %s", seq, rst_reason(w->x->reset));
+		break;
+	case -EPIPE:
+		exp_fail(w->out,
+			 "transaction %u: nothing moved for %u ms: the peer or its paths went away",
+			 seq, BX_STALL_MS);
+		break;
+	default:
+		exp_fail(w->out, "transaction %u: %s", seq, strerror(-rc));
+	}
+}
+
+static void rr_body(struct bx *x, struct bpath *bp, size_t n, void *arg, const struct exp_env *env,
+		    struct exp_out *out, struct exp_bundled_res *res)
+{
+	struct exp_bundled_rr *r = arg;
+	struct bsampler s = { .out = out, .csv = r->csv, .c = x->c, .paths = bp, .n_paths = n };
+	struct rr_wait w = { x, &s, bp, n, r->links, env, out, res, 0, 0 };
+	uint8_t *req = calloc(1, r->request_bytes), *rsp = malloc(r->response_bytes),
+		*want = malloc(r->response_bytes);
+	struct exp_trace *trace = r->trace;
+	uint64_t next_start, rx_off = 0;
+	int rc = 0;
+
+	s.interval_ms = r->interval_ms;
+	if (!req || !rsp || !want) {
+		exp_fail(out, "out of memory for %u/%u-byte transactions", r->request_bytes,
+			 r->response_bytes);
+		goto done;
+	}
+	if (s.csv && s.csv->len == 0)
+		exp_trace_printf(s.csv, "t_ms,subflow_id,local,lport,remote,rport,bytes_acked,"
+					"bytes_received,goodput_bps,srtt_us,cwnd,retrans\n");
+	bs_sample(&s);
+	r->t0 = fj_mono_ms();
+	w.last_move = r->t0;
+	next_start = r->t0;
+	res->t0_mono = r->t0;
+	if (r->links) {
+		r->links->t0 = r->t0;
+		exp_link_run_due(r->links, out);
+	}
+	while (r->n < r->max) {
+		uint64_t a, b;
+		size_t i;
+
+		if (fj_mono_ms() - r->t0 >= r->duration_ms)
+			break;
+		if (r->rate_per_s) {
+			if (fj_mono_ms() > next_start + 1)
+				r->late++;
+			else if ((rc = rr_until(&w, next_start)) < 0)
+				break;
+			next_start = r->t0 + (uint64_t)(r->n + 1) * 1000 / r->rate_per_s;
+		}
+		a = fj_mono_us();
+		rc = rr_send(&w, req, r->request_bytes);
+		if (!rc)
+			rc = rr_recv(&w, rsp, r->response_bytes);
+		if (rc)
+			break;
+		b = fj_mono_us();
+		/* The responses are the seed's stream, back to back: a byte out of place is a fault. */
+		agent_resp_fill(x->seed, rx_off, want, r->response_bytes);
+		if (memcmp(want, rsp, r->response_bytes)) {
+			for (i = 0; want[i] == rsp[i]; i++)
+				;
+			exp_fail(out,
+				 "transaction %u: response byte %zu differs from the responder's "
+				 "stream (offset %llu)",
+				 r->n, i, (unsigned long long)(rx_off + i));
+			break;
+		}
+		rx_off += r->response_bytes;
+		r->lat[r->n] = b - a > UINT32_MAX ? UINT32_MAX : (uint32_t)(b - a);
+		if (r->start_ms && r->done_ms) {
+			r->start_ms[r->n] = (uint32_t)(a / 1000 - r->t0);
+			r->done_ms[r->n] = (uint32_t)(b / 1000 - r->t0);
+		}
+		if (trace && exp_trace_printf(trace, "%u,%llu,%u\n", r->n,
+					      (unsigned long long)(b / 1000 - out->start_mono_ms),
+					      r->lat[r->n]))
+			trace = NULL; /* trace cap reached: keep measuring */
+		r->n++;
+		if (b / 1000 >= s.next_ms)
+			bs_sample(&s);
+	}
+	r->t_end = fj_mono_ms();
+	if (rc)
+		rr_fail(&w, r->n, rc);
+	bs_finish(&s);
+	res->max_subflows = s.max_alive;
+done:
+	free(req);
+	free(rsp);
+	free(want);
+}
+
+int exp_bundled_rr_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+		       struct exp_out *out, struct exp_bundled_rr *r, struct exp_bundled_res *res)
+{
+	struct agent_resp_request q = { .type = AGENT_RESP_RR,
+					.request_bytes = r->request_bytes,
+					.response_bytes = r->response_bytes };
+
+	if (getrandom(&q.seed, sizeof(q.seed), 0) != sizeof(q.seed))
+		q.seed = (uint32_t)fj_mono_us();
+	bx_run(cmd, env, out, res, &q, rr_body, r);
 	return 0;
 }
 

@@ -152,6 +152,7 @@ int exp_link_prepare(const Fjord__V1__RunCommand *cmd, const Fjord__V1__Handover
 	const char *tmpl = exp_link_hook();
 	const char *site = cmd->run->client_site && cmd->run->client_site[0] ? cmd->run->client_site
 									     : "-";
+	int bundled = cmd->run->stack == FJORD__V1__STACK__STACK_BUNDLED;
 	size_t i;
 
 	memset(ls, 0, sizeof(*ls));
@@ -159,6 +160,16 @@ int exp_link_prepare(const Fjord__V1__RunCommand *cmd, const Fjord__V1__Handover
 	if (h->n_events > EXP_LINK_MAX_EVENTS) {
 		exp_fail(out, "handover.events: at most %u events (got %zu)", EXP_LINK_MAX_EVENTS,
 			 h->n_events);
+		return -EINVAL;
+	}
+	/*
+	 * The kernel endpoint changes act on the kernel's MPTCP only; the
+	 * bundled stack's paths go down and up by the hook (the testbed's links).
+	 */
+	if (bundled && (!tmpl || !tmpl[0])) {
+		exp_fail(out, "handover on the bundled stack needs a link hook (agent link_hook or "
+			      "FJORD_LINK_HOOK): without one the agent changes the kernel's MPTCP "
+			      "endpoints, which the bundled stack does not use");
 		return -EINVAL;
 	}
 	if (tmpl && tmpl[0] && !safe_word(site)) {
@@ -190,6 +201,14 @@ int exp_link_prepare(const Fjord__V1__RunCommand *cmd, const Fjord__V1__Handover
 		if (a && !safe_word(a)) {
 			exp_fail(out, "handover.events[%zu]: the path address of %s is not plain",
 				 i, e->isp);
+			return -EINVAL;
+		}
+		if (bundled && !strcmp(e->action, "backup")) {
+			exp_fail(
+				out,
+				"handover.events[%zu].action backup is not available on the bundled "
+				"stack (down and up are)",
+				i);
 			return -EINVAL;
 		}
 		le->at_ms = e->at_ms;

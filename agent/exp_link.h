@@ -7,7 +7,9 @@
  * one, and for "backup" always, it changes the kernel's MPTCP endpoint of the
  * ISP's local address: "down" deletes it (the kernel closes its subflows),
  * "up" adds it again as it was, "backup" sets its backup flag. Commands run
- * in the background; their exit status becomes an event.
+ * in the background; their exit status becomes an event. A bundled-stack run
+ * (run.stack) needs the hook, and has down and up only: endpoints are the
+ * kernel's.
  */
 #ifndef AGENT_EXP_LINK_H
 #define AGENT_EXP_LINK_H

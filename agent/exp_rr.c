@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bundled.h"
 #include "exp.h"
 #include "exp_link.h"
 #include "exp_pcap.h"
@@ -246,6 +247,36 @@ static void rr_handover_metrics(const struct exp_link_sched *ls, const struct rr
 	free(tmp);
 }
 
+struct bundled_rr_out {
+	struct exp_bundled_rr rr;
+	struct exp_bundled_res res;
+};
+
+/* The transactions on the bundled stack (exp_bundled.c), into lat and h as the kernel's. */
+static void bundled_rr(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+		       struct exp_out *out, const Fjord__V1__RrParams *p, struct exp_link_sched *ls,
+		       struct rr_ho *h, uint32_t *lat, struct exp_trace *trace,
+		       struct exp_trace *csv, unsigned int interval, struct bundled_rr_out *br)
+{
+	struct exp_bundled_rr *r = &br->rr;
+
+	r->request_bytes = p->request_bytes;
+	r->response_bytes = p->response_bytes;
+	r->rate_per_s = p->rate_per_s;
+	r->duration_ms = (uint64_t)p->duration_s * 1000;
+	r->interval_ms = interval;
+	r->max = RR_MAX_TRANSACTIONS;
+	r->lat = lat;
+	r->start_ms = h->start_ms;
+	r->done_ms = h->done_ms;
+	r->links = ls;
+	r->trace = trace;
+	r->csv = csv;
+	exp_bundled_rr_run(cmd, env, out, r, &br->res);
+	if (r->n == RR_MAX_TRANSACTIONS)
+		exp_add_event(out, "rr_capped", "stopped at 1000000 transactions", 0);
+}
+
 static int rr_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
 		     struct exp_out *out, const Fjord__V1__RrParams *p, const char *field,
 		     const Fjord__V1__HandoverParams *ho)
@@ -263,18 +294,16 @@ static int rr_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *env
 	uint8_t *req = NULL, *rsp = NULL;
 	uint32_t *lat = NULL, n = 0, late = 0;
 	uint64_t t0 = 0, t_end = 0, next_start;
+	struct bundled_rr_out br;
 	unsigned int interval;
 	char cc[32] = "";
 	int mptcp = 0, rc = 0;
 
 	out->result->ok = 1;
 	memset(&t, 0, sizeof(t));
+	memset(&br, 0, sizeof(br));
 	if (rr_params(p, field, out) || sampler_interval(cmd, out, &interval))
 		goto prov;
-	if (ho && stack == FJORD__V1__STACK__STACK_BUNDLED) {
-		exp_fail(out, "handover runs are not available on the bundled stack yet");
-		goto prov;
-	}
 	if (ho) {
 		ls = calloc(1, sizeof(*ls));
 		if (!ls) {
@@ -304,6 +333,14 @@ static int rr_common(const Fjord__V1__RunCommand *cmd, const struct exp_env *env
 	}
 	trace = exp_trace_new(out, "rr.csv");
 	csv = exp_trace_new(out, "subflows.csv");
+	if (stack == FJORD__V1__STACK__STACK_BUNDLED) {
+		bundled_rr(cmd, env, out, p, ls, &h, lat, trace, csv, interval, &br);
+		n = br.rr.n;
+		late = br.rr.late;
+		t0 = br.rr.t0;
+		t_end = br.rr.t_end;
+		goto prov;
+	}
 	q.request_bytes = p->request_bytes;
 	q.response_bytes = p->response_bytes;
 	cap = exp_pcap_start(env->responder_port, out);
@@ -376,13 +413,20 @@ prov:
 	if (ls && ls->t0 && lat)
 		rr_handover_metrics(ls, &h, lat, n, t0, t_end > t0 ? t_end - t0 : 0, out);
 	rr_metrics(lat, lat ? n : 0, t_end > t0 ? t_end - t0 : 0, late, out);
-	exp_provenance(out,
-		       stack == FJORD__V1__STACK__STACK_KERNEL && s.fd >= 0 && !mptcp
-			       ? FJORD__V1__STACK__STACK_TCP
-			       : stack,
-		       cc[0] ? cc : NULL, cmd, env);
-	if (t.remote_str[0])
-		exp_synth_path(&t, out);
+	if (stack == FJORD__V1__STACK__STACK_BUNDLED) {
+		exp_add_metric(out, "subflows_max", br.res.max_subflows);
+		exp_add_metric(out, "fallback", br.res.fallback);
+		exp_provenance(out, stack, br.res.cc[0] ? br.res.cc : "lia", cmd, env);
+		exp_bundled_provenance(out, &br.res);
+	} else {
+		exp_provenance(out,
+			       stack == FJORD__V1__STACK__STACK_KERNEL && s.fd >= 0 && !mptcp
+				       ? FJORD__V1__STACK__STACK_TCP
+				       : stack,
+			       cc[0] ? cc : NULL, cmd, env);
+		if (t.remote_str[0])
+			exp_synth_path(&t, out);
+	}
 	free(req);
 	free(rsp);
 	free(lat);

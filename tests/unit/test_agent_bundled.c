@@ -1,7 +1,7 @@
 /*
  * agent_bundled: what the agent knows about its bundled stack (config,
  * addresses per ISP), the info text the kernel responder answers with and its
- * lookup, and a missing TUN device. No root needed; the runs themselves are in
+ * lookup, a missing TUN device, and which experiment types it runs. No root needed; the runs themselves are in
  * agent_exp_ns (root) and tests/e2e/testbed_campaign.sh.
  */
 #include <errno.h>
@@ -10,6 +10,7 @@
 
 #include "agent_config.h"
 #include "bundled.h"
+#include "exp.h"
 #include "fj_test.h"
 
 #define HEAD                                                                                       \
@@ -198,14 +199,57 @@ static void test_missing_tun(void)
 	CU_ASSERT_STRING_EQUAL(err, "no TUN device configured");
 }
 
+/*
+ * Which types the bundled stack runs: bulk, echo, rr and handover pass the
+ * check before the fork; probe is refused naming what does run; a bundled
+ * run on an agent without bundled_tun is refused whatever its type.
+ */
+static void test_types(void)
+{
+	static const Fjord__V1__ExperimentType ok[] = {
+		FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK,
+		FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_ECHO,
+		FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_RR,
+		FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER,
+	};
+	Fjord__V1__RunCommand cmd = FJORD__V1__RUN_COMMAND__INIT;
+	Fjord__V1__Run run = FJORD__V1__RUN__INIT;
+	Fjord__V1__ExperimentSpec spec = FJORD__V1__EXPERIMENT_SPEC__INIT;
+	struct bundled_cfg b = { .tun = "fjtun0" };
+	char why[200];
+	unsigned int i;
+
+	run.id = "r1";
+	run.stack = FJORD__V1__STACK__STACK_BUNDLED;
+	cmd.run = &run;
+	cmd.spec = &spec;
+	bundled_set(&b);
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		spec.type = ok[i];
+		why[0] = 0;
+		CU_ASSERT_EQUAL(exp_check(&cmd, why, sizeof(why)), 0);
+		CU_ASSERT_STRING_EQUAL(why, "");
+	}
+	spec.type = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE;
+	CU_ASSERT_EQUAL(exp_check(&cmd, why, sizeof(why)), -ENOTSUP);
+	CU_ASSERT_STRING_EQUAL(why, "the bundled stack runs bulk, echo, rr and handover "
+				    "experiments; probe runs on the kernel stack only so far");
+	/* The kernel stack still probes. */
+	run.stack = FJORD__V1__STACK__STACK_KERNEL;
+	CU_ASSERT_EQUAL(exp_check(&cmd, why, sizeof(why)), 0);
+	run.stack = FJORD__V1__STACK__STACK_BUNDLED;
+	bundled_set(NULL);
+	spec.type = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_RR;
+	CU_ASSERT_EQUAL(exp_check(&cmd, why, sizeof(why)), -ENOTSUP);
+	CU_ASSERT_STRING_EQUAL(why,
+			       "this agent has no bundled stack (bundled_tun is not configured)");
+}
+
 static const struct fj_test tests[] = {
-	{ "config", test_config },
-	{ "config_errors", test_config_errors },
-	{ "buffers", test_buffers },
-	{ "info", test_info },
-	{ "addr", test_addr },
-	{ "missing_tun", test_missing_tun },
-	{ NULL, NULL },
+	{ "config", test_config },   { "config_errors", test_config_errors },
+	{ "buffers", test_buffers }, { "info", test_info },
+	{ "addr", test_addr },	     { "missing_tun", test_missing_tun },
+	{ "types", test_types },     { NULL, NULL },
 };
 
 const struct fj_suite fj_suite_agent_bundled = { "agent_bundled", NULL, NULL, tests };

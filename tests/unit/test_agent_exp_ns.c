@@ -67,6 +67,13 @@ static int sh(const char *fmt, ...)
 	return rc;
 }
 
+/* Signals one process: never pid 0 or -1, which would reach a group or every process. */
+static int signal_one(int pid, int sig)
+{
+	CU_ASSERT_FATAL(pid > 0);
+	return kill(pid, sig);
+}
+
 /* Runs fn with the calling thread in network namespace ns, then comes back. */
 static int in_ns(const char *ns, void (*fn)(void *), void *arg)
 {
@@ -890,7 +897,7 @@ static void test_bundled_peer_vanishes(void)
 	t0 = fj_mono_ms();
 	while (fj_mono_ms() - t0 < 1500)
 		agent_loop_run_once(loop, 20);
-	CU_ASSERT_EQUAL(kill(bundled_pid, SIGKILL), 0);
+	CU_ASSERT_EQUAL(signal_one(bundled_pid, SIGKILL), 0);
 	waitpid(bundled_pid, NULL, 0);
 	bundled_pid = -1;
 	end = fj_mono_ms() + 40000;
@@ -913,6 +920,366 @@ static void test_bundled_peer_vanishes(void)
 	CU_ASSERT_EQUAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
 }
 
+/* Shapes the server's egress on a1 and b1 (what carries responses to the client). */
+static int shape_server(const char *rate, const char *burst)
+{
+	return sh(
+		"ip netns exec %s tc qdisc replace dev a1 root tbf rate %s burst %s latency 100ms "
+		"&& ip netns exec %s tc qdisc replace dev b1 root tbf rate %s burst %s latency "
+		"100ms",
+		ns_s, rate, burst, ns_s, rate, burst);
+}
+
+static void mk_bundled_rr(struct run_cmd *c, Fjord__V1__RrParams *rr, const char *id, uint32_t req,
+			  uint32_t rsp, uint32_t rate, uint32_t dur_s)
+{
+	mk_run(c, id, FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER, "ab");
+	c->run.stack = FJORD__V1__STACK__STACK_BUNDLED;
+	c->spec.type = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_RR;
+	c->spec.params_case = FJORD__V1__EXPERIMENT_SPEC__PARAMS_RR;
+	c->spec.handover = NULL;
+	fjord__v1__rr_params__init(rr);
+	rr->request_bytes = req;
+	rr->response_bytes = rsp;
+	rr->rate_per_s = rate;
+	rr->duration_s = dur_s;
+	c->spec.rr = rr;
+}
+
+/* Link b of the client down at +1 s and up at +2 s, through the hook (as handover_hook). */
+static void b_down_up(struct run_cmd *c)
+{
+	fjord__v1__link_event__init(&c->lev[0]);
+	fjord__v1__link_event__init(&c->lev[1]);
+	c->lev[0].at_ms = 1000;
+	c->lev[0].isp = "b";
+	c->lev[0].action = "down";
+	c->lev[1].at_ms = 2000;
+	c->lev[1].isp = "b";
+	c->lev[1].action = "up";
+	c->levp[0] = &c->lev[0];
+	c->levp[1] = &c->lev[1];
+	c->ho.events = c->levp;
+	c->ho.n_events = 2;
+}
+
+/*
+ * rr on the bundled stack, served by the bundled responder: back to back with
+ * 50 kB responses over paths shaped to 20 Mbit/s each, every response checked
+ * against the responder's stream; a latency can be no shorter than the
+ * response's time on both links together (minus the buckets' bursts); then at
+ * 50 transactions a second for 2 s: about 100, on time.
+ */
+static void test_bundled_rr(void)
+{
+	static Fjord__V1__RrParams rr;
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+	/* 50000 bytes less two 5 KiB bursts at 2 x 20 Mbit/s. */
+	const double floor_us = (50000.0 - 2 * 5120) * 8 / 40e6 * 1e6;
+	char path[512];
+	struct stat st;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(bundled_setup(), 0);
+	set_client_bundled("fjbc");
+	CU_ASSERT_EQUAL_FATAL(shape_server("20mbit", "5kb"), 0);
+	mk_bundled_rr(&c, &rr, "ns-bd-rr", 200, 50000, 0, 2);
+	res = run_in_client(&c);
+	CU_ASSERT_EQUAL(shape_server("200mbit", "64kb"), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	fprintf(stderr, "\nbundled rr: %.0f transactions, p50 %.0f us, p99 %.0f us, max %.0f us\n",
+		metric(res, "transactions"), metric(res, "latency_p50_us"),
+		metric(res, "latency_p99_us"), metric(res, "latency_max_us"));
+	/* At most 2 s / floor; at least a tenth of that pace. */
+	CU_ASSERT(metric(res, "transactions") >= 20);
+	CU_ASSERT(metric(res, "transactions") <= 2e6 / floor_us + 1);
+	CU_ASSERT(metric(res, "latency_p50_us") >= floor_us);
+	/* And no longer than three times its time on one link alone (20 ms). */
+	CU_ASSERT(metric(res, "latency_p50_us") < 60000);
+	CU_ASSERT(metric(res, "latency_p99_us") >= metric(res, "latency_p50_us"));
+	CU_ASSERT(metric(res, "latency_max_us") >= metric(res, "latency_p99_us"));
+	CU_ASSERT(metric(res, "duration_ms") >= 2000 && metric(res, "duration_ms") < 3000);
+	CU_ASSERT_EQUAL(metric(res, "subflows_max"), 2);
+	CU_ASSERT_EQUAL(metric(res, "fallback"), 0);
+	CU_ASSERT(sampled_subflows(res) == 2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res->provenance);
+	CU_ASSERT_EQUAL(res->provenance->stack, FJORD__V1__STACK__STACK_BUNDLED);
+	CU_ASSERT_STRING_EQUAL(res->provenance->stack_version, BUNDLED_LIBMPS_VERSION);
+	CU_ASSERT_STRING_EQUAL(res->provenance->congestion_control, "lia");
+	CU_ASSERT_EQUAL_FATAL(res->provenance->n_paths, 2);
+	CU_ASSERT_STRING_EQUAL(res->provenance->paths[1]->remote_address, "198.18.2.160");
+	fjord__v1__result__free_unpacked(res, NULL);
+	CU_ASSERT_EQUAL(agent_spool_trace_path(spool, "ns-bd-rr", "rr.csv", path, sizeof(path)), 0);
+	CU_ASSERT(stat(path, &st) == 0 && st.st_size > 20 * 6);
+	CU_ASSERT_EQUAL(
+		agent_spool_trace_path(spool, "ns-bd-rr", "capture.pcap", path, sizeof(path)), 0);
+	CU_ASSERT(stat(path, &st) == 0 && st.st_size > 1000);
+
+	mk_bundled_rr(&c, &rr, "ns-bd-rr-rate", 1000, 1000, 50, 2);
+	res = run_in_client(&c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT(metric(res, "transactions") >= 99 && metric(res, "transactions") <= 101);
+	CU_ASSERT(metric(res, "late_starts") <= 5);
+	CU_ASSERT(metric(res, "transactions_per_s") > 45 && metric(res, "transactions_per_s") < 55);
+	fprintf(stderr, "bundled rr at 50/s: p50 %.0f us, p99 %.0f us\n",
+		metric(res, "latency_p50_us"), metric(res, "latency_p99_us"));
+
+	fjord__v1__result__free_unpacked(res, NULL);
+}
+
+/*
+ * Handover on the bundled stack, bulk upload and rr: the client's link b goes
+ * down at +1 s and up at +2 s (the hook); the connection carries on over a,
+ * every byte arrives, the stall is bounded, and it recovers.
+ */
+static void test_bundled_handover(void)
+{
+	static Fjord__V1__RrParams rr;
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(bundled_setup(), 0);
+	set_client_bundled("fjbc");
+	CU_ASSERT_EQUAL(exp_set_link_hook("ip link set dev {isp}0 {action}"), 0);
+	mk_run(&c, "ns-bd-ho", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER, "ab");
+	c.run.stack = FJORD__V1__STACK__STACK_BUNDLED;
+	c.bulk.duration_s = 4;
+	c.bulk.direction = FJORD__V1__DIRECTION__DIRECTION_UPLOAD;
+	b_down_up(&c);
+	res = run_in_client(&c);
+	sh("ip -n %s link set b0 up", ns_c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	fprintf(stderr, "\nbundled handover bulk: stall %.0f ms, dip %.0f%%, recover %.0f ms\n",
+		metric(res, "stall_ms"), metric(res, "goodput_dip_pct"), metric(res, "recover_ms"));
+	CU_ASSERT_EQUAL(metric(res, "sha256_ok"), 1);
+	CU_ASSERT(metric(res, "bytes") > 1000000);
+	CU_ASSERT_EQUAL(metric(res, "link_events"), 2);
+	CU_ASSERT(has_event(res, "link_event", "b down at +1000 ms: ip link set dev b0 down"));
+	CU_ASSERT(has_event(res, "link_event", "b up at +2000 ms: ip link set dev b0 up"));
+	CU_ASSERT(!has_event(res, "link_event_failed", ""));
+	CU_ASSERT(metric(res, "stall_ms") >= 0 && metric(res, "stall_ms") < 2500);
+	CU_ASSERT(metric(res, "goodput_before_bps") > 0);
+	CU_ASSERT(metric(res, "goodput_dip_pct") >= 0 && metric(res, "goodput_dip_pct") <= 100);
+	CU_ASSERT_EQUAL(metric(res, "recovered"), 1);
+	CU_ASSERT_EQUAL(metric(res, "subflows_max"), 2);
+	/*
+	 * b's subflow, holding data that a has delivered, is reset as stale
+	 * during the outage; the agent opens it again once it is gone.
+	 */
+	if (has_event(res, "subflow_down", "198.18.2.128")) {
+		CU_ASSERT(has_event(res, "reopen", "path 1: subflow from 198.18.2.128"));
+		CU_ASSERT(sampled_subflows(res) >= 3);
+	}
+	CU_ASSERT(!has_event(res, "reopen_failed", ""));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res->provenance);
+	CU_ASSERT_EQUAL(res->provenance->stack, FJORD__V1__STACK__STACK_BUNDLED);
+	fjord__v1__result__free_unpacked(res, NULL);
+
+	mk_run(&c, "ns-bd-ho-rr", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER, "ab");
+	c.run.stack = FJORD__V1__STACK__STACK_BUNDLED;
+	c.ho.bulk = NULL;
+	fjord__v1__rr_params__init(&rr);
+	rr.request_bytes = 1000;
+	rr.response_bytes = 1000;
+	rr.rate_per_s = 100;
+	rr.duration_s = 4;
+	c.ho.rr = &rr;
+	b_down_up(&c);
+	res = run_in_client(&c);
+	sh("ip -n %s link set b0 up", ns_c);
+	exp_set_link_hook(NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	fprintf(stderr,
+		"bundled handover rr: %.0f transactions (%.0f during), stall %.0f ms, p50 before "
+		"%.0f us, max during %.0f us, recover %.0f ms\n",
+		metric(res, "transactions"), metric(res, "transactions_during"),
+		metric(res, "stall_ms"), metric(res, "latency_before_p50_us"),
+		metric(res, "latency_during_max_us"), metric(res, "recover_ms"));
+	CU_ASSERT_EQUAL(metric(res, "link_events"), 2);
+	/* 400 scheduled; an outage of 1 s costs at most the stall's worth. */
+	CU_ASSERT(metric(res, "transactions") >= 300);
+	CU_ASSERT(metric(res, "transactions_before") >= 90);
+	CU_ASSERT(metric(res, "transactions_during") >= 50);
+	CU_ASSERT(metric(res, "transactions_after") >= 150);
+	CU_ASSERT(metric(res, "stall_ms") < 2500);
+	CU_ASSERT(metric(res, "latency_before_p50_us") > 0);
+	CU_ASSERT(metric(res, "latency_before_p50_us") < 20000);
+	CU_ASSERT(metric(res, "latency_after_p50_us") < 20000);
+	/* Requests caught on b wait for their retransmission timeout, then go over a. */
+	CU_ASSERT(metric(res, "latency_during_max_us") >= metric(res, "latency_before_p50_us"));
+	CU_ASSERT(metric(res, "latency_during_max_us") < 2000000);
+	CU_ASSERT_EQUAL(metric(res, "recovered"), 1);
+	fjord__v1__result__free_unpacked(res, NULL);
+}
+
+/* Bundled handover runs that cannot work fail before any traffic, saying why. */
+static void test_bundled_handover_refused(void)
+{
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+
+	if (!usable)
+		return;
+	set_client_bundled("fjbc");
+	exp_set_link_hook(NULL);
+	mk_run(&c, "ns-bd-ho-nohook", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER, "ab");
+	c.run.stack = FJORD__V1__STACK__STACK_BUNDLED;
+	c.bulk.duration_s = 2;
+	b_down_up(&c);
+	res = run_in_client(&c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(!res->ok);
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(res->error, "handover on the bundled stack needs a link hook"));
+	fjord__v1__result__free_unpacked(res, NULL);
+	CU_ASSERT_EQUAL(exp_set_link_hook("ip link set dev {isp}0 {action}"), 0);
+	mk_run(&c, "ns-bd-ho-backup", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER, "ab");
+	c.run.stack = FJORD__V1__STACK__STACK_BUNDLED;
+	c.bulk.duration_s = 2;
+	b_down_up(&c);
+	c.lev[1].action = "backup";
+	res = run_in_client(&c);
+	exp_set_link_hook(NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(!res->ok);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res->error, "handover.events[1].action backup is not "
+						  "available on the bundled stack"));
+	fjord__v1__result__free_unpacked(res, NULL);
+}
+
+struct sup_arg {
+	struct bundled_sup *sup;
+	unsigned int hang_ms;
+	int rc;
+};
+
+static void start_sup(void *arg)
+{
+	struct sup_arg *a = arg;
+	struct bundled_cfg b = { .n_isps = 0 };
+
+	snprintf(b.resp_tun, sizeof(b.resp_tun), "fjbr");
+	a->rc = bundled_sup_create(loop, &b, agent_responder_port(resp), 16, 30, a->hang_ms,
+				   &a->sup);
+}
+
+/* Runs the loop (where the supervisor restarts) in the server namespace until the pid changes. */
+struct sup_wait {
+	struct bundled_sup *sup;
+	int old_pid;
+	unsigned int max_ms;
+};
+
+static void sup_wait_new(void *arg)
+{
+	struct sup_wait *w = arg;
+	uint64_t t0 = fj_mono_ms();
+
+	while (fj_mono_ms() - t0 < w->max_ms &&
+	       (bundled_sup_pid(w->sup) <= 0 || bundled_sup_pid(w->sup) == w->old_pid))
+		agent_loop_run_once(loop, 20);
+}
+
+static Fjord__V1__Result *bundled_echo_once(const char *id)
+{
+	static Fjord__V1__EchoParams ep;
+	struct run_cmd c;
+
+	mk_run(&c, id, FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_ECHO, "a");
+	c.run.stack = FJORD__V1__STACK__STACK_BUNDLED;
+	fjord__v1__echo_params__init(&ep);
+	ep.count = 20;
+	ep.message_bytes = 100;
+	c.spec.params_case = FJORD__V1__EXPERIMENT_SPEC__PARAMS_ECHO;
+	c.spec.echo = &ep;
+	return run_in_client(&c);
+}
+
+/*
+ * The supervised bundled responder: stopped with SIGSTOP (alive, answering
+ * nobody), its silence is found within hang_ms and a bit, it is killed and a
+ * new one serves runs again; a crash (SIGKILL) restarts it as well.
+ */
+static void test_bundled_resp_hang(void)
+{
+	struct sup_arg a = { NULL, 1500, -1 };
+	unsigned int starts, exits, hangs;
+	Fjord__V1__Result *res;
+	uint64_t t0;
+	int pid1, pid2;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(bundled_setup(), 0);
+	set_client_bundled("fjbc");
+	/* The suite's own responder holds the device: the supervised one takes over. */
+	bundled_resp_stop(bundled_pid);
+	bundled_pid = -1;
+	CU_ASSERT_EQUAL(in_ns(ns_s, start_sup, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(a.rc, 0);
+	pid1 = bundled_sup_pid(a.sup);
+	CU_ASSERT_FATAL(pid1 > 0);
+	res = bundled_echo_once("ns-bd-sup1");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	fjord__v1__result__free_unpacked(res, NULL);
+	/* Beating: three times hang_ms of serving is no hang. */
+	t0 = fj_mono_ms();
+	while (fj_mono_ms() - t0 < 3 * a.hang_ms)
+		agent_loop_run_once(loop, 20);
+	bundled_sup_counts(a.sup, &starts, &exits, &hangs);
+	CU_ASSERT_EQUAL(hangs, 0);
+	CU_ASSERT_EQUAL(bundled_sup_pid(a.sup), pid1);
+
+	CU_ASSERT_EQUAL(signal_one(pid1, SIGSTOP), 0);
+	t0 = fj_mono_ms();
+	{
+		struct sup_wait w = { a.sup, pid1, 10000 };
+
+		CU_ASSERT_EQUAL(in_ns(ns_s, sup_wait_new, &w), 0);
+	}
+	pid2 = bundled_sup_pid(a.sup);
+	bundled_sup_counts(a.sup, &starts, &exits, &hangs);
+	fprintf(stderr, "\nstopped responder replaced after %llu ms\n",
+		(unsigned long long)(fj_mono_ms() - t0));
+	/* Silent for hang_ms (checked every hang_ms / 4), then 1 s before the new one. */
+	CU_ASSERT(fj_mono_ms() - t0 < a.hang_ms + 1000 + 1500);
+	CU_ASSERT_FATAL(pid2 > 0 && pid2 != pid1);
+	CU_ASSERT_EQUAL(hangs, 1);
+	CU_ASSERT_EQUAL(exits, 1);
+	CU_ASSERT_EQUAL(starts, 2);
+	/* The old one is gone (reaped), the new one serves. */
+	CU_ASSERT(signal_one(pid1, 0) < 0);
+	res = bundled_echo_once("ns-bd-sup2");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL(metric(res, "messages"), 20);
+	fjord__v1__result__free_unpacked(res, NULL);
+
+	/* A crash: started again after 1 s, not counted as a hang. */
+	CU_ASSERT_EQUAL(signal_one(pid2, SIGKILL), 0);
+	{
+		struct sup_wait w = { a.sup, pid2, 5000 };
+
+		CU_ASSERT_EQUAL(in_ns(ns_s, sup_wait_new, &w), 0);
+	}
+	bundled_sup_counts(a.sup, &starts, &exits, &hangs);
+	CU_ASSERT(bundled_sup_pid(a.sup) > 0 && bundled_sup_pid(a.sup) != pid2);
+	CU_ASSERT_EQUAL(hangs, 1);
+	CU_ASSERT_EQUAL(exits, 2);
+	CU_ASSERT_EQUAL(starts, 3);
+	bundled_sup_destroy(a.sup);
+	CU_ASSERT_EQUAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+}
+
 static const struct fj_test tests[] = {
 	{ "bulk_two_paths", test_bulk_two_paths },
 	{ "probe_middleboxes", test_probe_middleboxes },
@@ -925,6 +1292,10 @@ static const struct fj_test tests[] = {
 	{ "bundled_echo", test_bundled_echo },
 	{ "bundled_failures", test_bundled_failures },
 	{ "bundled_peer_vanishes", test_bundled_peer_vanishes },
+	{ "bundled_rr", test_bundled_rr },
+	{ "bundled_handover", test_bundled_handover },
+	{ "bundled_handover_refused", test_bundled_handover_refused },
+	{ "bundled_resp_hang", test_bundled_resp_hang },
 	{ NULL, NULL },
 };
 
