@@ -38,6 +38,8 @@ $(BUILD)/fuzz/fuzz_mps_input: $(FUZZ_SRCS_fuzz_mps_input) stack/mps_internal.h s
 BENCH_SCRIPTS += tests/bench/mps_goodput.sh tests/bench/mps_twopath.sh tests/bench/mps_twopath_raw.sh \
 	tests/bench/mps_pathcut.sh
 BENCH_SCRIPTS += tests/bench/tun_offload.sh
+# The host adapter against the kernel on two paths (docs/benchmarks.md, "Host adapter").
+BENCH_SCRIPTS += tests/bench/mps_host.sh
 
 # The TUN adapter's vnet header checks and checksum completion (tests/fuzz/fuzz_tun_vnet.c).
 FUZZ_TARGETS += fuzz_tun_vnet
