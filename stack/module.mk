@@ -45,3 +45,9 @@ BENCH_SCRIPTS += tests/bench/mps_host.sh
 FUZZ_TARGETS += fuzz_tun_vnet
 FUZZ_SRCS_fuzz_tun_vnet := stack/mps_tun.c stack/mps_seg.c
 $(BUILD)/fuzz/fuzz_tun_vnet: $(FUZZ_SRCS_fuzz_tun_vnet) stack/include/mps_tun.h stack/mps_seg.h
+
+# The host adapter's receive checks and BPF program (tests/fuzz/fuzz_mps_host.c).
+FUZZ_TARGETS += fuzz_mps_host
+FUZZ_SRCS_fuzz_mps_host := stack/mps_host.c stack/mps_seg.c
+$(BUILD)/fuzz/fuzz_mps_host: $(FUZZ_SRCS_fuzz_mps_host) stack/include/mps_host.h stack/mps_seg.h \
+	tests/unit/mps_host_bpf_run.h

@@ -15,6 +15,7 @@
 
 #include "fj_test.h"
 #include "mps_host.h"
+#include "mps_host_bpf_run.h"
 
 static struct mps_addr ip(const char *s)
 {
@@ -344,66 +345,6 @@ static void test_ruleset(void)
 	CU_ASSERT_EQUAL(mps_host_ruleset(&c, "t", buf, sizeof(buf)), -EINVAL);
 }
 
-/*
- * Classic BPF, the subset mps_host_bpf() writes, as the kernel runs it on a
- * packet socket: a load past the packet's end drops it. Returns the
- * program's return value, or -1 for an instruction outside the subset.
- */
-static long run_bpf(const struct sock_filter *prog, int n, const uint8_t *pkt, size_t len)
-{
-	uint32_t a = 0, x = 0, k;
-	int pc;
-
-	for (pc = 0; pc >= 0 && pc < n; pc++) {
-		const struct sock_filter *f = &prog[pc];
-
-		k = f->k;
-		switch (f->code) {
-		case BPF_LD | BPF_B | BPF_ABS:
-			if (k >= len)
-				return 0;
-			a = pkt[k];
-			break;
-		case BPF_LD | BPF_H | BPF_ABS:
-		case BPF_LD | BPF_H | BPF_IND:
-			if (f->code & BPF_IND)
-				k += x;
-			if (k + 2 > len)
-				return 0;
-			a = (uint32_t)(pkt[k] << 8 | pkt[k + 1]);
-			break;
-		case BPF_LD | BPF_W | BPF_ABS:
-			if (k + 4 > len)
-				return 0;
-			a = (uint32_t)pkt[k] << 24 | (uint32_t)pkt[k + 1] << 16 |
-			    (uint32_t)pkt[k + 2] << 8 | pkt[k + 3];
-			break;
-		case BPF_LDX | BPF_B | BPF_MSH:
-			if (k >= len)
-				return 0;
-			x = (uint32_t)(pkt[k] & 0xf) * 4;
-			break;
-		case BPF_ALU | BPF_AND | BPF_K:
-			a &= k;
-			break;
-		case BPF_JMP | BPF_JEQ | BPF_K:
-			pc += a == k ? f->jt : f->jf;
-			break;
-		case BPF_JMP | BPF_JGE | BPF_K:
-			pc += a >= k ? f->jt : f->jf;
-			break;
-		case BPF_JMP | BPF_JSET | BPF_K:
-			pc += (a & k) ? f->jt : f->jf;
-			break;
-		case BPF_RET | BPF_K:
-			return k;
-		default:
-			return -1;
-		}
-	}
-	return -1; /* fell off the end: the kernel refuses such a program */
-}
-
 /* The program of pkt's family accepts it exactly when mps_host_match() does. */
 static void bpf_agrees(const struct mps_host_config *c, const uint8_t *pkt, size_t len)
 {
@@ -413,7 +354,7 @@ static void bpf_agrees(const struct mps_host_config *c, const uint8_t *pkt, size
 	long r;
 
 	CU_ASSERT_TRUE_FATAL(n > 0);
-	r = run_bpf(prog, n, pkt, len);
+	r = mps_host_bpf_run(prog, n, pkt, len);
 	CU_ASSERT_TRUE(r >= 0);
 	CU_ASSERT_EQUAL(r != 0, mps_host_match(c, pkt, len, &iplen) == 1);
 	if (r > 0)
