@@ -13,12 +13,21 @@
 #   autotuned to the agent's bundled_rcvbuf_max / bundled_sndbuf_max): every
 #   byte arrives, every run at most 105% of the sum, both uplinks carry data,
 #   and the median lies in BUNDLED_BAND (see there).
+# - bundled rr: 5 s at 20 transactions a second from ea over both uplinks:
+#   about 100 transactions, none late, every response checked; the median
+#   latency no shorter than the round trip over ispa (2 x (10 + 5) ms) and
+#   below the one over ispb (60 ms), as the lowrtt scheduler sends on ispa.
+# - bundled handover: ea's ispa (the initial subflow's uplink) down from +3 s
+#   to +5 s (fjord-testbed set, the agents' link hook) during an 8 s upload
+#   and during 8 s of rr at 20/s, with the kernel handover's rules (2 link
+#   events, every byte, stall at most 4.5 s, recovered); rr: transactions go
+#   on during the outage (over ispb), about 160 in all.
 # - probe: from ec over its clean ISP and its ISP that rewrites TCP sequence
 #   numbers, IPv4 and IPv6: sequence-number rewriting found on exactly the
 #   paths through that ISP, by routers' quotes (seq_quotes > 0 on every
 #   path), with MPTCP surviving it everywhere.
 #
-# Needs root; takes about 3 minutes. Only one testbed can be up on a machine
+# Needs root; takes about 3-4 minutes. Only one testbed can be up on a machine
 # (fixed namespace names): it refuses to start while another one is up.
 # Network traffic only inside the testbed's namespaces, which are always
 # removed (trap in testbed_lib.sh).
@@ -59,6 +68,35 @@ for i in 1 2 3; do
 JSON
 done
 
+# rr and handover on the bundled stack (ea's uplinks: ispa 10 ms, ispb 25 ms).
+cat >"$T/brr.json" <<JSON
+{ "name": "tbe-bundled-rr", "type": "EXPERIMENT_TYPE_RR",
+  "rr": { "requestBytes": 100, "responseBytes": 1000, "ratePerS": 20, "durationS": 5 },
+  "stack": { "stacks": [ "STACK_BUNDLED" ] },
+  "targets": { "pairs": [ { "clientAgentId": "$EA", "serverAgentId": "$EB" } ],
+               "localIsps": [ "ispa", "ispb" ], "remoteIsps": [ "ispa" ], "families": [ $V4 ] },
+  "deadlineS": 300, "pickupS": 290 }
+JSON
+EVENTS='"events": [ { "atMs": 3000, "isp": "ispa", "action": "down" },
+                         { "atMs": 5000, "isp": "ispa", "action": "up" } ]'
+cat >"$T/bho.json" <<JSON
+{ "name": "tbe-bundled-handover", "type": "EXPERIMENT_TYPE_HANDOVER",
+  "handover": { "bulk": { "durationS": 8 }, $EVENTS },
+  "stack": { "stacks": [ "STACK_BUNDLED" ] },
+  "targets": { "pairs": [ { "clientAgentId": "$EA", "serverAgentId": "$EB" } ],
+               "localIsps": [ "ispa", "ispb" ], "remoteIsps": [ "ispa" ], "families": [ $V4 ] },
+  "deadlineS": 300, "pickupS": 290 }
+JSON
+cat >"$T/bhorr.json" <<JSON
+{ "name": "tbe-bundled-handover-rr", "type": "EXPERIMENT_TYPE_HANDOVER",
+  "handover": { "rr": { "requestBytes": 100, "responseBytes": 1000, "ratePerS": 20,
+                        "durationS": 8 }, $EVENTS },
+  "stack": { "stacks": [ "STACK_BUNDLED" ] },
+  "targets": { "pairs": [ { "clientAgentId": "$EA", "serverAgentId": "$EB" } ],
+               "localIsps": [ "ispa", "ispb" ], "remoteIsps": [ "ispa" ], "families": [ $V4 ] },
+  "deadlineS": 300, "pickupS": 290 }
+JSON
+
 cat >"$T/probe.json" <<JSON
 { "name": "tbe-probe", "type": "EXPERIMENT_TYPE_PROBE", "probe": { "timeoutMs": 3000 },
   "targets": { "pairs": [ { "clientAgentId": "$EC", "serverAgentId": "$EB" } ],
@@ -67,7 +105,7 @@ cat >"$T/probe.json" <<JSON
   "shareLinks": true, "deadlineS": 120, "pickupS": 110 }
 JSON
 
-NAMES="bulk1 bulk2 bulk3 bund1 bund2 bund3 probe"
+NAMES="bulk1 bulk2 bulk3 bund1 bund2 bund3 brr bho bhorr probe"
 EXPS=""
 for n in $NAMES; do
 	e=$(tbc_create "$n")
@@ -76,7 +114,7 @@ for n in $NAMES; do
 	EXPS="$EXPS $e"
 done
 tbc_log "created:$EXPS"
-tbc_wait 300 $EXPS
+tbc_wait 360 $EXPS
 tbc_log "every run finished"
 for n in $NAMES; do
 	eval "e=\$E_$n"
@@ -188,6 +226,68 @@ if bs:
           "(band %.0f-%.0f%%; runs %s)" % (med / 1e6, 100 * med / up_sum, up_sum / 1e6,
                                           100 * BUNDLED_BAND[0], 100 * BUNDLED_BAND[1],
                                           " ".join("%.2f" % (g / 1e6) for g in bs)))
+
+# Bundled rr: the round trip over ispa is 2 x (10 + 5) ms, over ispb 60 ms.
+RTT_A, RTT_B = 30000, 60000
+n = 0
+for r in rows("brr"):
+    n += 1
+    res, m = r["result"], metrics(r["result"])
+    check(r["run"].get("stack") == "STACK_BUNDLED" and res.get("ok", False),
+          "bundled rr succeeded %s" % res.get("error", ""))
+    t, p50 = m.get("transactions", 0), m.get("latency_p50_us", 0)
+    print("  brr: %d transactions, latency p50 %.1f p90 %.1f p99 %.1f max %.1f ms, "
+          "%d late" % (t, p50 / 1e3, m.get("latency_p90_us", 0) / 1e3,
+                       m.get("latency_p99_us", 0) / 1e3, m.get("latency_max_us", 0) / 1e3,
+                       m.get("late_starts", 0)))
+    check(98 <= t <= 101, "bundled rr: %d transactions of 100 scheduled" % t)
+    check(m.get("late_starts", 99) <= 2, "bundled rr: %d late starts" % m.get("late_starts", 99))
+    check(0.97 * RTT_A <= p50 < RTT_B, "bundled rr: median latency %.1f ms between the ispa "
+          "round trip (30 ms) and the ispb one (60 ms)" % (p50 / 1e3))
+    check(m.get("latency_p99_us", 0) < 4 * RTT_B, "bundled rr: p99 %.1f ms < 240 ms" % (
+        m.get("latency_p99_us", 0) / 1e3))
+    check(m.get("subflows_max", 0) == 2, "bundled rr: 2 subflows")
+check(n == 1, "bundled rr: one result, got %d" % n)
+
+# Bundled handover, the kernel handover's rules (testbed_campaign.sh).
+for name in ("bho", "bhorr"):
+    n = 0
+    for r in rows(name):
+        n += 1
+        res, m = r["result"], metrics(r["result"])
+        ev = [e.get("kind", "") + ": " + e.get("detail", "") for e in res.get("events", [])]
+        print("  %s: stall %d ms, recovered %d after %d ms; events %s" % (
+            name, m.get("stall_ms", 0), m.get("recovered", 0), m.get("recover_ms", -1),
+            [e for e in ev if not e.startswith("link_event:")]))
+        check(r["run"].get("stack") == "STACK_BUNDLED" and res.get("ok", False),
+              "%s succeeded %s" % (name, res.get("error", "")))
+        check(m.get("link_events", 0) == 2, "%s: 2 link events fired" % name)
+        check(0 < m.get("stall_ms", 0) <= 4500, "%s: stall %d ms <= 4500" % (
+            name, m.get("stall_ms", 0)))
+        check(m.get("recovered", 0) == 1, "%s: recovered after %d ms" % (
+            name, m.get("recover_ms", -1)))
+        if name == "bho":
+            check(m.get("sha256_ok", 0) == 1, "bho: every byte arrived (SHA-256)")
+            print("  bho: %.2f Mbit/s, before %.2f, lowest %.2f (dip %.0f%%)" % (
+                m.get("goodput_bps", 0) / 1e6, m.get("goodput_before_bps", 0) / 1e6,
+                m.get("goodput_min_bps", 0) / 1e6, m.get("goodput_dip_pct", 0)))
+        else:
+            print("  bhorr: %d transactions (%d before, %d during, %d after), latency p50 "
+                  "before %.1f, during %.1f, after %.1f ms" % (
+                      m.get("transactions", 0), m.get("transactions_before", 0),
+                      m.get("transactions_during", 0), m.get("transactions_after", 0),
+                      m.get("latency_before_p50_us", 0) / 1e3,
+                      m.get("latency_during_p50_us", 0) / 1e3,
+                      m.get("latency_after_p50_us", 0) / 1e3))
+            check(m.get("transactions", 0) >= 140, "bhorr: %d of 160 transactions" %
+                  m.get("transactions", 0))
+            check(m.get("transactions_during", 0) >= 20,
+                  "bhorr: %d transactions during the 2 s outage" %
+                  m.get("transactions_during", 0))
+            check(m.get("latency_before_p50_us", 0) < RTT_B,
+                  "bhorr: median latency before the outage %.1f ms < 60 (over ispa)" % (
+                      m.get("latency_before_p50_us", 0) / 1e3))
+    check(n == 1, "%s: one result, got %d" % (name, n))
 
 # Probe: sequence numbers rewritten exactly through the ISP whose middlebox
 # does it (topology: seqrw), seen in routers' quotes; MPTCP survives it.
