@@ -36,10 +36,12 @@ struct mps_tun;
 struct mps_tun *mps_tun_open_flags(const char *name, unsigned int flags, int *err);
 
 /*
- * mps_tun_open_flags() with MPS_TUN_OFFLOAD_TX (super-segments out), unless
- * the environment variable MPS_TUN_OFFLOAD says otherwise: "0" none, "tx"
- * the same, "1" both halves. The variable is the way to compare, or to work
- * around a kernel that mishandles them, without changing the program.
+ * mps_tun_open_flags() with MPS_TUN_OFFLOAD (super-segments out, merged
+ * packets in), unless the environment variable MPS_TUN_OFFLOAD says
+ * otherwise: "0" none, "tx" super-segments out only, "1" both (the same);
+ * any other non-empty value is *err = -EINVAL. The variable is the way to
+ * compare, or to work around a kernel that mishandles them, without
+ * changing the program.
  */
 struct mps_tun *mps_tun_open(const char *name, int *err);
 void mps_tun_close(struct mps_tun *tun);

@@ -8,6 +8,7 @@
  * the adapter's own sum.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fj_test.h"
@@ -382,6 +383,12 @@ static void test_open_bad_args(void)
 	err = 0;
 	CU_ASSERT_PTR_NULL(mps_tun_open_flags("a-name-much-too-long", MPS_TUN_OFFLOAD, &err));
 	CU_ASSERT_EQUAL(err, -EINVAL);
+	/* A value of MPS_TUN_OFFLOAD that names no mode is refused before any device is opened. */
+	err = 0;
+	CU_ASSERT_EQUAL_FATAL(setenv("MPS_TUN_OFFLOAD", "rx", 1), 0);
+	CU_ASSERT_PTR_NULL(mps_tun_open("fjtun0", &err));
+	CU_ASSERT_EQUAL(err, -EINVAL);
+	CU_ASSERT_EQUAL(unsetenv("MPS_TUN_OFFLOAD"), 0);
 }
 
 static const struct fj_test tests[] = {
