@@ -48,6 +48,6 @@ $(BUILD)/fuzz/fuzz_tun_vnet: $(FUZZ_SRCS_fuzz_tun_vnet) stack/include/mps_tun.h 
 
 # The host adapter's receive checks and BPF program (tests/fuzz/fuzz_mps_host.c).
 FUZZ_TARGETS += fuzz_mps_host
-FUZZ_SRCS_fuzz_mps_host := stack/mps_host.c stack/mps_seg.c
-$(BUILD)/fuzz/fuzz_mps_host: $(FUZZ_SRCS_fuzz_mps_host) stack/include/mps_host.h stack/mps_seg.h \
+FUZZ_SRCS_fuzz_mps_host := stack/mps_host.c
+$(BUILD)/fuzz/fuzz_mps_host: $(FUZZ_SRCS_fuzz_mps_host) stack/include/mps_host.h \
 	tests/unit/mps_host_bpf_run.h

@@ -93,17 +93,21 @@ int mps_host_match(const struct mps_host_config *cfg, const uint8_t *pkt, size_t
 
 /* What the kernel said of a received packet's TCP checksum (PACKET_AUXDATA). */
 enum mps_host_csum {
-	MPS_HOST_CSUM_NONE,    /* as on the wire: the stack checks it */
-	MPS_HOST_CSUM_PARTIAL, /* the field holds the pseudo-header's sum: complete it */
-	MPS_HOST_CSUM_VALID,   /* checked by the kernel: recompute (merged segments) */
+	MPS_HOST_CSUM_NONE,    /* nothing: as on the wire */
+	MPS_HOST_CSUM_PARTIAL, /* sent from this machine (veth): the field holds the
+				  pseudo-header's sum */
+	MPS_HOST_CSUM_VALID,   /* checked by the kernel; GRO may have merged segments under
+				  the first one's checksum */
 };
 
 /*
- * Make the TCP checksum of a packet mps_host_match() accepted (len: its
- * iplen) valid as the kernel's verdict allows. Returns 0, or -EBADMSG if
- * pkt is not IP with TCP.
+ * The MPS_IN_* flags (mps.h) the adapter's recv_flags hook gives
+ * mps_input_flags() for a packet of that verdict: for PARTIAL and VALID the
+ * kernel vouches for the data, so the stack does not sum it again, and the
+ * field, which may be stale, is fixed only for the trace (MPS_IN_CSUM_OK |
+ * MPS_IN_CSUM_STALE); for NONE 0, the stack verifies.
  */
-int mps_host_rx_csum(uint8_t *pkt, size_t len, enum mps_host_csum how);
+unsigned int mps_host_csum_flags(enum mps_host_csum how);
 
 /*
  * The nftables script that creates table (family inet) dropping the
@@ -161,7 +165,7 @@ struct mps_host_stats {
 	uint64_t rx_ours;  /* handed to the stack */
 	uint64_t rx_other; /* not for the stack (the BPF program lets nothing else in) */
 	uint64_t rx_bad;   /* malformed, truncated (over the buffer) or outgoing */
-	uint64_t rx_csum;  /* checksums completed or recomputed */
+	uint64_t rx_csum;  /* checksums the kernel vouched for: not summed again */
 	uint64_t tx_pkts;  /* sent */
 	uint64_t tx_err;   /* refused by the kernel (lost) */
 };

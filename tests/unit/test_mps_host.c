@@ -1,7 +1,7 @@
 /*
  * The host adapter's parts that need neither root nor a network
  * (mps_host.h): config checks, which received packets belong to the stack,
- * checksum completion, the nftables script, the BPF program (run here by a
+ * what the stack is told of their checksums, the nftables script, the BPF program (run here by a
  * small interpreter of the classic BPF it uses, and held to the same
  * verdicts as mps_host_match()), the kernel port-range check, and the
  * failures of mps_host_open() that come before any socket or rule.
@@ -260,36 +260,55 @@ static void test_match_v6(void)
 	CU_ASSERT_EQUAL(match(&c, p, n, &iplen), -EBADMSG);
 }
 
-static void test_rx_csum(void)
+/*
+ * What the adapter tells the stack of a checksum: a partial one (veth) fed
+ * with the kernel's word is taken and answered, and the same packet without
+ * it is dropped as a bad checksum; a wrong checksum the kernel did not
+ * vouch for is dropped too.
+ */
+static void test_csum_flags(void)
 {
-	uint8_t p[2048], orig[2048];
-	size_t n, ihl;
+	struct mps_config sc = { .seed = 1 };
+	struct mps_addr l = ip("10.83.1.1");
+	struct mps_stack *st;
+	uint8_t p[256], out[2048];
+	size_t n;
 	uint16_t ps;
-	int fam;
+	int err;
 
-	for (fam = 0; fam < 2; fam++) {
-		n = fam ? build(p, "fd83:1::2", "fd83:1::1", 5102, 1001, 0)
-			: build(p, "10.83.1.2", "10.83.1.1", 5102, 1001, 0);
-		ihl = fam ? 40 : 20;
-		CU_ASSERT_TRUE(csum_ok(p, n));
-		memcpy(orig, p, n);
-		/* Partial (veth): the field holds the pseudo-header's sum, folded. */
-		ps = ref_fold(pseudo(p, n));
-		p[ihl + 16] = (uint8_t)(ps >> 8);
-		p[ihl + 17] = (uint8_t)ps;
-		CU_ASSERT_FALSE(csum_ok(p, n));
-		CU_ASSERT_EQUAL(mps_host_rx_csum(p, n, MPS_HOST_CSUM_PARTIAL), 0);
-		CU_ASSERT_EQUAL(memcmp(p, orig, n), 0);
-		/* Checked by the kernel but stale (a merged packet): recomputed. */
-		p[ihl + 16] ^= 0x5a;
-		CU_ASSERT_EQUAL(mps_host_rx_csum(p, n, MPS_HOST_CSUM_VALID), 0);
-		CU_ASSERT_EQUAL(memcmp(p, orig, n), 0);
-		/* Nothing said: left for the stack to check. */
-		p[ihl + 17] ^= 1;
-		CU_ASSERT_EQUAL(mps_host_rx_csum(p, n, MPS_HOST_CSUM_NONE), 0);
-		CU_ASSERT_FALSE(csum_ok(p, n));
-		CU_ASSERT_EQUAL(mps_host_rx_csum(p, n - 1, MPS_HOST_CSUM_VALID), -EBADMSG);
-	}
+	CU_ASSERT_EQUAL(mps_host_csum_flags(MPS_HOST_CSUM_NONE), 0);
+	CU_ASSERT_EQUAL(mps_host_csum_flags(MPS_HOST_CSUM_PARTIAL),
+			MPS_IN_CSUM_OK | MPS_IN_CSUM_STALE);
+	CU_ASSERT_EQUAL(mps_host_csum_flags(MPS_HOST_CSUM_VALID),
+			MPS_IN_CSUM_OK | MPS_IN_CSUM_STALE);
+	st = mps_stack_create(&sc, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	l.port = 5102;
+	CU_ASSERT_EQUAL(mps_listen(st, &l), 0);
+	/* A SYN whose checksum field holds only the pseudo-header's sum, as veth leaves it. */
+	n = build(p, "10.83.1.2", "10.83.1.1", 5102, 0, 0);
+	p[20 + 13] = 0x02;
+	ps = ref_fold(pseudo(p, n));
+	CU_ASSERT_FALSE(csum_ok(p, n));
+	p[20 + 16] = (uint8_t)(ps >> 8);
+	p[20 + 17] = (uint8_t)ps;
+	CU_ASSERT_NOT_EQUAL(mps_input_flags(st, p, n, 1000, 0), 0);
+	CU_ASSERT_EQUAL(mps_stack_counter(st, MPS_CNT_IN_BAD_CSUM), 1);
+	CU_ASSERT_EQUAL(mps_output(st, 1000, out, sizeof(out)), 0);
+	CU_ASSERT_EQUAL(mps_input_flags(st, p, n, 2000, mps_host_csum_flags(MPS_HOST_CSUM_PARTIAL)),
+			0);
+	CU_ASSERT_EQUAL(mps_stack_counter(st, MPS_CNT_IN_BAD_CSUM), 1);
+	CU_ASSERT_TRUE(mps_output(st, 2000, out, sizeof(out)) > 0); /* the SYN/ACK */
+	CU_ASSERT_EQUAL(out[20 + 13] & 0x12, 0x12);
+	/* Another SYN, its checksum plainly wrong, nothing vouched: dropped and counted. */
+	n = build(p, "10.83.1.2", "10.83.1.1", 5102, 0, 0);
+	p[20 + 1] = 0x01; /* another source port */
+	p[20 + 13] = 0x02;
+	CU_ASSERT_FALSE(csum_ok(p, n));
+	CU_ASSERT_NOT_EQUAL(
+		mps_input_flags(st, p, n, 3000, mps_host_csum_flags(MPS_HOST_CSUM_NONE)), 0);
+	CU_ASSERT_EQUAL(mps_stack_counter(st, MPS_CNT_IN_BAD_CSUM), 2);
+	mps_stack_destroy(st);
 }
 
 static void test_ruleset(void)
@@ -485,7 +504,7 @@ static const struct fj_test tests[] = {
 	{ "config_check", test_config_check },
 	{ "match_v4", test_match_v4 },
 	{ "match_v6", test_match_v6 },
-	{ "rx_csum", test_rx_csum },
+	{ "csum_flags", test_csum_flags },
 	{ "ruleset", test_ruleset },
 	{ "bpf", test_bpf },
 	{ "ports_check", test_ports_check },
