@@ -65,9 +65,8 @@ struct agent_config {
 	/*
 	 * Caps of the bundled stack's buffer autotuning per connection (client
 	 * runs and the responder), bytes: AGENT_BUNDLED_BUF_MIN (256 KiB, the
-	 * starting size: no growth) to AGENT_BUNDLED_BUF_MAX. The receive
-	 * buffer does not grow by default: larger windows stalled two-path
-	 * uploads on the testbed (docs/agent.md).
+	 * starting size: no growth) to AGENT_BUNDLED_BUF_MAX; both grow to
+	 * 4 MiB by default, as far as the kernel's own TCP buffers go.
 	 */
 	unsigned int bundled_rcvbuf_max;
 	unsigned int bundled_sndbuf_max;
@@ -75,7 +74,7 @@ struct agent_config {
 
 #define AGENT_BUNDLED_BUF_MIN	     (256u << 10)
 #define AGENT_BUNDLED_BUF_MAX	     (1u << 30)
-#define AGENT_BUNDLED_RCVBUF_DEFAULT AGENT_BUNDLED_BUF_MIN
+#define AGENT_BUNDLED_RCVBUF_DEFAULT (4u << 20)
 #define AGENT_BUNDLED_SNDBUF_DEFAULT (4u << 20)
 
 /* Fills cfg with the defaults of every optional setting. */

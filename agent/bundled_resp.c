@@ -464,13 +464,7 @@ static void child_signals(void)
 static int resp_spawn(const struct bundled_cfg *bc, unsigned int port, unsigned int max_conns,
 		      unsigned int idle_s, int beat_fd, int *pid, char *err, size_t errlen)
 {
-	/*
-	 * Buffers start at 256 KiB and are autotuned up to the agent's
-	 * bundled_rcvbuf_max / bundled_sndbuf_max. The receive buffer stays at
-	 * 256 KiB unless configured: receive windows of 512 KiB and more let
-	 * two-path uploads over the testbed's 20 Mbit/s uplinks outgrow their
-	 * queues, fall to a few Mbit/s and stall for up to 15 s. docs/agent.md.
-	 */
+	/* Buffers start at 256 KiB, autotuned up to bundled_rcvbuf_max / bundled_sndbuf_max. */
 	struct mps_config cfg = { .msl_us = 1000000, .max_subflows = 8 };
 	struct mps_addr any4 = { .family = 4, .port = (uint16_t)port };
 	struct mps_addr any6 = { .family = 6, .port = (uint16_t)port };
