@@ -487,6 +487,8 @@ void mps_pm_join_up(struct mps_conn *c, const struct mps_subflow *sf);
  * Returns 0 or a negative errno.
  */
 int mps_pm_announce_opt(struct mps_conn *c, struct mps_opt *o, unsigned int room);
+/* The next announcement is an IPv6 address with a port that does not fit in room bytes. */
+bool mps_pm_announce_wants_room(const struct mps_conn *c, unsigned int room);
 /* A join to local (its port included) is one we serve: the connection's port, or an announced one. */
 bool mps_pm_join_port_ok(const struct mps_conn *c, const struct mps_addr *local);
 /* An echo of our ADD_ADDR arrived. */

@@ -433,6 +433,9 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 		c->echo_pending = false;
 	} else if (c->sf.state == MPS_SF_CLOSED && c->mptcp && flags == MPS_TCP_ACK &&
 		   c->announce_idx >= 0) {
+		/* As on the initial subflow: the timestamps give way to a v6 port. */
+		if (mps_pm_announce_wants_room(c, (unsigned int)(MPS_MAX_OPTS - n)))
+			n = 0;
 		rc = mps_pm_announce_opt(c, &o, (unsigned int)(MPS_MAX_OPTS - n));
 	} else if (c->sf.state == MPS_SF_CLOSED && c->mptcp && flags == MPS_TCP_ACK && c->nrm_ids) {
 		o.subtype = MPS_MPTCP_SUB_RM_ADDR;

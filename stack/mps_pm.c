@@ -307,7 +307,9 @@ int mps_pm_announce_opt(struct mps_conn *c, struct mps_opt *o, unsigned int room
 	/*
 	 * Served on another port than the connection's: the port goes with it
 	 * (RFC 8684 §3.4.1), if it fits. An IPv6 address with a port and the
-	 * HMAC takes 30 bytes, more than is left beside timestamps; it goes
+	 * HMAC takes 30 bytes, more than is left beside timestamps: the
+	 * callers leave the timestamps off that one ACK (as Linux does with
+	 * add_addr_v6_port_drop_ts); where it still does not fit it goes
 	 * without, and joins to the connection's own port are taken too.
 	 */
 	if (port && port != c->sf.local.port && 4u + alen + 2 + 8 <= room) {
@@ -319,6 +321,18 @@ int mps_pm_announce_opt(struct mps_conn *c, struct mps_opt *o, unsigned int room
 	c->announce_idx = -1;
 	return mps_add_addr_hmac(c->lkey, c->rkey, o->add_addr.addr_id, a->addr, alen, port,
 				 &o->add_addr.hmac);
+}
+
+bool mps_pm_announce_wants_room(const struct mps_conn *c, unsigned int room)
+{
+	const struct mps_addr *a;
+	uint16_t port;
+
+	if (c->announce_idx < 0 || c->announce_idx >= c->nladdrs)
+		return false;
+	a = &c->laddrs[c->announce_idx].addr;
+	port = c->laddrs[c->announce_idx].port;
+	return a->family == 6 && port && port != c->sf.local.port && 4u + 16 + 2 + 8 > room;
 }
 
 bool mps_pm_join_port_ok(const struct mps_conn *c, const struct mps_addr *local)

@@ -194,6 +194,9 @@ static int build_opts(struct mps_conn *c, struct mps_subflow *sf, uint8_t *p, ui
 		c->nrm_ids = 0;
 	} else if (c->announce_idx >= 0 && !sf->is_join && !len && !data_fin &&
 		   !(flags & MPS_TCP_RST)) {
+		/* The timestamps, the only option written so far, make room for a v6 port. */
+		if (mps_pm_announce_wants_room(c, (unsigned int)(MPS_MAX_OPTS - n)))
+			n = 0;
 		k = mps_pm_announce_opt(c, &o, (unsigned int)(MPS_MAX_OPTS - n));
 		if (k < 0)
 			return k;
