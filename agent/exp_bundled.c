@@ -30,8 +30,9 @@
 #define BX_MAX_PATHS 8
 #define BX_STALL_MS  15000 /* no byte moved for this long: the transfer is stuck */
 /* A path whose subflow went away (a link down: timeout, stale, reset) is opened again after this. */
-#define BX_REOPEN_MS 1000
-#define BX_CHECK_MS  250 /* how often paths are checked for a subflow */
+#define BX_REOPEN_MS	1000
+#define BX_CHECK_MS	250 /* how often paths are checked for a subflow */
+#define BX_MAX_SUBFLOWS 8   /* libmps takes at most 8 per connection (mps_config) */
 
 struct bpath {
 	struct mps_addr local, remote;
@@ -39,6 +40,7 @@ struct bpath {
 	char local_str[AGENT_ADDR_MAX], remote_str[AGENT_ADDR_MAX];
 	int joined;	   /* its join was asked for (path 0: the initial subflow) */
 	int refused;	   /* mps_join() refused it: not tried again */
+	int backup;	   /* a "backup" link event made its subflow a backup */
 	uint64_t retry_at; /* its subflow is gone: open it again then (0: it is there) */
 	unsigned int reopened;
 };
@@ -660,7 +662,7 @@ static void bx_reopen(struct bx *x, struct bpath *bp, size_t n, struct exp_out *
 		if (now < bp[i].retry_at)
 			continue;
 		bp[i].retry_at = now + BX_REOPEN_MS;
-		rc = mps_join(x->c, &bp[i].local, &bp[i].remote, false);
+		rc = mps_join(x->c, &bp[i].local, &bp[i].remote, bp[i].backup);
 		bp[i].reopened++;
 		if (rc < 0)
 			snprintf(d, sizeof(d),
@@ -703,6 +705,66 @@ static void bx_joins(struct bx *x, struct bpath *bp, size_t n, struct exp_out *o
 	bx_reopen(x, bp, n, out);
 }
 
+/* What a handover's events without a command act on: the run's connection and paths. */
+struct bx_links {
+	struct bx *x;
+	struct bpath *bp;
+	size_t n;
+};
+
+/*
+ * A "backup" link event on the bundled stack: MP_PRIO backup (mps_set_backup())
+ * on every subflow from the bundled address of the event's ISP, as the
+ * kernel's endpoint flag does; a subflow of that path opened again later is a
+ * backup too. 0, or a negative errno with the reason in buf.
+ */
+static int bx_apply(void *arg, const struct exp_link_event *e, char *buf, size_t len)
+{
+	struct bx_links *l = arg;
+	struct mps_conn_info ci;
+	unsigned int i, done = 0;
+	const char *addr = "";
+	size_t k;
+	int rc;
+
+	if (strcmp(e->action, "backup")) {
+		snprintf(buf, len, "the bundled stack applies backup only (%s needs the hook)",
+			 e->action);
+		return -EINVAL;
+	}
+	for (k = 0; k < l->n; k++)
+		if (l->bp[k].local_isp && !strcmp(l->bp[k].local_isp, e->isp)) {
+			l->bp[k].backup = 1;
+			addr = l->bp[k].local_str;
+		}
+	rc = mps_conn_info(l->x->c, &ci);
+	for (i = 0; rc == 0 && i < ci.nsubflows; i++) {
+		struct mps_subflow_info si;
+
+		if (mps_subflow_info(l->x->c, i, &si) < 0)
+			continue;
+		for (k = 0; k < l->n; k++)
+			if (l->bp[k].backup && l->bp[k].local_isp &&
+			    !strcmp(l->bp[k].local_isp, e->isp) &&
+			    same_host(&si.local, &l->bp[k].local))
+				break;
+		if (k == l->n)
+			continue;
+		rc = mps_set_backup(l->x->c, i, true);
+		done += rc == 0;
+	}
+	if (rc < 0) {
+		snprintf(buf, len, "MP_PRIO backup from %s: %s", addr, strerror(-rc));
+		return rc;
+	}
+	if (!done) {
+		snprintf(buf, len, "no subflow from the bundled address of ISP %s", e->isp);
+		return -ENOENT;
+	}
+	snprintf(buf, len, "MP_PRIO backup on %u subflow(s) from %s", done, addr);
+	return 0;
+}
+
 /* Data-level progress for a handover's figures: acknowledged (upload) or received (download). */
 static void bx_progress(struct bx *x, const struct exp_bundled_xfer *xf, uint64_t t0, uint64_t una0)
 {
@@ -727,6 +789,7 @@ static void bx_transfer(struct bx *x, struct bpath *bp, size_t n, const struct e
 			      .n_paths = n,
 			      .interval_ms = xf->interval_ms };
 	uint64_t t0 = fj_mono_ms(), t_end = 0, last_move = t0, mark = 0, una0 = 0;
+	struct bx_links lk = { x, bp, n };
 	struct mps_conn_info ci0;
 	int rc;
 
@@ -738,8 +801,11 @@ static void bx_transfer(struct bx *x, struct bpath *bp, size_t n, const struct e
 	if (mps_conn_info(x->c, &ci0) == 0)
 		una0 = ci0.bytes_acked;
 	res->t0_mono = t0;
-	if (xf->links)
+	if (xf->links) {
+		xf->links->apply = bx_apply;
+		xf->links->apply_arg = &lk;
 		xf->links->t0 = t0;
+	}
 	bx_progress(x, xf, t0, una0);
 	for (;;) {
 		uint64_t now = fj_mono_ms();
@@ -823,6 +889,8 @@ static void bx_transfer(struct bx *x, struct bpath *bp, size_t n, const struct e
 	}
 	bs_finish(&s);
 	bx_progress(x, xf, t0, una0);
+	if (xf->links)
+		xf->links->apply = NULL; /* lk goes with this frame */
 	res->max_subflows = s.max_alive;
 	if (t_end && bx_check(x, xf, out, res, t_end - t0) == 0) {
 		res->done = 1;
@@ -983,7 +1051,11 @@ static void bx_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, 
 		exp_fail(out, "out of memory");
 		return;
 	}
-	cfg.max_subflows = (uint8_t)(n > 1 ? n : 1);
+	/*
+	 * One more than the paths: libmps counts the initial subflow even once
+	 * it is gone, and its pair then comes back as a join (bx_reopen()).
+	 */
+	cfg.max_subflows = (uint8_t)(n + 1 < BX_MAX_SUBFLOWS ? n + 1 : BX_MAX_SUBFLOWS);
 	bundled_cfg_buffers(bundled_get(), &cfg);
 	rc = bundled_io_open(&x->io, bundled_get()->tun, &cfg, 1, why, sizeof(why));
 	if (rc < 0) {
@@ -1321,6 +1393,7 @@ static void rr_body(struct bx *x, struct bpath *bp, size_t n, void *arg, const s
 	struct exp_bundled_rr *r = arg;
 	struct bsampler s = { .out = out, .csv = r->csv, .c = x->c, .paths = bp, .n_paths = n };
 	struct rr_wait w = { x, &s, bp, n, r->links, env, out, res, 0, 0 };
+	struct bx_links lk = { x, bp, n };
 	uint8_t *req = calloc(1, r->request_bytes), *rsp = malloc(r->response_bytes),
 		*want = malloc(r->response_bytes);
 	struct exp_trace *trace = r->trace;
@@ -1342,6 +1415,8 @@ static void rr_body(struct bx *x, struct bpath *bp, size_t n, void *arg, const s
 	next_start = r->t0;
 	res->t0_mono = r->t0;
 	if (r->links) {
+		r->links->apply = bx_apply;
+		r->links->apply_arg = &lk;
 		r->links->t0 = r->t0;
 		exp_link_run_due(r->links, out);
 	}
@@ -1391,6 +1466,8 @@ static void rr_body(struct bx *x, struct bpath *bp, size_t n, void *arg, const s
 			bs_sample(&s);
 	}
 	r->t_end = fj_mono_ms();
+	if (r->links)
+		r->links->apply = NULL; /* lk goes with this frame */
 	if (rc)
 		rr_fail(&w, r->n, rc);
 	bs_finish(&s);

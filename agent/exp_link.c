@@ -48,6 +48,16 @@ static const char *isp_addr(const Fjord__V1__RunCommand *cmd, const char *isp, c
 	return NULL;
 }
 
+static int has_local_isp(const Fjord__V1__RunCommand *cmd, const char *isp)
+{
+	size_t i;
+
+	for (i = 0; i < cmd->run->n_paths; i++)
+		if (cmd->run->paths[i]->local_isp && !strcmp(cmd->run->paths[i]->local_isp, isp))
+			return 1;
+	return 0;
+}
+
 static int expand(const char *tmpl, const char *site, const char *isp, const char *action,
 		  const char *addr, char *out, size_t len)
 {
@@ -162,16 +172,6 @@ int exp_link_prepare(const Fjord__V1__RunCommand *cmd, const Fjord__V1__Handover
 			 h->n_events);
 		return -EINVAL;
 	}
-	/*
-	 * The kernel endpoint changes act on the kernel's MPTCP only; the
-	 * bundled stack's paths go down and up by the hook (the testbed's links).
-	 */
-	if (bundled && (!tmpl || !tmpl[0])) {
-		exp_fail(out, "handover on the bundled stack needs a link hook (agent link_hook or "
-			      "FJORD_LINK_HOOK): without one the agent changes the kernel's MPTCP "
-			      "endpoints, which the bundled stack does not use");
-		return -EINVAL;
-	}
 	if (tmpl && tmpl[0] && !safe_word(site)) {
 		exp_fail(out, "run.client_site \"%.64s\" cannot go into the link hook", site);
 		return -EINVAL;
@@ -203,17 +203,35 @@ int exp_link_prepare(const Fjord__V1__RunCommand *cmd, const Fjord__V1__Handover
 				 i, e->isp);
 			return -EINVAL;
 		}
-		if (bundled && !strcmp(e->action, "backup")) {
+		/*
+		 * The kernel endpoint changes act on the kernel's MPTCP only; the
+		 * bundled stack's paths go down and up by the hook (the testbed's
+		 * links).
+		 */
+		if (bundled && (!tmpl || !tmpl[0]) && strcmp(e->action, "backup")) {
 			exp_fail(
 				out,
-				"handover.events[%zu].action backup is not available on the bundled "
-				"stack (down and up are)",
-				i);
+				"handover.events[%zu]: %s on the bundled stack needs a link hook "
+				"(agent link_hook or FJORD_LINK_HOOK): without one the agent "
+				"changes the kernel's MPTCP endpoints, which the bundled stack does "
+				"not use",
+				i, e->action);
 			return -EINVAL;
 		}
 		le->at_ms = e->at_ms;
 		snprintf(le->action, sizeof(le->action), "%s", e->action);
 		snprintf(le->isp, sizeof(le->isp), "%s", e->isp);
+		/* The bundled stack's subflows get MP_PRIO from the run itself (apply). */
+		if (bundled && !strcmp(e->action, "backup")) {
+			if (!has_local_isp(cmd, e->isp)) {
+				exp_fail(
+					out,
+					"handover.events[%zu].isp %s: no run path has that local ISP",
+					i, e->isp);
+				return -EINVAL;
+			}
+			continue;
+		}
 		/* Backup is the MPTCP priority of the subflows, always the kernel endpoint's flag. */
 		if (tmpl && tmpl[0] && strcmp(e->action, "backup") != 0) {
 			if (expand(tmpl, site, e->isp, e->action, a ? a : "", le->cmd,
@@ -267,14 +285,24 @@ uint32_t exp_link_run_due(struct exp_link_sched *ls, struct exp_out *out)
 
 	while (ls->next < ls->n && now >= ls->t0 + ls->ev[ls->next].at_ms) {
 		struct exp_link_event *e = &ls->ev[ls->next++];
-		char d[EXP_LINK_CMD_MAX + 64];
+		char d[EXP_LINK_CMD_MAX + 64], what[160];
+		int ok;
 
-		e->pid = spawn(e->cmd);
+		if (e->cmd[0]) {
+			e->pid = spawn(e->cmd);
+			ok = e->pid > 0;
+		} else if (ls->apply) {
+			ok = ls->apply(ls->apply_arg, e, what, sizeof(what)) == 0;
+		} else {
+			ok = 0;
+			snprintf(what, sizeof(what), "nothing in this run applies it");
+		}
 		e->fired = 1;
 		if (!strcmp(e->action, "down") && ls->first_down_ms < 0)
 			ls->first_down_ms = (int64_t)now;
-		snprintf(d, sizeof(d), "%s %s at +%u ms: %s", e->isp, e->action, e->at_ms, e->cmd);
-		exp_add_event(out, e->pid > 0 ? "link_event" : "link_event_failed", d, 0);
+		snprintf(d, sizeof(d), "%s %s at +%u ms: %s", e->isp, e->action, e->at_ms,
+			 e->cmd[0] ? e->cmd : what);
+		exp_add_event(out, ok ? "link_event" : "link_event_failed", d, 0);
 	}
 	if (ls->next >= ls->n)
 		return UINT32_MAX;

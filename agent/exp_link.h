@@ -8,8 +8,9 @@
  * ISP's local address: "down" deletes it (the kernel closes its subflows),
  * "up" adds it again as it was, "backup" sets its backup flag. Commands run
  * in the background; their exit status becomes an event. A bundled-stack run
- * (run.stack) needs the hook, and has down and up only: endpoints are the
- * kernel's.
+ * (run.stack) needs the hook for down and up (endpoints are the kernel's), and
+ * its "backup" is done by the run itself (exp_link_sched.apply): MP_PRIO on
+ * the subflows from the ISP's bundled address.
  */
 #ifndef AGENT_EXP_LINK_H
 #define AGENT_EXP_LINK_H
@@ -26,7 +27,7 @@ struct exp_link_event {
 	uint32_t at_ms;
 	char action[8]; /* down, up, backup */
 	char isp[65];
-	char cmd[EXP_LINK_CMD_MAX];
+	char cmd[EXP_LINK_CMD_MAX]; /* "" for an event applied by the run (apply) */
 	int fired;
 	pid_t pid;
 };
@@ -37,6 +38,13 @@ struct exp_link_sched {
 	unsigned int during;   /* events fired while the transfer ran (set by exp_link_finish) */
 	int64_t first_down_ms; /* mono ms of the first "down", or -1 */
 	uint64_t t0;
+	/*
+	 * Set by a bundled run before t0: applies an event without a command
+	 * ("backup") to its connection. Returns 0 with what it did in buf, or a
+	 * negative errno with why not.
+	 */
+	int (*apply)(void *arg, const struct exp_link_event *e, char *buf, size_t len);
+	void *apply_arg;
 };
 
 /*
