@@ -30,7 +30,7 @@
 #define HOST_RCVBUF    (8 << 20) /* packet sockets: room for a window while we are busy */
 #define HOST_NFT_OUT   2048	 /* nft's output we keep (messages, table lists) */
 #define HOST_SCRIPT    4096	 /* longest ruleset: 9 IPv6 addresses and 9 ports fit */
-#define HOST_RESV      (MPS_HOST_MAX_ADDRS * MPS_HOST_MAX_PORTS)
+#define HOST_RESV      (MPS_HOST_MAX_ADDRS * (MPS_HOST_MAX_PORTS + 1))
 #define HOST_PREFIX    "fjmps_"	       /* our tables: fjmps_PID_N */
 #define HOST_NFT_PATH  "/usr/sbin/nft" /* Debian's; else nft from PATH */
 
@@ -658,6 +658,35 @@ static int bind_probe(const struct mps_addr *a, uint16_t port, int *fd_out)
 	return rc;
 }
 
+/*
+ * Two adapters with ephemeral ports on one address would each see the
+ * other's segments, and each stack would answer them with RSTs. The first
+ * holds the range's first port with a kernel socket, so a second one is
+ * refused (the stack may still pick that port: the kernel never sees its
+ * segments).
+ */
+static int hold_ephemeral(struct mps_host *h, const struct mps_addr *a, const char *s, char *why,
+			  size_t whylen)
+{
+	unsigned int k;
+	int rc;
+
+	if (!h->cfg.ephemeral)
+		return 0;
+	for (k = 0; k < h->cfg.nports; k++)
+		if (h->cfg.ports[k] == MPS_HOST_PORT_MIN)
+			return 0; /* held already as a listening port */
+	rc = bind_probe(a, MPS_HOST_PORT_MIN, &h->resv[h->nresv]);
+	if (!rc)
+		h->nresv++;
+	else if (rc == -EADDRINUSE)
+		say(why, whylen,
+		    "port %d on %s is taken: another host adapter opens connections from this "
+		    "address (one at a time per address), or a kernel socket holds the port",
+		    MPS_HOST_PORT_MIN, s);
+	return rc;
+}
+
 static int reserve_ports(struct mps_host *h, char *why, size_t whylen)
 {
 	char s[INET6_ADDRSTRLEN];
@@ -680,6 +709,8 @@ static int reserve_ports(struct mps_host *h, char *why, size_t whylen)
 				say(why, whylen, "port %u on %s is taken by a kernel socket",
 				    h->cfg.ports[k], s);
 		}
+		if (!rc)
+			rc = hold_ephemeral(h, &h->cfg.addrs[i], s, why, whylen);
 		if (rc) {
 			if (rc != -EADDRINUSE)
 				say(why, whylen, "%s: %s", s, strerror(-rc));

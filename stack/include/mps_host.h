@@ -35,6 +35,10 @@
  * itself (net.ipv4.ip_local_port_range outside them, or the overlap listed
  * in net.ipv4.ip_local_reserved_ports). Linux's default range 32768-60999
  * overlaps: set it to "32768 49151" in the node's (or namespace's) sysctls.
+ * One adapter with ephemeral ports per address at a time (it holds port
+ * MPS_HOST_PORT_MIN there with a kernel socket; a second one is refused),
+ * since each would see the other's segments and its stack answer them with
+ * RSTs.
  *
  * Needs CAP_NET_RAW and CAP_NET_ADMIN (root) and the nft program. Packets
  * the adapter receives bypass the kernel's input firewall (AF_PACKET sees

@@ -12,7 +12,8 @@
 #  5. SIGTERM and SIGKILL: the adapter's nftables table goes with SIGTERM;
 #     one left by SIGKILL is removed by the next --host run.
 #  6. Refusals: a client while the kernel's port range overlaps the stack's,
-#     an address that is not A's, --tun with --host.
+#     an address that is not A's, --tun with --host, a second client adapter
+#     on an address while the first one sends.
 # Checks: equal SHA-256, two subflows on both sides (the kernel's
 # MPTCP_INFO), data over both, no RST reaching B and none sent by the kernel
 # in A, whose TCP never saw the stack's segments (nftables counters), the
@@ -39,8 +40,10 @@ A=fjhosta-$$
 B=fjhostb-$$
 TMP=$(mktemp -d)
 PID=
+PID2=
 cleanup() {
 	[ -n "$PID" ] && kill "$PID" 2>/dev/null || true
+	[ -n "$PID2" ] && kill "$PID2" 2>/dev/null || true
 	ip netns del "$A" 2>/dev/null || true
 	ip netns del "$B" 2>/dev/null || true
 	rm -rf "$TMP"
@@ -227,6 +230,29 @@ rc=0
 "$PERF" server --host --tun x --addr 10.83.1.1 --port 5110 >"$TMP/perf.json" 2>"$TMP/perf.err" ||
 	rc=$?
 check "--tun with --host: usage" "2 1" "$rc $(grep -c 'exclude each other' "$TMP/perf.err" || true)"
+# One client-role adapter per address: a second one while the first sends is refused.
+ip -n "$B" mptcp endpoint flush
+ip netns exec "$B" timeout -k 5 30 python3 "$PEER" recv 0.0.0.0 5111 >"$TMP/peer.json" &
+PID=$!
+wait_listen "$B" 5111
+ip netns exec "$A" timeout -k 5 30 "$PERF" client --host --addr 10.83.1.1 --remote 10.83.1.2 \
+	--port 5111 --mode send --time 3 >"$TMP/perf1.json" 2>"$TMP/perf1.err" &
+PID2=$!
+wait_table
+rc=0
+ip netns exec "$A" "$PERF" client --host --addr 10.83.1.1 --remote 10.83.1.2 --port 5111 \
+	--mode send >"$TMP/perf.json" 2>"$TMP/perf.err" || rc=$?
+check "second client adapter on one address: refused" 1 "$rc"
+check "second client adapter on one address: the message says why" 1 \
+	"$(grep -c 'another host adapter opens connections from this address' "$TMP/perf.err" || true)"
+rc=0
+wait "$PID2" || rc=$?
+PID2=
+wait "$PID" || true
+PID=
+check "the first client went on undisturbed" "0 $(jget sha256 <"$TMP/peer.json")" \
+	"$rc $(jget sha256 <"$TMP/perf1.json")"
+check "and left no table" 0 "$(tables_left)"
 check "RSTs reaching the kernel peer over the whole run" 0 "$(rst_count "$B")"
 
 ip netns del "$A"
