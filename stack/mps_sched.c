@@ -335,6 +335,8 @@ uint64_t mps_conn_wnd_edge(const struct mps_conn *c)
 	return c->snd_wnd_edge ? c->snd_wnd_edge : c->snd_una_dsn + c->sf.snd_wnd;
 }
 
+#define DTX_CHUNK (64u << 10) /* bytes one data-level timeout resends */
+
 static bool dtx_outstanding(const struct mps_conn *c)
 {
 	return c->mptcp && !c->reset &&
@@ -460,8 +462,15 @@ void mps_dtx_timer(struct mps_conn *c, uint64_t now)
 	}
 	c->st->counters[MPS_CNT_DATA_RTO]++;
 	if (c->snd_una_dsn < c->snd_nxt_dsn) {
-		/* Everything not DATA_ACKed goes again first, on any subflow. */
+		/*
+		 * The oldest data not DATA_ACKed goes again first, on any subflow:
+		 * at most DTX_CHUNK, as Linux's MPTCP-level retransmission resends
+		 * its first fragment, since the peer may lack only part of it; a
+		 * DATA_ACK that moves re-arms the timer for the next.
+		 */
 		len = c->snd_nxt_dsn - c->snd_una_dsn;
+		if (len > DTX_CHUNK)
+			len = DTX_CHUNK;
 		if (c->nrq == MPS_REINJECT_MAX)
 			c->nrq--;
 		memmove(&c->rq[1], &c->rq[0], c->nrq * sizeof(c->rq[0]));

@@ -1476,6 +1476,115 @@ static void test_data_level_retransmission(void)
 }
 
 /*
+ * A data-level timeout resends the oldest data not DATA_ACKed, 64 KiB of it,
+ * not everything outstanding (as Linux's MPTCP-level retransmission resends
+ * its first fragment): a peer that lacks only part of the data is not sent
+ * the rest again. The peer here announces window scaling, so that 200 KB
+ * can be outstanding; it acknowledges all of it on the subflow and none at
+ * the data level.
+ */
+static void test_data_level_retransmission_chunk(void)
+{
+	static const uint32_t total = 200000, chunk = 64u << 10;
+	struct mps_config ccfg = { .seed = 39 }, scfg = { .seed = 40 };
+	struct mps_opt o = { .subtype = MPS_MPTCP_SUB_CAPABLE }, r;
+	uint8_t pkt[2048], opts[MPS_MAX_OPTS], wpkt[2048];
+	static uint8_t data[200000];
+	uint64_t idsn, got = 0, again = 0, first_dsn = 0;
+	uint32_t siss, nxt;
+	struct mps_addr xa;
+	struct mps_conn *s = NULL;
+	struct mps_seg seg;
+	struct jworld w;
+	long steps;
+	size_t i;
+	int n;
+
+	jworld_init(&w, &ccfg, &scfg);
+	xa = w.x;
+	xa.port = 42001;
+	/* SYN with window scaling 7 and MP_CAPABLE, written by hand. */
+	o.mpc.form = MPS_MPC_SYN;
+	o.mpc.version = MPS_MPTCP_VERSION;
+	o.mpc.flags = MPS_MPC_FLAG_H;
+	o.mpc.snd_key = 0x2122334455667788ULL;
+	opts[0] = MPS_TCPOPT_NOP;
+	opts[1] = MPS_TCPOPT_WS;
+	opts[2] = MPS_TCPOLEN_WS;
+	opts[3] = 7;
+	n = mps_opt_build(&o, opts + 4, sizeof(opts) - 4);
+	CU_ASSERT_FATAL(n > 0);
+	n += 4;
+	while (n % 4)
+		opts[n++] = MPS_TCPOPT_NOP;
+	{
+		struct mps_pkt_spec ps = { .local = &xa,
+					   .remote = &w.srv,
+					   .seq = 9000,
+					   .flags = MPS_TCP_SYN,
+					   .win = 65535,
+					   .opts = opts,
+					   .optlen = n };
+
+		n = mps_tcp_write_packet(w.raw, &ps, wpkt, sizeof(wpkt));
+		CU_ASSERT_FATAL(n > 0);
+		CU_ASSERT_EQUAL(mps_sim_link_ops.send(w.port[2], wpkt, (size_t)n, w.now), 0);
+	}
+	CU_ASSERT_FATAL(raw_recv(&w, pkt, &seg, MPS_MPTCP_SUB_CAPABLE, &r));
+	CU_ASSERT_EQUAL_FATAL(r.mpc.form, MPS_MPC_SYNACK);
+	siss = seg.seq;
+	o.mpc.form = MPS_MPC_ACK;
+	o.mpc.rcv_key = r.mpc.snd_key;
+	mps_key_token_idsn(r.mpc.snd_key, NULL, &idsn);
+	raw_send(&w, &xa, &w.srv, 9001, siss + 1, MPS_TCP_ACK, &o);
+	for (steps = 0; steps < 1000 && !s; steps++) {
+		jstep(&w);
+		s = mps_accept(w.st[1]);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	for (i = 0; i < total; i++)
+		data[i] = stream_byte(i);
+	CU_ASSERT_EQUAL(mps_send(s, data, total), (ssize_t)total);
+	/* Every segment acknowledged on the subflow; the DATA_ACK stays at the start. */
+	nxt = siss + 1;
+	for (steps = 0; steps < 100000 && got < total; steps++) {
+		if (!raw_recv(&w, pkt, &seg, MPS_MPTCP_SUB_DSS, &r))
+			break;
+		if (!seg.payload_len || seg.seq != nxt)
+			continue;
+		got += seg.payload_len;
+		nxt += seg.payload_len;
+		o.subtype = MPS_MPTCP_SUB_DSS;
+		o.dss.flags = MPS_DSS_FLAG_A | MPS_DSS_FLAG_a;
+		o.dss.data_ack = idsn + 1;
+		raw_send(&w, &xa, &w.srv, 9001, nxt, MPS_TCP_ACK, &o);
+	}
+	CU_ASSERT_EQUAL_FATAL(got, total);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_DATA_RTO), 0);
+	/* The timeout: the first 64 KiB again, as new subflow data, at their DSNs. */
+	for (steps = 0; steps < 100000 && mps_stack_counter(w.st[1], MPS_CNT_DATA_RTO) < 2;
+	     steps++) {
+		if (!raw_recv(&w, pkt, &seg, MPS_MPTCP_SUB_DSS, &r))
+			break;
+		if (!seg.payload_len || r.subtype != MPS_MPTCP_SUB_DSS ||
+		    !(r.dss.flags & MPS_DSS_FLAG_M) ||
+		    mps_stack_counter(w.st[1], MPS_CNT_DATA_RTO) != 1)
+			continue;
+		if (!again)
+			first_dsn = r.dss.dsn;
+		CU_ASSERT_EQUAL(memcmp(seg.payload, data + (r.dss.dsn - idsn - 1), seg.payload_len),
+				0);
+		again += seg.payload_len;
+		nxt = seg.seq + seg.payload_len;
+		o.dss.data_ack = idsn + 1;
+		raw_send(&w, &xa, &w.srv, 9001, nxt, MPS_TCP_ACK, &o);
+	}
+	CU_ASSERT_EQUAL(first_dsn, idsn + 1);
+	CU_ASSERT_EQUAL(again, chunk);
+	jworld_free(&w);
+}
+
+/*
  * The initial path fails, then comes back: the client's path manager opens
  * the pair (first address to the server's) again, as a join, and the new
  * subflow carries data.
@@ -2226,6 +2335,7 @@ static const struct fj_test tests[] = {
 	{ "two_path_lossy", test_two_path_lossy },
 	{ "conn_window_two_subflows", test_conn_window_two_subflows },
 	{ "data_level_retransmission", test_data_level_retransmission },
+	{ "data_level_retransmission_chunk", test_data_level_retransmission_chunk },
 	{ "lia_shared_bottleneck", test_lia_shared_bottleneck },
 	{ "initial_path_dies", test_initial_path_dies },
 	{ "initial_addr_removed", test_initial_addr_removed },
