@@ -26,7 +26,7 @@ BYTES=${FJ_INTEROP_MPFAIL_BYTES:-4194304}
 OFFSET=300000 # past the first mappings: Linux has seen good checksums by then
 QUEUE=7
 PERF=build/mpsperf
-EMU=build/fjord-linkemu
+EMU=${FJ_LINKEMU:-build/fjord-linkemu} # FJ_LINKEMU: another build, e.g. with sanitizers
 NAME=kernel_mpfail
 
 if [ "$(id -u)" != 0 ]; then
