@@ -35,12 +35,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "agent_arena.h"
-#include "agent_sysinfo.h"
 #include "bundled.h"
 #include "exp.h"
 #include "exp_pcap.h"
@@ -279,38 +279,40 @@ static int echo_some(int fd)
 /*
  * A kernel MPTCP socket that asks for DSS checksums. Linux takes
  * net.mptcp.checksum_enabled of the namespace when the socket is made and
- * has no per-socket switch, so the sysctl is 1 for just this socket() call
- * (other sockets made in that instant ask for checksums too, which a peer
- * honours anyway). Returns the fd or a negative errno; *why says what went
- * wrong with the sysctl, if anything (the socket is made regardless: the
- * node may have checksums on already, and MPTCP_INFO tells).
+ * has no per-socket switch, so the sysctl is 1 for just this socket() call.
+ * The sysctl file is flock()ed meanwhile: another probe of the node doing
+ * the same waits rather than find it 1, leave it alone and see it put back
+ * to 0 before its own socket() (sockets made otherwise in that instant ask
+ * for checksums too, which a peer honours anyway). Returns the fd or a
+ * negative errno; *why says what went wrong with the sysctl, if anything
+ * (the socket is made regardless: the node may have checksums on already,
+ * and MPTCP_INFO tells).
  */
 static int csum_socket(int family, char *why, size_t len)
 {
-	static const char path[] = "/proc/sys/net/mptcp/checksum_enabled";
-	char was[16] = "";
-	int fd, sfd = -1, e;
+	char was[8] = "";
+	ssize_t n = -1;
+	int fd, sfd, e;
 
 	why[0] = 0;
-	if (agent_sysinfo_mptcp_sysctl("checksum_enabled", was, sizeof(was)) < 0)
-		snprintf(why, len, "net.mptcp.checksum_enabled unreadable");
-	else if (strcmp(was, "0") == 0)
-		sfd = open(path, O_WRONLY | O_CLOEXEC);
-	if (sfd >= 0 && write(sfd, "1", 1) != 1) {
+	sfd = open("/proc/sys/net/mptcp/checksum_enabled", O_RDWR | O_CLOEXEC);
+	if (sfd < 0)
 		snprintf(why, len, "net.mptcp.checksum_enabled: %s", strerror(errno));
-		close(sfd);
-		sfd = -1;
-	} else if (strcmp(was, "0") == 0 && sfd < 0) {
+	else if (flock(sfd, LOCK_EX) < 0 || (n = pread(sfd, was, sizeof(was) - 1, 0)) <= 0)
+		snprintf(why, len, "net.mptcp.checksum_enabled unreadable: %s",
+			 n == 0 ? "empty" : strerror(errno));
+	else if (was[0] != '0')
+		n = -1; /* on already: nothing to put back */
+	else if (pwrite(sfd, "1", 1, 0) != 1) {
 		snprintf(why, len, "net.mptcp.checksum_enabled: %s", strerror(errno));
+		n = -1;
 	}
 	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_MPTCP);
 	e = errno;
-	if (sfd >= 0) {
-		if (pwrite(sfd, "0", 1, 0) != 1)
-			snprintf(why, len, "net.mptcp.checksum_enabled stayed 1: %s",
-				 strerror(errno));
-		close(sfd);
-	}
+	if (sfd >= 0 && n > 0 && pwrite(sfd, "0", 1, 0) != 1)
+		snprintf(why, len, "net.mptcp.checksum_enabled stayed 1: %s", strerror(errno));
+	if (sfd >= 0)
+		close(sfd); /* and the lock with it */
 	return fd < 0 ? -e : fd;
 }
 
