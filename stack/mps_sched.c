@@ -178,11 +178,12 @@ bool mps_sf_usable(const struct mps_subflow *sf)
 
 static bool has_room(const struct mps_subflow *sf)
 {
-	uint32_t flight = sf->snd_max - sf->snd_una;
+	uint32_t flight = sf->snd_max - sf->snd_una, mss = mps_sf_mss(sf->conn, sf);
 	/* In SACK recovery, pipe is what the congestion window bounds (RFC 6675). */
-	uint32_t used = mps_sack_pipe(sf, mps_sf_mss(sf->conn, sf));
+	uint32_t used = mps_sack_pipe(sf, mss);
 
-	return (used < sf->cwnd && flight < sf->snd_wnd) || (sf->snd_wnd == 0 && flight == 0);
+	return (used < mps_send_cwnd(sf, mss) && flight < sf->snd_wnd) ||
+	       (sf->snd_wnd == 0 && flight == 0);
 }
 
 static struct mps_subflow *lowrtt_pick(struct mps_conn *c)

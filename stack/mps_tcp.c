@@ -1071,10 +1071,29 @@ static void enter_recovery(struct mps_conn *c, struct mps_subflow *sf, uint32_t 
 		if (sf->sacked[0].left - sf->snd_una < mss)
 			sf->rexmit_max = sf->sacked[0].left - sf->snd_una;
 	} else {
-		sf->cwnd = sf->ssthresh + 3 * mss;
+		/* Inflated by the duplicate ACKs seen (three, or fewer by early retransmit). */
+		sf->cwnd = sf->ssthresh + (sf->dupacks < 3 ? sf->dupacks : 3) * mss;
 		sf->rexmit_next = sf->snd_una + mss;
 	}
 	c->st->counters[MPS_CNT_FAST_RETRANS]++;
+}
+
+/*
+ * Early retransmit (RFC 5827): with fewer than four segments out and no
+ * new data to send, three duplicate ACKs can never come, so one fewer
+ * than the segments out will do (at least one). With SACK the segments
+ * SACKed count, as a receiver may answer two of them with one ACK.
+ */
+static bool early_retransmit(const struct mps_conn *c, const struct mps_subflow *sf,
+			     uint32_t flight, uint32_t mss)
+{
+	uint32_t oseg = (flight + mss - 1) / mss, seen = sf->dupacks;
+	uint64_t sacked = sf->sack_ok ? (sacked_bytes(sf) + mss - 1) / mss : 0;
+
+	if (sacked > seen)
+		seen = (uint32_t)sacked;
+	return oseg >= 2 && oseg < 4 && seen >= oseg - 1 && c->snd_nxt_dsn >= mps_data_end_dsn(c) &&
+	       !c->nrq;
 }
 
 #define HS_SAMPLES    8	    /* RTT samples per round before HyStart++ judges it */
@@ -1175,7 +1194,8 @@ static bool process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct
 			const struct mps_tcpopts *t, uint64_t now)
 {
 	uint32_t mss = mps_sf_mss(c, sf), acked, flight;
-	bool win_update = false;
+	bool win_update = false, sack_new;
+	uint64_t sacked_before = sacked_bytes(sf);
 
 	/*
 	 * RFC 9293 §3.10.7.4 and RFC 5961 §5.2: an ACK of data never sent, or
@@ -1189,6 +1209,7 @@ static bool process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct
 		return false;
 	}
 	sack_update(sf, t, SEQ_GT(s->ack, sf->snd_una) ? s->ack : sf->snd_una);
+	sack_new = sacked_bytes(sf) > sacked_before;
 	lost_retrans_check(c, sf);
 	if (SEQ_LT(sf->snd_wl1, s->seq) ||
 	    (sf->snd_wl1 == s->seq && SEQ_LEQ(sf->snd_wl2, s->ack))) {
@@ -1232,8 +1253,12 @@ static bool process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct
 		sf->probe_answered = true;
 		return true;
 	}
+	/*
+	 * A duplicate ACK (RFC 5681 §2); with SACK, one that tells of more data
+	 * received counts even if its window changed (RFC 6675 §2).
+	 */
 	if (s->ack == sf->snd_una && s->payload_len == 0 && !(s->flags & MPS_TCP_FIN) &&
-	    !win_update && flight > 0) {
+	    (!win_update || sack_new) && flight > 0) {
 		sf->dupacks++;
 		/*
 		 * Fast retransmit and recovery (RFC 5681 §3.2, RFC 6582), or with
@@ -1241,7 +1266,7 @@ static bool process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct
 		 * shows the first segment lost (RFC 6675 §5).
 		 */
 		if (!sf->in_recovery &&
-		    (sf->dupacks == 3 ||
+		    (sf->dupacks == 3 || early_retransmit(c, sf, flight, mss) ||
 		     (sf->sack_ok && sf->nsacked && hole_lost(sf, 0, sacked_bytes(sf), mss)))) {
 			enter_recovery(c, sf, mss);
 		} else if (sf->in_recovery && sf->sack_recovery) {

@@ -25,6 +25,18 @@ static inline uint64_t mps_data_end_dsn(const struct mps_conn *c)
 }
 
 /*
+ * The congestion window new data may fill: limited transmit (RFC 3042)
+ * lets each of the first two duplicate ACKs outside recovery send one
+ * segment more, so that a small window still gets its third.
+ */
+static inline uint32_t mps_send_cwnd(const struct mps_subflow *sf, uint32_t mss)
+{
+	if (sf->in_recovery || !sf->dupacks)
+		return sf->cwnd;
+	return sf->cwnd + (sf->dupacks < 2 ? sf->dupacks : 2) * mss;
+}
+
+/*
  * Send map of a subflow (mps_sched.c): which DSNs its sequence numbers
  * carry. smap_find gives the DSN at seq and the bytes of that piece from
  * there; smap_dsn_at also answers for the end of the last piece.

@@ -694,11 +694,11 @@ static int send_from(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, u
 	if (!one) {
 		/* In SACK recovery the congestion window bounds pipe (RFC 6675), not the flight. */
 		uint32_t used = sf->sack_recovery ? mps_sack_pipe(sf, mss) : flight;
+		uint32_t cwnd = fresh ? mps_send_cwnd(sf, mss) : sf->cwnd;
 
-		if (used >= sf->cwnd || flight >= sf->snd_wnd)
+		if (used >= cwnd || flight >= sf->snd_wnd)
 			return 0;
-		wnd = sf->cwnd - used < sf->snd_wnd - flight ? sf->cwnd - used
-							     : sf->snd_wnd - flight;
+		wnd = cwnd - used < sf->snd_wnd - flight ? cwnd - used : sf->snd_wnd - flight;
 		if (len > wnd)
 			len = wnd;
 	}

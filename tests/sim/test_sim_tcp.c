@@ -1374,6 +1374,77 @@ static void test_sack_burst_repair(void)
 }
 
 /*
+ * Early retransmit (RFC 5827): three segments of a small request, the first
+ * lost, nothing more to send. Two duplicate ACKs are all that can come, so
+ * the sender retransmits on the second instead of waiting for its RTO (at
+ * least 200 ms): the request is complete about two round trips after it
+ * went, with no timeout.
+ */
+static void test_early_retransmit(void)
+{
+	static const struct mps_sim_link_cfg link = { .delay_us = 10000, .mtu = 1500 };
+	struct mps_config cfg = { .seed = 63 };
+	struct burst *b = &the_burst;
+	uint8_t buf[3000];
+	uint64_t start, rcvd = 0;
+	struct mps_conn *c, *s;
+	struct world w;
+	long steps;
+	ssize_t n;
+	int i, err;
+
+	world_init(&w, 4, &link, &cfg, &cfg, 64);
+	c = establish(&w, &s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	memset(b, 0, sizeof(*b));
+	b->client = w.port[0];
+	b->server = w.port[1];
+	b->c = c;
+	b->from = 1; /* the first data packet from now on */
+	b->n = 1;
+	for (i = 0; i < (int)sizeof(buf); i++)
+		buf[i] = (uint8_t)i;
+	CU_ASSERT_EQUAL_FATAL(mps_send(c, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	start = w.now;
+	for (steps = 0; steps < STEP_CAP && rcvd < sizeof(buf); steps++) {
+		uint64_t t = MPS_TIME_NEVER, v;
+		struct mps_event ev;
+
+		for (i = 0; i < 2; i++) {
+			mps_pump(w.st[i], &burst_ops, w.port[i], w.now, &err);
+			CU_ASSERT_EQUAL(err, 0);
+			while (mps_next_event(w.st[i], &ev) == 0)
+				;
+		}
+		while ((n = mps_recv(s, buf, sizeof(buf))) > 0) {
+			for (i = 0; i < n; i++)
+				CU_ASSERT_EQUAL(buf[i], (uint8_t)(rcvd + (uint64_t)i));
+			rcvd += (uint64_t)n;
+		}
+		for (i = 0; i < 2; i++) {
+			v = mps_next_wakeup(w.st[i]);
+			t = v < t ? v : t;
+			v = mps_sim_link_ops.next_ready(w.port[i]);
+			t = v < t ? v : t;
+		}
+		if (t == MPS_TIME_NEVER)
+			break;
+		if (t > w.now)
+			w.now = t;
+	}
+	CU_ASSERT_EQUAL(rcvd, sizeof(buf));
+	CU_ASSERT_EQUAL(b->data_pkts, 4); /* three, and the one repair */
+	CU_ASSERT_EQUAL(b->rexmits, 1);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_FAST_RETRANS), 1);
+	CU_ASSERT_EQUAL(mps_stack_counter(w.st[0], MPS_CNT_RETRANS_TIMEOUT), 0);
+	/* Two round trips of 20 ms and the delayed ACKs, well under the 200 ms RTO. */
+	CU_ASSERT(w.now - start < 100000);
+	mps_abort(c);
+	mps_abort(s);
+	world_free(&w);
+}
+
+/*
  * HyStart++ (RFC 9406): over a 50 Mbit/s path with a queue that never drops
  * (the simulator's holds 8192 packets) and windows that do not bind (4 MiB
  * buffers), plain slow start would double the window into the queue until
@@ -1512,6 +1583,7 @@ static const struct fj_test tests[] = {
 	{ "fastclose", test_fastclose },
 	{ "syn_retransmit", test_syn_retransmit },
 	{ "sack_burst_repair", test_sack_burst_repair },
+	{ "early_retransmit", test_early_retransmit },
 	{ "hystart_exit", test_hystart_exit },
 	{ "rcvbuf_autotune", test_rcvbuf_autotune },
 	{ NULL, NULL },
