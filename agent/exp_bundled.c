@@ -1429,7 +1429,9 @@ static void rr_body(struct bx *x, struct bpath *bp, size_t n, void *arg, const s
 		if (r->rate_per_s) {
 			if (fj_mono_ms() > next_start + 1)
 				r->late++;
-			else if ((rc = rr_until(&w, next_start)) < 0)
+			else
+				rc = rr_until(&w, next_start);
+			if (rc)
 				break;
 			next_start = r->t0 + (uint64_t)(r->n + 1) * 1000 / r->rate_per_s;
 		}
