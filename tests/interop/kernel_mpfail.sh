@@ -40,6 +40,7 @@ command -v iptables >/dev/null || { echo "$NAME: iptables missing (deploy/deps.s
 
 NS=fjmpf-$$
 TMP=$(mktemp -d)
+
 cleanup() {
 	[ -n "${PID:-}" ] && kill "$PID" 2>/dev/null || true
 	[ -n "${EMU_PID:-}" ] && kill "$EMU_PID" 2>/dev/null || true
@@ -49,6 +50,23 @@ cleanup() {
 trap cleanup EXIT INT TERM
 . tests/interop/interop_lib.sh
 fail=0
+
+# Its command line: every bad value refused with status 2 and the reason.
+bad_args() { # expected-message args...
+	_want=$1
+	shift
+	_rc=0
+	_msg=$("$EMU" "$@" 2>&1 >/dev/null) || _rc=$?
+	check "fjord-linkemu $* refused" "2 yes" \
+		"$_rc $(printf '%s' "$_msg" | grep -qF -e "$_want" && echo yes)"
+}
+bad_args '--payload-queue "abc" is not a queue number 0..65535' --payload-queue abc
+bad_args '--payload-queue "70000" is not a queue number' --payload-queue 70000
+bad_args '--rewrite-offset "-1" is not a byte offset 0..1073741824' --payload-queue 5 \
+	--rewrite-offset -1
+bad_args '--rewrite-offset "1073741825" is not a byte offset' --payload-queue 5 \
+	--rewrite-offset 1073741825
+bad_args 'usage: fjord-linkemu' --payload-queue 5 --topology x
 
 ip netns add "$NS"
 ip -n "$NS" link set lo up
