@@ -13,10 +13,11 @@
 #   autotuned to the agent's bundled_rcvbuf_max / bundled_sndbuf_max): every
 #   byte arrives, every run at most 105% of the sum, both uplinks carry data,
 #   and the median lies in BUNDLED_BAND (see there).
-# - bundled rr: 5 s at 20 transactions a second from ea over both uplinks:
-#   about 100 transactions, none late, every response checked; the median
-#   latency no shorter than the round trip over ispa (2 x (10 + 5) ms) and
-#   below the one over ispb (60 ms), as the lowrtt scheduler sends on ispa.
+# - rr, bundled and kernel side by side: 5 s at 20 transactions a second from
+#   ea over both uplinks: about 100 transactions, none late (the bundled one
+#   checks every response); the median latency no shorter than the round trip
+#   over ispa (2 x (10 + 5) ms) and below the one over ispb (60 ms), as both
+#   stacks' default schedulers send on the path with the lowest RTT.
 # - bundled handover: ea's ispa (the initial subflow's uplink) down from +3 s
 #   to +5 s (fjord-testbed set, the agents' link hook) during an 8 s upload
 #   and during 8 s of rr at 20/s, with the kernel handover's rules (2 link
@@ -79,6 +80,7 @@ cat >"$T/brr.json" <<JSON
 JSON
 EVENTS='"events": [ { "atMs": 3000, "isp": "ispa", "action": "down" },
                          { "atMs": 5000, "isp": "ispa", "action": "up" } ]'
+sed 's/bundled-rr/kernel-rr/; s/STACK_BUNDLED/STACK_KERNEL/' "$T/brr.json" >"$T/krr.json"
 cat >"$T/bho.json" <<JSON
 { "name": "tbe-bundled-handover", "type": "EXPERIMENT_TYPE_HANDOVER",
   "handover": { "bulk": { "durationS": 8 }, $EVENTS },
@@ -105,7 +107,7 @@ cat >"$T/probe.json" <<JSON
   "shareLinks": true, "deadlineS": 120, "pickupS": 110 }
 JSON
 
-NAMES="bulk1 bulk2 bulk3 bund1 bund2 bund3 brr bho bhorr probe"
+NAMES="bulk1 bulk2 bulk3 bund1 bund2 bund3 brr krr bho bhorr probe"
 EXPS=""
 for n in $NAMES; do
 	e=$(tbc_create "$n")
@@ -227,27 +229,30 @@ if bs:
                                           100 * BUNDLED_BAND[0], 100 * BUNDLED_BAND[1],
                                           " ".join("%.2f" % (g / 1e6) for g in bs)))
 
-# Bundled rr: the round trip over ispa is 2 x (10 + 5) ms, over ispb 60 ms.
+# rr, bundled and kernel: the round trip over ispa is 2 x (10 + 5) ms, over ispb 60 ms.
 RTT_A, RTT_B = 30000, 60000
-n = 0
-for r in rows("brr"):
-    n += 1
-    res, m = r["result"], metrics(r["result"])
-    check(r["run"].get("stack") == "STACK_BUNDLED" and res.get("ok", False),
-          "bundled rr succeeded %s" % res.get("error", ""))
-    t, p50 = m.get("transactions", 0), m.get("latency_p50_us", 0)
-    print("  brr: %d transactions, latency p50 %.1f p90 %.1f p99 %.1f max %.1f ms, "
-          "%d late" % (t, p50 / 1e3, m.get("latency_p90_us", 0) / 1e3,
-                       m.get("latency_p99_us", 0) / 1e3, m.get("latency_max_us", 0) / 1e3,
-                       m.get("late_starts", 0)))
-    check(98 <= t <= 101, "bundled rr: %d transactions of 100 scheduled" % t)
-    check(m.get("late_starts", 99) <= 2, "bundled rr: %d late starts" % m.get("late_starts", 99))
-    check(0.97 * RTT_A <= p50 < RTT_B, "bundled rr: median latency %.1f ms between the ispa "
-          "round trip (30 ms) and the ispb one (60 ms)" % (p50 / 1e3))
-    check(m.get("latency_p99_us", 0) < 4 * RTT_B, "bundled rr: p99 %.1f ms < 240 ms" % (
-        m.get("latency_p99_us", 0) / 1e3))
-    check(m.get("subflows_max", 0) == 2, "bundled rr: 2 subflows")
-check(n == 1, "bundled rr: one result, got %d" % n)
+for name, stack in (("brr", "STACK_BUNDLED"), ("krr", "STACK_KERNEL")):
+    n = 0
+    for r in rows(name):
+        n += 1
+        res, m = r["result"], metrics(r["result"])
+        check(r["run"].get("stack") == stack and res.get("ok", False),
+              "%s: %s run succeeded %s" % (name, stack, res.get("error", "")))
+        t, p50 = m.get("transactions", 0), m.get("latency_p50_us", 0)
+        print("  %s: %d transactions, latency p50 %.1f p90 %.1f p99 %.1f max %.1f ms, "
+              "%d late" % (name, t, p50 / 1e3, m.get("latency_p90_us", 0) / 1e3,
+                           m.get("latency_p99_us", 0) / 1e3,
+                           m.get("latency_max_us", 0) / 1e3, m.get("late_starts", 0)))
+        check(98 <= t <= 101, "%s: %d transactions of 100 scheduled" % (name, t))
+        check(m.get("late_starts", 99) <= 2, "%s: %d late starts" % (
+            name, m.get("late_starts", 99)))
+        check(0.97 * RTT_A <= p50 < RTT_B, "%s: median latency %.1f ms between the ispa "
+              "round trip (30 ms) and the ispb one (60 ms)" % (name, p50 / 1e3))
+        check(m.get("latency_p99_us", 0) < 4 * RTT_B, "%s: p99 %.1f ms < 240 ms" % (
+            name, m.get("latency_p99_us", 0) / 1e3))
+        if stack == "STACK_BUNDLED":
+            check(m.get("subflows_max", 0) == 2, "brr: 2 subflows")
+    check(n == 1, "%s: one result, got %d" % (name, n))
 
 # Bundled handover, the kernel handover's rules (testbed_campaign.sh).
 for name in ("bho", "bhorr"):
