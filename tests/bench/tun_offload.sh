@@ -2,8 +2,8 @@
 # The TUN adapter's offloads (stack/mps_tun.c: vnet header, GSO super-segments
 # out, merged packets in) on against off in one session: mps_twopath_raw.sh
 # (two unshaped veth paths) and mps_goodput.sh (one path through a TUN), each
-# run with MPS_TUN_OFFLOAD=1 (both halves), tx (super-segments out only, the
-# default of mps_tun_open()) and 0 (none), FJ_BENCH_TUN_MODES to choose,
+# run with MPS_TUN_OFFLOAD=1 (both halves, the default of mps_tun_open()), tx
+# (super-segments out only) and 0 (none), FJ_BENCH_TUN_MODES to choose,
 # FJ_BENCH_ROUNDS times alternating, so all see the same machine. Each run
 # also measures the kernel's own baseline. FJ_BENCH_PERF_OPTS (for example
 # "--rcvbuf 4194304 --sndbuf 4194304") goes to mpsperf as in those scripts.
