@@ -51,12 +51,6 @@ int exp_check(const Fjord__V1__RunCommand *cmd, char *buf, size_t len)
 				 "this agent has no bundled stack (bundled_tun is not configured)");
 			return -ENOTSUP;
 		}
-		if (cmd->spec->type == FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE) {
-			snprintf(buf, len,
-				 "the bundled stack runs bulk, echo, rr and handover experiments; "
-				 "probe runs on the kernel stack only so far");
-			return -ENOTSUP;
-		}
 	}
 	switch (cmd->spec->type) {
 	case FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_ECHO:

@@ -27,6 +27,13 @@
  *    seq_check says why and seq_quotes stays 0.
  * Findings go into Result.probe_findings, as metrics p<i>_<finding> (0/1) and
  * as events when something is wrong.
+ *
+ * With run.stack STACK_BUNDLED the connections are the bundled stack's
+ * (exp_probe_bundled.c): every path's MP_CAPABLE, NAT, MP_JOIN and ADD_ADDR
+ * check first on one stack, then every checksum test on a second one that
+ * asks for DSS checksums; the sequence-number check is the same as above,
+ * from the path's kernel address (the bundled address is routed into the
+ * TUN device, where no raw socket sees the routers' answers).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,6 +51,7 @@
 #include "bundled.h"
 #include "exp.h"
 #include "exp_pcap.h"
+#include "exp_probe_bundled.h"
 #include "exp_sock.h"
 #include "exp_tracebox.h"
 #include "fj_clock.h"
@@ -52,12 +60,8 @@
 #define PROBE_DEFAULT_TIMEOUT_MS 3000
 #define PROBE_MIN_TIMEOUT_MS	 100
 #define PROBE_MAX_TIMEOUT_MS	 60000
-#define PROBE_MAX_PATHS		 16
-#define PROBE_ECHO_BYTES	 (32 * 1024)
+#define PROBE_MAX_PATHS		 PROBE_BUNDLED_MAX_PATHS
 #define PROBE_JOIN_POLL_MS	 20
-/* The checksum test's echo: past the testbed's default rewrite_offset (64 KiB). */
-#define PROBE_CSUM_BYTES (256 * 1024)
-#define PROBE_CSUM_CHUNK (16 * 1024)
 /* Routers between two sites: a few on the testbed, rarely above 30 on the Internet. */
 #define PROBE_TBOX_MAX_TTL 12
 
@@ -491,6 +495,7 @@ static Fjord__V1__ProbeFinding *probe_path(const Fjord__V1__RunCommand *cmd,
 		return NULL;
 	mib_read(m0);
 	fjord__v1__probe_finding__init(f);
+	f->stack = FJORD__V1__STACK__STACK_KERNEL;
 	/* A path that fails is a finding of this path, not the run's failure. */
 	shadow.error = NULL;
 	sub.result = &shadow;
@@ -556,6 +561,10 @@ fail:
 	return f;
 }
 
+/*
+ * Metrics and events of finding f (path i). endpoints: the node's subflow
+ * endpoints (kernel), or the joins tried from other bundled addresses.
+ */
 static void finding_out(Fjord__V1__ProbeFinding *f, size_t i, unsigned int endpoints,
 			unsigned int timeout_ms, struct exp_out *out)
 {
@@ -593,16 +602,24 @@ static void finding_out(Fjord__V1__ProbeFinding *f, size_t i, unsigned int endpo
 	if (f->reachable && !f->mp_capable) {
 		char e[512];
 
-		snprintf(e, sizeof(e), "%s: MP_CAPABLE did not survive (fell back to TCP)", d);
+		snprintf(e, sizeof(e), "%s: MP_CAPABLE did not survive (fell back to TCP)%s%s", d,
+			 f->mptcp_check ? ": " : "", f->mptcp_check ? f->mptcp_check : "");
 		exp_add_event(out, "mp_capable_stripped", e, 0);
 	}
 	if (f->mp_capable && !f->mp_join && endpoints) {
 		char e[512];
 
-		snprintf(e, sizeof(e),
-			 "%s: no second subflow within %u ms although the node has %u subflow "
-			 "endpoint(s)",
-			 d, timeout_ms / 2, endpoints);
+		if (f->stack == FJORD__V1__STACK__STACK_BUNDLED)
+			snprintf(
+				e, sizeof(e),
+				"%s: no second subflow within %u ms although %u join(s) from other "
+				"bundled addresses were tried",
+				d, timeout_ms / 2, endpoints);
+		else
+			snprintf(e, sizeof(e),
+				 "%s: no second subflow within %u ms although the node has %u "
+				 "subflow endpoint(s)",
+				 d, timeout_ms / 2, endpoints);
 		exp_add_event(out, "mp_join_failed", e, 0);
 	}
 	if (f->nat) {
@@ -635,19 +652,113 @@ static void finding_out(Fjord__V1__ProbeFinding *f, size_t i, unsigned int endpo
 	}
 }
 
+/* The checks that come after the connection: the checksum test, then the sequence check. */
+static void kernel_paths(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, size_t n,
+			 unsigned int timeout, struct exp_out *out, unsigned int *joins)
+{
+	Fjord__V1__Result *r = out->result;
+	struct exp_pcap *cap = exp_pcap_start(env->responder_port, out);
+	unsigned int endpoints = subflow_endpoints();
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		Fjord__V1__ProbeFinding *f = probe_path(cmd, env, i, timeout, out);
+
+		if (!f)
+			break;
+		/* Borrowed from cmd, which outlives the packed Result. */
+		f->path = cmd->run->n_paths ? cmd->run->paths[i] : NULL;
+		r->probe_findings[r->n_probe_findings++] = f;
+		joins[i] = endpoints;
+	}
+	exp_pcap_stop(cap, out);
+}
+
+/*
+ * The bundled probe: every path's connection checks, then every checksum
+ * test on a stack with checksums, then the sequence checks from each path's
+ * kernel address. Fills res for the provenance; a run-level failure (no
+ * bundled stack, the TUN device missing or busy) goes to exp_fail().
+ */
+static void bundled_paths(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, size_t n,
+			  unsigned int timeout, struct exp_out *out, unsigned int *joins,
+			  struct exp_bundled_res *res)
+{
+	Fjord__V1__Result *r = out->result;
+	struct probe_bundled *pb = NULL;
+	char err[256];
+	size_t i;
+
+	if (!cmd->run->n_paths) {
+		exp_fail(out, "run.paths: a bundled probe needs paths (local ISP x remote ISP)");
+		return;
+	}
+	if (probe_bundled_open(cmd, env, timeout / 4, out, &pb, err, sizeof(err)) < 0) {
+		exp_fail(out, "%s", err);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		Fjord__V1__ProbeFinding *f = agent_arena_alloc(out->arena, sizeof(*f));
+
+		if (!f)
+			break;
+		fjord__v1__probe_finding__init(f);
+		f->path = cmd->run->paths[i];
+		probe_bundled_path(pb, cmd, env, i, timeout, out, f, &joins[i]);
+		r->probe_findings[r->n_probe_findings++] = f;
+	}
+	if (probe_bundled_csum_begin(pb, out, err, sizeof(err)) < 0) {
+		for (i = 0; i < r->n_probe_findings; i++)
+			r->probe_findings[i]->csum_check = agent_arena_strdup(out->arena, err);
+	} else {
+		for (i = 0; i < r->n_probe_findings; i++) {
+			Fjord__V1__ProbeFinding *f = r->probe_findings[i];
+
+			if (f->mp_capable)
+				probe_bundled_csum(pb, i, timeout / 2, env, out, f);
+			else
+				f->csum_check = f->reachable
+							? "not run: the path does not carry MPTCP"
+							: "not run: the path was not reached";
+		}
+	}
+	probe_bundled_close(pb, cmd, out, res);
+	for (i = 0; i < r->n_probe_findings; i++) {
+		Fjord__V1__ProbeFinding *f = r->probe_findings[i];
+		struct exp_target t;
+		Fjord__V1__Result shadow = *out->result;
+		struct exp_out sub = *out;
+
+		if (!f->reachable)
+			continue;
+		shadow.error = NULL;
+		sub.result = &shadow;
+		if (exp_resolve_target(cmd, env, i, &t, &sub) == 0 && t.has_local)
+			seq_check(cmd, env, &t, &t.local, timeout, out, f);
+		else
+			f->seq_check = "not run: the path names no local kernel address to send "
+				       "the probes from";
+		out->result->events = shadow.events;
+		out->result->n_events = shadow.n_events;
+	}
+}
+
 int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, struct exp_out *out)
 {
 	const Fjord__V1__ProbeParams *pp = cmd->spec->probe;
 	Fjord__V1__Result *r = out->result;
 	unsigned int timeout = pp && pp->timeout_ms ? pp->timeout_ms : PROBE_DEFAULT_TIMEOUT_MS;
 	size_t n = cmd->run->n_paths ? cmd->run->n_paths : 1, i;
-	unsigned int capable = 0, nat = 0, reach = 0, seqrw = 0, csumf = 0, endpoints;
-	struct exp_pcap *cap;
+	unsigned int capable = 0, nat = 0, reach = 0, seqrw = 0, csumf = 0;
+	unsigned int joins[PROBE_MAX_PATHS] = { 0 };
 	Fjord__V1__Stack stack = exp_stack(cmd);
+	struct exp_bundled_res res;
 
+	memset(&res, 0, sizeof(res));
 	r->ok = 1;
-	if (stack != FJORD__V1__STACK__STACK_KERNEL) {
-		exp_fail(out, "probe needs the kernel's MPTCP (run.stack STACK_KERNEL)");
+	if (stack != FJORD__V1__STACK__STACK_KERNEL && stack != FJORD__V1__STACK__STACK_BUNDLED) {
+		exp_fail(out, "probe runs on the kernel's MPTCP (run.stack STACK_KERNEL) or the "
+			      "bundled stack (STACK_BUNDLED)");
 		goto prov;
 	}
 	if (timeout < PROBE_MIN_TIMEOUT_MS || timeout > PROBE_MAX_TIMEOUT_MS) {
@@ -670,29 +781,27 @@ int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, s
 			 n, timeout * 11 / 4);
 		goto prov;
 	}
-	endpoints = subflow_endpoints();
 	r->probe_findings = agent_arena_alloc(out->arena, n * sizeof(*r->probe_findings));
 	if (!r->probe_findings)
 		return -ENOMEM;
-	cap = exp_pcap_start(env->responder_port, out);
-	for (i = 0; i < n; i++) {
-		Fjord__V1__ProbeFinding *f = probe_path(cmd, env, i, timeout, out);
+	if (stack == FJORD__V1__STACK__STACK_BUNDLED)
+		bundled_paths(cmd, env, n, timeout, out, joins, &res);
+	else
+		kernel_paths(cmd, env, n, timeout, out, joins);
+	if (r->n_probe_findings < n && (!r->error || !r->error[0]))
+		return -ENOMEM;
+	for (i = 0; i < r->n_probe_findings; i++) {
+		Fjord__V1__ProbeFinding *f = r->probe_findings[i];
 
-		if (!f) {
-			exp_pcap_stop(cap, out);
-			return -ENOMEM;
-		}
-		/* Borrowed from cmd, which outlives the packed Result. */
-		f->path = cmd->run->n_paths ? cmd->run->paths[i] : NULL;
-		r->probe_findings[r->n_probe_findings++] = f;
-		finding_out(f, i, endpoints, timeout, out);
+		finding_out(f, i, joins[i], timeout, out);
 		reach += f->reachable;
 		capable += f->mp_capable;
 		nat += f->nat;
 		seqrw += f->seq_rewritten;
 		csumf += f->csum_failed;
 	}
-	exp_pcap_stop(cap, out);
+	if (!r->n_probe_findings)
+		goto prov;
 	exp_add_metric(out, "paths", (double)n);
 	exp_add_metric(out, "paths_reachable", reach);
 	exp_add_metric(out, "paths_mp_capable", capable);
@@ -703,6 +812,11 @@ int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, s
 		exp_fail(out, "no path reached the responder: %s",
 			 r->probe_findings[0]->error ? r->probe_findings[0]->error : "");
 prov:
-	exp_provenance(out, stack, NULL, cmd, env);
+	if (stack == FJORD__V1__STACK__STACK_BUNDLED) {
+		exp_provenance(out, stack, res.cc[0] ? res.cc : "lia", cmd, env);
+		exp_bundled_provenance(out, &res);
+	} else {
+		exp_provenance(out, stack, NULL, cmd, env);
+	}
 	return 0;
 }

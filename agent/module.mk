@@ -6,6 +6,7 @@ AGENT_SRCS := agent/agent_loop.c agent/agent_loop_epoll.c agent/agent_backoff.c 
 	agent/bundled.c agent/bundled_resp.c agent/exp_bundled.c \
 	agent/agent_runner.c agent/agent_ctl.c agent/agent_upload.c agent/agent.c
 AGENT_SRCS += agent/exp_tracebox.c
+AGENT_SRCS += agent/exp_probe_bundled.c
 AGENT_MAIN := agent/main.c
 CPPFLAGS += -Iagent
 

@@ -1084,7 +1084,8 @@ static void test_bad_params(void)
 	c.probe.timeout_ms = 10;
 	bad(r, &c, "probe.timeout_ms must be 100..60000 (got 10)");
 	mk_run(&c, "bad-11", P, FJORD__V1__STACK__STACK_TCP, 1);
-	bad(r, &c, "probe needs the kernel's MPTCP");
+	bad(r, &c,
+	    "probe runs on the kernel's MPTCP (run.stack STACK_KERNEL) or the bundled stack");
 	mk_run(&c, "bad-12", H, K, 1);
 	c.bulk.duration_s = 1;
 	c.lev[0].at_ms = 100;

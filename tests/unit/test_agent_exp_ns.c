@@ -1364,6 +1364,166 @@ static void test_bundled_resp_hang(void)
 	CU_ASSERT_EQUAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
 }
 
+/* A probe on the bundled stack over the paths of links. */
+static Fjord__V1__Result *bundled_probe(const char *id, const char *links, unsigned int timeout_ms)
+{
+	struct run_cmd c;
+
+	mk_run(&c, id, FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE, links);
+	c.run.stack = FJORD__V1__STACK__STACK_BUNDLED;
+	c.probe.timeout_ms = timeout_ms;
+	return run_in_client(&c);
+}
+
+/*
+ * The probe on the bundled stack, the middleboxes of probe_middleboxes put
+ * in front of the client's bundled addresses: a behind a NAT (its bundled
+ * address rewritten to 198.18.1.1), b stripping MPTCP options (the bundled
+ * SYN/ACK comes without MP_CAPABLE; the join from b on path a loses
+ * MP_JOIN), n without a bundled address. Each finding says so and that the
+ * bundled stack made it; the run keeps the bundled addresses and libmps.
+ */
+static void test_probe_bundled_middleboxes(void)
+{
+	Fjord__V1__Result *res;
+	const Fjord__V1__ProbeFinding *f;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(bundled_setup(), 0);
+	set_client_bundled("fjbc");
+	CU_ASSERT_EQUAL_FATAL(
+		sh("ip netns exec %s iptables -t mangle -A POSTROUTING -o b0 -p tcp "
+		   "-j TCPOPTSTRIP --strip-options 30 && "
+		   "ip netns exec %s iptables -t nat -A POSTROUTING -s 198.18.1.128 -o a0 "
+		   "-j SNAT --to-source 198.18.1.1",
+		   ns_c, ns_c),
+		0);
+	res = bundled_probe("ns-bprobe", "abn", 1000);
+	sh("ip netns exec %s iptables -t mangle -F && ip netns exec %s iptables -t nat -F", ns_c,
+	   ns_c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL_FATAL(res->n_probe_findings, 3);
+	/* a: behind the NAT, MPTCP survives it; the join from b loses MP_JOIN to b's stripping. */
+	f = res->probe_findings[0];
+	CU_ASSERT_EQUAL(f->stack, FJORD__V1__STACK__STACK_BUNDLED);
+	CU_ASSERT(f->reachable);
+	CU_ASSERT(f->mp_capable);
+	CU_ASSERT(f->nat);
+	CU_ASSERT_STRING_EQUAL(f->seen_address, "198.18.1.1");
+	CU_ASSERT(!f->mp_join);
+	CU_ASSERT_PTR_NOT_NULL(strstr(f->mptcp_check, "MP_JOIN: none of 1 join(s) up"));
+	CU_ASSERT(has_event(res, "mp_join_failed", "path 0 (a -> a"));
+	CU_ASSERT(has_event(res, "nat", "path 0 (a -> a"));
+	/* The checksum test ran with checksums negotiated, and they held. */
+	CU_ASSERT(f->csum_tested);
+	CU_ASSERT(!f->csum_failed);
+	CU_ASSERT_EQUAL(f->csum_mp_fail_tx + f->csum_mp_fail_rx + f->checksum_errors, 0);
+	/* b: the option stripped, the connection works as TCP; said where and why. */
+	f = res->probe_findings[1];
+	CU_ASSERT(f->reachable);
+	CU_ASSERT(!f->mp_capable);
+	CU_ASSERT(!f->nat);
+	CU_ASSERT_PTR_NOT_NULL(strstr(f->mptcp_check, "at the SYN/ACK"));
+	CU_ASSERT(has_event(res, "mp_capable_stripped", "path 1 (b -> b"));
+	CU_ASSERT(!f->csum_tested);
+	/* n: no bundled address on that ISP. */
+	f = res->probe_findings[2];
+	CU_ASSERT(!f->reachable);
+	CU_ASSERT_PTR_NOT_NULL(strstr(f->error, "this agent has no bundled IPv4 address on ISP n"));
+	CU_ASSERT(has_event(res, "probe_failed", "path 2 (n -> n"));
+	CU_ASSERT_EQUAL(metric(res, "paths_reachable"), 2);
+	CU_ASSERT_EQUAL(metric(res, "paths_mp_capable"), 1);
+	CU_ASSERT_EQUAL(metric(res, "paths_nat"), 1);
+	CU_ASSERT_EQUAL(metric(res, "p1_mp_capable"), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res->provenance);
+	CU_ASSERT_EQUAL(res->provenance->stack, FJORD__V1__STACK__STACK_BUNDLED);
+	CU_ASSERT_STRING_EQUAL(res->provenance->stack_version, BUNDLED_LIBMPS_VERSION);
+	CU_ASSERT_EQUAL_FATAL(res->provenance->n_paths, 3);
+	CU_ASSERT_STRING_EQUAL(res->provenance->paths[0]->local_address, "198.18.1.128");
+	CU_ASSERT_STRING_EQUAL(res->provenance->paths[0]->remote_address, "198.18.1.160");
+	fjord__v1__result__free_unpacked(res, NULL);
+}
+
+/* A clean path on the bundled stack: MP_JOIN from b comes up; checksums hold. */
+static void test_probe_bundled_join(void)
+{
+	Fjord__V1__Result *res;
+	const Fjord__V1__ProbeFinding *f;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(bundled_setup(), 0);
+	set_client_bundled("fjbc");
+	res = bundled_probe("ns-bprobe-join", "a", 2000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL_FATAL(res->n_probe_findings, 1);
+	f = res->probe_findings[0];
+	CU_ASSERT(f->mp_capable);
+	CU_ASSERT(!f->nat);
+	CU_ASSERT_STRING_EQUAL(f->seen_address, "198.18.1.128");
+	CU_ASSERT(f->mp_join);
+	CU_ASSERT(f->subflows >= 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(f->mptcp_check, "MP_JOIN: 1 of 1 join(s) up"));
+	CU_ASSERT(f->csum_tested);
+	CU_ASSERT(!f->csum_failed);
+	CU_ASSERT(!f->payload_modified);
+	CU_ASSERT_PTR_NOT_NULL(strstr(f->csum_check, "every byte echoed"));
+	/* Sequence numbers: traced from the kernel address, nothing rewrites them here. */
+	CU_ASSERT(!f->seq_rewritten);
+	CU_ASSERT_PTR_NOT_NULL(f->seq_check);
+	CU_ASSERT(!has_event(res, "probe_failed", ""));
+	fjord__v1__result__free_unpacked(res, NULL);
+}
+
+/*
+ * Bundled probe failures: the client TUN missing or busy fails the run with
+ * the reason; the peer's bundled responder gone makes each path a finding
+ * that says so, within the timeout.
+ */
+static void test_probe_bundled_failures(void)
+{
+	struct mps_tun *held = NULL;
+	Fjord__V1__Result *res;
+	uint64_t t0;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(bundled_setup(), 0);
+	set_client_bundled("fjbnone");
+	res = bundled_probe("ns-bprobe-missing", "a", 500);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(!res->ok);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res->error, "TUN device fjbnone does not exist"));
+	CU_ASSERT_EQUAL(res->provenance->stack, FJORD__V1__STACK__STACK_BUNDLED);
+	fjord__v1__result__free_unpacked(res, NULL);
+	set_client_bundled("fjbc");
+	CU_ASSERT_EQUAL(in_ns(ns_c, hold_tun, &held), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(held);
+	res = bundled_probe("ns-bprobe-busy", "a", 500);
+	mps_tun_close(held);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(!res->ok);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res->error, "TUN device fjbc is busy"));
+	fjord__v1__result__free_unpacked(res, NULL);
+	bundled_resp_stop(bundled_pid);
+	bundled_pid = -1;
+	t0 = fj_mono_ms();
+	res = bundled_probe("ns-bprobe-noresp", "ab", 500);
+	CU_ASSERT(fj_mono_ms() - t0 < 5000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(!res->ok);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res->error, "no path reached the responder"));
+	CU_ASSERT_EQUAL_FATAL(res->n_probe_findings, 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res->probe_findings[1]->error, "198.18.2.160 port"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(res->probe_findings[1]->error, "did not answer in time"));
+	CU_ASSERT(has_event(res, "probe_failed", "path 1 (b -> b"));
+	fjord__v1__result__free_unpacked(res, NULL);
+	CU_ASSERT_EQUAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+}
+
 static const struct fj_test tests[] = {
 	{ "bulk_two_paths", test_bulk_two_paths },
 	{ "probe_middleboxes", test_probe_middleboxes },
@@ -1380,6 +1540,9 @@ static const struct fj_test tests[] = {
 	{ "bundled_handover", test_bundled_handover },
 	{ "bundled_handover_events", test_bundled_handover_events },
 	{ "bundled_resp_hang", test_bundled_resp_hang },
+	{ "probe_bundled_middleboxes", test_probe_bundled_middleboxes },
+	{ "probe_bundled_join", test_probe_bundled_join },
+	{ "probe_bundled_failures", test_probe_bundled_failures },
 	{ NULL, NULL },
 };
 
