@@ -1071,8 +1071,8 @@ static bool join_data_csum(struct mps_conn *c, struct mps_subflow *sf, const str
 		sf->ack_now = true; /* beyond the mapping: refused, say so at once */
 		return false;
 	}
-	/* As on the initial subflow: a packet above our MSS is several merged (GRO). */
-	if (++sf->unacked_segs >= 2 || n > c->st->cfg.mss)
+	/* As on the initial subflow: a packet above the peer's segments is several merged. */
+	if (++sf->unacked_segs >= 2 || mps_rx_merged(c, sf, n))
 		sf->ack_now = true;
 	else if (sf->delack_at == MPS_TIME_NEVER)
 		sf->delack_at = now + MPS_DELACK_US;
@@ -1145,11 +1145,11 @@ static bool join_data(struct mps_conn *c, struct mps_subflow *sf, const struct m
 		return false;
 	}
 	/*
-	 * A packet above our MSS is several segments the kernel merged (TUN
+	 * A packet above the peer's segments is several the kernel merged (TUN
 	 * offloads): ACKed at once, as on the initial subflow. Alone on an idle
 	 * join it waited for the delayed ACK, and the kernel's sender with it.
 	 */
-	if (++sf->unacked_segs >= 2 || took > c->st->cfg.mss)
+	if (++sf->unacked_segs >= 2 || mps_rx_merged(c, sf, took))
 		sf->ack_now = true;
 	else if (sf->delack_at == MPS_TIME_NEVER)
 		sf->delack_at = now + MPS_DELACK_US;

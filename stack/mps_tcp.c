@@ -577,10 +577,10 @@ static bool take_payload(struct mps_conn *c, const struct mps_seg *s, bool mappe
 ack:
 	if (n == 0 || off + n < s->payload_len) {
 		sf->ack_now = true; /* data refused: say so at once */
-	} else if (++sf->unacked_segs >= 2 || n > c->st->cfg.mss) {
+	} else if (++sf->unacked_segs >= 2 || mps_rx_merged(c, sf, n)) {
 		/*
 		 * At least every second full segment (RFC 9293 §3.8.6.3); a packet
-		 * larger than our MSS is several the kernel merged (TUN offloads).
+		 * larger than the peer's segments is several the kernel merged.
 		 */
 		sf->ack_now = true;
 	} else if (sf->delack_at == MPS_TIME_NEVER) {

@@ -118,6 +118,19 @@ static inline uint32_t mps_sf_mss(const struct mps_conn *c, const struct mps_sub
 	return m > o + 16 ? m - o : 16;
 }
 
+/*
+ * Whether n bytes of in-order payload are more than one of the peer's
+ * segments. It sends none larger than the smaller of the MSS we announced
+ * and its own, so a larger packet is several that the kernel merged (TUN
+ * offloads, GRO), and it counts as two for the delayed ACK: with only our
+ * MSS as the bound, a receiver announcing jumbo frames to a peer on a
+ * 1500-byte path left merged packets to the delayed-ACK timer.
+ */
+static inline bool mps_rx_merged(const struct mps_conn *c, const struct mps_subflow *sf, uint32_t n)
+{
+	return n > (c->st->cfg.mss < sf->peer_mss ? c->st->cfg.mss : sf->peer_mss);
+}
+
 static inline uint32_t mps_payload_mss(const struct mps_conn *c)
 {
 	return mps_sf_mss(c, &c->sf);

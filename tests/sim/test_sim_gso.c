@@ -98,11 +98,12 @@ static void addr_set(struct mps_addr *a, uint8_t family, uint8_t last, uint16_t 
 /*
  * A client and a server over one path with link; with two_paths, the client
  * has a second address on a second path like the first, so its fullmesh
- * path manager joins from there to the server's address.
+ * path manager joins from there to the server's address. srv_mss: the
+ * server's cfg.mss (0: the default).
  */
 static void gworld_init(struct gworld *w, struct trace_ctx tc[2], uint8_t family,
 			const struct mps_sim_link_cfg *link, bool checksum, uint64_t seed,
-			bool two_paths)
+			bool two_paths, uint16_t srv_mss)
 {
 	struct mps_config cfg = { .seed = seed, .checksum = checksum, .trace = trace_hook };
 	struct mps_addr c2;
@@ -133,6 +134,7 @@ static void gworld_init(struct gworld *w, struct trace_ctx tc[2], uint8_t family
 		cfg.trace_ctx = &tc[i];
 		cfg.seed = seed + (uint64_t)i;
 		cfg.nlocal_addrs = two_paths && i == 0;
+		cfg.mss = i == 1 ? srv_mss : 0;
 		if (cfg.nlocal_addrs)
 			cfg.local_addrs[0] = c2;
 		w->st[i] = mps_stack_create(&cfg, &err);
@@ -265,7 +267,7 @@ static void split_run(uint8_t family, bool checksum)
 	struct mps_sim_stats ss;
 	struct gworld w;
 
-	gworld_init(&w, tc, family, &fast_link, checksum, 21, false);
+	gworld_init(&w, tc, family, &fast_link, checksum, 21, false, 0);
 	CU_ASSERT_EQUAL(mps_sim_set_gso(w.port[0], 65535, true), 0);
 	CU_ASSERT_TRUE(gworld_transfer(&w, 8 << 20));
 	mps_sim_get_stats(w.sim, &ss);
@@ -309,7 +311,7 @@ static void test_whole_receiver(void)
 	struct gworld w;
 	uint64_t t_gso;
 
-	gworld_init(&w, tc, 4, &fast_link, true, 31, false);
+	gworld_init(&w, tc, 4, &fast_link, true, 31, false, 0);
 	CU_ASSERT_EQUAL(mps_sim_set_gso(w.port[0], 65535, false), 0);
 	CU_ASSERT_TRUE(gworld_transfer(&w, 8 << 20));
 	mps_sim_get_stats(w.sim, &ss);
@@ -324,7 +326,7 @@ static void test_whole_receiver(void)
 	gworld_free(&w);
 
 	/* The same without offloads. */
-	gworld_init(&w, tc, 4, &fast_link, true, 31, false);
+	gworld_init(&w, tc, 4, &fast_link, true, 31, false, 0);
 	CU_ASSERT_TRUE(gworld_transfer(&w, 8 << 20));
 	mps_sim_get_stats(w.sim, &ss);
 	CU_ASSERT_EQUAL(ss.gso_pkts, 0);
@@ -357,7 +359,7 @@ static uint64_t two_path_run(bool split, bool checksum, unsigned int *sf_ids, ui
 	uint64_t eof;
 	int i;
 
-	gworld_init(&w, tc, 4, &path, checksum, 51, true);
+	gworld_init(&w, tc, 4, &path, checksum, 51, true, 0);
 	CU_ASSERT_EQUAL(mps_sim_set_gso(w.port[0], 65535, split), 0);
 	CU_ASSERT_TRUE(gworld_transfer(&w, 4 << 20));
 	mps_sim_get_stats(w.sim, &ss);
@@ -406,6 +408,31 @@ static void test_whole_two_paths_checksum(void)
 	whole_two_paths(true);
 }
 
+/*
+ * A receiver that announces a larger MSS than its peer's (jumbo frames on
+ * its side only) still takes a packet of two of the peer's segments as two:
+ * the peer sends no segment above the smaller of the two MSS, so anything
+ * larger was merged. The sender's packets are capped at two segments and
+ * passed whole; each is ACKed in the round it came.
+ */
+static void test_whole_small_peer_mss(void)
+{
+	struct trace_ctx tc[2];
+	struct mps_sim_stats ss;
+	struct gworld w;
+
+	gworld_init(&w, tc, 4, &fast_link, false, 61, false, 8960);
+	CU_ASSERT_EQUAL(mps_sim_set_gso(w.port[0], 2 * 1400, false), 0);
+	CU_ASSERT_TRUE(gworld_transfer(&w, 2 << 20));
+	mps_sim_get_stats(w.sim, &ss);
+	CU_ASSERT(ss.gso_pkts > 100);
+	CU_ASSERT_EQUAL(w.in_big[1], ss.gso_pkts);
+	CU_ASSERT(w.out_max[0] <= 2 * 1400 + 120);
+	CU_ASSERT_EQUAL(w.ack_wait_max[1], 0);
+	assert_clean_mptcp(&w);
+	gworld_free(&w);
+}
+
 /* Loss and reordering of the cut pieces: recovery resends MSS pieces, the stream is intact. */
 static void lossy_run(uint64_t seed, uint64_t *end, uint64_t *retrans)
 {
@@ -420,7 +447,7 @@ static void lossy_run(uint64_t seed, uint64_t *end, uint64_t *retrans)
 	struct mps_sim_stats ss;
 	struct gworld w;
 
-	gworld_init(&w, tc, 4, &lossy, true, seed, false);
+	gworld_init(&w, tc, 4, &lossy, true, seed, false, 0);
 	CU_ASSERT_EQUAL(mps_sim_set_gso(w.port[0], 65535, true), 0);
 	CU_ASSERT_TRUE(gworld_transfer(&w, 4 << 20));
 	mps_sim_get_stats(w.sim, &ss);
@@ -466,6 +493,7 @@ static const struct fj_test tests[] = {
 	{ "whole_receiver", test_whole_receiver },
 	{ "whole_two_paths", test_whole_two_paths },
 	{ "whole_two_paths_checksum", test_whole_two_paths_checksum },
+	{ "whole_small_peer_mss", test_whole_small_peer_mss },
 	{ "lossy_split", test_lossy_split },
 	{ "set_gso_bounds", test_set_gso_bounds },
 	{ NULL, NULL },
