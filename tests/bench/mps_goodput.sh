@@ -5,13 +5,15 @@
 #            server) through a TUN device in a private network namespace;
 #   baseline: kernel client -> kernel server through a veth pair between two
 #            private namespaces (MTU 1500 both).
+# FJ_BENCH_MPSPERF names the mpsperf to run (build/mpsperf; a copy keeps one
+# build through the runs while the tree is rebuilt).
 # Prints one line per run and the medians; figures go to docs/benchmarks.md,
 # section "Bundled stack". Root only (namespaces); removes what it creates.
 set -eu
 
 BYTES=${FJ_BENCH_BYTES:-67108864}
 RUNS=${FJ_BENCH_RUNS:-3}
-PERF=build/mpsperf
+PERF=${FJ_BENCH_MPSPERF:-build/mpsperf}
 PEER=tests/interop/kernel_peer.py
 
 [ "$(id -u)" = 0 ] || { echo "mps_goodput: SKIP (needs root)"; exit 0; }
