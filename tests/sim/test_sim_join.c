@@ -1374,6 +1374,62 @@ static void x_data_ack(struct jworld *w, const struct mps_addr *xa, uint32_t ack
 }
 
 /*
+ * MP_CAPABLE by hand from node x (xa, its port set) to the server: a SYN
+ * with key 0x1122334455667788 and, unless ws is 0, window scaling by ws;
+ * the server's SYN/ACK; the third ACK with both keys. Returns the server's
+ * connection; *siss is its ISN and *idsn its initial DSN. The SYN is iss,
+ * so x's next sequence number is iss + 1.
+ */
+static struct mps_conn *raw_mpc_connect(struct jworld *w, const struct mps_addr *xa, uint32_t iss,
+					uint8_t ws, uint32_t *siss, uint64_t *idsn)
+{
+	struct mps_opt o = { .subtype = MPS_MPTCP_SUB_CAPABLE }, r;
+	uint8_t opts[MPS_MAX_OPTS], pkt[2048];
+	struct mps_pkt_spec ps = { .local = xa,
+				   .remote = &w->srv,
+				   .seq = iss,
+				   .flags = MPS_TCP_SYN,
+				   .win = 65535,
+				   .opts = opts };
+	struct mps_conn *s = NULL;
+	struct mps_seg seg;
+	long steps;
+	int n = 0;
+
+	o.mpc.form = MPS_MPC_SYN;
+	o.mpc.version = MPS_MPTCP_VERSION;
+	o.mpc.flags = MPS_MPC_FLAG_H;
+	o.mpc.snd_key = 0x1122334455667788ULL;
+	if (ws) {
+		opts[n++] = MPS_TCPOPT_NOP;
+		opts[n++] = MPS_TCPOPT_WS;
+		opts[n++] = MPS_TCPOLEN_WS;
+		opts[n++] = ws;
+	}
+	ps.optlen = mps_opt_build(&o, opts + n, sizeof(opts) - (size_t)n);
+	CU_ASSERT_FATAL(ps.optlen > 0);
+	ps.optlen += n;
+	while (ps.optlen % 4)
+		opts[ps.optlen++] = MPS_TCPOPT_NOP;
+	n = mps_tcp_write_packet(w->raw, &ps, pkt, sizeof(pkt));
+	CU_ASSERT_FATAL(n > 0);
+	CU_ASSERT_EQUAL(mps_sim_link_ops.send(w->port[2], pkt, (size_t)n, w->now), 0);
+	CU_ASSERT_FATAL(raw_recv(w, pkt, &seg, MPS_MPTCP_SUB_CAPABLE, &r));
+	CU_ASSERT_EQUAL_FATAL(r.mpc.form, MPS_MPC_SYNACK);
+	*siss = seg.seq;
+	o.mpc.form = MPS_MPC_ACK;
+	o.mpc.rcv_key = r.mpc.snd_key;
+	mps_key_token_idsn(r.mpc.snd_key, NULL, idsn);
+	raw_send(w, xa, &w->srv, iss + 1, *siss + 1, MPS_TCP_ACK, &o);
+	for (steps = 0; steps < 1000 && !s; steps++) {
+		jstep(w);
+		s = mps_accept(w->st[1]);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	return s;
+}
+
+/*
  * Data-level retransmission against a hand-driven client (node x) that
  * acknowledges every segment on the subflow but DATA_ACKs only the first,
  * as Linux does when it drops data beyond its connection-level window: the
@@ -1384,7 +1440,7 @@ static void x_data_ack(struct jworld *w, const struct mps_addr *xa, uint32_t ack
 static void test_data_level_retransmission(void)
 {
 	struct mps_config ccfg = { .seed = 37 }, scfg = { .seed = 38 };
-	struct mps_opt o = { .subtype = MPS_MPTCP_SUB_CAPABLE }, r;
+	struct mps_opt r;
 	uint8_t pkt[2048], data[1500];
 	uint64_t idsn, first_len = 0, acked_at, got = 0;
 	uint32_t siss, nxt;
@@ -1392,30 +1448,12 @@ static void test_data_level_retransmission(void)
 	struct mps_conn *s = NULL;
 	struct mps_seg seg;
 	struct jworld w;
-	long steps;
 	size_t i;
 
 	jworld_init(&w, &ccfg, &scfg);
 	xa = w.x;
 	xa.port = 42000;
-	/* MP_CAPABLE by hand: SYN with key A, the server's SYN/ACK, the third ACK with both. */
-	o.mpc.form = MPS_MPC_SYN;
-	o.mpc.version = MPS_MPTCP_VERSION;
-	o.mpc.flags = MPS_MPC_FLAG_H;
-	o.mpc.snd_key = 0x1122334455667788ULL;
-	raw_send(&w, &xa, &w.srv, 7000, 0, MPS_TCP_SYN, &o);
-	CU_ASSERT_FATAL(raw_recv(&w, pkt, &seg, MPS_MPTCP_SUB_CAPABLE, &r));
-	CU_ASSERT_EQUAL_FATAL(r.mpc.form, MPS_MPC_SYNACK);
-	siss = seg.seq;
-	o.mpc.form = MPS_MPC_ACK;
-	o.mpc.rcv_key = r.mpc.snd_key;
-	mps_key_token_idsn(r.mpc.snd_key, NULL, &idsn);
-	raw_send(&w, &xa, &w.srv, 7001, siss + 1, MPS_TCP_ACK, &o);
-	for (steps = 0; steps < 1000 && !s; steps++) {
-		jstep(&w);
-		s = mps_accept(w.st[1]);
-	}
-	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	s = raw_mpc_connect(&w, &xa, 7000, 0, &siss, &idsn);
 	for (i = 0; i < sizeof(data); i++)
 		data[i] = stream_byte(i);
 	CU_ASSERT_EQUAL(mps_send(s, data, sizeof(data)), (ssize_t)sizeof(data));
@@ -1487,8 +1525,8 @@ static void test_data_level_retransmission_chunk(void)
 {
 	static const uint32_t total = 200000, chunk = 64u << 10;
 	struct mps_config ccfg = { .seed = 39 }, scfg = { .seed = 40 };
-	struct mps_opt o = { .subtype = MPS_MPTCP_SUB_CAPABLE }, r;
-	uint8_t pkt[2048], opts[MPS_MAX_OPTS], wpkt[2048];
+	struct mps_opt o = { .subtype = MPS_MPTCP_SUB_DSS }, r;
+	uint8_t pkt[2048];
 	static uint8_t data[200000];
 	uint64_t idsn, got = 0, again = 0, first_dsn = 0;
 	uint32_t siss, nxt;
@@ -1498,50 +1536,11 @@ static void test_data_level_retransmission_chunk(void)
 	struct jworld w;
 	long steps;
 	size_t i;
-	int n;
 
 	jworld_init(&w, &ccfg, &scfg);
 	xa = w.x;
 	xa.port = 42001;
-	/* SYN with window scaling 7 and MP_CAPABLE, written by hand. */
-	o.mpc.form = MPS_MPC_SYN;
-	o.mpc.version = MPS_MPTCP_VERSION;
-	o.mpc.flags = MPS_MPC_FLAG_H;
-	o.mpc.snd_key = 0x2122334455667788ULL;
-	opts[0] = MPS_TCPOPT_NOP;
-	opts[1] = MPS_TCPOPT_WS;
-	opts[2] = MPS_TCPOLEN_WS;
-	opts[3] = 7;
-	n = mps_opt_build(&o, opts + 4, sizeof(opts) - 4);
-	CU_ASSERT_FATAL(n > 0);
-	n += 4;
-	while (n % 4)
-		opts[n++] = MPS_TCPOPT_NOP;
-	{
-		struct mps_pkt_spec ps = { .local = &xa,
-					   .remote = &w.srv,
-					   .seq = 9000,
-					   .flags = MPS_TCP_SYN,
-					   .win = 65535,
-					   .opts = opts,
-					   .optlen = n };
-
-		n = mps_tcp_write_packet(w.raw, &ps, wpkt, sizeof(wpkt));
-		CU_ASSERT_FATAL(n > 0);
-		CU_ASSERT_EQUAL(mps_sim_link_ops.send(w.port[2], wpkt, (size_t)n, w.now), 0);
-	}
-	CU_ASSERT_FATAL(raw_recv(&w, pkt, &seg, MPS_MPTCP_SUB_CAPABLE, &r));
-	CU_ASSERT_EQUAL_FATAL(r.mpc.form, MPS_MPC_SYNACK);
-	siss = seg.seq;
-	o.mpc.form = MPS_MPC_ACK;
-	o.mpc.rcv_key = r.mpc.snd_key;
-	mps_key_token_idsn(r.mpc.snd_key, NULL, &idsn);
-	raw_send(&w, &xa, &w.srv, 9001, siss + 1, MPS_TCP_ACK, &o);
-	for (steps = 0; steps < 1000 && !s; steps++) {
-		jstep(&w);
-		s = mps_accept(w.st[1]);
-	}
-	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	s = raw_mpc_connect(&w, &xa, 9000, 7, &siss, &idsn);
 	for (i = 0; i < total; i++)
 		data[i] = stream_byte(i);
 	CU_ASSERT_EQUAL(mps_send(s, data, total), (ssize_t)total);
@@ -1554,7 +1553,6 @@ static void test_data_level_retransmission_chunk(void)
 			continue;
 		got += seg.payload_len;
 		nxt += seg.payload_len;
-		o.subtype = MPS_MPTCP_SUB_DSS;
 		o.dss.flags = MPS_DSS_FLAG_A | MPS_DSS_FLAG_a;
 		o.dss.data_ack = idsn + 1;
 		raw_send(&w, &xa, &w.srv, 9001, nxt, MPS_TCP_ACK, &o);

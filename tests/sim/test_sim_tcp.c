@@ -1293,6 +1293,32 @@ static const struct mps_link_ops burst_ops = {
 	.name = "burst", .send = burst_send, .recv = burst_recv, .next_ready = burst_next
 };
 
+/* Both stacks pumped through the filter, then the clock to what is due next; false when idle. */
+static bool burst_round(struct world *w)
+{
+	uint64_t t = MPS_TIME_NEVER, v;
+	struct mps_event ev;
+	int i, err;
+
+	for (i = 0; i < 2; i++) {
+		mps_pump(w->st[i], &burst_ops, w->port[i], w->now, &err);
+		CU_ASSERT_EQUAL(err, 0);
+		while (mps_next_event(w->st[i], &ev) == 0)
+			;
+	}
+	for (i = 0; i < 2; i++) {
+		v = mps_next_wakeup(w->st[i]);
+		t = v < t ? v : t;
+		v = mps_sim_link_ops.next_ready(w->port[i]);
+		t = v < t ? v : t;
+	}
+	if (t == MPS_TIME_NEVER)
+		return false;
+	if (t > w->now)
+		w->now = t;
+	return true;
+}
+
 /*
  * Ten segments of one window lost at once (RFC 6675 with RFC 6937's PRR):
  * the scoreboard shows the whole run lost, the repairs go out at once, one
@@ -1314,7 +1340,6 @@ static void test_sack_burst_repair(void)
 	struct mps_conn *c, *s;
 	struct world w;
 	long steps;
-	int i, err;
 
 	world_init(&w, 4, &link, &cfg, &cfg, 62);
 	c = establish(&w, &s);
@@ -1328,26 +1353,9 @@ static void test_sack_burst_repair(void)
 	x.tx = c;
 	x.rx = s;
 	for (steps = 0; steps < STEP_CAP && !x.rx_eof; steps++) {
-		uint64_t t = MPS_TIME_NEVER, v;
-		struct mps_event ev;
-
 		xfer_pump(&x);
-		for (i = 0; i < 2; i++) {
-			mps_pump(w.st[i], &burst_ops, w.port[i], w.now, &err);
-			CU_ASSERT_EQUAL(err, 0);
-			while (mps_next_event(w.st[i], &ev) == 0)
-				;
-		}
-		for (i = 0; i < 2; i++) {
-			v = mps_next_wakeup(w.st[i]);
-			t = v < t ? v : t;
-			v = mps_sim_link_ops.next_ready(w.port[i]);
-			t = v < t ? v : t;
-		}
-		if (t == MPS_TIME_NEVER)
+		if (!burst_round(&w))
 			break;
-		if (t > w.now)
-			w.now = t;
 	}
 	CU_ASSERT_TRUE(x.rx_eof);
 	CU_ASSERT_FALSE(x.mismatch);
@@ -1391,7 +1399,7 @@ static void test_early_retransmit(void)
 	struct world w;
 	long steps;
 	ssize_t n;
-	int i, err;
+	int i;
 
 	world_init(&w, 4, &link, &cfg, &cfg, 64);
 	c = establish(&w, &s);
@@ -1407,30 +1415,15 @@ static void test_early_retransmit(void)
 	CU_ASSERT_EQUAL_FATAL(mps_send(c, buf, sizeof(buf)), (ssize_t)sizeof(buf));
 	start = w.now;
 	for (steps = 0; steps < STEP_CAP && rcvd < sizeof(buf); steps++) {
-		uint64_t t = MPS_TIME_NEVER, v;
-		struct mps_event ev;
+		bool more = burst_round(&w);
 
-		for (i = 0; i < 2; i++) {
-			mps_pump(w.st[i], &burst_ops, w.port[i], w.now, &err);
-			CU_ASSERT_EQUAL(err, 0);
-			while (mps_next_event(w.st[i], &ev) == 0)
-				;
-		}
 		while ((n = mps_recv(s, buf, sizeof(buf))) > 0) {
 			for (i = 0; i < n; i++)
 				CU_ASSERT_EQUAL(buf[i], (uint8_t)(rcvd + (uint64_t)i));
 			rcvd += (uint64_t)n;
 		}
-		for (i = 0; i < 2; i++) {
-			v = mps_next_wakeup(w.st[i]);
-			t = v < t ? v : t;
-			v = mps_sim_link_ops.next_ready(w.port[i]);
-			t = v < t ? v : t;
-		}
-		if (t == MPS_TIME_NEVER)
+		if (!more)
 			break;
-		if (t > w.now)
-			w.now = t;
 	}
 	CU_ASSERT_EQUAL(rcvd, sizeof(buf));
 	CU_ASSERT_EQUAL(b->data_pkts, 4); /* three, and the one repair */
