@@ -37,9 +37,10 @@ static const char *str0(const char *s)
 	return s ? s : "";
 }
 
-/* The cell of (local, remote, family, bucket), created when absent; NULL with *err set. */
+/* The cell of (local, remote, family, bucket, stack), created when absent; NULL with *err set. */
 static Fjord__V1__CensusCell *cell_get(Fjord__V1__Census *c, const char *l, const char *r,
-				       Fjord__V1__AddressFamily fam, int64_t bucket, int *err)
+				       Fjord__V1__AddressFamily fam, int64_t bucket,
+				       Fjord__V1__Stack stack, int *err)
 {
 	Fjord__V1__CensusCell *cell, **n;
 	size_t i;
@@ -48,7 +49,8 @@ static Fjord__V1__CensusCell *cell_get(Fjord__V1__Census *c, const char *l, cons
 	for (i = 0; i < c->n_cells; i++) {
 		cell = c->cells[i];
 		if (cell->family == fam && cell->bucket_start_ms == bucket &&
-		    strcmp(cell->local_isp, l) == 0 && strcmp(cell->remote_isp, r) == 0)
+		    cell->stack == stack && strcmp(cell->local_isp, l) == 0 &&
+		    strcmp(cell->remote_isp, r) == 0)
 			return cell;
 	}
 	if (c->n_cells >= CENSUS_MAX_CELLS) {
@@ -68,6 +70,7 @@ static Fjord__V1__CensusCell *cell_get(Fjord__V1__Census *c, const char *l, cons
 	fjord__v1__census_cell__init(cell);
 	cell->family = fam;
 	cell->bucket_start_ms = bucket;
+	cell->stack = stack;
 	cell->local_isp = strdup(l);
 	cell->remote_isp = strdup(r);
 	if (!cell->local_isp || !cell->remote_isp) {
@@ -99,6 +102,13 @@ static int join_failed(const Fjord__V1__Result *res, size_t i)
 	return 0;
 }
 
+Fjord__V1__Stack census_stack(const Fjord__V1__Run *run, const Fjord__V1__ProbeFinding *pf)
+{
+	Fjord__V1__Stack s = pf->stack ? pf->stack : run->stack;
+
+	return s == FJORD__V1__STACK__STACK_BUNDLED ? s : FJORD__V1__STACK__STACK_UNSPECIFIED;
+}
+
 int census_add(Fjord__V1__Census *c, const struct census_filter *f, const Fjord__V1__Run *run,
 	       const Fjord__V1__Result *res)
 {
@@ -116,6 +126,7 @@ int census_add(Fjord__V1__Census *c, const struct census_filter *f, const Fjord_
 		const Fjord__V1__ProbeFinding *pf = res->probe_findings[i];
 		const Fjord__V1__Path *p = pf->path;
 		Fjord__V1__CensusCell *cell;
+		Fjord__V1__Stack stack = census_stack(run, pf);
 
 		if (!p || !p->local_isp || !p->local_isp[0] || !p->remote_isp ||
 		    !p->remote_isp[0]) {
@@ -127,8 +138,10 @@ int census_add(Fjord__V1__Census *c, const struct census_filter *f, const Fjord_
 			continue;
 		if (f && f->family && p->family != f->family)
 			continue;
+		if (f && f->stack && (f->stack == FJORD__V1__STACK__STACK_BUNDLED) != (stack != 0))
+			continue;
 		cell = cell_get(c, str0(p->local_isp), str0(p->remote_isp), p->family, bucket,
-				&err);
+				stack, &err);
 		if (!cell)
 			return err;
 		if (!cell->probes || t < cell->first_ms)
@@ -179,6 +192,8 @@ static int cell_cmp(const void *a, const void *b)
 	if (!r)
 		r = (x->bucket_start_ms > y->bucket_start_ms) -
 		    (x->bucket_start_ms < y->bucket_start_ms);
+	if (!r)
+		r = (int)x->stack - (int)y->stack;
 	return r;
 }
 
@@ -199,17 +214,26 @@ static void csv_time(struct ctl_buf *b, int64_t ms)
 	ctl_buf_puts(b, t);
 }
 
+/*
+ * A census with bundled findings gets a last column "stack" (kernel or
+ * bundled); one of kernel findings only keeps the columns it always had.
+ */
 char *census_csv(const Fjord__V1__Census *c, size_t *len)
 {
 	struct ctl_buf b;
 	size_t i;
+	int labelled = 0;
+
+	for (i = 0; i < c->n_cells; i++)
+		labelled |= c->cells[i]->stack != FJORD__V1__STACK__STACK_UNSPECIFIED;
 
 	ctl_buf_init(&b, (size_t)CENSUS_MAX_CELLS * 512 + 4096);
 	ctl_buf_puts(&b, "local_isp,remote_isp,family,bucket_start,probes,reachable,unreachable,"
 			 "mp_capable_ok,mp_capable_stripped,mp_join_ok,mp_join_failed,add_addr_ok,"
 			 "nat,checksums,checksum_failures,checksum_errors,first,last,csum_tested,"
 			 "csum_failed,csum_mp_fail,csum_infinite_map,payload_modified,"
-			 "seq_rewritten\r\n");
+			 "seq_rewritten");
+	ctl_buf_puts(&b, labelled ? ",stack\r\n" : "\r\n");
 	for (i = 0; i < c->n_cells; i++) {
 		const Fjord__V1__CensusCell *x = c->cells[i];
 		const char *fam = fj_pbjson_enum_short(&fjord__v1__address_family__descriptor,
@@ -233,9 +257,13 @@ char *census_csv(const Fjord__V1__Census *c, size_t *len)
 		csv_time(&b, x->last_ms);
 		ctl_buf_printf(&b,
 			       ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-			       ",%" PRIu64 "\r\n",
+			       ",%" PRIu64,
 			       x->csum_tested, x->csum_failed, x->csum_mp_fail,
 			       x->csum_infinite_map, x->payload_modified, x->seq_rewritten);
+		if (labelled)
+			ctl_buf_puts(&b, x->stack == FJORD__V1__STACK__STACK_BUNDLED ? ",bundled"
+										     : ",kernel");
+		ctl_buf_puts(&b, "\r\n");
 	}
 	return ctl_buf_take(&b, len);
 }

@@ -23,6 +23,7 @@ struct census_filter {
 	const char *isp;		 /* cells with this local or remote ISP; NULL: all */
 	Fjord__V1__AddressFamily family; /* 0: both */
 	int64_t bucket_ms;		 /* 0: one cell over the whole time range */
+	Fjord__V1__Stack stack;		 /* STACK_KERNEL or STACK_BUNDLED findings only; 0: both */
 };
 
 /* Frees what census_add allocated; c stays a valid empty census. */
@@ -31,13 +32,21 @@ void census_clear(Fjord__V1__Census *c);
 /*
  * Folds one probe result into the census: one count per finding, in the cell
  * of its path's ISPs and family (and time bucket, by the result's finish
- * time). Results that are not of a probe run are ignored. Returns 0,
+ * time), kernel and bundled findings in separate cells (census_stack()). Results that are not of a probe run are ignored. Returns 0,
  * -ENOMEM, or -E2BIG when a new cell would pass CENSUS_MAX_CELLS.
  */
 int census_add(Fjord__V1__Census *c, const struct census_filter *f, const Fjord__V1__Run *run,
 	       const Fjord__V1__Result *res);
 
-/* Orders the cells by local ISP, remote ISP, family and bucket. */
+/*
+ * The stack a finding's cell is kept under: STACK_BUNDLED for the bundled
+ * stack's findings (ProbeFinding.stack, or the run's stack for a finding
+ * that does not say), else STACK_UNSPECIFIED, which is the kernel's: its
+ * cells carry no stack, so they read as before bundled probes existed.
+ */
+Fjord__V1__Stack census_stack(const Fjord__V1__Run *run, const Fjord__V1__ProbeFinding *pf);
+
+/* Orders the cells by local ISP, remote ISP, family, bucket and stack (kernel first). */
 void census_sort(Fjord__V1__Census *c);
 
 /* The census as CSV (RFC 4180, CRLF, header row); malloc'd, NULL on ENOMEM. */

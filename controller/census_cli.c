@@ -8,21 +8,24 @@
 #include "cli.h"
 
 static const char census_help[] =
-	"Usage: fjord census [--isp I] [--family F] [--from T] [--to T] [--bucket S]\n"
+	"Usage: fjord census [--isp I] [--family F] [--stack S] [--from T] [--to T]\n"
+	"                    [--bucket S]\n"
 	"\n"
 	"What probe runs found about MPTCP per local ISP x remote ISP x family:\n"
 	"probes, unreachable, MP_CAPABLE ok or stripped, MP_JOIN ok or failed,\n"
 	"ADD_ADDR accepted, NAT, DSS checksum errors seen (CSUM_FAIL), checksum\n"
 	"tests failed of those run (CSUM_TEST: an ALG rewriting payload), sequence\n"
-	"numbers rewritten (SEQ_RW).\n"
+	"numbers rewritten (SEQ_RW). Findings of the bundled stack's probes are\n"
+	"counted apart from the kernel's (a STACK column appears once there are any).\n"
 	"\n"
 	"  --isp I        only paths with I at either end\n"
 	"  --family F     ipv4 or ipv6\n"
+	"  --stack S      kernel or bundled findings only\n"
 	"  --from T --to T   runs due in [from, to): RFC 3339 UTC, epoch ms, now, +DURATION\n"
 	"  --bucket S     one row per S (60s .. 366d) instead of one over the whole range\n"
 	"\n" CLI_GLOBAL_HELP;
 
-enum { OPT_ISP = CLI_OPT_FIRST_LOCAL, OPT_FAMILY, OPT_FROM, OPT_TO, OPT_BUCKET };
+enum { OPT_ISP = CLI_OPT_FIRST_LOCAL, OPT_FAMILY, OPT_FROM, OPT_TO, OPT_BUCKET, OPT_STACK };
 
 static const struct option census_opts[] = { CLI_GLOBAL_OPTIONS,
 					     { "isp", required_argument, NULL, OPT_ISP },
@@ -30,6 +33,7 @@ static const struct option census_opts[] = { CLI_GLOBAL_OPTIONS,
 					     { "from", required_argument, NULL, OPT_FROM },
 					     { "to", required_argument, NULL, OPT_TO },
 					     { "bucket", required_argument, NULL, OPT_BUCKET },
+					     { "stack", required_argument, NULL, OPT_STACK },
 					     { NULL, 0, NULL, 0 } };
 
 struct census_opts {
@@ -68,6 +72,10 @@ static int census_opt(struct cli *c, int opt, const char *arg, void *ctx)
 		if (strcmp(arg, "ipv4") && strcmp(arg, "ipv6"))
 			return cli_usage(c, "--family: '%s' is not ipv4 or ipv6", arg);
 		return add(co, "family", arg);
+	case OPT_STACK:
+		if (strcmp(arg, "kernel") && strcmp(arg, "bundled"))
+			return cli_usage(c, "--stack: '%s' is not kernel or bundled", arg);
+		return add(co, "stack", arg);
 	case OPT_FROM:
 	case OPT_TO:
 		if (cli_parse_time(c, opt == OPT_FROM ? "--from" : "--to", arg, &ms) != 0)
@@ -93,14 +101,20 @@ static int print_census(struct cli *c, const Fjord__V1__Census *cs)
 	static const char *const hdr[] = { "LOCAL",	"REMOTE",      "FAMILY",   "BUCKET",
 					   "PROBES",	"UNREACHABLE", "MPC_OK",   "MPC_STRIPPED",
 					   "JOIN_OK",	"JOIN_FAILED", "ADD_ADDR", "NAT",
-					   "CSUM_FAIL", "CSUM_TEST",   "SEQ_RW" };
-	struct cli_table *t = cli_table_new(15, hdr);
-	size_t i;
+					   "CSUM_FAIL", "CSUM_TEST",   "SEQ_RW",   "STACK" };
+	struct cli_table *t;
+	size_t i, ncol = 15;
+
+	/* A STACK column once bundled findings are in: kernel-only tables stay as they were. */
+	for (i = 0; i < cs->n_cells; i++)
+		if (cs->cells[i]->stack == FJORD__V1__STACK__STACK_BUNDLED)
+			ncol = 16;
+	t = cli_table_new(ncol, hdr);
 
 	for (i = 0; t && i < cs->n_cells; i++) {
 		const Fjord__V1__CensusCell *x = cs->cells[i];
 		char v[12][40], fb[32];
-		const char *row[15];
+		const char *row[16];
 		const char *fam = cli_enum(&fjord__v1__address_family__descriptor, (int)x->family,
 					   fb, sizeof(fb));
 		if (x->bucket_start_ms)
@@ -125,6 +139,7 @@ static int print_census(struct cli *c, const Fjord__V1__Census *cs)
 		row[2] = fam;
 		for (int k = 0; k < 12; k++)
 			row[3 + k] = v[k];
+		row[15] = x->stack == FJORD__V1__STACK__STACK_BUNDLED ? "bundled" : "kernel";
 		if (cli_table_add(t, row) != 0) {
 			cli_table_free(t);
 			t = NULL;

@@ -50,6 +50,15 @@ static int parse_census_query(struct ctl_req *rq, struct ctl_query *q, struct ce
 	}
 	if (v)
 		q->family = f->family = (Fjord__V1__AddressFamily)e;
+	v = ctl_req_arg(rq, "stack");
+	if (v && strcmp(v, "kernel") && strcmp(v, "bundled")) {
+		ctl_send_error(rq, MHD_HTTP_BAD_REQUEST, "stack",
+			       "query parameter 'stack': '%.64s' is not kernel or bundled", v);
+		return -1;
+	}
+	if (v)
+		f->stack = strcmp(v, "bundled") ? FJORD__V1__STACK__STACK_KERNEL
+						: FJORD__V1__STACK__STACK_BUNDLED;
 	v = ctl_req_arg(rq, "from");
 	if (v && fj_parse_time(v, &q->from_ms) < 0) {
 		ctl_send_error(rq, MHD_HTTP_BAD_REQUEST, "from",

@@ -8,7 +8,8 @@ static const char *const agg_params[] = { "metric", "group_by", "experiment", "s
 					  "family", "stack",	"state",      "agent", "from",
 					  "to",	    "limit",	"offset",     NULL };
 
-static const char *const census_params[] = { "isp", "family", "from", "to", "bucket_s", NULL };
+static const char *const census_params[] = { "isp",	 "family", "from", "to",
+					     "bucket_s", "stack",  NULL };
 
 #define MSG(m) (&fjord__v1__##m##__descriptor)
 

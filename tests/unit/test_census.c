@@ -378,6 +378,82 @@ static void test_csv(void)
 	census_clear(&c);
 }
 
+/*
+ * Kernel and bundled findings of the same path fall into separate cells; the
+ * kernel's cell is the one it always was (no stack, same counts), the
+ * bundled one says STACK_BUNDLED (from the finding, or from its run when the
+ * finding does not say). The stack filter keeps one kind; CSV gets a last
+ * column "stack" only when bundled cells are in it.
+ */
+static void test_stacks(void)
+{
+	struct census_filter fb = { .stack = FJORD__V1__STACK__STACK_BUNDLED };
+	struct census_filter fk = { .stack = FJORD__V1__STACK__STACK_KERNEL };
+	Fjord__V1__Census c, only_k;
+	struct probe_fx k, b, r;
+	Fjord__V1__ProbeFinding *f;
+	char *csv;
+	size_t len;
+
+	fjord__v1__census__init(&c);
+	fjord__v1__census__init(&only_k);
+	fx_init(&k, 1790000000000);
+	f = fx_path(&k, "ispa", "ispa", FAM4);
+	f->stack = FJORD__V1__STACK__STACK_KERNEL;
+	f->csum_tested = 1;
+	fx_path(&k, "ispb", "ispa", FAM4); /* from before ProbeFinding.stack: the kernel's */
+	fx_init(&b, 1790000001000);
+	f = fx_path(&b, "ispa", "ispa", FAM4);
+	f->stack = FJORD__V1__STACK__STACK_BUNDLED;
+	f->csum_tested = 1;
+	f->csum_failed = 1;
+	fx_init(&r, 1790000002000);
+	r.run.stack = FJORD__V1__STACK__STACK_BUNDLED;
+	fx_path(&r, "ispa", "ispa", FAM4)->mp_capable = 0;
+	CU_ASSERT_EQUAL(census_stack(&k.run, k.res.probe_findings[0]),
+			FJORD__V1__STACK__STACK_UNSPECIFIED);
+	CU_ASSERT_EQUAL(census_stack(&r.run, r.res.probe_findings[0]),
+			FJORD__V1__STACK__STACK_BUNDLED);
+	CU_ASSERT_EQUAL(census_add(&c, NULL, &k.run, &k.res), 0);
+	CU_ASSERT_EQUAL(census_add(&c, NULL, &b.run, &b.res), 0);
+	CU_ASSERT_EQUAL(census_add(&c, NULL, &r.run, &r.res), 0);
+	census_sort(&c);
+	CU_ASSERT_EQUAL_FATAL(c.n_cells, 3);
+	/* Sorted: ispa->ispa kernel, ispa->ispa bundled, ispb->ispa kernel. */
+	CU_ASSERT_EQUAL(c.cells[0]->stack, FJORD__V1__STACK__STACK_UNSPECIFIED);
+	CU_ASSERT_EQUAL(c.cells[0]->probes, 1);
+	CU_ASSERT_EQUAL(c.cells[0]->csum_failed, 0);
+	CU_ASSERT_EQUAL(c.cells[1]->stack, FJORD__V1__STACK__STACK_BUNDLED);
+	CU_ASSERT_STRING_EQUAL(c.cells[1]->local_isp, "ispa");
+	CU_ASSERT_EQUAL(c.cells[1]->probes, 2);
+	CU_ASSERT_EQUAL(c.cells[1]->csum_failed, 1);
+	CU_ASSERT_EQUAL(c.cells[1]->mp_capable_stripped, 1);
+	CU_ASSERT_EQUAL(c.cells[2]->stack, FJORD__V1__STACK__STACK_UNSPECIFIED);
+	csv = census_csv(&c, &len);
+	CU_ASSERT_FATAL(csv != NULL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",seq_rewritten,stack\r\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",1,0,0,0,0,0,kernel\r\nispa,ispa,ipv4,,2,"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",1,1,0,0,0,0,bundled\r\n"));
+	free(csv);
+	census_clear(&c);
+	/* One kind only. */
+	CU_ASSERT_EQUAL(census_add(&c, &fb, &k.run, &k.res), 0);
+	CU_ASSERT_EQUAL(census_add(&c, &fb, &b.run, &b.res), 0);
+	CU_ASSERT_EQUAL_FATAL(c.n_cells, 1);
+	CU_ASSERT_EQUAL(c.cells[0]->stack, FJORD__V1__STACK__STACK_BUNDLED);
+	census_clear(&c);
+	CU_ASSERT_EQUAL(census_add(&only_k, &fk, &k.run, &k.res), 0);
+	CU_ASSERT_EQUAL(census_add(&only_k, &fk, &b.run, &b.res), 0);
+	CU_ASSERT_EQUAL(only_k.n_cells, 2);
+	/* Kernel cells alone: the CSV has the columns it always had. */
+	csv = census_csv(&only_k, &len);
+	CU_ASSERT_FATAL(csv != NULL);
+	CU_ASSERT_PTR_NULL(strstr(csv, "stack"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",seq_rewritten\r\n"));
+	free(csv);
+	census_clear(&only_k);
+}
+
 static void test_cell_cap(void)
 {
 	Fjord__V1__Census c;
@@ -610,6 +686,17 @@ static void test_http(void)
 	CU_ASSERT_EQUAL(r.status, 200);
 	CU_ASSERT_EQUAL(json_array_size(json_object_get(r.json, "cells")), 0);
 	api_resp_free(&r);
+	/* Kernel findings: no stack in their cells, so the same two; no bundled ones. */
+	CU_ASSERT_EQUAL(api_json("GET", "/api/v1/census?stack=kernel", viewer, NULL, &r), 0);
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_EQUAL(json_array_size(json_object_get(r.json, "cells")), 2);
+	CU_ASSERT_PTR_NULL(
+		json_object_get(json_array_get(json_object_get(r.json, "cells"), 0), "stack"));
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL(api_json("GET", "/api/v1/census?stack=bundled", viewer, NULL, &r), 0);
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_EQUAL(json_array_size(json_object_get(r.json, "cells")), 0);
+	api_resp_free(&r);
 
 	/* CSV and protobuf. */
 	CU_ASSERT_EQUAL(api_call("GET", "/api/v1/census", viewer, NULL, NULL, 0, &csv, &r), 0);
@@ -631,6 +718,9 @@ static void test_http(void)
 	/* Bad values name the parameter; no token is 401; unknown parameters 400. */
 	CU_ASSERT_EQUAL(api_json("GET", "/api/v1/census?family=ipx", viewer, NULL, &r), 0);
 	API_ASSERT_ERROR(&r, 400, "not ipv4 or ipv6", "family");
+	api_resp_free(&r);
+	CU_ASSERT_EQUAL(api_json("GET", "/api/v1/census?stack=tcp", viewer, NULL, &r), 0);
+	API_ASSERT_ERROR(&r, 400, "not kernel or bundled", "stack");
 	api_resp_free(&r);
 	CU_ASSERT_EQUAL(api_json("GET", "/api/v1/census?bucket_s=10", viewer, NULL, &r), 0);
 	API_ASSERT_ERROR(&r, 400, "60..", "bucket_s");
@@ -654,9 +744,16 @@ static void test_http(void)
 }
 
 static const struct fj_test tests[] = {
-	{ "roundtrip", test_roundtrip },   { "fold", test_fold }, { "ignored", test_ignored },
-	{ "filters", test_filters },	   { "csv", test_csv },	  { "cell_cap", test_cell_cap },
-	{ "store_scan", test_store_scan }, { "http", test_http }, { NULL, NULL },
+	{ "roundtrip", test_roundtrip },
+	{ "fold", test_fold },
+	{ "ignored", test_ignored },
+	{ "filters", test_filters },
+	{ "csv", test_csv },
+	{ "cell_cap", test_cell_cap },
+	{ "store_scan", test_store_scan },
+	{ "http", test_http },
+	{ "stacks", test_stacks },
+	{ NULL, NULL },
 };
 
 const struct fj_suite fj_suite_census = { "census", NULL, NULL, tests };
