@@ -2,17 +2,18 @@
  * The bundled responder: one process, one libmps stack on the responder TUN,
  * the responder protocol of agent/responder.h over libmps connections. A
  * process rather than a thread of the agent: the agent forks its runs, and a
- * crash in the stack must not take the agent down.
+ * crash in the stack must not take the agent down. Its supervisor, in the
+ * agent's loop, restarts it after an exit or a hang (bundled_sup_*).
  */
 #include "bundled.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
