@@ -11,14 +11,21 @@
 #   everywhere (the main probe connection moves less than 100000 bytes);
 # - the controller's census shows it per cell (JSON: csumTested, csumFailed,
 #   csumMpFail, csumInfiniteMap, payloadModified);
-# - the emulator counted its rewrites on pa/alg and nothing malformed.
+# - the emulator counted its rewrites on pa/alg and nothing malformed;
+# - the same probe on the bundled stack (libmps on pa's client TUN against
+#   pb's bundled responder) gives the same verdicts from its own view: DSS
+#   checksums fail on exactly the alg paths (MP_FAIL counted by libmps, the
+#   connection falling back), MP_CAPABLE survives everywhere, a join from
+#   pa's other bundled address comes up, each finding says it is the bundled
+#   stack's, and the census keeps those findings in cells of their own
+#   (stack STACK_BUNDLED) beside the kernel's.
 # pa's MPTCP subflow endpoints and its ADD_ADDR limit are set to none after
 # agents.sh sets them up: the checksum test must run on one subflow for its failure to be the path's own
 # (with joins Linux resets the failing subflow instead, and the join may have
 # taken another ISP).
 # Every path's run reserves pb/clean, so the four runs take turns: the
 # kernel's counters (per namespace) then belong to one run each.
-# Needs root; about 40 s. Run under `flock /tmp/fjtb.lock`: one testbed per
+# Needs root; about 60 s. Run under `flock /tmp/fjtb.lock`: one testbed per
 # machine (fixed namespace names), and it is always taken down (trap).
 set -u
 . tests/e2e/testbed_lib.sh
@@ -43,6 +50,13 @@ e=$(tbc_create probe)
 [ -n "$e" ] || tbc_die "no experiment id: $(cat "$T/create-probe.out")"
 tbc_wait 120 "$e"
 cli results --experiment "$e" --json >"$T/res.json" || tbc_die "fjord results"
+# The same on the bundled stack, after the kernel's (the runs reserve pb/clean anyway).
+sed 's/mbox-payload-probe/mbox-payload-bundled-probe/; s/"deadlineS"/"stack": { "stacks": [ "STACK_BUNDLED" ] }, "deadlineS"/' \
+	"$T/probe.json" >"$T/bprobe.json"
+eb=$(tbc_create bprobe)
+[ -n "$eb" ] || tbc_die "no experiment id: $(cat "$T/create-bprobe.out")"
+tbc_wait 120 "$eb"
+cli results --experiment "$eb" --json >"$T/res_b.json" || tbc_die "fjord results (bundled)"
 cli census --json >"$T/census.json" || tbc_die "fjord census"
 cli census >"$T/census.txt" || tbc_die "fjord census (table)"
 cat "$T/census.txt"
@@ -92,7 +106,9 @@ check(seen == {(i, f) for i in ("clean", "alg")
       "one finding per ISP and family: %s" % sorted(seen))
 
 c = json.load(open(T + "/census.json"))
-cells = {(x["localIsp"], x.get("family", "")): x for x in c.get("cells", [])}
+cells = {(x["localIsp"], x.get("family", "")): x for x in c.get("cells", []) if "stack" not in x}
+bcells = {(x["localIsp"], x.get("family", "")): x for x in c.get("cells", [])
+          if x.get("stack") == "STACK_BUNDLED"}
 for (isp, fam) in sorted(seen):
     x = cells.get((isp, fam), {})
     want = 1 if isp == "alg" else 0
@@ -109,10 +125,56 @@ table = [l.split() for l in open(T + "/census.txt")]
 hdr = table[0] if table else []
 for (isp, fam) in sorted(seen):
     short = "ipv4" if fam.endswith("IPV4") else "ipv6"
-    row = [r for r in table[1:] if r[:3] == [isp, "clean", short]]
+    row = [r for r in table[1:] if r[:3] == [isp, "clean", short] and r[-1] == "kernel"]
     got = row[0][hdr.index("CSUM_TEST")] if row and "CSUM_TEST" in hdr else None
     want = "1/1" if isp == "alg" else "0/1"
     check(got == want, "fjord census %s %s: CSUM_TEST %s (want %s)" % (isp, short, got, want))
+
+# The bundled stack's findings: the same verdicts, from libmps's own view.
+d = json.load(open(T + "/res_b.json"))
+rows = d.get("rows", []) if isinstance(d, dict) else d
+bseen = set()
+for r in rows:
+    res = r["result"]
+    check(res.get("ok", False) and r["run"].get("stack") == "STACK_BUNDLED",
+          "bundled probe run %s succeeded on the bundled stack %s" % (
+              r["run"]["id"], res.get("error", "")))
+    prov = res.get("provenance", {})
+    check(prov.get("stack") == "STACK_BUNDLED" and prov.get("stackVersion", "").startswith("libmps"),
+          "bundled run %s: provenance %s %s" % (r["run"]["id"], prov.get("stack"),
+                                               prov.get("stackVersion")))
+    for f in res.get("probeFindings", []):
+        p = f["path"]
+        isp, fam = p["localIsp"], p.get("family", "")
+        want = isp == "alg"
+        bseen.add((isp, fam))
+        what = "bundled %s %s (%s; %s)" % (isp, fam, f.get("mptcpCheck", ""), f.get("csumCheck", ""))
+        check(f.get("stack") == "STACK_BUNDLED", "%s: the finding names its stack" % what)
+        check(f.get("reachable", False) and f.get("mpCapable", False),
+              "%s: reachable, MP_CAPABLE survives" % what)
+        check(not f.get("nat", False), "%s: no NAT" % what)
+        check(f.get("mpJoin", False), "%s: the join from pa's other bundled address came up" % what)
+        check(f.get("csumTested", False), "%s: the checksum test ran with checksums on" % what)
+        check(int(f.get("csumSubflows", 0)) == 1, "%s: on one subflow" % what)
+        check(bool(f.get("csumFailed", False)) == want,
+              "%s: csum_failed=%s (want %s)" % (what, f.get("csumFailed", False), want))
+        mpfail = int(f.get("csumMpFailTx", 0)) + int(f.get("csumMpFailRx", 0))
+        check((mpfail > 0) == want, "%s: MP_FAIL %d (want some: %s)" % (what, mpfail, want))
+        check(bool(f.get("csumFallback", False)) == want,
+              "%s: fell back %s (want %s)" % (what, f.get("csumFallback", False), want))
+        check(not f.get("seqRewritten", False), "%s: no sequence rewriting" % what)
+check(bseen == seen, "bundled: one finding per ISP and family: %s" % sorted(bseen))
+for (isp, fam) in sorted(bseen):
+    x = bcells.get((isp, fam), {})
+    k = cells.get((isp, fam), {})
+    want = 1 if isp == "alg" else 0
+    check(int(x.get("probes", 0)) == 1 and int(x.get("csumTested", 0)) == 1 and
+          int(x.get("csumFailed", 0)) == want and int(x.get("mpCapableOk", 0)) == 1,
+          "census bundled %s %s: probes %s csumTested %s csumFailed %s mpCapableOk %s "
+          "(failures want %d)" % (isp, fam, x.get("probes", 0), x.get("csumTested", 0),
+                                  x.get("csumFailed", 0), x.get("mpCapableOk", 0), want))
+    check(int(k.get("probes", 0)) == 1, "census kernel %s %s: still its own probe only (%s)" % (
+        isp, fam, k.get("probes", 0)))
 
 st = open(T + "/status2").read()
 m = re.search(r"^pa/alg up queue=\d+ rewrite-payload: offset=100000 .*rewritten=(\d+)", st, re.M)
