@@ -200,9 +200,9 @@ static void test_missing_tun(void)
 }
 
 /*
- * Which types the bundled stack runs: bulk, echo, rr and handover pass the
- * check before the fork; probe is refused naming what does run; a bundled
- * run on an agent without bundled_tun is refused whatever its type.
+ * Which types the bundled stack runs: bulk, echo, rr, handover and probe pass
+ * the check before the fork; a bundled run on an agent without bundled_tun is
+ * refused whatever its type.
  */
 static void test_types(void)
 {
