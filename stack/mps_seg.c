@@ -36,12 +36,24 @@ uint32_t mps_csum_add(uint32_t sum, const uint8_t *p, size_t len)
 	/*
 	 * The sum does not depend on byte order (RFC 1071 §2(B)): add host-order
 	 * 32-bit words into 64 bits, fold, and turn the result to network order
-	 * once. Several times faster than word by word on a 64 KiB segment.
+	 * once. Several times faster than word by word on a 64 KiB segment. Four
+	 * sums over 16 bytes a round keep the adds independent of each other, so
+	 * the CPU overlaps them (one sum makes each add wait for the one before).
 	 */
-	uint64_t acc = 0;
-	uint32_t w;
+	uint64_t acc, a[4] = { 0, 0, 0, 0 };
+	uint32_t w, q[4];
 	uint16_t h = 0;
 
+	while (len >= 16) {
+		memcpy(q, p, 16);
+		a[0] += q[0];
+		a[1] += q[1];
+		a[2] += q[2];
+		a[3] += q[3];
+		p += 16;
+		len -= 16;
+	}
+	acc = a[0] + a[1] + a[2] + a[3]; /* each below 2^32 times len / 16: no overflow */
 	while (len >= 4) {
 		memcpy(&w, p, 4);
 		acc += w;
