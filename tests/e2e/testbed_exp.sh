@@ -26,7 +26,9 @@
 # - probe: from ec over its clean ISP and its ISP that rewrites TCP sequence
 #   numbers, IPv4 and IPv6: sequence-number rewriting found on exactly the
 #   paths through that ISP, by routers' quotes (seq_quotes > 0 on every
-#   path), with MPTCP surviving it everywhere.
+#   path), with MPTCP surviving it everywhere. The same probe on the bundled
+#   stack (libmps on ec's client TUN against eb's bundled responder): the
+#   same verdicts, findings that name STACK_BUNDLED, DSS checksums holding.
 #
 # Needs root; takes about 3-4 minutes. Only one testbed can be up on a machine
 # (fixed namespace names): it refuses to start while another one is up.
@@ -107,7 +109,14 @@ cat >"$T/probe.json" <<JSON
   "shareLinks": true, "deadlineS": 120, "pickupS": 110 }
 JSON
 
-NAMES="bulk1 bulk2 bulk3 bund1 bund2 bund3 brr krr bho bhorr probe"
+# The same probe on the bundled stack. Without shareLinks: its runs take
+# turns on ec's links, as two bundled runs of one node cannot share its TUN;
+# they wait for eb/ispa behind ea's runs, hence the longer deadline.
+sed 's/tbe-probe/tbe-bprobe/; s/"shareLinks": true, /"stack": { "stacks": [ "STACK_BUNDLED" ] }, /
+	s/"deadlineS": 120, "pickupS": 110/"deadlineS": 300, "pickupS": 290/' \
+	"$T/probe.json" >"$T/bprobe.json"
+
+NAMES="bulk1 bulk2 bulk3 bund1 bund2 bund3 brr krr bho bhorr probe bprobe"
 EXPS=""
 for n in $NAMES; do
 	e=$(tbc_create "$n")
@@ -322,6 +331,28 @@ for r in rows("probe"):
             check(int(f.get("seqRewriteHop", 0)) >= 1, "probe %s %s: rewritten before hop %s" % (
                 l, fam, f.get("seqRewriteHop", 0)))
 check(n == 4, "probe: 4 findings (2 ISPs x 2 families), got %d" % n)
+# The bundled probe: the same verdicts, its findings its own.
+n = 0
+for r in rows("bprobe"):
+    check(r["result"].get("ok", False) and r["run"].get("stack") == "STACK_BUNDLED",
+          "bundled probe run %s succeeded %s" % (r["run"]["id"], r["result"].get("error", "")))
+    for f in r["result"].get("probeFindings", []):
+        p = f["path"]
+        l, fam = p["localIsp"], p.get("family", "")
+        want = l in rewriting or p["remoteIsp"] in rewriting
+        n += 1
+        what = "bundled probe %s %s (%s)" % (l, fam, f.get("mptcpCheck", ""))
+        check(f.get("stack") == "STACK_BUNDLED", "%s: names its stack" % what)
+        check(f.get("reachable", False) and f.get("mpCapable", False),
+              "%s: reachable, MP_CAPABLE survives" % what)
+        check(bool(f.get("seqRewritten", False)) == want,
+              "%s: seq_rewritten=%s (want %s): %s" % (
+                  what, f.get("seqRewritten", False), want, f.get("seqCheck", "")))
+        check(int(f.get("seqQuotes", 0)) > 0, "%s: %s router quotes compared" % (
+            what, f.get("seqQuotes", 0)))
+        check(f.get("csumTested", False) and not f.get("csumFailed", False),
+              "%s: DSS checksums hold: %s" % (what, f.get("csumCheck", "")))
+check(n == 4, "bundled probe: 4 findings (2 ISPs x 2 families), got %d" % n)
 check(rewriting == {"seqrw"}, "topology: the rewriting ISP is seqrw (%s)" % sorted(rewriting))
 
 print("%d checks failed" % len(fails))
