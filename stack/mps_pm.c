@@ -437,6 +437,43 @@ void mps_pm_echo_input(struct mps_conn *c, const struct mps_opt_add_addr *a, uin
 		}
 }
 
+int mps_announce_addr(struct mps_conn *c, const struct mps_addr *addr)
+{
+	unsigned int i;
+	int id;
+
+	if (!c || !addr || (addr->family != 4 && addr->family != 6))
+		return -EINVAL;
+	if (!c->mptcp || c->reset || c->state != MPS_CONN_ESTABLISHED)
+		return -ENOTCONN;
+	id = mps_pm_local_id(c, addr);
+	if (id == 0)
+		return -EEXIST; /* the connection's own address: the peer knows it */
+	for (i = 0; id > 0 && i < c->nladdrs; i++) {
+		if (c->laddrs[i].id != id)
+			continue;
+		if (c->laddrs[i].removed)
+			return -ENOENT;
+		if (!c->laddrs[i].announce) {
+			c->laddrs[i].announce = true;
+			c->laddrs[i].next_at = 0; /* due at the next tick */
+		}
+		return 0;
+	}
+	if (c->nladdrs >= MPS_MAX_LOCAL_ADDRS)
+		return -ENOSPC;
+	i = c->nladdrs++;
+	memset(&c->laddrs[i], 0, sizeof(c->laddrs[i]));
+	c->laddrs[i].id = ++c->next_local_id;
+	c->laddrs[i].addr = *addr;
+	c->laddrs[i].addr.port = 0;
+	c->laddrs[i].port = addr->port;
+	c->laddrs[i].announce = true;
+	/* Due at the next tick: the path manager sends it once a subflow can carry it. */
+	c->laddrs[i].next_at = 0;
+	return 0;
+}
+
 int mps_remove_addr(struct mps_conn *c, const struct mps_addr *addr)
 {
 	int id;

@@ -184,6 +184,19 @@ int mps_join(struct mps_conn *c, const struct mps_addr *local, const struct mps_
 	     bool backup);
 
 /*
+ * Announce local address addr to the peer of c (ADD_ADDR with HMAC, RFC
+ * 8684 §3.4.1, repeated until echoed, as the path manager does for
+ * cfg.local_addrs), for this connection only: a stack whose connections
+ * should not all announce an address (their clients would join it) can
+ * offer it to one. addr->port other than c's own: served and announced on
+ * that port (as cfg.local_addrs). Joins to it are taken. Returns 0 (also
+ * when it is announced already), -EINVAL, -ENOTCONN (c not an established
+ * MPTCP connection), -EEXIST (c's own address), -ENOENT (withdrawn before
+ * from c) or -ENOSPC (MPS_MAX_LOCAL_ADDRS on c).
+ */
+int mps_announce_addr(struct mps_conn *c, const struct mps_addr *addr);
+
+/*
  * Withdraw local address addr (port ignored) from c: REMOVE_ADDR with its
  * ID goes to the peer, and every join subflow of c using it is reset. The
  * initial subflow's address (ID 0) may go only while a join works: the
