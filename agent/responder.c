@@ -103,6 +103,7 @@ void agent_resp_request_encode(const struct agent_resp_request *q, uint8_t out[A
 	memset(out, 0, AGENT_RESP_REQ_LEN);
 	memcpy(out, "FJX1", 4);
 	out[4] = (uint8_t)q->type;
+	out[5] = (uint8_t)q->flags;
 	put_u64(out + 8, q->bytes);
 	put_u32(out + 16, q->duration_ms);
 	put_u32(out + 20, q->request_bytes);
@@ -118,11 +119,17 @@ int agent_resp_request_decode(const uint8_t in[AGENT_RESP_REQ_LEN], struct agent
 		snprintf(err, errlen, "bad magic (not a Fjord request)");
 		return -EINVAL;
 	}
-	if (in[5] || in[6] || in[7]) {
+	if (in[6] || in[7]) {
 		snprintf(err, errlen, "reserved header bytes not zero");
 		return -EINVAL;
 	}
 	q->type = in[4];
+	q->flags = in[5];
+	if (q->flags & ~AGENT_RESP_F_ANNOUNCE || (q->flags && q->type != AGENT_RESP_ECHO)) {
+		snprintf(err, errlen, "unknown request flags 0x%02x for type %u", q->flags,
+			 q->type);
+		return -EINVAL;
+	}
 	q->bytes = get_u64(in + 8);
 	q->duration_ms = get_u32(in + 16);
 	q->request_bytes = get_u32(in + 20);

@@ -9,7 +9,11 @@
  *
  *   0  "FJX1"           magic and version
  *   4  u8 type           1 echo, 2 sink, 3 source, 4 rr
- *   5  u8[3]             zero
+ *   5  u8 flags          echo: 1 (AGENT_RESP_F_ANNOUNCE) asks a bundled
+ *                        responder to announce its other addresses of the
+ *                        connection's family (ADD_ADDR) on this connection
+ *                        (the probe's ADD_ADDR check); 0 otherwise
+ *   6  u8[2]             zero
  *   8  u64 bytes         source: stop after this many bytes (0: no byte limit)
  *  16  u32 duration_ms   source: stop after this long (0: no time limit)
  *  20  u32 request_bytes rr: size of one request
@@ -70,8 +74,11 @@ enum agent_resp_type {
 	AGENT_RESP_INFO = 5,
 };
 
+#define AGENT_RESP_F_ANNOUNCE 0x1u
+
 struct agent_resp_request {
-	unsigned int type; /* enum agent_resp_type */
+	unsigned int type;  /* enum agent_resp_type */
+	unsigned int flags; /* AGENT_RESP_F_* (echo only) */
 	uint64_t bytes;
 	uint32_t duration_ms, request_bytes, response_bytes, seed;
 };

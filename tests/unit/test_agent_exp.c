@@ -182,6 +182,21 @@ static void test_resp_bad_headers(void)
 	/* The decoder says the same without a socket. */
 	CU_ASSERT_EQUAL(agent_resp_request_decode(h, &q, err, sizeof(err)), -EINVAL);
 	CU_ASSERT_STRING_EQUAL(err, "reserved header bytes not zero");
+	/* Flags: announce on an echo only, nothing unknown. */
+	h[6] = 0;
+	h[5] = AGENT_RESP_F_ANNOUNCE;
+	CU_ASSERT_EQUAL(agent_resp_request_decode(h, &q, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(q.flags, AGENT_RESP_F_ANNOUNCE);
+	h[5] = 2;
+	CU_ASSERT_EQUAL(agent_resp_request_decode(h, &q, err, sizeof(err)), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(err, "unknown request flags 0x02 for type 1");
+	memset(&q, 0, sizeof(q));
+	q.type = AGENT_RESP_SINK;
+	q.flags = AGENT_RESP_F_ANNOUNCE;
+	agent_resp_request_encode(&q, h);
+	CU_ASSERT_EQUAL(h[5], AGENT_RESP_F_ANNOUNCE);
+	CU_ASSERT_EQUAL(agent_resp_request_decode(h, &q, err, sizeof(err)), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(err, "unknown request flags 0x01 for type 2");
 	/* A client that closes mid-header is dropped. */
 	{
 		int fd = connect_port(AF_INET, port);
