@@ -64,6 +64,38 @@ struct br {
 };
 
 static volatile sig_atomic_t br_stop;
+/* The responder's addresses, for echo requests that ask for ADD_ADDRs (set before the fork). */
+static struct bundled_cfg br_cfg;
+
+/*
+ * The probe's ADD_ADDR check (AGENT_RESP_F_ANNOUNCE): this connection, and
+ * no other, announces the responder's other addresses of its family. Not
+ * in cfg.local_addrs: every connection would announce them, and bundled
+ * bulk and rr clients (libmps's fullmesh) would join them.
+ */
+static void announce_others(struct br_conn *k)
+{
+	struct mps_subflow_info si;
+	char own[AGENT_ADDR_MAX];
+	unsigned int i;
+
+	if (mps_subflow_info(k->c, 0, &si) < 0)
+		return;
+	bundled_addr_str(&si.local, own, sizeof(own));
+	for (i = 0; i < br_cfg.n_isps; i++) {
+		const char *s = br_cfg.isps[i].resp[si.local.family == 6];
+		struct mps_addr a;
+		int rc;
+
+		if (!s[0] || bundled_addr(s, 0, &a) < 0 || a.family != si.local.family ||
+		    !memcmp(a.addr, si.local.addr, a.family == 4 ? 4 : 16))
+			continue;
+		rc = mps_announce_addr(k->c, &a);
+		if (rc < 0)
+			fj_warn("bundled responder: announcing %s to %s: %s", s, own,
+				strerror(-rc));
+	}
+}
 
 static void on_term(int sig)
 {
@@ -130,6 +162,8 @@ static int on_header(struct br_conn *k, uint64_t now)
 		return 1;
 	}
 	put_reply(k, 1, "");
+	if (k->q.flags & AGENT_RESP_F_ANNOUNCE)
+		announce_others(k);
 	if (k->q.type == AGENT_RESP_RR) {
 		k->st = BR_RR;
 		return 1;
@@ -479,6 +513,7 @@ static int resp_spawn(const struct bundled_cfg *bc, unsigned int port, unsigned 
 		return -ENODEV;
 	}
 	cfg.max_conns = max_conns;
+	br_cfg = *bc;
 	bundled_cfg_buffers(bc, &cfg);
 	rc = bundled_io_open(&b.io, bc->resp_tun, &cfg, 0, err, errlen);
 	if (rc < 0)
