@@ -38,7 +38,7 @@ struct probe_bundled {
 	struct mps_conn *c;
 	uint32_t conn_id;
 	int reset, fallback;
-	unsigned int add_addr_in, joins_up, mp_fail_sent, mp_fail_rcvd;
+	unsigned int add_addr_in, mp_fail_sent, mp_fail_rcvd;
 	unsigned int inf_sent, inf_rcvd;
 	int join_down; /* the last join's MPS_SF_DOWN_* reason, 0 none */
 };
@@ -110,8 +110,11 @@ int probe_bundled_open(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 		snprintf(err, len, "out of memory");
 		return -ENOMEM;
 	}
-	/* The initial subflow and a join from every other bundled address. */
-	cfg.max_subflows = (uint8_t)(bc->n_isps + 1 < 8 ? bc->n_isps + 1 : 8);
+	/*
+	 * The initial subflow, a join from every other bundled address, and
+	 * those libmps's fullmesh opens to addresses the peer announces.
+	 */
+	cfg.max_subflows = 8;
 	bundled_cfg_buffers(bc, &cfg);
 	rc = bundled_io_open(&pb->io, bc->tun, &cfg, 1, err, len);
 	if (rc < 0) {
@@ -190,9 +193,6 @@ static void drain(struct probe_bundled *pb)
 		case MPS_EV_ADD_ADDR_IN:
 			pb->add_addr_in++;
 			break;
-		case MPS_EV_SUBFLOW_UP:
-			pb->joins_up += ev.subflow_id != 0;
-			break;
 		case MPS_EV_SUBFLOW_DOWN:
 			if (ev.subflow_id)
 				pb->join_down = ev.reason;
@@ -266,16 +266,16 @@ static void conn_end(struct probe_bundled *pb, const struct exp_env *env)
  * Opens a connection over path p and has the responder answer an echo
  * request by end (fj_mono_ms). 0 with *reply, or <0 with the reason in buf.
  */
-static int conn_open(struct probe_bundled *pb, const struct pb_path *p, uint64_t end,
-		     struct agent_resp_reply *reply, char *buf, size_t len)
+static int conn_open(struct probe_bundled *pb, const struct pb_path *p, unsigned int flags,
+		     uint64_t end, struct agent_resp_reply *reply, char *buf, size_t len)
 {
-	struct agent_resp_request q = { .type = AGENT_RESP_ECHO };
+	struct agent_resp_request q = { .type = AGENT_RESP_ECHO, .flags = flags };
 	uint8_t req[AGENT_RESP_REQ_LEN], rep[AGENT_RESP_REPLY_LEN];
 	size_t sent = 0, got = 0;
 	int rc;
 
 	pb->reset = pb->fallback = 0;
-	pb->add_addr_in = pb->joins_up = pb->mp_fail_sent = pb->mp_fail_rcvd = 0;
+	pb->add_addr_in = pb->mp_fail_sent = pb->mp_fail_rcvd = 0;
 	pb->inf_sent = pb->inf_rcvd = 0;
 	pb->join_down = 0;
 	rc = mps_connect(pb->io.st, &p->local, &p->remote, &pb->c);
@@ -404,21 +404,32 @@ static unsigned int join_others(struct probe_bundled *pb, const struct pb_path *
 	return tried;
 }
 
-/* Subflows usable now; *joins_live: joins still up or in their handshake. */
-static unsigned int subflows_up(struct probe_bundled *pb, unsigned int *joins_live)
+/*
+ * Subflows usable now. With p: *ours_up and *ours_live count the joins of
+ * join_others() (from another local address than p's) up, and up or still
+ * in their handshake; libmps's own joins to announced addresses leave from
+ * p's address.
+ */
+static unsigned int subflows_up(struct probe_bundled *pb, const struct pb_path *p,
+				unsigned int *ours_up, unsigned int *ours_live)
 {
 	struct mps_conn_info ci;
 	struct mps_subflow_info si;
 	unsigned int i, up = 0;
 
-	*joins_live = 0;
+	*ours_up = *ours_live = 0;
 	if (mps_conn_info(pb->c, &ci) < 0)
 		return 0;
 	for (i = 0; i < ci.nsubflows; i++) {
+		int ours;
+
 		if (mps_subflow_info(pb->c, i, &si) < 0)
 			continue;
 		up += si.up;
-		*joins_live += si.join;
+		ours = p && si.join &&
+		       memcmp(si.local.addr, p->local.addr, p->local.family == 4 ? 4 : 16);
+		*ours_up += ours && si.up;
+		*ours_live += ours;
 	}
 	return up;
 }
@@ -446,22 +457,22 @@ static void join_test(struct probe_bundled *pb, const struct pb_path *p, unsigne
 	uint64_t end = fj_mono_ms() + max_ms;
 	char why[160];
 	size_t used = strlen(d);
-	unsigned int live = 0;
+	unsigned int live = 0, ours = 0, most = 0;
 
 	*joins = join_others(pb, p, why, sizeof(why));
 	do {
-		unsigned int up = subflows_up(pb, &live);
+		unsigned int up = subflows_up(pb, p, &ours, &live);
 
 		if (up > f->subflows)
 			f->subflows = up;
-		if (up > 1 || !*joins || !live || pb->reset)
+		most = ours > most ? ours : most;
+		if (ours || !*joins || !live || pb->reset)
 			break;
 		step(pb, 10);
 	} while (fj_mono_ms() < end);
-	f->mp_join = f->subflows > 1;
+	f->mp_join = most > 0;
 	if (f->mp_join)
-		snprintf(d + used, len - used, "; MP_JOIN: %u of %u join(s) up", pb->joins_up,
-			 *joins);
+		snprintf(d + used, len - used, "; MP_JOIN: %u of %u join(s) up", most, *joins);
 	else if (*joins)
 		snprintf(d + used, len - used, "; MP_JOIN: none of %u join(s) up within %u ms%s%s",
 			 *joins, max_ms, pb->join_down ? ": " : "",
@@ -495,7 +506,7 @@ void probe_bundled_path(struct probe_bundled *pb, const Fjord__V1__RunCommand *c
 	if (end > env->deadline_mono_ms - PB_SLACK_MS)
 		end = env->deadline_mono_ms - PB_SLACK_MS;
 	if (resolve(pb, cmd, env, idx, buf, sizeof(buf)) < 0 ||
-	    conn_open(pb, p, end, &reply, buf, sizeof(buf)) < 0) {
+	    conn_open(pb, p, AGENT_RESP_F_ANNOUNCE, end, &reply, buf, sizeof(buf)) < 0) {
 		f->error = agent_arena_strdup(out->arena, buf);
 		conn_end(pb, env);
 		return;
@@ -624,7 +635,7 @@ static int csum_echo(struct probe_bundled *pb, uint64_t end, Fjord__V1__ProbeFin
 		     int *changed, uint64_t *where)
 {
 	static uint8_t tx[PROBE_CSUM_CHUNK], rx[PROBE_CSUM_CHUNK];
-	unsigned int live;
+	unsigned int live, ours;
 	int rc = 0;
 
 	for (uint64_t off = 0; off < PROBE_CSUM_BYTES && !rc; off += sizeof(tx)) {
@@ -637,7 +648,7 @@ static int csum_echo(struct probe_bundled *pb, uint64_t end, Fjord__V1__ProbeFin
 				*changed = 1;
 				*where = off + i;
 			}
-		up = subflows_up(pb, &live);
+		up = subflows_up(pb, NULL, &ours, &live);
 		if (up > f->csum_subflows)
 			f->csum_subflows = up;
 	}
@@ -664,7 +675,7 @@ void probe_bundled_csum(struct probe_bundled *pb, size_t idx, unsigned int budge
 	}
 	for (size_t i = 0; i < 5; i++)
 		c0[i] = mps_stack_counter(pb->io.st, cn[i]);
-	rc = conn_open(pb, &pb->path[idx], end, &reply, buf, sizeof(buf));
+	rc = conn_open(pb, &pb->path[idx], 0, end, &reply, buf, sizeof(buf));
 	if (!rc && (mps_conn_info(pb->c, &ci) < 0 || !ci.checksum)) {
 		snprintf(buf, sizeof(buf), "DSS checksums were not negotiated");
 		rc = -EPROTO;

@@ -1364,6 +1364,33 @@ static void test_bundled_resp_hang(void)
 	CU_ASSERT_EQUAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
 }
 
+/* The bundled responder again, knowing its addresses (for the probe's ADD_ADDR check). */
+static void start_bundled_resp_addrs(void *arg)
+{
+	struct bundled_cfg b = { .n_isps = 2 };
+	char err[200] = "";
+
+	(void)arg;
+	snprintf(b.resp_tun, sizeof(b.resp_tun), "fjbr");
+	snprintf(b.isps[0].isp, sizeof(b.isps[0].isp), "a");
+	snprintf(b.isps[0].resp[0], sizeof(b.isps[0].resp[0]), "198.18.1.160");
+	snprintf(b.isps[1].isp, sizeof(b.isps[1].isp), "b");
+	snprintf(b.isps[1].resp[0], sizeof(b.isps[1].resp[0]), "198.18.2.160");
+	if (bundled_resp_start(&b, agent_responder_port(resp), 16, 30, &bundled_pid, err,
+			       sizeof(err)) < 0)
+		fprintf(stderr, "\nbundled responder: %s\n", err);
+}
+
+/* bundled_setup(), with a bundled responder that announces its other address when asked. */
+static int bundled_setup_addrs(void)
+{
+	if (bundled_setup() < 0)
+		return -1;
+	bundled_resp_stop(bundled_pid);
+	bundled_pid = -1;
+	return in_ns(ns_s, start_bundled_resp_addrs, NULL) < 0 || bundled_pid <= 0 ? -1 : 0;
+}
+
 /* A probe on the bundled stack over the paths of links. */
 static Fjord__V1__Result *bundled_probe(const char *id, const char *links, unsigned int timeout_ms)
 {
@@ -1390,7 +1417,7 @@ static void test_probe_bundled_middleboxes(void)
 
 	if (!usable)
 		return;
-	CU_ASSERT_EQUAL_FATAL(bundled_setup(), 0);
+	CU_ASSERT_EQUAL_FATAL(bundled_setup_addrs(), 0);
 	set_client_bundled("fjbc");
 	CU_ASSERT_EQUAL_FATAL(
 		sh("ip netns exec %s iptables -t mangle -A POSTROUTING -o b0 -p tcp "
@@ -1416,6 +1443,8 @@ static void test_probe_bundled_middleboxes(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(f->mptcp_check, "MP_JOIN: none of 1 join(s) up"));
 	CU_ASSERT(has_event(res, "mp_join_failed", "path 0 (a -> a"));
 	CU_ASSERT(has_event(res, "nat", "path 0 (a -> a"));
+	/* The bundled responder's ADD_ADDR of its b address came through the NAT. */
+	CU_ASSERT_EQUAL(f->add_addr_accepted, 1);
 	/* The checksum test ran with checksums negotiated, and they held. */
 	CU_ASSERT(f->csum_tested);
 	CU_ASSERT(!f->csum_failed);
@@ -1446,7 +1475,11 @@ static void test_probe_bundled_middleboxes(void)
 	fjord__v1__result__free_unpacked(res, NULL);
 }
 
-/* A clean path on the bundled stack: MP_JOIN from b comes up; checksums hold. */
+/*
+ * A clean path on the bundled stack: MP_JOIN from b comes up, the bundled
+ * responder's ADD_ADDR of its b address arrives (HMAC verified, kept);
+ * checksums hold.
+ */
 static void test_probe_bundled_join(void)
 {
 	Fjord__V1__Result *res;
@@ -1454,7 +1487,7 @@ static void test_probe_bundled_join(void)
 
 	if (!usable)
 		return;
-	CU_ASSERT_EQUAL_FATAL(bundled_setup(), 0);
+	CU_ASSERT_EQUAL_FATAL(bundled_setup_addrs(), 0);
 	set_client_bundled("fjbc");
 	res = bundled_probe("ns-bprobe-join", "a", 2000);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
@@ -1467,6 +1500,8 @@ static void test_probe_bundled_join(void)
 	CU_ASSERT(f->mp_join);
 	CU_ASSERT(f->subflows >= 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(f->mptcp_check, "MP_JOIN: 1 of 1 join(s) up"));
+	CU_ASSERT_EQUAL(f->add_addr_accepted, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(f->mptcp_check, "ADD_ADDR: 1 received, 1 kept"));
 	CU_ASSERT(f->csum_tested);
 	CU_ASSERT(!f->csum_failed);
 	CU_ASSERT(!f->payload_modified);
