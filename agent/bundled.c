@@ -1,4 +1,7 @@
-/* The agent's bundled stack: its addresses, the info text, one stack on one TUN. */
+/*
+ * The agent's bundled stack: its addresses and the peer's (the info text), one
+ * stack on one TUN and its trace.
+ */
 #include "bundled.h"
 
 #include <arpa/inet.h>
@@ -12,6 +15,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "exp_sock.h"
 #include "fj_clock.h"
 #include "mps_trace.h"
 #include "mps_tun.h"
@@ -351,4 +355,75 @@ void bundled_io_close(struct bundled_io *io, char **trace, size_t *len, size_t c
 	io->trace_fd = -1;
 	mps_tun_close(io->tun);
 	io->tun = NULL;
+}
+
+int bundled_ask_info(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+		     struct exp_out *out, char *text, size_t cap)
+{
+	struct agent_resp_request q = { .type = AGENT_RESP_INFO };
+	struct agent_resp_reply reply;
+	struct exp_target t;
+	uint8_t len[2];
+	size_t n;
+	int fd, mptcp = 0, rc;
+
+	rc = exp_resolve_target(cmd, env, 0, &t, out);
+	if (rc < 0)
+		return rc;
+	fd = exp_connect_within(cmd, FJORD__V1__STACK__STACK_TCP, &t, env, BUNDLED_ANSWER_MS, out,
+				&mptcp);
+	if (fd < 0)
+		return fd;
+	rc = exp_handshake(fd, &q, &reply, out);
+	if (!rc)
+		rc = exp_recv_all(fd, len, 2);
+	n = (size_t)len[0] << 8 | len[1];
+	if (!rc && (n == 0 || n >= cap))
+		rc = -EPROTO;
+	if (!rc)
+		rc = exp_recv_all(fd, (uint8_t *)text, n);
+	close(fd);
+	if (rc == -EPROTO)
+		exp_fail(out, "the peer's bundled address list is malformed");
+	else if (rc && rc != -EINVAL)
+		exp_fail(out, "reading the peer's bundled addresses: %s", strerror(-rc));
+	if (rc)
+		return rc;
+	text[n] = 0;
+	return 0;
+}
+
+const struct bundled_isp *bundled_own_isp(const struct bundled_cfg *bc, const char *isp)
+{
+	unsigned int i;
+
+	for (i = 0; isp && i < bc->n_isps; i++)
+		if (!strcmp(bc->isps[i].isp, isp))
+			return &bc->isps[i];
+	return NULL;
+}
+
+void bundled_io_close_trace(struct bundled_io *io, struct exp_out *out)
+{
+	struct exp_trace *t;
+	char *trace = NULL;
+	size_t len = 0;
+	int cut = 0;
+
+	bundled_io_close(io, &trace, &len, EXP_TRACE_MAX, &cut);
+	if (!trace)
+		return;
+	t = exp_trace_new(out, "capture.pcap");
+	if (!t) {
+		free(trace);
+		return;
+	}
+	t->data = trace;
+	t->len = len;
+	t->cap = len;
+	if (cut)
+		exp_add_event(out, "capture_capped",
+			      "the packet trace reached its cap; later packets are not in "
+			      "capture.pcap",
+			      0);
 }

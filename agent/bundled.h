@@ -74,6 +74,19 @@ int bundled_info_text(const struct bundled_cfg *b, char *buf, size_t len);
  */
 int bundled_info_lookup(const char *text, const char *isp, int family, char *out, size_t len);
 
+/* The peer's bundled responder must answer within this (info, the run's request). */
+#define BUNDLED_ANSWER_MS 5000
+
+/*
+ * The peer's info text (its bundled responder addresses), asked of its kernel
+ * responder over run path 0, into text (at most cap - 1 bytes and a NUL).
+ * 0, or a negative errno after exp_fail() with the reason.
+ */
+int bundled_ask_info(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+		     struct exp_out *out, char *text, size_t cap);
+/* This agent's bundled addresses on isp, or NULL. */
+const struct bundled_isp *bundled_own_isp(const struct bundled_cfg *b, const char *isp);
+
 /* One stack on one TUN device. */
 struct bundled_io {
 	struct mps_stack *st;
@@ -104,6 +117,11 @@ int bundled_io_step(struct bundled_io *io, unsigned int max_ms);
  * whole records only; *cut says whether records were left out), or NULL.
  */
 void bundled_io_close(struct bundled_io *io, char **trace, size_t *len, size_t cap, int *cut);
+/*
+ * bundled_io_close() keeping the pcap as out's trace "capture.pcap" (at most
+ * EXP_TRACE_MAX; the event capture_capped when records were left out).
+ */
+void bundled_io_close_trace(struct bundled_io *io, struct exp_out *out);
 
 struct exp_link_sched;
 

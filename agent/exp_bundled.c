@@ -22,7 +22,6 @@
 #include "fj_clock.h"
 #include "sampler.h"
 
-#define BX_ANSWER_MS 5000 /* the peer's bundled responder must answer within this */
 #define BX_CLOSE_MS  1000 /* time given to the close handshake after the data */
 #define BX_CHUNK     16384
 #define BX_MAX_SF    16
@@ -252,53 +251,6 @@ static void bs_finish(struct bsampler *s)
 	}
 }
 
-/* The peer's info text over its kernel responder on path 0. 0, or <0 after exp_fail(). */
-static int ask_info(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
-		    struct exp_out *out, char *text, size_t cap)
-{
-	struct agent_resp_request q = { .type = AGENT_RESP_INFO };
-	struct agent_resp_reply reply;
-	struct exp_target t;
-	uint8_t len[2];
-	size_t n;
-	int fd, mptcp = 0, rc;
-
-	rc = exp_resolve_target(cmd, env, 0, &t, out);
-	if (rc < 0)
-		return rc;
-	fd = exp_connect_within(cmd, FJORD__V1__STACK__STACK_TCP, &t, env, BX_ANSWER_MS, out,
-				&mptcp);
-	if (fd < 0)
-		return fd;
-	rc = exp_handshake(fd, &q, &reply, out);
-	if (!rc)
-		rc = exp_recv_all(fd, len, 2);
-	n = (size_t)len[0] << 8 | len[1];
-	if (!rc && (n == 0 || n >= cap))
-		rc = -EPROTO;
-	if (!rc)
-		rc = exp_recv_all(fd, (uint8_t *)text, n);
-	close(fd);
-	if (rc == -EPROTO)
-		exp_fail(out, "the peer's bundled address list is malformed");
-	else if (rc && rc != -EINVAL)
-		exp_fail(out, "reading the peer's bundled addresses: %s", strerror(-rc));
-	if (rc)
-		return rc;
-	text[n] = 0;
-	return 0;
-}
-
-static const struct bundled_isp *own_isp(const struct bundled_cfg *bc, const char *isp)
-{
-	unsigned int i;
-
-	for (i = 0; isp && i < bc->n_isps; i++)
-		if (!strcmp(bc->isps[i].isp, isp))
-			return &bc->isps[i];
-	return NULL;
-}
-
 /* Bundled endpoints of every run path. 0, or <0 after exp_fail(). */
 static int resolve_paths(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
 			 struct exp_out *out, struct bpath *bp, size_t *n)
@@ -317,7 +269,7 @@ static int resolve_paths(const Fjord__V1__RunCommand *cmd, const struct exp_env 
 		return -EINVAL;
 	}
 	*n = cmd->run->n_paths < BX_MAX_PATHS ? cmd->run->n_paths : BX_MAX_PATHS;
-	rc = ask_info(cmd, env, out, info, sizeof(info));
+	rc = bundled_ask_info(cmd, env, out, info, sizeof(info));
 	if (rc < 0)
 		return rc;
 	for (i = 0; i < *n; i++) {
@@ -332,7 +284,7 @@ static int resolve_paths(const Fjord__V1__RunCommand *cmd, const struct exp_env 
 		fam = t.family == AF_INET6 ? 6 : 4;
 		p->local_isp = cmd->run->paths[i]->local_isp;
 		p->remote_isp = cmd->run->paths[i]->remote_isp;
-		own = own_isp(bc, p->local_isp);
+		own = bundled_own_isp(bc, p->local_isp);
 		if (!own || !own->addr[fam == 6][0]) {
 			exp_fail(out, "path %zu: this agent has no bundled IPv%d address on ISP %s",
 				 i, fam, p->local_isp ? p->local_isp : "(none)");
@@ -429,7 +381,7 @@ static int bx_open(struct bx *x, const struct bpath *p0, const struct agent_resp
 {
 	uint8_t req[AGENT_RESP_REQ_LEN], rep[AGENT_RESP_REPLY_LEN];
 	size_t sent = 0, got = 0;
-	uint64_t end = fj_mono_ms() + BX_ANSWER_MS;
+	uint64_t end = fj_mono_ms() + BUNDLED_ANSWER_MS;
 	struct agent_resp_reply reply;
 	int rc;
 
@@ -448,7 +400,7 @@ static int bx_open(struct bx *x, const struct bpath *p0, const struct agent_resp
 			exp_fail(out,
 				 "the peer's bundled responder at %s port %u did not answer within "
 				 "%u ms",
-				 p0->remote_str, p0->remote.port, BX_ANSWER_MS);
+				 p0->remote_str, p0->remote.port, BUNDLED_ANSWER_MS);
 			return -ETIMEDOUT;
 		}
 		bundled_io_step(&x->io, 10);
@@ -800,13 +752,21 @@ static void bx_transfer(struct bx *x, struct bpath *bp, size_t n, const struct e
 	/* The request header is acknowledged data too: progress counts from here. */
 	if (mps_conn_info(x->c, &ci0) == 0)
 		una0 = ci0.bytes_acked;
+	/*
+	 * The data starts now: the first progress point is exactly at 0, as
+	 * the figures before the first link event are measured from it (one
+	 * at +1 ms left a window starting at 0 without a point).
+	 */
+	t0 = fj_mono_ms();
+	last_move = t0;
 	res->t0_mono = t0;
 	if (xf->links) {
 		xf->links->apply = bx_apply;
 		xf->links->apply_arg = &lk;
 		xf->links->t0 = t0;
 	}
-	bx_progress(x, xf, t0, una0);
+	if (xf->progress)
+		xf->progress(xf->progress_arg, 0, 0);
 	for (;;) {
 		uint64_t now = fj_mono_ms();
 		unsigned int wait = 20;
@@ -992,34 +952,6 @@ static int bx_settings(const Fjord__V1__RunCommand *cmd, struct mps_config *cfg,
 	return 0;
 }
 
-/* The stack's pcap becomes the run's trace "capture.pcap". */
-static void keep_trace(struct bx *x, struct exp_out *out)
-{
-	char *trace = NULL;
-	size_t len = 0;
-	int cut = 0;
-
-	bundled_io_close(&x->io, &trace, &len, EXP_TRACE_MAX, &cut);
-	if (!trace)
-		return;
-	{
-		struct exp_trace *t = exp_trace_new(out, "capture.pcap");
-
-		if (t) {
-			t->data = trace;
-			t->len = len;
-			t->cap = len;
-		} else {
-			free(trace);
-		}
-	}
-	if (cut)
-		exp_add_event(out, "capture_capped",
-			      "the packet trace reached its cap; later packets are not in "
-			      "capture.pcap",
-			      0);
-}
-
 typedef void (*bx_body_fn)(struct bx *x, struct bpath *bp, size_t n, void *arg,
 			   const struct exp_env *env, struct exp_out *out,
 			   struct exp_bundled_res *res);
@@ -1090,7 +1022,7 @@ static void bx_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, 
 		}
 		bx_close(x, env);
 	}
-	keep_trace(x, out);
+	bundled_io_close_trace(&x->io, out);
 	EVP_MD_CTX_free(x->md);
 	EVP_MD_CTX_free(x->md_exp);
 	free(x);
