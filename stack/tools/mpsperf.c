@@ -80,6 +80,7 @@ struct perf_conn {
 	uint64_t done, start_us, end_us;
 	uint64_t tick_us, tick_done; /* last progress line: when, and the total then */
 	bool eof, shut, finished, aborted;
+	bool gone;	   /* the stack is done with it: closed both ways, reset or aborted */
 	const char *reset; /* why the connection was reset, NULL if it was not */
 	struct mps_conn_info info;
 	struct mps_subflow_info sfi;
@@ -519,6 +520,9 @@ static int check_events(struct mps_stack *st, struct perf_conn *p)
 	int rc = 0;
 
 	while (mps_next_event(st, &ev) == 0) {
+		if ((ev.type == MPS_EV_CONN_CLOSED || ev.type == MPS_EV_CONN_RESET) && p->c &&
+		    p->info.id == ev.conn_id)
+			p->gone = true;
 		if (ev.type != MPS_EV_CONN_RESET || ev.reason == MPS_RST_LOCAL)
 			continue;
 		fprintf(stderr, "mpsperf: connection %u reset: %s (reason %d)\n", ev.conn_id,
@@ -600,7 +604,14 @@ static int run(const struct perf_opts *o, struct mps_stack *st, const struct per
 				continue;
 			}
 		}
-		if (grace_end && (now >= grace_end || mps_next_wakeup(st) == MPS_TIME_NEVER))
+		/*
+		 * No timer left is not the end: a subflow in FIN-WAIT-2 has none
+		 * while it waits for the peer's FIN, which must still be ACKed (on
+		 * the host adapter, a FIN that comes after we left gets the kernel's
+		 * RST). So the connection must be gone too, or the grace over.
+		 */
+		if (grace_end && (now >= grace_end ||
+				  ((p.gone || p.aborted) && mps_next_wakeup(st) == MPS_TIME_NEVER)))
 			break;
 		if (p.c && !p.finished) {
 			/* Data may be waiting to go out: loop again at once. */
