@@ -352,6 +352,8 @@ for r in rows("bprobe"):
             what, f.get("seqQuotes", 0)))
         check(f.get("csumTested", False) and not f.get("csumFailed", False),
               "%s: DSS checksums hold: %s" % (what, f.get("csumCheck", "")))
+        # eb's bundled responder announces its ispb address (ADD_ADDR) when asked.
+        check(int(f.get("addAddrAccepted", 0)) == 1, "%s: eb's other address announced" % what)
 check(n == 4, "bundled probe: 4 findings (2 ISPs x 2 families), got %d" % n)
 check(rewriting == {"seqrw"}, "topology: the rewriting ISP is seqrw (%s)" % sorted(rewriting))
 
