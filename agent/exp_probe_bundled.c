@@ -18,7 +18,7 @@
 #include "exp_sock.h"
 #include "fj_clock.h"
 
-#define PB_CLOSE_MS 300 /* time given to a probe connection's close handshake */
+#define PB_CLOSE_MS 300 /* most time given to a probe connection's close handshake */
 #define PB_SLACK_MS 300 /* left to the parent to collect the result */
 
 struct pb_path {
@@ -29,7 +29,8 @@ struct pb_path {
 
 struct probe_bundled {
 	struct bundled_io io;
-	int open, csum; /* a stack is open; it is the checksum test's */
+	int open, csum;	       /* a stack is open; it is the checksum test's */
+	unsigned int close_ms; /* wait for a close handshake: short probes wait less */
 	char info[BUNDLED_INFO_MAX + 1];
 	char info_err[160]; /* why the peer's bundled addresses are unknown, "" if known */
 	struct pb_path path[PROBE_BUNDLED_MAX_PATHS];
@@ -122,6 +123,7 @@ int probe_bundled_open(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 		return rc;
 	}
 	pb->open = 1;
+	pb->close_ms = timeout_ms < PB_CLOSE_MS ? timeout_ms : PB_CLOSE_MS;
 	read_info(pb, cmd, env, timeout_ms, out);
 	*pbp = pb;
 	return 0;
@@ -240,7 +242,7 @@ static const char *rst_text(int r)
 /* Gives the probed connection back (closed, or aborted after a reset) and lets the close go out. */
 static void conn_end(struct probe_bundled *pb, const struct exp_env *env)
 {
-	uint64_t end = fj_mono_ms() + PB_CLOSE_MS;
+	uint64_t end = fj_mono_ms() + pb->close_ms;
 	struct mps_event ev;
 
 	if (!pb->c)
