@@ -68,6 +68,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    (!q.request_bytes || q.request_bytes > AGENT_RESP_MAX_RR_BYTES ||
 		     !q.response_bytes || q.response_bytes > AGENT_RESP_MAX_RR_BYTES))
 			abort();
+		/* Flags: the announce bit of an echo, nothing else. */
+		if (q.flags & ~AGENT_RESP_F_ANNOUNCE || (q.flags && q.type != AGENT_RESP_ECHO))
+			abort();
 	}
 	if (size >= AGENT_RESP_REPLY_LEN && agent_resp_reply_decode(data, &rep) == 0 &&
 	    (strlen(rep.message) > 72 || strlen(rep.peer) >= sizeof(rep.peer)))
