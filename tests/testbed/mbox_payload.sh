@@ -57,6 +57,23 @@ eb=$(tbc_create bprobe)
 [ -n "$eb" ] || tbc_die "no experiment id: $(cat "$T/create-bprobe.out")"
 tbc_wait 120 "$eb"
 cli results --experiment "$eb" --json >"$T/res_b.json" || tbc_die "fjord results (bundled)"
+# The bundled stack's own packet traces of each run: the probe connections'
+# and the checksum tests' (uploaded after the result, so given a few seconds).
+for r in $(python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(" ".join(x["run"]["id"] for x in (d.get("rows", []) if isinstance(d, dict) else d)))' \
+	"$T/res_b.json"); do
+	i=0
+	until cli traces list "$r" --csv >"$T/traces-$r.csv" 2>&1 &&
+		grep -q '^capture\.pcap,' "$T/traces-$r.csv" &&
+		grep -q '^capture_csum\.pcap,' "$T/traces-$r.csv"; do
+		i=$((i + 1))
+		[ $i -lt 20 ] || break
+		sleep 0.5
+	done
+	cli traces get "$r" capture_csum.pcap -o "$T/csum-$r.pcap" >/dev/null 2>&1 ||
+		echo "no capture_csum.pcap for $r: $(cat "$T/traces-$r.csv")"
+done
 cli census --json >"$T/census.json" || tbc_die "fjord census"
 cli census >"$T/census.txt" || tbc_die "fjord census (table)"
 cat "$T/census.txt"
@@ -64,7 +81,7 @@ tb status >"$T/status2" 2>&1 || tbc_die "fjord-testbed status"
 grep 'rewrite-payload' "$T/status2"
 
 python3 - "$T" <<'PY'
-import json, re, sys
+import json, re, struct, sys
 
 T = sys.argv[1]
 fails = []
@@ -164,6 +181,59 @@ for r in rows:
               "%s: fell back %s (want %s)" % (what, f.get("csumFallback", False), want))
         check(not f.get("seqRewritten", False), "%s: no sequence rewriting" % what)
 check(bseen == seen, "bundled: one finding per ISP and family: %s" % sorted(bseen))
+
+
+def mp_fails(path):
+    """MP_FAIL options (MPTCP subtype 6) in a raw-IP pcap; None if unreadable."""
+    try:
+        b = open(path, "rb").read()
+    except OSError:
+        return None
+    if len(b) < 24 or b[:4] not in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4"):
+        return None
+    end = "<" if b[:4] == b"\xd4\xc3\xb2\xa1" else ">"
+    off, n = 24, 0
+    while off + 16 <= len(b):
+        incl = struct.unpack(end + "I", b[off + 8:off + 12])[0]
+        pkt = b[off + 16:off + 16 + incl]
+        off += 16 + incl
+        if not pkt:
+            continue
+        v = pkt[0] >> 4
+        if v == 4 and len(pkt) >= 20 and pkt[9] == 6:
+            tcp = pkt[(pkt[0] & 15) * 4:]
+        elif v == 6 and len(pkt) >= 40 and pkt[6] == 6:
+            tcp = pkt[40:]
+        else:
+            continue
+        if len(tcp) < 20:
+            continue
+        opts, i = tcp[20:(tcp[12] >> 4) * 4], 0
+        while i < len(opts):
+            if opts[i] == 0:
+                break
+            if opts[i] == 1:
+                i += 1
+                continue
+            if i + 1 >= len(opts) or opts[i + 1] < 2:
+                break
+            if opts[i] == 30 and i + 2 < len(opts) and opts[i + 2] >> 4 == 6:
+                n += 1
+            i += opts[i + 1]
+    return n
+
+
+for r in rows:
+    rid = r["run"]["id"]
+    names = open(T + "/traces-" + rid + ".csv").read()
+    check("capture.pcap," in names and "capture_csum.pcap," in names,
+          "bundled run %s: traces capture.pcap and capture_csum.pcap uploaded" % rid)
+    for f in r["result"].get("probeFindings", []):
+        want = f["path"]["localIsp"] == "alg"
+        n = mp_fails(T + "/csum-" + rid + ".pcap")
+        check(n is not None and (n > 0) == want,
+              "bundled run %s (%s %s): MP_FAIL options in capture_csum.pcap: %s (want some: %s)"
+              % (rid, f["path"]["localIsp"], f["path"].get("family", ""), n, want))
 for (isp, fam) in sorted(bseen):
     x = bcells.get((isp, fam), {})
     k = cells.get((isp, fam), {})
