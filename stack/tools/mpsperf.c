@@ -90,6 +90,14 @@ struct perf_conn {
 		uint64_t bytes;
 	} seen[16];
 	unsigned int nseen, max_up;
+	/*
+	 * The stream from gen_at on, made once and offered until taken: a full
+	 * send buffer refuses most offers, and making 64 KiB anew for each one
+	 * cost more CPU than the stack and the link together.
+	 */
+	uint8_t gen[65536];
+	uint64_t gen_at;
+	size_t gen_len;
 };
 
 static volatile sig_atomic_t stop;
@@ -350,22 +358,27 @@ static void perf_io(const struct perf_opts *o, struct perf_conn *p, uint64_t now
 {
 	uint8_t buf[65536];
 	ssize_t n;
-	size_t i, want;
+	size_t i, want, off;
 
 	if (o->mode == MODE_SOURCE) {
 		bool timed_out = o->seconds > 0 &&
 				 now - p->start_us >= (uint64_t)(o->seconds * 1e6);
 
 		while (!p->shut && !timed_out && (o->seconds > 0 || p->done < o->bytes)) {
-			want = sizeof(buf);
+			if (p->done < p->gen_at || p->done >= p->gen_at + p->gen_len) {
+				p->gen_at = p->done;
+				p->gen_len = sizeof(p->gen);
+				for (i = 0; i < p->gen_len; i++)
+					p->gen[i] = stream_byte(p->gen_at + i);
+			}
+			off = (size_t)(p->done - p->gen_at);
+			want = p->gen_len - off;
 			if (o->seconds == 0 && o->bytes - p->done < want)
-				want = o->bytes - p->done;
-			for (i = 0; i < want; i++)
-				buf[i] = stream_byte(p->done + i);
-			n = mps_send(p->c, buf, want);
+				want = (size_t)(o->bytes - p->done);
+			n = mps_send(p->c, p->gen + off, want);
 			if (n <= 0)
 				break;
-			EVP_DigestUpdate(p->md, buf, (size_t)n);
+			EVP_DigestUpdate(p->md, p->gen + off, (size_t)n);
 			p->done += (uint64_t)n;
 		}
 		if (!p->shut && (timed_out || (o->seconds == 0 && p->done == o->bytes))) {

@@ -13,7 +13,11 @@
 #   baselines: kernel client in B -> kernel server in A announcing
 #       10.84.2.1, and kernel client in A -> kernel server in B announcing
 #       10.84.2.2.
-# Goodput is measured at the receiver. Prints one line per transfer and the
+# Goodput is measured at the receiver. CPU is the user and system time per GB
+# moved of the end process in A (mpsperf, or kernel_peer.py in the baselines),
+# which includes the kernel's softirq work that runs in its context (on veth
+# much of the peer's receiving runs in the sender's); the rest of the
+# kernel's work is not counted. Prints one line per transfer and the
 # medians of FJ_BENCH_RUNS (3) runs with the ratios; figures go to
 # docs/benchmarks.md, section "Bundled stack: host adapter". Root only.
 set -eu
@@ -33,6 +37,7 @@ B=fjhb-b-$$
 TMP=$(mktemp -d)
 PID=
 cleanup() {
+	trap '' INT TERM # a second signal must not cut the cleanup short
 	[ -n "$PID" ] && kill "$PID" 2>/dev/null || true
 	ip netns del "$A" 2>/dev/null || true
 	ip netns del "$B" 2>/dev/null || true
@@ -95,9 +100,21 @@ announce() { # netns|none
 		ip -n "$B" mptcp endpoint add 10.84.2.2 dev "fjhb2b-$$" signal
 	fi
 }
-record() { # kind goodput-bps detail
+# cpu CMD...: run CMD, write the user and system CPU seconds of it and its
+# descendants (mpsperf) to $TMP/cpu, keep its exit status.
+cpu() {
+	python3 -c 'import resource, subprocess, sys
+rc = subprocess.run(sys.argv[2:]).returncode
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write("%.3f\n" % (u.ru_utime + u.ru_stime))
+sys.exit(rc)' "$TMP/cpu" "$@"
+}
+record() { # kind goodput-bps detail cpu-seconds
 	echo "$2" >>"$TMP/$1.bps"
-	echo "$NAME: run $r $1: $(awk -v b="$2" 'BEGIN { printf "%.1f", b / 1e6 }') Mbit/s; $3"
+	cpu_gb=$(awk -v c="$4" -v n="$BYTES" 'BEGIN { printf "%.2f", c / (n / 1e9) }')
+	echo "$cpu_gb" >>"$TMP/$1.cpu"
+	cpu_gb=", CPU in A $cpu_gb s/GB"
+	echo "$NAME: run $r $1: $(awk -v b="$2" 'BEGIN { printf "%.1f", b / 1e6 }') Mbit/s$cpu_gb; $3"
 }
 
 bad=0
@@ -105,13 +122,14 @@ r=1
 while [ "$r" -le "$RUNS" ]; do
 	# Kernel -> bundled.
 	announce none
-	ip netns exec "$A" timeout -k 5 120 "$PERF" server --host --addr 10.84.1.1,10.84.2.1 \
+	cpu ip netns exec "$A" timeout -k 5 120 "$PERF" server --host --addr 10.84.1.1,10.84.2.1 \
 		--port 5202 --once --mode sink >"$TMP/perf.json" 2>"$TMP/perf.err" &
 	PID=$!
 	if adapter_up && ip netns exec "$B" timeout -k 5 120 python3 "$PEER" send 10.84.1.1 5202 \
 		"$BYTES" >"$TMP/peer.json" && wait "$PID"; then
 		record k2b "$(jget goodput_bps <"$TMP/perf.json")" \
-			"subflows $(jget subflows <"$TMP/perf.json"), bytes per subflow $(jget subflow_bytes <"$TMP/perf.json"), sha256 equal $([ "$(jget sha256 <"$TMP/perf.json")" = "$(jget sha256 <"$TMP/peer.json")" ] && echo yes || echo NO)"
+			"subflows $(jget subflows <"$TMP/perf.json"), bytes per subflow $(jget subflow_bytes <"$TMP/perf.json"), sha256 equal $([ "$(jget sha256 <"$TMP/perf.json")" = "$(jget sha256 <"$TMP/peer.json")" ] && echo yes || echo NO)" \
+			"$(cat "$TMP/cpu")"
 	else
 		echo "$NAME: run $r k2b FAILED: $(cat "$TMP/perf.err")"
 		bad=$((bad + 1))
@@ -123,11 +141,12 @@ while [ "$r" -le "$RUNS" ]; do
 	ip netns exec "$B" timeout -k 5 120 python3 "$PEER" recv 0.0.0.0 5203 >"$TMP/peer.json" &
 	PID=$!
 	listening "$B" 5203
-	if ip netns exec "$A" timeout -k 5 120 "$PERF" client --host --addr 10.84.1.1 \
+	if cpu ip netns exec "$A" timeout -k 5 120 "$PERF" client --host --addr 10.84.1.1 \
 		--remote 10.84.1.2 --port 5203 --mode send --bytes "$BYTES" >"$TMP/perf.json" \
 		2>"$TMP/perf.err" && wait "$PID"; then
 		record b2k "$(jget goodput_bps <"$TMP/peer.json")" \
-			"subflows $(jget subflows <"$TMP/perf.json"), bytes per subflow $(jget subflow_bytes <"$TMP/perf.json"), sha256 equal $([ "$(jget sha256 <"$TMP/perf.json")" = "$(jget sha256 <"$TMP/peer.json")" ] && echo yes || echo NO)"
+			"subflows $(jget subflows <"$TMP/perf.json"), bytes per subflow $(jget subflow_bytes <"$TMP/perf.json"), sha256 equal $([ "$(jget sha256 <"$TMP/perf.json")" = "$(jget sha256 <"$TMP/peer.json")" ] && echo yes || echo NO)" \
+			"$(cat "$TMP/cpu")"
 	else
 		echo "$NAME: run $r b2k FAILED: $(cat "$TMP/perf.err")"
 		kill "$PID" 2>/dev/null || true
@@ -139,29 +158,33 @@ while [ "$r" -le "$RUNS" ]; do
 	for d in ba ab; do
 		if [ $d = ba ]; then src=$B dst=$A to=10.84.1.1; else src=$A dst=$B to=10.84.1.2; fi
 		announce "$dst"
-		ip netns exec "$dst" timeout -k 5 120 python3 "$PEER" recv 0.0.0.0 5205 \
+		# CPU of the process in A, as for mpsperf: the receiver (ba) or the sender (ab).
+		wrap_dst=cpu wrap_src=
+		[ $d = ab ] && wrap_dst= wrap_src=cpu
+		$wrap_dst ip netns exec "$dst" timeout -k 5 120 python3 "$PEER" recv 0.0.0.0 5205 \
 			>"$TMP/kpeer.json" &
 		PID=$!
 		listening "$dst" 5205
-		ip netns exec "$src" timeout -k 5 120 python3 "$PEER" send "$to" 5205 "$BYTES" \
-			>"$TMP/peer.json"
+		$wrap_src ip netns exec "$src" timeout -k 5 120 python3 "$PEER" send "$to" 5205 \
+			"$BYTES" >"$TMP/peer.json"
 		wait "$PID"
 		PID=
 		record "kk_$d" "$(jget goodput_bps <"$TMP/kpeer.json")" \
-			"kernel extra subflows $(jget extra_subflows_max <"$TMP/peer.json")"
+			"kernel extra subflows $(jget extra_subflows_max <"$TMP/peer.json")" "$(cat "$TMP/cpu")"
 	done
 	r=$((r + 1))
 done
 
 for k in k2b b2k kk_ba kk_ab; do
-	touch "$TMP/$k.bps"
+	touch "$TMP/$k.bps" "$TMP/$k.cpu"
 	eval "g_$k=$(median <"$TMP/$k.bps")"
+	eval "c_$k=$(median <"$TMP/$k.cpu")"
 done
 awk -v a="$g_k2b" -v b="$g_b2k" -v ka="$g_kk_ba" -v kb="$g_kk_ab" -v rate="$RATE" \
-	-v runs="$RUNS" -v n="$BYTES" -v bad="$bad" 'BEGIN {
+	-v runs="$RUNS" -v n="$BYTES" -v bad="$bad" -v ca="$c_k2b" -v cb="$c_b2k" -v cka="$c_kk_ba" -v ckb="$c_kk_ab" 'BEGIN {
 	printf "%s: medians of %d runs of %d bytes, two paths (rate %s), host adapter:\n", "mps_host", runs, n, rate
-	printf "  kernel -> bundled  %7.1f Mbit/s  %.2f of kernel -> kernel (%.1f Mbit/s)\n", a / 1e6, ka ? a / ka : 0, ka / 1e6
-	printf "  bundled -> kernel  %7.1f Mbit/s  %.2f of kernel -> kernel (%.1f Mbit/s)\n", b / 1e6, kb ? b / kb : 0, kb / 1e6
+	printf "  kernel -> bundled  %7.1f Mbit/s  %.2f of kernel -> kernel (%.1f Mbit/s)  CPU in A %.2f vs %.2f s/GB\n", a / 1e6, ka ? a / ka : 0, ka / 1e6, ca, cka
+	printf "  bundled -> kernel  %7.1f Mbit/s  %.2f of kernel -> kernel (%.1f Mbit/s)  CPU in A %.2f vs %.2f s/GB\n", b / 1e6, kb ? b / kb : 0, kb / 1e6, cb, ckb
 	printf "  failed transfers: %d\n", bad
 }'
 [ "$bad" = 0 ]

@@ -43,6 +43,7 @@ TMP=$(mktemp -d)
 PID=
 PID2=
 cleanup() {
+	trap '' INT TERM # a second signal must not cut the cleanup short
 	[ -n "$PID" ] && kill "$PID" 2>/dev/null || true
 	[ -n "$PID2" ] && kill "$PID2" 2>/dev/null || true
 	ip netns del "$A" 2>/dev/null || true
