@@ -714,8 +714,8 @@ void probe_bundled_csum(struct probe_bundled *pb, size_t idx, unsigned int budge
 	 */
 	f->csum_failed = f->csum_fallback || changed || f->checksum_errors || f->csum_mp_fail_tx ||
 			 f->csum_mp_fail_rx || f->csum_infinite_map_tx || f->csum_infinite_map_rx ||
-			 pb->mp_fail_sent || pb->mp_fail_rcvd || pb->reset == MPS_RST_CHECKSUM ||
-			 pb->reset == MPS_RST_MP_FAIL;
+			 pb->mp_fail_sent || pb->mp_fail_rcvd || pb->inf_sent || pb->inf_rcvd ||
+			 pb->reset == MPS_RST_CHECKSUM || pb->reset == MPS_RST_MP_FAIL;
 	csum_describe(f, rc, changed, where, pb, out);
 }
 

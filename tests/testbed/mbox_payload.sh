@@ -25,7 +25,7 @@
 # taken another ISP).
 # Every path's run reserves pb/clean, so the four runs take turns: the
 # kernel's counters (per namespace) then belong to one run each.
-# Needs root; about 60 s. Run under `flock /tmp/fjtb.lock`: one testbed per
+# Needs root; about 30 s. Run under `flock /tmp/fjtb.lock`: one testbed per
 # machine (fixed namespace names), and it is always taken down (trap).
 set -u
 . tests/e2e/testbed_lib.sh
