@@ -750,7 +750,7 @@ int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, s
 	unsigned int timeout = pp && pp->timeout_ms ? pp->timeout_ms : PROBE_DEFAULT_TIMEOUT_MS;
 	size_t n = cmd->run->n_paths ? cmd->run->n_paths : 1, i;
 	unsigned int capable = 0, nat = 0, reach = 0, seqrw = 0, csumf = 0;
-	unsigned int joins[PROBE_MAX_PATHS] = { 0 };
+	unsigned int joins[PROBE_MAX_PATHS] = { 0 }, per_path;
 	Fjord__V1__Stack stack = exp_stack(cmd);
 	struct exp_bundled_res res;
 
@@ -773,12 +773,14 @@ int exp_probe_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, s
 	}
 	/*
 	 * Per path: connect, join wait (1/2), checksum test (1/2), bundled
-	 * address (1/4), two traces (1/4 each).
+	 * address (1/4), two traces (1/4 each); on the bundled stack also two
+	 * closes (up to 1/4 each), and the peer's bundled addresses (1/4) once.
 	 */
-	if ((uint64_t)n * timeout * 11 / 4 + 500 > exp_left_ms(env)) {
+	per_path = stack == FJORD__V1__STACK__STACK_BUNDLED ? timeout * 13 / 4 : timeout * 11 / 4;
+	if ((uint64_t)n * per_path + (per_path - timeout * 11 / 4) / 2 + 500 > exp_left_ms(env)) {
 		exp_fail(out,
 			 "probe.timeout_ms: %zu paths of up to %u ms do not fit the run's deadline",
-			 n, timeout * 11 / 4);
+			 n, per_path);
 		goto prov;
 	}
 	r->probe_findings = agent_arena_alloc(out->arena, n * sizeof(*r->probe_findings));
