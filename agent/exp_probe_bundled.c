@@ -129,24 +129,13 @@ int probe_bundled_open(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 	return 0;
 }
 
-static const struct bundled_isp *own_isp(const char *isp)
-{
-	const struct bundled_cfg *bc = bundled_get();
-	unsigned int i;
-
-	for (i = 0; isp && i < bc->n_isps; i++)
-		if (!strcmp(bc->isps[i].isp, isp))
-			return &bc->isps[i];
-	return NULL;
-}
-
 /* The bundled endpoints of run path idx into pb->path[idx]; 0, or <0 with the reason in buf. */
 static int resolve(struct probe_bundled *pb, const Fjord__V1__RunCommand *cmd,
 		   const struct exp_env *env, size_t idx, char *buf, size_t len)
 {
 	const Fjord__V1__Path *rp = cmd->run->paths[idx];
 	struct pb_path *p = &pb->path[idx];
-	const struct bundled_isp *own = own_isp(rp->local_isp);
+	const struct bundled_isp *own = bundled_own_isp(bundled_get(), rp->local_isp);
 	int fam = rp->family == FJORD__V1__ADDRESS_FAMILY__ADDRESS_FAMILY_IPV6 ? 6 : 4;
 
 	if (!own || !own->addr[fam == 6][0]) {
