@@ -549,16 +549,19 @@ void mps_conn_ack_now(struct mps_conn *c)
 /*
  * A subflow whose unacknowledged bytes the peer already has through the
  * others keeps them in the send buffer, as it may have to send them again.
- * One that holds back more than half the buffer that way stalls the
- * connection, and is stale once its retransmission went unanswered too (a
- * second timeout): one timeout alone is often a lost tail of a small window.
+ * One in timeout that holds back more than half the buffer that way is
+ * stale once it blocks the sender (the buffer is full: a path that died
+ * under a bulk transfer), or once its retransmission went unanswered too
+ * (a second timeout). One timeout alone, with room left, is often a lost
+ * tail of a small window, and waiting costs nothing.
  */
 bool mps_sf_stale(const struct mps_conn *c, const struct mps_subflow *sf)
 {
 	uint64_t low = mps_sf_low_dsn(sf);
+	bool full = c->sndbuf.cap - c->sndbuf.len < mps_sf_mss(c, sf);
 
-	return c->mptcp && sf->state != MPS_SF_CLOSED && sf->backoff >= 2 && low < c->snd_una_dsn &&
-	       c->snd_una_dsn - low > c->sndbuf.cap / 2;
+	return c->mptcp && sf->state != MPS_SF_CLOSED && (sf->backoff >= 2 || (sf->backoff && full)) &&
+	       low < c->snd_una_dsn && c->snd_una_dsn - low > c->sndbuf.cap / 2;
 }
 
 /* An initial subflow with three timeouts in a row and no answer is failing. */

@@ -130,11 +130,16 @@ while [ "$r" -le "$RUNS" ]; do
 		>"$TMP/perf.json" 2>"$TMP/perf.err" &
 	PID2=$!
 	t=$(python3 "$TMP/cut.py" "$TMP/prog" "$CUT_AT" "$B" "t${CUT}1-$$")
-	if wait "$PID2" && wait "$PID" &&
+	rc2=0 rc1=0
+	wait "$PID2" || rc2=$?
+	wait "$PID" || rc1=$?
+	if [ $rc2 = 0 ] && [ $rc1 = 0 ] &&
 		[ "$(jget sha256 <"$TMP/perf.json")" = "$(jget sha256 <"$TMP/peer.json")" ]; then
 		result b2k "$t" "$TMP/prog" "bytes per subflow $(jget subflow_bytes <"$TMP/perf.json")"
 	else
-		echo "$NAME: run $r b2k FAILED: $(cat "$TMP/perf.err")"
+		echo "$NAME: run $r b2k FAILED: mpsperf exit $rc2, kernel peer exit $rc1;" \
+			"mpsperf: $(tail -c 300 "$TMP/perf.err") $(tail -c 400 "$TMP/perf.json");" \
+			"peer: $(grep -v '^{' "$TMP/prog" | tail -c 300) $(tail -c 300 "$TMP/peer.json")"
 		kill "$PID" "$PID2" 2>/dev/null || true
 		bad=$((bad + 1))
 	fi
