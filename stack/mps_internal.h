@@ -156,8 +156,9 @@ struct mps_subflow {
 		uint16_t csum;
 	} smap[MPS_SMAP_MAX];
 	uint16_t smap_head, smap_len;
-	uint32_t serial;	   /* unique within the connection */
-	struct mps_join_ooo *jooo; /* a join's segments ahead of rcv_nxt (mps_join.c) */
+	uint32_t serial;		/* unique within the connection */
+	struct mps_join_ooo *jooo;	/* a join's segments ahead of rcv_nxt (mps_join.c) */
+	struct mps_join_ooo *jooo_tail; /* its last one: most arrive in order after it */
 	uint32_t jooo_segs;
 	uint32_t jooo_bytes;
 	uint32_t jooo_last; /* seq of the most recently queued segment (RFC 2018 §4) */
@@ -276,11 +277,13 @@ struct mps_conn {
 		struct mps_addr addr; /* port 0: the peer did not give one */
 	} raddrs[MPS_MAX_REMOTE_ADDRS];
 	uint8_t nraddrs;
-	bool echo_pending;     /* an ADD_ADDR echo goes on the next pure ACK */
-	struct mps_dooo *dooo; /* data ahead of rcv_nxt_dsn from any subflow */
+	bool echo_pending;	    /* an ADD_ADDR echo goes on the next pure ACK */
+	struct mps_dooo *dooo;	    /* data ahead of rcv_nxt_dsn from any subflow */
+	struct mps_dooo *dooo_tail; /* its last piece: most arrive after it */
 	uint32_t dooo_bytes;
 	uint32_t dooo_segs;
-	struct mps_ooo *ooo; /* out-of-order segments of the subflow */
+	struct mps_ooo *ooo;	  /* out-of-order segments of the subflow */
+	struct mps_ooo *ooo_tail; /* the last one: most arrive in order after it */
 	uint32_t ooo_bytes;
 	uint32_t ooo_segs;
 	uint32_t ooo_last; /* seq of the most recently queued segment (RFC 2018 §4) */

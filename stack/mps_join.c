@@ -33,6 +33,7 @@ static void jooo_free(struct mps_conn *c, struct mps_subflow *sf)
 		mps_free(c->st, q);
 	}
 	sf->jooo = NULL;
+	sf->jooo_tail = NULL;
 	sf->jooo_segs = 0;
 	sf->jooo_bytes = 0;
 }
@@ -1167,6 +1168,8 @@ static void jooo_store(struct mps_conn *c, struct mps_subflow *sf, const struct 
 	    sf->jooo_bytes + len > c->rcvbuf.cap ||
 	    SEQ_GT(s->seq + len, sf->rcv_nxt + mps_rcv_space(c)))
 		return; /* the peer sends it again */
+	if (sf->jooo_tail && SEQ_GT(s->seq, sf->jooo_tail->seq))
+		pp = &sf->jooo_tail->next;
 	while (*pp && SEQ_LT((*pp)->seq, s->seq))
 		pp = &(*pp)->next;
 	if (*pp && (*pp)->seq == s->seq && (*pp)->len >= len)
@@ -1182,6 +1185,8 @@ static void jooo_store(struct mps_conn *c, struct mps_subflow *sf, const struct 
 	memcpy(q->data, s->payload, len);
 	q->next = *pp;
 	*pp = q;
+	if (!q->next)
+		sf->jooo_tail = q;
 	sf->jooo_segs++;
 	sf->jooo_bytes += len;
 	sf->jooo_last = s->seq;
@@ -1201,6 +1206,8 @@ static void jooo_drain(struct mps_conn *c, struct mps_subflow *sf, uint64_t now)
 					.payload_cap = q->len };
 
 		sf->jooo = q->next;
+		if (!sf->jooo)
+			sf->jooo_tail = NULL;
 		sf->jooo_segs--;
 		sf->jooo_bytes -= q->len;
 		if (ok && SEQ_GT(q->seq + q->len, sf->rcv_nxt))

@@ -602,6 +602,8 @@ static void dooo_drain(struct mps_conn *c)
 		c->rcv_nxt_dsn += w;
 		c->bytes_received += w;
 		c->dooo = q->next;
+		if (!c->dooo)
+			c->dooo_tail = NULL;
 		c->dooo_bytes -= q->len;
 		c->dooo_segs--;
 		mps_free(c->st, q);
@@ -620,6 +622,9 @@ static uint32_t dooo_hold(struct mps_conn *c, uint64_t dsn, const uint8_t *p, ui
 	uint64_t at = dsn, end = dsn + n, stop;
 	uint32_t len;
 
+	/* Past everything held (the usual case): no walk through a window of pieces. */
+	if (c->dooo_tail && at >= c->dooo_tail->dsn + c->dooo_tail->len)
+		pp = &c->dooo_tail->next;
 	while (at < end) {
 		while (*pp && (*pp)->dsn + (*pp)->len <= at)
 			pp = &(*pp)->next;
@@ -643,6 +648,8 @@ static uint32_t dooo_hold(struct mps_conn *c, uint64_t dsn, const uint8_t *p, ui
 		memcpy(q->data, p + (at - dsn), len);
 		q->next = *pp;
 		*pp = q;
+		if (!q->next)
+			c->dooo_tail = q;
 		pp = &q->next;
 		c->dooo_bytes += len;
 		c->dooo_segs++;
@@ -692,6 +699,7 @@ void mps_tcp_free(struct mps_conn *c)
 		mps_free(c->st, d);
 	}
 	c->dooo = NULL;
+	c->dooo_tail = NULL;
 	c->dooo_bytes = 0;
 	c->dooo_segs = 0;
 
@@ -700,6 +708,7 @@ void mps_tcp_free(struct mps_conn *c)
 		mps_free(c->st, q);
 	}
 	c->ooo = NULL;
+	c->ooo_tail = NULL;
 	c->ooo_bytes = 0;
 	c->ooo_segs = 0;
 }
@@ -719,6 +728,8 @@ static void ooo_store(struct mps_conn *c, const struct mps_seg *s, const struct 
 	    c->ooo_bytes + len > c->rcvbuf.cap - c->rcvbuf.len ||
 	    SEQ_GT(s->seq + len, sf->rcv_nxt + mps_rcv_space(c)))
 		return;
+	if (c->ooo_tail && SEQ_GT(s->seq, c->ooo_tail->seq))
+		pp = &c->ooo_tail->next;
 	while (*pp && SEQ_LT((*pp)->seq, s->seq))
 		pp = &(*pp)->next;
 	if (*pp && (*pp)->seq == s->seq && (*pp)->len >= len)
@@ -733,6 +744,8 @@ static void ooo_store(struct mps_conn *c, const struct mps_seg *s, const struct 
 	memcpy(q->data, s->payload, len);
 	q->next = *pp;
 	*pp = q;
+	if (!q->next)
+		c->ooo_tail = q;
 	c->ooo_bytes += len;
 	c->ooo_segs++;
 	c->ooo_last = s->seq;
@@ -1533,6 +1546,8 @@ static void ooo_drain(struct mps_conn *c, uint64_t now)
 					.payload_cap = q->len };
 
 		c->ooo = q->next;
+		if (!c->ooo)
+			c->ooo_tail = NULL;
 		c->ooo_bytes -= q->len;
 		c->ooo_segs--;
 		if (SEQ_GT(q->seq + q->len, sf->rcv_nxt) || q->fin) {
