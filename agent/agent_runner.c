@@ -14,6 +14,7 @@
 #include "agent_arena.h"
 #include "agent_loop.h"
 #include "agent_spool.h"
+#include "bundled.h"
 #include "fj_clock.h"
 #include "fj_log.h"
 
@@ -30,6 +31,7 @@ struct run_slot {
 	char cancel[256];
 	int cancelled;
 	int64_t started_ms;
+	int bundled; /* holds the node's client TUN (bundled_tun) */
 	struct agent_runner *r;
 };
 
@@ -37,6 +39,10 @@ struct queued_run {
 	uint8_t *buf; /* the packed RunCommand */
 	size_t len;
 	char run_id[AGENT_ID_MAX + 1];
+	int bundled;
+	char holder[AGENT_ID_MAX + 1]; /* the bundled run it last waited for, or "" */
+	int64_t deadline_wall;	       /* run.deadline_ms, or 0: counts from the start */
+	uint64_t timer;		       /* fails the run at deadline_wall while it waits; 0: none */
 };
 
 struct agent_runner {
@@ -293,27 +299,44 @@ static int admission(struct agent_runner *r, const Fjord__V1__RunCommand *cmd, u
 	return 0;
 }
 
-static int enqueue(struct agent_runner *r, const Fjord__V1__RunCommand *cmd)
+/*
+ * A bundled run opens the node's one client TUN (bundled_tun) in its child for
+ * the whole run, and a second opener would find it busy: every bundled type
+ * (bulk, echo, rr, handover, probe) takes turns on it.
+ */
+static int uses_bundled_tun(const Fjord__V1__RunCommand *cmd)
 {
-	struct queued_run *q;
-	char why[128];
+	return cmd->run->stack == FJORD__V1__STACK__STACK_BUNDLED;
+}
 
-	if (r->nqueue == AGENT_RUNNER_QUEUE) {
-		snprintf(why, sizeof(why), "agent busy: %u runs in progress and %u waiting",
-			 r->count, r->nqueue);
-		refuse(r, cmd->run->id, why);
-		return 0;
-	}
-	q = &r->queue[r->nqueue];
-	q->len = fjord__v1__run_command__get_packed_size(cmd);
-	q->buf = malloc(q->len + 1);
-	if (!q->buf)
-		return -ENOMEM;
-	fjord__v1__run_command__pack(cmd, q->buf);
-	snprintf(q->run_id, sizeof(q->run_id), "%s", cmd->run->id);
-	r->nqueue++;
-	fj_info("run %s waits for a free slot (max_runs = %u)", q->run_id, r->cfg.max_runs);
-	return 0;
+/* The running bundled run, or NULL. */
+static const struct run_slot *bundled_holder(const struct agent_runner *r)
+{
+	unsigned int i;
+
+	for (i = 0; i < AGENT_RUNNER_MAX; i++)
+		if (r->slots[i].used && r->slots[i].bundled)
+			return &r->slots[i];
+	return NULL;
+}
+
+/* Why q still waits, in the words of its failure when its deadline passes. */
+static void wait_reason(const struct agent_runner *r, const struct queued_run *q, char *buf,
+			size_t len)
+{
+	const struct run_slot *h = bundled_holder(r);
+	const char *holder = h ? h->run_id : q->holder;
+
+	if (q->bundled && holder[0])
+		snprintf(buf, len,
+			 "deadline passed while waiting for the bundled stack's TUN device %s "
+			 "(another bundled run, %s, was using it)",
+			 bundled_get()->tun, holder);
+	else
+		snprintf(buf, len,
+			 "deadline passed while waiting for a free slot (%u runs in progress, "
+			 "max_runs = %u)",
+			 r->count, r->cfg.max_runs);
 }
 
 static int find_queued(const struct agent_runner *r, const char *run_id)
@@ -326,11 +349,96 @@ static int find_queued(const struct agent_runner *r, const char *run_id)
 	return -1;
 }
 
-static void dequeue(struct agent_runner *r, unsigned int i)
+/*
+ * Takes entry i out of the queue into *q (the caller frees q->buf), disarming
+ * its deadline timer. Taken out first, so that callbacks run while the caller
+ * starts or refuses it see a consistent queue.
+ */
+static void unqueue(struct agent_runner *r, unsigned int i, struct queued_run *q)
 {
-	free(r->queue[i].buf);
+	*q = r->queue[i];
+	if (q->timer)
+		agent_loop_timer_del(r->loop, q->timer);
+	q->timer = 0;
 	memmove(&r->queue[i], &r->queue[i + 1], (r->nqueue - i - 1) * sizeof(r->queue[0]));
 	r->nqueue--;
+}
+
+static void dequeue(struct agent_runner *r, unsigned int i)
+{
+	struct queued_run q;
+
+	unqueue(r, i, &q);
+	free(q.buf);
+}
+
+/* Fails waiting run i, whose deadline passed, naming what it waited for. */
+static void expire_queued(struct agent_runner *r, unsigned int i)
+{
+	struct queued_run q;
+	char why[320];
+
+	wait_reason(r, &r->queue[i], why, sizeof(why));
+	unqueue(r, i, &q);
+	free(q.buf);
+	refuse(r, q.run_id, why);
+}
+
+static void on_queue_deadline(struct agent_loop *loop, uint64_t id, void *arg)
+{
+	struct agent_runner *r = arg;
+	unsigned int i;
+
+	(void)loop;
+	for (i = 0; i < r->nqueue; i++) {
+		if (r->queue[i].timer != id)
+			continue;
+		r->queue[i].timer = 0;
+		expire_queued(r, i);
+		return;
+	}
+}
+
+static int enqueue(struct agent_runner *r, const Fjord__V1__RunCommand *cmd)
+{
+	const struct run_slot *h = uses_bundled_tun(cmd) ? bundled_holder(r) : NULL;
+	struct queued_run *q;
+	uint64_t left_ms;
+	char why[128];
+
+	if (r->nqueue == AGENT_RUNNER_QUEUE) {
+		snprintf(why, sizeof(why), "agent busy: %u runs in progress and %u waiting",
+			 r->count, r->nqueue);
+		refuse(r, cmd->run->id, why);
+		return 0;
+	}
+	if (run_deadline(r, cmd->run, &left_ms) < 0) {
+		refuse(r, cmd->run->id, "deadline passed before the run could start");
+		return 0;
+	}
+	q = &r->queue[r->nqueue];
+	memset(q, 0, sizeof(*q));
+	q->len = fjord__v1__run_command__get_packed_size(cmd);
+	q->buf = malloc(q->len + 1);
+	if (!q->buf)
+		return -ENOMEM;
+	fjord__v1__run_command__pack(cmd, q->buf);
+	snprintf(q->run_id, sizeof(q->run_id), "%s", cmd->run->id);
+	q->bundled = uses_bundled_tun(cmd);
+	if (h)
+		memcpy(q->holder, h->run_id, sizeof(q->holder));
+	if (cmd->run->deadline_ms > 0) {
+		q->deadline_wall = cmd->run->deadline_ms;
+		/* Without the timer (no memory) the deadline is still checked at the start. */
+		q->timer = agent_loop_timer_add(r->loop, left_ms, on_queue_deadline, r);
+	}
+	r->nqueue++;
+	if (h)
+		fj_info("run %s waits for the bundled stack's TUN device %s (run %s has it)",
+			q->run_id, bundled_get()->tun, h->run_id);
+	else
+		fj_info("run %s waits for a free slot (max_runs = %u)", q->run_id, r->cfg.max_runs);
+	return 0;
 }
 
 static int spawn(struct agent_runner *r, const Fjord__V1__RunCommand *cmd, struct run_slot *s,
@@ -361,6 +469,7 @@ static int spawn(struct agent_runner *r, const Fjord__V1__RunCommand *cmd, struc
 	s->pidfd = pidfd;
 	s->started_ms = started;
 	s->deadline_ms = deadline_ms;
+	s->bundled = uses_bundled_tun(cmd);
 	snprintf(s->run_id, sizeof(s->run_id), "%s", cmd->run->id);
 	s->timer = agent_loop_timer_add(r->loop, deadline_ms, on_deadline, s);
 	r->count++;
@@ -394,20 +503,39 @@ static int start_now(struct agent_runner *r, const Fjord__V1__RunCommand *cmd)
 	return 0;
 }
 
-/* A slot is free: start the oldest waiting run. */
+/*
+ * A slot or the client TUN is free: start the waiting runs that can start, in
+ * the order they came. A bundled run waits while another holds the TUN; runs
+ * behind it that do not need the TUN go ahead.
+ */
 static void drain_queue(struct agent_runner *r)
 {
-	while (r->nqueue > 0 && r->count < r->cfg.max_runs) {
-		Fjord__V1__RunCommand *cmd =
-			fjord__v1__run_command__unpack(NULL, r->queue[0].len, r->queue[0].buf);
+	unsigned int i = 0;
 
+	while (i < r->nqueue && r->count < r->cfg.max_runs) {
+		Fjord__V1__RunCommand *cmd;
+		struct queued_run q;
+
+		const struct run_slot *h = bundled_holder(r);
+
+		if (r->queue[i].deadline_wall > 0 && r->queue[i].deadline_wall <= fj_wall_ms()) {
+			expire_queued(r, i);
+			continue;
+		}
+		if (r->queue[i].bundled && h) {
+			memcpy(r->queue[i].holder, h->run_id, sizeof(r->queue[i].holder));
+			i++;
+			continue;
+		}
+		unqueue(r, i, &q);
+		cmd = fjord__v1__run_command__unpack(NULL, q.len, q.buf);
 		if (cmd)
 			start_now(r, cmd);
 		else
-			refuse(r, r->queue[0].run_id, "internal error: queued command unreadable");
+			refuse(r, q.run_id, "internal error: queued command unreadable");
 		if (cmd)
 			fjord__v1__run_command__free_unpacked(cmd, NULL);
-		dequeue(r, 0);
+		free(q.buf);
 	}
 }
 
@@ -426,7 +554,7 @@ int agent_runner_start(struct agent_runner *r, const Fjord__V1__RunCommand *cmd)
 		refuse(r, cmd->run->id, why);
 		return 0;
 	}
-	if (r->count >= r->cfg.max_runs)
+	if (r->count >= r->cfg.max_runs || (uses_bundled_tun(cmd) && bundled_holder(r)))
 		return enqueue(r, cmd);
 	return start_now(r, cmd);
 }

@@ -44,12 +44,20 @@ void agent_runner_destroy(struct agent_runner *r);
 void agent_runner_set_child_fn(struct agent_runner *r, agent_runner_child_fn fn);
 
 /*
- * Starts cmd, or queues it while max_runs runs are in progress (at most
- * AGENT_RUNNER_QUEUE wait; the run's deadline keeps counting). Returns 0 when
- * the run started, waits, or was refused with a failed Result in the spool
- * (unsupported type or stack, queue full, spool full, deadline already passed), -EALREADY when the run is running or spooled
- * already (a repeated command), -EINVAL when the command has no usable run id
- * (nothing can be reported then), or another negative errno.
+ * Starts cmd, or queues it while max_runs runs are in progress or, for a
+ * STACK_BUNDLED run, while another bundled run holds the node's client TUN
+ * (bundled_tun): one bundled run at a time per agent, kernel runs beside it.
+ * At most AGENT_RUNNER_QUEUE wait; waiting runs start in the order they came,
+ * except that runs not needing the TUN pass bundled runs that wait for it. A
+ * waiting run's deadline (run.deadline_ms) keeps counting: when it passes, the
+ * run fails saying what it waited for ("deadline passed while waiting for the
+ * bundled stack's TUN device fjtun0 (another bundled run, R, was using it)",
+ * or "... for a free slot ..."); a run without one gets the default deadline
+ * from its start. Returns 0 when the run started, waits, or was refused with a
+ * failed Result in the spool (unsupported type or stack, queue full, spool
+ * full, deadline already passed), -EALREADY when the run is running, waiting
+ * or spooled already (a repeated command), -EINVAL when the command has no
+ * usable run id (nothing can be reported then), or another negative errno.
  */
 int agent_runner_start(struct agent_runner *r, const Fjord__V1__RunCommand *cmd);
 /*

@@ -1,7 +1,8 @@
 /*
  * agent_runner: a child that crashes, hangs, exits non-zero or is cancelled
  * becomes a failed Result with its reason; the runner stays usable; at most
- * max_runs run at once; unsupported stacks and types are refused with a reason.
+ * max_runs run at once; unsupported stacks and types are refused with a reason;
+ * bundled runs take turns on the node's client TUN, kernel runs go beside them.
  */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include "agent_loop.h"
 #include "agent_runner.h"
 #include "agent_spool.h"
+#include "bundled.h"
 #include "fj_clock.h"
 #include "fj_test.h"
 
@@ -87,6 +89,17 @@ static int child_ok(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
 	out->result->ok = 1;
 	exp_add_metric(out, "answer", 42);
 	exp_trace_printf(t, "%s\n", cmd->run->id);
+	return 0;
+}
+
+/* Long enough that a second run started too early would overlap it. */
+static int child_sleep(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
+		       struct exp_out *out)
+{
+	(void)cmd;
+	(void)env;
+	usleep(300 * 1000);
+	out->result->ok = 1;
 	return 0;
 }
 
@@ -330,6 +343,167 @@ static void test_spool_full(void)
 	agent_spool_close(full);
 }
 
+/* The agent has a bundled stack on client TUN fjtest0 (no device is opened: fake children). */
+static void set_bundled(int on)
+{
+	static struct bundled_cfg b;
+
+	memset(&b, 0, sizeof(b));
+	snprintf(b.tun, sizeof(b.tun), "fjtest0");
+	bundled_set(on ? &b : NULL);
+}
+
+static Fjord__V1__Result *read_ok(const char *id)
+{
+	Fjord__V1__Result *res = read_result(id);
+
+	CU_ASSERT_PTR_NOT_NULL(res);
+	if (res && !res->ok) {
+		fprintf(stderr, "\nrun %s failed: %s\n", id, res->error);
+		CU_FAIL("run failed");
+	}
+	return res;
+}
+
+/*
+ * Two bundled runs submitted at once with slots to spare: the second starts
+ * only after the first ended (it would find the TUN busy), while a kernel run
+ * submitted after both starts at once, beside the first.
+ */
+static void test_bundled_one_at_a_time(void)
+{
+	struct agent_runner *r = mk_runner(4, child_sleep);
+	Fjord__V1__Result *b1, *b2, *k1;
+	struct cmd_buf a, b, k;
+
+	set_bundled(1);
+	ndone = 0;
+	make_cmd(&a, "bd1-a", FJORD__V1__STACK__STACK_BUNDLED, 0);
+	make_cmd(&b, "bd1-b", FJORD__V1__STACK__STACK_BUNDLED, 0);
+	make_cmd(&k, "bd1-k", FJORD__V1__STACK__STACK_KERNEL, 0);
+	b.spec.type = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_BULK;
+	CU_ASSERT_EQUAL(agent_runner_start(r, &a.cmd), 0);
+	CU_ASSERT_EQUAL(agent_runner_start(r, &b.cmd), 0);
+	CU_ASSERT_EQUAL(agent_runner_start(r, &k.cmd), 0);
+	CU_ASSERT_EQUAL(agent_runner_count(r), 2);
+	CU_ASSERT_EQUAL(agent_runner_queued(r), 1);
+	CU_ASSERT_STRING_EQUAL(agent_runner_id(r, 2), "bd1-b");
+	/* A waiting run is a repeat too. */
+	CU_ASSERT_EQUAL(agent_runner_start(r, &b.cmd), -EALREADY);
+	wait_done(3, 5000);
+	CU_ASSERT_EQUAL(ndone, 3);
+	b1 = read_ok("bd1-a");
+	b2 = read_ok("bd1-b");
+	k1 = read_ok("bd1-k");
+	if (b1 && b2 && k1) {
+		CU_ASSERT(b2->started_ms >= b1->finished_ms);
+		CU_ASSERT(k1->started_ms < b1->finished_ms);
+	}
+	fjord__v1__result__free_unpacked(b1, NULL);
+	fjord__v1__result__free_unpacked(b2, NULL);
+	fjord__v1__result__free_unpacked(k1, NULL);
+	CU_ASSERT_EQUAL(agent_runner_count(r), 0);
+	agent_runner_destroy(r);
+	set_bundled(0);
+}
+
+/*
+ * A kernel run waiting for a slot does not wait behind a bundled run that
+ * waits for the TUN: the slot that frees up goes to the kernel run.
+ */
+static void test_bundled_kernel_passes(void)
+{
+	struct agent_runner *r = mk_runner(2, child_hang);
+	struct cmd_buf a, b, k1, k2;
+
+	set_bundled(1);
+	ndone = 0;
+	make_cmd(&a, "bd2-a", FJORD__V1__STACK__STACK_BUNDLED, 0);
+	make_cmd(&k1, "bd2-k1", FJORD__V1__STACK__STACK_KERNEL, 0);
+	make_cmd(&b, "bd2-b", FJORD__V1__STACK__STACK_BUNDLED, 0);
+	make_cmd(&k2, "bd2-k2", FJORD__V1__STACK__STACK_TCP, 0);
+	b.spec.type = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE;
+	CU_ASSERT_EQUAL(agent_runner_start(r, &a.cmd), 0);
+	CU_ASSERT_EQUAL(agent_runner_start(r, &k1.cmd), 0);
+	CU_ASSERT_EQUAL(agent_runner_start(r, &b.cmd), 0);
+	CU_ASSERT_EQUAL(agent_runner_start(r, &k2.cmd), 0);
+	CU_ASSERT_EQUAL(agent_runner_count(r), 2);
+	CU_ASSERT_EQUAL_FATAL(agent_runner_queued(r), 2);
+	CU_ASSERT_STRING_EQUAL(agent_runner_id(r, 2), "bd2-b");
+	CU_ASSERT_STRING_EQUAL(agent_runner_id(r, 3), "bd2-k2");
+	agent_runner_cancel(r, "bd2-k1", "test");
+	wait_done(1, 5000);
+	CU_ASSERT_EQUAL(agent_runner_count(r), 2);
+	CU_ASSERT_EQUAL_FATAL(agent_runner_queued(r), 1);
+	CU_ASSERT_STRING_EQUAL(agent_runner_id(r, 2), "bd2-b");
+	/* The TUN frees up: the bundled run takes the slot. */
+	agent_runner_cancel(r, "bd2-a", "test");
+	wait_done(2, 5000);
+	CU_ASSERT_EQUAL(agent_runner_count(r), 2);
+	CU_ASSERT_EQUAL(agent_runner_queued(r), 0);
+	CU_ASSERT(strcmp(agent_runner_id(r, 0), "bd2-b") == 0 ||
+		  strcmp(agent_runner_id(r, 1), "bd2-b") == 0);
+	agent_runner_cancel(r, "bd2-b", "test");
+	agent_runner_cancel(r, "bd2-k2", "test");
+	wait_done(4, 5000);
+	check_failed("bd2-a", "cancelled: test");
+	check_failed("bd2-b", "cancelled: test");
+	check_failed("bd2-k2", "cancelled: test");
+	agent_runner_destroy(r);
+	set_bundled(0);
+}
+
+/*
+ * A waiting run whose deadline passes fails then, not when it would have
+ * started, naming what it waited for: the TUN (and the run holding it) or a slot.
+ * A cancelled waiting run leaves no timer behind.
+ */
+static void test_bundled_deadline_waiting(void)
+{
+	struct agent_runner *r = mk_runner(2, child_hang);
+	struct cmd_buf a, b, c, k1, k2;
+	uint64_t t0 = fj_mono_ms();
+	unsigned int timers = agent_loop_timer_count(loop);
+
+	set_bundled(1);
+	ndone = 0;
+	make_cmd(&a, "bd3-a", FJORD__V1__STACK__STACK_BUNDLED, 0);
+	make_cmd(&b, "bd3-b", FJORD__V1__STACK__STACK_BUNDLED, fj_wall_ms() + 700);
+	make_cmd(&c, "bd3-c", FJORD__V1__STACK__STACK_BUNDLED, fj_wall_ms() + 60000);
+	make_cmd(&k1, "bd3-k1", FJORD__V1__STACK__STACK_KERNEL, 0);
+	make_cmd(&k2, "bd3-k2", FJORD__V1__STACK__STACK_KERNEL, fj_wall_ms() + 700);
+	CU_ASSERT_EQUAL(agent_runner_start(r, &a.cmd), 0);
+	CU_ASSERT_EQUAL(agent_runner_start(r, &b.cmd), 0);
+	CU_ASSERT_EQUAL(agent_runner_start(r, &c.cmd), 0);
+	CU_ASSERT_EQUAL(agent_runner_start(r, &k1.cmd), 0);
+	CU_ASSERT_EQUAL(agent_runner_start(r, &k2.cmd), 0);
+	CU_ASSERT_EQUAL(agent_runner_count(r), 2);
+	CU_ASSERT_EQUAL(agent_runner_queued(r), 3);
+	/* Two running runs' deadlines, three waiting runs' deadlines. */
+	CU_ASSERT_EQUAL(agent_loop_timer_count(loop), timers + 5);
+	CU_ASSERT_EQUAL(agent_runner_cancel(r, "bd3-c", "not needed"), 0);
+	CU_ASSERT_EQUAL(ndone, 1);
+	CU_ASSERT_EQUAL(agent_loop_timer_count(loop), timers + 4);
+	check_failed("bd3-c", "cancelled: not needed");
+	wait_done(3, 5000);
+	CU_ASSERT_EQUAL(ndone, 3);
+	CU_ASSERT(fj_mono_ms() - t0 >= 600);
+	CU_ASSERT(fj_mono_ms() - t0 < 4000);
+	check_failed("bd3-b", "deadline passed while waiting for the bundled stack's TUN device "
+			      "fjtest0 (another bundled run, bd3-a, was using it)");
+	check_failed("bd3-k2", "deadline passed while waiting for a free slot (2 runs in progress, "
+			       "max_runs = 2)");
+	CU_ASSERT_EQUAL(agent_runner_count(r), 2);
+	CU_ASSERT_EQUAL(agent_runner_queued(r), 0);
+	agent_runner_cancel(r, "bd3-a", "test");
+	agent_runner_cancel(r, "bd3-k1", "test");
+	wait_done(5, 5000);
+	CU_ASSERT_EQUAL(agent_runner_count(r), 0);
+	CU_ASSERT_EQUAL(agent_loop_timer_count(loop), timers);
+	agent_runner_destroy(r);
+	set_bundled(0);
+}
+
 static const struct fj_test tests[] = {
 	{ "spool_full", test_spool_full },
 	{ "crash", test_crash },
@@ -339,6 +513,9 @@ static const struct fj_test tests[] = {
 	{ "success_and_limit", test_success_and_limit },
 	{ "refusals", test_refusals },
 	{ "destroy_reports", test_destroy_reports },
+	{ "bundled_one_at_a_time", test_bundled_one_at_a_time },
+	{ "bundled_kernel_passes", test_bundled_kernel_passes },
+	{ "bundled_deadline_waiting", test_bundled_deadline_waiting },
 	{ NULL, NULL },
 };
 
