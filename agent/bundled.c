@@ -183,8 +183,8 @@ int bundled_io_open(struct bundled_io *io, const char *dev, struct mps_config *c
 	if (!io->tun) {
 		if (rc == -EBUSY)
 			snprintf(err, errlen,
-				 "TUN device %s is busy (another process has it open: another "
-				 "bundled run on this node?)",
+				 "TUN device %s is busy (a process outside this agent's runs has "
+				 "it open: the agent itself starts one bundled run at a time)",
 				 dev);
 		else
 			snprintf(err, errlen, "TUN device %s: %s", dev, strerror(-rc));
