@@ -814,6 +814,73 @@ static void test_bundled_echo(void)
 	CU_ASSERT(stat(path, &st) == 0 && st.st_size > 400 * 16);
 }
 
+/* Runs the loop until ndone reaches *(unsigned int *)arg or 40 s pass. */
+static void loop_until_done(void *arg)
+{
+	uint64_t end = fj_mono_ms() + 40000;
+
+	while (ndone < *(unsigned int *)arg && fj_mono_ms() < end)
+		agent_loop_run_once(loop, 20);
+}
+
+/*
+ * Two bundled runs submitted at once to a runner with room for both: the
+ * second waits for the client TUN (one bundled run per node at a time) instead
+ * of failing on it busy, and both succeed, one after the other.
+ */
+static void test_bundled_two_at_once(void)
+{
+	static Fjord__V1__EchoParams ep;
+	struct agent_runner_cfg cfg = { 2, 30, agent_responder_port(resp), FJORD_AGENT_VERSION };
+	static const char *const ids[2] = { "ns-bd-two-1", "ns-bd-two-2" };
+	struct run_cmd c[2];
+	struct start_arg a[2] = { { NULL, &c[0], -1 }, { NULL, &c[1], -1 } };
+	Fjord__V1__Result *res[2] = { NULL, NULL };
+	unsigned int want = ndone + 2, i;
+	struct agent_runner *r = NULL;
+	uint8_t *buf;
+	size_t len;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(bundled_setup(), 0);
+	set_client_bundled("fjbc");
+	fjord__v1__echo_params__init(&ep);
+	ep.count = 50;
+	ep.message_bytes = 1000;
+	CU_ASSERT_EQUAL_FATAL(agent_runner_create(loop, spool, &cfg, on_done, NULL, &r), 0);
+	for (i = 0; i < 2; i++) {
+		mk_run(&c[i], ids[i], FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_ECHO, "ab");
+		c[i].run.stack = FJORD__V1__STACK__STACK_BUNDLED;
+		c[i].spec.params_case = FJORD__V1__EXPERIMENT_SPEC__PARAMS_ECHO;
+		c[i].spec.echo = &ep;
+		a[i].r = r;
+		CU_ASSERT_EQUAL(in_ns(ns_c, start_run, &a[i]), 0);
+		CU_ASSERT_EQUAL(a[i].rc, 0);
+	}
+	CU_ASSERT_EQUAL(agent_runner_count(r), 1);
+	CU_ASSERT_EQUAL(agent_runner_queued(r), 1);
+	/* The waiting run is forked from the loop: in the client's namespace, as an agent's. */
+	CU_ASSERT_EQUAL(in_ns(ns_c, loop_until_done, &want), 0);
+	for (i = 0; i < 2; i++) {
+		if (agent_spool_read_result(spool, ids[i], &buf, &len) == 0) {
+			res[i] = fjord__v1__result__unpack(NULL, len, buf);
+			free(buf);
+		}
+		CU_ASSERT_PTR_NOT_NULL(res[i]);
+		if (res[i] && !res[i]->ok)
+			fprintf(stderr, "\n%s: %s\n", ids[i], res[i]->error);
+		CU_ASSERT(res[i] && res[i]->ok);
+		CU_ASSERT(res[i] && metric(res[i], "messages") == 50);
+	}
+	if (res[0] && res[1])
+		CU_ASSERT(res[1]->started_ms >= res[0]->finished_ms);
+	for (i = 0; i < 2; i++)
+		if (res[i])
+			fjord__v1__result__free_unpacked(res[i], NULL);
+	agent_runner_destroy(r);
+}
+
 static void hold_tun(void *arg)
 {
 	int err;
@@ -1588,6 +1655,7 @@ static const struct fj_test tests[] = {
 	{ "handover_endpoint", test_handover_endpoint },
 	{ "bundled_bulk", test_bundled_bulk },
 	{ "bundled_echo", test_bundled_echo },
+	{ "bundled_two_at_once", test_bundled_two_at_once },
 	{ "bundled_failures", test_bundled_failures },
 	{ "bundled_peer_vanishes", test_bundled_peer_vanishes },
 	{ "bundled_rr", test_bundled_rr },
