@@ -13,7 +13,7 @@
 
 #define MPS_MAX_LISTENERS  8
 #define MPS_MAX_SUBFLOWS   8   /* per connection, the initial one included */
-#define MPS_SACK_RANGES	   32  /* SACK scoreboard ranges per subflow */
+#define MPS_SACK_RANGES	   255 /* SACK scoreboard ranges per subflow */
 #define MPS_SMAP_MAX	   512 /* send-map pieces per subflow; a full map takes no new data */
 #define MPS_REINJECT_MAX   64  /* pieces waiting for reinjection per connection */
 #define MPS_MAX_RST_QUEUE  16
@@ -99,8 +99,14 @@ struct mps_subflow {
 	uint64_t rtt_start;
 	/* Reno/NewReno congestion control. */
 	uint32_t cwnd, ssthresh, recover;
-	uint8_t dupacks;
+	uint8_t dupacks; /* saturates at 255 */
 	bool in_recovery;
+	/*
+	 * A retransmission timeout resent from snd_una up to recover: duplicate
+	 * ACKs of what it resends start no fast retransmit until snd_una passes
+	 * recover (RFC 6582 §4.1), or each would inflate the window again.
+	 */
+	bool rto_recovery;
 	bool rexmit_one;		 /* fast retransmit: resend the segment at rexmit_seq */
 	uint32_t rexmit_seq, rexmit_max; /* where, and at most how much (0: one segment) */
 	uint32_t rexmit_next;		 /* recovery: holes before this were resent (HighRxt) */

@@ -610,6 +610,8 @@ static void data_timeout(struct mps_conn *c, struct mps_subflow *sf)
 	sf->snd_nxt = sf->snd_una;
 	sf->in_recovery = false;
 	sf->sack_recovery = false;
+	sf->recover = sf->snd_max;
+	sf->rto_recovery = true; /* as on the initial subflow (mps_tcp.c) */
 	sf->dupacks = 0;
 	sf->nsacked = 0;
 	sf->retransmits++;

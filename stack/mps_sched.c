@@ -560,8 +560,9 @@ bool mps_sf_stale(const struct mps_conn *c, const struct mps_subflow *sf)
 	uint64_t low = mps_sf_low_dsn(sf);
 	bool full = c->sndbuf.cap - c->sndbuf.len < mps_sf_mss(c, sf);
 
-	return c->mptcp && sf->state != MPS_SF_CLOSED && (sf->backoff >= 2 || (sf->backoff && full)) &&
-	       low < c->snd_una_dsn && c->snd_una_dsn - low > c->sndbuf.cap / 2;
+	return c->mptcp && sf->state != MPS_SF_CLOSED &&
+	       (sf->backoff >= 2 || (sf->backoff && full)) && low < c->snd_una_dsn &&
+	       c->snd_una_dsn - low > c->sndbuf.cap / 2;
 }
 
 /* An initial subflow with three timeouts in a row and no answer is failing. */

@@ -1072,7 +1072,12 @@ static void enter_recovery(struct mps_conn *c, struct mps_subflow *sf, uint32_t 
 	sf->rexmit_max = 0;
 	sf->rexmit_next = sf->snd_una;
 	sf->rexmit_one = true;
-	sf->sack_recovery = sf->sack_ok && sf->nsacked;
+	/*
+	 * With a SACK-capable peer the scoreboard drives the recovery even if
+	 * no block came yet: NewReno's window inflation, one segment per
+	 * duplicate ACK, would let a large flight double itself.
+	 */
+	sf->sack_recovery = sf->sack_ok;
 	sf->rescue_done = false;
 	sf->rxt_marked = false;
 	sf->prr_delivered = 0;
@@ -1081,7 +1086,7 @@ static void enter_recovery(struct mps_conn *c, struct mps_subflow *sf, uint32_t 
 	if (sf->sack_recovery) {
 		/* No window inflation: pipe, not cwnd, says what is out (RFC 6675 §5 step 4). */
 		sf->cwnd = sf->ssthresh;
-		if (sf->sacked[0].left - sf->snd_una < mss)
+		if (sf->nsacked && sf->sacked[0].left - sf->snd_una < mss)
 			sf->rexmit_max = sf->sacked[0].left - sf->snd_una;
 	} else {
 		/* Inflated by the duplicate ACKs seen (three, or fewer by early retransmit). */
@@ -1247,6 +1252,8 @@ static bool process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct
 		}
 		sf->backoff = 0;
 		sf->dupacks = 0;
+		if (sf->rto_recovery && SEQ_GEQ(sf->snd_una, sf->recover))
+			sf->rto_recovery = false;
 		hystart_ack(sf, t, now);
 		congestion_on_ack(c, sf, acked, mss);
 		mps_sndbuf_tune(c);
@@ -1272,13 +1279,14 @@ static bool process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct
 	 */
 	if (s->ack == sf->snd_una && s->payload_len == 0 && !(s->flags & MPS_TCP_FIN) &&
 	    (!win_update || sack_new) && flight > 0) {
-		sf->dupacks++;
+		if (sf->dupacks < UINT8_MAX)
+			sf->dupacks++;
 		/*
 		 * Fast retransmit and recovery (RFC 5681 §3.2, RFC 6582), or with
 		 * SACK on the third duplicate ACK or as soon as the scoreboard
 		 * shows the first segment lost (RFC 6675 §5).
 		 */
-		if (!sf->in_recovery &&
+		if (!sf->in_recovery && !sf->rto_recovery &&
 		    (sf->dupacks == 3 || early_retransmit(c, sf, flight, mss) ||
 		     (sf->sack_ok && sf->nsacked && hole_lost(sf, 0, sacked_bytes(sf), mss)))) {
 			enter_recovery(c, sf, mss);
@@ -1770,6 +1778,8 @@ void mps_tcp_timers(struct mps_conn *c, uint64_t now)
 	if (sf->backoff == 1 && c->mptcp && c->njoins)
 		mps_reinject(c, sf);
 	sf->nsacked = 0; /* RFC 2018 §8: after a timeout, SACK information is not trusted */
+	sf->recover = sf->snd_max;
+	sf->rto_recovery = true;
 	sf->in_recovery = false;
 	sf->sack_recovery = false;
 	sf->dupacks = 0;
