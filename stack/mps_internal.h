@@ -28,6 +28,12 @@
 #define MPS_DEFAULT_MSS	   536	 /* when the peer sends no MSS option (RFC 9293) */
 #define MPS_DELACK_US	   40000 /* Linux's minimum delayed-ACK time; RFC 9293 allows up to 500 ms */
 #define MPS_PAWS_IDLE_US   (24ULL * 86400 * 1000000) /* RFC 7323 §5.5: TS.Recent expires */
+/*
+ * A subflow of a connection given back (mps_close()) waits this long in
+ * FIN-WAIT-2 for the peer's FIN, then goes quietly, as Linux's
+ * tcp_fin_timeout (60 s): a peer that never closes holds nothing forever.
+ */
+#define MPS_FIN_WAIT2_US   60000000ULL
 #define MPS_MPFAIL_WAIT_US 120000000ULL /* MP_FAIL unanswered: reset (Linux: TCP_RTO_MAX) */
 
 /* An autotuned send buffer's first size, and its default cap (cfg.sndbuf_max). */

@@ -650,6 +650,9 @@ void mps_join_timers(struct mps_conn *c, uint64_t now)
 			sf_down(c, sf, MPS_SF_DOWN_CONN, now);
 			continue;
 		}
+		/* As the initial subflow's (mps_tcp.c): an orphan's FIN-WAIT-2 ends. */
+		if (c->app_closed && sf->state == MPS_SF_FIN_WAIT_2 && sf->tw_at == MPS_TIME_NEVER)
+			sf->tw_at = now + MPS_FIN_WAIT2_US;
 		if (sf->tw_at <= now) {
 			sf_down(c, sf, MPS_SF_DOWN_CLOSED, now);
 			continue;

@@ -1730,6 +1730,8 @@ void mps_tcp_timers(struct mps_conn *c, uint64_t now)
 	mps_dtx_timer(c, now);
 	mps_sched_close_check(c, now);
 
+	if (c->app_closed && sf->state == MPS_SF_FIN_WAIT_2 && sf->tw_at == MPS_TIME_NEVER)
+		sf->tw_at = now + MPS_FIN_WAIT2_US;
 	if (sf->tw_at <= now) {
 		sf->tw_at = MPS_TIME_NEVER;
 		sf->state = MPS_SF_CLOSED;

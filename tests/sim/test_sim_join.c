@@ -2402,8 +2402,47 @@ static void test_handover_deep_window(void)
 	jworld_free(&w);
 }
 
+/*
+ * A connection given back with mps_close() whose peer never closes: our
+ * FIN and DATA_FIN are acknowledged, both subflows wait in FIN-WAIT-2, and
+ * after 60 s (Linux's tcp_fin_timeout) they go quietly, the connection with
+ * them, so the stack holds nothing more. The peer still has its end.
+ */
+static void test_orphan_fin_wait2(void)
+{
+	struct mps_config ccfg = { .seed = 71, .nlocal_addrs = 1 }, scfg = { .seed = 72 };
+	const struct mps_event *closed;
+	struct mps_conn_info si;
+	struct mps_conn *c, *s;
+	struct jworld w;
+	uint64_t closed_at;
+
+	addr_at(&ccfg.local_addrs[0], 2, 1, 0);
+	jworld_init(&w, &ccfg, &scfg);
+	two_subflows(&w, &c, &s);
+	CU_ASSERT_EQUAL(move_data(&w, c, s, 100000, false), 100000);
+	mps_close(c);
+	closed_at = w.now;
+	run_for(&w, 59000000);
+	CU_ASSERT_PTR_NULL(find_ev(&w, 0, MPS_EV_CONN_CLOSED, -1));
+	CU_ASSERT_NOT_EQUAL(mps_next_wakeup(w.st[0]), MPS_TIME_NEVER);
+	run_for(&w, 2000000);
+	closed = find_ev(&w, 0, MPS_EV_CONN_CLOSED, -1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(closed);
+	CU_ASSERT(closed->time >= closed_at + 60000000 && closed->time < closed_at + 61000000);
+	CU_ASSERT_PTR_NOT_NULL(find_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 1));
+	run_for(&w, 1000000);
+	CU_ASSERT_EQUAL(mps_next_wakeup(w.st[0]), MPS_TIME_NEVER);
+	/* The peer saw our DATA_FIN and still holds its half. */
+	CU_ASSERT_EQUAL(mps_conn_info(s, &si), 0);
+	CU_ASSERT_EQUAL(mps_recv(s, (uint8_t[1]){ 0 }, 1), 0);
+	mps_abort(s);
+	jworld_free(&w);
+}
+
 static const struct fj_test tests[] = {
 	{ "handover_deep_window", test_handover_deep_window },
+	{ "orphan_fin_wait2", test_orphan_fin_wait2 },
 	{ "deep_window_drops", test_deep_window_drops },
 	{ "two_path_lossy", test_two_path_lossy },
 	{ "conn_window_two_subflows", test_conn_window_two_subflows },
