@@ -219,12 +219,6 @@ static int config_queue(struct qdir *q, const void *cmd, bool params, uint32_t f
 	return config_fd(q->fd, q->qnum, cmd, params ? COPY_RANGE : 0, flags_mask, flags);
 }
 
-/* Bulk and loss-free directions take GSO packets whole: 64 KB per verdict. */
-static bool wants_gso(const struct tb_link_params *p)
-{
-	return p->loss_model == TB_LOSS_RANDOM && p->loss == 0 && p->reorder == 0;
-}
-
 static int nl_socket(void)
 {
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
@@ -255,7 +249,7 @@ static int open_queue(struct qdir *q)
 	r = config_queue(q, &cmd, true, 0, 0);
 	if (r)
 		return r;
-	q->gso = wants_gso(&q->emu.p);
+	q->gso = tb_emu_whole_gso(&q->emu.p);
 	return config_queue(q, NULL, false, NFQA_CFG_F_GSO, q->gso ? NFQA_CFG_F_GSO : 0);
 }
 
@@ -678,7 +672,7 @@ static size_t do_set(struct emu *e, char *args, char *out, size_t cap)
 				p[d].jitter_us, p[d].delay_us, d ? "down" : "up");
 	for (int d = 0; d < 2; d++) {
 		struct qdir *q = &e->q[2 * li + d];
-		bool gso = wants_gso(&p[d]);
+		bool gso = tb_emu_whole_gso(&p[d]);
 
 		tb_emu_set(&q->emu, &p[d]);
 		if (gso != q->gso) {

@@ -88,6 +88,14 @@ enum tb_emu_verdict tb_emu_packet(struct tb_emu_dir *d, uint64_t now_ns, uint32_
 	return TB_EMU_RELEASE;
 }
 
+bool tb_emu_whole_gso(const struct tb_link_params *p)
+{
+	if (p->loss_model != TB_LOSS_RANDOM || p->loss != 0 || p->reorder != 0)
+		return false;
+	return p->rate_bps == 0 ||
+	       (uint64_t)TB_EMU_GSO_BYTES * 8 * 1000000000ull / p->rate_bps <= TB_EMU_GSO_MAX_NS;
+}
+
 /* Walks TCP options; caplen may cut the packet short, then the answer is false. */
 bool tb_has_add_addr(const uint8_t *pkt, uint32_t caplen)
 {

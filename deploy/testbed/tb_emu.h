@@ -49,6 +49,19 @@ enum tb_emu_verdict tb_emu_packet(struct tb_emu_dir *d, uint64_t now_ns, uint32_
 double tb_emu_rand(struct tb_emu_dir *d);
 
 /*
+ * Whether a direction may take GSO packets whole (NFQA_CFG_F_GSO): one
+ * verdict, one departure and one fate for all the segments of a packet. Only
+ * without loss or reordering, which must hit segments one by one, and only
+ * where a largest GSO packet (TB_EMU_GSO_BYTES) leaves within
+ * TB_EMU_GSO_MAX_NS at the rate (or the rate is unlimited): on a slower link
+ * its first segment would arrive its whole serialization time late (26 ms
+ * at 20 Mbit/s) and a full queue would drop all of its segments at once.
+ */
+#define TB_EMU_GSO_BYTES  65536u
+#define TB_EMU_GSO_MAX_NS 1000000ull
+bool tb_emu_whole_gso(const struct tb_link_params *p);
+
+/*
  * True when an IPv4 or IPv6 TCP segment (first caplen bytes of it) carries
  * an MPTCP ADD_ADDR option (kind 30, subtype 3).
  */
