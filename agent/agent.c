@@ -170,17 +170,22 @@ static int create_parts(struct agent *a, char *err, size_t errlen)
 	/* The bundled stack: runs inherit its settings; the responder is a process of its own. */
 	bundled_cfg_from_agent(&a->cfg, &the_bundled);
 	bundled_set(&the_bundled);
-	if (the_bundled.resp_tun[0]) {
+	/* The host adapter's needs: refused at start, not at each run (bundled_host.c). */
+	r = bundled_host_check(&the_bundled, err, errlen);
+	if (r < 0)
+		return r;
+	if (the_bundled.resp_tun[0] || the_bundled.host) {
 		/*
 		 * Restarted after an exit or a hang (bundled.h). A device that
 		 * is not there yet (the agent started before the testbed) is
 		 * tried again every 5 s; peers meanwhile learn the addresses
 		 * and find no answer there, which their runs report.
 		 */
-		r = bundled_sup_create(a->loop, &the_bundled, a->cfg.responder_port,
-				       a->cfg.responder_max_conns < 16 ? a->cfg.responder_max_conns
-								       : 16,
-				       a->cfg.responder_idle_s, BUNDLED_HANG_MS, &a->bundled);
+		r = bundled_sup_create(
+			a->loop, &the_bundled,
+			the_bundled.host ? the_bundled.resp_port : a->cfg.responder_port,
+			a->cfg.responder_max_conns < 16 ? a->cfg.responder_max_conns : 16,
+			a->cfg.responder_idle_s, BUNDLED_HANG_MS, &a->bundled);
 		if (r < 0) {
 			snprintf(err, errlen, "bundled responder: %s", strerror(-r));
 			return r;

@@ -35,6 +35,8 @@ static const char *const known_settings[] = {
 	"responder_addresses",
 	"responder_max_connections",
 	"responder_idle_s",
+	"bundled_host",
+	"bundled_responder_port",
 	"log_level",
 	"max_runs",
 	"run_deadline_s",
@@ -445,6 +447,83 @@ static int parse_numbers(const config_setting_t *root, struct agent_config *cfg,
 	return rc;
 }
 
+/* Whether any interface names a bundled responder address of its own. */
+static int iface_with_resp_addr(const struct agent_config *cfg)
+{
+	unsigned int i;
+
+	for (i = 0; i < cfg->n_ifaces; i++)
+		if (cfg->ifaces[i].bundled_responder[0][0] ||
+		    cfg->ifaces[i].bundled_responder[1][0])
+			return (int)i;
+	return -1;
+}
+
+/*
+ * bundled_host and bundled_responder_port, after the interfaces: the host
+ * adapter excludes the TUN devices and the responder's own addresses, and
+ * needs a bundled address and a port the kernel responder and the stack's
+ * ephemeral range (49152-65535) leave free.
+ */
+static int parse_bundled_host(const config_setting_t *root, struct agent_config *cfg, char *err,
+			      size_t errlen)
+{
+	const config_setting_t *h = config_setting_get_member(root, "bundled_host");
+	const config_setting_t *p = config_setting_get_member(root, "bundled_responder_port");
+	unsigned int i;
+	int k, any = 0;
+
+	if (h && config_setting_type(h) != CONFIG_TYPE_BOOL)
+		return fail(err, errlen, h, "bundled_host", "must be true or false");
+	cfg->bundled_host = h && config_setting_get_bool(h);
+	if (!cfg->bundled_host) {
+		if (p)
+			return fail(err, errlen, p, "bundled_responder_port",
+				    "only with bundled_host = true (a TUN responder listens on "
+				    "responder_port)");
+		return 0;
+	}
+	if (cfg->bundled_tun[0] || cfg->bundled_responder_tun[0])
+		return fail(err, errlen, h, "bundled_host",
+			    "excludes bundled_tun and bundled_responder_tun (the bundled stack "
+			    "runs on the node's own addresses or on TUN devices, not both)");
+	k = iface_with_resp_addr(cfg);
+	if (k >= 0) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "interfaces[%d].bundled_responder_ipv%c", k,
+			 cfg->ifaces[k].bundled_responder[0][0] ? '4' : '6');
+		return fail(err, errlen, h, name,
+			    "not with bundled_host (the bundled responder uses the interface's "
+			    "bundled_ipv4 / bundled_ipv6 on bundled_responder_port)");
+	}
+	for (i = 0; i < cfg->n_ifaces; i++)
+		any |= cfg->ifaces[i].bundled[0][0] || cfg->ifaces[i].bundled[1][0];
+	if (!any)
+		return fail(err, errlen, h, "bundled_host",
+			    "needs bundled_ipv4 or bundled_ipv6 on at least one interface (the "
+			    "node's own address on that ISP)");
+	cfg->bundled_responder_port = cfg->responder_port + 1;
+	if (p && (config_setting_type(p) != CONFIG_TYPE_INT || config_setting_get_int(p) < 1 ||
+		  config_setting_get_int(p) > 49151))
+		return fail(err, errlen, p, "bundled_responder_port",
+			    "must be a port between 1 and 49151 (49152-65535 are the bundled "
+			    "stack's own)");
+	if (p)
+		cfg->bundled_responder_port = (unsigned int)config_setting_get_int(p);
+	if (cfg->bundled_responder_port > 49151)
+		return fail(err, errlen, h, "bundled_responder_port",
+			    "responder_port + 1 (%u) is in 49152-65535, the bundled stack's own "
+			    "ports: set bundled_responder_port",
+			    cfg->bundled_responder_port);
+	if (cfg->bundled_responder_port == cfg->responder_port)
+		return fail(err, errlen, p, "bundled_responder_port",
+			    "must differ from responder_port (%u): the kernel responder holds it "
+			    "on the same addresses",
+			    cfg->responder_port);
+	return 0;
+}
+
 static int parse_root(const config_t *c, struct agent_config *cfg, char *err, size_t errlen)
 {
 	const config_setting_t *root = config_root_setting(c);
@@ -460,6 +539,8 @@ static int parse_root(const config_t *c, struct agent_config *cfg, char *err, si
 		rc = parse_resp_addrs(root, cfg, err, errlen);
 	if (!rc)
 		rc = parse_ifaces(root, cfg, err, errlen);
+	if (!rc)
+		rc = parse_bundled_host(root, cfg, err, errlen);
 	return rc;
 }
 

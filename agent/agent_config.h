@@ -63,6 +63,15 @@ struct agent_config {
 	char bundled_tun[AGENT_IFNAME_MAX];
 	char bundled_responder_tun[AGENT_IFNAME_MAX];
 	/*
+	 * bundled_host: the bundled stack on the node's own addresses (libmps's
+	 * host adapter) instead of TUN devices; the interfaces' bundled_ipv4 /
+	 * bundled_ipv6 are then their own addresses, and the bundled responder
+	 * listens there on bundled_responder_port (1..49151, not responder_port;
+	 * default responder_port + 1).
+	 */
+	int bundled_host;
+	unsigned int bundled_responder_port;
+	/*
 	 * Caps of the bundled stack's buffer autotuning per connection (client
 	 * runs and the responder), bytes: AGENT_BUNDLED_BUF_MIN (256 KiB, the
 	 * starting size: no growth) to AGENT_BUNDLED_BUF_MAX; both grow to

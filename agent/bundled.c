@@ -17,10 +17,13 @@
 
 #include "exp_sock.h"
 #include "fj_clock.h"
+#include "mps_host.h"
 #include "mps_trace.h"
 #include "mps_tun.h"
 
 static struct bundled_cfg the_cfg;
+
+static void bundled_cfg_host(const struct agent_config *c, struct bundled_cfg *b);
 
 void bundled_cfg_from_agent(const struct agent_config *c, struct bundled_cfg *b)
 {
@@ -43,6 +46,24 @@ void bundled_cfg_from_agent(const struct agent_config *c, struct bundled_cfg *b)
 		memcpy(p->resp, f->bundled_responder, sizeof(p->resp));
 		b->n_isps++;
 	}
+	bundled_cfg_host(c, b);
+}
+
+/*
+ * With the host adapter the runs and the responder share the node's own
+ * addresses (bundled_ipv4 / bundled_ipv6), the responder on a port of its
+ * own, which the info text carries.
+ */
+static void bundled_cfg_host(const struct agent_config *c, struct bundled_cfg *b)
+{
+	unsigned int i;
+
+	b->host = c->bundled_host;
+	if (!b->host)
+		return;
+	b->resp_port = (uint16_t)c->bundled_responder_port;
+	for (i = 0; i < b->n_isps; i++)
+		memcpy(b->isps[i].resp, b->isps[i].addr, sizeof(b->isps[i].resp));
 }
 
 void bundled_set(const struct bundled_cfg *b)
@@ -117,8 +138,15 @@ int bundled_info_text(const struct bundled_cfg *b, char *buf, size_t len)
 
 		if (!p->resp[0][0] && !p->resp[1][0])
 			continue;
-		n = snprintf(buf + off, len - off, "%s %s %s\n", p->isp,
-			     p->resp[0][0] ? p->resp[0] : "-", p->resp[1][0] ? p->resp[1] : "-");
+		/* A port only where it is not the kernel responder's (host adapter). */
+		if (b->resp_port)
+			n = snprintf(buf + off, len - off, "%s %s %s %u\n", p->isp,
+				     p->resp[0][0] ? p->resp[0] : "-",
+				     p->resp[1][0] ? p->resp[1] : "-", b->resp_port);
+		else
+			n = snprintf(buf + off, len - off, "%s %s %s\n", p->isp,
+				     p->resp[0][0] ? p->resp[0] : "-",
+				     p->resp[1][0] ? p->resp[1] : "-");
 		if (n < 0 || (size_t)n >= len - off)
 			return -ENOSPC;
 		off += (size_t)n;
@@ -158,6 +186,37 @@ int bundled_info_lookup(const char *text, const char *isp, int family, char *out
 	return -ENOENT;
 }
 
+int bundled_info_port(const char *text, const char *isp, unsigned int dflt)
+{
+	const char *line = text;
+
+	while (line && *line) {
+		char name[AGENT_LABEL_MAX + 1], a[2][AGENT_ADDR_MAX], extra[2];
+		char buf[AGENT_LABEL_MAX + 2 * AGENT_ADDR_MAX + 16];
+		const char *nl = strchr(line, '\n');
+		size_t l = nl ? (size_t)(nl - line) : strlen(line);
+		unsigned int port;
+		int n;
+
+		if (l >= sizeof(buf))
+			return -EPROTO;
+		memcpy(buf, line, l);
+		buf[l] = 0;
+		n = sscanf(buf, "%64s %45s %45s %u %1s", name, a[0], a[1], &port, extra);
+		if (n < 3)
+			return -EPROTO;
+		if (!strcmp(name, isp)) {
+			if (n == 3)
+				return (int)dflt;
+			if (n != 4 || port == 0 || port > 65535)
+				return -EPROTO;
+			return (int)port;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
 int bundled_io_open(struct bundled_io *io, const char *dev, struct mps_config *cfg, int trace,
 		    char *err, size_t errlen)
 {
@@ -190,6 +249,14 @@ int bundled_io_open(struct bundled_io *io, const char *dev, struct mps_config *c
 			snprintf(err, errlen, "TUN device %s: %s", dev, strerror(-rc));
 		return rc;
 	}
+	return bundled_io_finish(io, cfg, trace, err, errlen);
+}
+
+int bundled_io_finish(struct bundled_io *io, struct mps_config *cfg, int trace, char *err,
+		      size_t errlen)
+{
+	int rc;
+
 	if (trace) {
 		char path[64];
 
@@ -273,11 +340,13 @@ static const struct mps_link_ops *io_ops(void)
 
 int bundled_io_step(struct bundled_io *io, unsigned int max_ms)
 {
-	struct pollfd pfd = { .fd = mps_tun_fd(io->tun), .events = POLLIN };
+	struct pollfd pfd = { .fd = io->host ? bundled_host_fd(io) : mps_tun_fd(io->tun),
+			      .events = POLLIN };
+	const struct mps_link_ops *ops = io->host ? bundled_host_ops() : io_ops();
 	uint64_t now = fj_mono_us(), next, rx = io->rx_packets;
 	int err = 0, wait;
 
-	next = mps_pump(io->st, io_ops(), io, now, &err);
+	next = mps_pump(io->st, ops, io, now, &err);
 	if (err && err != -EAGAIN)
 		io->link_errors++;
 	/*
@@ -294,7 +363,7 @@ int bundled_io_step(struct bundled_io *io, unsigned int max_ms)
 	/* What woke us goes into the stack now, so the caller sees it on return. */
 	if (pfd.revents & POLLIN) {
 		now = fj_mono_us();
-		mps_pump(io->st, io_ops(), io, now, &err);
+		mps_pump(io->st, ops, io, now, &err);
 		if (err && err != -EAGAIN)
 			io->link_errors++;
 	}
@@ -355,6 +424,9 @@ void bundled_io_close(struct bundled_io *io, char **trace, size_t *len, size_t c
 	io->trace_fd = -1;
 	mps_tun_close(io->tun);
 	io->tun = NULL;
+	/* Deletes the adapter's nftables table (a failure is on stderr, with its name). */
+	mps_host_close(io->host);
+	io->host = NULL;
 }
 
 int bundled_ask_info(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,

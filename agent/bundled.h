@@ -21,12 +21,14 @@
 #include "mps.h"
 
 struct mps_tun;
+struct mps_host;
 struct mps_trace;
 
 #define BUNDLED_MAX_ISPS AGENT_MAX_IFACES
 /* libmps is built from the same tree as the agent: its version is the agent's. */
 #define BUNDLED_LIBMPS_VERSION "libmps " FJORD_AGENT_VERSION
-#define BUNDLED_INFO_MAX       1024 /* the info text: "ISP V4 V6\n" per ISP, "-" for none */
+/* The info text: "ISP V4 V6[ PORT]\n" per ISP, "-" for none; PORT only for a host adapter. */
+#define BUNDLED_INFO_MAX 1024
 
 struct bundled_isp {
 	char isp[AGENT_LABEL_MAX + 1];
@@ -37,6 +39,13 @@ struct bundled_isp {
 struct bundled_cfg {
 	char tun[AGENT_IFNAME_MAX];	 /* "" : no bundled stack on this agent */
 	char resp_tun[AGENT_IFNAME_MAX]; /* "" : no bundled responder */
+	/*
+	 * The host adapter instead of TUN devices (agent config bundled_host):
+	 * runs and the responder on the node's own addresses (isps[].addr, also
+	 * copied into isps[].resp), the responder on resp_port.
+	 */
+	bool host;
+	uint16_t resp_port;
 	struct bundled_isp isps[BUNDLED_MAX_ISPS];
 	unsigned int n_isps;
 	uint32_t rcvbuf_max; /* autotuning caps (agent config bundled_*buf_max); 0: libmps's */
@@ -74,6 +83,13 @@ int bundled_info_text(const struct bundled_cfg *b, char *buf, size_t len);
  */
 int bundled_info_lookup(const char *text, const char *isp, int family, char *out, size_t len);
 
+/*
+ * The port of the bundled responder on isp in an info text: the line's
+ * fourth field (a host adapter's responder), or dflt (the kernel
+ * responder's port) for a line of three. -ENOENT (no such ISP) or -EPROTO.
+ */
+int bundled_info_port(const char *text, const char *isp, unsigned int dflt);
+
 /* The peer's bundled responder must answer within this (info, the run's request). */
 #define BUNDLED_ANSWER_MS 5000
 
@@ -91,6 +107,7 @@ const struct bundled_isp *bundled_own_isp(const struct bundled_cfg *b, const cha
 struct bundled_io {
 	struct mps_stack *st;
 	struct mps_tun *tun;
+	struct mps_host *host; /* the host adapter instead of tun (bundled_host.c) */
 	struct mps_trace *trace;
 	int trace_fd; /* memfd the trace is written to, or -1 */
 	uint64_t link_errors;
@@ -106,6 +123,37 @@ struct bundled_io {
  */
 int bundled_io_open(struct bundled_io *io, const char *dev, struct mps_config *cfg, int trace,
 		    char *err, size_t errlen);
+/*
+ * The rest of an open once io has its link: the trace (with trace set) and
+ * the stack. On failure io is closed, link included. 0 or a negative errno.
+ */
+int bundled_io_finish(struct bundled_io *io, struct mps_config *cfg, int trace, char *err,
+		      size_t errlen);
+
+/* Host adapter (bundled_host.c). Whether b has a bundled stack at all (TUN or host). */
+int bundled_enabled(const struct bundled_cfg *b);
+/*
+ * bundled_io_open() for a run's child: the client TUN, or the host adapter
+ * on every bundled address with the stack's ephemeral ports. Errors as
+ * bundled_io_open(), the host adapter's with the fix (root, nft, sysctl).
+ */
+int bundled_io_open_run(struct bundled_io *io, const struct bundled_cfg *b, struct mps_config *cfg,
+			int trace, char *err, size_t errlen);
+/* The same for the bundled responder: its TUN, or the host adapter listening on port. */
+int bundled_io_open_resp(struct bundled_io *io, const struct bundled_cfg *b, unsigned int port,
+			 struct mps_config *cfg, char *err, size_t errlen);
+/* "tun" or "host": the link adapter of io, for the provenance. */
+const char *bundled_io_adapter(const struct bundled_io *io);
+const struct mps_link_ops *bundled_host_ops(void);
+int bundled_host_fd(const struct bundled_io *io);
+/*
+ * With b->host: what the host adapter needs of the node, checked when the
+ * agent starts: CAP_NET_RAW and CAP_NET_ADMIN, the nft program, the
+ * kernel's port range clear of 49152-65535, and every bundled address one
+ * of this node's. 0, or a negative errno with the reason and its fix in err.
+ */
+int bundled_host_check(const struct bundled_cfg *b, char *err, size_t errlen);
+
 /*
  * One round: packets in and out, then wait at most max_ms for the device or
  * the stack's next timer (0: do not wait). Returns 0 or a negative errno.

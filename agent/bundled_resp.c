@@ -495,38 +495,93 @@ static void child_signals(void)
 	sigprocmask(SIG_SETMASK, &all, NULL);
 }
 
+/* The responder's stack listens on port, IPv4 and IPv6; on failure io is closed. */
+static int resp_listen(struct br *b, unsigned int port, char *err, size_t errlen)
+{
+	struct mps_addr any4 = { .family = 4, .port = (uint16_t)port };
+	struct mps_addr any6 = { .family = 6, .port = (uint16_t)port };
+	int rc;
+
+	rc = mps_listen(b->io.st, &any4);
+	if (!rc)
+		rc = mps_listen(b->io.st, &any6);
+	if (rc < 0) {
+		snprintf(err, errlen, "bundled responder: listen on port %u: %s", port,
+			 strerror(-rc));
+		bundled_io_close(&b->io, NULL, NULL, 0, NULL);
+	}
+	return rc;
+}
+
+/*
+ * resp_spawn() with the host adapter, opened in the child. What it cannot
+ * open (checked at the agent's start, so rare: an address gone since, a port
+ * taken) is logged and the child exits with status 2, so the supervisor
+ * starts it again later.
+ */
+static int resp_spawn_host(struct br *b, struct mps_config *cfg, unsigned int port, pid_t parent,
+			   int *pid, char *err, size_t errlen)
+{
+	pid_t p;
+	int rc;
+
+	fflush(NULL);
+	p = fork();
+	if (p < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "bundled responder: fork: %s", strerror(-rc));
+		return rc;
+	}
+	if (p == 0) {
+		char why[300];
+
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		child_signals();
+		if (getppid() != parent)
+			_exit(0);
+		if (bundled_io_open_resp(&b->io, &br_cfg, port, cfg, why, sizeof(why)) < 0 ||
+		    resp_listen(b, port, why, sizeof(why)) < 0) {
+			fj_err("bundled responder: %s", why);
+			_exit(2);
+		}
+		serve(b);
+		_exit(0);
+	}
+	*pid = (int)p;
+	fj_info("bundled responder: pid %d on the host adapter, port %u", (int)p, port);
+	return 0;
+}
+
 /* bundled_resp_start() with the write end of a heartbeat pipe (or -1), which the child keeps. */
 static int resp_spawn(const struct bundled_cfg *bc, unsigned int port, unsigned int max_conns,
 		      unsigned int idle_s, int beat_fd, int *pid, char *err, size_t errlen)
 {
 	/* Buffers start at 256 KiB, autotuned up to bundled_rcvbuf_max / bundled_sndbuf_max. */
 	struct mps_config cfg = { .msl_us = 1000000, .max_subflows = 8 };
-	struct mps_addr any4 = { .family = 4, .port = (uint16_t)port };
-	struct mps_addr any6 = { .family = 6, .port = (uint16_t)port };
 	struct br b = { .idle_s = idle_s, .beat_fd = beat_fd };
 	pid_t parent = getpid(), p;
 	int rc;
 
 	*pid = -1;
-	if (!bc->resp_tun[0]) {
+	if (!bc->resp_tun[0] && !bc->host) {
 		snprintf(err, errlen, "no bundled_responder_tun configured");
 		return -ENODEV;
 	}
 	cfg.max_conns = max_conns;
 	br_cfg = *bc;
 	bundled_cfg_buffers(bc, &cfg);
+	/*
+	 * The host adapter is opened by the child: its nftables table is named
+	 * after the process that installed it, and the parent's close would
+	 * delete it under the child.
+	 */
+	if (bc->host)
+		return resp_spawn_host(&b, &cfg, port, parent, pid, err, errlen);
 	rc = bundled_io_open(&b.io, bc->resp_tun, &cfg, 0, err, errlen);
+	if (!rc)
+		rc = resp_listen(&b, port, err, errlen);
 	if (rc < 0)
 		return rc;
-	rc = mps_listen(b.io.st, &any4);
-	if (!rc)
-		rc = mps_listen(b.io.st, &any6);
-	if (rc < 0) {
-		snprintf(err, errlen, "bundled responder: listen on port %u: %s", port,
-			 strerror(-rc));
-		bundled_io_close(&b.io, NULL, NULL, 0, NULL);
-		return rc;
-	}
 	fflush(NULL);
 	p = fork();
 	if (p < 0) {
@@ -745,7 +800,7 @@ int bundled_sup_create(struct agent_loop *loop, const struct bundled_cfg *b, uns
 	struct bundled_sup *s;
 
 	*out = NULL;
-	if (!b->resp_tun[0] || !hang_ms)
+	if ((!b->resp_tun[0] && !b->host) || !hang_ms)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)

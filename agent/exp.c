@@ -46,9 +46,10 @@ int exp_check(const Fjord__V1__RunCommand *cmd, char *buf, size_t len)
 		return -EINVAL;
 	}
 	if (run_stack(cmd) == FJORD__V1__STACK__STACK_BUNDLED) {
-		if (!bundled_get()->tun[0]) {
+		if (!bundled_enabled(bundled_get())) {
 			snprintf(buf, len,
-				 "this agent has no bundled stack (bundled_tun is not configured)");
+				 "this agent has no bundled stack (neither bundled_tun nor "
+				 "bundled_host is configured)");
 			return -ENOTSUP;
 		}
 	}

@@ -60,7 +60,7 @@ int exp_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, struct 
 /*
  * Checks, before forking, whether this agent can run cmd at all. Returns 0, or
  * -EINVAL / -ENOTSUP with a reason in buf ("this agent has no bundled stack
- * (bundled_tun is not configured)").
+ * (neither bundled_tun nor bundled_host is configured)").
  */
 int exp_check(const Fjord__V1__RunCommand *cmd, char *buf, size_t len);
 

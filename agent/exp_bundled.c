@@ -260,8 +260,9 @@ static int resolve_paths(const Fjord__V1__RunCommand *cmd, const struct exp_env 
 	size_t i;
 	int rc;
 
-	if (!bc->tun[0]) {
-		exp_fail(out, "this agent has no bundled stack (bundled_tun is not configured)");
+	if (!bundled_enabled(bc)) {
+		exp_fail(out, "this agent has no bundled stack (neither bundled_tun nor "
+			      "bundled_host is configured)");
 		return -ENODEV;
 	}
 	if (cmd->run->n_paths == 0) {
@@ -276,7 +277,7 @@ static int resolve_paths(const Fjord__V1__RunCommand *cmd, const struct exp_env 
 		struct bpath *p = &bp[i];
 		const struct bundled_isp *own;
 		struct exp_target t;
-		int fam;
+		int fam, port;
 
 		rc = exp_resolve_target(cmd, env, i, &t, out);
 		if (rc < 0)
@@ -299,8 +300,16 @@ static int resolve_paths(const Fjord__V1__RunCommand *cmd, const struct exp_env 
 				 i, fam, p->remote_isp ? p->remote_isp : "(none)");
 			return -ENOENT;
 		}
+		/* A host adapter's responder names its port; a TUN one has the kernel's. */
+		port = bundled_info_port(info, p->remote_isp, env->responder_port);
+		if (port < 0)
+			return exp_fail(out,
+					"path %zu: the peer's bundled port on ISP %s is "
+					"malformed",
+					i, p->remote_isp),
+			       -EPROTO;
 		if (bundled_addr(p->local_str, 0, &p->local) ||
-		    bundled_addr(p->remote_str, (uint16_t)env->responder_port, &p->remote))
+		    bundled_addr(p->remote_str, (uint16_t)port, &p->remote))
 			return exp_fail(out, "path %zu: bad bundled address", i), -EINVAL;
 	}
 	return 0;
@@ -989,7 +998,7 @@ static void bx_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *env, 
 	 */
 	cfg.max_subflows = (uint8_t)(n + 1 < BX_MAX_SUBFLOWS ? n + 1 : BX_MAX_SUBFLOWS);
 	bundled_cfg_buffers(bundled_get(), &cfg);
-	rc = bundled_io_open(&x->io, bundled_get()->tun, &cfg, 1, why, sizeof(why));
+	rc = bundled_io_open_run(&x->io, bundled_get(), &cfg, 1, why, sizeof(why));
 	if (rc < 0) {
 		if (rc == -EINVAL && cfg.scheduler)
 			snprintf(why, sizeof(why),
@@ -1425,6 +1434,30 @@ int exp_bundled_rr_run(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 	return 0;
 }
 
+/*
+ * The link adapter the run's stack used, among the provenance's settings
+ * ("libmps.link_adapter": "tun" or "host"; the proto has no field of its
+ * own). Left out when the arena is full.
+ */
+static void provenance_adapter(struct exp_out *out, Fjord__V1__Provenance *p)
+{
+	Fjord__V1__KeyValue **kv = agent_arena_alloc(out->arena, (p->n_sysctls + 1) * sizeof(*kv));
+	Fjord__V1__KeyValue *one = agent_arena_alloc(out->arena, sizeof(*one));
+
+	if (!kv || !one)
+		return;
+	fjord__v1__key_value__init(one);
+	one->key = agent_arena_strdup(out->arena, "libmps.link_adapter");
+	one->value = agent_arena_strdup(out->arena, bundled_get()->host ? "host" : "tun");
+	if (!one->key || !one->value)
+		return;
+	if (p->n_sysctls)
+		memcpy(kv, p->sysctls, p->n_sysctls * sizeof(*kv));
+	kv[p->n_sysctls] = one;
+	p->sysctls = kv;
+	p->n_sysctls++;
+}
+
 void exp_bundled_provenance(struct exp_out *out, const struct exp_bundled_res *br)
 {
 	Fjord__V1__Provenance *p = out->result->provenance;
@@ -1441,6 +1474,7 @@ void exp_bundled_provenance(struct exp_out *out, const struct exp_bundled_res *b
 		p->paths = br->paths;
 		p->n_paths = br->n_paths;
 	}
+	provenance_adapter(out, p);
 }
 
 #define BX_ECHO_DEFAULT_BYTES 64

@@ -101,9 +101,10 @@ int probe_bundled_open(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 	int rc;
 
 	*pbp = NULL;
-	if (!bc->tun[0]) {
+	if (!bundled_enabled(bc)) {
 		snprintf(err, len,
-			 "this agent has no bundled stack (bundled_tun is not configured)");
+			 "this agent has no bundled stack (neither bundled_tun nor bundled_host "
+			 "is configured)");
 		return -ENODEV;
 	}
 	pb = calloc(1, sizeof(*pb));
@@ -117,7 +118,7 @@ int probe_bundled_open(const Fjord__V1__RunCommand *cmd, const struct exp_env *e
 	 */
 	cfg.max_subflows = 8;
 	bundled_cfg_buffers(bc, &cfg);
-	rc = bundled_io_open(&pb->io, bc->tun, &cfg, 1, err, len);
+	rc = bundled_io_open_run(&pb->io, bc, &cfg, 1, err, len);
 	if (rc < 0) {
 		free(pb);
 		return rc;
@@ -136,7 +137,7 @@ static int resolve(struct probe_bundled *pb, const Fjord__V1__RunCommand *cmd,
 	const Fjord__V1__Path *rp = cmd->run->paths[idx];
 	struct pb_path *p = &pb->path[idx];
 	const struct bundled_isp *own = bundled_own_isp(bundled_get(), rp->local_isp);
-	int fam = rp->family == FJORD__V1__ADDRESS_FAMILY__ADDRESS_FAMILY_IPV6 ? 6 : 4;
+	int fam = rp->family == FJORD__V1__ADDRESS_FAMILY__ADDRESS_FAMILY_IPV6 ? 6 : 4, port;
 
 	if (!own || !own->addr[fam == 6][0]) {
 		snprintf(buf, len, "this agent has no bundled IPv%d address on ISP %s", fam,
@@ -156,8 +157,14 @@ static int resolve(struct probe_bundled *pb, const Fjord__V1__RunCommand *cmd,
 			 rp->remote_isp && rp->remote_isp[0] ? rp->remote_isp : "(none)");
 		return -ENOENT;
 	}
+	port = bundled_info_port(pb->info, rp->remote_isp, env->responder_port);
+	if (port < 0) {
+		snprintf(buf, len, "the peer's bundled port on ISP %s is malformed",
+			 rp->remote_isp);
+		return -EPROTO;
+	}
 	if (bundled_addr(p->local_str, 0, &p->local) ||
-	    bundled_addr(p->remote_str, (uint16_t)env->responder_port, &p->remote)) {
+	    bundled_addr(p->remote_str, (uint16_t)port, &p->remote)) {
 		snprintf(buf, len, "bad bundled address %s or %s", p->local_str, p->remote_str);
 		return -EINVAL;
 	}
@@ -580,7 +587,7 @@ int probe_bundled_csum_begin(struct probe_bundled *pb, struct exp_out *out, char
 
 	keep_trace(pb, out, "capture.pcap");
 	bundled_cfg_buffers(bundled_get(), &cfg);
-	if (bundled_io_open(&pb->io, bundled_get()->tun, &cfg, 1, err, len) < 0)
+	if (bundled_io_open_run(&pb->io, bundled_get(), &cfg, 1, err, len) < 0)
 		return -EBUSY;
 	pb->open = pb->csum = 1;
 	return 0;

@@ -7,6 +7,7 @@ AGENT_SRCS := agent/agent_loop.c agent/agent_loop_epoll.c agent/agent_backoff.c 
 	agent/agent_runner.c agent/agent_ctl.c agent/agent_upload.c agent/agent.c
 AGENT_SRCS += agent/exp_tracebox.c
 AGENT_SRCS += agent/exp_probe_bundled.c
+AGENT_SRCS += agent/bundled_host.c
 AGENT_MAIN := agent/main.c
 CPPFLAGS += -Iagent
 

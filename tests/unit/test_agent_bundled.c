@@ -98,6 +98,101 @@ static void test_config_errors(void)
  * The buffer caps (unless configured: 4 MiB each),
  * carried into every bundled stack's settings, which libmps accepts.
  */
+/*
+ * bundled_host: the interfaces' bundled addresses serve runs and responder
+ * alike, the responder on bundled_responder_port (responder_port + 1 by
+ * default), which the info text carries as a fourth field.
+ */
+static void test_host_config(void)
+{
+	static const char *const text = HEAD
+		"bundled_host = true;\nresponder_port = 7000;\n"
+		"interfaces = ( { name = \"e0\"; isp = \"a\"; bundled_ipv4 = \"10.1.1.2\"; },\n"
+		"  { name = \"e1\"; isp = \"b\"; bundled_ipv6 = \"fd00:2::2\"; } );\n";
+	struct agent_config c;
+	struct bundled_cfg b;
+	char err[256] = "", info[BUNDLED_INFO_MAX + 1], addr[64];
+
+	CU_ASSERT_EQUAL_FATAL(agent_config_parse(text, &c, err, sizeof(err)), 0);
+	CU_ASSERT(c.bundled_host);
+	CU_ASSERT_EQUAL(c.bundled_responder_port, 7001);
+	bundled_cfg_from_agent(&c, &b);
+	CU_ASSERT(b.host);
+	CU_ASSERT(bundled_enabled(&b));
+	CU_ASSERT_EQUAL(b.resp_port, 7001);
+	CU_ASSERT_STRING_EQUAL(b.isps[0].resp[0], "10.1.1.2");
+	CU_ASSERT_STRING_EQUAL(b.isps[1].resp[1], "fd00:2::2");
+	CU_ASSERT(bundled_info_text(&b, info, sizeof(info)) > 0);
+	CU_ASSERT_STRING_EQUAL(info, "a 10.1.1.2 - 7001\nb - fd00:2::2 7001\n");
+	/* The address lookup reads the first three fields as before. */
+	CU_ASSERT_EQUAL(bundled_info_lookup(info, "b", 6, addr, sizeof(addr)), 0);
+	CU_ASSERT_STRING_EQUAL(addr, "fd00:2::2");
+	CU_ASSERT_EQUAL(bundled_info_port(info, "a", 7000), 7001);
+	CU_ASSERT_EQUAL(bundled_info_port("a 10.1.1.2 -\n", "a", 7000), 7000);
+	CU_ASSERT_EQUAL(bundled_info_port(info, "c", 7000), -ENOENT);
+	CU_ASSERT_EQUAL(bundled_info_port("a 10.1.1.2 - 0\n", "a", 7000), -EPROTO);
+	CU_ASSERT_EQUAL(bundled_info_port("a 10.1.1.2 - 65536\n", "a", 7000), -EPROTO);
+	CU_ASSERT_EQUAL(bundled_info_port("a 10.1.1.2 - 80 x\n", "a", 7000), -EPROTO);
+	CU_ASSERT_EQUAL(bundled_info_port("a 10.1.1.2\n", "a", 7000), -EPROTO);
+
+	CU_ASSERT_EQUAL_FATAL(agent_config_parse(HEAD
+						 "bundled_host = true;\n"
+						 "bundled_responder_port = 9000;\n"
+						 "interfaces = ( { name = \"e0\"; isp = \"a\"; "
+						 "bundled_ipv4 = \"10.1.1.2\"; } );\n",
+						 &c, err, sizeof(err)),
+			      0);
+	CU_ASSERT_EQUAL(c.bundled_responder_port, 9000);
+	/* Without it: TUN (or none), and no port in the info text. */
+	CU_ASSERT_EQUAL_FATAL(agent_config_parse(HEAD IFACE, &c, err, sizeof(err)), 0);
+	CU_ASSERT_FALSE(c.bundled_host);
+	bundled_cfg_from_agent(&c, &b);
+	CU_ASSERT_FALSE(bundled_enabled(&b));
+}
+
+/* Every wrong bundled_host setup is refused, naming the setting and the fix. */
+static void test_host_config_errors(void)
+{
+#define HIF "interfaces = ( { name = \"e0\"; isp = \"a\"; bundled_ipv4 = \"10.1.1.2\"; } );\n"
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+		{ HEAD "bundled_host = 1;\n" HIF, "'bundled_host': must be true or false" },
+		{ HEAD "bundled_host = true;\nbundled_tun = \"t0\";\n" HIF,
+		  "'bundled_host': excludes bundled_tun and bundled_responder_tun" },
+		{ HEAD "bundled_host = true;\nbundled_responder_tun = \"t1\";\n" HIF,
+		  "'bundled_host': excludes bundled_tun" },
+		{ HEAD "bundled_host = true;\n" IFACE,
+		  "'bundled_host': needs bundled_ipv4 or bundled_ipv6 on at least one interface" },
+		{ HEAD "bundled_host = true;\ninterfaces = ( { name = \"e0\"; isp = \"a\"; "
+		       "bundled_ipv4 = \"10.1.1.2\"; bundled_responder_ipv4 = \"10.1.1.3\"; } );\n",
+		  "'interfaces[0].bundled_responder_ipv4': not with bundled_host" },
+		{ HEAD "bundled_host = true;\nbundled_responder_port = 7470;\n" HIF,
+		  "'bundled_responder_port': must differ from responder_port (7470)" },
+		{ HEAD "bundled_host = true;\nbundled_responder_port = 50000;\n" HIF,
+		  "'bundled_responder_port': must be a port between 1 and 49151" },
+		{ HEAD "bundled_host = true;\nbundled_responder_port = \"x\";\n" HIF,
+		  "'bundled_responder_port': must be a port between 1 and 49151" },
+		{ HEAD "bundled_host = true;\nresponder_port = 49151;\n" HIF,
+		  "responder_port + 1 (49152) is in 49152-65535" },
+		{ HEAD "bundled_responder_port = 7471;\n" IFACE,
+		  "'bundled_responder_port': only with bundled_host = true" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct agent_config c;
+		char err[256] = "";
+
+		CU_ASSERT_EQUAL(agent_config_parse(bad[i].text, &c, err, sizeof(err)), -EINVAL);
+		if (!strstr(err, bad[i].want)) {
+			fprintf(stderr, "\ncase %zu: want \"%s\" in \"%s\"\n", i, bad[i].want, err);
+			CU_FAIL("error message does not name the setting");
+		}
+	}
+#undef HIF
+}
+
 static void test_buffers(void)
 {
 	static const char *const caps[] = {
@@ -241,15 +336,21 @@ static void test_types(void)
 	bundled_set(NULL);
 	spec.type = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_RR;
 	CU_ASSERT_EQUAL(exp_check(&cmd, why, sizeof(why)), -ENOTSUP);
-	CU_ASSERT_STRING_EQUAL(why,
-			       "this agent has no bundled stack (bundled_tun is not configured)");
+	CU_ASSERT_STRING_EQUAL(why, "this agent has no bundled stack (neither bundled_tun nor "
+				    "bundled_host is configured)");
 }
 
 static const struct fj_test tests[] = {
-	{ "config", test_config },   { "config_errors", test_config_errors },
-	{ "buffers", test_buffers }, { "info", test_info },
-	{ "addr", test_addr },	     { "missing_tun", test_missing_tun },
-	{ "types", test_types },     { NULL, NULL },
+	{ "config", test_config },
+	{ "config_errors", test_config_errors },
+	{ "buffers", test_buffers },
+	{ "info", test_info },
+	{ "addr", test_addr },
+	{ "missing_tun", test_missing_tun },
+	{ "types", test_types },
+	{ "host_config", test_host_config },
+	{ "host_config_errors", test_host_config_errors },
+	{ NULL, NULL },
 };
 
 const struct fj_suite fj_suite_agent_bundled = { "agent_bundled", NULL, NULL, tests };

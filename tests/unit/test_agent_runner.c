@@ -288,8 +288,8 @@ static void test_refusals(void)
 	ndone = 0;
 	make_cmd(&b, "bundled-1", FJORD__V1__STACK__STACK_BUNDLED, 0);
 	CU_ASSERT_EQUAL(agent_runner_start(r, &b.cmd), 0);
-	check_failed("bundled-1",
-		     "this agent has no bundled stack (bundled_tun is not configured)");
+	check_failed("bundled-1", "this agent has no bundled stack (neither bundled_tun nor "
+				  "bundled_host is configured)");
 	make_cmd(&b, "bulk-1", FJORD__V1__STACK__STACK_KERNEL, 0);
 	b.spec.type = FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_UNSPECIFIED;
 	CU_ASSERT_EQUAL(agent_runner_start(r, &b.cmd), 0);
