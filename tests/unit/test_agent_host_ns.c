@@ -276,6 +276,10 @@ struct run_cmd {
 	Fjord__V1__ExperimentSpec spec;
 	Fjord__V1__BulkParams bulk;
 	Fjord__V1__RrParams rr;
+	Fjord__V1__EchoParams echo;
+	Fjord__V1__ProbeParams probe;
+	Fjord__V1__HandoverParams ho;
+	Fjord__V1__LinkEvent lev, *levp;
 	Fjord__V1__StackSettings ss;
 	Fjord__V1__Path path[2], *paths[2];
 	char local[2][32], remote[2][32];
@@ -489,6 +493,106 @@ static void three_runs(const char *tag, const char *remote_port_text)
 	}
 }
 
+static int has_event(const Fjord__V1__Result *r, const char *kind, const char *detail_part)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_events; i++)
+		if (strcmp(r->events[i]->kind, kind) == 0 &&
+		    strstr(r->events[i]->detail, detail_part))
+			return 1;
+	return 0;
+}
+
+/* mk_run()'s run as type t: echo, probe or handover (bulk upload, b backup at +500 ms). */
+static void retype(struct run_cmd *c, Fjord__V1__ExperimentType t)
+{
+	c->spec.type = t;
+	if (t == FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_ECHO) {
+		fjord__v1__echo_params__init(&c->echo);
+		c->echo.count = 100;
+		c->echo.message_bytes = 2000;
+		c->spec.params_case = FJORD__V1__EXPERIMENT_SPEC__PARAMS_ECHO;
+		c->spec.echo = &c->echo;
+	} else if (t == FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE) {
+		fjord__v1__probe_params__init(&c->probe);
+		c->probe.timeout_ms = 2000;
+		c->spec.params_case = FJORD__V1__EXPERIMENT_SPEC__PARAMS_PROBE;
+		c->spec.probe = &c->probe;
+	} else {
+		fjord__v1__handover_params__init(&c->ho);
+		fjord__v1__link_event__init(&c->lev);
+		c->bulk.duration_s = 2;
+		c->ho.bulk = &c->bulk;
+		c->lev.at_ms = 500;
+		c->lev.isp = "b";
+		c->lev.action = "backup";
+		c->levp = &c->lev;
+		c->ho.events = &c->levp;
+		c->ho.n_events = 1;
+		c->spec.params_case = FJORD__V1__EXPERIMENT_SPEC__PARAMS_HANDOVER;
+		c->spec.handover = &c->ho;
+	}
+}
+
+/*
+ * The other types on the host adapter, against the bundled responder: echo
+ * (every message back), the probe (MPTCP and checksums over both paths,
+ * seen from our own address) and a handover whose event (MP_PRIO backup)
+ * needs no hook.
+ */
+static void other_types(void)
+{
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+	size_t i;
+
+	mk_run(&c, "host-bundled-echo", 0, 0);
+	retype(&c, FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_ECHO);
+	res = run_in_client(&c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL(metric(res, "messages"), 100);
+	CU_ASSERT_EQUAL(metric(res, "bytes"), 100 * 2000);
+	CU_ASSERT(metric(res, "rtt_p50_us") > 0);
+	CU_ASSERT_STRING_EQUAL(adapter_of(res), "host");
+	fjord__v1__result__free_unpacked(res, NULL);
+	CU_ASSERT_EQUAL(tables_in(ns_c), 0);
+
+	mk_run(&c, "host-bundled-probe", 0, 0);
+	retype(&c, FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_PROBE);
+	res = run_in_client(&c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL_FATAL(res->n_probe_findings, 2);
+	for (i = 0; i < 2; i++) {
+		const Fjord__V1__ProbeFinding *f = res->probe_findings[i];
+
+		CU_ASSERT(f->mp_capable);
+		CU_ASSERT(!f->nat);
+		CU_ASSERT_STRING_EQUAL(f->seen_address, i ? "10.87.2.1" : "10.87.1.1");
+		CU_ASSERT(f->csum_tested);
+		CU_ASSERT(!f->csum_failed);
+	}
+	CU_ASSERT(!has_event(res, "probe_failed", ""));
+	CU_ASSERT_STRING_EQUAL(adapter_of(res), "host");
+	fjord__v1__result__free_unpacked(res, NULL);
+	CU_ASSERT_EQUAL(tables_in(ns_c), 0);
+
+	mk_run(&c, "host-bundled-handover", 0, 0);
+	retype(&c, FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER);
+	res = run_in_client(&c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL(metric(res, "sha256_ok"), 1);
+	CU_ASSERT_EQUAL(metric(res, "link_events"), 1);
+	CU_ASSERT(has_event(res, "link_event",
+			    "b backup at +500 ms: MP_PRIO backup on 1 subflow(s) from 10.87.2.1"));
+	CU_ASSERT_STRING_EQUAL(adapter_of(res), "host");
+	fjord__v1__result__free_unpacked(res, NULL);
+	CU_ASSERT_EQUAL(tables_in(ns_c), 0);
+}
+
 /* (a): the bundled responder on the server's host adapter, port 7471. */
 static void test_to_bundled_responder(void)
 {
@@ -511,6 +615,7 @@ static void test_to_bundled_responder(void)
 	CU_ASSERT_EQUAL(tables_in(ns_s), 1);
 	snprintf(port, sizeof(port), "%u", AH_BPORT);
 	three_runs("bundled", port);
+	other_types();
 	bundled_resp_stop(bundled_pid);
 	bundled_pid = -1;
 	/* SIGTERM: the responder closed its adapter, table included. */
