@@ -309,6 +309,19 @@ static int uses_bundled_tun(const Fjord__V1__RunCommand *cmd)
 	return cmd->run->stack == FJORD__V1__STACK__STACK_BUNDLED;
 }
 
+/*
+ * What a bundled run holds while it runs (one at a time per node): the
+ * client TUN, or the host adapter's ephemeral ports on the node's addresses.
+ */
+static const char *bundled_what(char *buf, size_t len)
+{
+	if (bundled_get()->host)
+		snprintf(buf, len, "host adapter");
+	else
+		snprintf(buf, len, "TUN device %s", bundled_get()->tun);
+	return buf;
+}
+
 /* The running bundled run, or NULL. */
 static const struct run_slot *bundled_holder(const struct agent_runner *r)
 {
@@ -326,12 +339,13 @@ static void wait_reason(const struct agent_runner *r, const struct queued_run *q
 {
 	const struct run_slot *h = bundled_holder(r);
 	const char *holder = h ? h->run_id : q->holder;
+	char what[64];
 
 	if (q->bundled && holder[0])
 		snprintf(buf, len,
-			 "deadline passed while waiting for the bundled stack's TUN device %s "
-			 "(another bundled run, %s, was using it)",
-			 bundled_get()->tun, holder);
+			 "deadline passed while waiting for the bundled stack's %s (another "
+			 "bundled run, %s, was using it)",
+			 bundled_what(what, sizeof(what)), holder);
 	else
 		snprintf(buf, len,
 			 "deadline passed while waiting for a free slot (%u runs in progress, "
@@ -404,7 +418,7 @@ static int enqueue(struct agent_runner *r, const Fjord__V1__RunCommand *cmd)
 	const struct run_slot *h = uses_bundled_tun(cmd) ? bundled_holder(r) : NULL;
 	struct queued_run *q;
 	uint64_t left_ms;
-	char why[128];
+	char why[128], what[64];
 
 	if (r->nqueue == AGENT_RUNNER_QUEUE) {
 		snprintf(why, sizeof(why), "agent busy: %u runs in progress and %u waiting",
@@ -434,8 +448,8 @@ static int enqueue(struct agent_runner *r, const Fjord__V1__RunCommand *cmd)
 	}
 	r->nqueue++;
 	if (h)
-		fj_info("run %s waits for the bundled stack's TUN device %s (run %s has it)",
-			q->run_id, bundled_get()->tun, h->run_id);
+		fj_info("run %s waits for the bundled stack's %s (run %s has it)", q->run_id,
+			bundled_what(what, sizeof(what)), h->run_id);
 	else
 		fj_info("run %s waits for a free slot (max_runs = %u)", q->run_id, r->cfg.max_runs);
 	return 0;
