@@ -48,6 +48,7 @@ static const char *const known_settings[] = {
 	"bundled_responder_tun",
 	"bundled_rcvbuf_max",
 	"bundled_sndbuf_max",
+	"bundled_offloads",
 	NULL,
 };
 
@@ -74,6 +75,7 @@ void agent_config_defaults(struct agent_config *cfg)
 	cfg->run_deadline_s = 60;
 	cfg->bundled_rcvbuf_max = AGENT_BUNDLED_RCVBUF_DEFAULT;
 	cfg->bundled_sndbuf_max = AGENT_BUNDLED_SNDBUF_DEFAULT;
+	cfg->bundled_offloads = true;
 	cfg->backoff_base_ms = 500;
 	cfg->backoff_max_ms = 60000;
 }
@@ -131,6 +133,20 @@ static int get_str(const config_setting_t *root, const char *name, char *dst, si
 	if (strlen(v) >= cap)
 		return fail(err, errlen, s, name, "too long (at most %zu characters)", cap - 1);
 	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+/* A boolean setting; absent leaves dst alone. Only true or false: 0 and 1 are refused. */
+static int get_bool(const config_setting_t *root, const char *name, bool *dst, char *err,
+		    size_t errlen)
+{
+	const config_setting_t *s = config_setting_get_member(root, name);
+
+	if (!s)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return fail(err, errlen, s, name, "must be true or false");
+	*dst = config_setting_get_bool(s) != 0;
 	return 0;
 }
 
@@ -402,6 +418,8 @@ static int parse_strings(const config_setting_t *root, struct agent_config *cfg,
 		rc = fail(err, errlen, config_setting_get_member(root, "bundled_responder_tun"),
 			  "bundled_responder_tun",
 			  "must differ from bundled_tun (a TUN device serves one process)");
+	if (!rc)
+		rc = get_bool(root, "bundled_offloads", &cfg->bundled_offloads, err, errlen);
 	return rc;
 }
 

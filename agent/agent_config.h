@@ -6,6 +6,7 @@
 #ifndef AGENT_CONFIG_H
 #define AGENT_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -79,6 +80,12 @@ struct agent_config {
 	 */
 	unsigned int bundled_rcvbuf_max;
 	unsigned int bundled_sndbuf_max;
+	/*
+	 * The bundled TUN devices with libmps's offloads (vnet header: GSO
+	 * super-segments out, merged packets in): bundled_offloads, true by
+	 * default; false opens them plain (docs/agent.md).
+	 */
+	bool bundled_offloads;
 };
 
 #define AGENT_BUNDLED_BUF_MIN	     (256u << 10)

@@ -34,6 +34,7 @@ void bundled_cfg_from_agent(const struct agent_config *c, struct bundled_cfg *b)
 	snprintf(b->resp_tun, sizeof(b->resp_tun), "%s", c->bundled_responder_tun);
 	b->rcvbuf_max = c->bundled_rcvbuf_max;
 	b->sndbuf_max = c->bundled_sndbuf_max;
+	b->offloads = c->bundled_offloads;
 	for (i = 0; i < c->n_ifaces && b->n_isps < BUNDLED_MAX_ISPS; i++) {
 		const struct agent_iface_cfg *f = &c->ifaces[i];
 		struct bundled_isp *p = &b->isps[b->n_isps];
@@ -234,11 +235,12 @@ int bundled_io_open(struct bundled_io *io, const char *dev, struct mps_config *c
 		return -ENODEV;
 	}
 	/*
-	 * Without the adapter's offloads (vnet header, GSO): with them, bundled
-	 * uploads and downloads over the emulated testbed fell from 10-12 to
-	 * 0.8 Mbit/s (campaign of 2026-11-27 00:11); docs/agent.md.
+	 * With the adapter's offloads unless the agent's bundled_offloads says
+	 * no: over the emulated testbed they measure as fast as without
+	 * (docs/agent.md). They fell to 0.2 Mbit/s only while io_ops() below
+	 * left out recv_flags.
 	 */
-	io->tun = mps_tun_open_flags(dev, 0, &rc);
+	io->tun = mps_tun_open_flags(dev, bundled_get()->offloads ? MPS_TUN_OFFLOAD : 0, &rc);
 	if (!io->tun) {
 		if (rc == -EBUSY)
 			snprintf(err, errlen,
@@ -323,6 +325,16 @@ static int io_send_gso(void *ctx, const uint8_t *pkt, size_t len, uint32_t seg_s
 	return mps_tun_link_ops.send_gso(((struct bundled_io *)ctx)->tun, pkt, len, seg_size, now);
 }
 
+/*
+ * Must be passed on: with offloads the adapter leaves a checksum the kernel
+ * vouched for as it came (a partial one is the pseudo-header's sum only),
+ * and a stack told nothing verifies and drops every such packet.
+ */
+static unsigned int io_recv_flags(void *ctx)
+{
+	return mps_tun_link_ops.recv_flags(((struct bundled_io *)ctx)->tun);
+}
+
 static const struct mps_link_ops *io_ops(void)
 {
 	static struct mps_link_ops ops;
@@ -333,6 +345,7 @@ static const struct mps_link_ops *io_ops(void)
 		ops.next_ready = mps_tun_link_ops.next_ready ? io_next_ready : NULL;
 		ops.gso_max = mps_tun_link_ops.gso_max ? io_gso_max : NULL;
 		ops.send_gso = mps_tun_link_ops.send_gso ? io_send_gso : NULL;
+		ops.recv_flags = mps_tun_link_ops.recv_flags ? io_recv_flags : NULL;
 		ops.name = mps_tun_link_ops.name;
 	}
 	return &ops;

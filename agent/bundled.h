@@ -50,6 +50,7 @@ struct bundled_cfg {
 	unsigned int n_isps;
 	uint32_t rcvbuf_max; /* autotuning caps (agent config bundled_*buf_max); 0: libmps's */
 	uint32_t sndbuf_max;
+	bool offloads; /* TUN devices with libmps's offloads (agent config bundled_offloads) */
 };
 
 /* The bundled part of the agent's configuration (interfaces with a bundled address). */

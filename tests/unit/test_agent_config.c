@@ -55,6 +55,11 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(c.backoff_max_ms, 60000);
 	CU_ASSERT_EQUAL(c.n_responder_addrs, 0);
 	CU_ASSERT_EQUAL(c.log_level, FJ_LOG_INFO);
+	CU_ASSERT(c.bundled_offloads);
+	CU_ASSERT_EQUAL_FATAL(agent_config_parse(GOOD_HEAD GOOD_IFACES "bundled_offloads = false;",
+						 &c, err, sizeof(err)),
+			      0);
+	CU_ASSERT_FALSE(c.bundled_offloads);
 }
 
 struct bad_case {
@@ -113,6 +118,10 @@ static const struct bad_case bad[] = {
 	{ GOOD_HEAD "interfaces = ( { name = \"e0\"; isp = \"a\"; speed = 1; } );",
 	  "'interfaces[0]': unknown key 'speed'" },
 	{ GOOD_HEAD "interfaces = ( { name = ; } );", "syntax error" },
+	{ GOOD_HEAD GOOD_IFACES "bundled_offloads = 1;",
+	  "'bundled_offloads': must be true or false" },
+	{ GOOD_HEAD GOOD_IFACES "bundled_offloads = \"no\";",
+	  "'bundled_offloads': must be true or false" },
 };
 
 static void test_bad_settings(void)
