@@ -126,6 +126,9 @@ static int create_ns(void)
 		       ns_c, l[i], ns_s, l[i]))
 			return -1;
 	return sh("ip -n %s link set lo up && ip -n %s link set lo up", ns_c, ns_s) ||
+	       sh("ip netns exec %s sysctl -qw net.ipv4.ip_local_port_range='32768 49151' && "
+		  "ip netns exec %s sysctl -qw net.ipv4.ip_local_port_range='32768 49151'",
+		  ns_c, ns_s) ||
 	       sh("ip -n %s mptcp limits set subflow 4 add_addr_accepted 4", ns_s);
 }
 
@@ -622,6 +625,59 @@ static void test_to_bundled_responder(void)
 	CU_ASSERT_EQUAL(tables_in(ns_s), 0);
 }
 
+/* Whether namespace ns has an fjmps_ table of process pid. */
+static int table_of(const char *ns, int pid)
+{
+	return sh("ip netns exec %s nft list tables | grep -q 'inet fjmps_%d_'", ns, pid) == 0;
+}
+
+/*
+ * A responder killed with SIGKILL leaves its table; the next one opened in
+ * that namespace deletes it (its process is gone) and installs its own, and
+ * serves: a bulk upload succeeds.
+ */
+static void test_responder_sigkill(void)
+{
+	struct bundled_cfg b;
+	struct run_cmd c;
+	Fjord__V1__Result *res;
+	int old, i;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(kernel_responder("a 10.87.1.2 - 7471\nb 10.87.2.2 - 7471\n"), 0);
+	CU_ASSERT_EQUAL_FATAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+	CU_ASSERT_FATAL(bundled_pid > 0);
+	old = bundled_pid;
+	for (i = 0; i < 50 && !table_of(ns_s, old); i++)
+		usleep(20000);
+	CU_ASSERT_FATAL(table_of(ns_s, old));
+	CU_ASSERT_EQUAL_FATAL(kill(old, SIGKILL), 0);
+	CU_ASSERT_EQUAL(waitpid(old, NULL, 0), old);
+	bundled_pid = -1;
+	CU_ASSERT(table_of(ns_s, old)); /* nobody could delete it */
+	CU_ASSERT_EQUAL(tables_in(ns_s), 1);
+
+	CU_ASSERT_EQUAL_FATAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+	CU_ASSERT_FATAL(bundled_pid > 0);
+	for (i = 0; i < 50 && !table_of(ns_s, bundled_pid); i++)
+		usleep(20000);
+	CU_ASSERT(table_of(ns_s, bundled_pid));
+	CU_ASSERT(!table_of(ns_s, old));
+	CU_ASSERT_EQUAL(tables_in(ns_s), 1);
+	host_cfg(&b, 1);
+	bundled_set(&b);
+	mk_run(&c, "host-after-kill", 0, 0);
+	res = run_in_client(&c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL(metric(res, "sha256_ok"), 1);
+	fjord__v1__result__free_unpacked(res, NULL);
+	bundled_resp_stop(bundled_pid);
+	bundled_pid = -1;
+	CU_ASSERT_EQUAL(tables_in(ns_s), 0);
+}
+
 /* (b): the kernel responder, MPTCP of the server's kernel, on its own port 7470. */
 static void test_to_kernel_responder(void)
 {
@@ -645,6 +701,7 @@ static const struct fj_test tests[] = {
 	{ "requirements", test_requirements },
 	{ "to_bundled_responder", test_to_bundled_responder },
 	{ "to_kernel_responder", test_to_kernel_responder },
+	{ "responder_sigkill", test_responder_sigkill },
 	{ NULL, NULL },
 };
 
