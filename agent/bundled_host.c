@@ -182,6 +182,9 @@ static int read_sysctl(const char *path, char *buf, size_t len)
 		return -errno;
 	buf[n] = 0;
 	buf[strcspn(buf, "\n")] = 0;
+	/* The kernel separates the range's two numbers with a tab: a space in messages. */
+	for (char *t = strchr(buf, '\t'); t; t = strchr(t, '\t'))
+		*t = ' ';
 	return 0;
 }
 
@@ -251,11 +254,16 @@ int bundled_host_check(const struct bundled_cfg *b, char *err, size_t errlen)
 	}
 	rc = mps_host_ports_check(range, reserved, why, sizeof(why));
 	if (rc) {
-		snprintf(err, errlen,
-			 "bundled_host: the kernel may hand out the bundled stack's ports "
-			 "%u-%u (%s): set net.ipv4.ip_local_port_range = 32768 49151 "
-			 "(docs/operations.md)",
-			 MPS_HOST_PORT_MIN, MPS_HOST_PORT_MAX, why);
+		if (rc == -EINVAL)
+			snprintf(err, errlen, "bundled_host: the kernel's port range: %s", why);
+		else
+			snprintf(err, errlen,
+				 "bundled_host: the kernel may hand out ports of the bundled "
+				 "stack's range %u-%u itself (net.ipv4.ip_local_port_range is "
+				 "%s): set net.ipv4.ip_local_port_range = 32768 49151, or list "
+				 "%u-%u in net.ipv4.ip_local_reserved_ports (docs/operations.md)",
+				 MPS_HOST_PORT_MIN, MPS_HOST_PORT_MAX, range, MPS_HOST_PORT_MIN,
+				 MPS_HOST_PORT_MAX);
 		return rc == -EINVAL ? rc : -EADDRINUSE;
 	}
 	if (getifaddrs(&ifs) < 0) {
