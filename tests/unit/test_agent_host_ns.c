@@ -50,6 +50,7 @@ static struct agent_responder *resp;
 static unsigned int ndone;
 static int usable;
 static int bundled_pid = -1;
+static int use_v6; /* mk_run()'s paths over IPv6 */
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
@@ -119,6 +120,14 @@ static int create_ns(void)
 		    sh("ip -n %s rule add from 10.87.%u.2 table %u && "
 		       "ip -n %s route add default dev %c1 table %u",
 		       ns_s, i + 1, 100 + i, ns_s, l[i], 100 + i) ||
+		    sh("ip -n %s -6 addr add fd87:%u::1/64 dev %c0 nodad && "
+		       "ip -n %s -6 rule add from fd87:%u::1 table %u && "
+		       "ip -n %s -6 route add default dev %c0 table %u",
+		       ns_c, i + 1, l[i], ns_c, i + 1, 100 + i, ns_c, l[i], 100 + i) ||
+		    sh("ip -n %s -6 addr add fd87:%u::2/64 dev %c1 nodad && "
+		       "ip -n %s -6 rule add from fd87:%u::2 table %u && "
+		       "ip -n %s -6 route add default dev %c1 table %u",
+		       ns_s, i + 1, l[i], ns_s, i + 1, 100 + i, ns_s, l[i], 100 + i) ||
 		    /* 200 Mbit/s each way, as the testbed's uplinks (and agent_exp_ns's). */
 		    sh("ip netns exec %s tc qdisc replace dev %c0 root tbf rate 200mbit burst 64kb "
 		       "latency 20ms && ip netns exec %s tc qdisc replace dev %c1 root tbf rate "
@@ -134,8 +143,8 @@ static int create_ns(void)
 
 static void mk_resp(void *arg)
 {
-	static const char *const any[] = { "0.0.0.0" };
-	struct agent_responder_cfg rc = { any, 1, AH_KPORT, 16, 30, 0, arg };
+	/* Every address, IPv4 and IPv6. */
+	struct agent_responder_cfg rc = { NULL, 0, AH_KPORT, 16, 30, 0, arg };
 	char err[256] = "";
 
 	if (agent_responder_create(loop, &rc, &resp, err, sizeof(err)) < 0)
@@ -162,6 +171,7 @@ static void host_cfg(struct bundled_cfg *b, unsigned int x)
 	for (i = 0; i < 2; i++) {
 		snprintf(b->isps[i].isp, sizeof(b->isps[i].isp), "%c", 'a' + i);
 		snprintf(b->isps[i].addr[0], sizeof(b->isps[i].addr[0]), "10.87.%u.%u", i + 1, x);
+		snprintf(b->isps[i].addr[1], sizeof(b->isps[i].addr[1]), "fd87:%u::%u", i + 1, x);
 		memcpy(b->isps[i].resp, b->isps[i].addr, sizeof(b->isps[i].resp));
 	}
 }
@@ -325,13 +335,19 @@ static void mk_run(struct run_cmd *c, const char *id, int rr, int download)
 	c->cmd.spec = &c->spec;
 	for (i = 0; i < 2; i++) {
 		fjord__v1__path__init(&c->path[i]);
-		snprintf(c->local[i], sizeof(c->local[i]), "10.87.%u.1/24", i + 1);
-		snprintf(c->remote[i], sizeof(c->remote[i]), "10.87.%u.2", i + 1);
+		if (use_v6) {
+			snprintf(c->local[i], sizeof(c->local[i]), "fd87:%u::1/64", i + 1);
+			snprintf(c->remote[i], sizeof(c->remote[i]), "fd87:%u::2", i + 1);
+		} else {
+			snprintf(c->local[i], sizeof(c->local[i]), "10.87.%u.1/24", i + 1);
+			snprintf(c->remote[i], sizeof(c->remote[i]), "10.87.%u.2", i + 1);
+		}
 		c->path[i].local_address = c->local[i];
 		c->path[i].remote_address = c->remote[i];
 		c->path[i].local_isp = i ? "b" : "a";
 		c->path[i].remote_isp = c->path[i].local_isp;
-		c->path[i].family = FJORD__V1__ADDRESS_FAMILY__ADDRESS_FAMILY_IPV4;
+		c->path[i].family = use_v6 ? FJORD__V1__ADDRESS_FAMILY__ADDRESS_FAMILY_IPV6
+					   : FJORD__V1__ADDRESS_FAMILY__ADDRESS_FAMILY_IPV4;
 		c->paths[i] = &c->path[i];
 	}
 	c->run.paths = c->paths;
@@ -625,6 +641,57 @@ static void test_to_bundled_responder(void)
 	CU_ASSERT_EQUAL(tables_in(ns_s), 0);
 }
 
+/*
+ * IPv6: bulk both ways over fd87:1::/64 and fd87:2::/64 to the bundled
+ * responder on the host adapter, every byte, both subflows.
+ */
+static void test_ipv6(void)
+{
+	static const char *const ids[2] = { "host-v6-up", "host-v6-down" };
+	struct bundled_cfg b;
+	unsigned int i;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(
+		kernel_responder("a 10.87.1.2 fd87:1::2 7471\nb 10.87.2.2 fd87:2::2 7471\n"), 0);
+	CU_ASSERT_EQUAL_FATAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+	CU_ASSERT_FATAL(bundled_pid > 0);
+	host_cfg(&b, 1);
+	bundled_set(&b);
+	use_v6 = 1;
+	for (i = 0; i < 2; i++) {
+		struct run_cmd c;
+		Fjord__V1__Result *res;
+		const Fjord__V1__SubflowMetrics *sa, *sb;
+
+		mk_run(&c, ids[i], 0, (int)i);
+		res = run_in_client(&c);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+		CU_ASSERT(res->ok);
+		CU_ASSERT_EQUAL(metric(res, "sha256_ok"), 1);
+		CU_ASSERT_EQUAL(metric(res, "subflows_max"), 2);
+		sa = subflow_of(res, "a");
+		sb = subflow_of(res, "b");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(sa);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(sb);
+		CU_ASSERT_STRING_EQUAL(sb->local_address, "fd87:2::1");
+		CU_ASSERT_STRING_EQUAL(sb->remote_address, "fd87:2::2");
+		if (i == 0) {
+			CU_ASSERT(sa->bytes_acked > 100000 && sb->bytes_acked > 100000);
+		} else {
+			CU_ASSERT(sa->bytes_received > 100000 && sb->bytes_received > 100000);
+		}
+		CU_ASSERT_STRING_EQUAL(adapter_of(res), "host");
+		fjord__v1__result__free_unpacked(res, NULL);
+		CU_ASSERT_EQUAL(tables_in(ns_c), 0);
+	}
+	use_v6 = 0;
+	bundled_resp_stop(bundled_pid);
+	bundled_pid = -1;
+	CU_ASSERT_EQUAL(tables_in(ns_s), 0);
+}
+
 /* Whether namespace ns has an fjmps_ table of process pid. */
 static int table_of(const char *ns, int pid)
 {
@@ -702,6 +769,7 @@ static const struct fj_test tests[] = {
 	{ "to_bundled_responder", test_to_bundled_responder },
 	{ "to_kernel_responder", test_to_kernel_responder },
 	{ "responder_sigkill", test_responder_sigkill },
+	{ "ipv6", test_ipv6 },
 	{ NULL, NULL },
 };
 
