@@ -513,11 +513,14 @@ static int resp_listen(struct br *b, unsigned int port, char *err, size_t errlen
 	return rc;
 }
 
+/* The exit status of a responder child that could not open its host adapter. */
+#define BR_EXIT_NO_ADAPTER 2
+
 /*
  * resp_spawn() with the host adapter, opened in the child. What it cannot
  * open (checked at the agent's start, so rare: an address gone since, a port
- * taken) is logged and the child exits with status 2, so the supervisor
- * starts it again later.
+ * taken) is logged and the child exits with BR_EXIT_NO_ADAPTER, so the
+ * supervisor tries again after BUNDLED_RETRY_MS, as for a missing TUN.
  */
 static int resp_spawn_host(struct br *b, struct mps_config *cfg, unsigned int port, pid_t parent,
 			   int *pid, char *err, size_t errlen)
@@ -542,7 +545,7 @@ static int resp_spawn_host(struct br *b, struct mps_config *cfg, unsigned int po
 		if (bundled_io_open_resp(&b->io, &br_cfg, port, cfg, why, sizeof(why)) < 0 ||
 		    resp_listen(b, port, why, sizeof(why)) < 0) {
 			fj_err("bundled responder: %s", why);
-			_exit(2);
+			_exit(BR_EXIT_NO_ADAPTER);
 		}
 		serve(b);
 		_exit(0);
@@ -690,6 +693,7 @@ static void sup_schedule(struct bundled_sup *s, unsigned int ms)
 static void on_sup_exit(struct agent_loop *loop, int fd, unsigned int ev, void *arg)
 {
 	struct bundled_sup *s = arg;
+	unsigned int ms = BUNDLED_RESTART_MS;
 	int status = 0;
 
 	(void)loop;
@@ -697,13 +701,15 @@ static void on_sup_exit(struct agent_loop *loop, int fd, unsigned int ev, void *
 	(void)ev;
 	sup_unwatch(s);
 	waitpid(s->pid, &status, 0);
+	/* A host adapter that would not open (its reason logged by the child): as a missing TUN. */
+	if (s->cfg.host && WIFEXITED(status) && WEXITSTATUS(status) == BR_EXIT_NO_ADAPTER)
+		ms = BUNDLED_RETRY_MS;
 	fj_warn("bundled responder (pid %d) %s %d; a new one in %u s", s->pid,
 		WIFSIGNALED(status) ? "killed by signal" : "exited with status",
-		WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
-		BUNDLED_RESTART_MS / 1000);
+		WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), ms / 1000);
 	s->pid = -1;
 	s->exits++;
-	sup_schedule(s, BUNDLED_RESTART_MS);
+	sup_schedule(s, ms);
 }
 
 static void on_sup_beat(struct agent_loop *loop, int fd, unsigned int ev, void *arg)

@@ -19,6 +19,8 @@
  * naming the kernel's addresses without a port): the bundled stack
  * against the kernel's MPTCP through the agent's own protocol.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -26,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -692,6 +695,51 @@ static void test_ipv6(void)
 	CU_ASSERT_EQUAL(tables_in(ns_s), 0);
 }
 
+static void hold_port(void *arg)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(AH_BPORT) };
+	int *fd = arg;
+
+	inet_pton(AF_INET, "10.87.1.2", &a.sin_addr);
+	*fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*fd >= 0 && bind(*fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+/*
+ * The bundled responder's port taken by another program on one address: the
+ * child cannot open its adapter, says why and exits with status 2 (which
+ * the supervisor retries after 5 s), leaving no table; once the port is
+ * free it starts.
+ */
+static void test_responder_port_taken(void)
+{
+	int fd = -1, status = 0, i;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(in_ns(ns_s, hold_port, &fd), 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL_FATAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+	CU_ASSERT_FATAL(bundled_pid > 0);
+	CU_ASSERT_EQUAL(waitpid(bundled_pid, &status, 0), bundled_pid);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+	bundled_pid = -1;
+	CU_ASSERT_EQUAL(tables_in(ns_s), 0);
+	close(fd);
+	CU_ASSERT_EQUAL_FATAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+	CU_ASSERT_FATAL(bundled_pid > 0);
+	for (i = 0; i < 50 && tables_in(ns_s) != 1; i++)
+		usleep(20000);
+	CU_ASSERT_EQUAL(tables_in(ns_s), 1);
+	CU_ASSERT_EQUAL(waitpid(bundled_pid, &status, WNOHANG), 0); /* it runs */
+	bundled_resp_stop(bundled_pid);
+	bundled_pid = -1;
+	CU_ASSERT_EQUAL(tables_in(ns_s), 0);
+}
+
 /* Whether namespace ns has an fjmps_ table of process pid. */
 static int table_of(const char *ns, int pid)
 {
@@ -770,6 +818,7 @@ static const struct fj_test tests[] = {
 	{ "to_kernel_responder", test_to_kernel_responder },
 	{ "responder_sigkill", test_responder_sigkill },
 	{ "ipv6", test_ipv6 },
+	{ "responder_port_taken", test_responder_port_taken },
 	{ NULL, NULL },
 };
 
