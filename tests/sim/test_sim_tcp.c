@@ -82,8 +82,11 @@ static void world_free(struct world *w)
 	mps_sim_destroy(w->sim);
 }
 
-/* One round for both stacks, then advance the clock to the next thing due. */
-static bool world_step(struct world *w)
+/*
+ * One round for both stacks through ops (the simulator's, or a filter over
+ * it), then advance the clock to the next thing due; false when idle.
+ */
+static bool world_step_ops(struct world *w, const struct mps_link_ops *ops)
 {
 	uint64_t t = MPS_TIME_NEVER, x;
 	int i, err;
@@ -91,7 +94,7 @@ static bool world_step(struct world *w)
 	for (i = 0; i < 2; i++) {
 		struct mps_event ev;
 
-		mps_pump(w->st[i], &mps_sim_link_ops, w->port[i], w->now, &err);
+		mps_pump(w->st[i], ops, w->port[i], w->now, &err);
 		CU_ASSERT_EQUAL(err, 0);
 		while (mps_next_event(w->st[i], &ev) == 0)
 			if (w->nlog[i] < 64)
@@ -109,6 +112,11 @@ static bool world_step(struct world *w)
 	if (t > w->now)
 		w->now = t;
 	return true;
+}
+
+static bool world_step(struct world *w)
+{
+	return world_step_ops(w, &mps_sim_link_ops);
 }
 
 /* The deterministic byte stream of a test: position i holds f(i). */
@@ -1296,27 +1304,7 @@ static const struct mps_link_ops burst_ops = {
 /* Both stacks pumped through the filter, then the clock to what is due next; false when idle. */
 static bool burst_round(struct world *w)
 {
-	uint64_t t = MPS_TIME_NEVER, v;
-	struct mps_event ev;
-	int i, err;
-
-	for (i = 0; i < 2; i++) {
-		mps_pump(w->st[i], &burst_ops, w->port[i], w->now, &err);
-		CU_ASSERT_EQUAL(err, 0);
-		while (mps_next_event(w->st[i], &ev) == 0)
-			;
-	}
-	for (i = 0; i < 2; i++) {
-		v = mps_next_wakeup(w->st[i]);
-		t = v < t ? v : t;
-		v = mps_sim_link_ops.next_ready(w->port[i]);
-		t = v < t ? v : t;
-	}
-	if (t == MPS_TIME_NEVER)
-		return false;
-	if (t > w->now)
-		w->now = t;
-	return true;
+	return world_step_ops(w, &burst_ops);
 }
 
 /*
