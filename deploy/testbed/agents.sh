@@ -19,7 +19,8 @@
 # FJTB_RUN_DIR (fjord-testbed --run-dir, when the testbed was brought up with
 # one), FJ_RESPONDER_PORT (default 7470), FJ_BUNDLED_RCVBUF_MAX and
 # FJ_BUNDLED_SNDBUF_MAX (the agents' bundled_rcvbuf_max / bundled_sndbuf_max;
-# unset: the agent's defaults).
+# unset: the agent's defaults), FJ_BUNDLED_OFFLOADS (true or false: the
+# agents' bundled_offloads; unset: the agent's default).
 set -u
 
 FJ_BUILD=${FJ_BUILD:-build}
@@ -191,6 +192,8 @@ start()
 				echo "bundled_rcvbuf_max = $FJ_BUNDLED_RCVBUF_MAX;"
 			[ -z "${FJ_BUNDLED_SNDBUF_MAX:-}" ] ||
 				echo "bundled_sndbuf_max = $FJ_BUNDLED_SNDBUF_MAX;"
+			[ -z "${FJ_BUNDLED_OFFLOADS:-}" ] ||
+				echo "bundled_offloads = $FJ_BUNDLED_OFFLOADS;"
 		} >"$DIR/agent-$_n.cfg"
 		# Handover runs change links through the emulator (docs/experiments.md).
 		FJORD_LINK_HOOK="$TB_HOOK set {site}/{isp} {action}" \
