@@ -438,7 +438,10 @@ void bundled_io_close(struct bundled_io *io, char **trace, size_t *len, size_t c
 	mps_tun_close(io->tun);
 	io->tun = NULL;
 	/* Deletes the adapter's nftables table (a failure is on stderr, with its name). */
-	mps_host_close(io->host);
+	if (io->host) {
+		mps_host_close(io->host);
+		bundled_host_disarm();
+	}
 	io->host = NULL;
 }
 

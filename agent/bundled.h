@@ -140,6 +140,12 @@ int bundled_enabled(const struct bundled_cfg *b);
  */
 int bundled_io_open_run(struct bundled_io *io, const struct bundled_cfg *b, struct mps_config *cfg,
 			int trace, char *err, size_t errlen);
+/*
+ * With the host adapter, a run's process killed by SIGTERM, SIGINT or SIGHUP
+ * deletes the adapter's nftables table before it dies (bundled_io_open_run()
+ * arms it); bundled_io_close() disarms it, restoring the old handlers.
+ */
+void bundled_host_disarm(void);
 /* The same for the bundled responder: its TUN, or the host adapter listening on port. */
 int bundled_io_open_resp(struct bundled_io *io, const struct bundled_cfg *b, unsigned int port,
 			 struct mps_config *cfg, char *err, size_t errlen);

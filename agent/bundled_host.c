@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <ifaddrs.h>
 #include <linux/capability.h>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mps_host.h"
@@ -86,6 +88,87 @@ static int open_host(struct bundled_io *io, const struct mps_host_config *hc,
 	return bundled_io_finish(io, cfg, trace, err, errlen);
 }
 
+/*
+ * A run's child killed by SIGTERM, SIGINT or SIGHUP (an operator's kill; the
+ * runner itself uses SIGKILL) deletes its adapter's nftables table on the
+ * way out, so that nothing is left for the next open to clean up. Only
+ * async-signal-safe calls in the handler: fork, execve, waitpid, sigaction,
+ * raise. The process still dies of the signal.
+ */
+static const int fatal_sigs[3] = { SIGTERM, SIGINT, SIGHUP };
+static struct sigaction fatal_old[3];
+static sigset_t fatal_old_mask;
+static char fatal_nft[32], fatal_table[64];
+static char *fatal_argv[6];
+static volatile sig_atomic_t fatal_armed;
+
+static void on_fatal_signal(int sig)
+{
+	static char *const envp[] = { NULL };
+	struct sigaction dfl;
+	pid_t p;
+
+	if (fatal_armed) {
+		p = fork();
+		if (p == 0) {
+			execve(fatal_nft, fatal_argv, envp);
+			_exit(127);
+		}
+		while (p > 0 && waitpid(p, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigaction(sig, &dfl, NULL);
+	/* Blocked while the handler runs: delivered, with the default action, on return. */
+	raise(sig);
+}
+
+static void fatal_arm(const struct bundled_io *io)
+{
+	static const char *const paths[] = { "/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft" };
+	struct sigaction sa;
+	unsigned int i;
+
+	for (i = 0; i < 3 && access(paths[i], X_OK); i++)
+		;
+	if (i == 3)
+		return; /* no nft to run: the next open deletes the table */
+	snprintf(fatal_nft, sizeof(fatal_nft), "%s", paths[i]);
+	snprintf(fatal_table, sizeof(fatal_table), "%s", mps_host_table(io->host));
+	fatal_argv[0] = fatal_nft;
+	fatal_argv[1] = "delete";
+	fatal_argv[2] = "table";
+	fatal_argv[3] = "inet";
+	fatal_argv[4] = fatal_table;
+	fatal_argv[5] = NULL;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_fatal_signal;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < 3; i++)
+		sigaddset(&sa.sa_mask, fatal_sigs[i]);
+	for (i = 0; i < 3; i++)
+		sigaction(fatal_sigs[i], &sa, &fatal_old[i]);
+	fatal_armed = 1;
+	/*
+	 * A run's child inherits the agent's mask, which blocks SIGTERM and
+	 * SIGINT for its signalfd: unblocked here, or they would wait forever.
+	 */
+	sigprocmask(SIG_UNBLOCK, &sa.sa_mask, &fatal_old_mask);
+}
+
+void bundled_host_disarm(void)
+{
+	unsigned int i;
+
+	if (!fatal_armed)
+		return;
+	sigprocmask(SIG_SETMASK, &fatal_old_mask, NULL);
+	fatal_armed = 0;
+	for (i = 0; i < 3; i++)
+		sigaction(fatal_sigs[i], &fatal_old[i], NULL);
+}
+
 int bundled_io_open_run(struct bundled_io *io, const struct bundled_cfg *b, struct mps_config *cfg,
 			int trace, char *err, size_t errlen)
 {
@@ -100,7 +183,10 @@ int bundled_io_open_run(struct bundled_io *io, const struct bundled_cfg *b, stru
 	rc = host_addrs(b, &hc, err, errlen);
 	if (rc < 0)
 		return rc;
-	return open_host(io, &hc, cfg, trace, err, errlen);
+	rc = open_host(io, &hc, cfg, trace, err, errlen);
+	if (!rc)
+		fatal_arm(io);
+	return rc;
 }
 
 int bundled_io_open_resp(struct bundled_io *io, const struct bundled_cfg *b, unsigned int port,

@@ -740,6 +740,77 @@ static void test_responder_port_taken(void)
 	CU_ASSERT_EQUAL(tables_in(ns_s), 0);
 }
 
+struct fork_arg {
+	int pid, ready; /* the child, and the read end of its "open" pipe */
+};
+
+/*
+ * A run's child: SIGTERM blocked as the agent's children inherit it, the
+ * host adapter opened as a run opens it, then waiting to be killed.
+ */
+static void fork_run_child(void *arg)
+{
+	struct fork_arg *f = arg;
+	int fds[2];
+
+	if (pipe(fds) < 0)
+		return;
+	f->pid = fork();
+	if (f->pid == 0) {
+		struct mps_config cfg = { .msl_us = 1000000 };
+		struct bundled_io io;
+		struct bundled_cfg b;
+		sigset_t set;
+		char err[300], ok = 1;
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGINT);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		host_cfg(&b, 1);
+		if (bundled_io_open_run(&io, &b, &cfg, 0, err, sizeof(err)) < 0) {
+			fprintf(stderr, "\n%s\n", err);
+			_exit(3);
+		}
+		if (write(fds[1], &ok, 1) != 1)
+			_exit(4);
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	f->ready = fds[0];
+}
+
+/*
+ * A run's child killed with SIGTERM (blocked by the agent's mask, unblocked
+ * by the adapter) deletes its table on the way out and dies of the signal.
+ */
+static void test_run_sigterm(void)
+{
+	struct fork_arg f = { -1, -1 };
+	int status = 0, i;
+	char c = 0;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(in_ns(ns_c, fork_run_child, &f), 0);
+	CU_ASSERT_FATAL(f.pid > 0);
+	CU_ASSERT_EQUAL(read(f.ready, &c, 1), 1);
+	close(f.ready);
+	CU_ASSERT_EQUAL(tables_in(ns_c), 1);
+	CU_ASSERT_EQUAL(kill(f.pid, SIGTERM), 0);
+	/* Up to 3 s: a child that kept SIGTERM blocked would never go. */
+	for (i = 0; i < 300 && waitpid(f.pid, &status, WNOHANG) == 0; i++)
+		usleep(10000);
+	if (i == 300) {
+		kill(f.pid, SIGKILL);
+		waitpid(f.pid, &status, 0);
+		CU_FAIL("the run's child ignored SIGTERM");
+	}
+	CU_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+	CU_ASSERT_EQUAL(tables_in(ns_c), 0);
+}
+
 /* Whether namespace ns has an fjmps_ table of process pid. */
 static int table_of(const char *ns, int pid)
 {
@@ -819,6 +890,7 @@ static const struct fj_test tests[] = {
 	{ "responder_sigkill", test_responder_sigkill },
 	{ "ipv6", test_ipv6 },
 	{ "responder_port_taken", test_responder_port_taken },
+	{ "run_sigterm", test_run_sigterm },
 	{ NULL, NULL },
 };
 
