@@ -154,11 +154,13 @@ static void sock_addr(int fd, char *buf, size_t len, unsigned int *port)
  * The peer's bundled responder address for the path's remote ISP and family,
  * from its kernel responder's "info" answer. A peer without a bundled stack
  * refuses the request: that is no error of the path, so nothing of this
- * exchange goes into the result. 0 with addr filled, or a negative errno.
+ * exchange goes into the result. 0 with addr and *bport (the bundled
+ * responder's port: a host adapter's own, else the kernel responder's)
+ * filled, or a negative errno.
  */
 static int peer_bundled_addr(const Fjord__V1__RunCommand *cmd, const struct exp_env *env,
 			     const struct exp_target *t, unsigned int max_ms, struct exp_out *out,
-			     char *addr, size_t len)
+			     char *addr, size_t len, unsigned int *bport)
 {
 	Fjord__V1__Result shadow = *out->result;
 	struct exp_out sub = *out;
@@ -187,7 +189,14 @@ static int peer_bundled_addr(const Fjord__V1__RunCommand *cmd, const struct exp_
 	if (rc)
 		return rc;
 	text[n] = 0;
-	return bundled_info_lookup(text, t->remote_isp, t->family == AF_INET6 ? 6 : 4, addr, len);
+	rc = bundled_info_lookup(text, t->remote_isp, t->family == AF_INET6 ? 6 : 4, addr, len);
+	if (rc)
+		return rc;
+	rc = bundled_info_port(text, t->remote_isp, env->responder_port);
+	if (rc < 0)
+		return rc;
+	*bport = (unsigned int)rc;
+	return 0;
 }
 
 /* One traced target: a sentence for seq_check, and the finding's counters. */
@@ -236,21 +245,26 @@ static void seq_check(const Fjord__V1__RunCommand *cmd, const struct exp_env *en
 	struct sockaddr_storage src = *local, dst;
 	char desc[512] = "", baddr[64], btext[INET6_ADDRSTRLEN];
 	socklen_t dl;
+	unsigned int bport = env->responder_port;
 	uint16_t port;
 	int rc;
 
-	/* A fresh source port: the answers to our SYNs are then ours alone. */
+	/*
+	 * A fresh source port: the answers to our SYNs are then ours alone.
+	 * Below 49152, which a bundled stack on this node's own addresses
+	 * (bundled_host) takes for itself and keeps the kernel away from.
+	 */
 	if (getrandom(&port, sizeof(port), 0) != sizeof(port))
 		port = (uint16_t)fj_mono_ms();
-	port = (uint16_t)(33000 + port % 28000);
+	port = (uint16_t)(33000 + port % 16000);
 	if (src.ss_family == AF_INET)
 		((struct sockaddr_in *)&src)->sin_port = htons(port);
 	else
 		((struct sockaddr_in6 *)&src)->sin6_port = htons(port);
 	trace_one("responder", &src, &t->remote, t->remote_str, timeout_ms, f, desc, sizeof(desc));
-	rc = peer_bundled_addr(cmd, env, t, timeout_ms / 4, out, baddr, sizeof(baddr));
+	rc = peer_bundled_addr(cmd, env, t, timeout_ms / 4, out, baddr, sizeof(baddr), &bport);
 	if (!rc)
-		rc = exp_parse_addr(baddr, env->responder_port, &dst, &dl, btext, sizeof(btext));
+		rc = exp_parse_addr(baddr, bport, &dst, &dl, btext, sizeof(btext));
 	if (!rc && dst.ss_family == src.ss_family) {
 		trace_one("bundled responder", &src, &dst, btext, timeout_ms, f, desc,
 			  sizeof(desc));
