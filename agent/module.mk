@@ -33,6 +33,8 @@ $(BUILD)/tests/fjord-fake-controller: $(call objs,$(FAKE_CTL_SRCS)) $(BUILD)/lib
 $(BUILD)/.stamp-all: $(BUILD)/tests/fjord-fake-controller
 
 TEST_SCRIPTS += tests/agent/config_errors.sh tests/agent/spool_kill.sh tests/agent/exp_e2e.sh
+# The bundled stack on the nodes' own addresses through the controller (root; about 12 s).
+TEST_SCRIPTS += tests/agent/host_e2e.sh
 # Bundled stack against the kernel's on the emulated testbed (root; docs/benchmarks.md).
 BENCH_SCRIPTS += tests/bench/agent_bundled.sh
 
