@@ -37,6 +37,8 @@ TEST_SCRIPTS += tests/agent/config_errors.sh tests/agent/spool_kill.sh tests/age
 TEST_SCRIPTS += tests/agent/host_e2e.sh
 # Bundled stack against the kernel's on the emulated testbed (root; docs/benchmarks.md).
 BENCH_SCRIPTS += tests/bench/agent_bundled.sh
+# The agent on the host adapter against the kernel through the controller (root; docs/benchmarks.md).
+BENCH_SCRIPTS += tests/bench/agent_host.sh
 
 # Fuzz target for the config parser (tests/fuzz/fuzz_agent_config.c).
 FUZZ_TARGETS += fuzz_agent_config

@@ -6,6 +6,8 @@
 # enrolled, sb's bundled responder up. cleanup (on EXIT) stops everything and
 # deletes the namespaces. Helpers: cli, create NAME TYPE PARAMS STACK,
 # done_runs, wait_runs, metric, check, adapter.
+# The server's ISPs of every experiment (JSON strings), sb's a unless set.
+REMOTE_ISPS=${REMOTE_ISPS:-'"a"'}
 NA=$PREFIX-a-$$
 NB=$PREFIX-b-$$
 W=$(mktemp -d /tmp/fjord-$PREFIX.XXXXXX)
@@ -113,7 +115,7 @@ create() { # NAME TYPE PARAMS-JSON [STACK]: an experiment sa -> sb (bundled); pr
 	{ "name": "host-$1", "type": "EXPERIMENT_TYPE_$2", $3,
 	  "stack": { "stacks": [ "${4:-STACK_BUNDLED}" ] },
 	  "targets": { "pairs": [ { "clientAgentId": "$SA", "serverAgentId": "$SB" } ],
-		       "localIsps": [ "a", "b" ], "remoteIsps": [ "a" ] },
+		       "localIsps": [ "a", "b" ], "remoteIsps": [ $REMOTE_ISPS ] },
 	  "deadlineS": ${DEADLINE_S:-60} }
 	JSON
 	cli experiments create --file "$W/$1.json" >"$W/create-$1.out" 2>&1 ||
