@@ -383,6 +383,29 @@ int bundled_io_step(struct bundled_io *io, unsigned int max_ms)
 	return 0;
 }
 
+void bundled_io_end_conn(struct bundled_io *io, struct mps_conn *c, bool reset, uint64_t close_ms,
+			 const struct exp_env *env, uint64_t slack_ms)
+{
+	uint64_t end = fj_mono_ms() + close_ms;
+	uint32_t id = mps_conn_id(c);
+	struct mps_event ev;
+
+	if (reset)
+		mps_abort(c);
+	else
+		mps_close(c);
+	while (fj_mono_ms() < end && exp_left_ms(env) > slack_ms) {
+		int closed = 0;
+
+		bundled_io_step(io, 10);
+		while (mps_next_event(io->st, &ev) == 0)
+			closed |= ev.conn_id == id &&
+				  (ev.type == MPS_EV_CONN_CLOSED || ev.type == MPS_EV_CONN_RESET);
+		if (closed || mps_next_wakeup(io->st) == MPS_TIME_NEVER)
+			break;
+	}
+}
+
 /* The pcap in fd: the 24-byte file header and whole 16-byte-headed records within cap. */
 static void read_trace(int fd, char **data, size_t *len, size_t cap, int *cut)
 {

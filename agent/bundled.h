@@ -166,6 +166,15 @@ int bundled_host_check(const struct bundled_cfg *b, char *err, size_t errlen);
  * the stack's next timer (0: do not wait). Returns 0 or a negative errno.
  */
 int bundled_io_step(struct bundled_io *io, unsigned int max_ms);
+
+/*
+ * Gives c back (aborted when reset, else closed) and steps io for up to
+ * close_ms, while the run has more than slack_ms left, so the close goes
+ * out and the peer's end is freed: until c's close or reset event, or
+ * until io's stack has nothing left to do.
+ */
+void bundled_io_end_conn(struct bundled_io *io, struct mps_conn *c, bool reset, uint64_t close_ms,
+			 const struct exp_env *env, uint64_t slack_ms);
 /*
  * Frees the stack (every connection in it), the trace and the device. With
  * trace non-NULL, *trace gets the pcap written (malloc'ed, at most cap bytes,

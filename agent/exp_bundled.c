@@ -872,25 +872,10 @@ static void bx_transfer(struct bx *x, struct bpath *bp, size_t n, const struct e
 /* Closes the connection and gives the close handshake a moment, so the responder is freed too. */
 static void bx_close(struct bx *x, const struct exp_env *env)
 {
-	uint64_t end = fj_mono_ms() + BX_CLOSE_MS;
-	struct mps_event ev;
-
 	if (!x->c)
 		return;
-	if (x->reset)
-		mps_abort(x->c);
-	else
-		mps_close(x->c);
+	bundled_io_end_conn(&x->io, x->c, x->reset, BX_CLOSE_MS, env, BX_SLACK_MS);
 	x->c = NULL;
-	while (fj_mono_ms() < end && exp_left_ms(env) > BX_SLACK_MS) {
-		int closed = 0;
-
-		bundled_io_step(&x->io, 10);
-		while (mps_next_event(x->io.st, &ev) == 0)
-			closed |= ev.type == MPS_EV_CONN_CLOSED || ev.type == MPS_EV_CONN_RESET;
-		if (closed || mps_next_wakeup(x->io.st) == MPS_TIME_NEVER)
-			break;
-	}
 }
 
 static void add_paths(struct exp_out *out, const struct bpath *bp, size_t n,

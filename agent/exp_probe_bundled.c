@@ -238,26 +238,10 @@ static const char *rst_text(int r)
 /* Gives the probed connection back (closed, or aborted after a reset) and lets the close go out. */
 static void conn_end(struct probe_bundled *pb, const struct exp_env *env)
 {
-	uint64_t end = fj_mono_ms() + pb->close_ms;
-	struct mps_event ev;
-
 	if (!pb->c)
 		return;
-	if (pb->reset)
-		mps_abort(pb->c);
-	else
-		mps_close(pb->c);
+	bundled_io_end_conn(&pb->io, pb->c, pb->reset, pb->close_ms, env, PB_SLACK_MS);
 	pb->c = NULL;
-	while (fj_mono_ms() < end && exp_left_ms(env) > PB_SLACK_MS) {
-		int closed = 0;
-
-		bundled_io_step(&pb->io, 10);
-		while (mps_next_event(pb->io.st, &ev) == 0)
-			closed |= ev.conn_id == pb->conn_id &&
-				  (ev.type == MPS_EV_CONN_CLOSED || ev.type == MPS_EV_CONN_RESET);
-		if (closed)
-			break;
-	}
 }
 
 /*
