@@ -40,6 +40,7 @@ struct bpath {
 	int joined;	   /* its join was asked for (path 0: the initial subflow) */
 	int refused;	   /* mps_join() refused it: not tried again */
 	int backup;	   /* a "backup" link event made its subflow a backup */
+	int withdrawn;	   /* a "down" link event withdrew its local address: not reopened */
 	uint64_t retry_at; /* its subflow is gone: open it again then (0: it is there) */
 	unsigned int reopened;
 };
@@ -610,7 +611,7 @@ static void bx_reopen(struct bx *x, struct bpath *bp, size_t n, struct exp_out *
 		char d[200];
 		int rc;
 
-		if ((i && !bp[i].joined) || bp[i].refused)
+		if ((i && !bp[i].joined) || bp[i].refused || bp[i].withdrawn)
 			continue;
 		if (path_has_subflow(x->c, &bp[i])) {
 			bp[i].retry_at = 0;
@@ -674,10 +675,107 @@ struct bx_links {
 };
 
 /*
- * A "backup" link event on the bundled stack: MP_PRIO backup (mps_set_backup())
- * on every subflow from the bundled address of the event's ISP, as the
- * kernel's endpoint flag does; a subflow of that path opened again later is a
- * backup too. 0, or a negative errno with the reason in buf.
+ * A "down" link event without a hook: the ISP's bundled address is withdrawn
+ * from the connection (mps_remove_addr(): REMOVE_ADDR to the peer, and the
+ * subflows from it reset), as a node that loses an address does; its paths
+ * are not reopened until "up". Paths sharing an address withdraw it once.
+ */
+static int bx_withdraw(struct bx_links *l, const char *isp, char *buf, size_t len)
+{
+	size_t k, j, o = 0;
+	int rc = 0, done = 0;
+
+	buf[0] = 0;
+	for (k = 0; k < l->n; k++) {
+		struct bpath *p = &l->bp[k];
+		int r;
+
+		if (!p->local_isp || strcmp(p->local_isp, isp))
+			continue;
+		for (j = 0; j < k; j++)
+			if (l->bp[j].local_isp && !strcmp(l->bp[j].local_isp, isp) &&
+			    same_host(&l->bp[j].local, &p->local))
+				break;
+		if (j < k) {
+			p->withdrawn = l->bp[j].withdrawn; /* its address went (or not) already */
+			continue;
+		}
+		r = mps_remove_addr(l->x->c, &p->local);
+		if (r == -EBUSY)
+			snprintf(buf + o, len - o,
+				 "%sREMOVE_ADDR of %s refused: it is the initial subflow's "
+				 "address and no other subflow works",
+				 o ? "; " : "", p->local_str);
+		else if (r < 0)
+			snprintf(buf + o, len - o, "%sREMOVE_ADDR of %s: %s", o ? "; " : "",
+				 p->local_str, strerror(-r));
+		else
+			snprintf(buf + o, len - o, "%sREMOVE_ADDR of %s sent, its subflows reset",
+				 o ? "; " : "", p->local_str);
+		o = strlen(buf);
+		/* An address not withdrawn keeps its paths open as before. */
+		p->withdrawn = r == 0;
+		p->retry_at = 0;
+		if (r < 0)
+			rc = r;
+		else
+			done++;
+	}
+	if (!done && !rc) {
+		snprintf(buf, len, "no run path from the bundled address of ISP %s", isp);
+		return -ENOENT;
+	}
+	return rc;
+}
+
+/*
+ * An "up" link event without a hook: every path of the ISP opened again as
+ * a join (its priority as a "backup" event left it); one that cannot be
+ * opened now is retried by bx_reopen(), as after an outage.
+ */
+static int bx_restore(struct bx_links *l, const char *isp, char *buf, size_t len)
+{
+	size_t k, o = 0;
+	int rc = 0, done = 0, any = 0;
+
+	buf[0] = 0;
+	for (k = 0; k < l->n; k++) {
+		struct bpath *p = &l->bp[k];
+
+		if (!p->local_isp || strcmp(p->local_isp, isp) || !p->withdrawn)
+			continue;
+		any++;
+		p->withdrawn = 0;
+		p->retry_at = 0;
+		if (path_has_subflow(l->x->c, p)) {
+			done++;
+			continue;
+		}
+		rc = mps_join(l->x->c, &p->local, &p->remote, p->backup);
+		p->reopened++;
+		snprintf(buf + o, len - o, "%sMP_JOIN from %s to %s%s%s", o ? "; " : "",
+			 p->local_str, p->remote_str, rc < 0 ? ": " : "",
+			 rc < 0 ? strerror(-rc) : "");
+		o = strlen(buf);
+		done += rc == 0;
+	}
+	if (!any) {
+		snprintf(buf, len, "no path of ISP %s was withdrawn", isp);
+		return -ENOENT;
+	}
+	if (!done)
+		return rc < 0 ? rc : -ENOENT;
+	if (!o)
+		snprintf(buf, len, "the paths of ISP %s have their subflows", isp);
+	return 0;
+}
+
+/*
+ * A link event without a hook on the bundled stack. "backup": MP_PRIO backup
+ * (mps_set_backup()) on every subflow from the bundled address of the
+ * event's ISP, as the kernel's endpoint flag does; a subflow of that path
+ * opened again later is a backup too. "down" and "up": bx_withdraw() and
+ * bx_restore(). 0, or a negative errno with the reason in buf.
  */
 static int bx_apply(void *arg, const struct exp_link_event *e, char *buf, size_t len)
 {
@@ -688,9 +786,12 @@ static int bx_apply(void *arg, const struct exp_link_event *e, char *buf, size_t
 	size_t k;
 	int rc;
 
+	if (!strcmp(e->action, "down"))
+		return bx_withdraw(l, e->isp, buf, len);
+	if (!strcmp(e->action, "up"))
+		return bx_restore(l, e->isp, buf, len);
 	if (strcmp(e->action, "backup")) {
-		snprintf(buf, len, "the bundled stack applies backup only (%s needs the hook)",
-			 e->action);
+		snprintf(buf, len, "the bundled stack has no link action %s", e->action);
 		return -EINVAL;
 	}
 	for (k = 0; k < l->n; k++)

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bundled.h"
 #include "fj_clock.h"
 
 static int safe_char(char c)
@@ -203,31 +204,29 @@ int exp_link_prepare(const Fjord__V1__RunCommand *cmd, const Fjord__V1__Handover
 				 i, e->isp);
 			return -EINVAL;
 		}
-		/*
-		 * The kernel endpoint changes act on the kernel's MPTCP only; the
-		 * bundled stack's paths go down and up by the hook (the testbed's
-		 * links).
-		 */
-		if (bundled && (!tmpl || !tmpl[0]) && strcmp(e->action, "backup")) {
-			exp_fail(
-				out,
-				"handover.events[%zu]: %s on the bundled stack needs a link hook "
-				"(agent link_hook or FJORD_LINK_HOOK): without one the agent "
-				"changes the kernel's MPTCP endpoints, which the bundled stack does "
-				"not use",
-				i, e->action);
-			return -EINVAL;
-		}
 		le->at_ms = e->at_ms;
 		snprintf(le->action, sizeof(le->action), "%s", e->action);
 		snprintf(le->isp, sizeof(le->isp), "%s", e->isp);
-		/* The bundled stack's subflows get MP_PRIO from the run itself (apply). */
-		if (bundled && !strcmp(e->action, "backup")) {
+		/*
+		 * The bundled stack's events without a hook are the run's own
+		 * (apply): backup sends MP_PRIO; down withdraws the ISP's bundled
+		 * address from the connection (REMOVE_ADDR) and up joins from it
+		 * again. The kernel's endpoints are no use to it.
+		 */
+		if (bundled && (!strcmp(e->action, "backup") || !tmpl || !tmpl[0])) {
 			if (!has_local_isp(cmd, e->isp)) {
 				exp_fail(
 					out,
 					"handover.events[%zu].isp %s: no run path has that local ISP",
 					i, e->isp);
+				return -EINVAL;
+			}
+			if (!bundled_own_isp(bundled_get(), e->isp)) {
+				exp_fail(out,
+					 "handover.events[%zu].isp %s: this node has no bundled "
+					 "address on that ISP (agent bundled isps) to withdraw or "
+					 "mark backup",
+					 i, e->isp);
 				return -EINVAL;
 			}
 			continue;
@@ -285,7 +284,7 @@ uint32_t exp_link_run_due(struct exp_link_sched *ls, struct exp_out *out)
 
 	while (ls->next < ls->n && now >= ls->t0 + ls->ev[ls->next].at_ms) {
 		struct exp_link_event *e = &ls->ev[ls->next++];
-		char d[EXP_LINK_CMD_MAX + 64], what[160];
+		char d[EXP_LINK_CMD_MAX + 64], what[320];
 		int ok;
 
 		if (e->cmd[0]) {
@@ -318,7 +317,7 @@ void exp_link_finish(struct exp_link_sched *ls, struct exp_out *out)
 		struct exp_link_event *e = &ls->ev[i];
 		char d[EXP_LINK_CMD_MAX + 96];
 
-		if (strcmp(e->action, "up") == 0) {
+		if (strcmp(e->action, "up") == 0 && e->cmd[0]) {
 			/* A link left down would spoil the runs after this one. */
 			e->pid = spawn(e->cmd);
 			e->fired = 1;
@@ -327,6 +326,7 @@ void exp_link_finish(struct exp_link_sched *ls, struct exp_out *out)
 				 e->at_ms, e->cmd);
 			exp_add_event(out, e->pid > 0 ? "link_event" : "link_event_failed", d, 0);
 		} else {
+			/* A run's own event (apply) acted on its connection only: nothing to restore. */
 			snprintf(d, sizeof(d), "%s %s at +%u ms: the transfer ended first", e->isp,
 				 e->action, e->at_ms);
 			exp_add_event(out, "link_event_skipped", d, 0);

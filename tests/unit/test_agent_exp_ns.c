@@ -27,6 +27,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <netpacket/packet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1246,10 +1251,10 @@ static double acked_at(const Fjord__V1__Result *r, uint32_t id, int64_t t)
 }
 
 /*
- * Handover events on the bundled stack: down and up need the hook (without
- * one the run fails before any traffic, naming the event); backup needs none:
- * the run sends MP_PRIO on the ISP's subflow itself, and from then on its
- * scheduler keeps new data off it while the other path works.
+ * Handover events on the bundled stack without a hook: one on an ISP that no
+ * run path has is refused before any traffic; backup: the run sends MP_PRIO
+ * on the ISP's subflow itself, and from then on its scheduler keeps new data
+ * off it while the other path works (down and up: bundled_handover_withdraw).
  */
 static void test_bundled_handover_events(void)
 {
@@ -1264,17 +1269,6 @@ static void test_bundled_handover_events(void)
 	CU_ASSERT_EQUAL_FATAL(bundled_setup(), 0);
 	set_client_bundled("fjbc");
 	exp_set_link_hook(NULL);
-	mk_run(&c, "ns-bd-ho-nohook", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER, "ab");
-	c.run.stack = FJORD__V1__STACK__STACK_BUNDLED;
-	c.bulk.duration_s = 2;
-	down_up(&c, "b");
-	res = run_in_client(&c);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
-	CU_ASSERT(!res->ok);
-	CU_ASSERT_PTR_NOT_NULL(strstr(res->error, "handover.events[0]: down on the bundled stack "
-						  "needs a link hook"));
-	CU_ASSERT(!has_event(res, "link_event", ""));
-	fjord__v1__result__free_unpacked(res, NULL);
 	mk_run(&c, "ns-bd-ho-noisp", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER, "ab");
 	c.run.stack = FJORD__V1__STACK__STACK_BUNDLED;
 	c.bulk.duration_s = 2;
@@ -1322,6 +1316,231 @@ static void test_bundled_handover_events(void)
 		CU_ASSERT(a1 - a0 > 1000000);
 		CU_ASSERT(b1 - b0 < 0.05 * (a1 - a0));
 	}
+	fjord__v1__result__free_unpacked(res, NULL);
+}
+
+/*
+ * A capture in the server's namespace: a child that reads every IPv4 packet
+ * arriving there (AF_PACKET) and writes the address IDs of each MPTCP
+ * REMOVE_ADDR option it finds to a pipe, one byte each, until killed.
+ */
+struct rm_capture {
+	int pid, fd;
+};
+
+static void rm_capture_child(const char *ns, int wfd)
+{
+	char p[64];
+	uint8_t pkt[2048];
+	int fd, s;
+
+	snprintf(p, sizeof(p), "/run/netns/%s", ns);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
+		_exit(1);
+	s = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_IP));
+	if (s < 0)
+		_exit(1);
+	/* Ready: the parent starts the run only now. */
+	if (write(wfd, "R", 1) != 1)
+		_exit(1);
+	for (;;) {
+		struct sockaddr_ll from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(s, pkt, sizeof(pkt), 0, (struct sockaddr *)&from, &fl);
+		size_t ihl, doff, o;
+
+		if (n < 0)
+			_exit(1);
+		if (from.sll_pkttype == PACKET_OUTGOING || n < 40 || (pkt[0] >> 4) != 4 ||
+		    pkt[9] != IPPROTO_TCP)
+			continue;
+		ihl = (size_t)(pkt[0] & 15) * 4;
+		if (ihl < 20 || ihl + 20 > (size_t)n)
+			continue;
+		doff = (size_t)(pkt[ihl + 12] >> 4) * 4;
+		if (doff < 20 || ihl + doff > (size_t)n)
+			continue;
+		for (o = ihl + 20; o < ihl + doff;) {
+			uint8_t kind = pkt[o], len;
+
+			if (kind == 0)
+				break;
+			if (kind == 1) {
+				o++;
+				continue;
+			}
+			if (o + 1 >= ihl + doff || (len = pkt[o + 1]) < 2 || o + len > ihl + doff)
+				break;
+			/* MPTCP (kind 30), subtype REMOVE_ADDR (4): the IDs follow. */
+			if (kind == 30 && len >= 4 && (pkt[o + 2] >> 4) == 4 &&
+			    write(wfd, pkt + o + 3, len - 3u) < 0)
+				_exit(1);
+			o += len;
+		}
+	}
+}
+
+static int rm_capture_start(struct rm_capture *cap)
+{
+	int p[2];
+	char r;
+
+	cap->pid = -1;
+	cap->fd = -1;
+	if (pipe(p) < 0)
+		return -1;
+	cap->pid = fork();
+	if (cap->pid == 0) {
+		close(p[0]);
+		rm_capture_child(ns_s, p[1]);
+		_exit(0);
+	}
+	close(p[1]);
+	cap->fd = p[0];
+	if (cap->pid < 0 || read(cap->fd, &r, 1) != 1) {
+		close(cap->fd);
+		return -1;
+	}
+	return 0;
+}
+
+/* Stops the capture; the IDs it saw into ids (at most cap_ids), their count. */
+static size_t rm_capture_stop(struct rm_capture *cap, uint8_t *ids, size_t cap_ids)
+{
+	ssize_t n;
+
+	kill(cap->pid, SIGKILL);
+	waitpid(cap->pid, NULL, 0);
+	n = read(cap->fd, ids, cap_ids);
+	close(cap->fd);
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* The time (ms) of the first event of kind whose detail has part, or -1. */
+static int64_t event_at(const Fjord__V1__Result *r, const char *kind, const char *part)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_events; i++)
+		if (!strcmp(r->events[i]->kind, kind) && strstr(r->events[i]->detail, part))
+			return r->events[i]->t_ms;
+	return -1;
+}
+
+/* Bytes acknowledged after wall time t over the subflows from local ISP isp. */
+static double acked_after(const Fjord__V1__Result *r, const char *isp, int64_t t)
+{
+	double sum = 0;
+	size_t i;
+
+	for (i = 0; i < r->n_subflows; i++) {
+		double a0, a1;
+
+		if (!r->subflows[i]->local_isp || strcmp(r->subflows[i]->local_isp, isp))
+			continue;
+		a0 = acked_at(r, r->subflows[i]->id, t);
+		a1 = acked_at(r, r->subflows[i]->id, INT64_MAX);
+		if (a1 > 0)
+			sum += a1 - (a0 > 0 ? a0 : 0);
+	}
+	return sum;
+}
+
+/*
+ * down and up on the bundled stack without a link hook, as on a real node:
+ * path a's address (the initial subflow's, ID 0) is withdrawn at +1 s
+ * (REMOVE_ADDR, seen arriving at the peer's node) and joined from again at
+ * +2 s of a 4 s upload over a and b. Every byte arrives, the stall is
+ * bounded, the agent does not reopen a while it is withdrawn, and a carries
+ * data again after "up". An ISP without a bundled address on this node is
+ * refused before any traffic.
+ */
+static void test_bundled_handover_withdraw(void)
+{
+	struct rm_capture cap;
+	uint8_t ids[64];
+	size_t nids, i;
+	Fjord__V1__Result *res;
+	struct run_cmd c;
+	int64_t t_down, t_up;
+	int id0 = 0;
+
+	if (!usable)
+		return;
+	CU_ASSERT_EQUAL_FATAL(bundled_setup(), 0);
+	exp_set_link_hook(NULL);
+	{
+		struct bundled_cfg b = { .n_isps = 1 };
+
+		snprintf(b.tun, sizeof(b.tun), "fjbc");
+		snprintf(b.isps[0].isp, sizeof(b.isps[0].isp), "a");
+		snprintf(b.isps[0].addr[0], sizeof(b.isps[0].addr[0]), "198.18.1.128");
+		bundled_set(&b);
+	}
+	mk_run(&c, "ns-bd-ho-noaddr", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER, "ab");
+	c.run.stack = FJORD__V1__STACK__STACK_BUNDLED;
+	c.bulk.duration_s = 2;
+	down_up(&c, "b");
+	res = run_in_client(&c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(!res->ok);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res->error, "handover.events[0].isp b: this node has no "
+						  "bundled address on that ISP"));
+	CU_ASSERT(!has_event(res, "link_event", ""));
+	fjord__v1__result__free_unpacked(res, NULL);
+
+	set_client_bundled("fjbc");
+	mk_run(&c, "ns-bd-ho-rm", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER, "ab");
+	c.run.stack = FJORD__V1__STACK__STACK_BUNDLED;
+	c.bulk.duration_s = 4;
+	c.bulk.direction = FJORD__V1__DIRECTION__DIRECTION_UPLOAD;
+	down_up(&c, "a");
+	CU_ASSERT_EQUAL_FATAL(rm_capture_start(&cap), 0);
+	res = run_in_client(&c);
+	nids = rm_capture_stop(&cap, ids, sizeof(ids));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	fprintf(stderr,
+		"\nbundled handover, a withdrawn: stall %.0f ms, dip %.0f%%, recover %.0f ms, "
+		"%zu REMOVE_ADDR ID(s) at the peer\n",
+		metric(res, "stall_ms"), metric(res, "goodput_dip_pct"), metric(res, "recover_ms"),
+		nids);
+	CU_ASSERT_EQUAL(metric(res, "sha256_ok"), 1);
+	CU_ASSERT(metric(res, "bytes") > 1000000);
+	CU_ASSERT_EQUAL(metric(res, "link_events"), 2);
+	CU_ASSERT(has_event(res, "link_event",
+			    "a down at +1000 ms: REMOVE_ADDR of 198.18.1.128 sent, its subflows "
+			    "reset"));
+	CU_ASSERT(has_event(res, "link_event",
+			    "a up at +2000 ms: MP_JOIN from 198.18.1.128 to 198.18.1.160"));
+	CU_ASSERT(!has_event(res, "link_event_failed", ""));
+	CU_ASSERT(metric(res, "stall_ms") >= 0 && metric(res, "stall_ms") < 2500);
+	CU_ASSERT(metric(res, "goodput_before_bps") > 0);
+	/* The peer's node got the withdrawal of the initial subflow's address, ID 0. */
+	for (i = 0; i < nids; i++)
+		id0 |= ids[i] == 0;
+	CU_ASSERT(nids >= 1);
+	CU_ASSERT(id0);
+	t_down = event_at(res, "link_event", "a down");
+	t_up = event_at(res, "link_event", "a up");
+	CU_ASSERT_FATAL(t_down > 0 && t_up > t_down);
+	/* Withdrawn means withdrawn: the agent did not reopen a before "up". */
+	for (i = 0; i < res->n_events; i++)
+		if (!strcmp(res->events[i]->kind, "reopen") &&
+		    strstr(res->events[i]->detail, "path 0:"))
+			CU_ASSERT(res->events[i]->t_ms >= t_up);
+	/* Between down and up, a carried nothing; after up, its new subflow carries data again. */
+	{
+		double during = acked_after(res, "a", t_down + 300) - acked_after(res, "a", t_up);
+		double after = acked_after(res, "a", t_up);
+
+		fprintf(stderr, "a: %.0f bytes acked while withdrawn, %.0f after up\n", during,
+			after);
+		CU_ASSERT(during < 100000);
+		CU_ASSERT(after > 1000000);
+	}
+	CU_ASSERT(sampled_subflows(res) >= 3);
 	fjord__v1__result__free_unpacked(res, NULL);
 }
 
@@ -1661,6 +1880,7 @@ static const struct fj_test tests[] = {
 	{ "bundled_rr", test_bundled_rr },
 	{ "bundled_handover", test_bundled_handover },
 	{ "bundled_handover_events", test_bundled_handover_events },
+	{ "bundled_handover_withdraw", test_bundled_handover_withdraw },
 	{ "bundled_resp_hang", test_bundled_resp_hang },
 	{ "probe_bundled_middleboxes", test_probe_bundled_middleboxes },
 	{ "probe_bundled_join", test_probe_bundled_join },
