@@ -482,6 +482,14 @@ int mps_remove_addr(struct mps_conn *c, const struct mps_addr *addr)
 	if (!addr || (addr->family != 4 && addr->family != 6))
 		return -EINVAL;
 	id = mps_pm_local_id(c, addr);
+	/*
+	 * An address that only mps_join() used (not configured, not announced)
+	 * has the ID its joins carry: withdrawing it names that one. A later
+	 * join from it gets a new ID, as the peer forgot this one.
+	 */
+	for (i = 0; id < 0 && i < c->njoins; i++)
+		if (c->joins[i]->state != MPS_SF_CLOSED && same_host(addr, &c->joins[i]->local))
+			id = c->joins[i]->id;
 	if (id < 0)
 		return -ENOENT;
 	/* The initial subflow's address goes only while a join carries the connection on. */

@@ -1453,7 +1453,8 @@ static double acked_after(const Fjord__V1__Result *r, const char *isp, int64_t t
  * (REMOVE_ADDR, seen arriving at the peer's node) and joined from again at
  * +2 s of a 4 s upload over a and b. Every byte arrives, the stall is
  * bounded, the agent does not reopen a while it is withdrawn, and a carries
- * data again after "up". An ISP without a bundled address on this node is
+ * data again after "up". The same for the join's address b, whose ID libmps
+ * takes from the join. An ISP without a bundled address on this node is
  * refused before any traffic.
  */
 static void test_bundled_handover_withdraw(void)
@@ -1541,6 +1542,52 @@ static void test_bundled_handover_withdraw(void)
 		CU_ASSERT(after > 1000000);
 	}
 	CU_ASSERT(sampled_subflows(res) >= 3);
+	fjord__v1__result__free_unpacked(res, NULL);
+
+	/*
+	 * The join's address b (not configured in the stack: its ID is the
+	 * join's) over a 3 s upload: withdrawn under that ID, joined from
+	 * again under a new one.
+	 */
+	mk_run(&c, "ns-bd-ho-rm-b", FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER, "ab");
+	c.run.stack = FJORD__V1__STACK__STACK_BUNDLED;
+	c.bulk.duration_s = 3;
+	c.bulk.direction = FJORD__V1__DIRECTION__DIRECTION_UPLOAD;
+	down_up(&c, "b");
+	CU_ASSERT_EQUAL_FATAL(rm_capture_start(&cap), 0);
+	res = run_in_client(&c);
+	nids = rm_capture_stop(&cap, ids, sizeof(ids));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	fprintf(stderr,
+		"bundled handover, b withdrawn: stall %.0f ms, dip %.0f%%, recover %.0f ms, %zu "
+		"REMOVE_ADDR ID(s) at the peer\n",
+		metric(res, "stall_ms"), metric(res, "goodput_dip_pct"), metric(res, "recover_ms"),
+		nids);
+	CU_ASSERT_EQUAL(metric(res, "sha256_ok"), 1);
+	CU_ASSERT(has_event(res, "link_event",
+			    "b down at +1000 ms: REMOVE_ADDR of 198.18.2.128 sent, its subflows "
+			    "reset"));
+	CU_ASSERT(has_event(res, "link_event",
+			    "b up at +2000 ms: MP_JOIN from 198.18.2.128 to 198.18.2.160"));
+	CU_ASSERT(!has_event(res, "link_event_failed", ""));
+	CU_ASSERT(metric(res, "stall_ms") >= 0 && metric(res, "stall_ms") < 2500);
+	/* The join's ID, never the initial subflow's 0. */
+	CU_ASSERT(nids >= 1);
+	for (i = 0; i < nids; i++)
+		CU_ASSERT(ids[i] != 0);
+	t_down = event_at(res, "link_event", "b down");
+	t_up = event_at(res, "link_event", "b up");
+	CU_ASSERT_FATAL(t_down > 0 && t_up > t_down);
+	{
+		double during = acked_after(res, "b", t_down + 300) - acked_after(res, "b", t_up);
+		double after = acked_after(res, "b", t_up);
+
+		fprintf(stderr, "b: %.0f bytes acked while withdrawn, %.0f after up\n", during,
+			after);
+		CU_ASSERT(during < 100000);
+		CU_ASSERT(after > 1000000);
+	}
 	fjord__v1__result__free_unpacked(res, NULL);
 }
 
