@@ -615,6 +615,79 @@ static void other_types(void)
 	CU_ASSERT_EQUAL(tables_in(ns_c), 0);
 }
 
+/* Bytes acknowledged after wall time t (ms) over the subflows from local ISP isp. */
+static double acked_after(const Fjord__V1__Result *r, const char *isp, int64_t t)
+{
+	double sum = 0;
+	size_t i, k;
+
+	for (i = 0; i < r->n_subflows; i++) {
+		double a0 = 0, a1 = 0;
+
+		if (!r->subflows[i]->local_isp || strcmp(r->subflows[i]->local_isp, isp))
+			continue;
+		for (k = 0; k < r->n_samples; k++) {
+			if (r->samples[k]->subflow_id != r->subflows[i]->id)
+				continue;
+			if (r->samples[k]->t_ms <= t)
+				a0 = (double)r->samples[k]->bytes_acked;
+			a1 = (double)r->samples[k]->bytes_acked;
+		}
+		sum += a1 - a0;
+	}
+	return sum;
+}
+
+/*
+ * A handover without a hook on the host adapter: b's address withdrawn from
+ * the connection at +500 ms (REMOVE_ADDR) and joined from again at +1200 ms
+ * of a 2 s upload: every byte, no event failed, b carries data after "up".
+ */
+static void host_withdraw(void)
+{
+	Fjord__V1__LinkEvent lev[2], *levp[2] = { &lev[0], &lev[1] };
+	Fjord__V1__Result *res;
+	struct run_cmd c;
+	int64_t t_up = -1;
+	size_t i;
+
+	mk_run(&c, "host-bundled-withdraw", 0, 0);
+	retype(&c, FJORD__V1__EXPERIMENT_TYPE__EXPERIMENT_TYPE_HANDOVER);
+	for (i = 0; i < 2; i++) {
+		fjord__v1__link_event__init(&lev[i]);
+		lev[i].isp = "b";
+	}
+	lev[0].at_ms = 500;
+	lev[0].action = "down";
+	lev[1].at_ms = 1200;
+	lev[1].action = "up";
+	c.ho.events = levp;
+	c.ho.n_events = 2;
+	res = run_in_client(&c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT(res->ok);
+	CU_ASSERT_EQUAL(metric(res, "sha256_ok"), 1);
+	CU_ASSERT_EQUAL(metric(res, "link_events"), 2);
+	CU_ASSERT(
+		has_event(res, "link_event",
+			  "b down at +500 ms: REMOVE_ADDR of 10.87.2.1 sent, its subflows reset"));
+	CU_ASSERT(has_event(res, "link_event",
+			    "b up at +1200 ms: MP_JOIN from 10.87.2.1 to 10.87.2.2"));
+	CU_ASSERT(!has_event(res, "link_event_failed", ""));
+	CU_ASSERT(metric(res, "stall_ms") >= 0 && metric(res, "stall_ms") < 1500);
+	for (i = 0; i < res->n_events; i++)
+		if (!strcmp(res->events[i]->kind, "link_event") &&
+		    strstr(res->events[i]->detail, "b up"))
+			t_up = res->events[i]->t_ms;
+	CU_ASSERT_FATAL(t_up > 0);
+	fprintf(stderr, "\nhost adapter, b withdrawn: stall %.0f ms, b %.0f bytes after up\n",
+		metric(res, "stall_ms"), acked_after(res, "b", t_up));
+	CU_ASSERT(acked_after(res, "b", t_up) > 100000);
+	CU_ASSERT_STRING_EQUAL(adapter_of(res), "host");
+	fjord__v1__result__free_unpacked(res, NULL);
+	CU_ASSERT_EQUAL(tables_in(ns_c), 0);
+}
+
 /* (a): the bundled responder on the server's host adapter, port 7471. */
 static void test_to_bundled_responder(void)
 {
@@ -638,6 +711,7 @@ static void test_to_bundled_responder(void)
 	snprintf(port, sizeof(port), "%u", AH_BPORT);
 	three_runs("bundled", port);
 	other_types();
+	host_withdraw();
 	bundled_resp_stop(bundled_pid);
 	bundled_pid = -1;
 	/* SIGTERM: the responder closed its adapter, table included. */
