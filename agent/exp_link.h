@@ -8,9 +8,11 @@
  * ISP's local address: "down" deletes it (the kernel closes its subflows),
  * "up" adds it again as it was, "backup" sets its backup flag. Commands run
  * in the background; their exit status becomes an event. A bundled-stack run
- * (run.stack) needs the hook for down and up (endpoints are the kernel's), and
- * its "backup" is done by the run itself (exp_link_sched.apply): MP_PRIO on
- * the subflows from the ISP's bundled address.
+ * (run.stack) has no kernel endpoints: with a hook it uses it for down and up,
+ * and what goes without one is done by the run itself on its connection
+ * (exp_link_sched.apply): "down" withdraws the ISP's bundled address
+ * (REMOVE_ADDR, its subflows reset), "up" joins from it again, "backup" sends
+ * MP_PRIO on the subflows from it.
  */
 #ifndef AGENT_EXP_LINK_H
 #define AGENT_EXP_LINK_H
@@ -40,8 +42,8 @@ struct exp_link_sched {
 	uint64_t t0;
 	/*
 	 * Set by a bundled run before t0: applies an event without a command
-	 * ("backup") to its connection. Returns 0 with what it did in buf, or a
-	 * negative errno with why not.
+	 * (down, up or backup, see above) to its connection. Returns 0 with what
+	 * it did in buf, or a negative errno with why not.
 	 */
 	int (*apply)(void *arg, const struct exp_link_event *e, char *buf, size_t len);
 	void *apply_arg;

@@ -2440,9 +2440,61 @@ static void test_orphan_fin_wait2(void)
 	jworld_free(&w);
 }
 
+/*
+ * mps_remove_addr() of an address that only mps_join() used (no configured
+ * local address): it is withdrawn under the ID its join carried, REMOVE_ADDR
+ * reaches the peer and the join goes on both sides; a later join from it
+ * gets a new ID and carries data again (the agent's handover without a link
+ * hook does this on real nodes).
+ */
+static void test_remove_join_only_addr(void)
+{
+	struct mps_config ccfg = { .seed = 73, .max_subflows = 3 }, scfg = { .seed = 74 };
+	struct mps_subflow_info fi;
+	struct mps_conn_info ci;
+	struct mps_conn *c, *s;
+	struct jworld w;
+	const struct mps_event *rm;
+
+	jworld_init(&w, &ccfg, &scfg);
+	connect_both(&w, &c, &s);
+	CU_ASSERT_EQUAL_FATAL(mps_join(c, &w.c2, &w.srv, false), 0);
+	run_for(&w, 200000);
+	CU_ASSERT_EQUAL_FATAL(mps_subflow_info(c, 1, &fi), 0);
+	CU_ASSERT_TRUE_FATAL(fi.up);
+	CU_ASSERT_EQUAL(fi.id, 1);
+	CU_ASSERT_EQUAL(mps_remove_addr(c, &w.c2), 0);
+	run_for(&w, 300000);
+	rm = find_ev(&w, 0, MPS_EV_REMOVE_ADDR_OUT, -1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rm);
+	CU_ASSERT_EQUAL(rm->reason, 1); /* the ID the join carried */
+	CU_ASSERT_PTR_NOT_NULL(find_ev(&w, 0, MPS_EV_SUBFLOW_DOWN, 1));
+	/* The peer closed the join for it (REMOVE_ADDR on path 1 is there before the RST). */
+	rm = find_ev(&w, 1, MPS_EV_SUBFLOW_DOWN, -1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rm);
+	CU_ASSERT_EQUAL(rm->reason, MPS_SF_DOWN_REMOVED);
+	CU_ASSERT_EQUAL(mps_conn_info(c, &ci), 0);
+	CU_ASSERT_EQUAL(ci.nsubflows, 1);
+	/* Data still flows over the initial subflow; then the address joins again. */
+	CU_ASSERT_EQUAL(move_data(&w, c, s, 100000, false), 100000);
+	CU_ASSERT_EQUAL_FATAL(mps_join(c, &w.c2, &w.srv, false), 0);
+	run_for(&w, 200000);
+	CU_ASSERT_EQUAL(mps_conn_info(c, &ci), 0);
+	CU_ASSERT_EQUAL_FATAL(ci.nsubflows, 2);
+	CU_ASSERT_EQUAL_FATAL(mps_subflow_info(c, 1, &fi), 0);
+	CU_ASSERT_TRUE(fi.up);
+	CU_ASSERT_NOT_EQUAL(fi.id, 1);
+	CU_ASSERT_EQUAL(memcmp(fi.local.addr, w.c2.addr, 4), 0);
+	stream_to(&w, c, s, 1 << 20, NULL);
+	CU_ASSERT(sf_sent(c, 1) > 100000);
+	close_all(&w, c, s);
+	jworld_free(&w);
+}
+
 static const struct fj_test tests[] = {
 	{ "handover_deep_window", test_handover_deep_window },
 	{ "orphan_fin_wait2", test_orphan_fin_wait2 },
+	{ "remove_join_only_addr", test_remove_join_only_addr },
 	{ "deep_window_drops", test_deep_window_drops },
 	{ "two_path_lossy", test_two_path_lossy },
 	{ "conn_window_two_subflows", test_conn_window_two_subflows },
