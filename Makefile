@@ -69,7 +69,8 @@ test: deps
 unit: $(BUILD)/fjord-unit
 	$(BUILD)/fjord-unit
 
-asan: deps
+# The unit tests that run the programs (e.g. api_config/exit_code) use the normal build's.
+asan: deps all
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
 		SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 		build/asan/fjord-unit
