@@ -246,14 +246,20 @@ static void test_config_tls(void)
 static void test_config_exit_code(void)
 {
 	char path[] = "/tmp/fjord-cfg-XXXXXX", cmd[256], out[512] = "";
-	int fd = mkstemp(path), status;
+	int fd, status;
 	FILE *p;
 	size_t n;
 
-	CU_ASSERT_FATAL(fd >= 0);
-	CU_ASSERT_FATAL(write(fd, "threads = 500;\n", 15) == 15);
-	close(fd);
+	/* Before the file exists, so that a missing binary leaves nothing behind. */
 	CU_ASSERT_EQUAL_FATAL(access("build/fjord-controller", X_OK), 0);
+	fd = mkstemp(path);
+	CU_ASSERT_FATAL(fd >= 0);
+	if (write(fd, "threads = 500;\n", 15) != 15) {
+		close(fd);
+		unlink(path);
+		CU_FAIL_FATAL("cannot write the test's config file");
+	}
+	close(fd);
 	snprintf(cmd, sizeof(cmd), "build/fjord-controller -c %s 2>&1", path);
 	p = popen(cmd, "r");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
