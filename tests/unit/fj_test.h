@@ -25,4 +25,10 @@ int fj_test_rmtree(const char *dir);
 /* Directory with the shared test data (kernel captures), or NULL. */
 const char *fj_test_shared_dir(void);
 
+/*
+ * Runs fn(arg) with the calling thread in network namespace ns (a name
+ * under /run/netns), then comes back. 0, or -1 if ns cannot be entered.
+ */
+int fj_test_in_ns(const char *ns, void (*fn)(void *), void *arg);
+
 #endif

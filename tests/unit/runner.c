@@ -8,7 +8,9 @@
  *   fjord-unit proto/json_roundtrip   one test
  */
 #include <CUnit/Basic.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,27 @@ static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *
 	(void)flag;
 	(void)f;
 	return remove(p);
+}
+
+int fj_test_in_ns(const char *ns, void (*fn)(void *), void *arg)
+{
+	char p[64];
+	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), fd;
+
+	snprintf(p, sizeof(p), "/run/netns/%s", ns);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (self < 0 || fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
+		if (self >= 0)
+			close(self);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	fn(arg);
+	setns(self, CLONE_NEWNET);
+	close(self);
+	close(fd);
+	return 0;
 }
 
 int fj_test_rmtree(const char *dir)

@@ -79,28 +79,6 @@ static int signal_one(int pid, int sig)
 	return kill(pid, sig);
 }
 
-/* Runs fn with the calling thread in network namespace ns, then comes back. */
-static int in_ns(const char *ns, void (*fn)(void *), void *arg)
-{
-	char p[64];
-	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), fd;
-
-	snprintf(p, sizeof(p), "/run/netns/%s", ns);
-	fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (self < 0 || fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
-		if (self >= 0)
-			close(self);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	fn(arg);
-	setns(self, CLONE_NEWNET);
-	close(self);
-	close(fd);
-	return 0;
-}
-
 static void destroy_ns(void)
 {
 	char cmd[128];
@@ -185,7 +163,7 @@ static int ns_setup(void)
 		destroy_ns();
 		return 0;
 	}
-	if (in_ns(ns_s, mk_resp, NULL) < 0 || !resp) {
+	if (fj_test_in_ns(ns_s, mk_resp, NULL) < 0 || !resp) {
 		destroy_ns();
 		return -1;
 	}
@@ -297,7 +275,7 @@ static Fjord__V1__Result *run_in_client(struct run_cmd *c)
 	size_t len;
 
 	CU_ASSERT_EQUAL_FATAL(agent_runner_create(loop, spool, &cfg, on_done, NULL, &a.r), 0);
-	CU_ASSERT_EQUAL(in_ns(ns_c, start_run, &a), 0);
+	CU_ASSERT_EQUAL(fj_test_in_ns(ns_c, start_run, &a), 0);
 	CU_ASSERT_EQUAL(a.rc, 0);
 	while (ndone < want && fj_mono_ms() < end)
 		agent_loop_run_once(loop, 20);
@@ -677,7 +655,7 @@ static int bundled_setup(void)
 		       "200mbit burst 64kb latency 20ms",
 		       ns[i], i, ns[i], i))
 			return -1;
-	if (in_ns(ns_s, start_bundled_resp, NULL) < 0 || bundled_pid <= 0)
+	if (fj_test_in_ns(ns_s, start_bundled_resp, NULL) < 0 || bundled_pid <= 0)
 		return -1;
 	bundled_ready = 1;
 	return 0;
@@ -860,13 +838,13 @@ static void test_bundled_two_at_once(void)
 		c[i].spec.params_case = FJORD__V1__EXPERIMENT_SPEC__PARAMS_ECHO;
 		c[i].spec.echo = &ep;
 		a[i].r = r;
-		CU_ASSERT_EQUAL(in_ns(ns_c, start_run, &a[i]), 0);
+		CU_ASSERT_EQUAL(fj_test_in_ns(ns_c, start_run, &a[i]), 0);
 		CU_ASSERT_EQUAL(a[i].rc, 0);
 	}
 	CU_ASSERT_EQUAL(agent_runner_count(r), 1);
 	CU_ASSERT_EQUAL(agent_runner_queued(r), 1);
 	/* The waiting run is forked from the loop: in the client's namespace, as an agent's. */
-	CU_ASSERT_EQUAL(in_ns(ns_c, loop_until_done, &want), 0);
+	CU_ASSERT_EQUAL(fj_test_in_ns(ns_c, loop_until_done, &want), 0);
 	for (i = 0; i < 2; i++) {
 		if (agent_spool_read_result(spool, ids[i], &buf, &len) == 0) {
 			res[i] = fjord__v1__result__unpack(NULL, len, buf);
@@ -920,7 +898,7 @@ static void test_bundled_failures(void)
 		return;
 	CU_ASSERT_EQUAL_FATAL(bundled_setup(), 0);
 	set_client_bundled("fjbc");
-	CU_ASSERT_EQUAL(in_ns(ns_c, hold_tun, &held), 0);
+	CU_ASSERT_EQUAL(fj_test_in_ns(ns_c, hold_tun, &held), 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(held);
 	expect_failure("ns-bd-busy", "ab", "TUN device fjbc is busy");
 	mps_tun_close(held);
@@ -947,7 +925,7 @@ static void test_bundled_failures(void)
 	expect_failure("ns-bd-noresp", "ab", "did not answer within 5000 ms");
 	CU_ASSERT(fj_mono_ms() - t0 < 10000);
 	/* Back for whatever runs next. */
-	CU_ASSERT_EQUAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+	CU_ASSERT_EQUAL(fj_test_in_ns(ns_s, start_bundled_resp, NULL), 0);
 }
 
 /*
@@ -976,7 +954,7 @@ static void test_bundled_peer_vanishes(void)
 	c.bulk.duration_s = 30;
 	c.bulk.direction = FJORD__V1__DIRECTION__DIRECTION_DOWNLOAD;
 	CU_ASSERT_EQUAL_FATAL(agent_runner_create(loop, spool, &cfg, on_done, NULL, &a.r), 0);
-	CU_ASSERT_EQUAL(in_ns(ns_c, start_run, &a), 0);
+	CU_ASSERT_EQUAL(fj_test_in_ns(ns_c, start_run, &a), 0);
 	CU_ASSERT_EQUAL(a.rc, 0);
 	t0 = fj_mono_ms();
 	while (fj_mono_ms() - t0 < 1500)
@@ -1001,7 +979,7 @@ static void test_bundled_peer_vanishes(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(res->error, "transfer: nothing moved for 15000 ms"));
 	CU_ASSERT(metric(res, "bytes") >= 0);
 	fjord__v1__result__free_unpacked(res, NULL);
-	CU_ASSERT_EQUAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+	CU_ASSERT_EQUAL(fj_test_in_ns(ns_s, start_bundled_resp, NULL), 0);
 }
 
 /* Shapes the server's egress on a1 and b1 (what carries responses to the client). */
@@ -1681,7 +1659,7 @@ static void test_bundled_resp_hang(void)
 	/* The suite's own responder holds the device: the supervised one takes over. */
 	bundled_resp_stop(bundled_pid);
 	bundled_pid = -1;
-	CU_ASSERT_EQUAL(in_ns(ns_s, start_sup, &a), 0);
+	CU_ASSERT_EQUAL(fj_test_in_ns(ns_s, start_sup, &a), 0);
 	CU_ASSERT_EQUAL_FATAL(a.rc, 0);
 	pid1 = bundled_sup_pid(a.sup);
 	CU_ASSERT_FATAL(pid1 > 0);
@@ -1702,7 +1680,7 @@ static void test_bundled_resp_hang(void)
 	{
 		struct sup_wait w = { a.sup, pid1, 10000 };
 
-		CU_ASSERT_EQUAL(in_ns(ns_s, sup_wait_new, &w), 0);
+		CU_ASSERT_EQUAL(fj_test_in_ns(ns_s, sup_wait_new, &w), 0);
 	}
 	pid2 = bundled_sup_pid(a.sup);
 	bundled_sup_counts(a.sup, &starts, &exits, &hangs);
@@ -1727,7 +1705,7 @@ static void test_bundled_resp_hang(void)
 	{
 		struct sup_wait w = { a.sup, pid2, 5000 };
 
-		CU_ASSERT_EQUAL(in_ns(ns_s, sup_wait_new, &w), 0);
+		CU_ASSERT_EQUAL(fj_test_in_ns(ns_s, sup_wait_new, &w), 0);
 	}
 	bundled_sup_counts(a.sup, &starts, &exits, &hangs);
 	CU_ASSERT(bundled_sup_pid(a.sup) > 0 && bundled_sup_pid(a.sup) != pid2);
@@ -1735,7 +1713,7 @@ static void test_bundled_resp_hang(void)
 	CU_ASSERT_EQUAL(exits, 2);
 	CU_ASSERT_EQUAL(starts, 3);
 	bundled_sup_destroy(a.sup);
-	CU_ASSERT_EQUAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+	CU_ASSERT_EQUAL(fj_test_in_ns(ns_s, start_bundled_resp, NULL), 0);
 }
 
 /* The bundled responder again, knowing its addresses (for the probe's ADD_ADDR check). */
@@ -1762,7 +1740,7 @@ static int bundled_setup_addrs(void)
 		return -1;
 	bundled_resp_stop(bundled_pid);
 	bundled_pid = -1;
-	return in_ns(ns_s, start_bundled_resp_addrs, NULL) < 0 || bundled_pid <= 0 ? -1 : 0;
+	return fj_test_in_ns(ns_s, start_bundled_resp_addrs, NULL) < 0 || bundled_pid <= 0 ? -1 : 0;
 }
 
 /* A probe on the bundled stack over the paths of links. */
@@ -1909,7 +1887,7 @@ static void test_probe_bundled_failures(void)
 	CU_ASSERT_EQUAL(res->provenance->stack, FJORD__V1__STACK__STACK_BUNDLED);
 	fjord__v1__result__free_unpacked(res, NULL);
 	set_client_bundled("fjbc");
-	CU_ASSERT_EQUAL(in_ns(ns_c, hold_tun, &held), 0);
+	CU_ASSERT_EQUAL(fj_test_in_ns(ns_c, hold_tun, &held), 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(held);
 	res = bundled_probe("ns-bprobe-busy", "a", 500);
 	mps_tun_close(held);
@@ -1930,7 +1908,7 @@ static void test_probe_bundled_failures(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(res->probe_findings[1]->error, "did not answer in time"));
 	CU_ASSERT(has_event(res, "probe_failed", "path 1 (b -> b"));
 	fjord__v1__result__free_unpacked(res, NULL);
-	CU_ASSERT_EQUAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+	CU_ASSERT_EQUAL(fj_test_in_ns(ns_s, start_bundled_resp, NULL), 0);
 }
 
 static const struct fj_test tests[] = {

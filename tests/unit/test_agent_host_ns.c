@@ -71,28 +71,6 @@ static int sh(const char *fmt, ...)
 	return rc;
 }
 
-/* Runs fn with the calling thread in network namespace ns, then comes back. */
-static int in_ns(const char *ns, void (*fn)(void *), void *arg)
-{
-	char p[64];
-	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), fd;
-
-	snprintf(p, sizeof(p), "/run/netns/%s", ns);
-	fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (self < 0 || fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
-		if (self >= 0)
-			close(self);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	fn(arg);
-	setns(self, CLONE_NEWNET);
-	close(self);
-	close(fd);
-	return 0;
-}
-
 static void destroy_ns(void)
 {
 	char cmd[128];
@@ -159,7 +137,7 @@ static int kernel_responder(const char *info)
 {
 	agent_responder_destroy(resp);
 	resp = NULL;
-	return in_ns(ns_s, mk_resp, (void *)info) < 0 || !resp ? -1 : 0;
+	return fj_test_in_ns(ns_s, mk_resp, (void *)info) < 0 || !resp ? -1 : 0;
 }
 
 /* A bundled config on the host adapter with addresses 10.87.1.X and 10.87.2.X. */
@@ -254,7 +232,7 @@ static void test_requirements(void)
 			      0);
 	memset(&c, 0, sizeof(c));
 	host_cfg(&c.b, 1);
-	CU_ASSERT_EQUAL_FATAL(in_ns(ns_c, run_check, &c), 0);
+	CU_ASSERT_EQUAL_FATAL(fj_test_in_ns(ns_c, run_check, &c), 0);
 	CU_ASSERT_EQUAL(c.rc, -EADDRINUSE);
 	CU_ASSERT_PTR_NOT_NULL(strstr(c.err, "net.ipv4.ip_local_port_range = 32768 49151"));
 
@@ -265,14 +243,14 @@ static void test_requirements(void)
 			      0);
 	memset(&c, 0, sizeof(c));
 	host_cfg(&c.b, 9);
-	CU_ASSERT_EQUAL_FATAL(in_ns(ns_c, run_check, &c), 0);
+	CU_ASSERT_EQUAL_FATAL(fj_test_in_ns(ns_c, run_check, &c), 0);
 	CU_ASSERT_EQUAL(c.rc, -EADDRNOTAVAIL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(c.err, "10.87.1.9 (ISP a) is not an address of this node"));
 
 	memset(&c, 0, sizeof(c));
 	host_cfg(&c.b, 1);
 	c.rc = -1;
-	CU_ASSERT_EQUAL_FATAL(in_ns(ns_c, run_check, &c), 0);
+	CU_ASSERT_EQUAL_FATAL(fj_test_in_ns(ns_c, run_check, &c), 0);
 	CU_ASSERT_EQUAL(c.rc, 0);
 	if (c.rc)
 		fprintf(stderr, "\n%s\n", c.err);
@@ -381,7 +359,7 @@ static Fjord__V1__Result *run_in_client(struct run_cmd *c)
 	size_t len;
 
 	CU_ASSERT_EQUAL_FATAL(agent_runner_create(loop, spool, &cfg, on_done, NULL, &a.r), 0);
-	CU_ASSERT_EQUAL(in_ns(ns_c, start_run, &a), 0);
+	CU_ASSERT_EQUAL(fj_test_in_ns(ns_c, start_run, &a), 0);
 	CU_ASSERT_EQUAL(a.rc, 0);
 	while (ndone < want && fj_mono_ms() < end)
 		agent_loop_run_once(loop, 20);
@@ -696,7 +674,7 @@ static void test_to_bundled_responder(void)
 	if (!usable)
 		return;
 	CU_ASSERT_EQUAL_FATAL(kernel_responder("a 10.87.1.2 - 7471\nb 10.87.2.2 - 7471\n"), 0);
-	CU_ASSERT_EQUAL_FATAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(fj_test_in_ns(ns_s, start_bundled_resp, NULL), 0);
 	CU_ASSERT_FATAL(bundled_pid > 0);
 	{
 		struct bundled_cfg b;
@@ -732,7 +710,7 @@ static void test_ipv6(void)
 		return;
 	CU_ASSERT_EQUAL_FATAL(
 		kernel_responder("a 10.87.1.2 fd87:1::2 7471\nb 10.87.2.2 fd87:2::2 7471\n"), 0);
-	CU_ASSERT_EQUAL_FATAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(fj_test_in_ns(ns_s, start_bundled_resp, NULL), 0);
 	CU_ASSERT_FATAL(bundled_pid > 0);
 	host_cfg(&b, 1);
 	bundled_set(&b);
@@ -794,16 +772,16 @@ static void test_responder_port_taken(void)
 
 	if (!usable)
 		return;
-	CU_ASSERT_EQUAL_FATAL(in_ns(ns_s, hold_port, &fd), 0);
+	CU_ASSERT_EQUAL_FATAL(fj_test_in_ns(ns_s, hold_port, &fd), 0);
 	CU_ASSERT_FATAL(fd >= 0);
-	CU_ASSERT_EQUAL_FATAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(fj_test_in_ns(ns_s, start_bundled_resp, NULL), 0);
 	CU_ASSERT_FATAL(bundled_pid > 0);
 	CU_ASSERT_EQUAL(waitpid(bundled_pid, &status, 0), bundled_pid);
 	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 2);
 	bundled_pid = -1;
 	CU_ASSERT_EQUAL(tables_in(ns_s), 0);
 	close(fd);
-	CU_ASSERT_EQUAL_FATAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(fj_test_in_ns(ns_s, start_bundled_resp, NULL), 0);
 	CU_ASSERT_FATAL(bundled_pid > 0);
 	for (i = 0; i < 50 && tables_in(ns_s) != 1; i++)
 		usleep(20000);
@@ -867,7 +845,7 @@ static void test_run_sigterm(void)
 
 	if (!usable)
 		return;
-	CU_ASSERT_EQUAL_FATAL(in_ns(ns_c, fork_run_child, &f), 0);
+	CU_ASSERT_EQUAL_FATAL(fj_test_in_ns(ns_c, fork_run_child, &f), 0);
 	CU_ASSERT_FATAL(f.pid > 0);
 	CU_ASSERT_EQUAL(read(f.ready, &c, 1), 1);
 	close(f.ready);
@@ -906,7 +884,7 @@ static void test_responder_sigkill(void)
 	if (!usable)
 		return;
 	CU_ASSERT_EQUAL_FATAL(kernel_responder("a 10.87.1.2 - 7471\nb 10.87.2.2 - 7471\n"), 0);
-	CU_ASSERT_EQUAL_FATAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(fj_test_in_ns(ns_s, start_bundled_resp, NULL), 0);
 	CU_ASSERT_FATAL(bundled_pid > 0);
 	old = bundled_pid;
 	for (i = 0; i < 50 && !table_of(ns_s, old); i++)
@@ -918,7 +896,7 @@ static void test_responder_sigkill(void)
 	CU_ASSERT(table_of(ns_s, old)); /* nobody could delete it */
 	CU_ASSERT_EQUAL(tables_in(ns_s), 1);
 
-	CU_ASSERT_EQUAL_FATAL(in_ns(ns_s, start_bundled_resp, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(fj_test_in_ns(ns_s, start_bundled_resp, NULL), 0);
 	CU_ASSERT_FATAL(bundled_pid > 0);
 	for (i = 0; i < 50 && !table_of(ns_s, bundled_pid); i++)
 		usleep(20000);
