@@ -16,17 +16,35 @@ void mps_fall_back(struct mps_conn *c, int reason, const char *why, uint64_t now
 	c->fallback_reason = why;
 	c->fallback_why = reason;
 	c->rx_unverified = 0; /* from here the stream is TCP's: nothing left to verify */
+	/*
+	 * The subflow's stream is now the data stream: TCP's retransmissions
+	 * are the only ones. A data-level resend still queued would put old
+	 * bytes where the peer expects the next ones.
+	 */
+	c->nrq = 0;
+	c->dfin_resend = false;
 	mps_event(c->st, MPS_EV_FALLBACK, c, reason, now);
+}
+
+bool mps_infinite_possible(const struct mps_conn *c)
+{
+	return c->next_serial <= 1 && mps_join_count(c) == 0 && !c->dooo;
 }
 
 /*
  * May this connection fall back to TCP in the middle (RFC 8684 §3.7)? As
  * Linux's allow_infinite_fallback: one subflow that never had a join beside
- * it, and no data held ahead at the connection level.
+ * it, and no data held ahead at the connection level. And none of our
+ * data-level resends is still unacknowledged on the subflow: the peer
+ * takes the first segment that comes without a mapping for the bytes after
+ * its DATA_ACK, so it must not be a resend. All that the ACKs with options
+ * covered came with mappings (they crossed the middlebox before its change),
+ * so a resend they acknowledged is harmless. Linux never falls back after
+ * a data-level retransmission; this allows it where it is safe.
  */
 static bool infinite_ok(const struct mps_conn *c)
 {
-	return c->next_serial <= 1 && mps_join_count(c) == 0 && !c->dooo;
+	return mps_infinite_possible(c) && !c->sf.dup_tx;
 }
 
 /*

@@ -22,6 +22,7 @@
 #define MPS_RTO_INIT_US	   1000000u
 #define MPS_RTO_MIN_US	   200000u /* Linux's floor; RFC 6298 allows a lower one than 1 s */
 #define MPS_RTO_MAX_US	   60000000u
+#define MPS_DTX_SOLO_US	   1000000u /* data-level timeout floor: only subflow, fallback possible */
 #define MPS_MAX_BACKOFF	   12
 #define MPS_SYN_RETRIES	   6
 #define MPS_INIT_CWND_SEGS 10	 /* RFC 6928 */
@@ -141,6 +142,15 @@ struct mps_subflow {
 	uint8_t hs_samples, hs_css_rounds;
 	uint32_t hs_round_end, hs_last_min, hs_cur_min, hs_css_base;
 	bool probe_answered; /* an ACK came back while the peer's window was zero */
+	/*
+	 * Data-level resends (the data-level timeout, reinjection) put DSNs on
+	 * this subflow a second time, up to dup_end. While any of them is not
+	 * acknowledged, a middlebox that starts stripping options there makes
+	 * the peer take them for the next bytes of the stream, so the
+	 * connection may not fall back (mps_fallback.c).
+	 */
+	bool dup_tx;
+	uint32_t dup_end;
 	uint8_t backoff;
 	uint64_t rto_at;      /* MPS_TIME_NEVER when not armed */
 	uint64_t tw_at;	      /* TIME_WAIT end */

@@ -468,7 +468,7 @@ static void track_subflows(const struct perf_opts *o, struct perf_conn *p)
 		p->max_up = up;
 }
 
-static void report(const struct perf_opts *o, struct perf_conn *p)
+static void report(const struct perf_opts *o, struct mps_stack *st, struct perf_conn *p)
 {
 	uint8_t md[32];
 	unsigned int mdlen = 0, i;
@@ -494,9 +494,11 @@ static void report(const struct perf_opts *o, struct perf_conn *p)
 	       p->info.checksum ? "true" : "false", (unsigned int)p->info.nremote_addrs);
 	for (i = 0; i < p->nseen; i++)
 		printf("%s%" PRIu64, i ? "," : "", p->seen[i].bytes);
-	printf("],\"retransmits\":%u,\"srtt_us\":%u,\"aborted\":%s,\"reset\":%s%s%s}\n",
-	       p->sfi.retransmits, p->sfi.srtt_us, p->aborted ? "true" : "false",
-	       p->reset ? "\"" : "", p->reset ? p->reset : "null", p->reset ? "\"" : "");
+	printf("],\"retransmits\":%u,\"data_rto\":%" PRIu64
+	       ",\"srtt_us\":%u,\"aborted\":%s,\"reset\":%s%s%s}\n",
+	       p->sfi.retransmits, mps_stack_counter(st, MPS_CNT_DATA_RTO), p->sfi.srtt_us,
+	       p->aborted ? "true" : "false", p->reset ? "\"" : "", p->reset ? p->reset : "null",
+	       p->reset ? "\"" : "");
 	fflush(stdout);
 }
 
@@ -584,7 +586,7 @@ static int run(const struct perf_opts *o, struct mps_stack *st, const struct per
 		if (check_events(st, &p)) {
 			if (p.reset) {
 				p.end_us = now;
-				report(o, &p);
+				report(o, st, &p);
 				EVP_MD_CTX_free(p.md);
 			}
 			return 1;
@@ -602,7 +604,7 @@ static int run(const struct perf_opts *o, struct mps_stack *st, const struct per
 			perf_io(o, &p, now);
 			progress(o, &p, now);
 			if (p.finished) {
-				report(o, &p);
+				report(o, st, &p);
 				EVP_MD_CTX_free(p.md);
 				/* An abort sends MP_FASTCLOSE; the grace period lets it leave. */
 				if (p.aborted)

@@ -102,7 +102,8 @@ verdict() {
 	check "$1: the kernel socket does not speak MPTCP (MPTCP_INFO refused)" false \
 		"$(jget mptcp <"$TMP/peer.json")"
 	c=$(counters_nonzero 'Fallback|MPCapable|DSS|InfiniteMap|MPFail|Reset|Rst')
-	echo "$NAME: $1: kernel MPTcpExt counters: ${c:-none}"
+	echo "$NAME: $1: kernel MPTcpExt counters: ${c:-none}; our data-level timeouts:" \
+		"$(jget data_rto <"$TMP/perf.json")"
 	if [ "$3" = - ]; then
 		check "$1: the kernel saw no MP_CAPABLE SYN" 0 "$(counter MPTcpExtMPCapableSYNRX)"
 	else
