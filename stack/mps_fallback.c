@@ -26,25 +26,17 @@ void mps_fall_back(struct mps_conn *c, int reason, const char *why, uint64_t now
 	mps_event(c->st, MPS_EV_FALLBACK, c, reason, now);
 }
 
-bool mps_infinite_possible(const struct mps_conn *c)
-{
-	return c->next_serial <= 1 && mps_join_count(c) == 0 && !c->dooo;
-}
-
 /*
  * May this connection fall back to TCP in the middle (RFC 8684 §3.7)? As
  * Linux's allow_infinite_fallback: one subflow that never had a join beside
- * it, and no data held ahead at the connection level. And none of our
- * data-level resends is still unacknowledged on the subflow: the peer
- * takes the first segment that comes without a mapping for the bytes after
- * its DATA_ACK, so it must not be a resend. All that the ACKs with options
- * covered came with mappings (they crossed the middlebox before its change),
- * so a resend they acknowledged is harmless. Linux never falls back after
- * a data-level retransmission; this allows it where it is safe.
+ * it, no data held ahead at the connection level, and no data sent twice at
+ * the data level. A Linux receiver that falls back maps each later byte to
+ * the initial DSN plus its subflow sequence number, so a resend anywhere
+ * before puts everything after it at the wrong place in the stream.
  */
-static bool infinite_ok(const struct mps_conn *c)
+bool mps_infinite_ok(const struct mps_conn *c)
 {
-	return mps_infinite_possible(c) && !c->sf.dup_tx;
+	return c->next_serial <= 1 && mps_join_count(c) == 0 && !c->dooo && !c->data_resent;
 }
 
 /*
@@ -64,7 +56,7 @@ static bool infinite_ok(const struct mps_conn *c)
 bool mps_csum_failure(struct mps_conn *c, bool presence, uint64_t dsn, uint64_t now)
 {
 	c->st->counters[MPS_CNT_IN_DSS_CSUM]++;
-	if (!presence && (c->mp_fail_wait || infinite_ok(c))) {
+	if (!presence && (c->mp_fail_wait || mps_infinite_ok(c))) {
 		if (!c->mp_fail_wait) {
 			c->mp_fail_tx = true;
 			c->mp_fail_wait = true;
@@ -119,7 +111,7 @@ bool mps_csum_failure_held(struct mps_conn *c, uint64_t dsn, uint64_t now)
 void mps_mapping_missing(struct mps_conn *c, uint64_t now)
 {
 	c->st->counters[MPS_CNT_IN_BAD_MAPPING]++;
-	if (infinite_ok(c) && !(c->csum && c->csum_seen)) {
+	if (mps_infinite_ok(c) && !(c->csum && c->csum_seen)) {
 		mps_fall_back(c, MPS_FALLBACK_BAD_MAPPING, "data without a DSS mapping", now);
 		return;
 	}
@@ -150,7 +142,7 @@ static void mp_fail_input(struct mps_conn *c, uint64_t dsn, uint64_t now)
 	 */
 	if (!c->mptcp || c->inf_map_pending || c->inf_map_sent)
 		return;
-	if (!infinite_ok(c)) {
+	if (!mps_infinite_ok(c)) {
 		mps_event(c->st, MPS_EV_MP_FAIL, c, MPS_MP_FAIL_IGNORED, now);
 		return;
 	}
@@ -177,7 +169,7 @@ static void options_lost(struct mps_conn *c, uint64_t now)
 		mps_fall_back(c, MPS_FALLBACK_MP_FAIL, "DSS checksum failed: MP_FAIL sent", now);
 		return;
 	}
-	if (infinite_ok(c) && !(c->csum && c->csum_seen)) {
+	if (mps_infinite_ok(c) && !(c->csum && c->csum_seen)) {
 		mps_fall_back(c, MPS_FALLBACK_OPTS_LOST, "MPTCP options lost mid-connection", now);
 		return;
 	}
@@ -214,7 +206,7 @@ void mps_fallback_input(struct mps_conn *c, const struct mps_seg *s, const struc
 		if (c->mptcp && c->mp_fail_wait)
 			mps_fall_back(c, MPS_FALLBACK_MP_FAIL, "DSS checksum failed: MP_FAIL sent",
 				      now);
-		else if (c->mptcp && infinite_ok(c))
+		else if (c->mptcp && mps_infinite_ok(c))
 			mps_fall_back(c, MPS_FALLBACK_INFINITE_MAP, "infinite mapping received",
 				      now);
 		c->mp_fail_wait = false;

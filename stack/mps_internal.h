@@ -142,15 +142,6 @@ struct mps_subflow {
 	uint8_t hs_samples, hs_css_rounds;
 	uint32_t hs_round_end, hs_last_min, hs_cur_min, hs_css_base;
 	bool probe_answered; /* an ACK came back while the peer's window was zero */
-	/*
-	 * Data-level resends (the data-level timeout, reinjection) put DSNs on
-	 * this subflow a second time, up to dup_end. While any of them is not
-	 * acknowledged, a middlebox that starts stripping options there makes
-	 * the peer take them for the next bytes of the stream, so the
-	 * connection may not fall back (mps_fallback.c).
-	 */
-	bool dup_tx;
-	uint32_t dup_end;
 	uint8_t backoff;
 	uint64_t rto_at;      /* MPS_TIME_NEVER when not armed */
 	uint64_t tw_at;	      /* TIME_WAIT end */
@@ -304,6 +295,12 @@ struct mps_conn {
 	struct mps_dooo *dooo_tail; /* its last piece: most arrive after it */
 	uint32_t dooo_bytes;
 	uint32_t dooo_segs;
+	/*
+	 * Data went out a second time at the data level (the data-level
+	 * timeout, reinjection): the initial subflow's sequence numbers no
+	 * longer run in step with the DSNs, so no fallback (mps_fallback.c).
+	 */
+	bool data_resent;
 	struct mps_ooo *ooo;	  /* out-of-order segments of the subflow */
 	struct mps_ooo *ooo_tail; /* the last one: most arrive in order after it */
 	uint32_t ooo_bytes;

@@ -363,11 +363,11 @@ static uint64_t dtx_timeout(const struct mps_conn *c)
 		rto = MPS_RTO_MIN_US;
 	/*
 	 * Data resent on the only subflow of a connection that can still fall
-	 * back costs it that ability until acknowledged (mps_fallback.c), and
-	 * mostly repeats what the peer holds for a slow reader: there, wait at
-	 * least MPS_DTX_SOLO_US. A lone DATA_FIN resend risks nothing.
+	 * back costs it that ability for good (mps_fallback.c), and mostly
+	 * repeats what the peer holds for a slow reader: there, wait at least
+	 * MPS_DTX_SOLO_US. A lone DATA_FIN resend risks nothing.
 	 */
-	if (c->snd_una_dsn < c->snd_nxt_dsn && mps_infinite_possible(c) && rto < MPS_DTX_SOLO_US)
+	if (c->snd_una_dsn < c->snd_nxt_dsn && mps_infinite_ok(c) && rto < MPS_DTX_SOLO_US)
 		rto = MPS_DTX_SOLO_US;
 	rto <<= c->dtx_backoff;
 	return rto > MPS_RTO_MAX_US ? MPS_RTO_MAX_US : rto;

@@ -1245,8 +1245,6 @@ static bool process_ack(struct mps_conn *c, struct mps_subflow *sf, const struct
 		sf->snd_una = s->ack;
 		if (SEQ_LT(sf->snd_nxt, sf->snd_una))
 			sf->snd_nxt = sf->snd_una;
-		if (sf->dup_tx && SEQ_GEQ(sf->snd_una, sf->dup_end))
-			sf->dup_tx = false;
 		sf->bytes_acked += acked;
 		if (sf->rtt_timing && SEQ_GEQ(s->ack, sf->rtt_seq)) {
 			sf->rtt_timing = false;

@@ -183,8 +183,8 @@ int mps_tcp_write_packet(struct mps_stack *st, const struct mps_pkt_spec *ps, ui
  * infinite mapping, MPTCP options gone.
  */
 void mps_fall_back(struct mps_conn *c, int reason, const char *why, uint64_t now);
-/* One subflow, never a join, nothing held ahead: what fallback mid-connection needs first. */
-bool mps_infinite_possible(const struct mps_conn *c);
+/* One subflow, never a join, nothing held ahead, nothing resent: may fall back mid-connection. */
+bool mps_infinite_ok(const struct mps_conn *c);
 bool mps_csum_failure(struct mps_conn *c, bool presence, uint64_t dsn, uint64_t now);
 /* The initial subflow's held mapping failed: only that subflow goes while a join works. */
 bool mps_csum_failure_held(struct mps_conn *c, uint64_t dsn, uint64_t now);

@@ -738,10 +738,8 @@ static int send_from(struct mps_conn *c, struct mps_subflow *sf, uint64_t now, u
 	}
 	if (fresh)
 		mps_sched_took(c, dsn, len, reinject);
-	if (reinject) {
-		sf->dup_tx = true;
-		sf->dup_end = seq + len;
-	}
+	if (reinject)
+		c->data_resent = true;
 	if (SEQ_GEQ(seq + len, sf->snd_nxt))
 		sf->snd_nxt = seq + len;
 	return rc;

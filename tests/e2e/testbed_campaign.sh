@@ -43,35 +43,35 @@ cat >"$T/probe.json" <<JSON
 { "name": "tbc-probe", "type": "EXPERIMENT_TYPE_PROBE", "probe": { "timeoutMs": 5000 },
   "targets": { "pairs": [ { "clientAgentId": "$A", "serverAgentId": "$B" } ],
                "perPath": true, "families": [ $V4, $V6 ] },
-  "shareLinks": true, "deadlineS": 240, "pickupS": 200 }
+  "shareLinks": true, "deadlineS": 320, "pickupS": 280 }
 JSON
 cat >"$T/echo.json" <<JSON
 { "name": "tbc-echo", "type": "EXPERIMENT_TYPE_ECHO", "echo": { "messageBytes": 200, "count": 20 },
   "stack": { "stacks": [ "STACK_KERNEL", "STACK_TCP" ] },
   "targets": { "pairs": [ { "clientAgentId": "$A", "serverAgentId": "$B" } ],
                "perPath": true, "families": [ $V4 ] },
-  "shareLinks": true, "deadlineS": 240, "pickupS": 200 }
+  "shareLinks": true, "deadlineS": 320, "pickupS": 280 }
 JSON
 cat >"$T/bulk.json" <<JSON
 { "name": "tbc-bulk", "type": "EXPERIMENT_TYPE_BULK", "bulk": { "durationS": 1, "baseline": true },
   "stack": { "stacks": [ "STACK_KERNEL", "STACK_TCP" ] },
   "targets": { "pairs": [ { "clientAgentId": "$A", "serverAgentId": "$B" } ],
                "perPath": true, "families": [ $V4 ] },
-  "deadlineS": 240, "pickupS": 200 }
+  "deadlineS": 320, "pickupS": 280 }
 JSON
 cat >"$T/mp.json" <<JSON
 { "name": "tbc-mp", "type": "EXPERIMENT_TYPE_BULK", "bulk": { "durationS": 8, "baseline": true },
   "stack": { "stacks": [ "STACK_KERNEL" ] },
   "targets": { "pairs": [ { "clientAgentId": "$B", "serverAgentId": "$C" } ],
                "localIsps": [ "uninett", "ice" ], "remoteIsps": [ "uninett" ], "families": [ $V4 ] },
-  "deadlineS": 240, "pickupS": 200 }
+  "deadlineS": 320, "pickupS": 280 }
 JSON
 cat >"$T/bundled.json" <<JSON
 { "name": "tbc-bundled", "type": "EXPERIMENT_TYPE_BULK", "bulk": { "durationS": 2 },
   "stack": { "stacks": [ "STACK_BUNDLED" ] },
   "targets": { "pairs": [ { "clientAgentId": "$B", "serverAgentId": "$C" } ],
                "localIsps": [ "uninett", "ice" ], "remoteIsps": [ "uninett" ], "families": [ $V4 ] },
-  "deadlineS": 240, "pickupS": 200 }
+  "deadlineS": 320, "pickupS": 280 }
 JSON
 cat >"$T/bundleddown.json" <<JSON
 { "name": "tbc-bundled-down", "type": "EXPERIMENT_TYPE_BULK",
@@ -79,14 +79,14 @@ cat >"$T/bundleddown.json" <<JSON
   "stack": { "stacks": [ "STACK_BUNDLED" ] },
   "targets": { "pairs": [ { "clientAgentId": "$B", "serverAgentId": "$C" } ],
                "localIsps": [ "uninett", "ice" ], "remoteIsps": [ "uninett" ], "families": [ $V4 ] },
-  "deadlineS": 240, "pickupS": 200 }
+  "deadlineS": 320, "pickupS": 280 }
 JSON
 cat >"$T/bundledfb.json" <<JSON
 { "name": "tbc-bundled-fallback", "type": "EXPERIMENT_TYPE_BULK", "bulk": { "durationS": 1 },
   "stack": { "stacks": [ "STACK_BUNDLED" ] },
   "targets": { "pairs": [ { "clientAgentId": "$B", "serverAgentId": "$C" } ],
                "localIsps": [ "telenor" ], "remoteIsps": [ "uninett" ], "families": [ $V4 ] },
-  "deadlineS": 240, "pickupS": 200 }
+  "deadlineS": 320, "pickupS": 280 }
 JSON
 cat >"$T/handover.json" <<JSON
 { "name": "tbc-handover", "type": "EXPERIMENT_TYPE_HANDOVER",
@@ -95,7 +95,7 @@ cat >"$T/handover.json" <<JSON
                             { "atMs": 4000, "isp": "uninett", "action": "up" } ] },
   "targets": { "pairs": [ { "clientAgentId": "$B", "serverAgentId": "$C" } ],
                "localIsps": [ "uninett", "ice" ], "remoteIsps": [ "uninett" ], "families": [ $V4 ] },
-  "deadlineS": 240, "pickupS": 200 }
+  "deadlineS": 320, "pickupS": 280 }
 JSON
 
 EXPS=""
@@ -106,7 +106,7 @@ for n in probe echo bulk mp handover bundled bundleddown bundledfb; do
 	EXPS="$EXPS $e"
 	tbc_log "created $n: $e ($(sed -n 's/.* with \([0-9]*\) runs.*/\1/p' "$T/create-$n.out") runs)"
 done
-tbc_wait 200 $EXPS
+tbc_wait 300 $EXPS
 tbc_log "every run finished"
 
 for n in probe echo bulk mp handover bundled bundleddown bundledfb; do
