@@ -964,6 +964,50 @@ static void wnd_watch_hook(void *ctx, const uint8_t *pkt, size_t len, int out, i
 }
 
 /*
+ * Send total bytes from c to s and close c; the application at s reads 3000
+ * bytes every 5 ms, so the window keeps closing. All must arrive, intact,
+ * then the end of the stream.
+ */
+static void move_slow_reader(struct jworld *w, struct mps_conn *c, struct mps_conn *s,
+			     uint64_t total)
+{
+	uint8_t buf[16384];
+	uint64_t sent = 0, rcvd = 0, next_read = 0;
+	bool bad = false, eof = false;
+	ssize_t n;
+	size_t i, want;
+	long steps;
+
+	for (steps = 0; steps < STEPS && !eof; steps++) {
+		while (sent < total) {
+			want = total - sent < sizeof(buf) ? total - sent : sizeof(buf);
+			for (i = 0; i < want; i++)
+				buf[i] = stream_byte(sent + i);
+			n = mps_send(c, buf, want);
+			if (n <= 0)
+				break;
+			sent += (uint64_t)n;
+			if (sent == total)
+				CU_ASSERT_EQUAL(mps_shutdown(c), 0);
+		}
+		if (w->now >= next_read) {
+			next_read = w->now + 5000;
+			n = mps_recv(s, buf, 3000);
+			for (i = 0; n > 0 && i < (size_t)n; i++)
+				bad |= buf[i] != stream_byte(rcvd + i);
+			if (n > 0)
+				rcvd += (uint64_t)n;
+			eof = n == 0;
+		}
+		if (!jstep(w) && w->now < next_read)
+			w->now = next_read;
+	}
+	CU_ASSERT_TRUE(eof);
+	CU_ASSERT_FALSE(bad);
+	CU_ASSERT_EQUAL(rcvd, total);
+}
+
+/*
  * The kernel pattern behind lowrtt's stalled closes: a receiver that reads
  * slowly shrinks its window, and a subflow's last window added to a newer
  * DATA_ACK from the other subflow reaches past the edge the receiver
@@ -978,14 +1022,8 @@ static void test_conn_window_two_subflows(void)
 	struct mps_config ccfg = { .seed = 27, .nlocal_addrs = 1 },
 			  scfg = { .seed = 28, .rcvbuf = 32768 };
 	struct wnd_watch ww = { 0 };
-	uint8_t buf[16384];
-	uint64_t sent = 0, rcvd = 0, next_read = 0, total = 1 << 20;
 	struct mps_conn *c, *s;
 	struct jworld w;
-	bool bad = false, eof = false;
-	ssize_t n;
-	size_t i, want;
-	long steps;
 
 	scfg.trace = wnd_watch_hook;
 	scfg.trace_ctx = &ww;
@@ -994,34 +1032,7 @@ static void test_conn_window_two_subflows(void)
 	two_subflows(&w, &c, &s);
 	/* Losses on path 1 keep its congestion window small, so the join takes its share. */
 	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p1, &lossy), 0);
-	for (steps = 0; steps < STEPS && !eof; steps++) {
-		while (sent < total) {
-			want = total - sent < sizeof(buf) ? total - sent : sizeof(buf);
-			for (i = 0; i < want; i++)
-				buf[i] = stream_byte(sent + i);
-			n = mps_send(c, buf, want);
-			if (n <= 0)
-				break;
-			sent += (uint64_t)n;
-			if (sent == total)
-				CU_ASSERT_EQUAL(mps_shutdown(c), 0);
-		}
-		/* The application reads 3000 bytes every 5 ms: the window keeps closing. */
-		if (w.now >= next_read) {
-			next_read = w.now + 5000;
-			n = mps_recv(s, buf, 3000);
-			for (i = 0; n > 0 && i < (size_t)n; i++)
-				bad |= buf[i] != stream_byte(rcvd + i);
-			if (n > 0)
-				rcvd += (uint64_t)n;
-			eof = n == 0;
-		}
-		if (!jstep(&w) && w.now < next_read)
-			w.now = next_read;
-	}
-	CU_ASSERT_TRUE(eof);
-	CU_ASSERT_FALSE(bad);
-	CU_ASSERT_EQUAL(rcvd, total);
+	move_slow_reader(&w, c, s, 1 << 20);
 	CU_ASSERT(ww.data_segs > 500);
 	CU_ASSERT_EQUAL(ww.beyond, 0);
 	/* Both subflows carried data (lowrtt is the default). */
@@ -1987,15 +1998,10 @@ static uint64_t slow_reader_run(bool csum)
 						       .mtu = 1500 };
 	struct mps_config ccfg = { .seed = 53, .nlocal_addrs = 1, .checksum = csum },
 			  scfg = { .seed = 54, .rcvbuf = 32768 };
-	uint8_t buf[16384];
-	uint64_t sent = 0, rcvd = 0, next_read = 0, total = 1 << 20, start, took;
+	uint64_t start, took;
 	struct mps_conn *c, *s;
 	struct mps_conn_info ci;
 	struct jworld w;
-	bool bad = false, eof = false;
-	ssize_t n;
-	size_t i, want;
-	long steps;
 
 	addr_at(&ccfg.local_addrs[0], 2, 1, 0);
 	jworld_init(&w, &ccfg, &scfg);
@@ -2004,33 +2010,7 @@ static uint64_t slow_reader_run(bool csum)
 	CU_ASSERT_EQUAL(ci.checksum, csum);
 	CU_ASSERT_EQUAL(mps_sim_set_path(w.sim, w.p1, &lossy), 0);
 	start = w.now;
-	for (steps = 0; steps < STEPS && !eof; steps++) {
-		while (sent < total) {
-			want = total - sent < sizeof(buf) ? total - sent : sizeof(buf);
-			for (i = 0; i < want; i++)
-				buf[i] = stream_byte(sent + i);
-			n = mps_send(c, buf, want);
-			if (n <= 0)
-				break;
-			sent += (uint64_t)n;
-			if (sent == total)
-				CU_ASSERT_EQUAL(mps_shutdown(c), 0);
-		}
-		if (w.now >= next_read) {
-			next_read = w.now + 5000;
-			n = mps_recv(s, buf, 3000);
-			for (i = 0; n > 0 && i < (size_t)n; i++)
-				bad |= buf[i] != stream_byte(rcvd + i);
-			if (n > 0)
-				rcvd += (uint64_t)n;
-			eof = n == 0;
-		}
-		if (!jstep(&w) && w.now < next_read)
-			w.now = next_read;
-	}
-	CU_ASSERT_TRUE(eof);
-	CU_ASSERT_FALSE(bad);
-	CU_ASSERT_EQUAL(rcvd, total);
+	move_slow_reader(&w, c, s, 1 << 20);
 	CU_ASSERT(sf_sent(c, 0) > 50000);
 	CU_ASSERT(sf_sent(c, 1) > 50000);
 	CU_ASSERT_EQUAL(mps_stack_counter(w.st[1], MPS_CNT_IN_DSS_CSUM), 0);
