@@ -73,10 +73,12 @@ int ctl_sched_take_commands(struct ctl_sched *s, const char *agent_id, int64_t n
 int ctl_sched_has_commands(struct ctl_sched *s, const char *agent_id);
 
 /* A poll's report: runs the agent lists become RUNNING; runs dispatched to
- * it more than a grace period ago that it no longer lists and has sent no
- * result for become FAILED ("agent lost the run"); runs it lists that ended
- * here (cancelled, failed, missed) get a CancelCommand. A run failed at its
- * deadline also gets one at that tick. */
+ * it more than a grace period ago that it does not list and has sent no
+ * result for go back to PENDING if it never listed them (the command may
+ * not have arrived; they are dispatched again) and become FAILED ("agent
+ * lost the run") if it did; runs it lists that ended here (cancelled,
+ * failed, missed) get a CancelCommand. A run failed at its deadline also
+ * gets one at that tick. */
 int ctl_sched_agent_report(struct ctl_sched *s, const char *agent_id,
 			   const Fjord__V1__PollRequest *poll, int64_t now_ms);
 

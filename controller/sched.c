@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fj_log.h"
 #include "sched_priv.h"
 
 #define RS(x)  FJORD__V1__RUN_STATE__RUN_STATE_##x
@@ -905,6 +906,30 @@ int ctl_sched_agent_report(struct ctl_sched *s, const char *agent_id,
 		}
 		if (now_ms - r->dispatched_ms <= SCHED_LOST_GRACE_MS)
 			continue;
+		/*
+		 * Never listed: the command itself may not have arrived (the
+		 * controller died before its answer left, or the answer was
+		 * cut off). The run goes back to PENDING and is dispatched
+		 * again while its pickup window lasts (else it is missed). An
+		 * agent that did get it ignores the repeat while it holds the
+		 * run or its result, and a stored result ends the run first.
+		 */
+		if (!r->running) {
+			e = ctl_store_run_transition(s->st, r->id, BIT(DISPATCHED), RS(PENDING),
+						     NULL, now_ms);
+			if (!e)
+				fj_info("run %s: agent %s never reported it; dispatching it again",
+					r->id, agent_id);
+			if (!e || e == -ENOENT) {
+				forget_run(s, r);
+				continue;
+			}
+			if (e != -ESTALE) {
+				err = e;
+				continue;
+			}
+			/* Running in the store (listed before a restart): lost, as below. */
+		}
 		e = ctl_store_run_transition(s->st, r->id, BIT(DISPATCHED) | BIT(RUNNING),
 					     RS(FAILED), "agent lost the run", now_ms);
 		if (!e || e == -ESTALE || e == -ENOENT)

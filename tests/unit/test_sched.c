@@ -846,7 +846,7 @@ static void test_missed_and_deadline(void)
 {
 	Fjord__V1__PollRequest poll = FJORD__V1__POLL_REQUEST__INIT;
 	struct world w;
-	char id[64], *why;
+	char id[64], *why, *running[1];
 
 	world_open(&w);
 	/* m: never picked up (pickup 10 s). dl: deadline 20 s. */
@@ -891,10 +891,29 @@ static void test_missed_and_deadline(void)
 	finish(&w, "dl.0", w.id[2]);
 	CU_ASSERT_EQUAL(run_state(&w, "dl.0"), RS(FAILED));
 
-	/* Lost: dispatched, then the agent stops listing it past the grace. */
+	/*
+	 * Never listed past the grace: the command may not have arrived (the
+	 * controller died before its answer left). Back to PENDING, dispatched
+	 * again at the next tick.
+	 */
 	CU_ASSERT_EQUAL(ctl_sched_agent_report(w.s, w.id[0], &poll, T0 + 40000), 0);
 	CU_ASSERT_EQUAL(run_state(&w, "hog.0"), RS(DISPATCHED));
 	CU_ASSERT_EQUAL(ctl_sched_agent_report(w.s, w.id[0], &poll, T0 + 30002 + 30001), 0);
+	CU_ASSERT_EQUAL(run_state(&w, "hog.0"), RS(PENDING));
+	CU_ASSERT(ctl_sched_tick(w.s, T0 + 60004) > 0);
+	CU_ASSERT_EQUAL(take(&w, 0, T0 + 60005, id, 0), 1);
+	CU_ASSERT_STRING_EQUAL(id, "hog.0");
+	CU_ASSERT_EQUAL(run_state(&w, "hog.0"), RS(DISPATCHED));
+	/* Lost: listed (running), then no longer listed past the grace. */
+	running[0] = id;
+	poll.running_run_ids = running;
+	poll.n_running_run_ids = 1;
+	CU_ASSERT_EQUAL(ctl_sched_agent_report(w.s, w.id[0], &poll, T0 + 61000), 0);
+	CU_ASSERT_EQUAL(run_state(&w, "hog.0"), RS(RUNNING));
+	poll.n_running_run_ids = 0;
+	CU_ASSERT_EQUAL(ctl_sched_agent_report(w.s, w.id[0], &poll, T0 + 80000), 0);
+	CU_ASSERT_EQUAL(run_state(&w, "hog.0"), RS(RUNNING));
+	CU_ASSERT_EQUAL(ctl_sched_agent_report(w.s, w.id[0], &poll, T0 + 60005 + 30001), 0);
 	CU_ASSERT_EQUAL(run_state(&w, "hog.0"), RS(FAILED));
 	why = run_reason(&w, "hog.0");
 	CU_ASSERT_STRING_EQUAL(why, "agent lost the run");
