@@ -35,6 +35,7 @@ struct up_item {
 	char sha[65];
 	unsigned int sha_failures;
 	unsigned int restarts; /* answers that claimed the whole file without storing it */
+	int finishing;	       /* the last byte was sent again to make the controller store it */
 };
 
 struct agent_upload {
@@ -601,10 +602,22 @@ static void after_trace_answer(struct agent_upload *u, const struct agent_http_r
 	if (u->cur.offset >= u->cur.it.size) {
 		/*
 		 * The controller says it holds every byte yet has not stored the
-		 * trace. Starting again at byte 0 at once could spin forever
-		 * against such a controller, so go through the backoff, and after
-		 * a few rounds leave the trace in the spool, skipped until restart.
+		 * trace: it stopped (was killed) between the last byte and
+		 * storing it. A PUT of the last byte makes it store what it
+		 * holds; it cannot be described as an empty range. If even that
+		 * leaves the trace unstored, starting again at byte 0 at once
+		 * could spin forever against such a controller, so go through
+		 * the backoff, and after a few rounds leave the trace in the
+		 * spool, skipped until restart.
 		 */
+		if (!u->cur.finishing) {
+			u->cur.finishing = 1;
+			u->cur.offset = u->cur.it.size - 1;
+			if (send_chunk(u) < 0)
+				retry_later(u, "cannot send a chunk");
+			return;
+		}
+		u->cur.finishing = 0;
 		u->cur.offset = 0;
 		if (++u->cur.restarts > UPLOAD_MAX_RESTARTS) {
 			reject(u, "controller holds the whole trace but does not store it");

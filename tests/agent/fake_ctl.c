@@ -47,6 +47,7 @@ struct fake_ctl {
 	unsigned int fail_next, put_budget, hold_ms;
 	int put_budget_on, refuse_results, stopping, vanish;
 	int stuck_traces; /* hold every byte of a trace but never store it */
+	int lose_store;	  /* the next trace whose last byte arrives is held, not stored: 503 */
 	unsigned int enrolls, polls, puts, heads, put_bytes;
 	/* results:batch: off (404), at most batch_max items (413 above; 0: any) */
 	int batch_off, batch_bad_ack;
@@ -443,6 +444,14 @@ static enum MHD_Result do_put(struct fake_ctl *f, struct MHD_Connection *c, cons
 	}
 	f->puts++;
 	t = find_trace(f, run, name, 1);
+	/* Every byte held but not stored (a stop before storing): a PUT finishes it, as the
+	 * controller's ctl_traces_begin() does. */
+	if (t && !t->complete && t->len && t->len == t->total && total == t->total &&
+	    !f->stuck_traces) {
+		rc = finish_trace(f, c, t, sha);
+		pthread_mutex_unlock(&f->mu);
+		return rc;
+	}
 	if (!t || t->complete || first != t->len) {
 		rc = t && t->complete ? reply(c, 200, "", 0, NULL) : held_reply(c, 409, t);
 		pthread_mutex_unlock(&f->mu);
@@ -458,8 +467,13 @@ static enum MHD_Result do_put(struct fake_ctl *f, struct MHD_Connection *c, cons
 	t->len += b->len;
 	t->total = total;
 	f->put_bytes += (unsigned int)b->len;
-	rc = t->len == total && !f->stuck_traces ? finish_trace(f, c, t, sha)
-						 : held_reply(c, 308, t);
+	if (t->len == total && f->lose_store) {
+		f->lose_store = 0;
+		rc = reply_error(c, 503, "injected stop between the last byte and storing it");
+	} else {
+		rc = t->len == total && !f->stuck_traces ? finish_trace(f, c, t, sha)
+							 : held_reply(c, 308, t);
+	}
 	pthread_mutex_unlock(&f->mu);
 	return rc;
 }
@@ -728,6 +742,13 @@ void fake_ctl_stick_traces(struct fake_ctl *f, int on)
 {
 	pthread_mutex_lock(&f->mu);
 	f->stuck_traces = on;
+	pthread_mutex_unlock(&f->mu);
+}
+
+void fake_ctl_lose_store(struct fake_ctl *f)
+{
+	pthread_mutex_lock(&f->mu);
+	f->lose_store = 1;
 	pthread_mutex_unlock(&f->mu);
 }
 

@@ -45,6 +45,11 @@ void fake_ctl_vanish_after_dispatch(struct fake_ctl *f);
 void fake_ctl_refuse_results(struct fake_ctl *f, int on); /* results: 400 */
 /* Traces: every byte is taken but the upload never completes (308 with the full range). */
 void fake_ctl_stick_traces(struct fake_ctl *f, int on);
+/*
+ * The next trace whose last byte arrives is held but not stored (503), as a
+ * controller killed between the two; a later PUT stores it.
+ */
+void fake_ctl_lose_store(struct fake_ctl *f);
 void fake_ctl_set_hold_ms(struct fake_ctl *f, unsigned int ms);
 /*
  * POST /api/v1/results:batch: off answers 404 (a controller without the

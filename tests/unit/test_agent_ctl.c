@@ -385,6 +385,34 @@ static void test_trace_stuck_bounded(void)
 	fake_ctl_stop(cur_fake);
 }
 
+/*
+ * The controller stopped between taking a trace's last byte and storing it:
+ * afterwards it holds every byte (308 with the whole range) but has no
+ * trace. The agent sends the last byte again, which makes it store what it
+ * holds: the trace is stored once, whole, and leaves the spool.
+ */
+static void test_trace_held_not_stored(void)
+{
+	struct harness h;
+	static uint8_t got[TRACE_LEN + 10], want[TRACE_LEN];
+
+	CU_ASSERT_EQUAL_FATAL(fake_ctl_start(0, "sesame", NULL, &cur_fake), 0);
+	fake_ctl_lose_store(cur_fake);
+	fake_ctl_queue_echo(cur_fake, "r-held", 5, 100, 0);
+	h_start(&h, fake_ctl_port(cur_fake), NULL, child_with_trace);
+	want_run = "r-held";
+	CU_ASSERT(pump_until(&h, have_result, NULL, 10000));
+	CU_ASSERT(pump_until(&h, spool_empty, &h, 10000));
+	trace_bytes(want);
+	CU_ASSERT_EQUAL(fake_ctl_trace(cur_fake, "r-held", "big.bin", got, sizeof(got)), TRACE_LEN);
+	CU_ASSERT_EQUAL(memcmp(got, want, TRACE_LEN), 0);
+	/* Every byte appended once; the last byte sent again is not appended. */
+	CU_ASSERT_EQUAL(fake_ctl_count(cur_fake, "put_bytes"), TRACE_LEN);
+	CU_ASSERT_EQUAL(agent_upload_rejected(h.up), 0);
+	h_stop(&h);
+	fake_ctl_stop(cur_fake);
+}
+
 static int polled_again(void *arg)
 {
 	return agent_ctl_polls(((struct harness *)arg)->ctl) >= 4;
@@ -678,6 +706,7 @@ static const struct fj_test tests[] = {
 	{ "trace_resume", test_trace_resume },
 	{ "result_refused_kept", test_result_refused_kept },
 	{ "trace_stuck_bounded", test_trace_stuck_bounded },
+	{ "trace_held_not_stored", test_trace_held_not_stored },
 	{ "cancel_by_poll", test_cancel_by_poll },
 	{ "batch_upload", test_batch_upload },
 	{ "batch_no_route", test_batch_no_route },

@@ -938,15 +938,14 @@ static void test_trace_refused(void)
 	api_resp_free(&r);
 }
 
-/* The state a crash leaves between an upload's last byte and its end: every byte held, nothing
- * stored. HEAD says all is held; the client's next PUT finishes it without resending. */
-static void test_trace_cut_off(void)
+/* The state a crash leaves between an upload's last byte and its end: every byte of t_file
+ * held as the partial upload of trace name, nothing stored. */
+static void leave_cut_off(const char *name)
 {
 	char key_in[256], key[65], p[512];
-	struct api_resp r;
 	FILE *f;
 
-	snprintf(key_in, sizeof(key_in), "%s\n%s", t_run, "cut.pcap");
+	snprintf(key_in, sizeof(key_in), "%s\n%s", t_run, name);
 	ctl_auth_sha256_hex(key_in, strlen(key_in), key);
 	snprintf(p, sizeof(p), "%s/partial/%s", api_dir, key);
 	f = fopen(p, "w");
@@ -958,6 +957,16 @@ static void test_trace_cut_off(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
 	fprintf(f, "%zu %s\n", sizeof(t_file), t_sha);
 	fclose(f);
+}
+
+/* After such a crash HEAD says all is held; the client's next PUT finishes it without
+ * resending, whether it sends everything again or only the last byte (as the agent does). */
+static void test_trace_cut_off(void)
+{
+	char p[512];
+	struct api_resp r;
+
+	leave_cut_off("cut.pcap");
 	snprintf(p, sizeof(p), "/api/v1/runs/%s/traces/cut.pcap", t_run);
 	CU_ASSERT_EQUAL(api_call("HEAD", p, d_ctok, NULL, NULL, 0, NULL, &r), 0);
 	CU_ASSERT_EQUAL(r.status, 308);
@@ -966,6 +975,16 @@ static void test_trace_cut_off(void)
 	CU_ASSERT_EQUAL(put_range(d_ctok, "cut.pcap", 0, 9999, 10000, t_sha, t_file, &r), 201);
 	CU_ASSERT_STRING_EQUAL(api_str(&r, "sha256"), t_sha);
 	api_resp_free(&r);
+	CU_ASSERT_EQUAL(api_call("GET", p, d_viewer, NULL, NULL, 0, NULL, &r), 0);
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT(r.len == sizeof(t_file) && memcmp(r.body, t_file, r.len) == 0);
+	api_resp_free(&r);
+	leave_cut_off("cut2.pcap");
+	CU_ASSERT_EQUAL(put_range(d_ctok, "cut2.pcap", 9999, 9999, 10000, t_sha, t_file + 9999, &r),
+			201);
+	CU_ASSERT_STRING_EQUAL(api_str(&r, "size"), "10000");
+	api_resp_free(&r);
+	snprintf(p, sizeof(p), "/api/v1/runs/%s/traces/cut2.pcap", t_run);
 	CU_ASSERT_EQUAL(api_call("GET", p, d_viewer, NULL, NULL, 0, NULL, &r), 0);
 	CU_ASSERT_EQUAL(r.status, 200);
 	CU_ASSERT(r.len == sizeof(t_file) && memcmp(r.body, t_file, r.len) == 0);
